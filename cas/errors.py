@@ -1,0 +1,104 @@
+"""Every error this project raises derives from one base, :class:`CasError`.
+
+::
+
+    CasError                        base: catch this to catch everything we raise
+    ├── NotFoundError               (also a LookupError)
+    │   ├── ObjectNotFoundError     an object id that no store holds
+    │   ├── RefNotFoundError        a ref name that is not set
+    │   └── KeyNotFoundError        a storage key that does not exist
+    ├── CorruptObjectError          stored bytes do not hash to their id
+    ├── InvalidObjectError          bytes that are not a well-formed object
+    ├── InvalidNameError            a ref, entry or artifact name we refuse
+    ├── PreconditionFailedError     a conditional storage write lost its race
+    │   └── RefConflictError        a compare-and-swap saw another value
+    └── UsageError                  a call that cannot be honoured as asked
+
+The upper layers (``artifacts``, ``remotes``) subclass these rather than
+starting hierarchies of their own.
+"""
+
+from __future__ import annotations
+
+
+class CasError(Exception):
+    """Base of every error raised by this project."""
+
+
+class NotFoundError(CasError, LookupError):
+    """Something asked for by name or id does not exist."""
+
+
+class ObjectNotFoundError(NotFoundError):
+    def __init__(self, object_id: bytes, where: str = "") -> None:
+        self.object_id = object_id
+        self.where = where
+        suffix = f" in {where}" if where else ""
+        super().__init__(f"object {object_id.hex()} not found{suffix}")
+
+
+class RefNotFoundError(NotFoundError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"ref {name!r} is not set")
+
+
+class KeyNotFoundError(NotFoundError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"no such key: {key}")
+
+
+class CorruptObjectError(CasError):
+    """Stored bytes whose blake3 hash is not the id they are stored under."""
+
+    def __init__(self, object_id: bytes, actual: bytes | None = None, detail: str = "") -> None:
+        self.object_id = object_id
+        self.actual = actual
+        msg = f"object {object_id.hex()} is corrupt"
+        if actual is not None:
+            msg += f": its bytes hash to {actual.hex()}"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+
+
+class InvalidObjectError(CasError):
+    """Bytes that do not decode as the object kind that was expected."""
+
+
+class InvalidNameError(CasError, ValueError):
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"invalid name {name!r}: {reason}")
+
+
+class PreconditionFailedError(CasError):
+    """A create-only or if-match write found the key in another state."""
+
+    def __init__(self, key: str, detail: str = "") -> None:
+        self.key = key
+        super().__init__(f"precondition failed for {key}" + (f": {detail}" if detail else ""))
+
+
+class RefConflictError(PreconditionFailedError):
+    """``set_if_equals`` found a value other than the expected one."""
+
+    def __init__(self, name: str, expected: bytes | None, actual: bytes | None) -> None:
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        CasError.__init__(
+            self,
+            f"ref {name!r} changed underneath us: expected {_show(expected)}, found {_show(actual)}",
+        )
+        self.key = name
+
+
+class UsageError(CasError):
+    """A request that is well-formed but cannot be done as asked."""
+
+
+def _show(value: bytes | None) -> str:
+    return "absent" if value is None else value.hex()[:16]

@@ -1,0 +1,275 @@
+"""The three object kinds, their canonical bytes and their ids.
+
+Every object is stored as a msgpack *header* followed by a *payload*::
+
+    header  = msgpack([FORMAT_VERSION, kind, len(payload)])
+    object  = header + payload
+    id      = blake3(object)            # 32 bytes
+
+For a blob the payload is the file's raw bytes, so a blob can be hashed and
+written while it streams. For a tree or commit the payload is canonical
+msgpack (maps with sorted keys, binary ids, the shortest integer forms).
+The kind is part of the hashed bytes, so ids never collide across kinds, and
+it is checked whenever an object is read back as a particular kind.
+See docs/format.md for the bytes, with worked examples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import blake3
+import msgpack
+
+from .errors import InvalidNameError, InvalidObjectError
+
+FORMAT_VERSION = 1
+ID_SIZE = 32
+ObjectId = bytes  # always the raw 32-byte digest; hex only in paths and output
+Kind = Literal["blob", "tree", "commit"]
+KINDS: tuple[str, ...] = ("blob", "tree", "commit")
+# A tree entry points to a blob, a subtree, or a blob that describes an
+# external object (an artifact's reference: its URI, ETag and size).
+ENTRY_KINDS: tuple[str, ...] = ("blob", "tree", "ref")
+MAX_HEADER = 32  # the longest header is 1 + 1 + 7 + 9 = 18 bytes
+MAX_NAME_BYTES = 255
+
+
+def object_id(data: bytes) -> ObjectId:
+    return blake3.blake3(data).digest()
+
+
+def encode_header(kind: str, length: int) -> bytes:
+    return msgpack.packb([FORMAT_VERSION, kind, length])
+
+
+def decode_header(data: bytes) -> tuple[str, int, int]:
+    """Return (kind, payload length, header length) from an object's first bytes."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_HEADER, max_array_len=3)
+    unpacker.feed(data[:MAX_HEADER])
+    try:
+        header = unpacker.unpack()
+    except Exception as exc:
+        raise InvalidObjectError(f"unreadable object header: {exc}") from None
+    if (
+        not isinstance(header, list)
+        or len(header) != 3
+        or header[0] != FORMAT_VERSION
+        or header[1] not in KINDS
+        or not isinstance(header[2], int)
+        or isinstance(header[2], bool)
+        or header[2] < 0
+    ):
+        raise InvalidObjectError(f"not an object header: {header!r:.80}")
+    return header[1], header[2], unpacker.tell()
+
+
+def split(data: bytes) -> tuple[str, bytes]:
+    """Split whole object bytes into (kind, payload), checking the length."""
+    kind, length, offset = decode_header(data)
+    if len(data) - offset != length:
+        raise InvalidObjectError(
+            f"{kind} header says {length} payload bytes, found {len(data) - offset}"
+        )
+    return kind, data[offset:]
+
+
+def canonical_packb(value: Any) -> bytes:
+    return msgpack.packb(_canonical(value), use_bin_type=True)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise InvalidObjectError("map keys must be strings")
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidObjectError("metadata floats must be finite")
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    raise InvalidObjectError(f"cannot store a {type(value).__name__} in an object")
+
+
+def _unpack_payload(payload: bytes, what: str) -> Any:
+    try:
+        # unpackb caps every length at the buffer's size, and msgpack's C
+        # decoder refuses nesting deeper than its fixed stack: hostile input
+        # fails fast instead of exhausting memory.
+        value = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise InvalidObjectError(f"{what} payload is not msgpack: {exc}") from None
+    if canonical_packb(value) != payload:
+        raise InvalidObjectError(f"{what} payload is not in canonical form")
+    return value
+
+
+def validate_entry_name(name: str) -> str:
+    """Refuse names that could escape a directory or collide when checked out."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(str(name), "entry names must be non-empty strings")
+    if name in (".", ".."):
+        raise InvalidNameError(name, "'.' and '..' are not entry names")
+    for bad, why in (("/", "a slash"), ("\\", "a backslash"), ("\0", "a NUL byte")):
+        if bad in name:
+            raise InvalidNameError(name, f"entry names may not contain {why}")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise InvalidNameError(name, f"longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+def _check_id(value: Any, what: str) -> ObjectId:
+    if not isinstance(value, bytes) or len(value) != ID_SIZE:
+        raise InvalidObjectError(f"{what} is not a {ID_SIZE}-byte id")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """File contents. Large files never become a Blob: they stream (see store)."""
+
+    data: bytes
+
+    def to_bytes(self) -> bytes:
+        return encode_header("blob", len(self.data)) + self.data
+
+    @property
+    def id(self) -> ObjectId:
+        return object_id(self.to_bytes())
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Blob:
+        return cls(payload)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    name: str
+    kind: str  # one of ENTRY_KINDS
+    id: ObjectId
+    size: int  # bytes of the file, or of everything below a subtree
+    executable: bool = False
+
+    def __post_init__(self) -> None:
+        validate_entry_name(self.name)
+        if self.kind not in ENTRY_KINDS:
+            raise InvalidObjectError(f"entry {self.name!r} has unknown kind {self.kind!r}")
+        _check_id(self.id, f"entry {self.name!r}")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise InvalidObjectError(f"entry {self.name!r} has an invalid size")
+        if not isinstance(self.executable, bool):
+            raise InvalidObjectError(f"entry {self.name!r} has an invalid executable bit")
+
+    def to_list(self) -> list[Any]:
+        return [self.name, self.kind, self.id, self.size, self.executable]
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """A directory: entries sorted by name (by their UTF-8 bytes), names unique."""
+
+    entries: tuple[TreeEntry, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [e.name.encode() for e in self.entries]
+        if any(a >= b for a, b in zip(names, names[1:])):
+            ordered = tuple(sorted(self.entries, key=lambda e: e.name.encode()))
+            keys = [e.name for e in ordered]
+            for a, b in zip(keys, keys[1:]):
+                if a == b:
+                    raise InvalidObjectError(f"tree has two entries named {a!r}")
+            object.__setattr__(self, "entries", ordered)
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def payload(self) -> bytes:
+        return msgpack.packb([e.to_list() for e in self.entries], use_bin_type=True)
+
+    def to_bytes(self) -> bytes:
+        payload = self.payload()
+        return encode_header("tree", len(payload)) + payload
+
+    @property
+    def id(self) -> ObjectId:
+        return object_id(self.to_bytes())
+
+    def get(self, name: str) -> TreeEntry | None:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        return None
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Tree:
+        raw = _unpack_payload(payload, "tree")
+        if not isinstance(raw, list):
+            raise InvalidObjectError("tree payload is not a list")
+        entries = []
+        for item in raw:
+            if not isinstance(item, list) or len(item) != 5:
+                raise InvalidObjectError("tree entry is not a 5-element list")
+            try:
+                entries.append(TreeEntry(*item))
+            except InvalidNameError as exc:
+                raise InvalidObjectError(f"tree holds a forbidden entry name: {exc}") from None
+        names = [e.name.encode() for e in entries]
+        if any(a >= b for a, b in zip(names, names[1:])):
+            raise InvalidObjectError("tree entries are not sorted and unique")
+        return cls(tuple(entries))
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A version: the tree it records, its parents, and free-form metadata."""
+
+    tree: ObjectId
+    parents: tuple[ObjectId, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_id(self.tree, "commit tree")
+        for parent in self.parents:
+            _check_id(parent, "commit parent")
+        if not isinstance(self.meta, dict):
+            raise InvalidObjectError("commit metadata must be a map")
+
+    def payload(self) -> bytes:
+        return canonical_packb({"meta": self.meta, "parents": list(self.parents), "tree": self.tree})
+
+    def to_bytes(self) -> bytes:
+        payload = self.payload()
+        return encode_header("commit", len(payload)) + payload
+
+    @property
+    def id(self) -> ObjectId:
+        return object_id(self.to_bytes())
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Commit:
+        raw = _unpack_payload(payload, "commit")
+        if not isinstance(raw, dict) or set(raw) != {"meta", "parents", "tree"}:
+            raise InvalidObjectError("commit payload must be a map of meta, parents, tree")
+        if not isinstance(raw["parents"], list):
+            raise InvalidObjectError("commit parents must be a list")
+        return cls(raw["tree"], tuple(raw["parents"]), raw["meta"])
+
+
+Object = Blob | Tree | Commit
+_CLASSES: dict[str, type[Blob] | type[Tree] | type[Commit]] = {
+    "blob": Blob,
+    "tree": Tree,
+    "commit": Commit,
+}
+
+
+def decode(data: bytes, expect: str | None = None) -> Object:
+    """Decode whole object bytes (already verified against their id)."""
+    kind, payload = split(data)
+    if expect is not None and kind != expect:
+        raise InvalidObjectError(f"expected a {expect}, found a {kind}")
+    return _CLASSES[kind].from_payload(payload)

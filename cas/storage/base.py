@@ -1,0 +1,127 @@
+"""The storage interface: a dumb key/value file store with preconditions.
+
+Keys are ``/``-separated relative paths such as ``objects/ab/cdef…``. A backend
+knows nothing of objects or refs; the layers above give keys their meaning.
+
+Every write names its precondition: ``"overwrite"``, ``"create"`` (fail if the
+key exists) or ``IfMatch(token)`` (fail unless the key still holds the version
+that ``get_versioned`` returned with that token). A failed precondition raises
+:class:`~cas.errors.PreconditionFailedError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Literal, Union
+
+
+@dataclass(frozen=True, slots=True)
+class IfMatch:
+    """Write only if the key still holds the version named by ``token``."""
+
+    token: str
+
+
+Mode = Union[Literal["overwrite", "create"], IfMatch]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can promise; callers branch on data, not on types."""
+
+    atomic_create: bool  # "create" is a real atomic test-and-set
+    conditional_update: bool  # IfMatch is a real atomic compare-and-swap
+    durable: bool  # survives the process (memory does not)
+    local: bool  # keys are files on this machine (mmap, os.link are possible)
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    size: int
+    mtime: float  # seconds since the epoch, as the backend reports it
+
+
+class Storage(abc.ABC):
+    """Abstract key/value storage. Implementations are small private modules."""
+
+    capabilities: Capabilities
+    url: str
+
+    @abc.abstractmethod
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        """Return the bytes of ``key`` (or the half-open range ``[start, end)``).
+
+        Raises :class:`~cas.errors.KeyNotFoundError` if it does not exist.
+        """
+
+    @abc.abstractmethod
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """Return the bytes of ``key`` and a token naming that exact version.
+
+        Content and token are read in one request, so the token can be used
+        with :class:`IfMatch` without a race between reading and checking.
+        """
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
+        """Store ``data`` at ``key`` atomically: readers see all or nothing."""
+
+    @abc.abstractmethod
+    def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
+        """Store the contents of a local file at ``key``, streamed, atomically."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open ``key`` for streaming reads."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> Stat:
+        """Size and modification time of ``key``."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield every key that starts with ``prefix``, in no particular order."""
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except LookupError:
+            return False
+        return True
+
+    def move_in(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
+        """Like :meth:`put_file`, for a temporary file of ours that may be consumed."""
+        try:
+            self.put_file(key, local_path, mode)
+        finally:
+            os.unlink(local_path)
+
+    def tempfile(self) -> str:
+        """A fresh temporary file, on the same filesystem as the store where possible."""
+        fd, path = tempfile.mkstemp(prefix="cas-")
+        os.close(fd)
+        return path
+
+    def local_path(self, key: str) -> str | None:
+        """The file behind ``key`` when the backend is local, else None."""
+        return None
+
+    def close(self) -> None:
+        """Release resources. Stores are usable as context managers."""
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,117 @@
+"""Storage on any fsspec filesystem.
+
+The generic backend can only promise what fsspec promises: ``mode="create"``
+and ``IfMatch`` are checked and then written, which is not atomic. Backends
+for object stores with real conditional writes (S3, GCS) subclass this and
+override :meth:`FsspecStorage._put_bytes` and :meth:`get_versioned`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import blake3
+import fsspec
+
+from ..errors import KeyNotFoundError, PreconditionFailedError
+from .base import Capabilities, IfMatch, Mode, Stat, Storage
+
+
+class FsspecStorage(Storage):
+    capabilities = Capabilities(
+        atomic_create=False, conditional_update=False, durable=True, local=False
+    )
+
+    def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+        if fs is None:
+            # skip_instance_cache: every store owns its filesystem object.
+            fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **storage_options)
+        else:
+            root = fs._strip_protocol(url)
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        try:
+            return self.fs.cat_file(self._path(key), start=start, end=end)
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        data = self.get(key)
+        return data, blake3.blake3(data).hexdigest()
+
+    def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
+        path = self._path(key)
+        if mode == "create":
+            if self.fs.exists(path):
+                raise PreconditionFailedError(key, "already exists")
+        elif isinstance(mode, IfMatch):
+            try:
+                _, token = self.get_versioned(key)
+            except KeyNotFoundError:
+                token = None
+            if token != mode.token:
+                raise PreconditionFailedError(key, "changed since it was read")
+        self._put_bytes(path, data, mode)
+
+    def _put_bytes(self, path: str, data: bytes, mode: Mode) -> None:
+        self.fs.pipe_file(path, data)
+
+    def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
+        if mode != "overwrite" and self.exists(key):
+            raise PreconditionFailedError(key, "already exists")
+        self.fs.put_file(local_path, self._path(key))
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self.fs.open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+
+    def stat(self, key: str) -> Stat:
+        try:
+            info = self.fs.info(self._path(key))
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+        return Stat(size=int(info["size"]), mtime=_mtime(info))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        # List the deepest directory the prefix names, then filter by name.
+        base, _, _ = prefix.rpartition("/")
+        top = self._path(base) if base else self.root
+        try:
+            found = self.fs.find(top)
+        except FileNotFoundError:
+            return
+        strip = len(self.root) + 1
+        for path in found:
+            key = path[strip:]
+            if key.startswith(prefix):
+                yield key
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for field in ("mtime", "LastModified", "updated", "created"):
+        value = info.get(field)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        if isinstance(value, str):
+            from datetime import datetime
+
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return float(value)
+    return 0.0

@@ -1,0 +1,163 @@
+"""Storage in a local directory.
+
+Every write goes to a temporary file under ``<root>/tmp`` and is then put in
+place by ``os.link`` (create-only: a duplicate fails instead of overwriting)
+or ``os.replace`` (overwrite), so a reader never sees half a file. An
+``IfMatch`` write holds an ``flock`` on a per-key lock file while it compares
+and replaces, which makes compare-and-swap atomic across processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+import blake3
+
+from ..errors import InvalidNameError, KeyNotFoundError, PreconditionFailedError
+from .base import Capabilities, IfMatch, Mode, Stat, Storage
+
+_HIDDEN = ("tmp/", "locks/")
+
+
+class LocalStorage(Storage):
+    capabilities = Capabilities(atomic_create=True, conditional_update=True, durable=True, local=True)
+
+    def __init__(self, root: str) -> None:
+        if root.startswith("file://"):
+            root = root[len("file://") :]
+        self.root = os.path.abspath(root)
+        self.url = self.root
+        self.tmp_dir = os.path.join(self.root, "tmp")
+        os.makedirs(self.tmp_dir, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:
+            raise InvalidNameError(key, "not a valid storage key")
+        return os.path.join(self.root, key)
+
+    def local_path(self, key: str) -> str:
+        return self._path(key)
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                if start:
+                    f.seek(start)
+                return f.read() if end is None else f.read(end - (start or 0))
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        data = self.get(key)
+        return data, _token(data)
+
+    def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if mode != "overwrite":
+                    # Conditional writes are refs: make them durable before they count.
+                    f.flush()
+                    os.fsync(f.fileno())
+            self._install(key, tmp, mode)
+        finally:
+            _unlink(tmp)
+
+    def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        os.close(fd)
+        try:
+            shutil.copyfile(local_path, tmp)
+            self._install(key, tmp, mode)
+        finally:
+            _unlink(tmp)
+
+    def move_in(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
+        if os.path.dirname(os.path.abspath(local_path)) != self.tmp_dir:
+            return super().move_in(key, local_path, mode)
+        try:
+            self._install(key, local_path, mode)
+        finally:
+            _unlink(local_path)
+
+    def _install(self, key: str, tmp: str, mode: Mode) -> None:
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if mode == "create":
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise PreconditionFailedError(key, "already exists") from None
+        elif isinstance(mode, IfMatch):
+            with self._locked(key):
+                try:
+                    current = _token(self.get(key))
+                except KeyNotFoundError:
+                    current = None
+                if current != mode.token:
+                    raise PreconditionFailedError(key, "changed since it was read")
+                os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
+
+    @contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        lock_path = os.path.join(self.root, "locks", key.replace("/", "%") + ".lock")
+        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def tempfile(self) -> str:
+        """A fresh temporary file inside the store, ready for :meth:`move_in`."""
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        os.close(fd)
+        return tmp
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+
+    def stat(self, key: str) -> Stat:
+        try:
+            st = os.stat(self._path(key))
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+        return Stat(size=st.st_size, mtime=st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        _unlink(self._path(key))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        base, _, _ = prefix.rpartition("/")
+        top = os.path.join(self.root, base) if base else self.root
+        strip = len(self.root) + 1
+        for dirpath, _dirs, files in os.walk(top):
+            rel = dirpath[strip:]
+            for name in files:
+                key = f"{rel}/{name}" if rel else name
+                if key.startswith(prefix) and not key.startswith(_HIDDEN):
+                    yield key
+
+
+def _token(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

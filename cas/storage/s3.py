@@ -1,0 +1,225 @@
+"""Storage on S3 and S3-compatible servers, with real conditional writes.
+
+``mode="create"`` sends ``If-None-Match: *`` and ``IfMatch(token)`` sends
+``If-Match: <etag>``, so the server decides atomically; nothing is checked
+client-side first. Tokens are ETags as returned by ``get_versioned``.
+
+Large uploads (``put_file`` above :attr:`S3Storage.multipart_threshold`) use a
+multipart upload whose *completion* carries the condition: AWS honours that,
+but moto (5.x) ignores ``If-Match`` on ``CompleteMultipartUpload``.
+
+As with any retried HTTP write, a conditional write whose response was lost
+and which is then retried by the client reports PreconditionFailedError even
+though it landed; callers that retry on conflict re-read and see their value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from fsspec.asyn import sync
+
+from ..errors import KeyNotFoundError, PreconditionFailedError, UsageError
+from .base import Capabilities, IfMatch, Mode, Stat
+from .fsspec import FsspecStorage
+
+T = TypeVar("T")
+
+# Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
+# is AWS's answer when two conditional writes to one key race each other.
+_CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
+class S3Storage(FsspecStorage):
+    """Keys under ``s3://bucket/prefix``.
+
+    ``storage_options`` go to :class:`s3fs.S3FileSystem`: ``endpoint_url`` (or
+    ``client_kwargs={"endpoint_url": ...}``), ``key``, ``secret``, ``anon``...
+    """
+
+    capabilities = Capabilities(
+        atomic_create=True, conditional_update=True, durable=True, local=False
+    )
+    # Files up to this size are sent in one PutObject; larger ones stream as parts.
+    multipart_threshold: int = 64 * 2**20
+    part_size: int = 16 * 2**20  # S3 needs >= 5 MiB for every part but the last
+    part_concurrency: int = 4
+
+    def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+        if fs is None:
+            if not url.startswith(("s3://", "s3a://")):
+                raise UsageError(f"not an s3:// URL: {url!r}")
+            # Other processes write the same keys: a listings cache would serve stale answers.
+            storage_options.setdefault("use_listings_cache", False)
+        super().__init__(url, fs=fs, **storage_options)
+        bucket, _, prefix = self.root.partition("/")
+        if not bucket:
+            raise UsageError(f"no bucket in {url!r}")
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _run(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        return sync(self.fs.loop, func, *args, **kwargs)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        return self._run(self.fs._call_s3, method, Bucket=self.bucket, **kwargs)
+
+    # -- reads --------------------------------------------------------------
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        async def fetch() -> tuple[bytes, str]:
+            # One GetObject: the body and the ETag describe the same version.
+            resp = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=self._key(key))
+            body = resp["Body"]
+            try:
+                data = await body.read()
+            finally:
+                body.close()
+            return data, resp["ETag"]
+
+        try:
+            return self._run(fetch)
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+
+    def stat(self, key: str) -> Stat:
+        # HEAD the object itself; fs.info would call a key prefix a "directory".
+        try:
+            head = self._call("head_object", Key=self._key(key))
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+        return Stat(size=int(head["ContentLength"]), mtime=head["LastModified"].timestamp())
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        # One flat (delimiter-less) listing of everything under the prefix, page by page.
+        strip = len(self.prefix)
+        kwargs: dict[str, Any] = {"Prefix": self._key(prefix)}
+        while True:
+            try:
+                page = self._call("list_objects_v2", **kwargs)
+            except FileNotFoundError:
+                return
+            for entry in page.get("Contents", ()):
+                name: str = entry["Key"]
+                if not name.endswith("/"):  # skip "folder" marker objects
+                    yield name[strip:]
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    # -- writes -------------------------------------------------------------
+
+    def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
+        condition = _condition(mode)
+        try:
+            self._call("put_object", Key=self._key(key), Body=bytes(data), **condition)
+        except Exception as exc:
+            _raise_if_condition_failed(key, mode, exc)
+            raise
+
+    def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
+        condition = _condition(mode)
+        size = os.path.getsize(local_path)
+        try:
+            if size <= self.multipart_threshold:
+                with open(local_path, "rb") as f:
+                    body = f.read()
+                self._call("put_object", Key=self._key(key), Body=body, **condition)
+            else:
+                self._run(self._multipart_upload, self._key(key), local_path, condition)
+        except Exception as exc:
+            _raise_if_condition_failed(key, mode, exc)
+            raise
+
+    async def _multipart_upload(
+        self, s3key: str, local_path: str, condition: dict[str, str]
+    ) -> None:
+        call = self.fs._call_s3
+        mpu = await call("create_multipart_upload", Bucket=self.bucket, Key=s3key)
+        upload_id = mpu["UploadId"]
+
+        async def send(number: int, chunk: bytes) -> dict[str, Any]:
+            out = await call(
+                "upload_part",
+                Bucket=self.bucket,
+                Key=s3key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=chunk,
+            )
+            return {"PartNumber": number, "ETag": out["ETag"]}
+
+        parts: list[dict[str, Any]] = []
+        try:
+            with open(local_path, "rb") as f:
+                # Read a batch of parts at a time so memory stays bounded.
+                while True:
+                    batch = []
+                    for _ in range(self.part_concurrency):
+                        chunk = f.read(self.part_size)
+                        if not chunk:
+                            break
+                        batch.append(send(len(parts) + len(batch) + 1, chunk))
+                    if not batch:
+                        break
+                    parts.extend(await asyncio.gather(*batch))
+            # The condition is checked when the object appears, i.e. on completion.
+            await call(
+                "complete_multipart_upload",
+                Bucket=self.bucket,
+                Key=s3key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                **condition,
+            )
+        except Exception:
+            try:
+                await call(
+                    "abort_multipart_upload", Bucket=self.bucket, Key=s3key, UploadId=upload_id
+                )
+            except Exception:
+                pass  # the original error matters more; lifecycle rules reap leftovers
+            raise
+
+
+def _condition(mode: Mode) -> dict[str, str]:
+    if mode == "overwrite":
+        return {}
+    if mode == "create":
+        return {"IfNoneMatch": "*"}
+    if isinstance(mode, IfMatch):
+        return {"IfMatch": mode.token}
+    raise UsageError(f"unknown write mode {mode!r}")
+
+
+def _raise_if_condition_failed(key: str, mode: Mode, exc: BaseException) -> None:
+    """Raise PreconditionFailedError if ``exc`` says the write's condition did not hold."""
+    code, status = _client_error(exc)
+    # A 409 on a conditional write is a race with another conditional write to the key.
+    if code in _CONDITION_CODES or status == 412 or (mode != "overwrite" and status == 409):
+        raise PreconditionFailedError(key, f"S3 said {code or status}") from exc
+    # S3 answers If-Match on a missing key with 404 NoSuchKey: that version is gone.
+    if isinstance(mode, IfMatch) and code == "NoSuchKey":
+        raise PreconditionFailedError(key, "it no longer exists") from exc
+
+
+def _client_error(exc: BaseException | None) -> tuple[str | None, int | None]:
+    """(error code, HTTP status) of the botocore error somewhere in ``exc``'s chain."""
+    seen = 0
+    while exc is not None and seen < 10:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return code, status
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None, None

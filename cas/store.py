@@ -1,0 +1,422 @@
+"""Where objects live: loose files and packs, verified on every read.
+
+Layout inside a :class:`~cas.storage.base.Storage` (see docs/format.md)::
+
+    objects/<2 hex>/<62 hex>     one loose object: its exact bytes
+    packs/<64 hex>.pack          many small objects, back to back
+    packs/<64 hex>.idx           where each object of that pack starts
+
+Callers never see the layout. They put objects, get them back by id, and ask
+which ids exist. Large blobs are written loose; small objects written through
+a :class:`PackWriter` are appended to one pack, which becomes visible only
+when its index is published, after the pack itself.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+import blake3
+
+from . import objects
+from .errors import (
+    CorruptObjectError,
+    InvalidObjectError,
+    KeyNotFoundError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    UsageError,
+)
+from .objects import Commit, ObjectId, Tree
+from .storage.base import Storage
+
+PACK_MAGIC = b"CASPACK1"
+INDEX_MAGIC = b"CASIDX01"
+_INDEX_ENTRY = struct.Struct(">32sQI")  # id, offset in pack, length
+LOOSE_THRESHOLD = 1 << 20  # blobs at least this big stay loose
+PACK_LIMIT = 256 << 20  # start a new pack past this many bytes
+_CHUNK = 1 << 20
+
+
+def loose_key(object_id: ObjectId) -> str:
+    hex_id = object_id.hex()
+    return f"objects/{hex_id[:2]}/{hex_id[2:]}"
+
+
+def _id_from_loose_key(key: str) -> ObjectId | None:
+    parts = key.split("/")
+    if len(parts) != 3 or len(parts[1]) != 2 or len(parts[2]) != 62:
+        return None
+    try:
+        return bytes.fromhex(parts[1] + parts[2])
+    except ValueError:
+        return None
+
+
+def verify(object_id: ObjectId, data: bytes) -> bytes:
+    actual = objects.object_id(data)
+    if actual != object_id:
+        raise CorruptObjectError(object_id, actual)
+    return data
+
+
+def encode_index(entries: list[tuple[ObjectId, int, int]]) -> bytes:
+    entries = sorted(entries)
+    body = b"".join(_INDEX_ENTRY.pack(*e) for e in entries)
+    return INDEX_MAGIC + struct.pack(">I", len(entries)) + body
+
+
+def decode_index(data: bytes, name: str) -> list[tuple[ObjectId, int, int]]:
+    if data[:8] != INDEX_MAGIC or len(data) < 12:
+        raise InvalidObjectError(f"pack index {name} has a bad header")
+    (count,) = struct.unpack(">I", data[8:12])
+    if len(data) != 12 + count * _INDEX_ENTRY.size:
+        raise InvalidObjectError(f"pack index {name} is truncated")
+    return list(_INDEX_ENTRY.iter_unpack(data[12:]))
+
+
+class ObjectStore:
+    """Content-addressed objects on a storage backend."""
+
+    def __init__(self, storage: Storage, cache_dir: str | None = None) -> None:
+        self.storage = storage
+        self.cache_dir = cache_dir  # where remote pack indexes are kept
+        self._packed: dict[ObjectId, tuple[str, int, int]] = {}
+        self._packs: set[str] = set()
+        self._lock = threading.Lock()
+
+    # ---- reading -------------------------------------------------------
+
+    def get_raw(self, object_id: ObjectId) -> bytes:
+        """The object's exact bytes, verified against its id."""
+        where = self._packed.get(object_id)
+        if where is None:
+            try:
+                return verify(object_id, self.storage.get(loose_key(object_id)))
+            except KeyNotFoundError:
+                self.refresh_packs()
+                where = self._packed.get(object_id)
+                if where is None:
+                    raise ObjectNotFoundError(object_id, self.storage.url) from None
+        pack, offset, length = where
+        data = self.storage.get(f"packs/{pack}.pack", offset, offset + length)
+        return verify(object_id, data)
+
+    def get(self, object_id: ObjectId, expect: str | None = None) -> objects.Object:
+        try:
+            return objects.decode(self.get_raw(object_id), expect)
+        except InvalidObjectError as exc:
+            raise InvalidObjectError(f"object {object_id.hex()}: {exc}") from None
+
+    def get_tree(self, object_id: ObjectId) -> Tree:
+        return self.get(object_id, "tree")  # type: ignore[return-value]
+
+    def get_commit(self, object_id: ObjectId) -> Commit:
+        return self.get(object_id, "commit")  # type: ignore[return-value]
+
+    def read_blob(self, object_id: ObjectId) -> bytes:
+        return self.get(object_id, "blob").data  # type: ignore[union-attr]
+
+    def kind(self, object_id: ObjectId) -> str:
+        return objects.split(self.get_raw(object_id))[0]
+
+    def copy_blob_to(self, object_id: ObjectId, dest: BinaryIO) -> int:
+        """Stream a blob's payload into ``dest``, verifying it; returns its size.
+
+        On a :class:`CorruptObjectError` the caller must discard ``dest``:
+        verification can only finish at the end of the stream.
+        """
+        if object_id in self._packed:
+            data = self.read_blob(object_id)
+            dest.write(data)
+            return len(data)
+        try:
+            src = self.storage.open(loose_key(object_id))
+        except KeyNotFoundError:
+            self.refresh_packs()
+            if object_id in self._packed:
+                return self.copy_blob_to(object_id, dest)
+            raise ObjectNotFoundError(object_id, self.storage.url) from None
+        with src:
+            hasher = blake3.blake3()
+            head = src.read(objects.MAX_HEADER)
+            kind, length, offset = objects.decode_header(head)
+            if kind != "blob":
+                raise InvalidObjectError(f"object {object_id.hex()}: expected a blob, found a {kind}")
+            hasher.update(head)
+            dest.write(head[offset:])
+            written = len(head) - offset
+            while chunk := src.read(_CHUNK):
+                hasher.update(chunk)
+                dest.write(chunk)
+                written += len(chunk)
+        if hasher.digest() != object_id or written != length:
+            raise CorruptObjectError(object_id, hasher.digest())
+        return written
+
+    def has(self, object_id: ObjectId) -> bool:
+        return bool(self.has_many([object_id]))
+
+    def has_many(self, ids: Iterable[ObjectId]) -> set[ObjectId]:
+        """The subset of ``ids`` this store holds."""
+        wanted = set(ids)
+        found = {i for i in wanted if i in self._packed}
+        rest = wanted - found
+        if rest:
+            self.refresh_packs()
+            found |= {i for i in rest if i in self._packed}
+            rest -= found
+        if len(rest) > 64 and not self.storage.capabilities.local:
+            loose = set(self.iter_loose())  # one listing beats many HEAD requests
+            found |= rest & loose
+        else:
+            found |= {i for i in rest if self.storage.exists(loose_key(i))}
+        return found
+
+    def __contains__(self, object_id: ObjectId) -> bool:
+        return self.has(object_id)
+
+    def __iter__(self) -> Iterator[ObjectId]:
+        self.refresh_packs()
+        seen = set(self._packed)
+        yield from seen
+        for object_id in self.iter_loose():
+            if object_id not in seen:
+                yield object_id
+
+    def iter_loose(self) -> Iterator[ObjectId]:
+        for key in self.storage.list("objects/"):
+            object_id = _id_from_loose_key(key)
+            if object_id is not None:
+                yield object_id
+
+    def packs(self) -> set[str]:
+        self.refresh_packs()
+        return set(self._packs)
+
+    def pack_entries(self, pack: str) -> list[tuple[ObjectId, int, int]]:
+        return decode_index(self._read_index(pack), pack)
+
+    def refresh_packs(self) -> None:
+        """Load the indexes of packs published since we last looked."""
+        names = {
+            key[len("packs/") : -len(".idx")]
+            for key in self.storage.list("packs/")
+            if key.endswith(".idx")
+        }
+        with self._lock:
+            new = names - self._packs
+        for name in new:
+            entries = decode_index(self._read_index(name), name)
+            with self._lock:
+                for object_id, offset, length in entries:
+                    self._packed.setdefault(object_id, (name, offset, length))
+                self._packs.add(name)
+
+    def forget_pack(self, name: str) -> None:
+        """Drop a pack from the in-memory index (after gc removed it)."""
+        with self._lock:
+            self._packs.discard(name)
+            self._packed = {i: w for i, w in self._packed.items() if w[0] != name}
+
+    def _read_index(self, name: str) -> bytes:
+        cached = os.path.join(self.cache_dir, f"{name}.idx") if self.cache_dir else None
+        if cached and os.path.exists(cached):
+            with open(cached, "rb") as f:
+                return f.read()
+        data = self.storage.get(f"packs/{name}.idx")
+        if cached:
+            os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
+            tmp = f"{cached}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, cached)  # indexes are immutable: caching is always safe
+        return data
+
+    # ---- writing -------------------------------------------------------
+
+    def put(self, obj: objects.Object) -> ObjectId:
+        return self.put_raw(obj.to_bytes())
+
+    def put_raw(self, data: bytes) -> ObjectId:
+        """Store whole object bytes loose, unless an equal object exists."""
+        objects.split(data)  # never store bytes that are not an object
+        object_id = objects.object_id(data)
+        if object_id in self._packed:
+            return object_id
+        try:
+            self.storage.put(loose_key(object_id), data, mode="create")
+        except PreconditionFailedError:
+            pass  # already there: same id, same bytes
+        return object_id
+
+    def put_blob_file(self, path: str) -> tuple[ObjectId, int]:
+        """Store a file of any size as a loose blob, streamed; (id, size)."""
+        tmp = self.storage.tempfile()
+        try:
+            size = os.path.getsize(path)
+            header = objects.encode_header("blob", size)
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                dst.write(header)
+                copied = _copy_stream(src, dst)
+            if copied != size:
+                raise UsageError(f"{path} changed size while it was being read")
+            # Hash the copy, not the source: what we stored is what we name.
+            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            hasher.update_mmap(tmp)
+            object_id = hasher.digest()
+            if object_id in self._packed or self.storage.exists(loose_key(object_id)):
+                return object_id, size
+            try:
+                self.storage.move_in(loose_key(object_id), tmp, mode="create")
+            except PreconditionFailedError:
+                pass
+            return object_id, size
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def writer(self) -> PackWriter:
+        return PackWriter(self)
+
+    def delete_loose(self, object_id: ObjectId) -> None:
+        self.storage.delete(loose_key(object_id))
+
+
+def _copy_stream(src: BinaryIO, dst: BinaryIO) -> int:
+    """Copy in the kernel where possible; returns bytes copied."""
+    dst.flush()
+    total = 0
+    try:
+        while n := os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30):
+            total += n
+        return total
+    except (OSError, AttributeError):
+        pass
+    while chunk := src.read(_CHUNK):
+        dst.write(chunk)
+        total += len(chunk)
+    return total
+
+
+class PackWriter:
+    """Collects small objects into packs; large blobs go loose at once.
+
+    Objects become readable when the writer closes without error. A writer
+    that fails or is abandoned publishes nothing, so no ref can reach a
+    half-written pack.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._tmp: str | None = None
+        self._file: BinaryIO | None = None
+        self._entries: list[tuple[ObjectId, int, int]] = []
+        self._ids: set[ObjectId] = set()
+        self._hasher: Any = None
+        self._offset = 0
+        self.objects_written = 0
+        self.bytes_written = 0
+        self._closed = False
+
+    def add(self, obj: objects.Object) -> ObjectId:
+        return self.add_raw(obj.to_bytes())
+
+    def add_raw(self, data: bytes) -> ObjectId:
+        if self._closed:
+            raise UsageError("this pack writer is closed")
+        object_id = objects.object_id(data)
+        if object_id in self._ids or object_id in self.store._packed:
+            return object_id
+        if len(data) >= LOOSE_THRESHOLD:
+            return self.store.put_raw(data)
+        if self._file is None:
+            self._start()
+        assert self._file is not None
+        self._file.write(data)
+        self._hasher.update(data)
+        self._entries.append((object_id, self._offset, len(data)))
+        self._ids.add(object_id)
+        self._offset += len(data)
+        self.objects_written += 1
+        self.bytes_written += len(data)
+        if self._offset >= PACK_LIMIT:
+            self.flush()
+        return object_id
+
+    def add_blob(self, data: bytes) -> ObjectId:
+        return self.add_raw(objects.encode_header("blob", len(data)) + data)
+
+    def add_file(self, path: str, size: int | None = None) -> tuple[ObjectId, int]:
+        """Store a file as a blob: packed when small, loose and streamed when big."""
+        if size is None:
+            size = os.path.getsize(path)
+        if size >= LOOSE_THRESHOLD:
+            return self.store.put_blob_file(path)
+        with open(path, "rb") as f:
+            data = f.read(LOOSE_THRESHOLD + 1)
+        if len(data) >= LOOSE_THRESHOLD:  # it grew since the caller looked
+            return self.store.put_blob_file(path)
+        return self.add_blob(data), len(data)
+
+    def _start(self) -> None:
+        self._tmp = self.store.storage.tempfile()
+        self._file = open(self._tmp, "wb")
+        self._file.write(PACK_MAGIC)
+        self._hasher = blake3.blake3()
+        self._hasher.update(PACK_MAGIC)
+        self._offset = len(PACK_MAGIC)
+        self._entries = []
+
+    def flush(self) -> str | None:
+        """Publish what has been added so far: the pack, then its index."""
+        if self._file is None:
+            return None
+        self._file.close()
+        self._file = None
+        name = self._hasher.hexdigest()
+        storage = self.store.storage
+        tmp, self._tmp = self._tmp, None
+        assert tmp is not None
+        try:
+            storage.move_in(f"packs/{name}.pack", tmp, mode="create")
+        except PreconditionFailedError:
+            pass  # an identical pack is already published
+        index = encode_index(self._entries)
+        try:
+            storage.put(f"packs/{name}.idx", index, mode="create")
+        except PreconditionFailedError:
+            pass
+        with self.store._lock:
+            for object_id, offset, length in self._entries:
+                self.store._packed.setdefault(object_id, (name, offset, length))
+            self.store._packs.add(name)
+        self._entries = []
+        return name
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp and os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+        self._tmp = None
+        self._closed = True
+
+    def close(self) -> None:
+        if not self._closed:
+            self.flush()
+            self._closed = True
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()

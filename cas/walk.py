@@ -1,0 +1,53 @@
+"""Walking the object graph: commits reach parents and trees, trees reach entries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from . import objects
+from .objects import ObjectId
+from .store import ObjectStore
+
+
+def reachable(
+    store: ObjectStore,
+    roots: Iterable[ObjectId],
+    skip: Callable[[ObjectId, str], bool] = lambda object_id, kind: False,
+) -> Iterator[tuple[ObjectId, str]]:
+    """Yield (id, kind) of every object reachable from ``roots``, each once.
+
+    ``skip(id, kind)`` returning True prunes the walk below that object (and
+    omits it): a push skips trees the remote already has, because objects are
+    always published before anything that refers to them.
+    Blobs are yielded without being read.
+    """
+    seen: set[ObjectId] = set()
+    stack: list[tuple[ObjectId, str | None]] = [(r, None) for r in roots]
+    while stack:
+        object_id, kind = stack.pop()
+        if object_id in seen:
+            continue
+        seen.add(object_id)
+        if kind == "blob":
+            if not skip(object_id, "blob"):
+                yield object_id, "blob"
+            continue
+        obj = store.get(object_id, kind)
+        kind = obj_kind(obj)
+        if skip(object_id, kind):
+            continue
+        yield object_id, kind
+        if isinstance(obj, objects.Commit):
+            stack.append((obj.tree, "tree"))
+            stack.extend((p, "commit") for p in obj.parents)
+        elif isinstance(obj, objects.Tree):
+            for entry in obj.entries:
+                stack.append((entry.id, "tree" if entry.kind == "tree" else "blob"))
+
+
+def obj_kind(obj: objects.Object) -> str:
+    if isinstance(obj, objects.Commit):
+        return "commit"
+    if isinstance(obj, objects.Tree):
+        return "tree"
+    return "blob"
