@@ -91,7 +91,8 @@ class RefConflictError(PreconditionFailedError):
         self.actual = actual
         CasError.__init__(
             self,
-            f"ref {name!r} changed underneath us: expected {_show(expected)}, found {_show(actual)}",
+            f"ref {name!r} changed underneath us: "
+            f"expected {_show(expected)}, found {_show(actual)}",
         )
         self.key = name
 

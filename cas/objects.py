@@ -175,10 +175,10 @@ class Tree:
 
     def __post_init__(self) -> None:
         names = [e.name.encode() for e in self.entries]
-        if any(a >= b for a, b in zip(names, names[1:])):
+        if any(a >= b for a, b in zip(names, names[1:], strict=False)):
             ordered = tuple(sorted(self.entries, key=lambda e: e.name.encode()))
             keys = [e.name for e in ordered]
-            for a, b in zip(keys, keys[1:]):
+            for a, b in zip(keys, keys[1:], strict=False):
                 if a == b:
                     raise InvalidObjectError(f"tree has two entries named {a!r}")
             object.__setattr__(self, "entries", ordered)
@@ -218,7 +218,7 @@ class Tree:
             except InvalidNameError as exc:
                 raise InvalidObjectError(f"tree holds a forbidden entry name: {exc}") from None
         names = [e.name.encode() for e in entries]
-        if any(a >= b for a, b in zip(names, names[1:])):
+        if any(a >= b for a, b in zip(names, names[1:], strict=False)):
             raise InvalidObjectError("tree entries are not sorted and unique")
         return cls(tuple(entries))
 
@@ -239,7 +239,9 @@ class Commit:
             raise InvalidObjectError("commit metadata must be a map")
 
     def payload(self) -> bytes:
-        return canonical_packb({"meta": self.meta, "parents": list(self.parents), "tree": self.tree})
+        return canonical_packb(
+            {"meta": self.meta, "parents": list(self.parents), "tree": self.tree}
+        )
 
     def to_bytes(self) -> bytes:
         payload = self.payload()

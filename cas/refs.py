@@ -121,4 +121,4 @@ class RefStore:
         else:
             with ThreadPoolExecutor(16) as pool:  # one request a ref: overlap them
                 targets = list(pool.map(self.read, names))
-        return {n: t for n, t in zip(names, targets) if t is not None}
+        return {n: t for n, t in zip(names, targets, strict=False) if t is not None}

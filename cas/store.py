@@ -146,7 +146,9 @@ class ObjectStore:
             head = src.read(objects.MAX_HEADER)
             kind, length, offset = objects.decode_header(head)
             if kind != "blob":
-                raise InvalidObjectError(f"object {object_id.hex()}: expected a blob, found a {kind}")
+                raise InvalidObjectError(
+                    f"object {object_id.hex()}: expected a blob, found a {kind}"
+                )
             hasher.update(head)
             dest.write(head[offset:])
             written = len(head) - offset

@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Literal, Union
+from typing import BinaryIO, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class IfMatch:
     token: str
 
 
-Mode = Union[Literal["overwrite", "create"], IfMatch]
+Mode = Literal["overwrite", "create"] | IfMatch
 
 
 @dataclass(frozen=True, slots=True)

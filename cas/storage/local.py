@@ -26,7 +26,9 @@ _HIDDEN = ("tmp/", "locks/")
 
 
 class LocalStorage(Storage):
-    capabilities = Capabilities(atomic_create=True, conditional_update=True, durable=True, local=True)
+    capabilities = Capabilities(
+        atomic_create=True, conditional_update=True, durable=True, local=True
+    )
 
     def __init__(self, root: str) -> None:
         if root.startswith("file://"):

@@ -13,7 +13,9 @@ from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 
 class MemoryStorage(Storage):
-    capabilities = Capabilities(atomic_create=True, conditional_update=True, durable=False, local=False)
+    capabilities = Capabilities(
+        atomic_create=True, conditional_update=True, durable=False, local=False
+    )
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url

@@ -1,0 +1,380 @@
+"""``Artifact``: a draft you add files to, then a logged version you read from.
+
+An artifact is *open* (a draft) until a run logs it; then it is *logged* and
+read-only, and ``new_draft()`` starts the next change. A draft records edits
+(files to add, paths to remove) against its base version; logging applies
+them to the base tree, so only the touched subtrees are rewritten and
+untouched files are never read, hashed or uploaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any
+
+from cas import ObjectStore
+from cas.errors import UsageError
+from cas.objects import TreeEntry, canonical_packb
+
+from . import trees
+from .errors import ArtifactNotFoundError, ArtifactStateError, DuplicateEntryError
+from .files import (
+    Entry,
+    LocalFile,
+    Reference,
+    blob_id_of_file,
+    reference_descriptor,
+    scan_dir,
+    stage_file,
+    verify_dir,
+    write_files,
+)
+from .names import split_path, validate_artifact_name
+from .registry import Registry, RunRecord, Version
+from .statcache import StatCache
+
+if TYPE_CHECKING:
+    pass
+
+Staged = LocalFile | Reference | trees._Remove
+
+
+class Artifact:
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        **_ignored: Any,  # W&B options with no meaning here (incremental, use_as)
+    ) -> None:
+        self.name = validate_artifact_name(name)
+        if not isinstance(type, str) or not type:
+            raise UsageError("an artifact needs a non-empty type")
+        self.type = type
+        self.description = description
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._edits: dict[trees.Path, Staged] = {}
+        self._base: Version | None = None  # the version a draft was made from
+        self._registry: Registry | None = None
+        self._logged: Version | None = None
+        self._tmpdir: str | None = None
+
+    def __repr__(self) -> str:
+        state = f"{self._logged.name}:v{self._logged.number}" if self._logged else "draft"
+        return f"<Artifact {self.name} ({self.type}) {state}>"
+
+    # ---- building a draft ---------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._logged is not None:
+            raise ArtifactStateError(
+                f"{self.qualified_name} is logged and cannot change; use new_draft() to edit it"
+            )
+
+    def is_draft(self) -> bool:
+        return self._logged is None
+
+    def add_file(
+        self,
+        local_path: str,
+        name: str | None = None,
+        is_tmp: bool = False,
+        skip_cache: bool | None = None,
+        policy: str | None = None,
+        overwrite: bool = False,
+    ) -> Entry:
+        self._check_open()
+        staged = stage_file(local_path)
+        path = split_path(name if name is not None else os.path.basename(local_path))
+        self._stage(path, staged, overwrite)
+        return Entry("/".join(path), "", staged.size, staged.executable)
+
+    def add_dir(
+        self,
+        local_path: str,
+        name: str | None = None,
+        skip_cache: bool | None = None,
+        policy: str | None = None,
+        merge: bool = False,
+    ) -> None:
+        self._check_open()
+        prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
+        for rel, staged in scan_dir(local_path):
+            self._stage(prefix + tuple(rel.split("/")), staged, overwrite=merge)
+
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> list[Entry]:
+        self._check_open()
+        default, descriptor = reference_descriptor(uri, checksum)
+        path = split_path(name if name is not None else default)
+        self._stage(path, Reference(descriptor), overwrite=False)
+        return [Entry("/".join(path), descriptor["digest"], descriptor["size"], ref=uri)]
+
+    @contextmanager
+    def new_file(self, name: str, mode: str = "x", encoding: str | None = None) -> Iterator[IO]:
+        """Write a file straight into the draft: ``with a.new_file("x.txt") as f``."""
+        self._check_open()
+        path = split_path(name)
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="artifact-")
+        local = os.path.join(self._tmpdir, *path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        open_mode = "w" + ("b" if "b" in mode else "")
+        with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
+            yield f
+        self._stage(path, stage_file(local), overwrite=False)
+
+    def remove(self, item: str | Entry) -> None:
+        """Remove a file, or a directory with everything below it."""
+        self._check_open()
+        target = item.path if isinstance(item, Entry) else item
+        path = split_path(target.rstrip("/"))
+        n = len(path)
+        dropped = [p for p in self._edits if p[:n] == path]
+        for p in dropped:
+            del self._edits[p]
+        registry = self._registry
+        in_base = (
+            self._base is not None
+            and registry is not None
+            and trees.lookup(registry.objects, self._base.tree, path) is not None
+        )
+        if in_base:
+            self._edits[path] = trees.REMOVE
+        elif not dropped or all(s is trees.REMOVE for s in map(self._edits.get, dropped)):
+            raise ArtifactNotFoundError(f"cannot remove {target!r}: no such file or directory")
+
+    def _stage(self, path: trees.Path, staged: LocalFile | Reference, overwrite: bool) -> None:
+        old = self._edits.get(path)
+        if isinstance(old, LocalFile) and isinstance(staged, LocalFile) and not overwrite:
+            same_file = old.path == staged.path
+            if not same_file and blob_id_of_file(old.path) != blob_id_of_file(staged.path):
+                raise DuplicateEntryError("/".join(path))
+        elif isinstance(old, Reference) and not overwrite and old != staged:
+            raise DuplicateEntryError("/".join(path))
+        self._edits.pop(path, None)  # re-insert: the newest edit comes last
+        self._edits[path] = staged
+
+    def _build(self, registry: Registry, base_tree: bytes | None) -> tuple[bytes, int]:
+        """Store the staged files and return (root tree id, size) of the result."""
+        store = registry.objects
+        store.refresh_packs()
+        cache = StatCache.for_store(registry.repo)
+        cached = {p: cache.lookup(s) for p, s in self._edits.items() if isinstance(s, LocalFile)}
+        present = store.has_many({i for i in cached.values() if i is not None})
+        with store.writer() as writer:
+            edits: dict[trees.Path, trees.Edit] = {}
+            for path, staged in self._edits.items():
+                if isinstance(staged, LocalFile):
+                    blob_id, size = cached[path], staged.size
+                    if blob_id not in present:
+                        blob_id, size = writer.add_file(staged.path, staged.size)
+                        cache.record(staged, blob_id)
+                    edits[path] = TreeEntry(path[-1], "blob", blob_id, size, staged.executable)
+                elif isinstance(staged, Reference):
+                    desc = staged.descriptor
+                    blob_id = writer.add_blob(canonical_packb(desc))
+                    edits[path] = TreeEntry(path[-1], "ref", blob_id, desc["size"])
+                else:
+                    edits[path] = staged
+            result = trees.apply_edits(store, writer, base_tree, edits)
+        cache.save()
+        return result
+
+    def _cleanup(self) -> None:
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    # ---- after logging -------------------------------------------------
+
+    def _bind(self, registry: Registry, version: Version) -> None:
+        self._registry, self._logged, self._base = registry, version, None
+        self._edits = {}
+        self.name = version.name
+        self.type = version.type
+        self.description = version.commit.meta.get("description")
+        self.metadata = dict(version.commit.meta.get("metadata") or {})
+        self._cleanup()
+
+    @classmethod
+    def _from_version(cls, registry: Registry, version: Version) -> Artifact:
+        artifact = cls(version.name, version.type)
+        artifact._bind(registry, version)
+        return artifact
+
+    def _version(self) -> tuple[Registry, Version]:
+        if self._logged is None or self._registry is None:
+            raise ArtifactStateError(f"artifact {self.name!r} is a draft: log it first")
+        return self._registry, self._logged
+
+    def wait(self, timeout: float | None = None) -> Artifact:
+        return self
+
+    @property
+    def version(self) -> str:
+        return f"v{self._version()[1].number}"
+
+    @property
+    def entity(self) -> str:
+        return self._version()[1].entity
+
+    @property
+    def project(self) -> str:
+        return self._version()[1].project
+
+    @property
+    def qualified_name(self) -> str:
+        if self._logged is None:
+            return self.name
+        v = self._logged
+        return f"{v.entity}/{v.project}/{v.name}:v{v.number}"
+
+    @property
+    def source_name(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def id(self) -> str:
+        return self._version()[1].commit_id.hex()
+
+    @property
+    def digest(self) -> str:
+        return self._version()[1].tree.hex()
+
+    @property
+    def size(self) -> int:
+        return self._version()[1].commit.meta["size"]
+
+    @property
+    def created_at(self) -> int:
+        return self._version()[1].commit.meta["time"]
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._version()[1].commit.meta.get("tags") or [])
+
+    @property
+    def aliases(self) -> list[str]:
+        registry, version = self._version()
+        return registry.aliases(version)
+
+    @property
+    def manifest(self) -> Manifest:
+        registry, version = self._version()
+        return Manifest(registry.objects, version.tree)
+
+    def files(self) -> list[Entry]:
+        return list(self.manifest.entries.values())
+
+    def get_entry(self, name: str) -> Entry:
+        registry, version = self._version()
+        entry = trees.lookup(registry.objects, version.tree, split_path(name))
+        if entry is None or entry.kind == "tree":
+            raise ArtifactNotFoundError(f"{self.qualified_name} has no file {name!r}")
+        return Entry.from_tree_entry(registry.objects, name, entry)
+
+    def _files(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:
+        registry, version = self._version()
+        root = version.tree
+        prefix: trees.Path = ()
+        if path_prefix:
+            parts = path_prefix.rstrip("/").split("/")
+            parent = trees.lookup(registry.objects, root, tuple(parts))
+            if parent is not None and parent.kind == "tree":
+                return list(trees.walk(registry.objects, parent.id, tuple(parts)))
+            return [
+                (p, e)
+                for p, e in trees.walk(registry.objects, root, prefix)
+                if p.startswith(path_prefix)
+            ]
+        return list(trees.walk(registry.objects, root))
+
+    def default_root(self) -> str:
+        return os.path.join(".", "artifacts", f"{self.name}:{self.version}")
+
+    def download(self, root: str | None = None, path_prefix: str | None = None, **_: Any) -> str:
+        registry, _version = self._version()
+        root = root or self.default_root()
+        write_files(registry.objects, root, self._files(path_prefix))
+        return root
+
+    def checkout(self, root: str | None = None) -> str:
+        """Make ``root`` hold exactly this version: download, then delete extra files."""
+        root = self.download(root)
+        keep = {os.path.join(root, *p.split("/")) for p, _ in self._files()}
+        for dirpath, _dirs, names in os.walk(root, topdown=False):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if path not in keep:
+                    os.unlink(path)
+            if dirpath != root and not os.listdir(dirpath):
+                os.rmdir(dirpath)
+        return root
+
+    def verify(self, root: str | None = None) -> None:
+        registry, _ = self._version()
+        verify_dir(registry.objects, root or self.default_root(), self._files())
+
+    def logged_by(self) -> RunRecord | None:
+        registry, version = self._version()
+        run_id = version.commit.meta.get("run")
+        return registry.read_run(version.entity, version.project, run_id) if run_id else None
+
+    def used_by(self) -> list[RunRecord]:
+        registry, version = self._version()
+        wanted = version.commit_id.hex()
+        return [r for r in registry.runs(version.entity, version.project) if wanted in r.used]
+
+    def new_draft(self) -> Artifact:
+        registry, version = self._version()
+        draft = Artifact(version.name, version.type, self.description, dict(self.metadata))
+        draft._registry, draft._base = registry, version
+        return draft
+
+    def save(self, project: str | None = None, settings: Any = None) -> Artifact:
+        """Log this artifact: through the active run, or a short one of its own."""
+        from . import run as run_module
+
+        active = run_module.current_run()
+        if active is not None:
+            return active.log_artifact(self)
+        with run_module.init(project=project, job_type="auto") as run:
+            return run.log_artifact(self)
+
+    def delete(self) -> None:
+        raise UsageError("versions are immutable; remove aliases instead, and let gc reclaim space")
+
+
+class Manifest:
+    """Every file of a version: ``manifest.entries[path]`` is an :class:`Entry`."""
+
+    def __init__(self, store: ObjectStore, tree: bytes) -> None:
+        self._store = store
+        self._tree = tree
+        self._entries: dict[str, Entry] | None = None
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        if self._entries is None:
+            self._entries = {
+                path: Entry.from_tree_entry(self._store, path, entry)
+                for path, entry in trees.walk(self._store, self._tree)
+            }
+        return self._entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)

@@ -1,0 +1,237 @@
+"""Between the user's files and the store: staging, references, download, verify."""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import blake3
+import msgpack
+
+from cas import ObjectStore
+from cas.errors import CasError, UsageError
+from cas.objects import TreeEntry, encode_header
+
+from .names import split_path
+
+
+class LocalFile(NamedTuple):
+    """A file staged for the next version; it is read when the version is logged."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    executable: bool
+
+
+class Reference(NamedTuple):
+    """An object elsewhere, recorded by its URI and digest, never copied."""
+
+    descriptor: dict[str, Any]
+
+
+def stage_file(path: str) -> LocalFile:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise UsageError(f"not a regular file: {path}")
+    return LocalFile(
+        os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & 0o100)
+    )
+
+
+def scan_dir(root: str) -> Iterator[tuple[str, LocalFile]]:
+    """Yield (relative path, staged file) for every file below ``root``.
+
+    Symlink policy: a link to a file inside ``root`` is stored as that file's
+    contents; a link that points outside ``root``, or nowhere, is refused; a
+    link to a directory is not followed (it could loop), with a warning.
+    """
+    if not os.path.isdir(root):
+        raise UsageError(f"no such directory: {root}")
+    real_root = os.path.realpath(root)
+    stack = [(root, "")]
+    while stack:
+        directory, rel = stack.pop()
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            rel_path = f"{rel}{entry.name}"
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if os.path.commonpath([real_root, target]) != real_root:
+                    raise UsageError(
+                        f"symlink {entry.path} points outside {root}; refusing to follow it"
+                    )
+                if os.path.isdir(target):
+                    warnings.warn(f"not following symlinked directory {entry.path}", stacklevel=3)
+                    continue
+                if not os.path.isfile(target):
+                    raise UsageError(f"symlink {entry.path} points to nothing")
+                yield rel_path, stage_file(target)
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, rel_path + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                yield (
+                    rel_path,
+                    LocalFile(
+                        entry.path, st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & 0o100)
+                    ),
+                )
+
+
+def blob_id_of_file(path: str) -> bytes:
+    """The id this file would have as a blob, without storing it."""
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    hasher.update(encode_header("blob", os.path.getsize(path)))
+    if os.path.getsize(path):
+        hasher.update_mmap(path)
+    return hasher.digest()
+
+
+def reference_descriptor(uri: str, checksum: bool = True) -> tuple[str, dict[str, Any]]:
+    """(default entry name, descriptor) for an external object."""
+    import fsspec
+
+    if uri.startswith("file://"):
+        path = uri[len("file://") :]
+        if not os.path.isfile(path):
+            raise UsageError(f"no such file: {path}")
+        digest = blob_id_of_file(path).hex() if checksum else uri
+        return os.path.basename(path), {
+            "uri": uri,
+            "digest": digest,
+            "size": os.path.getsize(path),
+        }
+    if not uri.startswith(("s3://", "gs://", "gcs://", "http://", "https://")):
+        raise UsageError(f"unsupported reference {uri!r}: use file://, s3://, gs:// or http(s)://")
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise UsageError(f"referenced object not found: {uri}") from None
+    except Exception as exc:
+        raise UsageError(f"cannot read reference {uri}: {exc}") from None
+    digest = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("crc32c")
+    descriptor = {
+        "uri": uri,
+        "digest": str(digest).strip('"') if digest and checksum else uri,
+        "size": int(info.get("size") or 0),
+        "version": info.get("VersionId") or info.get("generation"),
+    }
+    return uri.rstrip("/").rsplit("/", 1)[-1], descriptor
+
+
+def read_descriptor(store: ObjectStore, entry: TreeEntry) -> dict[str, Any]:
+    return msgpack.unpackb(store.read_blob(entry.id), raw=False)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a logged version, as the manifest lists it."""
+
+    path: str
+    digest: str  # hex id of the blob (or of a reference's descriptor)
+    size: int
+    executable: bool = False
+    ref: str | None = None  # the URI, for references
+
+    @classmethod
+    def from_tree_entry(cls, store: ObjectStore, path: str, entry: TreeEntry) -> Entry:
+        ref = read_descriptor(store, entry)["uri"] if entry.kind == "ref" else None
+        return cls(path, entry.id.hex(), entry.size, entry.executable, ref)
+
+
+class VerificationError(CasError):
+    """A directory that does not match the version it is checked against."""
+
+    def __init__(self, root: str, problems: list[str]) -> None:
+        self.root = root
+        self.problems = problems
+        shown = "; ".join(problems[:5]) + (
+            f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
+        super().__init__(f"{root} does not match: {shown}")
+
+
+def safe_destination(root: str, path: str) -> str:
+    """The file for ``path`` below ``root``; refuses anything that would land outside."""
+    parts = split_path(path)
+    dest = os.path.join(root, *parts)
+    real_root = os.path.realpath(root)
+    parent = os.path.realpath(os.path.dirname(dest))
+    if os.path.commonpath([real_root, parent]) != real_root:
+        raise UsageError(f"refusing to write {path!r} outside {root}")
+    return dest
+
+
+def write_files(
+    store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]], threads: int = 8
+) -> int:
+    """Write each file once, verified, into ``root``; returns bytes written."""
+    os.makedirs(root, exist_ok=True)
+
+    def write_one(item: tuple[str, TreeEntry]) -> int:
+        path, entry = item
+        dest = safe_destination(root, path)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp = f"{dest}.part-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as out:
+                if entry.kind == "ref":
+                    size = _copy_reference(read_descriptor(store, entry), out)
+                else:
+                    size = store.copy_blob_to(entry.id, out)
+            if entry.executable:
+                os.chmod(tmp, 0o755)
+            os.replace(tmp, dest)  # only a verified file ever takes the name
+            return size
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    if threads <= 1 or len(files) < 16:
+        return sum(map(write_one, files))
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(write_one, files))
+
+
+def _copy_reference(descriptor: dict[str, Any], out: Any) -> int:
+    import fsspec
+
+    with fsspec.open(descriptor["uri"], "rb") as src:
+        data_len = 0
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+            data_len += len(chunk)
+    return data_len
+
+
+def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]) -> None:
+    problems = []
+    expected = {path for path, _ in files}
+    for path, entry in files:
+        dest = os.path.join(root, *split_path(path))
+        if not os.path.isfile(dest):
+            problems.append(f"missing {path}")
+        elif entry.kind == "ref":
+            if os.path.getsize(dest) != entry.size:
+                problems.append(f"size differs: {path}")
+        elif blob_id_of_file(dest) != entry.id:
+            problems.append(f"content differs: {path}")
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
+            if rel not in expected:
+                problems.append(f"unexpected {rel}")
+    if problems:
+        raise VerificationError(root, sorted(problems))

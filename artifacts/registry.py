@@ -1,0 +1,273 @@
+"""Artifact versions, aliases, runs and distributed parts, as refs over a cas repository.
+
+Every ref lives under its team's namespace ``<entity>/<project>/``::
+
+    <e>/<p>/artifacts/<name>/latest          the newest version's commit
+    <e>/<p>/artifacts/<name>/aliases/<alias> the version holding that alias
+    <e>/<p>/dist/<name>/<distributed_id>/<run> one run's part of a distributed version
+    <e>/<p>/runs/<run>                       the run's record (a msgpack blob)
+
+A version is a commit whose parent is the previous version and whose
+metadata says its number. Logging is a compare-and-swap of ``latest`` from
+the commit it was built on, retried on conflict, so racing writers get
+consecutive numbers with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from cas import Commit, ObjectId, Repository
+from cas.errors import RefConflictError
+from cas.objects import Blob, canonical_packb
+
+from .errors import ArtifactNotFoundError, TypeMismatchError
+from .names import VERSION, Spec, validate_alias
+
+
+def head_ref(entity: str, project: str, name: str) -> str:
+    return f"{entity}/{project}/artifacts/{name}/latest"
+
+
+def alias_ref(entity: str, project: str, name: str, alias: str) -> str:
+    return f"{entity}/{project}/artifacts/{name}/aliases/{alias}"
+
+
+def dist_prefix(entity: str, project: str, name: str, distributed_id: str) -> str:
+    return f"{entity}/{project}/dist/{name}/{distributed_id}/"
+
+
+def run_ref(entity: str, project: str, run_id: str) -> str:
+    return f"{entity}/{project}/runs/{run_id}"
+
+
+@dataclass
+class Version:
+    """One logged version: its commit and what the commit says."""
+
+    entity: str
+    project: str
+    commit_id: ObjectId
+    commit: Commit
+
+    @property
+    def name(self) -> str:
+        return self.commit.meta["artifact"]
+
+    @property
+    def number(self) -> int:
+        return self.commit.meta["version"]
+
+    @property
+    def type(self) -> str:
+        return self.commit.meta["type"]
+
+    @property
+    def tree(self) -> ObjectId:
+        return self.commit.tree
+
+
+@dataclass
+class RunRecord:
+    id: str
+    entity: str
+    project: str
+    group: str | None = None
+    job_type: str | None = None
+    name: str | None = None
+    started: int = 0  # ns since the epoch
+    ended: int | None = None
+    used: list[str] = field(default_factory=list)  # commit ids (hex) of versions used
+    logged: list[str] = field(default_factory=list)  # commit ids (hex) of versions logged
+
+    def to_blob(self) -> Blob:
+        return Blob(canonical_packb(self.__dict__))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RunRecord:
+        fields = msgpack.unpackb(data, raw=False)
+        return cls(**{k: v for k, v in fields.items() if k in cls.__dataclass_fields__})
+
+
+class Registry:
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.objects = repo.objects
+        self.refs = repo.refs
+        self._commits: dict[ObjectId, Commit] = {}
+
+    def commit(self, commit_id: ObjectId) -> Commit:
+        found = self._commits.get(commit_id)
+        if found is None:
+            found = self._commits[commit_id] = self.objects.get_commit(commit_id)
+        return found
+
+    def version(self, entity: str, project: str, commit_id: ObjectId) -> Version:
+        return Version(entity, project, commit_id, self.commit(commit_id))
+
+    # ---- resolving -----------------------------------------------------
+
+    def head(self, entity: str, project: str, name: str) -> Version | None:
+        commit_id = self.refs.read(head_ref(entity, project, name))
+        return None if commit_id is None else self.version(entity, project, commit_id)
+
+    def resolve(self, spec: Spec) -> Version:
+        head = self.head(spec.entity, spec.project, spec.name)
+        if head is None:
+            raise ArtifactNotFoundError(
+                f"artifact {spec.entity}/{spec.project}/{spec.name} not found"
+            )
+        if spec.selector == "latest":
+            return head
+        if VERSION.fullmatch(spec.selector):
+            wanted = int(spec.selector[1:])
+            for version in self.history(head):
+                if version.number == wanted:
+                    return version
+                if version.number < wanted:
+                    break
+            raise ArtifactNotFoundError(f"{spec} not found: the latest version is v{head.number}")
+        commit_id = self.refs.read(alias_ref(spec.entity, spec.project, spec.name, spec.selector))
+        if commit_id is None:
+            raise ArtifactNotFoundError(f"{spec} not found: no version has alias {spec.selector!r}")
+        return self.version(spec.entity, spec.project, commit_id)
+
+    def history(self, head: Version) -> Iterator[Version]:
+        """The versions from ``head`` back to v0."""
+        version: Version | None = head
+        while version is not None:
+            yield version
+            parents = version.commit.parents
+            version = self.version(head.entity, head.project, parents[0]) if parents else None
+
+    def aliases(self, version: Version) -> list[str]:
+        prefix = f"{version.entity}/{version.project}/artifacts/{version.name}/aliases/"
+        found = [
+            n[len(prefix) :] for n, t in self.refs.list(prefix).items() if t == version.commit_id
+        ]
+        head = self.refs.read(head_ref(version.entity, version.project, version.name))
+        return (["latest"] if head == version.commit_id else []) + sorted(found)
+
+    def artifact_names(self, entity: str, project: str) -> list[str]:
+        prefix = f"{entity}/{project}/artifacts/"
+        return sorted(
+            {
+                n[len(prefix) :].split("/")[0]
+                for n in self.refs.names(prefix)
+                if n.endswith("/latest")
+            }
+        )
+
+    def namespaces(self) -> list[tuple[str, str]]:
+        found = set()
+        for name in self.refs.names(""):
+            parts = name.split("/")
+            if len(parts) > 3 and parts[2] == "artifacts":
+                found.add((parts[0], parts[1]))
+        return sorted(found)
+
+    # ---- writing -------------------------------------------------------
+
+    def log(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        type: str,
+        tree: ObjectId,
+        size: int,
+        meta: dict[str, Any],
+        aliases: list[str] | tuple[str, ...] = (),
+    ) -> tuple[Version, bool]:
+        """Make ``tree`` the next version unless it equals the latest one.
+
+        Returns (version, created). Retries on conflict: each attempt re-reads
+        the head, so a concurrent writer's version is never overwritten.
+        """
+        ref = head_ref(entity, project, name)
+        while True:
+            old = self.refs.read(ref)
+            head = None if old is None else self.version(entity, project, old)
+            if head is not None and head.type != type:
+                raise TypeMismatchError(name, head.type, type)
+            if head is not None and head.tree == tree:
+                version, created = head, False
+                break
+            body = dict(meta)
+            body.update(
+                artifact=name,
+                entity=entity,
+                project=project,
+                type=type,
+                version=0 if head is None else head.number + 1,
+                size=size,
+                time=time.time_ns(),
+            )
+            commit = Commit(tree, () if old is None else (old,), body)
+            commit_id = self.objects.put(commit)
+            try:
+                self.refs.set_if_equals(ref, old, commit_id)
+            except RefConflictError:
+                continue
+            self._commits[commit_id] = commit
+            version, created = Version(entity, project, commit_id, commit), True
+            break
+        for alias in aliases:
+            self.set_alias(version, alias)
+        return version, created
+
+    def set_alias(self, version: Version, alias: str) -> None:
+        if alias == "latest":
+            return  # "latest" always names the head
+        validate_alias(alias)
+        ref = alias_ref(version.entity, version.project, version.name, alias)
+        self.repo.update_ref(ref, lambda old: version.commit_id)
+
+    def remove_alias(self, version: Version, alias: str) -> None:
+        ref = alias_ref(version.entity, version.project, version.name, validate_alias(alias))
+        if self.refs.read(ref) != version.commit_id:
+            raise ArtifactNotFoundError(
+                f"v{version.number} of {version.name} has no alias {alias!r}"
+            )
+        self.refs.delete_if_equals(ref, version.commit_id)
+
+    # ---- runs ----------------------------------------------------------
+
+    def save_run(self, record: RunRecord) -> None:
+        self._update_run(record.entity, record.project, record.id, lambda r: record)
+
+    def read_run(self, entity: str, project: str, run_id: str) -> RunRecord | None:
+        blob_id = self.refs.read(run_ref(entity, project, run_id))
+        return None if blob_id is None else RunRecord.from_bytes(self.objects.read_blob(blob_id))
+
+    def update_run(
+        self, entity: str, project: str, run_id: str, change: Callable[[RunRecord], None]
+    ) -> None:
+        def apply(record: RunRecord | None) -> RunRecord:
+            if record is None:
+                record = RunRecord(run_id, entity, project)
+            change(record)
+            return record
+
+        self._update_run(entity, project, run_id, apply)
+
+    def _update_run(self, entity: str, project: str, run_id: str, make: Callable) -> None:
+        ref = run_ref(entity, project, run_id)
+
+        def compute(old: ObjectId | None) -> ObjectId:
+            record = None if old is None else RunRecord.from_bytes(self.objects.read_blob(old))
+            return self.objects.put(make(record).to_blob())
+
+        self.repo.update_ref(ref, compute)
+
+    def runs(self, entity: str, project: str) -> list[RunRecord]:
+        prefix = f"{entity}/{project}/runs/"
+        return [
+            RunRecord.from_bytes(self.objects.read_blob(blob_id))
+            for blob_id in self.refs.list(prefix).values()
+        ]

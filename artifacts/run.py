@@ -1,0 +1,299 @@
+"""Runs: ``artifacts.init()`` opens one; it logs and uses artifact versions.
+
+The store a run writes to is, in order: ``init(store=...)``, the
+``ARTIFACTS_STORE`` environment variable (any fsspec URL), or the nearest
+``.artifacts/`` directory above the working directory, created here if
+there is none.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import time
+from typing import Any
+
+from cas import Commit, ObjectId, Repository
+from cas.errors import UsageError
+
+from . import trees
+from .artifact import Artifact
+from .errors import ArtifactNotFoundError, ArtifactStateError
+from .names import parse_spec, validate_namespace
+from .registry import Registry, RunRecord, Version, dist_prefix
+
+STORE_DIR = ".artifacts"
+_active: list[Run] = []  # W&B's module-level `wandb.run`, as a stack
+
+
+def current_run() -> Run | None:
+    return _active[-1] if _active else None
+
+
+def find_store_url(store: str | None = None) -> str:
+    if store:
+        return store
+    if os.environ.get("ARTIFACTS_STORE"):
+        return os.environ["ARTIFACTS_STORE"]
+    here = os.path.abspath(os.getcwd())
+    while True:
+        candidate = os.path.join(here, STORE_DIR)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return os.path.join(os.getcwd(), STORE_DIR)
+        here = parent
+
+
+def open_registry(store: str | None = None) -> Registry:
+    return Registry(Repository.open(find_store_url(store)))
+
+
+def default_entity() -> str:
+    entity = os.environ.get("ARTIFACTS_ENTITY")
+    if entity:
+        return entity
+    try:
+        return validate_namespace(getpass.getuser(), "entity")
+    except Exception:
+        return "local"
+
+
+def init(
+    project: str | None = None,
+    entity: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    store: str | None = None,
+    name: str | None = None,
+    **_ignored: Any,  # W&B settings with no meaning here (config, reinit, mode…)
+) -> Run:
+    """Start a run; use it as a context manager so it finishes cleanly."""
+    return Run(
+        open_registry(store),
+        entity=validate_namespace(entity or default_entity(), "entity"),
+        project=validate_namespace(
+            project or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized", "project"
+        ),
+        group=validate_namespace(group, "group") if group else None,
+        job_type=job_type,
+        name=name,
+    )
+
+
+class Run:
+    def __init__(
+        self,
+        registry: Registry,
+        entity: str,
+        project: str,
+        group: str | None = None,
+        job_type: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.id = secrets.token_hex(4)
+        self.entity, self.project = entity, project
+        self.group, self.job_type, self.name = group, job_type, name or self.id
+        self._finished = False
+        self.registry.save_run(
+            RunRecord(self.id, entity, project, group, job_type, self.name, time.time_ns())
+        )
+        _active.append(self)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.entity}/{self.project}/{self.id}>"
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise ArtifactStateError(f"run {self.id} has finished; start a new one with init()")
+
+    def finish(self, exit_code: int | None = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self in _active:
+            _active.remove(self)
+        self.registry.update_run(self.entity, self.project, self.id, _set_ended)
+
+    # ---- logging -------------------------------------------------------
+
+    def _coerce(self, artifact: Artifact | str, name: str | None, type: str | None) -> Artifact:
+        if isinstance(artifact, Artifact):
+            return artifact
+        path = str(artifact)
+        made = Artifact(name or os.path.basename(os.path.abspath(path)), type or "unspecified")
+        if os.path.isdir(path):
+            made.add_dir(path)
+        else:
+            made.add_file(path)
+        return made
+
+    def _namespace(self, artifact: Artifact) -> tuple[str, str]:
+        base = artifact._base
+        return (base.entity, base.project) if base else (self.entity, self.project)
+
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str,
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> Artifact:
+        """Log a draft as the next version; identical content reuses the latest one."""
+        self._check_open()
+        artifact = self._coerce(artifact_or_path, name, type)
+        artifact._check_open()
+        if artifact._registry is not None and artifact._registry.repo.url != self.registry.repo.url:
+            raise UsageError("this draft was made from a version in another store")
+        base = artifact._base.tree if artifact._base else None
+        tree, size = artifact._build(self.registry, base)
+        return self._commit(artifact, tree, size, aliases, tags, {})
+
+    def _commit(
+        self,
+        artifact: Artifact,
+        tree: ObjectId,
+        size: int,
+        aliases: list[str] | None,
+        tags: list[str] | None,
+        extra: dict[str, Any],
+    ) -> Artifact:
+        entity, project = self._namespace(artifact)
+        meta = {
+            "description": artifact.description,
+            "metadata": artifact.metadata,
+            "run": self.id,
+            "tags": list(tags or []),
+            **extra,
+        }
+        version, created = self.registry.log(
+            entity, project, artifact.name, artifact.type, tree, size, meta, list(aliases or [])
+        )
+        if created:
+            self.registry.update_run(
+                self.entity,
+                self.project,
+                self.id,
+                lambda r: r.logged.append(version.commit_id.hex()),
+            )
+        artifact._bind(self.registry, version)
+        return artifact
+
+    def use_artifact(
+        self, artifact_or_name: Artifact | str, type: str | None = None, **_: Any
+    ) -> Artifact:
+        """Fetch a logged version and record that this run used it."""
+        self._check_open()
+        if isinstance(artifact_or_name, Artifact):
+            registry, version = artifact_or_name._version()
+            used = artifact_or_name
+        else:
+            spec = parse_spec(artifact_or_name, self.entity, self.project)
+            version = self.registry.resolve(spec)
+            if type is not None and version.type != type:
+                raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
+            used = Artifact._from_version(self.registry, version)
+        self.registry.update_run(self.entity, self.project, self.id, lambda r: _add_use(r, version))
+        return used
+
+    # ---- distributed runs ---------------------------------------------
+
+    def _distributed_id(self, distributed_id: str | None) -> str:
+        found = distributed_id or self.group
+        if not found:
+            raise UsageError(
+                "a distributed artifact needs distributed_id=..., or a run started with group=..."
+            )
+        return validate_namespace(found, "distributed_id")
+
+    def upsert_artifact(
+        self,
+        artifact: Artifact,
+        distributed_id: str | None = None,
+        aliases: list[str] | None = None,
+    ) -> Artifact:
+        """Add this run's files to a distributed version that is not finished yet."""
+        self._check_open()
+        artifact._check_open()
+        did = self._distributed_id(distributed_id)
+        entity, project = self._namespace(artifact)
+        ref = dist_prefix(entity, project, artifact.name, did) + self.id
+        store = self.registry.objects
+
+        def compute(old: ObjectId | None) -> ObjectId:
+            base = store.get_commit(old).tree if old else None
+            tree, _ = artifact._build(self.registry, base)
+            return store.put(_part_commit(tree, old, self.id, artifact.type))
+
+        self.registry.repo.update_ref(ref, compute)
+        return artifact
+
+    def finish_artifact(
+        self,
+        artifact: Artifact,
+        distributed_id: str | None = None,
+        aliases: list[str] | None = None,
+    ) -> Artifact:
+        """Merge every run's part, and this run's files, into one new version."""
+        self._check_open()
+        artifact._check_open()
+        did = self._distributed_id(distributed_id)
+        entity, project = self._namespace(artifact)
+        prefix = dist_prefix(entity, project, artifact.name, did)
+        store = self.registry.objects
+        own, _ = artifact._build(self.registry, None)
+        head = self.registry.head(entity, project, artifact.name)
+        consumed = _consumed_parts(head, did)
+        parts_refs = {
+            name: commit_id
+            for name, commit_id in self.registry.refs.list(prefix).items()
+            if commit_id.hex() != consumed.get(name[len(prefix) :])
+        }
+        parts = [trees.Part(self.id, own)] + [
+            trees.Part(name[len(prefix) :], store.get_commit(commit_id).tree)
+            for name, commit_id in sorted(parts_refs.items())
+        ]
+        with store.writer() as writer:
+            tree, size = trees.merge(store, writer, parts)
+        extra = {
+            "distributed_id": did,
+            "parts": {name[len(prefix) :]: c.hex() for name, c in parts_refs.items()},
+        }
+        logged = self._commit(artifact, tree, size, aliases, None, extra)
+        # The version holds every part now; an upsert after this starts the next one.
+        for name, commit_id in parts_refs.items():
+            try:
+                self.registry.refs.delete_if_equals(name, commit_id)
+            except Exception:
+                pass  # a part that changed meanwhile belongs to the next version
+        return logged
+
+
+def _part_commit(tree: ObjectId, parent: ObjectId | None, run_id: str, type: str) -> Commit:
+    return Commit(tree, (parent,) if parent else (), {"part_of_run": run_id, "type": type})
+
+
+def _consumed_parts(head: Version | None, distributed_id: str) -> dict[str, str]:
+    """Parts the latest version already holds (left behind if a finisher died)."""
+    if head is None or head.commit.meta.get("distributed_id") != distributed_id:
+        return {}
+    return dict(head.commit.meta.get("parts") or {})
+
+
+def _set_ended(record: RunRecord) -> None:
+    record.ended = time.time_ns()
+
+
+def _add_use(record: RunRecord, version: Version) -> None:
+    if version.commit_id.hex() not in record.used:
+        record.used.append(version.commit_id.hex())

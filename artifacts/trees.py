@@ -1,0 +1,221 @@
+"""Tree operations on paths: edit, merge, walk, look up, diff.
+
+Every function here touches only the subtrees on the paths it is asked about.
+Editing one file of a 100,000-file tree reads and rewrites the trees on that
+file's path, and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from cas.objects import ObjectId, Tree, TreeEntry
+from cas.store import ObjectStore, PackWriter
+
+from .errors import MergeConflictError, UsageError
+
+Path = tuple[str, ...]
+
+
+class _Remove:
+    def __repr__(self) -> str:
+        return "REMOVE"
+
+
+REMOVE = _Remove()
+Edit = TreeEntry | _Remove
+
+
+def empty_tree_id(writer: PackWriter) -> ObjectId:
+    return writer.add(Tree(()))
+
+
+def apply_edits(
+    store: ObjectStore, writer: PackWriter, base: ObjectId | None, edits: Mapping[Path, Edit]
+) -> tuple[ObjectId, int]:
+    """The tree ``base`` with ``edits`` applied: (new root id, total size).
+
+    A path mapped to REMOVE deletes that file or directory. A path mapped to
+    an entry puts it there (its name is the path's last segment), replacing
+    whatever was there. Removals apply before puts, so removing ``d`` and
+    adding ``d/x`` leaves ``d`` holding only ``x``. Directories left empty
+    disappear.
+    """
+    result = _apply(store, writer, base, edits, ())
+    if result is None:
+        return empty_tree_id(writer), 0
+    return result.id, result.size
+
+
+def _apply(
+    store: ObjectStore,
+    writer: PackWriter,
+    base: ObjectId | None,
+    edits: Mapping[Path, Edit],
+    where: Path,
+) -> TreeEntry | None:
+    entries = {e.name: e for e in store.get_tree(base).entries} if base else {}
+    here: dict[str, Edit] = {}
+    below: dict[str, dict[Path, Edit]] = {}
+    for path, edit in edits.items():
+        if len(path) == 1:
+            here[path[0]] = edit
+        else:
+            below.setdefault(path[0], {})[path[1:]] = edit
+    for name, edit in here.items():
+        if isinstance(edit, TreeEntry):
+            if name in below:
+                raise UsageError(f"{'/'.join(where + (name,))} is added as a file and a directory")
+            entries[name] = edit
+        else:
+            entries.pop(name, None)
+    for name, sub in below.items():
+        existing = entries.get(name)
+        if here.get(name) is REMOVE:
+            existing = None
+        elif existing is not None and existing.kind != "tree":
+            raise UsageError(f"{'/'.join(where + (name,))} is a file, not a directory")
+        child = _apply(store, writer, existing.id if existing else None, sub, where + (name,))
+        if child is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = TreeEntry(name, "tree", child.id, child.size)
+    if not entries:
+        return None
+    tree = Tree(tuple(entries.values()))
+    return TreeEntry(where[-1] if where else "root", "tree", writer.add(tree), tree.size)
+
+
+def lookup(store: ObjectStore, root: ObjectId, path: Path) -> TreeEntry | None:
+    """The entry at ``path``, or None. Reads only the trees along the path."""
+    entry: TreeEntry | None = None
+    tree_id = root
+    for i, name in enumerate(path):
+        if entry is not None and entry.kind != "tree":
+            return None
+        entry = store.get_tree(tree_id).get(name)
+        if entry is None:
+            return None
+        if i < len(path) - 1:
+            if entry.kind != "tree":
+                return None
+            tree_id = entry.id
+    return entry
+
+
+def walk(store: ObjectStore, root: ObjectId, prefix: Path = ()) -> Iterator[tuple[str, TreeEntry]]:
+    """Yield ("a/b/c", entry) for every file below ``root``, in path order."""
+    for entry in store.get_tree(root).entries:
+        path = prefix + (entry.name,)
+        if entry.kind == "tree":
+            yield from walk(store, entry.id, path)
+        else:
+            yield "/".join(path), entry
+
+
+@dataclass(frozen=True)
+class Part:
+    label: str  # who contributed it: a run id
+    tree: ObjectId
+
+
+def merge(store: ObjectStore, writer: PackWriter, parts: list[Part]) -> tuple[ObjectId, int]:
+    """Union of the parts' trees. Two parts may agree on a path, never differ."""
+    conflicts: dict[str, list[str]] = {}
+    result = _merge(store, writer, [(p.label, p.tree) for p in parts], (), conflicts)
+    if conflicts:
+        raise MergeConflictError(conflicts)
+    if result is None:
+        return empty_tree_id(writer), 0
+    return result.id, result.size
+
+
+def _merge(
+    store: ObjectStore,
+    writer: PackWriter,
+    parts: list[tuple[str, ObjectId]],
+    where: Path,
+    conflicts: dict[str, list[str]],
+) -> TreeEntry | None:
+    unique = {tree for _, tree in parts}
+    if len(unique) == 1:  # all parts agree below here: nothing to read
+        tree_id = unique.pop()
+        return TreeEntry(where[-1] if where else "root", "tree", tree_id, _size(store, tree_id))
+    by_name: dict[str, list[tuple[str, TreeEntry]]] = {}
+    for label, tree_id in parts:
+        for entry in store.get_tree(tree_id).entries:
+            by_name.setdefault(entry.name, []).append((label, entry))
+    merged = []
+    for name, found in by_name.items():
+        kinds = {e.kind == "tree" for _, e in found}
+        if kinds == {True}:
+            child = _merge(
+                store, writer, [(lbl, e.id) for lbl, e in found], where + (name,), conflicts
+            )
+            if child is not None:
+                merged.append(TreeEntry(name, "tree", child.id, child.size))
+        elif len({(e.kind, e.id, e.executable) for _, e in found}) == 1:
+            merged.append(found[0][1])
+        else:
+            conflicts["/".join(where + (name,))] = sorted({lbl for lbl, _ in found})
+    if not merged:
+        return None
+    tree = Tree(tuple(merged))
+    return TreeEntry(where[-1] if where else "root", "tree", writer.add(tree), tree.size)
+
+
+def _size(store: ObjectStore, tree_id: ObjectId) -> int:
+    return store.get_tree(tree_id).size
+
+
+@dataclass
+class Diff:
+    added: list[str]
+    removed: list[str]
+    modified: list[str]
+
+
+def diff(store: ObjectStore, a: ObjectId, b: ObjectId) -> Diff:
+    """Paths added, removed and modified from ``a`` to ``b``; equal subtrees are skipped."""
+    result = Diff([], [], [])
+    _diff(store, a, b, (), result)
+    for paths in (result.added, result.removed, result.modified):
+        paths.sort()
+    return result
+
+
+def _diff(store: ObjectStore, a: ObjectId, b: ObjectId, prefix: Path, out: Diff) -> None:
+    if a == b:
+        return
+    left = {e.name: e for e in store.get_tree(a).entries}
+    right = {e.name: e for e in store.get_tree(b).entries}
+    for name in left.keys() | right.keys():
+        x, y, path = left.get(name), right.get(name), prefix + (name,)
+        if x is not None and y is not None and x.kind == "tree" and y.kind == "tree":
+            _diff(store, x.id, y.id, path, out)
+            continue
+        if (
+            x is not None
+            and y is not None
+            and (x.kind, x.id, x.executable)
+            == (
+                y.kind,
+                y.id,
+                y.executable,
+            )
+        ):
+            continue
+        if x is not None and y is not None and x.kind != "tree" and y.kind != "tree":
+            out.modified.append("/".join(path))
+            continue
+        if x is not None:
+            out.removed.extend(_files(store, x, path))
+        if y is not None:
+            out.added.extend(_files(store, y, path))
+
+
+def _files(store: ObjectStore, entry: TreeEntry, path: Path) -> list[str]:
+    if entry.kind != "tree":
+        return ["/".join(path)]
+    return [p for p, _ in walk(store, entry.id, path)]
