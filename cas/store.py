@@ -200,6 +200,18 @@ class ObjectStore:
         self.refresh_packs()
         return set(self._packs)
 
+    def pack_of(self, object_id: ObjectId) -> str | None:
+        """The pack holding ``object_id``, or None when it is loose or absent."""
+        where = self._packed.get(object_id)
+        return where[0] if where else None
+
+    def read_pack_objects(self, pack: str, wanted: set[ObjectId]) -> Iterator[bytes]:
+        """The verified bytes of the ``wanted`` objects of one pack, in one read."""
+        data = self.storage.get(f"packs/{pack}.pack")
+        for object_id, offset, length in self.pack_entries(pack):
+            if object_id in wanted:
+                yield verify(object_id, data[offset : offset + length])
+
     def pack_entries(self, pack: str) -> list[tuple[ObjectId, int, int]]:
         return decode_index(self._read_index(pack), pack)
 

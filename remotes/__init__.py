@@ -1,0 +1,34 @@
+"""remotes: push, fetch, pull and clone between repositories, git-style.
+
+Words used here:
+
+- **remote**: another repository, named in the local store's config
+  (``origin`` → ``s3://team-bucket/prefix``), or given by URL.
+- **push**: send the objects the remote lacks, then move its refs by
+  compare-and-swap; refused if it would drop versions the remote has.
+- **fetch**: bring the remote's objects here and record its refs as
+  **remote-tracking refs** (``remotes/<remote>/…``); **pull** = fetch, then
+  fast-forward local versions.
+- **diverged**: both sides logged versions the other lacks; **rebase**
+  re-applies the local-only ones on top of the remote's.
+"""
+
+from .config import add_remote, list_remotes, remove_remote
+from .errors import PushRejectedError, RemoteNotFoundError
+from .sync import FetchResult, PullResult, PushResult, clone, fetch, pull, push, rebase
+
+__all__ = [
+    "FetchResult",
+    "PullResult",
+    "PushRejectedError",
+    "PushResult",
+    "RemoteNotFoundError",
+    "add_remote",
+    "clone",
+    "fetch",
+    "list_remotes",
+    "pull",
+    "push",
+    "rebase",
+    "remove_remote",
+]

@@ -1,0 +1,54 @@
+"""Named remotes, kept in the local store's config under ``"remotes"``."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from cas import Repository
+from cas.errors import InvalidNameError
+
+from .errors import RemoteNotFoundError
+
+TRACKING = "remotes"  # local refs remotes/<remote>/<ref> record what a remote held
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def list_remotes(repo: Repository) -> dict[str, str]:
+    return dict(repo.read_config().get("remotes", {}))
+
+
+def add_remote(repo: Repository, name: str, url: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise InvalidNameError(name, "remote names are 1-64 of A-Z a-z 0-9 _ . -")
+    if "://" not in url:
+        url = os.path.abspath(url)
+
+    def change(config: dict[str, Any]) -> None:
+        config.setdefault("remotes", {})[name] = url
+
+    repo.update_config(change)
+
+
+def remove_remote(repo: Repository, name: str) -> None:
+    if name not in list_remotes(repo):
+        raise RemoteNotFoundError(f"no remote named {name!r}")
+    repo.update_config(lambda config: config["remotes"].pop(name))
+    for ref in list(repo.refs.list(f"{TRACKING}/{name}/")):
+        repo.refs.delete_if_equals(ref, repo.refs.get(ref))
+
+
+def remote_url(repo: Repository, remote: str) -> str:
+    remotes = list_remotes(repo)
+    if remote in remotes:
+        return remotes[remote]
+    if "://" in remote or os.path.isabs(remote):
+        return remote
+    raise RemoteNotFoundError(
+        f"no remote named {remote!r}; add one with `artifacts remote add {remote} URL`"
+    )
+
+
+def open_remote(repo: Repository, remote: str) -> Repository:
+    return Repository.open(remote_url(repo, remote))

@@ -1,0 +1,250 @@
+"""push, fetch, pull, rebase and clone between two repositories.
+
+Refs are sent after the objects they reach, each by compare-and-swap, so a
+reader of either side never sees a ref to a missing object and two pushes
+that race cannot both win. What we last saw of a remote is kept in local
+*remote-tracking* refs ``remotes/<remote>/<ref>``.
+
+Ref kinds and how they move:
+
+- ``…/artifacts/<name>/latest``: the version chain. A push or pull only
+  fast-forwards it; chains that diverged are reported, and ``rebase``
+  re-applies the local-only versions on top of the remote's.
+- ``…/artifacts/<name>/aliases/<alias>``: moved only where the other side
+  still holds what we last saw (or has none), so nobody's alias is clobbered.
+- ``…/runs/<id>`` and ``…/dist/…``: one writer each; copied as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cas import Commit, ObjectId, Repository
+from cas.errors import RefConflictError
+
+from .config import TRACKING, add_remote, open_remote
+from .errors import PushRejectedError
+from .transfer import copy_objects, missing
+
+
+@dataclass
+class PushResult:
+    objects_uploaded: int = 0
+    bytes_uploaded: int = 0
+    refs_updated: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FetchResult:
+    objects_downloaded: int = 0
+    bytes_downloaded: int = 0
+    refs_updated: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PullResult:
+    objects_downloaded: int = 0
+    fast_forwarded: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
+
+
+def _is_head(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest"
+
+
+def _is_alias(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "aliases"
+
+
+def _artifact_of(name: str) -> str | None:
+    parts = name.split("/")
+    return parts[3] if len(parts) > 3 and parts[2] in ("artifacts", "dist") else None
+
+
+def _own_refs(repo: Repository, names: Iterable[str] | None) -> dict[str, ObjectId]:
+    wanted = set(names) if names else None
+    return {
+        n: t
+        for n, t in repo.refs.list("").items()
+        if not n.startswith(TRACKING + "/")
+        and (wanted is None or _artifact_of(n) in wanted or "/runs/" in n)
+    }
+
+
+def _is_ancestor(repo: Repository, ancestor: ObjectId, head: ObjectId) -> bool:
+    """Is ``ancestor`` on the first-parent chain of ``head`` (versions are a chain)?"""
+    current: ObjectId | None = head
+    while current is not None:
+        if current == ancestor:
+            return True
+        parents = repo.objects.get_commit(current).parents
+        current = parents[0] if parents else None
+    return False
+
+
+def _tracking(remote: str, name: str) -> str:
+    return f"{TRACKING}/{remote}/{name}"
+
+
+def _set_tracking(repo: Repository, remote: str, name: str, target: ObjectId | None) -> None:
+    repo.update_ref(_tracking(remote, name), lambda old: target)
+
+
+def push(
+    repo: Repository,
+    remote: str,
+    names: list[str] | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> PushResult:
+    """Send objects, then move the remote's refs by compare-and-swap."""
+    other = open_remote(repo, remote)
+    result = PushResult()
+    local = _own_refs(repo, names)
+    ids = missing(repo.objects, other.objects, local.values())
+    sent = copy_objects(repo.objects, other.objects, ids, progress)
+    result.objects_uploaded, result.bytes_uploaded = sent.objects, sent.bytes
+    rejected: list[str] = []
+    # Heads first: an artifact whose head is refused keeps its aliases back too.
+    for name, target in sorted(local.items(), key=lambda item: not _is_head(item[0])):
+        if _is_alias(name) and any(_artifact_of(r) == _artifact_of(name) for r in rejected):
+            continue
+        theirs = other.refs.read(name)
+        if theirs == target:
+            _set_tracking(repo, remote, name, target)
+            continue
+        if theirs is not None and _is_head(name):
+            behind = not repo.objects.has(theirs) or not _is_ancestor(repo, theirs, target)
+            if behind and not force:
+                rejected.append(name)
+                continue
+            if behind:
+                result.warnings.append(f"forced {name}: remote versions after ours were dropped")
+                warnings.warn(result.warnings[-1], stacklevel=2)
+        elif theirs is not None and _is_alias(name) and not force:
+            if theirs != repo.refs.read(_tracking(remote, name)):
+                result.warnings.append(f"kept the remote's {name}: it moved since we last saw it")
+                continue
+        try:
+            other.refs.set_if_equals(name, theirs, target)
+        except RefConflictError:
+            rejected.append(name)  # it moved while we pushed: the next pull will show how
+            continue
+        _set_tracking(repo, remote, name, target)
+        result.refs_updated.append(name)
+    if rejected:
+        raise PushRejectedError(sorted(rejected), remote)
+    return result
+
+
+def fetch(repo: Repository, remote: str, progress: bool = False) -> FetchResult:
+    """Bring the remote's objects here and record its refs as remote-tracking refs."""
+    other = open_remote(repo, remote)
+    theirs = other.refs.list("")
+    ids = missing(other.objects, repo.objects, theirs.values())
+    got = copy_objects(other.objects, repo.objects, ids, progress)
+    result = FetchResult(got.objects, got.bytes)
+    for name, target in theirs.items():
+        if repo.refs.read(_tracking(remote, name)) != target:
+            _set_tracking(repo, remote, name, target)
+            result.refs_updated.append(name)
+    return result
+
+
+def pull(repo: Repository, remote: str, progress: bool = False) -> PullResult:
+    """Fetch, then fast-forward local versions; report artifacts that diverged."""
+    fetched = fetch(repo, remote, progress)
+    result = PullResult(objects_downloaded=fetched.objects_downloaded)
+    prefix = f"{TRACKING}/{remote}/"
+    for tracking_name, target in sorted(repo.refs.list(prefix).items()):
+        name = tracking_name[len(prefix) :]
+        ours = repo.refs.read(name)
+        if ours == target:
+            continue
+        if _is_head(name):
+            if ours is None or _is_ancestor(repo, ours, target):
+                repo.refs.set_if_equals(name, ours, target)
+                result.fast_forwarded.append(name)
+            elif not _is_ancestor(repo, target, ours):
+                result.diverged.append(name)
+        elif ours is None or not _is_alias(name):
+            repo.refs.set_if_equals(name, ours, target)
+            result.copied.append(name)
+    return result
+
+
+def rebase(repo: Repository, remote: str, names: list[str] | None = None) -> list[str]:
+    """Re-apply local-only versions on top of the remote's, as new version numbers.
+
+    Nothing is lost: every re-applied version keeps its tree, metadata and
+    aliases, and records the commit it came from as ``rebased_from``.
+    Returns the refs that moved. Run ``pull`` first so the remote's versions
+    are here.
+    """
+    prefix = f"{TRACKING}/{remote}/"
+    moved = []
+    for tracking_name, upstream in sorted(repo.refs.list(prefix).items()):
+        name = tracking_name[len(prefix) :]
+        if not _is_head(name) or (names and _artifact_of(name) not in names):
+            continue
+        ours = repo.refs.read(name)
+        if ours is None or _is_ancestor(repo, ours, upstream) or _is_ancestor(repo, upstream, ours):
+            continue
+        _reapply(repo, name, ours, upstream)
+        moved.append(name)
+    return moved
+
+
+def _reapply(repo: Repository, name: str, ours: ObjectId, upstream: ObjectId) -> None:
+    theirs_chain = set()
+    current: ObjectId | None = upstream
+    while current is not None:
+        theirs_chain.add(current)
+        parents = repo.objects.get_commit(current).parents
+        current = parents[0] if parents else None
+    local_only = []
+    current = ours
+    while current is not None and current not in theirs_chain:
+        local_only.append(current)
+        parents = repo.objects.get_commit(current).parents
+        current = parents[0] if parents else None
+    tip, tip_commit = upstream, repo.objects.get_commit(upstream)
+    renamed: dict[ObjectId, ObjectId] = {}
+    for old in reversed(local_only):
+        commit = repo.objects.get_commit(old)
+        if commit.tree == tip_commit.tree:
+            renamed[old] = tip  # same content is already the remote's latest
+            continue
+        meta = dict(commit.meta)
+        meta.update(version=tip_commit.meta["version"] + 1, rebased_from=old.hex())
+        meta["time"] = meta.get("time") or time.time_ns()
+        new_commit = Commit(commit.tree, (tip,), meta)
+        tip, tip_commit = repo.objects.put(new_commit), new_commit
+        renamed[old] = tip
+    repo.refs.set_if_equals(name, ours, tip)
+    alias_prefix = name[: -len("latest")] + "aliases/"
+    for alias, target in repo.refs.list(alias_prefix).items():
+        if target in renamed:
+            repo.refs.set_if_equals(alias, target, renamed[target])
+
+
+def clone(url: str, path: str, progress: bool = False) -> Repository:
+    """A new local store at ``path/.artifacts`` with ``origin`` = ``url``, pulled."""
+    store = os.path.join(path, ".artifacts")
+    if os.path.exists(store):
+        from cas.errors import UsageError
+
+        raise UsageError(f"{store} already exists")
+    os.makedirs(path, exist_ok=True)
+    repo = Repository.open(store)
+    add_remote(repo, "origin", url)
+    pull(repo, "origin", progress)
+    return repo
