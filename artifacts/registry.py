@@ -189,6 +189,20 @@ class Registry:
         Returns (version, created). Retries on conflict: each attempt re-reads
         the head, so a concurrent writer's version is never overwritten.
         """
+        with self.repo.writing():
+            return self._log(entity, project, name, type, tree, size, meta, aliases)
+
+    def _log(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        type: str,
+        tree: ObjectId,
+        size: int,
+        meta: dict[str, Any],
+        aliases: list[str] | tuple[str, ...],
+    ) -> tuple[Version, bool]:
         ref = head_ref(entity, project, name)
         while True:
             old = self.refs.read(ref)
@@ -263,7 +277,8 @@ class Registry:
             record = None if old is None else RunRecord.from_bytes(self.objects.read_blob(old))
             return self.objects.put(make(record).to_blob())
 
-        self.repo.update_ref(ref, compute)
+        with self.repo.writing():
+            self.repo.update_ref(ref, compute)
 
     def runs(self, entity: str, project: str) -> list[RunRecord]:
         prefix = f"{entity}/{project}/runs/"

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from cas import Commit, ObjectId, Repository
-from cas.errors import UsageError
+from cas.errors import RefConflictError, UsageError
 
 from . import trees
 from .artifact import Artifact
@@ -156,8 +156,9 @@ class Run:
         if artifact._registry is not None and artifact._registry.repo.url != self.registry.repo.url:
             raise UsageError("this draft was made from a version in another store")
         base = artifact._base.tree if artifact._base else None
-        tree, size = artifact._build(self.registry, base)
-        return self._commit(artifact, tree, size, aliases, tags, {})
+        with self.registry.repo.writing():
+            tree, size = artifact._build(self.registry, base)
+            return self._commit(artifact, tree, size, aliases, tags, {})
 
     def _commit(
         self,
@@ -235,7 +236,8 @@ class Run:
             tree, _ = artifact._build(self.registry, base)
             return store.put(_part_commit(tree, old, self.id, artifact.type))
 
-        self.registry.repo.update_ref(ref, compute)
+        with self.registry.repo.writing():
+            self.registry.repo.update_ref(ref, compute)
         return artifact
 
     def finish_artifact(
@@ -248,6 +250,10 @@ class Run:
         self._check_open()
         artifact._check_open()
         did = self._distributed_id(distributed_id)
+        with self.registry.repo.writing():
+            return self._finish(artifact, did, aliases)
+
+    def _finish(self, artifact: Artifact, did: str, aliases: list[str] | None) -> Artifact:
         entity, project = self._namespace(artifact)
         prefix = dist_prefix(entity, project, artifact.name, did)
         store = self.registry.objects
@@ -274,7 +280,7 @@ class Run:
         for name, commit_id in parts_refs.items():
             try:
                 self.registry.refs.delete_if_equals(name, commit_id)
-            except Exception:
+            except RefConflictError:
                 pass  # a part that changed meanwhile belongs to the next version
         return logged
 

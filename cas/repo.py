@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import AbstractContextManager
 from typing import Any
 
+from . import locks
 from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError
 from .objects import ObjectId
 from .refs import RefStore
@@ -75,6 +77,14 @@ class Repository:
             except RefConflictError:
                 continue
         raise RefConflictError(name, None, self.refs.read(name))
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold while writing objects and publishing refs: gc waits for it."""
+        return locks.shared(self.storage, self.objects, self.refs)
+
+    def exclusive(self, wait: float | None = 60.0) -> AbstractContextManager[None]:
+        """Hold alone (gc): no writer runs meanwhile."""
+        return locks.exclusive(self.storage, self.objects, self.refs, wait)
 
     def close(self) -> None:
         self.storage.close()

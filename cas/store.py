@@ -233,9 +233,10 @@ class ObjectStore:
 
     def forget_pack(self, name: str) -> None:
         """Drop a pack from the in-memory index (after gc removed it)."""
-        with self._lock:
-            self._packs.discard(name)
-            self._packed = {i: w for i, w in self._packed.items() if w[0] != name}
+        with self._lock:  # reload all: an object of the dropped pack may live on in another
+            self._packs.clear()
+            self._packed.clear()
+        self.refresh_packs()
 
     def _read_index(self, name: str) -> bytes:
         cached = os.path.join(self.cache_dir, f"{name}.idx") if self.cache_dir else None
@@ -340,11 +341,12 @@ class PackWriter:
     def add(self, obj: objects.Object) -> ObjectId:
         return self.add_raw(obj.to_bytes())
 
-    def add_raw(self, data: bytes) -> ObjectId:
+    def add_raw(self, data: bytes, force: bool = False) -> ObjectId:
+        """Add whole object bytes; ``force`` packs it even if another pack has it."""
         if self._closed:
             raise UsageError("this pack writer is closed")
         object_id = objects.object_id(data)
-        if object_id in self._ids or object_id in self.store._packed:
+        if object_id in self._ids or (object_id in self.store._packed and not force):
             return object_id
         if len(data) >= LOOSE_THRESHOLD:
             return self.store.put_raw(data)

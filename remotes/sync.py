@@ -74,7 +74,7 @@ def _own_refs(repo: Repository, names: Iterable[str] | None) -> dict[str, Object
     return {
         n: t
         for n, t in repo.refs.list("").items()
-        if not n.startswith(TRACKING + "/")
+        if not n.startswith((TRACKING + "/", "locks/"))
         and (wanted is None or _artifact_of(n) in wanted or "/runs/" in n)
     }
 
@@ -107,6 +107,18 @@ def push(
 ) -> PushResult:
     """Send objects, then move the remote's refs by compare-and-swap."""
     other = open_remote(repo, remote)
+    with other.writing():
+        return _push(repo, other, remote, names, force, progress)
+
+
+def _push(
+    repo: Repository,
+    other: Repository,
+    remote: str,
+    names: list[str] | None,
+    force: bool,
+    progress: bool,
+) -> PushResult:
     result = PushResult()
     local = _own_refs(repo, names)
     ids = missing(repo.objects, other.objects, local.values())
@@ -148,7 +160,12 @@ def push(
 def fetch(repo: Repository, remote: str, progress: bool = False) -> FetchResult:
     """Bring the remote's objects here and record its refs as remote-tracking refs."""
     other = open_remote(repo, remote)
-    theirs = other.refs.list("")
+    with repo.writing():
+        return _fetch(repo, other, remote, progress)
+
+
+def _fetch(repo: Repository, other: Repository, remote: str, progress: bool) -> FetchResult:
+    theirs = {n: t for n, t in other.refs.list("").items() if not n.startswith("locks/")}
     ids = missing(other.objects, repo.objects, theirs.values())
     got = copy_objects(other.objects, repo.objects, ids, progress)
     result = FetchResult(got.objects, got.bytes)
