@@ -1,0 +1,251 @@
+"""Read artifact versions through fsspec: ``artifacts://entity/project/name:v3/path``.
+
+::
+
+    import pandas as pd
+    df = pd.read_csv("artifacts://team/vision/dataset:v3/train.csv",
+                     storage_options={"store": "s3://bucket/artifacts"})
+
+The path is ``ENTITY/PROJECT/NAME[:VERSION]/PATH``; the version is ``vN``, an
+alias, or (left out) ``latest``. Listing ``""``, ``ENTITY`` and
+``ENTITY/PROJECT`` shows entities, projects and artifacts. The store is the
+``store=`` option, else ``ARTIFACTS_STORE``, else the nearest ``.artifacts/``.
+
+Reads are verified: a file is returned only once its bytes hash to its id.
+Versions are immutable, so every write raises :class:`ReadOnlyError`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from typing import Any
+
+import fsspec
+from fsspec.spec import AbstractFileSystem
+
+from cas import Repository
+from cas.errors import InvalidNameError, UsageError
+from cas.objects import TreeEntry
+from cas.store import LOOSE_THRESHOLD
+
+from . import trees
+from .errors import ArtifactNotFoundError
+from .files import read_descriptor
+from .names import parse_spec, split_path
+from .registry import Registry, Version
+from .run import find_store_url
+
+SPOOL_MAX = 64 << 20  # larger files spill from memory to a temporary file
+
+
+class ReadOnlyError(UsageError, PermissionError):
+    """A write to ``artifacts://``: versions never change, log a new one instead."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"artifacts:// is read-only, cannot write {path!r}: log a new version instead "
+            "(`artifacts log` or run.log_artifact)"
+        )
+
+
+class _Spool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+    # Python 3.10's SpooledTemporaryFile lacks these, and io.TextIOWrapper needs them.
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _resolve_store(store: str | None) -> str:
+    url = find_store_url(store)
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    return url if "://" in url else os.path.abspath(url)
+
+
+class _ByStore(type(AbstractFileSystem)):  # type: ignore[misc]
+    # fsspec caches instances by their arguments: resolve ``store=None`` first,
+    # so a changed ARTIFACTS_STORE or working directory gets its own instance.
+    def __call__(cls, store: str | None = None, **kwargs: Any) -> Any:
+        return super().__call__(store=_resolve_store(store), **kwargs)
+
+
+class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
+    """A read-only view of every version in one artifact store."""
+
+    protocol = "artifacts"
+    root_marker = ""
+
+    def __init__(self, store: str | None = None, **kwargs: Any) -> None:
+        super().__init__(store=store, **kwargs)
+        self.store_url = _resolve_store(store)
+        # Opening a local store creates it: a reader must not leave an empty one behind.
+        if "://" not in self.store_url and not os.path.isdir(self.store_url):
+            raise FileNotFoundError(2, "no artifact store", self.store_url)
+        self.registry = Registry(Repository.open(self.store_url))
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = str(path)
+        if path.startswith("artifacts://"):
+            path = path[len("artifacts://") :]
+        return path.strip("/")
+
+    # ---- resolving paths -------------------------------------------------
+
+    def _resolve(self, path: str) -> tuple[str, Version, TreeEntry | None]:
+        """(normalised path, version, entry at the path or None for the root).
+
+        Reads the head ref, the version chain back to the version asked for,
+        and only the trees along the path.
+        """
+        path = self._strip_protocol(path)
+        parts = path.split("/")
+        if len(parts) < 3:
+            raise FileNotFoundError(2, "not a file of a version", path)
+        entity, project, name, inner = parts[0], parts[1], parts[2], parts[3:]
+        try:
+            version = self.registry.resolve(parse_spec(name, entity, project))
+            if not inner:
+                return path, version, None
+            entry = trees.lookup(self.registry.objects, version.tree, split_path("/".join(inner)))
+        except (ArtifactNotFoundError, InvalidNameError):  # a damaged store still raises
+            raise FileNotFoundError(2, "no such file or directory", path) from None
+        if entry is None:
+            raise FileNotFoundError(2, "no such file or directory", path)
+        return path, version, entry
+
+    def _entry_info(self, path: str, entry: TreeEntry) -> dict[str, Any]:
+        if entry.kind == "tree":
+            return {"name": path, "size": entry.size, "type": "directory", "id": entry.id.hex()}
+        return {
+            "name": path,
+            "size": entry.size,
+            "type": "file",
+            "id": entry.id.hex(),
+            "kind": entry.kind,
+            "executable": entry.executable,
+        }
+
+    def _version_info(self, path: str, version: Version) -> dict[str, Any]:
+        meta = version.commit.meta
+        return {
+            "name": path,
+            "size": meta.get("size", 0),
+            "type": "directory",
+            "version": f"v{version.number}",
+            "artifact_type": version.type,
+            "id": version.commit_id.hex(),
+            "created": meta.get("time"),
+        }
+
+    # ---- reading ---------------------------------------------------------
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        path = self._strip_protocol(path)
+        parts = path.split("/") if path else []
+        if len(parts) < 3:
+            if path and path not in {i["name"] for i in self._namespaces(parts[:-1])}:
+                raise FileNotFoundError(2, "no such entity or project", path)
+            return {"name": path, "size": 0, "type": "directory"}
+        path, version, entry = self._resolve(path)
+        return self._version_info(path, version) if entry is None else self._entry_info(path, entry)
+
+    def _namespaces(self, parts: list[str]) -> list[dict[str, Any]]:
+        """Entities (``parts == []``) or one entity's projects."""
+        spaces = self.registry.namespaces()
+        if not parts:
+            names = sorted({e for e, _ in spaces})
+        else:
+            names = sorted({f"{e}/{p}" for e, p in spaces if e == parts[0]})
+        return [{"name": n, "size": 0, "type": "directory"} for n in names]
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        path = self._strip_protocol(path)
+        parts = path.split("/") if path else []
+        if len(parts) < 2:
+            found = self._namespaces(parts)
+            if parts and not found:
+                raise FileNotFoundError(2, "no such entity", path)
+        elif len(parts) == 2:
+            found = self._artifacts(*parts)
+            if not found:
+                raise FileNotFoundError(2, "no such project", path)
+        else:
+            path, version, entry = self._resolve(path)
+            if entry is not None and entry.kind != "tree":
+                found = [self._entry_info(path, entry)]
+            else:
+                tree = self.registry.objects.get_tree(version.tree if entry is None else entry.id)
+                found = [self._entry_info(f"{path}/{e.name}", e) for e in tree.entries]
+        return found if detail else [f["name"] for f in found]
+
+    def _artifacts(self, entity: str, project: str) -> list[dict[str, Any]]:
+        found = []
+        for name in self.registry.artifact_names(entity, project):
+            head = self.registry.head(entity, project, name)
+            if head is not None:
+                found.append(self._version_info(f"{entity}/{project}/{name}", head))
+        return found
+
+    def _file(self, path: str) -> tuple[str, TreeEntry]:
+        path, _, entry = self._resolve(path)
+        if entry is None or entry.kind == "tree":
+            raise IsADirectoryError(21, "is a directory", path)
+        return path, entry
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: Any = None,
+        autocommit: bool = True,
+        cache_options: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if mode != "rb":
+            raise ReadOnlyError(path)
+        _, entry = self._file(path)
+        store = self.registry.objects
+        if entry.kind == "ref":  # an external object: read it where it lives
+            return fsspec.open(read_descriptor(store, entry)["uri"], "rb").open()
+        if entry.size < LOOSE_THRESHOLD:
+            return io.BytesIO(store.read_blob(entry.id))  # small: one verified read
+        spool = _Spool(max_size=SPOOL_MAX)
+        try:
+            store.copy_blob_to(entry.id, spool)  # streamed; raises before we hand it out
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        _, entry = self._file(path)
+        if entry.kind == "blob" and entry.size < LOOSE_THRESHOLD:
+            data = self.registry.objects.read_blob(entry.id)
+        else:
+            with self._open(path) as f:
+                data = f.read()
+        return data[start:end]
+
+    def ukey(self, path: str) -> str:
+        return self.info(path)["id"]  # content addressed: the id is the content's key
+
+    # ---- writing: refused ------------------------------------------------
+
+    def _refuse(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        raise ReadOnlyError(str(path))
+
+    pipe_file = put_file = cp_file = mv = rm_file = rm = _rm = _refuse
+    mkdir = makedirs = rmdir = touch = _refuse
+
+
+fsspec.register_implementation("artifacts", ArtifactsFileSystem, clobber=True)

@@ -1,0 +1,196 @@
+"""``artifacts://`` through fsspec and pandas."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import fsspec
+import pytest
+
+import artifacts
+from artifacts.fs import ArtifactsFileSystem, ReadOnlyError
+from cas.errors import CorruptObjectError
+
+ROOT = Path(__file__).resolve().parent.parent
+BIG = 2 * (1 << 20) + 3  # above the store's loose threshold: stored loose, streamed
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """e/p/dataset v0 (train.csv, sub/notes.txt, big.bin) and v1 (train.csv changed, alias best)."""
+    url = str(tmp_path / "store")
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "train.csv").write_text("x,y\n1,2\n3,4\n")
+    (data / "sub" / "notes.txt").write_text("hello\n")
+    (data / "big.bin").write_bytes(bytes(range(256)) * (BIG // 256) + b"end")
+    with artifacts.init(entity="e", project="p", store=url) as run:
+        first = artifacts.Artifact("dataset", "dataset")
+        first.add_dir(str(data))
+        run.log_artifact(first)
+        (data / "train.csv").write_text("x,y\n5,6\n")
+        second = artifacts.Artifact("dataset", "dataset")
+        second.add_dir(str(data))
+        run.log_artifact(second, aliases=["best"])
+    return url
+
+
+@pytest.fixture
+def fs(store: str) -> ArtifactsFileSystem:
+    return fsspec.filesystem("artifacts", store=store)
+
+
+def test_pandas_reads_a_version(store: str) -> None:
+    import pandas
+
+    df = pandas.read_csv("artifacts://e/p/dataset:v0/train.csv", storage_options={"store": store})
+    assert df.to_dict("list") == {"x": [1, 3], "y": [2, 4]}
+    latest = pandas.read_csv("artifacts://e/p/dataset/train.csv", storage_options={"store": store})
+    assert latest.to_dict("list") == {"x": [5], "y": [6]}
+
+
+def test_fsspec_open_text_binary_and_large(store: str) -> None:
+    with fsspec.open("artifacts://e/p/dataset:best/train.csv", "r", store=store) as f:
+        assert f.read() == "x,y\n5,6\n"
+    with fsspec.open("artifacts://e/p/dataset:v0/sub/notes.txt", "rb", store=store) as f:
+        assert f.read() == b"hello\n"
+    with fsspec.open("artifacts://e/p/dataset:v1/big.bin", "rb", store=store) as f:
+        data = f.read()
+    assert len(data) == BIG and data.endswith(b"end") and data[:3] == b"\0\1\2"
+
+
+def test_ls_and_info(fs: ArtifactsFileSystem) -> None:
+    assert fs.ls("", detail=False) == ["e"]
+    assert fs.ls("artifacts://e", detail=False) == ["e/p"]
+    [artifact] = fs.ls("e/p")
+    assert artifact["name"] == "e/p/dataset" and artifact["version"] == "v1"
+    assert artifact["type"] == "directory"
+    assert fs.ls("artifacts://e/p/dataset:v0/", detail=False) == [
+        "e/p/dataset:v0/big.bin",
+        "e/p/dataset:v0/sub",
+        "e/p/dataset:v0/train.csv",
+    ]
+    assert fs.ls("e/p/dataset:v0/sub", detail=False) == ["e/p/dataset:v0/sub/notes.txt"]
+    info = fs.info("e/p/dataset:v0/train.csv")
+    assert info["type"] == "file" and info["size"] == 12 and len(info["id"]) == 64
+    assert fs.info("e/p/dataset:v0/sub")["type"] == "directory"
+    root = fs.info("e/p/dataset:best")
+    assert root["type"] == "directory" and root["version"] == "v1"
+    assert fs.isdir("e/p") and fs.isfile("e/p/dataset/sub/notes.txt")
+    assert fs.size("e/p/dataset:v1/big.bin") == BIG
+    assert sorted(fs.find("e/p/dataset:v0")) == [
+        "e/p/dataset:v0/big.bin",
+        "e/p/dataset:v0/sub/notes.txt",
+        "e/p/dataset:v0/train.csv",
+    ]
+    assert fs.glob("e/p/dataset:v0/*.csv") == ["e/p/dataset:v0/train.csv"]
+    # Same content, same id, in both versions.
+    assert fs.ukey("e/p/dataset:v0/big.bin") == fs.ukey("e/p/dataset:v1/big.bin")
+    for missing in ("e/p/dataset:v7", "e/p/dataset:v0/nope.csv", "e/p/other", "x", "e/q"):
+        assert not fs.exists(missing)
+        with pytest.raises(FileNotFoundError):
+            fs.info(missing)
+    with pytest.raises(FileNotFoundError):
+        fs.ls("e/p/dataset:v0/nope")
+    with pytest.raises(IsADirectoryError):
+        fs.cat_file("e/p/dataset:v0/sub")
+
+
+def test_cat_file_and_ranges(fs: ArtifactsFileSystem) -> None:
+    assert fs.cat_file("e/p/dataset:v0/train.csv") == b"x,y\n1,2\n3,4\n"
+    assert fs.cat_file("e/p/dataset:v0/train.csv", start=4, end=7) == b"1,2"
+    assert fs.cat_file("e/p/dataset:v0/big.bin", start=-3) == b"end"
+    assert fs.cat("artifacts://e/p/dataset:v0/sub/notes.txt") == b"hello\n"
+
+
+def test_writes_are_refused(fs: ArtifactsFileSystem) -> None:
+    with pytest.raises(ReadOnlyError, match="read-only"):
+        fs.open("e/p/dataset:v0/new.csv", "wb")
+    with pytest.raises(PermissionError):
+        fs.pipe_file("e/p/dataset:v0/new.csv", b"x")
+    with pytest.raises(ReadOnlyError):
+        fs.rm("e/p/dataset:v0/train.csv")
+    with pytest.raises(ReadOnlyError):
+        fs.mkdir("e/p/dataset:v0/d")
+    assert fs.cat_file("e/p/dataset:v0/train.csv")  # untouched
+
+
+def _corrupt(path: Path, needle: bytes | None = None, at: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    where = data.index(needle) if needle else at
+    data[where] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_blobs_raise(fs: ArtifactsFileSystem, store: str) -> None:
+    big_id = fs.info("e/p/dataset:v0/big.bin")["id"]
+    _corrupt(Path(store) / "objects" / big_id[:2] / big_id[2:])
+    with pytest.raises(CorruptObjectError):
+        fs.open("e/p/dataset:v0/big.bin").read()
+    with pytest.raises(CorruptObjectError):
+        fs.cat_file("e/p/dataset:v0/big.bin")
+    # A small file lives in a pack: damage its bytes there.
+    [pack] = [p for p in (Path(store) / "packs").glob("*.pack") if b"hello\n" in p.read_bytes()]
+    _corrupt(pack, b"hello\n")
+    with pytest.raises(CorruptObjectError):
+        with fsspec.open("artifacts://e/p/dataset:v0/sub/notes.txt", "r", store=store) as f:
+            f.read()
+    import pandas
+
+    other = next(p for p in (Path(store) / "packs").glob("*.pack") if b"x,y\n1,2" in p.read_bytes())
+    _corrupt(other, b"x,y\n1,2")
+    with pytest.raises(CorruptObjectError):
+        pandas.read_csv("artifacts://e/p/dataset:v0/train.csv", storage_options={"store": store})
+
+
+def test_store_from_environment_and_missing_store(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_STORE", store)
+    assert fsspec.filesystem("artifacts").cat_file("e/p/dataset:v0/sub/notes.txt") == b"hello\n"
+    monkeypatch.setenv("ARTIFACTS_STORE", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError):
+        fsspec.filesystem("artifacts")  # a new store, not the cached instance of the old one
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_registered_through_the_entry_point(store: str) -> None:
+    # A fresh interpreter that never imports artifacts.fs itself.
+    code = (
+        "import fsspec, sys\n"
+        "with fsspec.open(sys.argv[1], 'rb', store=sys.argv[2]) as f:\n"
+        "    print(type(f).__module__, f.read().decode().strip())\n"
+        "print(fsspec.get_filesystem_class('artifacts').__module__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    url = "artifacts://e/p/dataset:v0/sub/notes.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, url, store],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "artifacts.fs"
+
+
+def test_docs_example(tmp_path: Path) -> None:
+    """docs/fsspec.md's example runs and prints what the page shows."""
+    text = (ROOT / "docs" / "fsspec.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = text.split("```text\n", 1)[1].split("```", 1)[0]
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == shown
