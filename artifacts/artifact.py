@@ -127,7 +127,9 @@ class Artifact:
         path = split_path(name)
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="artifact-")
-        local = os.path.join(self._tmpdir, *path)
+        # A fresh directory per call: writing a second file of the same name must not
+        # overwrite the first behind _stage's back (it refuses different contents).
+        local = os.path.join(tempfile.mkdtemp(dir=self._tmpdir), *path)
         os.makedirs(os.path.dirname(local), exist_ok=True)
         open_mode = "w" + ("b" if "b" in mode else "")
         with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
@@ -285,20 +287,27 @@ class Artifact:
         return Entry.from_tree_entry(registry.objects, name, entry)
 
     def _files(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:
+        """Every file whose path starts with ``path_prefix`` (a plain string prefix, as in
+        W&B: "d" matches "d/x" and "dd"), reading only the trees the prefix reaches."""
         registry, version = self._version()
-        root = version.tree
-        prefix: trees.Path = ()
-        if path_prefix:
-            parts = path_prefix.rstrip("/").split("/")
-            parent = trees.lookup(registry.objects, root, tuple(parts))
-            if parent is not None and parent.kind == "tree":
-                return list(trees.walk(registry.objects, parent.id, tuple(parts)))
-            return [
-                (p, e)
-                for p, e in trees.walk(registry.objects, root, prefix)
-                if p.startswith(path_prefix)
-            ]
-        return list(trees.walk(registry.objects, root))
+        store, root = registry.objects, version.tree
+        if not path_prefix:
+            return list(trees.walk(store, root))
+        *dirs, last = path_prefix.split("/")
+        if dirs:
+            parent = trees.lookup(store, root, tuple(dirs))
+            if parent is None or parent.kind != "tree":
+                return []
+            root = parent.id
+        found: list[tuple[str, TreeEntry]] = []
+        for entry in store.get_tree(root).entries:
+            if entry.name.startswith(last):
+                path = (*dirs, entry.name)
+                if entry.kind == "tree":
+                    found.extend(trees.walk(store, entry.id, path))
+                else:
+                    found.append(("/".join(path), entry))
+        return found
 
     def default_root(self) -> str:
         return os.path.join(".", "artifacts", f"{self.name}:{self.version}")
@@ -310,17 +319,22 @@ class Artifact:
         return root
 
     def checkout(self, root: str | None = None) -> str:
-        """Make ``root`` hold exactly this version: download, then delete extra files."""
-        root = self.download(root)
+        """Make ``root`` hold exactly this version: delete extra files, then download.
+
+        Deleting first clears a file (or a symlink) standing where the version has a
+        directory, and empties a directory standing where it has a file.
+        """
+        root = root or self.default_root()
         keep = {os.path.join(root, *p.split("/")) for p, _ in self._files()}
-        for dirpath, _dirs, names in os.walk(root, topdown=False):
-            for name in names:
+        for dirpath, dirs, names in os.walk(root, topdown=False):
+            links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
+            for name in names + links:
                 path = os.path.join(dirpath, name)
                 if path not in keep:
                     os.unlink(path)
             if dirpath != root and not os.listdir(dirpath):
                 os.rmdir(dirpath)
-        return root
+        return self.download(root)
 
     def verify(self, root: str | None = None) -> None:
         registry, _ = self._version()
@@ -329,12 +343,13 @@ class Artifact:
     def logged_by(self) -> RunRecord | None:
         registry, version = self._version()
         run_id = version.commit.meta.get("run")
-        return registry.read_run(version.entity, version.project, run_id) if run_id else None
+        return registry.find_run(run_id, version.entity, version.project) if run_id else None
 
     def used_by(self) -> list[RunRecord]:
         registry, version = self._version()
         wanted = version.commit_id.hex()
-        return [r for r in registry.runs(version.entity, version.project) if wanted in r.used]
+        # Any project's run may use this version ("team/proj/name:v0"): look at them all.
+        return [r for r in registry.all_runs() if wanted in r.used]
 
     def new_draft(self) -> Artifact:
         registry, version = self._version()
@@ -349,7 +364,9 @@ class Artifact:
         active = run_module.current_run()
         if active is not None:
             return active.log_artifact(self)
-        with run_module.init(project=project, job_type="auto") as run:
+        # A draft of a logged version goes back to that version's store.
+        store = self._registry.repo.url if self._registry is not None else None
+        with run_module.init(project=project, job_type="auto", store=store) as run:
             return run.log_artifact(self)
 
     def delete(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat as stat_mod
 import warnings
@@ -14,10 +15,12 @@ import blake3
 import msgpack
 
 from cas import ObjectStore
-from cas.errors import CasError, UsageError
+from cas.errors import CasError, InvalidObjectError, UsageError
 from cas.objects import TreeEntry, encode_header
 
 from .names import split_path
+
+STORE_DIR = ".artifacts"  # the default store's directory (artifacts.run.STORE_DIR)
 
 
 class LocalFile(NamedTuple):
@@ -54,11 +57,14 @@ def scan_dir(root: str) -> Iterator[tuple[str, LocalFile]]:
     Symlink policy: a link to a file inside ``root`` is stored as that file's
     contents; a link that points outside ``root``, or nowhere, is refused; a
     link to a directory is not followed (it could loop), with a warning.
+
+    A store directory (``.artifacts/``, see :mod:`artifacts.run`) is skipped,
+    as git skips ``.git/``: adding a project's root must not copy the store.
     """
     if not os.path.isdir(root):
         raise UsageError(f"no such directory: {root}")
     real_root = os.path.realpath(root)
-    stack = [(root, "")]
+    stack = [(os.path.abspath(root), "")]  # absolute: the files are read when logged
     while stack:
         directory, rel = stack.pop()
         with os.scandir(directory) as it:
@@ -78,6 +84,8 @@ def scan_dir(root: str) -> Iterator[tuple[str, LocalFile]]:
                     raise UsageError(f"symlink {entry.path} points to nothing")
                 yield rel_path, stage_file(target)
             elif entry.is_dir(follow_symlinks=False):
+                if entry.name == STORE_DIR:
+                    continue
                 stack.append((entry.path, rel_path + "/"))
             elif entry.is_file(follow_symlinks=False):
                 st = entry.stat(follow_symlinks=False)
@@ -132,7 +140,13 @@ def reference_descriptor(uri: str, checksum: bool = True) -> tuple[str, dict[str
 
 
 def read_descriptor(store: ObjectStore, entry: TreeEntry) -> dict[str, Any]:
-    return msgpack.unpackb(store.read_blob(entry.id), raw=False)
+    try:
+        descriptor = msgpack.unpackb(store.read_blob(entry.id), raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        descriptor = None
+    if not isinstance(descriptor, dict) or not isinstance(descriptor.get("uri"), str):
+        raise InvalidObjectError(f"reference {entry.name!r} has no valid descriptor")
+    return descriptor
 
 
 @dataclass(frozen=True)
@@ -183,8 +197,9 @@ def write_files(
     def write_one(item: tuple[str, TreeEntry]) -> int:
         path, entry = item
         dest = safe_destination(root, path)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = f"{dest}.part-{os.getpid()}"
+        _makedirs(os.path.dirname(dest))
+        # A short name: "<name>.part-<pid>" would pass NAME_MAX for a 250-byte name.
+        tmp = os.path.join(os.path.dirname(dest), f".part-{os.getpid()}-{next(_tmp_names)}")
         try:
             with open(tmp, "wb") as out:
                 if entry.kind == "ref":
@@ -203,6 +218,23 @@ def write_files(
         return sum(map(write_one, files))
     with ThreadPoolExecutor(threads) as pool:
         return sum(pool.map(write_one, files))
+
+
+_tmp_names = itertools.count()
+
+
+def _makedirs(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)`` without recursion: trees may be deep."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
 
 
 def _copy_reference(descriptor: dict[str, Any], out: Any) -> int:

@@ -23,11 +23,11 @@ from typing import Any
 import msgpack
 
 from cas import Commit, ObjectId, Repository
-from cas.errors import RefConflictError
+from cas.errors import InvalidObjectError, RefConflictError
 from cas.objects import Blob, canonical_packb
 
 from .errors import ArtifactNotFoundError, TypeMismatchError
-from .names import VERSION, Spec, validate_alias
+from .names import ARTIFACT_NAME, VERSION, Spec, validate_alias
 
 
 def head_ref(entity: str, project: str, name: str) -> str:
@@ -107,14 +107,19 @@ class Registry:
             found = self._commits[commit_id] = self.objects.get_commit(commit_id)
         return found
 
-    def version(self, entity: str, project: str, commit_id: ObjectId) -> Version:
-        return Version(entity, project, commit_id, self.commit(commit_id))
+    def version(
+        self, entity: str, project: str, commit_id: ObjectId, name: str | None = None
+    ) -> Version:
+        """The version ``commit_id`` is, checked to be one (of artifact ``name``, if given)."""
+        commit = self.commit(commit_id)
+        _check_version_meta(commit_id, commit.meta, name)
+        return Version(entity, project, commit_id, commit)
 
     # ---- resolving -----------------------------------------------------
 
     def head(self, entity: str, project: str, name: str) -> Version | None:
         commit_id = self.refs.read(head_ref(entity, project, name))
-        return None if commit_id is None else self.version(entity, project, commit_id)
+        return None if commit_id is None else self.version(entity, project, commit_id, name)
 
     def resolve(self, spec: Spec) -> Version:
         head = self.head(spec.entity, spec.project, spec.name)
@@ -135,7 +140,7 @@ class Registry:
         commit_id = self.refs.read(alias_ref(spec.entity, spec.project, spec.name, spec.selector))
         if commit_id is None:
             raise ArtifactNotFoundError(f"{spec} not found: no version has alias {spec.selector!r}")
-        return self.version(spec.entity, spec.project, commit_id)
+        return self.version(spec.entity, spec.project, commit_id, spec.name)
 
     def history(self, head: Version) -> Iterator[Version]:
         """The versions from ``head`` back to v0."""
@@ -143,7 +148,9 @@ class Registry:
         while version is not None:
             yield version
             parents = version.commit.parents
-            version = self.version(head.entity, head.project, parents[0]) if parents else None
+            version = (
+                self.version(head.entity, head.project, parents[0], head.name) if parents else None
+            )
 
     def aliases(self, version: Version) -> list[str]:
         prefix = f"{version.entity}/{version.project}/artifacts/{version.name}/aliases/"
@@ -203,10 +210,13 @@ class Registry:
         meta: dict[str, Any],
         aliases: list[str] | tuple[str, ...],
     ) -> tuple[Version, bool]:
+        for alias in aliases:  # before committing: a bad alias must not leave a version behind
+            if alias != "latest":
+                validate_alias(alias)
         ref = head_ref(entity, project, name)
         while True:
             old = self.refs.read(ref)
-            head = None if old is None else self.version(entity, project, old)
+            head = None if old is None else self.version(entity, project, old, name)
             if head is not None and head.type != type:
                 raise TypeMismatchError(name, head.type, type)
             if head is not None and head.tree == tree:
@@ -280,9 +290,51 @@ class Registry:
         with self.repo.writing():
             self.repo.update_ref(ref, compute)
 
+    def find_run(self, run_id: str, entity: str, project: str) -> RunRecord | None:
+        """Run ``run_id``, looked for in ``entity/project`` first, then in every namespace:
+        a run logs drafts of other projects' versions into those projects."""
+        found = self.read_run(entity, project, run_id)
+        if found is None:
+            for name in sorted(self.refs.names("")):
+                parts = name.split("/")
+                if len(parts) == 4 and parts[2] == "runs" and parts[3] == run_id:
+                    found = self.read_run(parts[0], parts[1], run_id)
+                    if found is not None:
+                        break
+        return found
+
+    def all_runs(self) -> list[RunRecord]:
+        """Every run of every namespace."""
+        records = []
+        for name in sorted(self.refs.names("")):
+            parts = name.split("/")
+            if len(parts) == 4 and parts[2] == "runs":
+                record = self.read_run(parts[0], parts[1], parts[3])
+                if record is not None:
+                    records.append(record)
+        return records
+
     def runs(self, entity: str, project: str) -> list[RunRecord]:
         prefix = f"{entity}/{project}/runs/"
         return [
             RunRecord.from_bytes(self.objects.read_blob(blob_id))
             for blob_id in self.refs.list(prefix).values()
         ]
+
+
+def _check_version_meta(commit_id: ObjectId, meta: dict[str, Any], name: str | None) -> None:
+    """Refuse a commit that is not a version (of ``name``): a store may be hostile or damaged."""
+    problem = None
+    artifact, number, kind, size = (meta.get(k) for k in ("artifact", "version", "type", "size"))
+    if not isinstance(artifact, str) or not ARTIFACT_NAME.fullmatch(artifact):
+        problem = "it names no valid artifact"
+    elif name is not None and artifact != name:
+        problem = f"it is a version of {artifact!r}, not of {name!r}"
+    elif not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        problem = "it has no valid version number"
+    elif not isinstance(kind, str) or not kind:
+        problem = "it has no artifact type"
+    elif not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        problem = "it has no valid size"
+    if problem:
+        raise InvalidObjectError(f"commit {commit_id.hex()} is not an artifact version: {problem}")

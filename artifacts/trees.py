@@ -105,13 +105,21 @@ def lookup(store: ObjectStore, root: ObjectId, path: Path) -> TreeEntry | None:
 
 
 def walk(store: ObjectStore, root: ObjectId, prefix: Path = ()) -> Iterator[tuple[str, TreeEntry]]:
-    """Yield ("a/b/c", entry) for every file below ``root``, in path order."""
-    for entry in store.get_tree(root).entries:
-        path = prefix + (entry.name,)
-        if entry.kind == "tree":
-            yield from walk(store, entry.id, path)
-        else:
+    """Yield ("a/b/c", entry) for every file below ``root``, in path order.
+
+    Iterative, so a deep tree (a hostile one, say) cannot exhaust Python's stack.
+    """
+    stack = [(prefix, iter(store.get_tree(root).entries))]
+    while stack:
+        where, entries = stack[-1]
+        for entry in entries:
+            path = where + (entry.name,)
+            if entry.kind == "tree":
+                stack.append((path, iter(store.get_tree(entry.id).entries)))
+                break
             yield "/".join(path), entry
+        else:
+            stack.pop()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,832 @@
+"""The artifacts API: versions, aliases, names, drafts, references, downloads, lineage,
+distributed versions, incremental costs, the stat cache and how a store is chosen."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import artifacts
+from artifacts import (
+    Artifact,
+    ArtifactNotFoundError,
+    ArtifactStateError,
+    DuplicateEntryError,
+    MergeConflictError,
+    TypeMismatchError,
+    UsageError,
+    VerificationError,
+)
+from artifacts.files import blob_id_of_file, stage_file
+from artifacts.registry import dist_prefix
+from artifacts.statcache import StatCache
+from cas import InvalidNameError, ObjectStore, Tree
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with its own store: ``.artifacts/`` in a fresh tmp dir."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
+    monkeypatch.setenv("ARTIFACTS_PROJECT", "proj")
+    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
+    (tmp_path / ".artifacts").mkdir()  # never pick up a store above the tmp dir
+    return tmp_path
+
+
+def write(path: str | Path, data: bytes | str) -> str:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return str(path)
+
+
+def make(name: str, files: dict[str, bytes | str], type: str = "dataset", **kw) -> Artifact:
+    """A draft holding ``files`` (path -> contents), written to a fresh source dir."""
+    src = tempfile.mkdtemp(dir=os.getcwd(), prefix="src-")
+    for path, data in files.items():
+        write(os.path.join(src, path), data)
+    artifact = Artifact(name, type, **kw)
+    artifact.add_dir(src)
+    return artifact
+
+
+def log(run, name: str, files: dict[str, bytes | str], type: str = "dataset", **kw) -> Artifact:
+    aliases = kw.pop("aliases", None)
+    return run.log_artifact(make(name, files, type, **kw), aliases=aliases)
+
+
+def read_tree(root: str | Path) -> dict[str, bytes]:
+    root = Path(root)
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def contents(artifact: Artifact, root: str) -> dict[str, bytes]:
+    return read_tree(artifact.download(root))
+
+
+def python(code: str, *args: str, cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ok(proc: subprocess.Popen, timeout: float = 60) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return out
+
+
+class CountingStore(ObjectStore):
+    """The same storage, recording the trees read (a real store, not a mock)."""
+
+    def __init__(self, storage) -> None:
+        super().__init__(storage)
+        self.trees_read: list[bytes] = []
+
+    def get_tree(self, object_id: bytes) -> Tree:
+        self.trees_read.append(object_id)
+        return super().get_tree(object_id)
+
+
+# ---- versions and aliases ----------------------------------------------------------
+
+
+def test_versions_count_from_v0_and_latest_names_the_newest(ws):
+    with artifacts.init() as run:
+        v0 = log(run, "data", {"x.txt": "one"})
+        assert (v0.version, v0.aliases) == ("v0", ["latest"])
+        assert v0.qualified_name == "team/proj/data:v0"
+        v1 = log(run, "data", {"x.txt": "two"})
+        assert (v1.version, v1.aliases) == ("v1", ["latest"])
+        assert v0.aliases == []  # "latest" moved on
+        assert run.use_artifact("data:latest").id == v1.id
+        assert run.use_artifact("data").id == v1.id
+        assert contents(run.use_artifact("data:v0"), "dl0") == {"x.txt": b"one"}
+        assert contents(run.use_artifact("data:v1"), "dl1") == {"x.txt": b"two"}
+
+
+def test_identical_content_returns_the_latest_version_and_attaches_new_aliases(ws):
+    with artifacts.init() as run:
+        first = log(run, "data", {"a": "1", "d/b": "2"})
+        again = log(run, "data", {"d/b": "2", "a": "1"}, aliases=["best"], description="other")
+        assert again.version == "v0"
+        assert again.id == first.id
+        assert again.aliases == ["latest", "best"]
+        with pytest.raises(ArtifactNotFoundError):
+            run.use_artifact("data:v1")
+
+
+def test_content_equal_to_an_older_version_makes_a_new_version(ws):
+    with artifacts.init() as run:
+        log(run, "data", {"a": "1"})
+        log(run, "data", {"a": "2"})
+        back = log(run, "data", {"a": "1"})
+        assert back.version == "v2"  # only the latest version is compared
+        assert back.digest == run.use_artifact("data:v0").digest
+
+
+def test_an_alias_names_one_version_and_moves_when_given_to_another(ws):
+    with artifacts.init() as run:
+        v0 = log(run, "model", {"w": "0"}, type="model", aliases=["best", "prod"])
+        v1 = log(run, "model", {"w": "1"}, type="model", aliases=["best"])
+        assert run.use_artifact("model:best").id == v1.id
+        assert run.use_artifact("model:prod").id == v0.id
+        assert v0.aliases == ["prod"]
+        assert v1.aliases == ["latest", "best"]
+
+
+def test_an_invalid_alias_is_refused_before_any_version_is_made(ws):
+    with artifacts.init() as run:
+        for alias in ("v3", "bad alias", "a/b", ""):
+            with pytest.raises(InvalidNameError):
+                log(run, "data", {"a": "1"}, aliases=[alias])
+        with pytest.raises(ArtifactNotFoundError):
+            run.use_artifact("data")
+
+
+def test_use_artifact_by_version_alias_and_full_name(ws):
+    with artifacts.init() as run:
+        for i in range(5):
+            log(run, "data", {"i": str(i)}, aliases=["odd"] if i % 2 else None)
+        assert run.use_artifact("data:v3").version == "v3"
+        assert contents(run.use_artifact("data:v3"), "dl") == {"i": b"3"}
+        assert run.use_artifact("data:odd").version == "v3"
+        assert run.use_artifact("team/proj/data:v0").version == "v0"
+        assert run.use_artifact("proj/data:v2").version == "v2"
+    with artifacts.init(project="elsewhere") as other:
+        found = other.use_artifact("team/proj/data:v1")
+        assert (found.entity, found.project, found.version) == ("team", "proj", "v1")
+        with pytest.raises(ArtifactNotFoundError):
+            other.use_artifact("data:v1")  # the run's own project has no such artifact
+
+
+@pytest.mark.parametrize("spec", ["data:v5", "data:v17", "data:nope", "missing", "missing:v0"])
+def test_unknown_artifact_version_or_alias_is_not_found(ws, spec):
+    with artifacts.init() as run:
+        for i in range(5):
+            log(run, "data", {"i": str(i)})
+        with pytest.raises(ArtifactNotFoundError) as caught:
+            run.use_artifact(spec)
+        assert isinstance(caught.value, LookupError)
+
+
+def test_logging_one_name_with_another_type_is_refused(ws):
+    with artifacts.init() as run:
+        log(run, "thing", {"a": "1"}, type="dataset")
+        with pytest.raises(TypeMismatchError) as caught:
+            log(run, "thing", {"a": "2"}, type="model")
+        assert isinstance(caught.value, UsageError)
+        assert "dataset" in str(caught.value) and "model" in str(caught.value)
+        assert run.use_artifact("thing").version == "v0"
+        with pytest.raises(ArtifactNotFoundError):
+            run.use_artifact("thing:latest", type="model")
+        assert run.use_artifact("thing:latest", type="dataset").type == "dataset"
+
+
+# ---- names --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["x" * 129, "bad name", "a/b", "a:b", "", ".", "..", "é", "semi;colon"]
+)
+def test_invalid_artifact_names_are_refused(ws, name):
+    with pytest.raises(InvalidNameError) as caught:
+        Artifact(name, "dataset")
+    assert isinstance(caught.value, ValueError)
+
+
+def test_names_up_to_128_characters_are_fine(ws):
+    with artifacts.init() as run:
+        assert log(run, "n" * 128, {"a": "1"}).version == "v0"
+        assert run.use_artifact("n" * 128 + ":v0").name == "n" * 128
+
+
+@pytest.mark.parametrize("entry", ["../x", "/abs", "a//b", "a/./b", "back\\slash", "nul\0"])
+def test_invalid_entry_names_are_refused(ws, entry):
+    write("f", "x")
+    with pytest.raises(InvalidNameError):
+        Artifact("data", "dataset").add_file("f", name=entry)
+
+
+def test_use_artifact_refuses_a_malformed_spec(ws):
+    with artifacts.init() as run, pytest.raises(InvalidNameError):
+        run.use_artifact("bad name!")
+
+
+# ---- building drafts ----------------------------------------------------------------
+
+
+def test_add_file_of_a_missing_path_or_a_directory_is_a_usage_error(ws):
+    os.mkdir("adir")
+    artifact = Artifact("data", "dataset")
+    with pytest.raises(UsageError, match="no such file"):
+        artifact.add_file("nope.txt")
+    with pytest.raises(UsageError, match="not a regular file"):
+        artifact.add_file("adir")
+    with pytest.raises(UsageError, match="no such directory"):
+        artifact.add_dir("nodir")
+
+
+def test_a_different_file_at_an_existing_name_needs_overwrite(ws):
+    write("one/a.txt", "first")
+    write("two/a.txt", "second")
+    write("three/a.txt", "first")
+    artifact = Artifact("data", "dataset")
+    artifact.add_file("one/a.txt")
+    artifact.add_file("three/a.txt")  # same contents: fine
+    with pytest.raises(DuplicateEntryError) as caught:
+        artifact.add_file("two/a.txt")
+    assert caught.value.path == "a.txt"
+    artifact.add_file("two/a.txt", overwrite=True)
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert contents(artifact, "dl") == {"a.txt": b"second"}
+
+
+def test_add_dir_over_a_staged_file_needs_merge(ws):
+    write("d1/x", "1")
+    write("d2/x", "2")
+    write("d2/y", "y")
+    artifact = Artifact("data", "dataset")
+    artifact.add_dir("d1")
+    with pytest.raises(DuplicateEntryError):
+        artifact.add_dir("d2")
+    artifact.add_dir("d2", merge=True)
+    artifact.add_dir("d1", name="sub/")
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert contents(artifact, "dl") == {"x": b"2", "y": b"y", "sub/x": b"1"}
+
+
+def test_add_dir_skips_the_store_directory(ws):
+    write("data.csv", "a,b")
+    with artifacts.init() as run:
+        artifact = Artifact("project", "code")
+        artifact.add_dir(".")
+        run.log_artifact(artifact)
+    assert [e.path for e in artifact.files()] == ["data.csv"]
+
+
+def test_staged_files_are_read_from_where_they_were_added_after_a_chdir(ws, monkeypatch):
+    write("data/f", "1")
+    artifact = Artifact("data", "dataset")
+    artifact.add_dir("data")  # a relative path
+    artifact.add_file("data/f", name="g")
+    (ws / "elsewhere").mkdir()
+    monkeypatch.chdir(ws / "elsewhere")
+    with artifacts.init(store=str(ws / ".artifacts")) as run:
+        run.log_artifact(artifact)
+    assert contents(artifact, str(ws / "dl")) == {"f": b"1", "g": b"1"}
+
+
+def test_a_logged_artifact_cannot_change(ws):
+    write("f", "x")
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"a": "1"})
+        for change in (
+            lambda: artifact.add_file("f"),
+            lambda: artifact.add_dir("."),
+            lambda: artifact.add_reference(f"file://{os.path.abspath('f')}"),
+            lambda: artifact.remove("a"),
+            lambda: artifact.new_file("n").__enter__(),
+            lambda: run.log_artifact(artifact),
+        ):
+            with pytest.raises(ArtifactStateError):
+                change()
+        assert artifact.new_draft().is_draft()
+    with pytest.raises(ArtifactStateError):
+        run.log_artifact(make("data", {"b": "2"}))  # the run has finished
+    with pytest.raises(ArtifactStateError):
+        _ = Artifact("draft", "dataset").version  # a draft has no version yet
+
+
+def test_new_file_writes_straight_into_the_draft(ws):
+    artifact = Artifact("notes", "text")
+    with artifact.new_file("hello.txt") as f:
+        f.write("héllo")
+    with artifact.new_file("deep/bytes.bin", mode="wb") as f:
+        f.write(b"\x00\x01")
+    with artifact.new_file("hello.txt") as f:
+        f.write("héllo")  # the same contents again: fine
+    with pytest.raises(DuplicateEntryError), artifact.new_file("hello.txt") as f:
+        f.write("other")
+    tmpdir = artifact._tmpdir
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert contents(artifact, "dl") == {"hello.txt": "héllo".encode(), "deep/bytes.bin": b"\0\1"}
+    assert not os.path.exists(tmpdir)  # the staging area is gone once logged
+
+
+def test_remove_unstages_a_file_of_a_fresh_draft(ws):
+    write("a", "1")
+    write("b", "2")
+    artifact = Artifact("data", "dataset")
+    artifact.add_file("a")
+    artifact.add_file("b")
+    artifact.remove("a")
+    with pytest.raises(ArtifactNotFoundError):
+        artifact.remove("never-added")
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert [e.path for e in artifact.files()] == ["b"]
+
+
+def test_draft_edits_add_modify_and_remove(ws):
+    with artifacts.init() as run:
+        base = log(run, "data", {"keep": "k", "mod": "old", "gone/x": "x", "gone/y": "y"})
+        draft = base.new_draft()
+        draft.add_file(write("new.txt", "n"), name="added/new.txt")
+        draft.add_file(write("mod", "new"))  # modify: same path, new contents
+        draft.remove("gone/")
+        draft.remove(base.get_entry("keep"))  # an Entry works too
+        with pytest.raises(ArtifactNotFoundError):
+            draft.remove("not-there")
+        v1 = run.log_artifact(draft)
+    assert v1.version == "v1"
+    assert contents(v1, "dl1") == {"added/new.txt": b"n", "mod": b"new"}
+    assert contents(base, "dl0") == {"keep": b"k", "mod": b"old", "gone/x": b"x", "gone/y": b"y"}
+
+
+def test_a_draft_with_no_change_logs_as_the_same_version(ws):
+    with artifacts.init() as run:
+        base = log(run, "data", {"a": "1"})
+        same = run.log_artifact(base.new_draft())
+        assert same.version == "v0"
+        draft = base.new_draft()
+        draft.add_file(write("a", "1"))  # the same contents again
+        assert run.log_artifact(draft).version == "v0"
+
+
+def test_save_outside_a_run_logs_into_the_store_the_draft_came_from(ws, tmp_path):
+    store = str(tmp_path / "elsewhere")
+    with artifacts.init(store=store) as run:
+        base = log(run, "data", {"a": "1"})
+    draft = base.new_draft()
+    draft.add_file(write("b", "2"))
+    assert artifacts.current_run() is None
+    saved = draft.save()
+    assert saved.version == "v1"
+    assert saved.logged_by().job_type == "auto"
+    with artifacts.init(store=store) as run:
+        assert [e.path for e in run.use_artifact("data:v1").files()] == ["a", "b"]
+    assert not os.listdir(ws / ".artifacts")  # the default store was never touched
+
+
+# ---- references ---------------------------------------------------------------------
+
+
+def test_a_file_reference_is_recorded_not_uploaded_and_download_fetches_it(ws):
+    target = write(ws / "outside" / "big.bin", b"referenced bytes" * 100)
+    uri = f"file://{os.path.abspath(target)}"
+    artifact = Artifact("refs", "dataset")
+    artifact.add_reference(uri)
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+        store = run.registry.objects
+        assert not store.has(blob_id_of_file(target))  # nothing uploaded
+        assert not any(
+            store.kind(i) == "blob" and b"referenced bytes" in store.read_blob(i) for i in store
+        )
+    entry = artifact.get_entry("big.bin")
+    assert (entry.ref, entry.size) == (uri, 1600)
+    assert contents(artifact, "dl") == {"big.bin": b"referenced bytes" * 100}
+    artifact.verify("dl")
+
+
+def test_bad_references_are_refused(ws):
+    artifact = Artifact("refs", "dataset")
+    with pytest.raises(UsageError, match="no such file"):
+        artifact.add_reference(f"file://{ws}/missing")
+    with pytest.raises(UsageError, match="unsupported"):
+        artifact.add_reference("ftp://example.com/x")
+
+
+# ---- reading a version -------------------------------------------------------------
+
+
+def test_digest_size_manifest_files_and_get_entry(ws):
+    write("src/run.sh", "#!/bin/sh\n")
+    os.chmod("src/run.sh", 0o755)
+    with artifacts.init() as run:
+        artifact = make("data", {"d/x.txt": "xx", "d/e/y": "yyy", "z": ""})
+        artifact.add_file("src/run.sh")
+        run.log_artifact(artifact)
+        twin = make("twin", {"d/e/y": "yyy", "z": "", "d/x.txt": "xx"})
+        twin.add_file("src/run.sh")
+        run.log_artifact(twin)
+    assert len(artifact.digest) == 64 and artifact.digest == twin.digest  # content, not name
+    assert artifact.size == 2 + 3 + 0 + 10
+    paths = ["d/e/y", "d/x.txt", "run.sh", "z"]
+    assert [e.path for e in artifact.files()] == paths
+    assert list(artifact.manifest.entries) == paths and len(artifact.manifest) == 4
+    assert artifact.get_entry("d/e/y").size == 3
+    assert artifact.get_entry("run.sh").executable
+    assert not artifact.get_entry("z").executable
+    for missing in ("nope", "d", "d/e"):
+        with pytest.raises(ArtifactNotFoundError):
+            artifact.get_entry(missing)
+    root = artifact.download("dl")
+    assert os.access(os.path.join(root, "run.sh"), os.X_OK)
+
+
+def test_download_defaults_to_artifacts_name_version_and_takes_a_path_prefix(ws):
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"d/a": "1", "d/b/c": "2", "dd": "3", "e": "4"})
+    root = artifact.download()
+    assert Path(root).resolve() == (ws / "artifacts" / "data:v0").resolve()
+    assert read_tree(root) == {"d/a": b"1", "d/b/c": b"2", "dd": b"3", "e": b"4"}
+    assert read_tree(artifact.download("p1", path_prefix="d/")) == {"d/a": b"1", "d/b/c": b"2"}
+    assert read_tree(artifact.download("p2", path_prefix="d")) == {
+        "d/a": b"1",
+        "d/b/c": b"2",
+        "dd": b"3",
+    }
+    assert read_tree(artifact.download("p3", path_prefix="d/b")) == {"d/b/c": b"2"}
+    assert read_tree(artifact.download("p4", path_prefix="zzz")) == {}
+
+
+def test_a_file_with_a_255_byte_name_round_trips(ws):
+    longest = "n" * 251 + ".bin"  # NAME_MAX: no room left for a temporary suffix
+    with artifacts.init() as run:
+        artifact = log(run, "data", {longest: "x", "d/" + longest: "y"})
+    assert contents(artifact, "dl") == {longest: b"x", "d/" + longest: b"y"}
+    artifact.verify("dl")
+
+
+def test_checkout_makes_a_directory_hold_exactly_the_version(ws):
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"a": "1", "d/b": "2"})
+    write("co/a", "changed")
+    write("co/extra", "x")
+    write("co/olddir/deep/f", "x")
+    artifact.checkout("co")
+    assert read_tree("co") == {"a": b"1", "d/b": b"2"}
+    assert sorted(os.listdir("co")) == ["a", "d"]  # empty directories went too
+    artifact.verify("co")
+
+
+def test_checkout_clears_whatever_stands_where_the_version_has_a_file_or_directory(ws):
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"x/y": "1", "f": "2", "s/t": "3"})
+    write("co/x", "a file where the version has a directory")
+    write("co/f/deep", "a directory where the version has a file")
+    write(ws / "outside" / "t", "not ours")
+    os.symlink(ws / "outside", "co/s")  # a link where the version has a directory
+    artifact.checkout("co")
+    assert read_tree("co") == {"x/y": b"1", "f": b"2", "s/t": b"3"}
+    assert not os.path.islink("co/s")
+    assert read_tree("outside") == {"t": b"not ours"}
+
+
+def test_verify_detects_modified_extra_and_missing_files(ws):
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"a": "1", "d/b": "2", "c": "3"})
+    root = artifact.download("dl")
+    artifact.verify(root)
+    write(f"{root}/a", "X")  # same size, other bytes
+    write(f"{root}/d/extra", "e")
+    os.unlink(f"{root}/c")
+    with pytest.raises(VerificationError) as caught:
+        artifact.verify(root)
+    assert caught.value.problems == ["content differs: a", "missing c", "unexpected d/extra"]
+
+
+def test_lineage_logged_by_and_used_by(ws):
+    with artifacts.init(job_type="produce") as writer:
+        made = log(writer, "data", {"a": "1"})
+    with artifacts.init(job_type="consume") as reader:
+        used = reader.use_artifact("data:v0")
+        reader.use_artifact("data:latest")  # the same version twice counts once
+    with artifacts.init():
+        pass  # a run that uses nothing
+    assert made.logged_by().id == writer.id
+    assert made.logged_by().job_type == "produce"
+    assert used.logged_by().id == writer.id
+    users = used.used_by()
+    assert [r.id for r in users] == [reader.id]
+    assert users[0].used == [used.id]
+    assert users[0].ended is not None
+    assert made.logged_by().logged == [made.id]
+
+
+def test_lineage_across_projects(ws):
+    with artifacts.init(project="raw", job_type="produce") as writer:
+        base = log(writer, "data", {"a": "1"})
+    with artifacts.init(project="work", job_type="refine") as worker:
+        used = worker.use_artifact("team/raw/data:v0")
+        draft = used.new_draft()
+        draft.add_file(write("b", "2"))
+        refined = worker.log_artifact(draft)  # a draft logs into its base's project
+    assert refined.qualified_name == "team/raw/data:v1"
+    assert [r.id for r in base.used_by()] == [worker.id]
+    assert refined.logged_by().id == worker.id
+    assert refined.logged_by().project == "work"
+    assert base.logged_by().id == writer.id
+
+
+# ---- distributed versions ------------------------------------------------------------
+
+
+def test_upsert_needs_a_distributed_id_or_a_group(ws):
+    write("a", "1")
+    with artifacts.init() as run:
+        artifact = Artifact("dist", "dataset")
+        artifact.add_file("a")
+        with pytest.raises(UsageError, match="distributed_id"):
+            run.upsert_artifact(artifact)
+        with pytest.raises(UsageError, match="distributed_id"):
+            run.finish_artifact(artifact)
+
+
+def test_the_group_is_the_default_distributed_id(ws):
+    write("a", "1")
+    write("b", "2")
+    with artifacts.init(group="exp1") as one:
+        part = Artifact("dist", "dataset")
+        part.add_file("a")
+        one.upsert_artifact(part)
+    with artifacts.init(group="exp1") as two:
+        last = Artifact("dist", "dataset")
+        last.add_file("b")
+        two.finish_artifact(last)
+    assert contents(last, "dl") == {"a": b"1", "b": b"2"}
+
+
+def test_conflicting_parts_commit_nothing_and_a_retry_after_fixing_works(ws):
+    write("one/x.txt", "from one")
+    write("two/x.txt", "from two")
+    write("one/a", "a")
+    r1, r2 = artifacts.init(), artifacts.init()
+    try:
+        for run, files in ((r1, ["one/x.txt", "one/a"]), (r2, ["two/x.txt"])):
+            part = Artifact("dist", "dataset")
+            for f in files:
+                part.add_file(f)
+            run.upsert_artifact(part, distributed_id="job")
+        with artifacts.init() as r3:
+            final = Artifact("dist", "dataset")
+            with pytest.raises(MergeConflictError) as caught:
+                r3.finish_artifact(final, distributed_id="job")
+            assert caught.value.conflicts == {"x.txt": sorted([r1.id, r2.id])}
+            assert "x.txt" in str(caught.value)
+            assert r1.id in str(caught.value) and r2.id in str(caught.value)
+            with pytest.raises(ArtifactNotFoundError):
+                r3.use_artifact("dist")  # nothing was committed
+            parts = r3.registry.refs.list(dist_prefix("team", "proj", "dist", "job"))
+            assert len(parts) == 2  # and the parts are all still there
+
+            fixed = Artifact("dist", "dataset")
+            fixed.add_file("one/x.txt")  # run 2 agrees with run 1 now
+            r2.upsert_artifact(fixed, distributed_id="job")
+            r3.finish_artifact(final, distributed_id="job")
+            assert final.version == "v0"
+            assert contents(final, "dl") == {"a": b"a", "x.txt": b"from one"}
+    finally:
+        r1.finish()
+        r2.finish()
+
+
+def test_the_finishing_runs_own_files_can_conflict_too(ws):
+    write("one/x", "1")
+    write("two/x", "2")
+    with artifacts.init() as r1:
+        part = Artifact("dist", "dataset")
+        part.add_file("one/x")
+        r1.upsert_artifact(part, distributed_id="job")
+    with artifacts.init() as r2:
+        final = Artifact("dist", "dataset")
+        final.add_file("two/x")
+        with pytest.raises(MergeConflictError) as caught:
+            r2.finish_artifact(final, distributed_id="job")
+    assert caught.value.conflicts == {"x": sorted([r1.id, r2.id])}
+
+
+def test_an_upsert_after_finish_starts_the_next_version(ws):
+    write("a", "a")
+    write("b", "b")
+    worker = artifacts.init()
+    try:
+        part = Artifact("dist", "dataset")
+        part.add_file("a")
+        worker.upsert_artifact(part, distributed_id="job")
+        with artifacts.init() as finisher:
+            v0 = finisher.finish_artifact(Artifact("dist", "dataset"), distributed_id="job")
+        assert contents(v0, "dl0") == {"a": b"a"}
+
+        part = Artifact("dist", "dataset")
+        part.add_file("b")
+        worker.upsert_artifact(part, distributed_id="job")  # the same run, after the finish
+        with artifacts.init() as finisher:
+            v1 = finisher.finish_artifact(Artifact("dist", "dataset"), distributed_id="job")
+        assert v1.version == "v1"
+        assert contents(v1, "dl1") == {"b": b"b"}  # the old part is not in it again
+    finally:
+        worker.finish()
+
+
+def test_a_run_upserting_twice_adds_to_its_part(ws):
+    write("a", "a")
+    write("b", "b")
+    with artifacts.init() as worker:
+        for name in ("a", "b"):
+            part = Artifact("dist", "dataset")
+            part.add_file(name)
+            worker.upsert_artifact(part, distributed_id="job")
+    with artifacts.init() as finisher:
+        final = finisher.finish_artifact(Artifact("dist", "dataset"), distributed_id="job")
+    assert contents(final, "dl") == {"a": b"a", "b": b"b"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: finish_artifact merges only the parts' trees; the base version of "
+    "drafts made with new_draft() is dropped (run.py builds parts and the finisher's own "
+    "files from an empty tree)",
+)
+def test_an_incremental_distributed_version_keeps_the_base_files(ws):
+    with artifacts.init() as run:
+        log(run, "data", {"old": "o"})
+    write("new1", "1")
+    write("new2", "2")
+    with artifacts.init() as one:
+        draft = one.use_artifact("data:latest").new_draft()
+        draft.add_file("new1")
+        one.upsert_artifact(draft, distributed_id="job")
+    with artifacts.init() as two:
+        draft = two.use_artifact("data:latest").new_draft()
+        draft.add_file("new2")
+        final = two.finish_artifact(draft, distributed_id="job")
+    assert contents(final, "dl") == {"old": b"o", "new1": b"1", "new2": b"2"}
+
+
+@pytest.mark.timeout(120)
+def test_sixteen_processes_upsert_concurrently_then_one_finishes(ws):
+    expected = {f"part-{i:02d}.bin": os.urandom(64) + bytes([i]) for i in range(16)}
+    for name, data in expected.items():
+        write(name, data)
+    code = """
+        import sys
+        import artifacts
+
+        with artifacts.init() as run:
+            artifact = artifacts.Artifact("sharded", "dataset")
+            artifact.add_file(f"part-{int(sys.argv[1]):02d}.bin")
+            run.upsert_artifact(artifact, distributed_id="shards")
+    """
+    procs = [python(code, str(i), cwd=ws) for i in range(16)]
+    for proc in procs:
+        wait_ok(proc, timeout=100)
+    with artifacts.init() as run:
+        final = run.finish_artifact(Artifact("sharded", "dataset"), distributed_id="shards")
+        assert final.version == "v0"
+        assert contents(final, "dl") == expected
+        assert not run.registry.refs.list(dist_prefix("team", "proj", "sharded", "shards"))
+
+
+# ---- incremental drafts: the cost model -----------------------------------------------
+
+
+def test_a_one_file_draft_writes_and_reads_only_the_path(ws):
+    src = ws / "big"
+    for d in range(100):
+        folder = src / f"d{d:03d}"
+        folder.mkdir(parents=True)
+        for f in range(50):
+            (folder / f"f{f:02d}.txt").write_bytes(f"{d}/{f}".encode())
+    with artifacts.init() as run:
+        base = Artifact("big", "dataset")
+        base.add_dir(str(src))
+        run.log_artifact(base)
+        assert len(base.files()) == 5000
+        shutil.rmtree(src)  # untouched files need not exist any more
+
+        registry = run.registry
+        counting = CountingStore(registry.repo.storage)
+        registry.objects = counting
+        before = set(counting)
+        draft = base.new_draft()
+        draft.add_file(write("new.txt", "new"), name="d042/new.txt")
+        v1 = run.log_artifact(draft)
+        new = set(counting) - before
+
+    kinds = sorted(counting.kind(i) for i in new)
+    # The file, the two trees on its path (d042/ and the root), the commit, and the
+    # run's record (which now lists v1): a handful of objects, not thousands.
+    assert kinds.count("tree") == 2
+    assert kinds.count("commit") == 1
+    assert kinds.count("blob") == 2
+    assert len(counting.trees_read) <= 4  # the root and d042/, never the other 99
+    assert v1.version == "v1" and len(v1.files()) == 5001
+    assert v1.get_entry("d042/new.txt").size == 3
+    assert v1.get_entry("d099/f49.txt").digest == base.get_entry("d099/f49.txt").digest
+
+
+def test_removing_a_directory_in_a_draft_reads_only_the_root(ws):
+    with artifacts.init() as run:
+        base = log(run, "data", {f"d{i}/f{j}": f"{i}{j}" for i in range(20) for j in range(5)})
+        counting = CountingStore(run.registry.repo.storage)
+        run.registry.objects = counting
+        draft = base.new_draft()
+        draft.remove("d7/")
+        v1 = run.log_artifact(draft)
+        assert len(counting.trees_read) <= 3  # root (lookup, edit); d7 itself is never opened
+    assert len(v1.files()) == 95
+
+
+# ---- the stat cache ------------------------------------------------------------------
+
+
+def test_a_file_changed_within_the_racy_window_is_hashed_again(ws):
+    path = write("data/f.bin", b"A" * 100)
+    with artifacts.init() as run:
+        first = log_dir(run, "data")
+        st = os.stat(path)
+        with open(path, "r+b") as f:  # same size, same inode
+            f.write(b"B" * 100)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime
+        assert os.stat(path).st_ino == st.st_ino
+        second = log_dir(run, "data")
+    assert second.version == "v1"  # the new bytes were read, though the stat is unchanged
+    assert contents(second, "dl") == {"f.bin": b"B" * 100}
+    assert first.digest != second.digest
+
+
+def test_an_old_unchanged_file_is_not_read_again(ws):
+    """The documented trade-off: an old file's (size, mtime, inode) stands for its bytes."""
+    path = write("data/f.bin", b"A" * 100)
+    old = time.time_ns() - 3600 * 10**9
+    os.utime(path, ns=(old, old))
+    with artifacts.init() as run:
+        first = log_dir(run, "data")
+        cache = StatCache.for_store(run.registry.repo)
+        blob_id = cache.lookup(stage_file(os.path.abspath(path)))
+        assert blob_id is not None and blob_id.hex() == first.get_entry("f.bin").digest
+        with open(path, "r+b") as f:  # change the bytes behind the cache's back
+            f.write(b"B" * 100)
+        os.utime(path, ns=(old, old))
+        again = log_dir(run, "data")
+        assert again.version == "v0"  # the file was not read: its stat is unchanged
+        os.utime(path, ns=(old + 10**9, old + 10**9))  # any stat change is noticed
+        third = log_dir(run, "data")
+    assert third.version == "v1"
+    assert contents(third, "dl") == {"f.bin": b"B" * 100}
+
+
+def log_dir(run, src: str) -> Artifact:
+    artifact = Artifact("cached", "dataset")
+    artifact.add_dir(src)
+    return run.log_artifact(artifact)
+
+
+# ---- which store --------------------------------------------------------------------
+
+
+def test_store_argument_then_environment_then_nearest_store_dir(ws, monkeypatch):
+    with artifacts.init(store=str(ws / "explicit")) as run:
+        assert run.registry.repo.url == str(ws / "explicit")
+    monkeypatch.setenv("ARTIFACTS_STORE", str(ws / "from-env"))
+    with artifacts.init() as run:
+        assert run.registry.repo.url == str(ws / "from-env")
+    with artifacts.init(store=str(ws / "explicit")) as run:
+        assert run.registry.repo.url == str(ws / "explicit")
+    monkeypatch.delenv("ARTIFACTS_STORE")
+    deep = ws / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    with artifacts.init() as run:
+        assert run.registry.repo.url == str(ws / ".artifacts")
+        log(run, "data", {"x": "1"})
+    monkeypatch.chdir(ws)
+    with artifacts.init() as run:
+        assert run.use_artifact("data").version == "v0"
+
+
+def test_without_any_store_one_is_created_in_the_working_directory(tmp_path, monkeypatch):
+    if any((p / ".artifacts").is_dir() for p in tmp_path.parents):
+        pytest.skip("a store above the tmp dir would be found first")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
+    with artifacts.init(project="p", entity="e") as run:
+        assert run.registry.repo.url == str(tmp_path / ".artifacts")
+    assert (tmp_path / ".artifacts").is_dir()
