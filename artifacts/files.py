@@ -23,6 +23,9 @@ from .names import split_path
 STORE_DIR = ".artifacts"  # the default store's directory (artifacts.run.STORE_DIR)
 
 
+REFERENCE_SCHEMES = ("file://", "s3://", "gs://", "gcs://", "http://", "https://")
+
+
 class LocalFile(NamedTuple):
     """A file staged for the next version; it is read when the version is logged."""
 
@@ -120,7 +123,7 @@ def reference_descriptor(uri: str, checksum: bool = True) -> tuple[str, dict[str
             "digest": digest,
             "size": os.path.getsize(path),
         }
-    if not uri.startswith(("s3://", "gs://", "gcs://", "http://", "https://")):
+    if not uri.startswith(REFERENCE_SCHEMES[1:]):
         raise UsageError(f"unsupported reference {uri!r}: use file://, s3://, gs:// or http(s)://")
     try:
         fs, path = fsspec.core.url_to_fs(uri)
@@ -240,7 +243,10 @@ def _makedirs(path: str) -> None:
 def _copy_reference(descriptor: dict[str, Any], out: Any) -> int:
     import fsspec
 
-    with fsspec.open(descriptor["uri"], "rb") as src:
+    uri = descriptor.get("uri")
+    if not isinstance(uri, str) or not uri.startswith(REFERENCE_SCHEMES):
+        raise UsageError(f"refusing to fetch reference {uri!r}: not one of {REFERENCE_SCHEMES}")
+    with fsspec.open(uri, "rb") as src:
         data_len = 0
         while chunk := src.read(1 << 20):
             out.write(chunk)

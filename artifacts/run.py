@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Any
 
-from cas import Commit, ObjectId, Repository
+from cas import Commit, ObjectId, PackWriter, Repository
 from cas.errors import RefConflictError, UsageError
 
 from . import trees
@@ -271,6 +271,9 @@ class Run:
         ]
         with store.writer() as writer:
             tree, size = trees.merge(store, writer, parts)
+            if artifact._base is not None:
+                writer.flush()  # the merged trees must be readable to be walked
+                tree, size = self._onto_base(artifact, tree, writer)
         extra = {
             "distributed_id": did,
             "parts": {name[len(prefix) :]: c.hex() for name, c in parts_refs.items()},
@@ -283,6 +286,19 @@ class Run:
             except RefConflictError:
                 pass  # a part that changed meanwhile belongs to the next version
         return logged
+
+    def _onto_base(
+        self, draft: Artifact, merged: ObjectId, writer: PackWriter
+    ) -> tuple[ObjectId, int]:
+        """A draft's base tree with the draft's removals, then every merged file, applied."""
+        store = self.registry.objects
+        edits: dict[trees.Path, trees.Edit] = {
+            p: e for p, e in draft._edits.items() if e is trees.REMOVE
+        }
+        for path, entry in trees.walk(store, merged):
+            edits[tuple(path.split("/"))] = entry
+        assert draft._base is not None
+        return trees.apply_edits(store, writer, draft._base.tree, edits)
 
 
 def _part_commit(tree: ObjectId, parent: ObjectId | None, run_id: str, type: str) -> Commit:

@@ -658,12 +658,6 @@ def test_a_run_upserting_twice_adds_to_its_part(ws):
     assert contents(final, "dl") == {"a": b"a", "b": b"b"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: finish_artifact merges only the parts' trees; the base version of "
-    "drafts made with new_draft() is dropped (run.py builds parts and the finisher's own "
-    "files from an empty tree)",
-)
 def test_an_incremental_distributed_version_keeps_the_base_files(ws):
     with artifacts.init() as run:
         log(run, "data", {"old": "o"})
