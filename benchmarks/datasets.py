@@ -89,10 +89,10 @@ def ensure(name: str, scale: float | None = None) -> Path:
     start = time.perf_counter()
     files, total = _generate(s, tmp)
     tmp.rename(dest)
-    info = {"files": files, "bytes": total, "seed": SEED, "scale": scale}
-    marker.write_text(json.dumps(info) + "\n")
+    facts = {"files": files, "bytes": total, "seed": SEED, "scale": scale}
+    marker.write_text(json.dumps(facts) + "\n")
     took = time.perf_counter() - start
-    print(f"[datasets] {name}: {files} files, {total / 1e6:.0f} MB in {took:.1f} s", file=sys.stderr)
+    print(f"[datasets] {name}: {files} files, {total / 1e6:.0f} MB, {took:.1f} s", file=sys.stderr)
     return dest
 
 
@@ -118,6 +118,11 @@ def copy_tree(src: Path, dst: Path, link: bool = True) -> None:
     """Copy a tree to `dst` (which must not exist): hard links by default (fast; the copy
     shares inodes with `src`, so change files in it only via `change_one_file`)."""
     subprocess.run(["cp", "-al" if link else "-r", str(src), str(dst)], check=True)
+
+
+def remove(path: Path) -> None:
+    """Delete a tree if present (`rm -rf` is several times faster than shutil on 100k files)."""
+    subprocess.run(["rm", "-rf", "--", str(path)], check=False)
 
 
 def change_one_file(root: Path, seed: int = 0) -> Path:

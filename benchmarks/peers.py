@@ -5,8 +5,9 @@ Python peers live in their own virtualenvs under `benchmarks/.peers/<tool>/`, in
 `Missing` with the reason; the report shows it, it is never skipped silently.
 
 Each operation is a `PeerFn(tool, ctx) -> Sample` that times exactly one subprocess. Set-up
-(copies, `init`, an earlier add) is untimed. Repositories live in `ctx.shared/repo` so the
-last "add" run leaves a prepared repository for the incremental cases that follow.
+(copies, `init`, an earlier add) is untimed; git gets hard-linked copies, DVC real ones.
+Repositories live in `ctx.shared/repo` so the last "add" run leaves a prepared repository
+for the incremental cases that follow.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.datasets import change_one_file, copy_tree
+from benchmarks.datasets import change_one_file, copy_tree, remove
 from benchmarks.timing import Ctx, Sample, timed
 
 PEERS_DIR = Path(os.environ.get("BENCH_PEERS", Path(__file__).resolve().parent / ".peers"))
@@ -91,8 +92,11 @@ def ensure(name: str) -> Tool | Missing:
         return _ensure_git()
     if name == "cp":
         cp = shutil.which("cp")
-        return Tool("cp", "coreutils cp", Path(cp).parent, Path(sys.executable)) if cp else (
-            Missing("cp", "cp not found on PATH"))
+        return (
+            Tool("cp", "coreutils cp", Path(cp).parent, Path(sys.executable))
+            if cp
+            else (Missing("cp", "cp not found on PATH"))
+        )
     if name in VENVS:
         return _ensure_venv(name)
     return Missing(name, "unknown peer")
@@ -112,12 +116,13 @@ class PeerOp:
     command: str
 
 
-def _fresh_repo(ctx: Ctx) -> Path:
-    """Empty `ctx.shared/repo` and put a (hard-linked) copy of the dataset in it."""
+def _fresh_repo(ctx: Ctx, link: bool) -> Path:
+    """Empty `ctx.shared/repo` and put a copy of the dataset in it: hard links (fast) when the
+    tool does not care, a real copy when it does (DVC relinks files whose st_nlink > 1)."""
     repo = ctx.shared / "repo"
-    shutil.rmtree(ctx.shared, ignore_errors=True)
+    remove(ctx.shared)
     repo.mkdir(parents=True)
-    copy_tree(ctx.data, repo / ctx.data.name)
+    copy_tree(ctx.data, repo / ctx.data.name, link=link)
     return repo
 
 
@@ -146,9 +151,12 @@ def _git(tool: Tool, repo: Path, script: str) -> Sample:
 
 
 def git_add(tool: Tool, ctx: Ctx) -> Sample:
-    repo = _fresh_repo(ctx)
-    for cmd in (["git", "init", "-q"], ["git", "config", "gc.auto", "0"],
-                ["git", "config", "maintenance.auto", "false"]):
+    repo = _fresh_repo(ctx, link=True)  # git only reads the work tree
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "config", "gc.auto", "0"],
+        ["git", "config", "maintenance.auto", "false"],
+    ):
         subprocess.run(cmd, cwd=repo, env={**os.environ, **GIT_ENV}, check=True)
     sample = _git(tool, repo, GIT_COMMIT)
     (ctx.shared / "added").touch()
@@ -175,7 +183,7 @@ def _dvc(tool: Tool, repo: Path, *args: str | Path) -> Sample:
 
 
 def dvc_add(tool: Tool, ctx: Ctx) -> Sample:
-    repo = _fresh_repo(ctx)
+    repo = _fresh_repo(ctx, link=False)  # hard links would make `dvc add` relink every file
     _dvc(tool, repo, "init", "--no-scm", "-q")
     _dvc(tool, repo, "config", "core.analytics", "false")
     _dvc(tool, repo, "config", "core.check_update", "false")
@@ -199,7 +207,7 @@ def dvc_push(tool: Tool, ctx: Ctx) -> Sample:
     """Push everything to a new local-directory remote (left in `ctx.shared/remote`)."""
     repo = _prepared(ctx, lambda c: dvc_add(tool, c))
     remote = ctx.shared / "remote"
-    shutil.rmtree(remote, ignore_errors=True)
+    remove(remote)
     _dvc(tool, repo, "remote", "add", "-f", "-d", "r", remote)
     sample = _dvc(tool, repo, "push")
     (ctx.shared / "pushed").touch()
@@ -227,9 +235,15 @@ print("entries", len(art.manifest.entries), file=sys.stderr)
 
 def wandb_add_dir(tool: Tool, ctx: Ctx) -> Sample:
     home = ctx.work / "wandb"
-    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(home),
-           "WANDB_CACHE_DIR": str(home / "cache"), "WANDB_DATA_DIR": str(home / "data"),
-           "WANDB_CONFIG_DIR": str(home / "config"), "HOME": str(home)}
+    env = {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(home),
+        "WANDB_CACHE_DIR": str(home / "cache"),
+        "WANDB_DATA_DIR": str(home / "data"),
+        "WANDB_CONFIG_DIR": str(home / "config"),
+        "HOME": str(home),
+    }
     return timed([tool.python, "-c", WANDB_SCRIPT, ctx.data], env=env)
 
 

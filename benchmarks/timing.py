@@ -1,4 +1,8 @@
-"""Timing one subprocess: wall time with `time.perf_counter`, peak RSS from `os.wait4`.
+"""Timing one subprocess: wall time with `time.perf_counter`, peak RSS of the child.
+
+Peak RSS comes from GNU `/usr/bin/time -f %M` where present: a child spawned straight from
+the harness would inherit the harness's own resident size as its `ru_maxrss` floor.
+Without it, `os.wait4`'s figure is used (an upper bound by the harness's size).
 
 A child may report the time of its measured section itself by printing a line
 `BENCH_SECONDS=<float>` on stdout (used where interpreter start-up is not part of the
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SECONDS_TAG = "BENCH_SECONDS="
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +69,26 @@ def timed(
     """
     args = [os.fspath(c) for c in cmd]
     full_env = {**os.environ, **(env or {})}
-    with tempfile.TemporaryFile("w+") as out:
+    with tempfile.TemporaryFile("w+") as out, tempfile.NamedTemporaryFile("r") as rss:
+        wrap = [GNU_TIME, "-f", "%M", "-o", rss.name] if GNU_TIME else []
         start = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            wrap + args, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read()
+        peak_kib = usage.ru_maxrss  # KiB on Linux
+        if GNU_TIME and proc.returncode == 0:
+            peak_kib = int(rss.read().split()[-1])
     if proc.returncode != 0:
         raise CommandFailed(args, proc.returncode, output)
     for line in output.splitlines():
         if line.startswith(SECONDS_TAG):
             seconds = float(line[len(SECONDS_TAG) :])
-    return Sample(seconds, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
+    return Sample(seconds, peak_kib * 1024)
 
 
 def median(samples: Sequence[Sample]) -> Sample:
