@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cas import ObjectStore
 from cas.errors import UsageError
+from cas.ingest import store_files
 from cas.objects import TreeEntry, canonical_packb
 
 from . import trees
@@ -174,14 +175,20 @@ class Artifact:
         cache = StatCache.for_store(registry.repo)
         cached = {p: cache.lookup(s) for p, s in self._edits.items() if isinstance(s, LocalFile)}
         present = store.has_many({i for i in cached.values() if i is not None})
+        misses = [
+            (path, self._edits[path]) for path, blob_id in cached.items() if blob_id not in present
+        ]
+        stored = store_files(store, [(s.path, s.size) for _, s in misses])  # type: ignore[union-attr]
+        for (path, staged), (blob_id, _) in zip(misses, stored, strict=True):
+            cached[path] = blob_id
+            cache.record(staged, blob_id)  # type: ignore[arg-type]
+        sizes = {path: size for (path, _), (_, size) in zip(misses, stored, strict=True)}
         with store.writer() as writer:
             edits: dict[trees.Path, trees.Edit] = {}
             for path, staged in self._edits.items():
                 if isinstance(staged, LocalFile):
-                    blob_id, size = cached[path], staged.size
-                    if blob_id not in present:
-                        blob_id, size = writer.add_file(staged.path, staged.size)
-                        cache.record(staged, blob_id)
+                    blob_id, size = cached[path], sizes.get(path, staged.size)
+                    assert blob_id is not None
                     edits[path] = TreeEntry(path[-1], "blob", blob_id, size, staged.executable)
                 elif isinstance(staged, Reference):
                     desc = staged.descriptor
