@@ -63,7 +63,10 @@ def decode_header(data: bytes) -> tuple[str, int, int]:
         or header[2] < 0
     ):
         raise InvalidObjectError(f"not an object header: {header!r:.80}")
-    return header[1], header[2], unpacker.tell()
+    offset = unpacker.tell()
+    if data[:offset] != encode_header(header[1], header[2]):
+        raise InvalidObjectError("object header is not in canonical form")  # one id per content
+    return header[1], header[2], offset
 
 
 def split(data: bytes) -> tuple[str, bytes]:
@@ -89,6 +92,8 @@ def _canonical(value: Any) -> Any:
         return [_canonical(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidObjectError("metadata floats must be finite")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise InvalidObjectError(f"integer {value} does not fit in 64 bits")
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
     raise InvalidObjectError(f"cannot store a {type(value).__name__} in an object")
@@ -116,7 +121,11 @@ def validate_entry_name(name: str) -> str:
     for bad, why in (("/", "a slash"), ("\\", "a backslash"), ("\0", "a NUL byte")):
         if bad in name:
             raise InvalidNameError(name, f"entry names may not contain {why}")
-    if len(name.encode()) > MAX_NAME_BYTES:
+    try:
+        encoded = name.encode()
+    except UnicodeEncodeError:
+        raise InvalidNameError(name, "not valid UTF-8") from None
+    if len(encoded) > MAX_NAME_BYTES:
         raise InvalidNameError(name, f"longer than {MAX_NAME_BYTES} bytes")
     return name
 

@@ -144,12 +144,18 @@ class ObjectStore:
         with src:
             hasher = blake3.blake3()
             head = src.read(objects.MAX_HEADER)
-            kind, length, offset = objects.decode_header(head)
-            if kind != "blob":
-                raise InvalidObjectError(
-                    f"object {object_id.hex()}: expected a blob, found a {kind}"
-                )
             hasher.update(head)
+            try:
+                kind, length, offset = objects.decode_header(head)
+                if kind != "blob":
+                    raise InvalidObjectError(f"expected a blob, found a {kind}")
+            except InvalidObjectError as exc:
+                # A damaged header is corruption if the bytes do not hash to the id.
+                while chunk := src.read(_CHUNK):
+                    hasher.update(chunk)
+                if hasher.digest() != object_id:
+                    raise CorruptObjectError(object_id, hasher.digest()) from None
+                raise InvalidObjectError(f"object {object_id.hex()}: {exc}") from None
             dest.write(head[offset:])
             written = len(head) - offset
             while chunk := src.read(_CHUNK):

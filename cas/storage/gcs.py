@@ -54,6 +54,7 @@ class GCSStorage(FsspecStorage):
     )
     multipart_threshold: int = 64 * 2**20
     chunk_size: int = 16 * 2**20  # resumable chunks must be multiples of 256 KiB
+    list_page_size: int | None = None  # maxResults per listing page; None: the server's
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
         if fs is None:
@@ -127,6 +128,8 @@ class GCSStorage(FsspecStorage):
             "prefix": self._name(prefix),
             "fields": "items(name),nextPageToken",
         }
+        if self.list_page_size:
+            params["maxResults"] = self.list_page_size
         while True:
             try:
                 page = self._run(

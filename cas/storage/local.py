@@ -51,7 +51,7 @@ class LocalStorage(Storage):
             with open(self._path(key), "rb") as f:
                 if start:
                     f.seek(start)
-                return f.read() if end is None else f.read(end - (start or 0))
+                return f.read() if end is None else f.read(max(0, end - (start or 0)))
         except FileNotFoundError:
             raise KeyNotFoundError(key) from None
 
@@ -144,7 +144,7 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base, _, _ = prefix.rpartition("/")
-        top = os.path.join(self.root, base) if base else self.root
+        top = self._path(base) if base else self.root  # validates: no escaping the root
         strip = len(self.root) + 1
         for dirpath, _dirs, files in os.walk(top):
             rel = dirpath[strip:]

@@ -47,6 +47,7 @@ class S3Storage(FsspecStorage):
     multipart_threshold: int = 64 * 2**20
     part_size: int = 16 * 2**20  # S3 needs >= 5 MiB for every part but the last
     part_concurrency: int = 4
+    list_page_size: int | None = None  # MaxKeys per listing page; None: the server's (1000)
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
         if fs is None:
@@ -73,6 +74,12 @@ class S3Storage(FsspecStorage):
         return self._run(self.fs._call_s3, method, Bucket=self.bucket, **kwargs)
 
     # -- reads --------------------------------------------------------------
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is None and end is None:
+            # One GetObject; fs.cat_file would HEAD the object for its size first.
+            return self.get_versioned(key)[0]
+        return super().get(key, start, end)
 
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         async def fetch() -> tuple[bytes, str]:
@@ -102,6 +109,8 @@ class S3Storage(FsspecStorage):
         # One flat (delimiter-less) listing of everything under the prefix, page by page.
         strip = len(self.prefix)
         kwargs: dict[str, Any] = {"Prefix": self._key(prefix)}
+        if self.list_page_size:
+            kwargs["MaxKeys"] = self.list_page_size
         while True:
             try:
                 page = self._call("list_objects_v2", **kwargs)

@@ -1,0 +1,377 @@
+"""S3Storage and GCSStorage against real servers: moto, SeaweedFS, fake-gcs-server.
+
+The session fixtures that start the servers (``moto_server``, ``seaweed_server``,
+``gcs_server``) come from tests/conftest.py, which imports them from
+tests/servers.py; importing them here too would start a second copy of each.
+"""
+
+# Fixtures imported from tests/servers.py are "redefined" as test arguments.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cas.errors import KeyNotFoundError, PreconditionFailedError
+from cas.storage.base import IfMatch, Storage
+from tests.servers import (  # noqa: F401 - fixtures are found by name
+    GCSServer,
+    S3Server,
+    Spec,
+    gcs_storage_factory,
+    open_storage_from_spec,
+    remote_spec,
+    s3_server,
+    s3_storage_factory,
+)
+
+WORKERS = 8
+ROUNDS = 20
+
+
+@pytest.fixture
+def store(remote_spec: Spec) -> Iterator[Storage]:
+    with open_storage_from_spec(remote_spec) as s:
+        yield s
+
+
+def _kind(store: Storage) -> str:
+    return "gcs" if store.url.startswith("gs://") else "s3"
+
+
+# -- plain reads and writes -------------------------------------------------
+
+
+def test_capabilities(store: Storage) -> None:
+    caps = store.capabilities
+    assert caps.atomic_create and caps.conditional_update and caps.durable
+    assert not caps.local
+    assert store.local_path("x") is None
+
+
+def test_put_get_stat_delete(store: Storage) -> None:
+    data = bytes(range(256)) * 4
+    store.put("objects/ab/cdef", data)
+    assert store.get("objects/ab/cdef") == data
+    assert store.get("objects/ab/cdef", 10, 20) == data[10:20]
+    assert store.get("objects/ab/cdef", 1000) == data[1000:]
+    assert store.get("objects/ab/cdef", 0, 1) == data[:1]
+    assert store.stat("objects/ab/cdef").size == len(data)
+    assert store.stat("objects/ab/cdef").mtime > 0
+    assert store.exists("objects/ab/cdef")
+    with store.open("objects/ab/cdef") as f:
+        assert f.read() == data
+
+    store.put("objects/ab/cdef", b"new")  # overwrite is the default
+    assert store.get("objects/ab/cdef") == b"new"
+    store.put("empty", b"")
+    assert store.get("empty") == b""
+
+    store.delete("objects/ab/cdef")
+    store.delete("objects/ab/cdef")  # deleting a missing key is fine
+    assert not store.exists("objects/ab/cdef")
+    with pytest.raises(KeyNotFoundError):
+        store.get("objects/ab/cdef")
+    with pytest.raises(KeyNotFoundError):
+        store.get_versioned("objects/ab/cdef")
+    with pytest.raises(KeyNotFoundError):
+        store.stat("objects/ab/cdef")
+
+
+def test_a_key_prefix_is_not_a_key(store: Storage) -> None:
+    store.put("refs/heads/main", b"x")
+    assert not store.exists("refs")
+    assert not store.exists("refs/heads")
+    with pytest.raises(KeyNotFoundError):
+        store.stat("refs/heads")
+
+
+def test_get_versioned(store: Storage) -> None:
+    store.put("k", b"one")
+    data, token = store.get_versioned("k")
+    assert data == b"one"
+    assert isinstance(token, str) and token
+    assert store.get_versioned("k") == (b"one", token)  # stable while unchanged
+    store.put("k", b"two")
+    data2, token2 = store.get_versioned("k")
+    assert data2 == b"two"
+    assert token2 != token
+
+
+def test_list(store: Storage, remote_spec: Spec) -> None:
+    keys = {"a/1", "a/2", "a/b/3", "ab/4", "c", "objects/00/ff", "objects/01/ee"}
+    for key in keys:
+        store.put(key, key.encode())
+    assert set(store.list()) == keys
+    assert set(store.list("")) == keys
+    assert set(store.list("a/")) == {"a/1", "a/2", "a/b/3"}
+    assert set(store.list("a")) == {"a/1", "a/2", "a/b/3", "ab/4"}
+    assert set(store.list("objects/0")) == {"objects/00/ff", "objects/01/ee"}
+    assert list(store.list("nothing/")) == []
+
+    # A store on a sibling prefix of the same bucket sees none of it, and vice versa.
+    sibling_url = remote_spec["url"].rsplit("/", 1)[0] + "/prefix-other"
+    with open_storage_from_spec({**remote_spec, "url": sibling_url}) as other:
+        assert list(other.list()) == []
+        other.put("a/1", b"other")
+        assert store.get("a/1") == b"a/1"
+        assert set(store.list()) == keys
+
+
+def test_list_pages(store: Storage) -> None:
+    # More keys than fit on one (small) page: the continuation tokens must be followed.
+    keys = {f"p/{i:03d}" for i in range(25)}
+    for key in keys:
+        store.put(key, b"")
+    store.put("q", b"")
+    store.list_page_size = 7  # type: ignore[attr-defined]
+    assert set(store.list("p/")) == keys
+    assert set(store.list()) == keys | {"q"}
+
+
+# -- conditional writes -----------------------------------------------------
+
+
+def test_create(store: Storage) -> None:
+    store.put("refs/x", b"first", mode="create")
+    with pytest.raises(PreconditionFailedError) as info:
+        store.put("refs/x", b"second", mode="create")
+    assert info.value.key == "refs/x"
+    assert store.get("refs/x") == b"first"
+
+
+def test_if_match(store: Storage) -> None:
+    store.put("ref", b"v1")
+    _, t1 = store.get_versioned("ref")
+    store.put("ref", b"v2", mode=IfMatch(t1))
+    data, t2 = store.get_versioned("ref")
+    assert data == b"v2"
+
+    with pytest.raises(PreconditionFailedError):
+        store.put("ref", b"stale", mode=IfMatch(t1))
+    assert store.get("ref") == b"v2"
+
+    store.put("ref", b"v3", mode=IfMatch(t2))
+    assert store.get("ref") == b"v3"
+
+    with pytest.raises(PreconditionFailedError):
+        store.put("ref", b"bogus", mode=IfMatch("not-a-real-token"))
+    store.delete("ref")
+    with pytest.raises(PreconditionFailedError):
+        store.put("ref", b"gone", mode=IfMatch(t2))
+    assert not store.exists("ref")
+
+
+def test_put_file(store: Storage, tmp_path: Path) -> None:
+    src = tmp_path / "blob"
+    src.write_bytes(b"file contents" * 1000)
+    store.put_file("blobs/1", str(src), mode="create")
+    assert store.get("blobs/1") == src.read_bytes()
+    with pytest.raises(PreconditionFailedError):
+        store.put_file("blobs/1", str(src), mode="create")
+    _, token = store.get_versioned("blobs/1")
+    src.write_bytes(b"changed")
+    store.put_file("blobs/1", str(src), mode=IfMatch(token))
+    assert store.get("blobs/1") == b"changed"
+    with pytest.raises(PreconditionFailedError):
+        store.put_file("blobs/1", str(src), mode=IfMatch(token))
+    store.put_file("blobs/1", str(src))
+    assert store.get("blobs/1") == b"changed"
+
+
+def _large_file_store(store: Storage) -> int:
+    """Shrink the upload thresholds so a small file takes the large-file path.
+
+    Returns a file size that needs several parts (S3) or chunks (GCS).
+    """
+    if _kind(store) == "s3":
+        store.multipart_threshold = 5 * 2**20  # type: ignore[attr-defined]
+        store.part_size = 5 * 2**20  # type: ignore[attr-defined]  # S3's minimum part
+        return 10 * 2**20 + 123
+    store.multipart_threshold = 256 * 1024  # type: ignore[attr-defined]
+    store.chunk_size = 1024 * 1024  # type: ignore[attr-defined]  # a multiple of 256 KiB
+    return 5 * 2**19 + 123
+
+
+def test_put_file_large(store: Storage, tmp_path: Path) -> None:
+    size = _large_file_store(store)
+    src = tmp_path / "big"
+    payload = os.urandom(size)
+    src.write_bytes(payload)
+    store.put_file("big", str(src), mode="create")
+    assert store.stat("big").size == len(payload)
+    assert store.get("big") == payload
+    _, token = store.get_versioned("big")
+    store.put_file("big", str(src), mode=IfMatch(token))
+    assert store.get("big", 5, 10) == payload[5:10]
+
+
+def _emulator_ignores(request: pytest.FixtureRequest, reason: str) -> None:
+    # strict: if the emulator starts honouring the condition, the XPASS fails the run,
+    # which says the note in the backend's docstring is out of date.
+    request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def test_put_file_large_create_conflict(
+    store: Storage, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if _kind(store) == "gcs":
+        _emulator_ignores(request, "fake-gcs-server ignores ifGenerationMatch on resumable uploads")
+    src = tmp_path / "big"
+    src.write_bytes(b"x" * _large_file_store(store))
+    store.put("big", b"already here")
+    with pytest.raises(PreconditionFailedError):
+        store.put_file("big", str(src), mode="create")
+    assert store.get("big") == b"already here"
+
+
+def test_put_file_large_stale_if_match(
+    store: Storage, remote_spec: Spec, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if _kind(store) == "gcs":
+        _emulator_ignores(request, "fake-gcs-server ignores ifGenerationMatch on resumable uploads")
+    if remote_spec["server"] == "moto":
+        _emulator_ignores(request, "moto ignores If-Match on CompleteMultipartUpload")
+    src = tmp_path / "big"
+    src.write_bytes(b"x" * _large_file_store(store))
+    store.put("big", b"v1")
+    _, stale = store.get_versioned("big")
+    store.put("big", b"v2")
+    with pytest.raises(PreconditionFailedError):
+        store.put_file("big", str(src), mode=IfMatch(stale))
+    assert store.get("big") == b"v2"
+
+
+# -- factories --------------------------------------------------------------
+
+
+def test_s3_factory_gives_empty_buckets(
+    s3_server: S3Server, s3_storage_factory: Callable[..., Storage]
+) -> None:
+    a = s3_storage_factory(s3_server)
+    b = s3_storage_factory(s3_server, prefix="")
+    a.put("k", b"1")
+    assert list(b.list()) == []
+    assert b.url.count("/") == 2  # s3://bucket, no prefix
+    b.put("k", b"2")
+    assert (a.get("k"), b.get("k")) == (b"1", b"2")
+
+
+def test_gcs_factory_gives_empty_buckets(
+    gcs_server: GCSServer, gcs_storage_factory: Callable[..., Storage]
+) -> None:
+    a = gcs_storage_factory(gcs_server)
+    b = gcs_storage_factory(gcs_server)
+    a.put("k", b"1")
+    assert list(b.list()) == []
+
+
+# -- many processes racing on one counter -----------------------------------
+
+
+def _increment(spec: Spec, key: str, rounds: int, barrier: Any, results: Any) -> None:
+    """Add 1 to the counter ``rounds`` times with read / compare-and-swap loops."""
+    store = open_storage_from_spec(spec)
+    store.exists(key)  # connect now: making a client costs more than the race itself
+    conflicts = 0
+    barrier.wait(timeout=120)  # start together so the writes really collide
+    for _ in range(rounds):
+        attempt = 0
+        while True:
+            try:
+                data, token = store.get_versioned(key)
+            except KeyNotFoundError:
+                try:
+                    store.put(key, b"1", mode="create")
+                    break
+                except PreconditionFailedError:
+                    conflicts += 1
+                    continue
+            try:
+                store.put(key, str(int(data) + 1).encode(), mode=IfMatch(token))
+                break
+            except PreconditionFailedError:
+                conflicts += 1
+                attempt += 1
+                # Jittered exponential backoff, as real clients do: 8 processes spinning
+                # on 2 cores would otherwise spend the test's time on doomed requests.
+                time.sleep(random.uniform(0, min(0.2, 0.01 * 2**attempt)))
+    results.put(conflicts)
+    store.close()
+
+
+def _race_context() -> Any:
+    """Fresh processes, started cheaply.
+
+    Each worker must be its own process with its own connections (never a fork of
+    this threaded pytest process). forkserver forks them from a clean server that
+    imported the heavy modules once; with spawn, 8 workers each importing botocore
+    on 2 cores take longer than the race itself.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD + [_increment.__module__])
+    return ctx
+
+
+# Imported once by the fork server (missing ones are skipped): the backends, and the
+# parts of aiobotocore that s3fs only imports when it makes its first client.
+_PRELOAD = [
+    "cas.storage.s3",
+    "cas.storage.gcs",
+    "tests.servers",
+    "aiobotocore.session",
+    "aiobotocore.client",
+    "aiobotocore.endpoint",
+    "aiobotocore.httpsession",
+]
+
+
+def test_concurrent_counter(remote_spec: Spec) -> None:
+    ctx = _race_context()
+    barrier = ctx.Barrier(WORKERS)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_increment, args=(remote_spec, "counter", ROUNDS, barrier, results))
+        for _ in range(WORKERS)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        conflicts = _collect(results, procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert [p.exitcode for p in procs] == [0] * WORKERS
+    with open_storage_from_spec(remote_spec) as store:
+        assert store.get("counter") == str(WORKERS * ROUNDS).encode()
+    # Not asserted (timing-dependent), but shown with -s: how hard the CAS was hit.
+    print(f"{remote_spec['server']}: {sum(conflicts)} conflicts retried")
+
+
+def _collect(results: Any, procs: list[Any], timeout: float = 180) -> list[int]:
+    """One result per worker; fail fast if a worker dies instead of waiting it out."""
+    out: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < len(procs):
+        try:
+            out.append(results.get(timeout=0.5))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                pytest.fail(f"racing worker(s) crashed with exit codes {dead}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"racing workers did not finish in {timeout} s")
+    return out

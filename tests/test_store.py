@@ -1,0 +1,489 @@
+"""The object store over every backend: loose objects, packs, verification.
+
+Corruption is injected through the storage itself (the "backdoor"): the store
+under test never knows the bytes were changed behind its back.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+
+import blake3
+import pytest
+
+from cas import store as store_module
+from cas.errors import (
+    CorruptObjectError,
+    InvalidObjectError,
+    NotFoundError,
+    ObjectNotFoundError,
+    UsageError,
+)
+from cas.objects import Blob, Commit, Tree, TreeEntry, encode_header
+from cas.storage import LocalStorage, MemoryStorage, Storage
+from cas.store import (
+    INDEX_MAGIC,
+    LOOSE_THRESHOLD,
+    PACK_MAGIC,
+    ObjectStore,
+    decode_index,
+    loose_key,
+)
+
+
+@pytest.fixture
+def store(storage: Storage) -> ObjectStore:
+    return ObjectStore(storage)
+
+
+def sample_objects() -> tuple[Blob, Blob, Tree, Commit]:
+    a, b = Blob(b"alpha\n"), Blob(b"beta\n" * 100)
+    tree = Tree((TreeEntry("a.txt", "blob", a.id, 6), TreeEntry("b.txt", "blob", b.id, 500)))
+    commit = Commit(tree=tree.id, meta={"message": "hi"})
+    return a, b, tree, commit
+
+
+def flip(data: bytes, position: int) -> bytes:
+    changed = bytearray(data)
+    changed[position] ^= 0x01
+    return bytes(changed)
+
+
+def pack_keys(storage: Storage) -> list[str]:
+    return sorted(storage.list("packs/"))
+
+
+def big_file(tmp_path: Path, size: int = LOOSE_THRESHOLD + 17) -> tuple[str, bytes]:
+    data = os.urandom(size)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    return str(path), data
+
+
+# ---- put / get -------------------------------------------------------------
+
+
+def test_put_get_round_trip(store: ObjectStore) -> None:
+    for obj in sample_objects():
+        object_id = store.put(obj)
+        assert object_id == obj.id
+        assert store.get(object_id) == obj
+        assert store.get_raw(object_id) == obj.to_bytes()
+    a, _, tree, commit = sample_objects()
+    assert store.read_blob(a.id) == b"alpha\n"
+    assert store.get_tree(tree.id) == tree
+    assert store.get_commit(commit.id) == commit
+    assert (store.kind(a.id), store.kind(tree.id), store.kind(commit.id)) == (
+        "blob",
+        "tree",
+        "commit",
+    )
+
+
+def test_loose_layout(store: ObjectStore) -> None:
+    blob = Blob(b"hello\n")
+    store.put(blob)
+    hex_id = blob.id.hex()
+    key = f"objects/{hex_id[:2]}/{hex_id[2:]}"
+    assert loose_key(blob.id) == key
+    assert list(store.storage.list("objects/")) == [key]
+    assert store.storage.get(key) == blob.to_bytes()
+
+
+def test_put_is_idempotent(store: ObjectStore) -> None:
+    blob = Blob(b"same")
+    assert store.put(blob) == store.put(blob) == store.put_raw(blob.to_bytes())
+    assert len(list(store)) == 1
+
+
+def test_put_raw_refuses_non_objects(store: ObjectStore) -> None:
+    for data in (b"", b"hello", encode_header("blob", 3) + b"ab"):
+        with pytest.raises(InvalidObjectError):
+            store.put_raw(data)
+    assert list(store.storage.list("")) == []
+
+
+def test_missing_object(store: ObjectStore) -> None:
+    missing = Blob(b"never stored").id
+    with pytest.raises(ObjectNotFoundError) as info:
+        store.get(missing)
+    assert info.value.object_id == missing
+    assert missing.hex() in str(info.value)
+    assert isinstance(info.value, NotFoundError) and isinstance(info.value, LookupError)
+    with pytest.raises(ObjectNotFoundError):
+        store.copy_blob_to(missing, io.BytesIO())
+    assert not store.has(missing)
+    assert missing not in store
+
+
+def test_kind_confusion_through_the_store(store: ObjectStore) -> None:
+    a, _, tree, _ = sample_objects()
+    store.put(a)
+    store.put(tree)
+    with pytest.raises(InvalidObjectError, match=a.id.hex()):
+        store.get_tree(a.id)
+    with pytest.raises(InvalidObjectError, match=tree.id.hex()):
+        store.get_commit(tree.id)
+    with pytest.raises(InvalidObjectError):
+        store.read_blob(tree.id)
+    with pytest.raises(InvalidObjectError):
+        store.copy_blob_to(tree.id, io.BytesIO())
+
+
+def test_hostile_object_is_refused_on_read(store: ObjectStore) -> None:
+    payload = b"\xdd\xff\xff\xff\xff" + b"\x00" * 5  # an array of 4 Gi items, in 10 bytes
+    object_id = store.put_raw(encode_header("tree", len(payload)) + payload)
+    with pytest.raises(InvalidObjectError, match=object_id.hex()):
+        store.get(object_id)
+
+
+# ---- has / iteration -----------------------------------------------------------
+
+
+def test_has_and_has_many(store: ObjectStore) -> None:
+    a, b, tree, commit = sample_objects()
+    store.put(a)
+    with store.writer() as writer:
+        writer.add(tree)
+    missing = commit.id
+    assert store.has(a.id) and store.has(tree.id)
+    assert not store.has(b.id)
+    assert a.id in store and missing not in store
+    assert store.has_many([a.id, b.id, tree.id, missing]) == {a.id, tree.id}
+    assert store.has_many([]) == set()
+
+
+def test_has_many_with_many_ids(store: ObjectStore) -> None:
+    # More than 64 unknown ids: remote backends answer from one listing instead.
+    present = [store.put(Blob(f"loose {i}".encode())) for i in range(40)]
+    with store.writer() as writer:
+        present += [writer.add(Blob(f"packed {i}".encode())) for i in range(20)]
+    absent = [Blob(f"absent {i}".encode()).id for i in range(40)]
+    fresh = ObjectStore(store.storage)
+    assert fresh.has_many(present + absent) == set(present)
+
+
+def test_iteration_yields_loose_and_packed_ids(store: ObjectStore) -> None:
+    a, b, tree, commit = sample_objects()
+    store.put(a)
+    store.put(b)
+    with store.writer() as writer:
+        writer.add(tree)
+        writer.add(commit)
+        writer.add(a)  # packed and loose: still yielded once
+    ids = list(store)
+    assert sorted(ids) == sorted({a.id, b.id, tree.id, commit.id})
+    assert sorted(ObjectStore(store.storage)) == sorted(ids)
+    assert sorted(store.iter_loose()) == sorted([a.id, b.id])
+
+
+# ---- packs -------------------------------------------------------------------
+
+
+def test_pack_writer_publishes_on_close(store: ObjectStore) -> None:
+    objs = sample_objects()
+    other = ObjectStore(store.storage)
+    writer = store.writer()
+    ids = [writer.add(obj) for obj in objs]
+    assert pack_keys(store.storage) == []  # nothing visible before close
+    assert other.has_many(ids) == set()
+    writer.close()
+    keys = pack_keys(store.storage)
+    assert len(keys) == 2
+    name = keys[0][len("packs/") : -len(".idx")]
+    assert keys == [f"packs/{name}.idx", f"packs/{name}.pack"]
+    assert other.has_many(ids) == set(ids)
+    for obj in objs:
+        assert other.get(obj.id) == obj
+    assert store.packs() == {name}
+    assert list(store.iter_loose()) == []
+    assert writer.objects_written == len(objs)
+    with pytest.raises(UsageError):
+        writer.add(Blob(b"after close"))
+
+
+def test_pack_and_index_bytes(store: ObjectStore) -> None:
+    objs = sample_objects()
+    with store.writer() as writer:
+        for obj in objs:
+            writer.add(obj)
+    (name,) = store.packs()
+    pack = store.storage.get(f"packs/{name}.pack")
+    assert pack[:8] == PACK_MAGIC == b"CASPACK1"
+    assert blake3.blake3(pack).hexdigest() == name
+    assert pack[8:] == b"".join(obj.to_bytes() for obj in objs)  # in order, back to back
+    index = store.storage.get(f"packs/{name}.idx")
+    assert index[:8] == INDEX_MAGIC == b"CASIDX01"
+    (count,) = struct.unpack(">I", index[8:12])
+    assert count == len(objs) and len(index) == 12 + 44 * count
+    entries = [struct.unpack(">32sQI", index[12 + 44 * i : 56 + 44 * i]) for i in range(count)]
+    assert [e[0] for e in entries] == sorted(obj.id for obj in objs)
+    for object_id, offset, length in entries:
+        assert blake3.blake3(pack[offset : offset + length]).digest() == object_id
+    assert decode_index(index, name) == entries
+
+
+def test_pack_example_of_the_format_doc(format_vectors: dict[str, dict[str, bytes]]) -> None:
+    storage = MemoryStorage()
+    store = ObjectStore(storage)
+    with store.writer() as writer:
+        for obj in (Tree(()), Blob(b"hello\n"), Blob(b"")):
+            writer.add(obj)
+    (name,) = store.packs()
+    pack, idx = format_vectors["pack-example"], format_vectors["idx-example"]
+    assert name == pack["id"].hex()
+    assert storage.get(f"packs/{name}.pack") == pack["bytes"]
+    assert storage.get(f"packs/{name}.idx") == idx["bytes"]
+
+
+def test_pack_writer_publishes_nothing_on_exception(store: ObjectStore) -> None:
+    objs = sample_objects()
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.writer() as writer:
+            for obj in objs:
+                writer.add(obj)
+            raise RuntimeError("boom")
+    assert pack_keys(store.storage) == []
+    assert store.packs() == set()
+    assert store.has_many(obj.id for obj in objs) == set()
+    assert ObjectStore(store.storage).has_many(obj.id for obj in objs) == set()
+    with pytest.raises(UsageError):
+        writer.add(Blob(b"after discard"))
+    if isinstance(store.storage, LocalStorage):
+        assert os.listdir(store.storage.tmp_dir) == []
+
+
+def test_pack_writer_discard(store: ObjectStore) -> None:
+    writer = store.writer()
+    blob_id = writer.add(Blob(b"abandoned"))
+    writer.discard()
+    writer.close()  # closing a discarded writer publishes nothing
+    assert pack_keys(store.storage) == []
+    assert not store.has(blob_id)
+
+
+def test_empty_pack_writer_publishes_nothing(store: ObjectStore) -> None:
+    with store.writer():
+        pass
+    assert pack_keys(store.storage) == []
+
+
+def test_pack_writer_skips_duplicates(store: ObjectStore) -> None:
+    blob = Blob(b"dup")
+    with store.writer() as writer:
+        writer.add(blob)
+        writer.add(blob)
+        writer.add_blob(b"dup")
+    assert writer.objects_written == 1
+    with store.writer() as again:
+        again.add(blob)  # already packed: nothing new
+    assert again.objects_written == 0
+    assert len(store.packs()) == 1
+
+
+def test_pack_writer_rolls_over_past_the_limit(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "PACK_LIMIT", 200)
+    blobs = [Blob(bytes([i]) * 90) for i in range(6)]
+    with store.writer() as writer:
+        for blob in blobs:
+            writer.add(blob)
+    assert len(store.packs()) >= 3
+    fresh = ObjectStore(store.storage)
+    for blob in blobs:
+        assert fresh.get(blob.id) == blob
+
+
+def test_second_store_sees_packs_published_by_the_first(storage: Storage) -> None:
+    first, second = ObjectStore(storage), ObjectStore(storage)
+    assert second.packs() == set()  # second has looked, and cached that nothing is there
+    objs = sample_objects()
+    with first.writer() as writer:
+        for obj in objs:
+            writer.add(obj)
+    for obj in objs:  # found on a miss, without an explicit refresh
+        assert second.get(obj.id) == obj
+    with first.writer() as writer:
+        later = writer.add(Blob(b"later"))
+    assert second.has(later)
+    second.refresh_packs()
+    assert second.packs() == first.packs()
+    assert len(second.packs()) == 2
+
+
+def test_pack_index_cache_dir(storage: Storage, tmp_path: Path) -> None:
+    cache = tmp_path / "index-cache"
+    objs = sample_objects()
+    writer_store = ObjectStore(storage)
+    with writer_store.writer() as writer:
+        for obj in objs:
+            writer.add(obj)
+    (name,) = writer_store.packs()
+    index = storage.get(f"packs/{name}.idx")
+
+    cached_store = ObjectStore(storage, cache_dir=str(cache))
+    assert cached_store.get(objs[0].id) == objs[0]
+    assert (cache / f"{name}.idx").read_bytes() == index
+    assert sorted(os.listdir(cache)) == [f"{name}.idx"]  # no temporary files left
+
+    # Spoil the index in storage: a store with the cache still reads, one without cannot.
+    storage.put(f"packs/{name}.idx", b"garbage")
+    again = ObjectStore(storage, cache_dir=str(cache))
+    for obj in objs:
+        assert again.get(obj.id) == obj
+    with pytest.raises(InvalidObjectError):
+        ObjectStore(storage).get(objs[0].id)
+
+
+# ---- large blobs -------------------------------------------------------------
+
+
+def test_large_blob_goes_loose_and_streams_back(store: ObjectStore, tmp_path: Path) -> None:
+    path, data = big_file(tmp_path)
+    object_id, size = store.put_blob_file(path)
+    assert size == len(data)
+    assert object_id == Blob(data).id
+    assert store.storage.exists(loose_key(object_id))
+    out = io.BytesIO()
+    assert store.copy_blob_to(object_id, out) == len(data)
+    assert out.getvalue() == data
+    assert store.read_blob(object_id) == data
+    # Storing it again is a no-op with the same answer.
+    assert store.put_blob_file(path) == (object_id, size)
+    if isinstance(store.storage, LocalStorage):
+        assert os.listdir(store.storage.tmp_dir) == []
+
+
+def test_pack_writer_sends_large_blobs_loose(store: ObjectStore, tmp_path: Path) -> None:
+    path, data = big_file(tmp_path, LOOSE_THRESHOLD)  # exactly the threshold: loose
+    small = Blob(b"small")
+    raw_big = Blob(os.urandom(LOOSE_THRESHOLD))
+    with store.writer() as writer:
+        file_id, size = writer.add_file(path)
+        raw_id = writer.add(raw_big)
+        writer.add(small)
+    assert size == LOOSE_THRESHOLD
+    assert sorted(store.iter_loose()) == sorted([file_id, raw_id])
+    (name,) = store.packs()
+    assert [e[0] for e in store.pack_entries(name)] == [small.id]
+    out = io.BytesIO()
+    store.copy_blob_to(file_id, out)
+    assert out.getvalue() == data
+    assert store.get(raw_id) == raw_big
+
+
+def test_small_file_through_pack_writer(store: ObjectStore, tmp_path: Path) -> None:
+    path = tmp_path / "small.txt"
+    path.write_bytes(b"small file\n")
+    with store.writer() as writer:
+        object_id, size = writer.add_file(str(path))
+    assert (object_id, size) == (Blob(b"small file\n").id, 11)
+    assert list(store.iter_loose()) == []
+    out = io.BytesIO()
+    assert store.copy_blob_to(object_id, out) == 11
+    assert out.getvalue() == b"small file\n"
+
+
+def test_empty_file(store: ObjectStore, tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    object_id, size = store.put_blob_file(str(path))
+    assert (object_id, size) == (Blob(b"").id, 0)
+    out = io.BytesIO()
+    assert store.copy_blob_to(object_id, out) == 0
+    assert out.getvalue() == b""
+
+
+# ---- corruption ----------------------------------------------------------------
+
+
+def corrupt_loose(store: ObjectStore, object_id: bytes, position: int) -> None:
+    key = loose_key(object_id)
+    data = store.storage.get(key)
+    store.storage.put(key, flip(data, position % len(data)))
+
+
+def corrupt_packed(store: ObjectStore, object_id: bytes, position: int) -> None:
+    (name,) = store.packs()
+    offset, length = next((o, n) for i, o, n in store.pack_entries(name) if i == object_id)
+    key = f"packs/{name}.pack"
+    store.storage.put(key, flip(store.storage.get(key), offset + position % length))
+
+
+@pytest.mark.parametrize("position", [0, 3, 10, -1], ids=["header", "kind", "payload", "last"])
+def test_corrupt_loose_object_is_detected(store: ObjectStore, position: int) -> None:
+    a, b, tree, commit = sample_objects()
+    for obj in (a, tree, commit):
+        store.put(obj)
+        corrupt_loose(store, obj.id, position)
+        with pytest.raises(CorruptObjectError) as info:
+            store.get(obj.id)
+        assert info.value.object_id == obj.id
+        assert obj.id.hex() in str(info.value)
+        with pytest.raises(CorruptObjectError):
+            store.get_raw(obj.id)
+
+
+@pytest.mark.parametrize("position", [0, 3, 10, -1], ids=["header", "kind", "payload", "last"])
+def test_corrupt_packed_object_is_detected(store: ObjectStore, position: int) -> None:
+    a, b, tree, commit = sample_objects()
+    with store.writer() as writer:
+        for obj in (a, b, tree, commit):
+            writer.add(obj)
+    corrupt_packed(store, tree.id, position)
+    for reader in (store, ObjectStore(store.storage)):
+        with pytest.raises(CorruptObjectError) as info:
+            reader.get(tree.id)
+        assert info.value.object_id == tree.id
+        assert tree.id.hex() in str(info.value)
+        # Its neighbours in the same pack are intact.
+        assert reader.get(a.id) == a and reader.get(b.id) == b and reader.get(commit.id) == commit
+
+
+def test_copy_blob_to_detects_a_corrupt_large_blob(store: ObjectStore, tmp_path: Path) -> None:
+    path, data = big_file(tmp_path)
+    object_id, _ = store.put_blob_file(path)
+    for position in (100, len(data) // 2, -1):
+        corrupt_loose(store, object_id, position)
+        with pytest.raises(CorruptObjectError) as info:
+            store.copy_blob_to(object_id, io.BytesIO())
+        assert info.value.object_id == object_id
+        corrupt_loose(store, object_id, position)  # flip it back
+        out = io.BytesIO()
+        store.copy_blob_to(object_id, out)
+        assert out.getvalue() == data
+
+
+def test_copy_blob_to_detects_a_truncated_blob(store: ObjectStore, tmp_path: Path) -> None:
+    path, _ = big_file(tmp_path)
+    object_id, _ = store.put_blob_file(path)
+    key = loose_key(object_id)
+    store.storage.put(key, store.storage.get(key)[:-1])
+    with pytest.raises(CorruptObjectError):
+        store.copy_blob_to(object_id, io.BytesIO())
+
+
+def test_copy_blob_to_detects_a_corrupt_packed_blob(store: ObjectStore) -> None:
+    a, b, _, _ = sample_objects()
+    with store.writer() as writer:
+        writer.add(a)
+        writer.add(b)
+    corrupt_packed(store, b.id, 20)
+    with pytest.raises(CorruptObjectError) as info:
+        store.copy_blob_to(b.id, io.BytesIO())
+    assert info.value.object_id == b.id
+
+
+@pytest.mark.parametrize("position", [0, 1, 3], ids=["array", "version", "kind"])
+def test_copy_blob_to_reports_a_corrupt_header_as_corruption(
+    store: ObjectStore, position: int
+) -> None:
+    blob = Blob(b"hello world")
+    store.put(blob)
+    corrupt_loose(store, blob.id, position)
+    with pytest.raises(CorruptObjectError):
+        store.copy_blob_to(blob.id, io.BytesIO())
