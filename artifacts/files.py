@@ -17,6 +17,7 @@ import msgpack
 from cas import ObjectStore
 from cas.errors import CasError, InvalidObjectError, UsageError
 from cas.objects import TreeEntry, encode_header
+from cas.store import HASH_CHUNK
 
 from .names import split_path
 
@@ -104,8 +105,9 @@ def blob_id_of_file(path: str) -> bytes:
     """The id this file would have as a blob, without storing it."""
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     hasher.update(encode_header("blob", os.path.getsize(path)))
-    if os.path.getsize(path):
-        hasher.update_mmap(path)
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            hasher.update(chunk)
     return hasher.digest()
 
 

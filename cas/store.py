@@ -40,6 +40,7 @@ _INDEX_ENTRY = struct.Struct(">32sQI")  # id, offset in pack, length
 LOOSE_THRESHOLD = 1 << 20  # blobs at least this big stay loose
 PACK_LIMIT = 256 << 20  # start a new pack past this many bytes
 _CHUNK = 1 << 20
+HASH_CHUNK = 8 << 20  # big enough for blake3's threads, small enough to stay flat
 
 
 def loose_key(object_id: ObjectId) -> str:
@@ -281,14 +282,19 @@ class ObjectStore:
         try:
             size = os.path.getsize(path)
             header = objects.encode_header("blob", size)
+            # Hash what we write, in one pass over bounded chunks: what we store is
+            # what we name, and memory stays flat whatever the file's size.
+            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            hasher.update(header)
+            copied = 0
             with open(path, "rb") as src, open(tmp, "wb") as dst:
                 dst.write(header)
-                copied = _copy_stream(src, dst)
+                while chunk := src.read(HASH_CHUNK):
+                    hasher.update(chunk)
+                    dst.write(chunk)
+                    copied += len(chunk)
             if copied != size:
                 raise UsageError(f"{path} changed size while it was being read")
-            # Hash the copy, not the source: what we stored is what we name.
-            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-            hasher.update_mmap(tmp)
             object_id = hasher.digest()
             if object_id in self._packed or self.storage.exists(loose_key(object_id)):
                 return object_id, size
@@ -306,22 +312,6 @@ class ObjectStore:
 
     def delete_loose(self, object_id: ObjectId) -> None:
         self.storage.delete(loose_key(object_id))
-
-
-def _copy_stream(src: BinaryIO, dst: BinaryIO) -> int:
-    """Copy in the kernel where possible; returns bytes copied."""
-    dst.flush()
-    total = 0
-    try:
-        while n := os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30):
-            total += n
-        return total
-    except (OSError, AttributeError):
-        pass
-    while chunk := src.read(_CHUNK):
-        dst.write(chunk)
-        total += len(chunk)
-    return total
 
 
 class PackWriter:

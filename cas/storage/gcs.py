@@ -30,9 +30,8 @@ from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
-import gcsfs  # noqa: E402, F401  (registers the gs:// protocol with the setting above)
 from fsspec.asyn import sync  # noqa: E402
-from gcsfs.core import upload_chunk  # noqa: E402
+from gcsfs.core import GCSFileSystem, upload_chunk  # noqa: E402
 
 from ..errors import KeyNotFoundError, PreconditionFailedError, UsageError  # noqa: E402
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
@@ -62,7 +61,10 @@ class GCSStorage(FsspecStorage):
                 raise UsageError(f"not a gs:// URL: {url!r}")
             # Other processes write the same keys: a listings cache would serve stale answers.
             storage_options.setdefault("use_listings_cache", False)
-        super().__init__(url, fs=fs, **storage_options)
+            # The plain HTTP filesystem even if gcsfs was imported before us with the
+            # extended one enabled: our writes are JSON-API calls on its session.
+            fs = GCSFileSystem(skip_instance_cache=True, **storage_options)
+        super().__init__(url, fs=fs)
         bucket, _, prefix = self.root.partition("/")
         if not bucket:
             raise UsageError(f"no bucket in {url!r}")
@@ -91,22 +93,23 @@ class GCSStorage(FsspecStorage):
         try:
             headers, data = self._run(self.fs._call, "GET", url, alt="media")
             generation = headers.get("X-Goog-Generation")
-            if generation is not None:
+            if generation is not None:  # GCS and fake-gcs-server send it with the bytes
                 return data, str(generation)
-            # No generation header: pin the read to the generation the metadata names,
-            # so bytes and token still describe one version (404 = it was replaced).
-            for _ in range(10):
-                meta = self._metadata(key)
-                try:
-                    _, data = self._run(
-                        self.fs._call, "GET", url, alt="media", generation=meta["generation"]
-                    )
-                except FileNotFoundError:
-                    continue
-                return data, str(meta["generation"])
         except FileNotFoundError:
-            pass
-        raise KeyNotFoundError(key)
+            raise KeyNotFoundError(key) from None
+        # No generation header: pin the read to the generation the metadata names, so
+        # bytes and token still describe one version (404: replaced in between, retry).
+        for _ in range(10):
+            try:
+                generation = self._metadata(key)["generation"]
+            except FileNotFoundError:
+                raise KeyNotFoundError(key) from None
+            try:
+                _, data = self._run(self.fs._call, "GET", url, alt="media", generation=generation)
+            except FileNotFoundError:
+                continue
+            return data, str(generation)
+        raise OSError(f"{key} kept changing while it was being read")
 
     def _metadata(self, key: str) -> dict[str, Any]:
         return self._run(

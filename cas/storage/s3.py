@@ -5,8 +5,8 @@
 client-side first. Tokens are ETags as returned by ``get_versioned``.
 
 Large uploads (``put_file`` above :attr:`S3Storage.multipart_threshold`) use a
-multipart upload whose *completion* carries the condition: AWS honours that,
-but moto (5.x) ignores ``If-Match`` on ``CompleteMultipartUpload``.
+multipart upload whose *completion* carries the condition: AWS and SeaweedFS
+honour that, but moto (5.x) ignores ``If-Match`` on ``CompleteMultipartUpload``.
 
 As with any retried HTTP write, a conditional write whose response was lost
 and which is then retried by the client reports PreconditionFailedError even
