@@ -284,6 +284,7 @@ def _start_weed(weed: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str,
         f"-master.port.grpc={master_grpc}",
         "-master.telemetry=false",
         "-master.volumeSizeLimitMB=64",
+        "-volume.preStopSeconds=0",  # nothing to drain; stop at once
         f"-volume.port={volume}",
         f"-volume.port.grpc={volume_grpc}",
         f"-filer.port={filer}",
