@@ -172,7 +172,9 @@ class Artifact:
         """Store the staged files and return (root tree id, size) of the result."""
         store = registry.objects
         store.refresh_packs()
-        cache = StatCache.for_store(registry.repo)
+        local_files = sum(isinstance(s, LocalFile) for s in self._edits.values())
+        # For a handful of files, hashing them beats loading a cache of the whole tree.
+        cache = StatCache.for_store(registry.repo) if local_files >= 64 else StatCache(None)
         cached = {p: cache.lookup(s) for p, s in self._edits.items() if isinstance(s, LocalFile)}
         present = store.has_many({i for i in cached.values() if i is not None})
         misses = [

@@ -14,6 +14,7 @@ when its index is published, after the pack itself.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 import threading
@@ -80,27 +81,83 @@ def decode_index(data: bytes, name: str) -> list[tuple[ObjectId, int, int]]:
     return list(_INDEX_ENTRY.iter_unpack(data[12:]))
 
 
+class PackIndex:
+    """One pack's index, searched in place: opening a store costs no per-object work."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        decode_index(data, name)  # validates the header and length
+        self.name = name
+        self._data = data
+        self._count = (len(data) - 12) // _INDEX_ENTRY.size
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> bytes:  # the i-th id, so bisect can search the index
+        start = 12 + i * _INDEX_ENTRY.size
+        return self._data[start : start + 32]
+
+    def find(self, object_id: ObjectId) -> tuple[int, int] | None:
+        i = bisect.bisect_left(self, object_id)
+        if i == self._count or self[i] != object_id:
+            return None
+        _, offset, length = _INDEX_ENTRY.unpack_from(self._data, 12 + i * _INDEX_ENTRY.size)
+        return offset, length
+
+    def entries(self) -> list[tuple[ObjectId, int, int]]:
+        return list(_INDEX_ENTRY.iter_unpack(self._data[12:]))
+
+
 class ObjectStore:
     """Content-addressed objects on a storage backend."""
 
     def __init__(self, storage: Storage, cache_dir: str | None = None) -> None:
         self.storage = storage
         self.cache_dir = cache_dir  # where remote pack indexes are kept
-        self._packed: dict[ObjectId, tuple[str, int, int]] = {}
-        self._packs: set[str] = set()
+        self._indexes: dict[str, PackIndex] = {}
+        # Built only for bulk questions (has_many of many ids, iteration).
+        self._merged: dict[ObjectId, tuple[str, int, int]] | None = None
         self._lock = threading.Lock()
+
+    def _where(self, object_id: ObjectId) -> tuple[str, int, int] | None:
+        if self._merged is not None:
+            return self._merged.get(object_id)
+        for name, index in self._indexes.items():
+            found = index.find(object_id)
+            if found is not None:
+                return name, found[0], found[1]
+        return None
+
+    def _merge_indexes(self) -> dict[ObjectId, tuple[str, int, int]]:
+        with self._lock:
+            if self._merged is None:
+                merged: dict[ObjectId, tuple[str, int, int]] = {}
+                for name, index in self._indexes.items():
+                    for object_id, offset, length in index.entries():
+                        merged.setdefault(object_id, (name, offset, length))
+                self._merged = merged
+            return self._merged
+
+    def _add_index(self, index: PackIndex) -> None:
+        with self._lock:
+            if index.name in self._indexes:
+                return
+            self._indexes[index.name] = index
+            if self._merged is not None:
+                for object_id, offset, length in index.entries():
+                    self._merged.setdefault(object_id, (index.name, offset, length))
 
     # ---- reading -------------------------------------------------------
 
     def get_raw(self, object_id: ObjectId) -> bytes:
         """The object's exact bytes, verified against its id."""
-        where = self._packed.get(object_id)
+        where = self._where(object_id)
         if where is None:
             try:
                 return verify(object_id, self.storage.get(loose_key(object_id)))
             except KeyNotFoundError:
                 self.refresh_packs()
-                where = self._packed.get(object_id)
+                where = self._where(object_id)
                 if where is None:
                     raise ObjectNotFoundError(object_id, self.storage.url) from None
         pack, offset, length = where
@@ -131,7 +188,7 @@ class ObjectStore:
         On a :class:`CorruptObjectError` the caller must discard ``dest``:
         verification can only finish at the end of the stream.
         """
-        if object_id in self._packed:
+        if self._where(object_id) is not None:
             data = self.read_blob(object_id)
             dest.write(data)
             return len(data)
@@ -139,7 +196,7 @@ class ObjectStore:
             src = self.storage.open(loose_key(object_id))
         except KeyNotFoundError:
             self.refresh_packs()
-            if object_id in self._packed:
+            if self._where(object_id) is not None:
                 return self.copy_blob_to(object_id, dest)
             raise ObjectNotFoundError(object_id, self.storage.url) from None
         with src:
@@ -173,11 +230,14 @@ class ObjectStore:
     def has_many(self, ids: Iterable[ObjectId]) -> set[ObjectId]:
         """The subset of ``ids`` this store holds."""
         wanted = set(ids)
-        found = {i for i in wanted if i in self._packed}
+        if len(wanted) > 256:
+            self.refresh_packs()
+            self._merge_indexes()
+        found = {i for i in wanted if self._where(i) is not None}
         rest = wanted - found
         if rest:
             self.refresh_packs()
-            found |= {i for i in rest if i in self._packed}
+            found |= {i for i in rest if self._where(i) is not None}
             rest -= found
         if len(rest) > 64 and not self.storage.capabilities.local:
             loose = set(self.iter_loose())  # one listing beats many HEAD requests
@@ -191,7 +251,7 @@ class ObjectStore:
 
     def __iter__(self) -> Iterator[ObjectId]:
         self.refresh_packs()
-        seen = set(self._packed)
+        seen = set(self._merge_indexes())
         yield from seen
         for object_id in self.iter_loose():
             if object_id not in seen:
@@ -205,11 +265,11 @@ class ObjectStore:
 
     def packs(self) -> set[str]:
         self.refresh_packs()
-        return set(self._packs)
+        return set(self._indexes)
 
     def pack_of(self, object_id: ObjectId) -> str | None:
         """The pack holding ``object_id``, or None when it is loose or absent."""
-        where = self._packed.get(object_id)
+        where = self._where(object_id)
         return where[0] if where else None
 
     def read_pack_objects(self, pack: str, wanted: set[ObjectId]) -> Iterator[bytes]:
@@ -220,7 +280,11 @@ class ObjectStore:
                 yield verify(object_id, data[offset : offset + length])
 
     def pack_entries(self, pack: str) -> list[tuple[ObjectId, int, int]]:
-        return decode_index(self._read_index(pack), pack)
+        return (
+            self._indexes[pack].entries()
+            if pack in self._indexes
+            else decode_index(self._read_index(pack), pack)
+        )
 
     def refresh_packs(self) -> None:
         """Load the indexes of packs published since we last looked."""
@@ -229,20 +293,14 @@ class ObjectStore:
             for key in self.storage.list("packs/")
             if key.endswith(".idx")
         }
-        with self._lock:
-            new = names - self._packs
-        for name in new:
-            entries = decode_index(self._read_index(name), name)
-            with self._lock:
-                for object_id, offset, length in entries:
-                    self._packed.setdefault(object_id, (name, offset, length))
-                self._packs.add(name)
+        for name in names - set(self._indexes):
+            self._add_index(PackIndex(name, self._read_index(name)))
 
     def forget_pack(self, name: str) -> None:
         """Drop a pack from the in-memory index (after gc removed it)."""
         with self._lock:  # reload all: an object of the dropped pack may live on in another
-            self._packs.clear()
-            self._packed.clear()
+            self._indexes.clear()
+            self._merged = None
         self.refresh_packs()
 
     def _read_index(self, name: str) -> bytes:
@@ -268,7 +326,7 @@ class ObjectStore:
         """Store whole object bytes loose, unless an equal object exists."""
         objects.split(data)  # never store bytes that are not an object
         object_id = objects.object_id(data)
-        if object_id in self._packed:
+        if self._where(object_id) is not None:
             return object_id
         try:
             self.storage.put(loose_key(object_id), data, mode="create")
@@ -296,7 +354,7 @@ class ObjectStore:
             if copied != size:
                 raise UsageError(f"{path} changed size while it was being read")
             object_id = hasher.digest()
-            if object_id in self._packed or self.storage.exists(loose_key(object_id)):
+            if self._where(object_id) is not None or self.storage.exists(loose_key(object_id)):
                 return object_id, size
             try:
                 self.storage.move_in(loose_key(object_id), tmp, mode="create")
@@ -342,7 +400,7 @@ class PackWriter:
         if self._closed:
             raise UsageError("this pack writer is closed")
         object_id = objects.object_id(data)
-        if object_id in self._ids or (object_id in self.store._packed and not force):
+        if object_id in self._ids or (not force and self.store._where(object_id) is not None):
             return object_id
         if len(data) >= LOOSE_THRESHOLD:
             return self.store.put_raw(data)
@@ -403,10 +461,7 @@ class PackWriter:
             storage.put(f"packs/{name}.idx", index, mode="create")
         except PreconditionFailedError:
             pass
-        with self.store._lock:
-            for object_id, offset, length in self._entries:
-                self.store._packed.setdefault(object_id, (name, offset, length))
-            self.store._packs.add(name)
+        self.store._add_index(PackIndex(name, index))
         self._entries = []
         return name
 
