@@ -2,9 +2,12 @@
 
 D1 "big":  4 files x 256 MiB of random bytes (1 GiB).
 D2 "many": 100,000 files of 1-8 KiB of random bytes, 100 directories x 1,000 files.
+BIG:       one file of 4 GiB of random bytes (peak memory while hashing one huge file).
+M1:        1,000,000 files of 16 bytes, 1,000 directories x 1,000 files (peak memory of a
+           version with a million entries; slow to make, about 1M inodes and 4 GB on disk).
 
-`scale` (flag `--scale`, env `BENCH_SCALE`, default 1) shrinks both for smoke runs: D1's file
-size and D2's files per directory are multiplied by it. A dataset lives in
+`scale` (flag `--scale`, env `BENCH_SCALE`, default 1) shrinks them for smoke runs: the file
+size of D1 and BIG and the files per directory of D2 and M1 are multiplied by it. A dataset lives in
 `<cache>/s<scale>/<name>/` and is complete once `<name>.done` exists beside it; generation
 is skipped then. The cache is `benchmarks/.data/` unless `BENCH_DATA` says otherwise.
 
@@ -28,6 +31,7 @@ CACHE = Path(os.environ.get("BENCH_DATA", Path(__file__).resolve().parent / ".da
 SEED = 20_240_601
 MiB = 1 << 20
 CHUNK = 8 * MiB
+NAMES = ("d1", "d2", "big", "m1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +52,12 @@ def spec(name: str, scale: float = 1.0) -> Spec:
         return Spec("d1", 0, 4, size, size)
     if name == "d2":
         return Spec("d2", 100, max(1, round(1000 * scale)), 1024, 8192)
-    raise ValueError(f"unknown dataset {name!r} (expected d1 or d2)")
+    if name == "big":
+        size = max(4096, int(4096 * MiB * scale))
+        return Spec("big", 0, 1, size, size)
+    if name == "m1":
+        return Spec("m1", 1000, max(1, round(1000 * scale)), 16, 16)
+    raise ValueError(f"unknown dataset {name!r} (expected one of {', '.join(NAMES)})")
 
 
 def env_scale() -> float:
@@ -149,7 +158,7 @@ def variant(src: Path, dst: Path, seed: int = 0, link: bool = True) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=None)
-    parser.add_argument("names", nargs="*", default=["d1", "d2"])
+    parser.add_argument("names", nargs="*", default=["d1", "d2"], help=f"of {NAMES}")
     args = parser.parse_args()
     for name in args.names:
         print(ensure(name, args.scale))

@@ -12,6 +12,7 @@ for the incremental cases that follow.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import s3server
 from benchmarks.datasets import change_one_file, copy_tree, remove
 from benchmarks.timing import Ctx, Sample, timed
 
@@ -86,10 +88,22 @@ def _ensure_git() -> Tool | Missing:
     return Tool("git", version, Path(git).parent, Path(sys.executable))
 
 
+def _ensure_ours() -> Tool | Missing:
+    """Our own virtualenv, for baselines made of our tool or of its dependencies (boto3)."""
+    try:
+        version = importlib.metadata.version("artifacts")
+    except importlib.metadata.PackageNotFoundError:
+        return Missing("ours", "the artifacts package is not installed in this interpreter")
+    python = Path(sys.executable)
+    return Tool("ours", f"artifacts {version}", python.parent, python)
+
+
 def ensure(name: str) -> Tool | Missing:
-    """Install (once) or find the peer `name`: one of "git", "cp" or a key of VENVS."""
+    """Install (once) or find the peer `name`: "git", "cp", "ours" or a key of VENVS."""
     if name == "git":
         return _ensure_git()
+    if name == "ours":
+        return _ensure_ours()
     if name == "cp":
         cp = shutil.which("cp")
         return (
@@ -274,3 +288,40 @@ def raw_cp(tool: Tool, ctx: Ctx) -> Sample:
 
 def raw_blake3(tool: Tool, ctx: Ctx) -> Sample:
     return timed([tool.python, "-c", BLAKE3_SCRIPT, ctx.data])
+
+
+# One PUT per file to the harness's moto server: the baseline of pushing D2 file by file.
+# Timed on the first PUT_SAMPLE files (sorted paths) and scaled linearly to all of them.
+PUT_SAMPLE = 2000
+PUT_SCRIPT = """
+import os, sys, time
+import boto3
+bucket, root, sample = sys.argv[1], sys.argv[2], int(sys.argv[3])
+paths = sorted(os.path.join(top, n) for top, _, names in os.walk(root) for n in names)
+timed = paths[:sample]
+s3 = boto3.client("s3")  # endpoint and credentials from the environment
+s3.put_object(Bucket=bucket, Key="warm-up", Body=b"")  # connection set-up, untimed
+start = time.perf_counter()
+for path in timed:
+    with open(path, "rb") as f:
+        s3.put_object(Bucket=bucket, Key="files/" + os.path.relpath(path, root), Body=f.read())
+took = time.perf_counter() - start
+print(f"BENCH_NOTE={len(timed)} of {len(paths)} files put in {took:.2f} s "
+      f"({len(timed) / took:.0f} PUT/s); scaled x{len(paths) / len(timed):.1f}")
+print(f"BENCH_SECONDS={took * len(paths) / len(timed)}")
+"""
+PUT_COMMAND = (
+    f"boto3 put_object per file, sequential, to the same moto; first {PUT_SAMPLE:,} files "
+    "timed, scaled linearly to all"
+)
+
+
+def s3_put_per_file(tool: Tool, ctx: Ctx) -> Sample:
+    bucket = s3server.new_bucket("baseline")
+    try:
+        return timed(
+            [tool.python, "-c", PUT_SCRIPT, bucket, ctx.data, str(PUT_SAMPLE)],
+            env=s3server.env(),
+        )
+    finally:
+        s3server.drop_bucket(bucket)

@@ -16,6 +16,52 @@ from benchmarks.timing import Sample
 HERE = Path(__file__).resolve().parent
 
 
+def seconds(value: float) -> str:
+    return f"{value:.3g} s" if value >= 1 else f"{value * 1e3:.3g} ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """A target of ours, checked in the report: our seconds <= `limit` (peer None), our
+    seconds / the peer's <= `limit` (peer: its label), or our peak RSS <= `limit` bytes."""
+
+    limit: float
+    peer: str | None = None
+    rss: bool = False
+
+    def describe(self) -> str:
+        if self.rss:
+            return f"peak RSS ≤ {self.limit / 1e6:g} MB"
+        if self.peer is not None:
+            return f"≤ {self.limit:g} × {self.peer}"
+        return f"≤ {seconds(self.limit)}"
+
+    def judge(self, ours: Outcome, theirs: Outcome | None) -> tuple[str, str]:
+        """(status, measured value): status is "met", "MISSED" or "not measured"."""
+        value: float | None = None
+        shown = ""
+        if ours.sample is not None:
+            if self.rss:
+                value = ours.sample.peak_rss or None
+                shown = f"{ours.sample.peak_rss / 1e6:.0f} MB" if value else ""
+            elif self.peer is None:
+                value, shown = ours.sample.seconds, seconds(ours.sample.seconds)
+            elif theirs is not None and theirs.sample is not None:
+                value = ours.sample.seconds / max(theirs.sample.seconds, 1e-9)
+                shown = f"{value:.2f} ×"
+        if value is None:
+            return "not measured", ""
+        return ("met" if value <= self.limit else "MISSED"), shown
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    case: str
+    goal: str
+    status: str
+    value: str
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """A measured median (`sample`, over `runs` runs) or why there is none (`note`:
@@ -28,7 +74,7 @@ class Outcome:
     def cell(self) -> str:
         if self.sample is None:
             return self.note
-        return f"{self.sample.seconds:.3g} s"
+        return seconds(self.sample.seconds)
 
     def rss(self) -> str:
         if self.sample is None or not self.sample.peak_rss:
@@ -44,6 +90,7 @@ class Row:
     ours: Outcome
     theirs: Outcome
     target: str
+    check: str = ""  # the goals judged on this row: "≤ 0.25 × git: MISSED (0.93 ×)"
 
     def ratio(self) -> str:
         if self.ours.sample is None or self.theirs.sample is None:
@@ -64,6 +111,7 @@ def table(rows: list[Row]) -> str:
         "peer time",
         "ours/peer",
         "target",
+        "met?",
         "ours RSS",
         "peer RSS",
         "peer command",
@@ -80,6 +128,7 @@ def table(rows: list[Row]) -> str:
             _short(r.theirs.cell()),
             r.ratio(),
             r.target if first else "",
+            r.check,
             r.ours.rss() if first else "",
             r.theirs.rss(),
             r.command,
@@ -88,7 +137,27 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write(rows: list[Row], header: dict[str, str], out: Path = HERE / "results.md") -> str:
+def targets(checks: list[Check]) -> list[str]:
+    """The goals, one line each, and a count of met / missed / not measured."""
+    counts = {s: sum(c.status == s for c in checks) for s in ("met", "MISSED", "not measured")}
+    lines = [
+        "## Targets",
+        "",
+        f"{counts['met']} met, {counts['MISSED']} missed, {counts['not measured']} not measured.",
+        "",
+        "| case | target | ours | met? |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {c.case} | {c.goal} | {c.value} | {c.status} |" for c in checks]
+    return lines
+
+
+def write(
+    rows: list[Row],
+    header: dict[str, str],
+    out: Path = HERE / "results.md",
+    checks: list[Check] | None = None,
+) -> str:
     """Print the table and write it (with the run's facts) to `out` and `out`.json."""
     facts = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -106,11 +175,20 @@ def write(rows: list[Row], header: dict[str, str], out: Path = HERE / "results.m
             "",
             table(rows),
             "",
+            *(targets(checks) + [""] if checks else []),
         ]
     )
     print(text)
     out.write_text(text)
     out.with_suffix(".json").write_text(
-        json.dumps({"facts": facts, "rows": [asdict(r) for r in rows]}, indent=1) + "\n"
+        json.dumps(
+            {
+                "facts": facts,
+                "rows": [asdict(r) for r in rows],
+                "targets": [asdict(c) for c in checks or []],
+            },
+            indent=1,
+        )
+        + "\n"
     )
     return text

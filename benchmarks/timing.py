@@ -7,6 +7,7 @@ Without it, `os.wait4`'s figure is used (an upper bound by the harness's size).
 A child may report the time of its measured section itself by printing a line
 `BENCH_SECONDS=<float>` on stdout (used where interpreter start-up is not part of the
 operation, e.g. W&B `add_dir` or the raw blake3 loop); that figure then replaces wall time.
+Lines `BENCH_NOTE=<text>` are echoed to the harness's stderr (e.g. every repetition's time).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SECONDS_TAG = "BENCH_SECONDS="
+NOTE_TAG = "BENCH_NOTE="
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else ""
 
 
@@ -88,6 +91,8 @@ def timed(
     for line in output.splitlines():
         if line.startswith(SECONDS_TAG):
             seconds = float(line[len(SECONDS_TAG) :])
+        elif line.startswith(NOTE_TAG):
+            print(f"      {line[len(NOTE_TAG) :]}", file=sys.stderr)
     return Sample(seconds, peak_kib * 1024)
 
 
