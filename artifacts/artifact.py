@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from cas import ObjectStore
+from cas import ObjectStore, PackWriter
 from cas.errors import UsageError
 from cas.ingest import store_files
 from cas.objects import TreeEntry, canonical_packb
@@ -29,19 +29,37 @@ from .files import (
     Reference,
     blob_id_of_file,
     reference_descriptor,
-    scan_dir,
     stage_file,
     verify_dir,
     write_files,
 )
 from .names import split_path, validate_artifact_name
 from .registry import Registry, RunRecord, Version
+from .snapshot import DirScan, DirSource, build_tree, scan_tree
 from .statcache import StatCache
 
 if TYPE_CHECKING:
     pass
 
-Staged = LocalFile | Reference | trees._Remove
+Staged = LocalFile | Reference | trees._Remove | DirSource
+
+
+def _overlaps(path: trees.Path, staged: Staged, prefix: trees.Path, scan: DirScan | None) -> bool:
+    """Does the edit (path, staged) touch anything the directory at ``prefix`` would?
+
+    ``scan`` is that directory's scan, or None to ask about the path ``prefix``
+    alone (a file added or removed there).
+    """
+    if isinstance(staged, DirSource):
+        if scan is not None:  # two directories: only side by side are they simple
+            n = min(len(path), len(prefix))
+            return path[:n] == prefix[:n]
+        path, prefix, scan = prefix, path, staged.scan
+    if scan is None:
+        return path == prefix
+    if prefix[: len(path)] == path:
+        return True  # the edit is at or above the directory
+    return path[: len(prefix)] == prefix and scan.find(path[len(prefix) :])
 
 
 class Artifact:
@@ -105,8 +123,12 @@ class Artifact:
     ) -> None:
         self._check_open()
         prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
-        for rel, staged in scan_dir(local_path):
-            self._stage(prefix + tuple(rel.split("/")), staged, overwrite=merge)
+        scan = scan_tree(local_path)
+        if any(_overlaps(path, staged, prefix, scan) for path, staged in self._edits.items()):
+            for rel, staged in scan.iter_files():  # file by file, as the edits demand
+                self._stage(prefix + rel, staged, overwrite=merge)
+        else:  # staged whole: logged directory by directory (see artifacts.snapshot)
+            self._edits[prefix] = DirSource(scan)
 
     def add_reference(
         self,
@@ -142,6 +164,7 @@ class Artifact:
         self._check_open()
         target = item.path if isinstance(item, Entry) else item
         path = split_path(target.rstrip("/"))
+        self._expand_dirs_at(path)
         n = len(path)
         dropped = [p for p in self._edits if p[:n] == path]
         for p in dropped:
@@ -158,6 +181,7 @@ class Artifact:
             raise ArtifactNotFoundError(f"cannot remove {target!r}: no such file or directory")
 
     def _stage(self, path: trees.Path, staged: LocalFile | Reference, overwrite: bool) -> None:
+        self._expand_dirs_at(path)
         old = self._edits.get(path)
         if isinstance(old, LocalFile) and isinstance(staged, LocalFile) and not overwrite:
             same_file = old.path == staged.path
@@ -168,39 +192,89 @@ class Artifact:
         self._edits.pop(path, None)  # re-insert: the newest edit comes last
         self._edits[path] = staged
 
+    def _expand_dirs_at(self, path: trees.Path) -> None:
+        """Turn staged directories that hold something at ``path`` into single files."""
+        for prefix, staged in list(self._edits.items()):
+            if isinstance(staged, DirSource) and _overlaps(prefix, staged, path, None):
+                del self._edits[prefix]
+                for rel, f in staged.scan.iter_files():
+                    self._edits[prefix + rel] = f
+
+    def _staged_bytes(self) -> int:
+        """Bytes of the local files staged: at most what logging will read."""
+        return sum(
+            s.size if isinstance(s, LocalFile) else s.scan.total_size
+            for s in self._edits.values()
+            if isinstance(s, LocalFile | DirSource)
+        )
+
     def _build(self, registry: Registry, base_tree: bytes | None) -> tuple[bytes, int]:
         """Store the staged files and return (root tree id, size) of the result."""
         store = registry.objects
         store.refresh_packs()
-        local_files = sum(isinstance(s, LocalFile) for s in self._edits.values())
+        # A directory staged whole can be built alone only where the base has nothing.
+        for prefix, staged in list(self._edits.items()):
+            if isinstance(staged, DirSource) and base_tree is not None:
+                if not prefix or trees.lookup(store, base_tree, prefix) is not None:
+                    self._expand_dirs_at(prefix)
+        dirs = {p: s.scan for p, s in self._edits.items() if isinstance(s, DirSource)}
+        singles = {p: s for p, s in self._edits.items() if not isinstance(s, DirSource)}
+        local_files = [s for s in singles.values() if isinstance(s, LocalFile)]
         # For a handful of files, hashing them beats loading a cache of the whole tree.
-        cache = StatCache.for_store(registry.repo) if local_files >= 64 else StatCache(None)
-        cached = {p: cache.lookup(s) for p, s in self._edits.items() if isinstance(s, LocalFile)}
-        present = store.has_many({i for i in cached.values() if i is not None})
-        misses = [
-            (path, self._edits[path]) for path, blob_id in cached.items() if blob_id not in present
-        ]
-        stored = store_files(store, [(s.path, s.size) for _, s in misses])  # type: ignore[union-attr]
-        for (path, staged), (blob_id, _) in zip(misses, stored, strict=True):
-            cached[path] = blob_id
-            cache.record(staged, blob_id)  # type: ignore[arg-type]
-        sizes = {path: size for (path, _), (_, size) in zip(misses, stored, strict=True)}
+        use_cache = dirs or len(local_files) >= 64
+        cache = StatCache.for_store(registry.repo) if use_cache else StatCache(None)
         with store.writer() as writer:
             edits: dict[trees.Path, trees.Edit] = {}
-            for path, staged in self._edits.items():
-                if isinstance(staged, LocalFile):
-                    blob_id, size = cached[path], sizes.get(path, staged.size)
-                    assert blob_id is not None
-                    edits[path] = TreeEntry(path[-1], "blob", blob_id, size, staged.executable)
-                elif isinstance(staged, Reference):
-                    desc = staged.descriptor
-                    blob_id = writer.add_blob(canonical_packb(desc))
-                    edits[path] = TreeEntry(path[-1], "ref", blob_id, desc["size"])
+            result = None
+            for prefix, scan in dirs.items():
+                built = build_tree(store, writer, scan, cache)
+                if built is None:
+                    continue  # an empty directory adds nothing
+                if not prefix:
+                    base_tree, result = built[0], built  # the base had nothing: this is the root
                 else:
-                    edits[path] = staged
-            result = trees.apply_edits(store, writer, base_tree, edits)
+                    edits[prefix] = TreeEntry(prefix[-1], "tree", built[0], built[1])
+            singles_edits = self._single_edits(store, writer, singles, cache)
+            if edits or singles_edits or result is None:
+                writer.flush()  # the new trees must be readable to edit below them
+                if edits:
+                    base_tree, _ = trees.apply_edits(store, writer, base_tree, edits)
+                    writer.flush()
+                result = trees.apply_edits(store, writer, base_tree, singles_edits)
         cache.save()
         return result
+
+    def _single_edits(
+        self,
+        store: ObjectStore,
+        writer: PackWriter,
+        singles: dict[trees.Path, Staged],
+        cache: StatCache,
+    ) -> dict[trees.Path, trees.Edit]:
+        """Edits for files added one by one, references and removals."""
+        files = {p: s for p, s in singles.items() if isinstance(s, LocalFile)}
+        cached = {p: cache.lookup(s) for p, s in files.items()}
+        present = store.has_many({i for i in cached.values() if i is not None})
+        misses = [(p, files[p]) for p, blob_id in cached.items() if blob_id not in present]
+        hashed_ns = cache.now_ns()
+        stored = store_files(store, [(s.path, s.size) for _, s in misses])
+        sizes = {}
+        for (path, staged), (blob_id, size) in zip(misses, stored, strict=True):
+            cached[path], sizes[path] = blob_id, size
+            cache.record(staged, blob_id, hashed_ns)
+        edits: dict[trees.Path, trees.Edit] = {}
+        for path, staged in singles.items():
+            if isinstance(staged, LocalFile):
+                blob_id, size = cached[path], sizes.get(path, staged.size)
+                assert blob_id is not None
+                edits[path] = TreeEntry(path[-1], "blob", blob_id, size, staged.executable)
+            elif isinstance(staged, Reference):
+                desc = staged.descriptor
+                blob_id = writer.add_blob(canonical_packb(desc))
+                edits[path] = TreeEntry(path[-1], "ref", blob_id, desc["size"])
+            else:
+                edits[path] = staged  # type: ignore[assignment]
+        return edits
 
     def _cleanup(self) -> None:
         if self._tmpdir:

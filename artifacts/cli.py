@@ -19,25 +19,25 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from cas import Commit, ObjectId, Repository, Tree
 from cas.errors import (
     CasError,
-    CorruptObjectError,
     InvalidObjectError,
     NotFoundError,
     UsageError,
 )
+from cas.fsck import fsck
 from cas.objects import TreeEntry
 from cas.store import ObjectStore, PackWriter
 from cas.walk import obj_kind
 
 from . import trees
 from .artifact import Artifact
-from .files import LocalFile, read_descriptor, write_files
+from .files import read_descriptor, write_files
 from .names import Spec, parse_spec, validate_namespace
 from .registry import Registry, Version, alias_ref
 from .run import STORE_DIR, default_entity, find_store_url, init
@@ -219,9 +219,9 @@ class _HashingWriter(PackWriter):
 @contextlib.contextmanager
 def _hashing_progress(registry: Registry, artifact: Artifact) -> Iterator[None]:
     # Artifact._build has no progress hook: route its writer through ours instead.
-    staged = [s for s in artifact._edits.values() if isinstance(s, LocalFile)]
+    total = artifact._staged_bytes()
     store = registry.objects
-    with _bar(sum(s.size for s in staged), "hashing") as bar:
+    with _bar(total, "hashing") as bar:
         store.writer = lambda: _HashingWriter(store, bar)  # type: ignore[method-assign]
         try:
             yield
@@ -581,97 +581,13 @@ def cmd_cat_object(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class FsckProblem:
-    problem: str  # "missing", "corrupt" or "invalid"
-    object_id: str  # hex; the ref's name for a ref that cannot be read
-    kind: str | None  # what the referrer expected, when it says
-    ref: str  # a ref it was reached from
-    message: str
-
-
-@dataclass
-class FsckReport:
-    refs: int = 0
-    objects: int = 0
-    blobs: int = 0
-    blob_bytes: int = 0
-    problems: list[FsckProblem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-class _Discard:
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-
-def fsck(repo: Repository, progress: bool = False) -> FsckReport:
-    """Read and verify every object reachable from every ref, blobs included.
-
-    Like :func:`cas.walk.reachable`, but a missing or damaged object is
-    recorded and the walk goes on, so one bad object does not hide others.
-    """
-    store = repo.objects
-    report = FsckReport()
-    seen: set[ObjectId] = set()
-    sink: Any = _Discard()  # copy_blob_to verifies as it streams; the bytes are not needed
-    with _bar(None, "checking", unit="obj") if progress else contextlib.nullcontext() as bar:
-        for ref in sorted(repo.refs.names("")):
-            try:
-                target = repo.refs.read(ref)
-            except CasError as exc:
-                report.problems.append(FsckProblem("invalid", ref, "ref", ref, str(exc)))
-                continue
-            if target is None:
-                continue  # a deleted ref's tombstone
-            report.refs += 1
-            stack: list[tuple[ObjectId, str | None]] = [(target, None)]
-            while stack:
-                object_id, kind = stack.pop()
-                if object_id in seen:
-                    continue
-                seen.add(object_id)
-                report.objects += 1
-                if bar is not None:
-                    bar.update(1)
-                try:
-                    if kind == "blob":
-                        report.blob_bytes += store.copy_blob_to(object_id, sink)
-                        report.blobs += 1
-                        continue
-                    obj = store.get(object_id, kind)
-                except NotFoundError as exc:
-                    report.problems.append(_problem("missing", object_id, kind, ref, exc))
-                    continue
-                except CorruptObjectError as exc:
-                    report.problems.append(_problem("corrupt", object_id, kind, ref, exc))
-                    continue
-                except InvalidObjectError as exc:
-                    report.problems.append(_problem("invalid", object_id, kind, ref, exc))
-                    continue
-                if isinstance(obj, Commit):
-                    stack.append((obj.tree, "tree"))
-                    stack.extend((p, "commit") for p in obj.parents)
-                elif isinstance(obj, Tree):
-                    for entry in obj.entries:
-                        stack.append((entry.id, "tree" if entry.kind == "tree" else "blob"))
-                else:
-                    report.blobs += 1
-                    report.blob_bytes += len(obj.data)
-    return report
-
-
-def _problem(
-    problem: str, object_id: ObjectId, kind: str | None, ref: str, exc: Exception
-) -> FsckProblem:
-    return FsckProblem(problem, object_id.hex(), kind, ref, str(exc))
-
-
 def cmd_fsck(args: argparse.Namespace) -> int:
-    report = fsck(_repo(args), progress=_progress())
+    repo = _repo(args)
+    if _progress():
+        with _bar(None, "checking", unit="obj") as bar:
+            report = fsck(repo, on_object=lambda: bar.update(1))
+    else:
+        report = fsck(repo)
     if args.json:
         _print_json({**asdict(report), "ok": report.ok})
     else:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import stat as stat_mod
-import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -53,52 +51,6 @@ def stage_file(path: str) -> LocalFile:
     return LocalFile(
         os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & 0o100)
     )
-
-
-def scan_dir(root: str) -> Iterator[tuple[str, LocalFile]]:
-    """Yield (relative path, staged file) for every file below ``root``.
-
-    Symlink policy: a link to a file inside ``root`` is stored as that file's
-    contents; a link that points outside ``root``, or nowhere, is refused; a
-    link to a directory is not followed (it could loop), with a warning.
-
-    A store directory (``.artifacts/``, see :mod:`artifacts.run`) is skipped,
-    as git skips ``.git/``: adding a project's root must not copy the store.
-    """
-    if not os.path.isdir(root):
-        raise UsageError(f"no such directory: {root}")
-    real_root = os.path.realpath(root)
-    stack = [(os.path.abspath(root), "")]  # absolute: the files are read when logged
-    while stack:
-        directory, rel = stack.pop()
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            rel_path = f"{rel}{entry.name}"
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if os.path.commonpath([real_root, target]) != real_root:
-                    raise UsageError(
-                        f"symlink {entry.path} points outside {root}; refusing to follow it"
-                    )
-                if os.path.isdir(target):
-                    warnings.warn(f"not following symlinked directory {entry.path}", stacklevel=3)
-                    continue
-                if not os.path.isfile(target):
-                    raise UsageError(f"symlink {entry.path} points to nothing")
-                yield rel_path, stage_file(target)
-            elif entry.is_dir(follow_symlinks=False):
-                if entry.name == STORE_DIR:
-                    continue
-                stack.append((entry.path, rel_path + "/"))
-            elif entry.is_file(follow_symlinks=False):
-                st = entry.stat(follow_symlinks=False)
-                yield (
-                    rel_path,
-                    LocalFile(
-                        entry.path, st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & 0o100)
-                    ),
-                )
 
 
 def blob_id_of_file(path: str) -> bytes:

@@ -1,16 +1,18 @@
 """A cache of (path, size, mtime_ns, inode) -> blob id, so unchanged files are not re-read.
 
 An entry is trusted only if the file's modification time is older than the
-moment the entry was recorded by more than :data:`RACY_MARGIN_NS`: a file
+moment its file was hashed by more than :data:`RACY_MARGIN_NS`: a file
 changed within the timestamp's granularity of being hashed is "racily clean"
-and is hashed again. The cache is only ever a hint; ids it returns are
-checked against the store before use.
+and is hashed again. Whole directories are cached the same way, by a
+signature of their files' stats (see :mod:`artifacts.snapshot`). The cache is
+only ever a hint; ids it returns are checked against the store before use.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import msgpack
 
@@ -20,22 +22,36 @@ from cas.repo import default_cache_dir
 from .files import LocalFile
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse filesystem clocks (FAT: 2 s)
-_FORMAT = 1
+_FORMAT = 2
+
+# (size, mtime_ns, inode, blob id, when it was hashed)
+FileRow = tuple[int, int, int, bytes, int]
 
 
 class StatCache:
+    """Two maps, saved in one msgpack file:
+
+    - ``files``: absolute path -> :data:`FileRow`, for files added one by one;
+    - ``dirs``: directory path -> (signature, tree id, size, recorded_ns, rows),
+      where ``rows`` maps each file's name to its :data:`FileRow`, packed, so
+      that loading the cache costs one entry per directory, not per file.
+    """
+
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self._entries: dict[str, tuple[int, int, int, bytes, int]] = {}
+        self._files: dict[str, FileRow] = {}
+        self._dirs: dict[str, list[Any]] = {}
+        self._rows: dict[str, dict[str, FileRow]] = {}  # unpacked rows, per directory
         self._dirty = False
         if path and os.path.exists(path):
             try:
                 with open(path, "rb") as f:
                     data = msgpack.unpackb(f.read(), raw=False, strict_map_key=False)
                 if data.get("format") == _FORMAT:
-                    self._entries = {k: tuple(v) for k, v in data["entries"].items()}
+                    self._files = data["files"]
+                    self._dirs = data["dirs"]
             except Exception:
-                self._entries = {}  # a damaged cache is only a slower cache
+                self._files, self._dirs = {}, {}  # a damaged cache is only a slower cache
 
     @classmethod
     def for_store(cls, repo: Repository) -> StatCache:
@@ -45,31 +61,83 @@ class StatCache:
             return cls(None)
         return cls(os.path.join(base, "stat.msgpack"))
 
-    def lookup(self, f: LocalFile) -> bytes | None:
-        hit = self._entries.get(f.path)
-        if hit is None:
-            return None
-        size, mtime_ns, inode, blob_id, recorded_ns = hit
-        if (size, mtime_ns, inode) != (f.size, f.mtime_ns, f.inode):
-            return None
-        if mtime_ns >= recorded_ns - RACY_MARGIN_NS:
-            return None  # racily clean: it may have changed within the clock's granularity
-        return blob_id
+    @staticmethod
+    def now_ns() -> int:
+        return time.time_ns()
 
-    def record(self, f: LocalFile, blob_id: bytes) -> None:
-        self._entries[f.path] = (f.size, f.mtime_ns, f.inode, blob_id, time.time_ns())
+    def lookup(self, f: LocalFile) -> bytes | None:
+        """The blob id of a file staged alone, if the cache vouches for it."""
+        row = self._files.get(f.path)
+        if row is None:
+            row = self._dir_rows(os.path.dirname(f.path)).get(os.path.basename(f.path))
+        return row[3] if row is not None and _vouches(row, f) else None
+
+    def file(self, directory: str, name: str, f: LocalFile) -> FileRow | None:
+        """The row of file ``name`` of ``directory``, if the cache vouches for it."""
+        row = self._dir_rows(directory).get(name)
+        return row if row is not None and _vouches(row, f) else None
+
+    def tree(
+        self, directory: str, signature: bytes, newest_mtime_ns: int
+    ) -> tuple[bytes, int] | None:
+        """(tree id, size) of a directory whose signature is unchanged and not racy."""
+        entry = self._dirs.get(directory)
+        if entry is None or entry[0] != signature:
+            return None
+        if newest_mtime_ns >= entry[3] - RACY_MARGIN_NS:
+            return None  # a file in it may have changed within the clock's granularity
+        return entry[1], entry[2]
+
+    def record(self, f: LocalFile, blob_id: bytes, hashed_ns: int) -> None:
+        """``hashed_ns``: a time taken before the file was read."""
+        self._files[f.path] = (f.size, f.mtime_ns, f.inode, blob_id, hashed_ns)
+        self._dirty = True
+
+    def record_tree(
+        self,
+        directory: str,
+        signature: bytes,
+        tree_id: bytes,
+        size: int,
+        rows: dict[str, FileRow],
+        hashed_ns: int,
+    ) -> None:
+        """``hashed_ns``: a time taken before any file of the tree was read."""
+        packed = msgpack.packb(rows, use_bin_type=True)
+        self._dirs[directory] = [signature, tree_id, size, hashed_ns, packed]
+        self._rows[directory] = rows
         self._dirty = True
 
     def forget(self, path: str) -> None:
-        if self._entries.pop(path, None) is not None:
+        if self._files.pop(path, None) is not None:
             self._dirty = True
+
+    def _dir_rows(self, directory: str) -> dict[str, FileRow]:
+        rows = self._rows.get(directory)
+        if rows is None:
+            entry = self._dirs.get(directory)
+            try:
+                rows = msgpack.unpackb(entry[4], raw=False) if entry else {}
+            except Exception:
+                rows = {}
+            self._rows[directory] = rows
+        return rows
 
     def save(self) -> None:
         if not self.path or not self._dirty:
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         tmp = f"{self.path}.{os.getpid()}.tmp"
+        data = {"format": _FORMAT, "files": self._files, "dirs": self._dirs}
         with open(tmp, "wb") as f:
-            f.write(msgpack.packb({"format": _FORMAT, "entries": self._entries}, use_bin_type=True))
+            f.write(msgpack.packb(data, use_bin_type=True))
         os.replace(tmp, self.path)  # concurrent savers: one wins, both leave a valid cache
         self._dirty = False
+
+
+def _vouches(row: FileRow | list[Any], f: LocalFile) -> bool:
+    size, mtime_ns, inode, _, recorded_ns = row
+    if (size, mtime_ns, inode) != (f.size, f.mtime_ns, f.inode):
+        return False
+    # Racily clean: it may have changed within the clock's granularity after it was hashed.
+    return mtime_ns < recorded_ns - RACY_MARGIN_NS

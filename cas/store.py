@@ -427,8 +427,7 @@ class PackWriter:
             size = os.path.getsize(path)
         if size >= LOOSE_THRESHOLD:
             return self.store.put_blob_file(path)
-        with open(path, "rb") as f:
-            data = f.read(LOOSE_THRESHOLD + 1)
+        data = _read_small(path, size)
         if len(data) >= LOOSE_THRESHOLD:  # it grew since the caller looked
             return self.store.put_blob_file(path)
         return self.add_blob(data), len(data)
@@ -487,3 +486,23 @@ class PackWriter:
             self.close()
         else:
             self.discard()
+
+
+def _read_small(path: str, size: int) -> bytes:
+    """The whole file, expected to be ``size`` bytes and small.
+
+    Plain ``os.read`` of exactly what is needed: a buffered ``read(n)`` allocates
+    ``n`` bytes up front, and allocating a megabyte per small file costs ten
+    times the read itself.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, size + 1)  # one byte more shows a file that grew
+        if len(data) == size:
+            return data
+        chunks = [data]  # it grew, shrank, or the read was short: read to the end
+        while chunk := os.read(fd, HASH_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -1,0 +1,195 @@
+"""A directory staged whole by ``add_dir``, and the trees built from it.
+
+Staging 100,000 files one by one costs more in Python than hashing them, and
+an unchanged directory should cost no more than the ``stat`` of its files.
+So ``add_dir`` records one :class:`DirScan` (the stat of every file, by
+directory), and logging builds its trees directory by directory:
+
+- each directory gets a *signature*: a hash of its path, its files' (name,
+  size, mtime, inode, executable bit) and its subdirectories' signatures;
+- a directory whose signature the stat cache knows, and whose files are all
+  older than the cache entry (see :mod:`artifacts.statcache`), reuses the tree
+  id it had: nothing below it is read, hashed or even looked at again;
+- other directories look their files up one by one in the cache, store the
+  misses (in parallel, see :func:`cas.ingest.store_files`) and write a tree.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import blake3
+import msgpack
+
+from cas import ObjectStore, PackWriter, Tree, TreeEntry
+from cas.errors import UsageError
+from cas.ingest import store_files
+
+from .files import STORE_DIR, LocalFile, stage_file
+from .statcache import FileRow, StatCache
+
+Path = tuple[str, ...]
+
+
+class DirScan:
+    """The stat of everything below one directory, taken once."""
+
+    __slots__ = ("path", "files", "dirs", "signature", "newest_mtime_ns", "total_size")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.files: dict[str, LocalFile] = {}
+        self.dirs: dict[str, DirScan] = {}
+        self.signature = b""
+        self.newest_mtime_ns = 0
+        self.total_size = 0  # bytes of every file below
+
+    def find(self, rel: Path) -> bool:
+        """Does this scan hold a file or directory at ``rel``, or a file on its way?"""
+        node = self
+        for i, name in enumerate(rel):
+            if name in node.files:
+                return True  # a file here: at rel, or where rel needs a directory
+            if name not in node.dirs:
+                return False
+            node = node.dirs[name]
+            if i == len(rel) - 1:
+                return True
+        return True  # rel == (): the whole scan
+
+    def iter_files(self, prefix: Path = ()) -> Iterator[tuple[Path, LocalFile]]:
+        stack = [(prefix, self)]
+        while stack:
+            where, node = stack.pop()
+            for name, staged in node.files.items():
+                yield where + (name,), staged
+            stack.extend((where + (name,), child) for name, child in node.dirs.items())
+
+
+class DirSource(NamedTuple):
+    """A staged ``add_dir``: every file of ``scan`` goes below the edit's path."""
+
+    scan: DirScan
+
+
+def scan_tree(root: str) -> DirScan:
+    """Stat every file below ``root``, following the symlink policy.
+
+    Symlink policy: a link to a file inside ``root`` is stored as that file's
+    contents; a link that points outside ``root``, or nowhere, is refused; a
+    link to a directory is not followed (it could loop), with a warning.
+
+    A store directory (``.artifacts/``) is skipped, as git skips ``.git/``:
+    adding a project's root must not copy the store.
+    """
+    if not os.path.isdir(root):
+        raise UsageError(f"no such directory: {root}")
+    real_root = os.path.realpath(root)
+    top = DirScan(os.path.abspath(root))  # absolute: the files are read when logged
+    order = []
+    stack = [top]
+    while stack:  # iterative: a deep directory cannot exhaust Python's stack
+        node = stack.pop()
+        order.append(node)
+        with os.scandir(node.path) as it:
+            for entry in it:
+                if entry.is_file(follow_symlinks=False):  # most entries: test it first
+                    st = entry.stat(follow_symlinks=False)
+                    node.files[entry.name] = LocalFile(
+                        entry.path, st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & 0o100)
+                    )
+                elif entry.is_symlink():
+                    staged = _follow(entry, real_root, root)
+                    if staged is not None:
+                        node.files[entry.name] = staged
+                elif entry.is_dir(follow_symlinks=False):
+                    if entry.name != STORE_DIR:
+                        node.dirs[entry.name] = child = DirScan(entry.path)
+                        stack.append(child)
+    for node in reversed(order):  # children before their parents
+        _sign(node)
+    return top
+
+
+def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | None:
+    target = os.path.realpath(entry.path)
+    if os.path.commonpath([real_root, target]) != real_root:
+        raise UsageError(f"symlink {entry.path} points outside {root}; refusing to follow it")
+    if os.path.isdir(target):
+        warnings.warn(f"not following symlinked directory {entry.path}", stacklevel=4)
+        return None
+    if not os.path.isfile(target):
+        raise UsageError(f"symlink {entry.path} points to nothing")
+    return stage_file(target)
+
+
+def _sign(node: DirScan) -> None:
+    files = sorted(node.files.items())
+    dirs = sorted(node.dirs.items())
+    rows = [[n, f.path, f.size, f.mtime_ns, f.inode, f.executable] for n, f in files]
+    node.signature = blake3.blake3(
+        msgpack.packb([node.path, rows, [[n, d.signature] for n, d in dirs]], use_bin_type=True)
+    ).digest()
+    newest = max((f.mtime_ns for _, f in files), default=0)
+    node.newest_mtime_ns = max([newest, *(d.newest_mtime_ns for _, d in dirs)])
+    node.total_size = sum(f.size for _, f in files) + sum(d.total_size for _, d in dirs)
+
+
+def build_tree(
+    store: ObjectStore, writer: PackWriter, scan: DirScan, cache: StatCache
+) -> tuple[bytes, int] | None:
+    """(tree id, size) of ``scan``'s files (None if it holds none), using and filling ``cache``."""
+    built: dict[int, tuple[bytes, int] | None] = {}  # id(DirScan) -> (tree id, size)
+    changed: list[DirScan] = []
+    stack = [scan]
+    while stack:
+        node = stack.pop()
+        hit = cache.tree(node.path, node.signature, node.newest_mtime_ns)
+        if hit is not None and store.has(hit[0]):
+            built[id(node)] = hit  # nothing below it changed: not even looked at again
+            continue
+        changed.append(node)
+        stack.extend(node.dirs.values())
+
+    # Files of changed directories: from the cache where it vouches for them, else stored.
+    blobs: dict[str, tuple[bytes, int, int]] = {}  # path -> (id, size, when it was hashed)
+    for node in changed:
+        for name, staged in node.files.items():
+            row = cache.file(node.path, name, staged)
+            if row is not None:
+                blobs[staged.path] = (row[3], staged.size, row[4])
+    present = store.has_many({blob_id for blob_id, _, _ in blobs.values()}) if blobs else set()
+    todo = [
+        staged
+        for node in changed
+        for staged in node.files.values()
+        if staged.path not in blobs or blobs[staged.path][0] not in present
+    ]
+    now = cache.now_ns()
+    stored = store_files(store, [(f.path, f.size) for f in todo])
+    for staged, (blob_id, size) in zip(todo, stored, strict=True):
+        blobs[staged.path] = (blob_id, size, now)
+
+    for node in reversed(changed):  # children before their parents
+        entries = [
+            TreeEntry(name, "blob", blobs[f.path][0], blobs[f.path][1], f.executable)
+            for name, f in node.files.items()
+        ]
+        for name, child in node.dirs.items():
+            sub = built[id(child)]
+            if sub is not None:  # an empty directory disappears, as in a version
+                entries.append(TreeEntry(name, "tree", sub[0], sub[1]))
+        if not entries:
+            built[id(node)] = None
+            continue
+        tree = Tree(tuple(entries))
+        built[id(node)] = (writer.add(tree), tree.size)
+        rows: dict[str, FileRow] = {
+            name: (f.size, f.mtime_ns, f.inode, blobs[f.path][0], blobs[f.path][2])
+            for name, f in node.files.items()
+        }
+        cache.record_tree(node.path, node.signature, *built[id(node)], rows, now)
+    return built[id(scan)]

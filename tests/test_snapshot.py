@@ -1,0 +1,196 @@
+"""``add_dir`` stages a directory whole and logs it directory by directory.
+
+Every result must equal what staging the same files one by one gives; these
+tests compare the two, and check the directory cache's trust rules.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import artifacts
+from artifacts import Artifact
+from artifacts.errors import DuplicateEntryError
+from artifacts.snapshot import DirSource, scan_tree
+from tests.test_artifacts import contents, write
+
+OLD_NS = time.time_ns() - 3600 * 10**9  # an hour ago: far from racily clean
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
+    monkeypatch.setenv("ARTIFACTS_PROJECT", "proj")
+    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
+    (tmp_path / ".artifacts").mkdir()
+    return tmp_path
+
+
+def make_source(root: str) -> dict[str, bytes]:
+    files = {
+        "a.txt": b"a",
+        "sub/b.txt": b"b" * 3000,
+        "sub/deeper/c.bin": os.urandom(5000),
+        "sub/deeper/d.bin": b"",
+        "z/e.txt": b"e",
+    }
+    for path, data in files.items():
+        write(os.path.join(root, path), data)
+    os.makedirs(os.path.join(root, "empty", "inner"))
+    os.chmod(os.path.join(root, "z", "e.txt"), 0o755)
+    for path in files:
+        os.utime(os.path.join(root, path), ns=(OLD_NS, OLD_NS))
+    return files
+
+
+def file_by_file(name: str, root: str, prefix: str = "") -> Artifact:
+    artifact = Artifact(name, "dataset")
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            rel = os.path.relpath(os.path.join(dirpath, n), root)
+            artifact.add_file(os.path.join(dirpath, n), name=prefix + rel)
+    return artifact
+
+
+def test_a_directory_staged_whole_logs_as_file_by_file(ws):
+    make_source("src")
+    with artifacts.init() as run:
+        whole = Artifact("whole", "dataset")
+        whole.add_dir("src")
+        assert isinstance(next(iter(whole._edits.values())), DirSource)
+        logged = run.log_artifact(whole)
+        single = run.log_artifact(file_by_file("single", "src"))
+        assert logged.digest == single.digest
+        entry = logged.get_entry("z/e.txt")
+        assert entry.size == 1
+        assert "empty" not in {p.split("/")[0] for p in logged.manifest.entries}
+        again = Artifact("whole", "dataset")
+        again.add_dir("src")
+        assert run.log_artifact(again).version == "v0"  # unchanged: same tree, no version
+
+
+def test_under_a_prefix_and_beside_single_files(ws):
+    files = make_source("src")
+    write("extra.txt", "x")
+    with artifacts.init() as run:
+        artifact = Artifact("mixed", "dataset")
+        artifact.add_dir("src", name="data/set")
+        artifact.add_file("extra.txt", name="data/extra.txt")
+        artifact.add_file("extra.txt", name="data/set/new.txt")  # inside, but no clash
+        logged = run.log_artifact(artifact)
+    got = contents(logged, "dl")
+    expected = {f"data/set/{p}": d for p, d in files.items()}
+    expected |= {"data/extra.txt": b"x", "data/set/new.txt": b"x"}
+    assert got == expected
+
+
+def test_edits_inside_a_staged_directory(ws):
+    files = make_source("src")
+    write("other.txt", "other")
+    with artifacts.init() as run:
+        artifact = Artifact("edited", "dataset")
+        artifact.add_dir("src")
+        with pytest.raises(DuplicateEntryError):
+            artifact.add_file("other.txt", name="sub/b.txt")  # different bytes, no overwrite
+        artifact.add_file("other.txt", name="sub/b.txt", overwrite=True)
+        artifact.remove("sub/deeper")
+        logged = run.log_artifact(artifact)
+    expected = {p: d for p, d in files.items() if not p.startswith("sub/deeper/")}
+    expected["sub/b.txt"] = b"other"
+    assert contents(logged, "dl") == expected
+
+
+def test_nested_and_repeated_directories(ws):
+    files = make_source("src")
+    write("more/m.txt", "m")
+    with artifacts.init() as run:
+        artifact = Artifact("nested", "dataset")
+        artifact.add_dir("src")
+        artifact.add_dir("more", name="sub/more")
+        artifact.add_dir("src", name="copy")
+        logged = run.log_artifact(artifact)
+        with pytest.raises(DuplicateEntryError):
+            clash = Artifact("clash", "dataset")
+            clash.add_dir("src")
+            write("src2/a.txt", "not a")
+            clash.add_dir("src2")
+    expected = dict(files) | {"sub/more/m.txt": b"m"} | {f"copy/{p}": d for p, d in files.items()}
+    assert contents(logged, "dl") == expected
+
+
+def test_a_draft_merges_a_directory_into_its_base(ws):
+    files = make_source("src")
+    write("v2/a.txt", "new a")
+    write("v2/added.txt", "added")
+    with artifacts.init() as run:
+        first = Artifact("draft", "dataset")
+        first.add_dir("src")
+        v0 = run.log_artifact(first)
+        draft = v0.new_draft()
+        draft.add_dir("v2", merge=True)  # over the base's root: merged file by file
+        draft.add_dir("v2", name="fresh")  # where the base has nothing: built whole
+        v1 = run.log_artifact(draft)
+    expected = dict(files) | {"a.txt": b"new a", "added.txt": b"added"}
+    expected |= {"fresh/a.txt": b"new a", "fresh/added.txt": b"added"}
+    assert v1.version == "v1"
+    assert contents(v1, "dl") == expected
+
+
+def test_an_unchanged_directory_is_not_read_and_a_changed_stat_is_noticed(ws):
+    make_source("src")
+    path = os.path.join("src", "sub", "deeper", "c.bin")
+    with artifacts.init() as run:
+        first = Artifact("cached", "dataset")
+        first.add_dir("src")
+        v0 = run.log_artifact(first)
+        with open(path, "r+b") as f:  # new bytes behind the cache's back, same stat
+            f.write(b"X" * 10)
+        os.utime(path, ns=(OLD_NS, OLD_NS))
+        again = Artifact("cached", "dataset")
+        again.add_dir("src")
+        assert run.log_artifact(again).version == "v0"  # the directory was trusted whole
+        os.utime(path, ns=(OLD_NS + 10**9, OLD_NS + 10**9))
+        third = Artifact("cached", "dataset")
+        third.add_dir("src")
+        v1 = run.log_artifact(third)
+    assert v1.version == "v1"
+    assert contents(v1, "dl")["sub/deeper/c.bin"].startswith(b"X" * 10)
+    assert contents(v0, "dl0")["sub/deeper/c.bin"] != contents(v1, "dl1")["sub/deeper/c.bin"]
+
+
+def test_a_racily_clean_directory_is_read_again(ws):
+    """A file changed within the clock's granularity of its hashing keeps its stat."""
+    make_source("src")
+    path = os.path.join("src", "a.txt")
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
+    with artifacts.init() as run:
+        first = Artifact("racy", "dataset")
+        first.add_dir("src")
+        run.log_artifact(first)
+        with open(path, "wb") as f:
+            f.write(b"b")  # same size
+        os.utime(path, ns=(now, now))  # and the same mtime
+        second = Artifact("racy", "dataset")
+        second.add_dir("src")
+        v1 = run.log_artifact(second)
+    assert v1.version == "v1"
+    assert contents(v1, "dl")["a.txt"] == b"b"
+
+
+def test_scan_signatures_change_with_any_stat(ws):
+    make_source("src")
+    before = scan_tree("src")
+    same = scan_tree("src")
+    assert before.signature == same.signature
+    assert before.total_size == sum(f.size for _, f in before.iter_files())
+    os.utime(os.path.join("src", "sub", "b.txt"), ns=(OLD_NS + 1, OLD_NS + 1))
+    after = scan_tree("src")
+    assert after.signature != before.signature
+    assert after.dirs["z"].signature == before.dirs["z"].signature
+    assert after.dirs["sub"].signature != before.dirs["sub"].signature
