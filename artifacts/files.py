@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import stat as stat_mod
@@ -134,27 +135,30 @@ class VerificationError(CasError):
         super().__init__(f"{root} does not match: {shown}")
 
 
-def safe_destination(root: str, path: str) -> str:
-    """The file for ``path`` below ``root``; refuses anything that would land outside."""
-    parts = split_path(path)
-    dest = os.path.join(root, *parts)
-    real_root = os.path.realpath(root)
-    parent = os.path.realpath(os.path.dirname(dest))
-    if os.path.commonpath([real_root, parent]) != real_root:
-        raise UsageError(f"refusing to write {path!r} outside {root}")
-    return dest
-
-
 def write_files(
     store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]], threads: int = 8
 ) -> int:
     """Write each file once, verified, into ``root``; returns bytes written."""
     os.makedirs(root, exist_ok=True)
+    real_root = os.path.realpath(root)
+    ready: set[str] = set()  # directories made and checked to lie inside the root
+    if len(files) > 256:
+        store.has_many(entry.id for _, entry in files)  # one index lookup table for all
+
+    def directory_for(path: str) -> str:
+        dest = os.path.join(root, *split_path(path))
+        parent = os.path.dirname(dest)
+        if parent not in ready:
+            _makedirs(parent)
+            real_parent = os.path.realpath(parent)
+            if os.path.commonpath([real_root, real_parent]) != real_root:
+                raise UsageError(f"refusing to write {path!r} outside {root}")
+            ready.add(parent)
+        return dest
 
     def write_one(item: tuple[str, TreeEntry]) -> int:
         path, entry = item
-        dest = safe_destination(root, path)
-        _makedirs(os.path.dirname(dest))
+        dest = directory_for(path)
         # A short name: "<name>.part-<pid>" would pass NAME_MAX for a 250-byte name.
         tmp = os.path.join(os.path.dirname(dest), f".part-{os.getpid()}-{next(_tmp_names)}")
         try:
@@ -167,9 +171,10 @@ def write_files(
                 os.chmod(tmp, 0o755)
             os.replace(tmp, dest)  # only a verified file ever takes the name
             return size
-        finally:
-            if os.path.exists(tmp):
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            raise
 
     if threads <= 1 or len(files) < 16:
         return sum(map(write_one, files))

@@ -48,12 +48,18 @@ class LocalStorage(Storage):
 
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         try:
-            with open(self._path(key), "rb") as f:
-                if start:
-                    f.seek(start)
-                return f.read() if end is None else f.read(max(0, end - (start or 0)))
+            if end is None:
+                with open(self._path(key), "rb") as f:
+                    if start:
+                        f.seek(start)
+                    return f.read()
+            fd = os.open(self._path(key), os.O_RDONLY)  # a range: one pread, no buffering
         except FileNotFoundError:
             raise KeyNotFoundError(key) from None
+        try:
+            return os.pread(fd, max(0, end - (start or 0)), start or 0)
+        finally:
+            os.close(fd)
 
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         data = self.get(key)
