@@ -12,6 +12,8 @@
     ├── InvalidNameError            a ref, entry or artifact name we refuse
     ├── PreconditionFailedError     a conditional storage write lost its race
     │   └── RefConflictError        a compare-and-swap saw another value
+    ├── AccessDeniedError           the storage refused our credentials
+    │                               (also a PermissionError)
     └── UsageError                  a call that cannot be honoured as asked
 
 The upper layers (``artifacts``, ``remotes``) subclass these rather than
@@ -103,3 +105,12 @@ class UsageError(CasError):
 
 def _show(value: bytes | None) -> str:
     return "absent" if value is None else value.hex()[:16]
+
+
+class AccessDeniedError(CasError, PermissionError):
+    """The storage refused a read or write: a bucket policy fences that key."""
+
+    def __init__(self, key: str, where: str = "") -> None:
+        self.key = key
+        suffix = f" in {where}" if where else ""
+        super().__init__(f"access denied to {key}{suffix}")

@@ -335,25 +335,21 @@ class ObjectStore:
         return object_id
 
     def put_blob_file(self, path: str) -> tuple[ObjectId, int]:
-        """Store a file of any size as a loose blob, streamed; (id, size)."""
+        """Store a file of any size as a loose blob; (id, size).
+
+        The file is copied by the kernel, then the copy is hashed: what we
+        name is exactly what we stored, even if the file changes meanwhile,
+        and memory stays flat whatever the file's size.
+        """
         tmp = self.storage.tempfile()
         try:
-            size = os.path.getsize(path)
-            header = objects.encode_header("blob", size)
-            # Hash what we write, in one pass over bounded chunks: what we store is
-            # what we name, and memory stays flat whatever the file's size.
-            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-            hasher.update(header)
-            copied = 0
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                dst.write(header)
-                while chunk := src.read(HASH_CHUNK):
-                    hasher.update(chunk)
-                    dst.write(chunk)
-                    copied += len(chunk)
-            if copied != size:
-                raise UsageError(f"{path} changed size while it was being read")
-            object_id = hasher.digest()
+            with open(path, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
+                size = os.fstat(src.fileno()).st_size
+                dst.write(objects.encode_header("blob", size))
+                _copy_exactly(src, dst, size)
+                if os.fstat(src.fileno()).st_size != size:
+                    raise UsageError(f"{path} changed size while it was being read")
+            object_id = _hash_file(tmp)
             if self._where(object_id) is not None or self.storage.exists(loose_key(object_id)):
                 return object_id, size
             try:
@@ -506,3 +502,34 @@ def _read_small(path: str, size: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _copy_exactly(src: Any, dst: Any, size: int) -> None:
+    # src and dst are unbuffered: the kernel moves their offsets, as read/write would.
+    """Copy ``size`` bytes in the kernel where it can, else through a buffer."""
+    left = size
+    try:
+        while left:
+            copied = os.copy_file_range(src.fileno(), dst.fileno(), left)
+            if not copied:
+                break
+            left -= copied
+    except OSError:  # not between these filesystems: copy through user space
+        while left and (chunk := src.read(min(left, HASH_CHUNK))):
+            view = memoryview(chunk)
+            while view:  # an unbuffered write may be short
+                view = view[dst.write(view) :]
+            left -= len(chunk)
+    if left:
+        raise UsageError(f"{src.name} changed size while it was being read")
+
+
+def _hash_file(path: str) -> ObjectId:
+    """blake3 of a whole file with every core, in bounded chunks."""
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    buffer = bytearray(HASH_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            hasher.update(view[:n])
+    return hasher.digest()

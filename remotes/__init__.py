@@ -14,7 +14,7 @@ Words used here:
 """
 
 from .config import add_remote, list_remotes, remove_remote
-from .errors import PushRejectedError, RemoteNotFoundError
+from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .sync import FetchResult, PullResult, PushResult, clone, fetch, pull, push, rebase
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "PullResult",
     "PushRejectedError",
     "PushResult",
+    "RemoteAccessDeniedError",
     "RemoteNotFoundError",
     "add_remote",
     "clone",

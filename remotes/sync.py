@@ -13,6 +13,12 @@ Ref kinds and how they move:
 - ``…/artifacts/<name>/aliases/<alias>``: moved only where the other side
   still holds what we last saw (or has none), so nobody's alias is clobbered.
 - ``…/runs/<id>`` and ``…/dist/…``: one writer each; copied as they are.
+
+Whatever its kind, a ref we did not change since we last fetched it is the
+other side's to move: push does not send it back over a newer value (that
+would revert a finished run's record or a grown part), and pull takes the
+remote's. A store that refuses our credentials raises
+:class:`~remotes.errors.RemoteAccessDeniedError`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from cas import Commit, ObjectId, Repository
 from cas.errors import RefConflictError
 
 from .config import TRACKING, add_remote, open_remote
-from .errors import PushRejectedError
+from .errors import PushRejectedError, RemoteAccessDeniedError
 from .transfer import copy_objects, missing
 
 
@@ -37,6 +43,9 @@ class PushResult:
     bytes_uploaded: int = 0
     refs_updated: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Refs the remote changed since we last fetched them, and we did not: not sent
+    # (sending would undo the remote's change); `pull` brings the new values here.
+    behind: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +76,11 @@ def _is_alias(name: str) -> bool:
 def _artifact_of(name: str) -> str | None:
     parts = name.split("/")
     return parts[3] if len(parts) > 3 and parts[2] in ("artifacts", "dist") else None
+
+
+def _artifact_key(name: str) -> str:
+    """``entity/project/artifacts/name`` of a head or alias ref: one artifact, namespaced."""
+    return "/".join(name.split("/")[:4])
 
 
 def _own_refs(repo: Repository, names: Iterable[str] | None) -> dict[str, ObjectId]:
@@ -107,8 +121,17 @@ def push(
 ) -> PushResult:
     """Send objects, then move the remote's refs by compare-and-swap."""
     other = open_remote(repo, remote)
-    with other.writing():
-        return _push(repo, other, remote, names, force, progress)
+    try:
+        with other.writing():
+            return _push(repo, other, remote, names, force, progress)
+    except RemoteAccessDeniedError:
+        raise
+    except PermissionError as exc:
+        raise RemoteAccessDeniedError(remote, other.url, "push", _reason(exc)) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
 
 
 def _push(
@@ -125,13 +148,20 @@ def _push(
     sent = copy_objects(repo.objects, other.objects, ids, progress)
     result.objects_uploaded, result.bytes_uploaded = sent.objects, sent.bytes
     rejected: list[str] = []
+    denied: list[str] = []
     # Heads first: an artifact whose head is refused keeps its aliases back too.
     for name, target in sorted(local.items(), key=lambda item: not _is_head(item[0])):
-        if _is_alias(name) and any(_artifact_of(r) == _artifact_of(name) for r in rejected):
+        if _is_alias(name) and any(_artifact_key(r) == _artifact_key(name) for r in rejected):
             continue
         theirs = other.refs.read(name)
         if theirs == target:
             _set_tracking(repo, remote, name, target)
+            continue
+        seen = repo.refs.read(_tracking(remote, name))
+        if seen == target and not force:
+            # Unchanged here since we fetched it; the remote changed it since: theirs is
+            # newer. (Without this, pushing a pulled run record or part would revert it.)
+            result.behind.append(name)
             continue
         if theirs is not None and _is_head(name):
             behind = not repo.objects.has(theirs) or not _is_ancestor(repo, theirs, target)
@@ -140,9 +170,9 @@ def _push(
                 continue
             if behind:
                 result.warnings.append(f"forced {name}: remote versions after ours were dropped")
-                warnings.warn(result.warnings[-1], stacklevel=2)
+                warnings.warn(result.warnings[-1], stacklevel=3)
         elif theirs is not None and _is_alias(name) and not force:
-            if theirs != repo.refs.read(_tracking(remote, name)):
+            if theirs != seen:
                 result.warnings.append(f"kept the remote's {name}: it moved since we last saw it")
                 continue
         try:
@@ -150,8 +180,16 @@ def _push(
         except RefConflictError:
             rejected.append(name)  # it moved while we pushed: the next pull will show how
             continue
+        except PermissionError:
+            denied.append(name)  # e.g. another team's namespace in a shared store
+            continue
         _set_tracking(repo, remote, name, target)
         result.refs_updated.append(name)
+    if denied:
+        what = f"write {', '.join(sorted(denied))}"
+        if result.refs_updated:
+            what += f" (the other {len(result.refs_updated)} ref(s) were pushed)"
+        raise RemoteAccessDeniedError(remote, other.url, what)
     if rejected:
         raise PushRejectedError(sorted(rejected), remote)
     return result
@@ -160,8 +198,11 @@ def _push(
 def fetch(repo: Repository, remote: str, progress: bool = False) -> FetchResult:
     """Bring the remote's objects here and record its refs as remote-tracking refs."""
     other = open_remote(repo, remote)
-    with repo.writing():
-        return _fetch(repo, other, remote, progress)
+    try:
+        with repo.writing():
+            return _fetch(repo, other, remote, progress)
+    except PermissionError as exc:
+        raise RemoteAccessDeniedError(remote, other.url, "read it", _reason(exc)) from exc
 
 
 def _fetch(repo: Repository, other: Repository, remote: str, progress: bool) -> FetchResult:
@@ -173,16 +214,25 @@ def _fetch(repo: Repository, other: Repository, remote: str, progress: bool) -> 
         if repo.refs.read(_tracking(remote, name)) != target:
             _set_tracking(repo, remote, name, target)
             result.refs_updated.append(name)
+    prefix = f"{TRACKING}/{remote}/"
+    for tracking_name in repo.refs.list(prefix):
+        if tracking_name[len(prefix) :] not in theirs:  # gone from the remote
+            _set_tracking(repo, remote, tracking_name[len(prefix) :], None)
     return result
 
 
 def pull(repo: Repository, remote: str, progress: bool = False) -> PullResult:
-    """Fetch, then fast-forward local versions; report artifacts that diverged."""
+    """Fetch, then fast-forward local versions; report artifacts that diverged.
+
+    Other refs (aliases, run records, distributed parts) follow the remote where
+    we did not change them since the last fetch; ours win where we did.
+    """
+    prefix = f"{TRACKING}/{remote}/"
+    seen_before = {n[len(prefix) :]: t for n, t in repo.refs.list(prefix).items()}
     fetched = fetch(repo, remote, progress)
     result = PullResult(objects_downloaded=fetched.objects_downloaded)
-    prefix = f"{TRACKING}/{remote}/"
-    for tracking_name, target in sorted(repo.refs.list(prefix).items()):
-        name = tracking_name[len(prefix) :]
+    now = {n[len(prefix) :]: t for n, t in repo.refs.list(prefix).items()}
+    for name, target in sorted(now.items()):
         ours = repo.refs.read(name)
         if ours == target:
             continue
@@ -192,9 +242,15 @@ def pull(repo: Repository, remote: str, progress: bool = False) -> PullResult:
                 result.fast_forwarded.append(name)
             elif not _is_ancestor(repo, target, ours):
                 result.diverged.append(name)
-        elif ours is None or not _is_alias(name):
+        elif ours is None or ours == seen_before.get(name):
             repo.refs.set_if_equals(name, ours, target)
             result.copied.append(name)
+    for name, target in sorted(seen_before.items()):
+        # Removed on the remote (an alias moved off, a part merged into a version):
+        # drop our copy too, unless we changed it. Heads and run records stay.
+        if name not in now and not _is_head(name) and "/runs/" not in name:
+            if repo.refs.read(name) == target:
+                repo.refs.delete_if_equals(name, target)
     return result
 
 

