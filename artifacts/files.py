@@ -16,7 +16,7 @@ import msgpack
 from cas import ObjectStore
 from cas.errors import CasError, InvalidObjectError, UsageError
 from cas.objects import TreeEntry, encode_header
-from cas.store import HASH_CHUNK
+from cas.store import HASH_CHUNK, HASH_THREADS
 
 from .names import split_path
 
@@ -56,7 +56,7 @@ def stage_file(path: str) -> LocalFile:
 
 def blob_id_of_file(path: str) -> bytes:
     """The id this file would have as a blob, without storing it."""
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    hasher = blake3.blake3(max_threads=HASH_THREADS)
     hasher.update(encode_header("blob", os.path.getsize(path)))
     with open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK):

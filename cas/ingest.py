@@ -9,17 +9,37 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from .objects import ObjectId
 from .storage import open_storage
-from .store import ObjectStore
+from .store import HASH_THREADS, LOOSE_THRESHOLD, ObjectStore
 
 PARALLEL_MIN_FILES = 2000  # below this, starting workers costs more than it saves
 
 
 def store_files(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple[ObjectId, int]]:
     """Store each (path, size) as a blob; returns (id, size) in the same order."""
+    results: list[tuple[ObjectId, int] | None] = [None] * len(files)
+    big = [i for i, (_, size) in enumerate(files) if size >= LOOSE_THRESHOLD]
+    if len(big) == 1:
+        results[big[0]] = store.put_blob_file(files[big[0]][0])  # blake3 on every core
+    elif big:
+        # A file per core, each hashed by one thread: blake3's own threads would
+        # spin (sched_yield) against the other file's reads and writes.
+        with ThreadPoolExecutor(HASH_THREADS) as pool:
+            paths = [files[i][0] for i in big]
+            for i, result in zip(
+                big, pool.map(_put_one_thread, [store] * len(big), paths), strict=True
+            ):
+                results[i] = result
+    small = [i for i, (_, size) in enumerate(files) if size < LOOSE_THRESHOLD]
+    for i, result in zip(small, _store_small(store, [files[i] for i in small]), strict=True):
+        results[i] = result
+    return results  # type: ignore[return-value]
+
+
+def _store_small(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple[ObjectId, int]]:
     workers = min(os.cpu_count() or 1, 8)
     if len(files) < PARALLEL_MIN_FILES or workers < 2 or not store.storage.capabilities.local:
         with store.writer() as writer:
@@ -38,3 +58,7 @@ def _store_chunk(url: str, files: list[tuple[str, int]]) -> list[tuple[ObjectId,
     store = ObjectStore(open_storage(url))
     with store.writer() as writer:
         return [writer.add_file(path, size) for path, size in files]
+
+
+def _put_one_thread(store: ObjectStore, path: str) -> tuple[ObjectId, int]:
+    return store.put_blob_file(path, hash_threads=1)
