@@ -41,6 +41,7 @@ _INDEX_ENTRY = struct.Struct(">32sQI")  # id, offset in pack, length
 LOOSE_THRESHOLD = 1 << 20  # blobs at least this big stay loose
 PACK_LIMIT = 256 << 20  # start a new pack past this many bytes
 _CHUNK = 1 << 20
+_WRITE_BATCH = 1 << 20
 HASH_CHUNK = 8 << 20  # big enough for blake3's threads, small enough to stay flat
 # One hashing thread per core we may run on: measured faster here than blake3's AUTO.
 HASH_THREADS = (
@@ -397,6 +398,8 @@ class PackWriter:
         self._entries: list[tuple[ObjectId, int, int]] = []
         self._ids: set[ObjectId] = set()
         self._hasher: Any = None
+        self._pending: list[bytes] = []  # added but not yet written
+        self._pending_bytes = 0
         self._offset = 0
         self.objects_written = 0
         self.bytes_written = 0
@@ -416,9 +419,10 @@ class PackWriter:
             return self.store.put_raw(data)
         if self._file is None:
             self._start()
-        assert self._file is not None
-        self._file.write(data)
-        self._hasher.update(data)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= _WRITE_BATCH:
+            self._drain()
         self._entries.append((object_id, self._offset, len(data)))
         self._ids.add(object_id)
         self._offset += len(data)
@@ -444,17 +448,27 @@ class PackWriter:
 
     def _start(self) -> None:
         self._tmp = self.store.storage.tempfile()
-        self._file = open(self._tmp, "wb")
-        self._file.write(PACK_MAGIC)
+        self._file = open(self._tmp, "wb", buffering=0)
         self._hasher = blake3.blake3()
-        self._hasher.update(PACK_MAGIC)
+        self._pending, self._pending_bytes = [PACK_MAGIC], len(PACK_MAGIC)
         self._offset = len(PACK_MAGIC)
         self._entries = []
+
+    def _drain(self) -> None:
+        """Write and hash what is pending: a call per megabyte, not per object."""
+        assert self._file is not None
+        batch = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        self._hasher.update(batch)
+        written = 0
+        while written < len(batch):  # an unbuffered write may be short
+            written += self._file.write(batch[written:] if written else batch)
 
     def flush(self) -> str | None:
         """Publish what has been added so far: the pack, then its index."""
         if self._file is None:
             return None
+        self._drain()
         self._file.close()
         self._file = None
         name = self._hasher.hexdigest()
