@@ -246,7 +246,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     with init(project, entity, store=_store_url(args), job_type="cli-log") as run:
         registry = run.registry
         before = registry.head(entity, project, artifact.name)
-        with _hashing_progress(registry, artifact):
+        progress = (
+            _hashing_progress(registry, artifact) if _progress() else contextlib.nullcontext()
+        )
+        with progress:
             run.log_artifact(artifact, aliases=args.alias)
     _, version = artifact._version()
     created = before is None or before.number != version.number

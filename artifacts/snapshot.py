@@ -16,6 +16,7 @@ directory), and logging builds its trees directory by directory:
 
 from __future__ import annotations
 
+import operator
 import os
 import warnings
 from collections.abc import Iterator
@@ -127,15 +128,21 @@ def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | N
 
 
 def _sign(node: DirScan) -> None:
-    files = sorted(node.files.items())
-    dirs = sorted(node.dirs.items())
-    rows = [[n, f.path, f.size, f.mtime_ns, f.inode, f.executable] for n, f in files]
+    files = sorted(node.files.items())  # (name, LocalFile): msgpack packs tuples natively
+    dirs = [(name, d.signature) for name, d in sorted(node.dirs.items())]
     node.signature = blake3.blake3(
-        msgpack.packb([node.path, rows, [[n, d.signature] for n, d in dirs]], use_bin_type=True)
+        msgpack.packb((node.path, files, dirs), use_bin_type=True)
     ).digest()
-    newest = max((f.mtime_ns for _, f in files), default=0)
-    node.newest_mtime_ns = max([newest, *(d.newest_mtime_ns for _, d in dirs)])
-    node.total_size = sum(f.size for _, f in files) + sum(d.total_size for _, d in dirs)
+    stats = node.files.values()
+    children = node.dirs.values()
+    node.newest_mtime_ns = max(
+        max(map(_MTIME, stats), default=0), max((d.newest_mtime_ns for d in children), default=0)
+    )
+    node.total_size = sum(map(_SIZE, stats)) + sum(d.total_size for d in children)
+
+
+_MTIME = operator.attrgetter("mtime_ns")
+_SIZE = operator.attrgetter("size")
 
 
 def build_tree(
