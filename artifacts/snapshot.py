@@ -195,7 +195,7 @@ def build_tree(
         tree = Tree(tuple(entries))
         built[id(node)] = (writer.add(tree), tree.size)
         rows: dict[str, FileRow] = {
-            name: (f.size, f.mtime_ns, f.inode, blobs[f.path][0], blobs[f.path][2])
+            name: (f.size, f.mtime_ns, f.inode, *blobs[f.path][::2])
             for name, f in node.files.items()
         }
         cache.record_tree(node.path, node.signature, *built[id(node)], rows, now)

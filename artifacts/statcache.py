@@ -105,7 +105,7 @@ class StatCache:
         """``hashed_ns``: a time taken before any file of the tree was read."""
         packed = msgpack.packb(rows, use_bin_type=True)
         self._dirs[directory] = [signature, tree_id, size, hashed_ns, packed]
-        self._rows[directory] = rows
+        self._rows.pop(directory, None)  # unpacked again if asked: a million rows weigh
         self._dirty = True
 
     def forget(self, path: str) -> None:
