@@ -33,6 +33,9 @@ from .files import STORE_DIR, LocalFile, stage_file
 from .statcache import FileRow, StatCache
 
 Path = tuple[str, ...]
+# A scanned file: (size, mtime_ns, inode, executable, path of a link's target or None).
+# No path per file: at a million files, a string each weighs a hundred megabytes.
+ScanRow = tuple[int, int, int, bool, str | None]
 
 
 class DirScan:
@@ -42,7 +45,7 @@ class DirScan:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.files: dict[str, LocalFile] = {}
+        self.files: dict[str, ScanRow] = {}
         self.dirs: dict[str, DirScan] = {}
         self.signature = b""
         self.newest_mtime_ns = 0
@@ -65,9 +68,14 @@ class DirScan:
         stack = [(prefix, self)]
         while stack:
             where, node = stack.pop()
-            for name, staged in node.files.items():
-                yield where + (name,), staged
+            for name, row in node.files.items():
+                yield where + (name,), _staged(node, name, row)
             stack.extend((where + (name,), child) for name, child in node.dirs.items())
+
+
+def _staged(node: DirScan, name: str, row: ScanRow) -> LocalFile:
+    size, mtime_ns, inode, executable, target = row
+    return LocalFile(target or f"{node.path}/{name}", size, mtime_ns, inode, executable)
 
 
 class DirSource(NamedTuple):
@@ -99,13 +107,17 @@ def scan_tree(root: str) -> DirScan:
             for entry in it:
                 if entry.is_file(follow_symlinks=False):  # most entries: test it first
                     st = entry.stat(follow_symlinks=False)
-                    node.files[entry.name] = LocalFile(
-                        entry.path, st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & 0o100)
+                    node.files[entry.name] = (
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_ino,
+                        bool(st.st_mode & 0o100),
+                        None,
                     )
                 elif entry.is_symlink():
                     staged = _follow(entry, real_root, root)
                     if staged is not None:
-                        node.files[entry.name] = staged
+                        node.files[entry.name] = (*staged[1:], staged.path)
                 elif entry.is_dir(follow_symlinks=False):
                     if entry.name != STORE_DIR:
                         node.dirs[entry.name] = child = DirScan(entry.path)
@@ -128,7 +140,7 @@ def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | N
 
 
 def _sign(node: DirScan) -> None:
-    files = sorted(node.files.items())  # (name, LocalFile): msgpack packs tuples natively
+    files = sorted(node.files.items())  # (name, ScanRow): msgpack packs tuples natively
     dirs = [(name, d.signature) for name, d in sorted(node.dirs.items())]
     node.signature = blake3.blake3(
         msgpack.packb((node.path, files, dirs), use_bin_type=True)
@@ -141,8 +153,8 @@ def _sign(node: DirScan) -> None:
     node.total_size = sum(map(_SIZE, stats)) + sum(d.total_size for d in children)
 
 
-_MTIME = operator.attrgetter("mtime_ns")
-_SIZE = operator.attrgetter("size")
+_MTIME = operator.itemgetter(1)
+_SIZE = operator.itemgetter(0)
 
 
 def build_tree(
@@ -161,30 +173,43 @@ def build_tree(
         changed.append(node)
         stack.extend(node.dirs.values())
 
-    # Files of changed directories: from the cache where it vouches for them, else stored.
-    blobs: dict[str, tuple[bytes, int, int]] = {}  # path -> (id, size, when it was hashed)
+    # Files of changed directories, in each one's order: (blob id, size, when hashed),
+    # from the cache where it vouches for them, else stored now.
+    blobs: list[list[tuple[bytes, int, int] | None]] = []
     for node in changed:
-        for name, staged in node.files.items():
-            row = cache.file(node.path, name, staged)
-            if row is not None:
-                blobs[staged.path] = (row[3], staged.size, row[4])
-    present = store.has_many({blob_id for blob_id, _, _ in blobs.values()}) if blobs else set()
-    todo = [
-        staged
-        for node in changed
-        for staged in node.files.values()
-        if staged.path not in blobs or blobs[staged.path][0] not in present
-    ]
+        found: list[tuple[bytes, int, int] | None] = []
+        for name, (size, mtime_ns, inode, _, _) in node.files.items():
+            row = cache.file(node.path, name, size, mtime_ns, inode)
+            found.append(None if row is None else (row[3], size, row[4]))
+        blobs.append(found)
+    known = {b[0] for found in blobs for b in found if b is not None}
+    present = store.has_many(known) if known else set()
+    todo: list[tuple[int, int]] = []
+    paths: list[tuple[str, int]] = []
+    for n, found in enumerate(blobs):
+        items = None
+        for i, b in enumerate(found):
+            if b is None or b[0] not in present:
+                items = items or list(changed[n].files.items())
+                name, (size, _, _, _, target) = items[i]
+                todo.append((n, i))
+                paths.append((target or f"{changed[n].path}/{name}", size))
     now = cache.now_ns()
-    stored = store_files(store, [(f.path, f.size) for f in todo])
-    for staged, (blob_id, size) in zip(todo, stored, strict=True):
-        blobs[staged.path] = (blob_id, size, now)
+    for (n, i), (blob_id, size) in zip(todo, store_files(store, paths), strict=True):
+        blobs[n][i] = (blob_id, size, now)
+    del todo, paths
 
-    for node in reversed(changed):  # children before their parents
-        entries = [
-            TreeEntry(name, "blob", blobs[f.path][0], blobs[f.path][1], f.executable)
-            for name, f in node.files.items()
-        ]
+    for n in reversed(range(len(changed))):  # children before their parents
+        node, found = changed[n], blobs[n]
+        entries = []
+        rows: dict[str, FileRow] = {}
+        for (name, (size, mtime_ns, inode, executable, _)), blob in zip(
+            node.files.items(), found, strict=True
+        ):
+            assert blob is not None
+            entries.append(TreeEntry(name, "blob", blob[0], blob[1], executable))
+            rows[name] = (size, mtime_ns, inode, blob[0], blob[2])
+        blobs[n] = []  # done with: free as we go
         for name, child in node.dirs.items():
             sub = built[id(child)]
             if sub is not None:  # an empty directory disappears, as in a version
@@ -194,9 +219,5 @@ def build_tree(
             continue
         tree = Tree(tuple(entries))
         built[id(node)] = (writer.add(tree), tree.size)
-        rows: dict[str, FileRow] = {
-            name: (f.size, f.mtime_ns, f.inode, *blobs[f.path][::2])
-            for name, f in node.files.items()
-        }
         cache.record_tree(node.path, node.signature, *built[id(node)], rows, now)
     return built[id(scan)]

@@ -70,12 +70,14 @@ class StatCache:
         row = self._files.get(f.path)
         if row is None:
             row = self._dir_rows(os.path.dirname(f.path)).get(os.path.basename(f.path))
-        return row[3] if row is not None and _vouches(row, f) else None
+        return row[3] if row is not None and _vouches(row, f.size, f.mtime_ns, f.inode) else None
 
-    def file(self, directory: str, name: str, f: LocalFile) -> FileRow | None:
+    def file(
+        self, directory: str, name: str, size: int, mtime_ns: int, inode: int
+    ) -> FileRow | None:
         """The row of file ``name`` of ``directory``, if the cache vouches for it."""
         row = self._dir_rows(directory).get(name)
-        return row if row is not None and _vouches(row, f) else None
+        return row if row is not None and _vouches(row, size, mtime_ns, inode) else None
 
     def tree(
         self, directory: str, signature: bytes, newest_mtime_ns: int
@@ -135,9 +137,9 @@ class StatCache:
         self._dirty = False
 
 
-def _vouches(row: FileRow | list[Any], f: LocalFile) -> bool:
-    size, mtime_ns, inode, _, recorded_ns = row
-    if (size, mtime_ns, inode) != (f.size, f.mtime_ns, f.inode):
+def _vouches(row: FileRow | list[Any], size: int, mtime_ns: int, inode: int) -> bool:
+    if (row[0], row[1], row[2]) != (size, mtime_ns, inode):
         return False
+    recorded_ns = row[4]
     # Racily clean: it may have changed within the clock's granularity after it was hashed.
     return mtime_ns < recorded_ns - RACY_MARGIN_NS
