@@ -33,6 +33,7 @@ from .files import STORE_DIR, LocalFile, stage_file
 from .statcache import FileRow, StatCache
 
 Path = tuple[str, ...]
+STORE_ROUND = 100_000  # files stored per round of worker processes
 # A scanned file: (size, mtime_ns, inode, executable, path of a link's target or None).
 # No path per file: at a million files, a string each weighs a hundred megabytes.
 ScanRow = tuple[int, int, int, bool, str | None]
@@ -184,6 +185,7 @@ def build_tree(
         blobs.append(found)
     known = {b[0] for found in blobs for b in found if b is not None}
     present = store.has_many(known) if known else set()
+    now = cache.now_ns()
     todo: list[tuple[int, int]] = []
     paths: list[tuple[str, int]] = []
     for n, found in enumerate(blobs):
@@ -194,10 +196,12 @@ def build_tree(
                 name, (size, _, _, _, target) = items[i]
                 todo.append((n, i))
                 paths.append((target or f"{changed[n].path}/{name}", size))
-    now = cache.now_ns()
-    for (n, i), (blob_id, size) in zip(todo, store_files(store, paths), strict=True):
-        blobs[n][i] = (blob_id, size, now)
-    del todo, paths
+        if len(todo) >= STORE_ROUND or (n == len(blobs) - 1 and todo):
+            # In rounds: the lists of a million paths (and the workers forked
+            # while they exist) would weigh more than the rest of the log.
+            for (m, i), (blob_id, size) in zip(todo, store_files(store, paths), strict=True):
+                blobs[m][i] = (blob_id, size, now)
+            todo, paths = [], []
 
     for n in reversed(range(len(changed))):  # children before their parents
         node, found = changed[n], blobs[n]
