@@ -586,14 +586,31 @@ def cmd_cat_object(args: argparse.Namespace) -> int:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     repo = _repo(args)
-    if _progress():
+    repaired: dict[str, Any] = {}
+    if args.repair:
+        from remotes.transfer import repair
+
+        result = repair(repo, args.repair)
+        report = result.report
+        repaired = {
+            "repaired": result.repaired,
+            "packs_rewritten": result.packs_rewritten,
+            "unrepaired": result.unrepaired,
+        }
+    elif _progress():
         with _bar(None, "checking", unit="obj") as bar:
             report = fsck(repo, on_object=lambda: bar.update(1))
     else:
         report = fsck(repo)
     if args.json:
-        _print_json({**asdict(report), "ok": report.ok})
+        _print_json({**asdict(report), **repaired, "ok": report.ok})
     else:
+        if args.repair:
+            print(
+                f"repaired {_count(len(repaired['repaired']), 'object')} from {args.repair} "
+                f"({_count(len(repaired['packs_rewritten']), 'pack')} rebuilt); "
+                f"{len(repaired['unrepaired'])} left unrepaired"
+            )
         print(
             f"checked {_count(report.refs, 'ref')}, {_count(report.objects, 'object')} "
             f"({_count(report.blobs, 'blob')}, {_human(report.blob_bytes)})"
@@ -902,12 +919,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", help="object id in hex (64 digits, or a unique prefix)")
     p.add_argument("-t", "--type", action="store_true", help="print only the object's kind")
 
-    command(
+    p = command(
         "fsck",
         cmd_fsck,
         "verify every object reachable from every ref; exit 1 if any is missing or corrupt",
-        "artifacts fsck",
+        "artifacts fsck\nartifacts fsck --repair origin   # good copies from a remote",
         json=True,
+    )
+    p.add_argument(
+        "--repair",
+        metavar="REMOTE",
+        help="replace missing or corrupt objects with verified copies from REMOTE",
     )
 
     p = command(

@@ -9,6 +9,7 @@ from typing import Any
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
 from .objects import Commit, ObjectId, Tree
 from .repo import Repository
+from .store import loose_key
 
 
 @dataclass
@@ -18,6 +19,7 @@ class FsckProblem:
     kind: str | None  # what the referrer expected, when it says
     ref: str  # a ref it was reached from
     message: str
+    where: str = ""  # for a corrupt object: the key holding the copy that is read
 
 
 @dataclass
@@ -42,7 +44,9 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
     """Read and verify every object reachable from every ref, blobs included.
 
     Like :func:`cas.walk.reachable`, but a missing or damaged object is
-    recorded and the walk goes on, so one bad object does not hide others.
+    recorded and the walk goes on, so one bad object does not hide others
+    (the objects only a damaged tree or commit reaches are checked once it is
+    repaired: ``remotes.transfer.repair`` runs fsck until nothing new is found).
     """
     store = repo.objects
     report = FsckReport()
@@ -76,7 +80,10 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
                 report.problems.append(_problem("missing", object_id, kind, ref, exc))
                 continue
             except CorruptObjectError as exc:
-                report.problems.append(_problem("corrupt", object_id, kind, ref, exc))
+                problem = _problem("corrupt", object_id, kind, ref, exc)
+                pack = store.pack_of(object_id)
+                problem.where = f"packs/{pack}.pack" if pack else loose_key(object_id)
+                report.problems.append(problem)
                 continue
             except InvalidObjectError as exc:
                 report.problems.append(_problem("invalid", object_id, kind, ref, exc))

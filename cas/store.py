@@ -167,7 +167,14 @@ class ObjectStore:
                     raise ObjectNotFoundError(object_id, self.storage.url) from None
         pack, offset, length = where
         data = self.storage.get(f"packs/{pack}.pack", offset, offset + length)
-        return verify(object_id, data)
+        try:
+            return verify(object_id, data)
+        except CorruptObjectError:
+            try:  # a good loose copy (a repair may have written one) beats a bad packed one
+                return verify(object_id, self.storage.get(loose_key(object_id)))
+            except (KeyNotFoundError, CorruptObjectError):
+                pass
+            raise
 
     def get(self, object_id: ObjectId, expect: str | None = None) -> objects.Object:
         try:
@@ -416,6 +423,8 @@ class PackWriter:
         if object_id in self._ids or (not force and self.store._where(object_id) is not None):
             return object_id
         if len(data) >= LOOSE_THRESHOLD:
+            if objects.decode_header(data)[0] != "blob":
+                self.flush()  # a big tree goes loose at once: what it references first
             return self.store.put_raw(data)
         if self._file is None:
             self._start()

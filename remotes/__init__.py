@@ -16,6 +16,7 @@ Words used here:
 from .config import add_remote, list_remotes, remove_remote
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .sync import FetchResult, PullResult, PushResult, clone, fetch, pull, push, rebase
+from .transfer import RepairResult, repair
 
 __all__ = [
     "FetchResult",
@@ -24,6 +25,7 @@ __all__ = [
     "PushResult",
     "RemoteAccessDeniedError",
     "RemoteNotFoundError",
+    "RepairResult",
     "add_remote",
     "clone",
     "fetch",
@@ -32,4 +34,5 @@ __all__ = [
     "push",
     "rebase",
     "remove_remote",
+    "repair",
 ]

@@ -1,25 +1,42 @@
-"""Copying the objects one repository lacks from another.
+"""Copying the objects one repository lacks from another, and repairing from a copy.
 
 The walk starts at the refs being sent and prunes at every commit or tree the
 destination already holds: because every writer publishes objects before the
 refs (and trees) that reach them, a tree that is present is complete.
-Small objects travel in packs (a few large requests), large blobs loose and in
-parallel; the destination's objects are published before any ref moves.
+
+A copy keeps that true even when it is killed half-way: every object it
+publishes lands after everything it references. Blobs go first (small ones in
+packs, a few large requests; large ones loose, streamed, in parallel), then
+trees and commits in dependency order, each pack published before the next
+one starts. The destination's objects are all published before any ref moves.
+
+Every object copied is verified against its id on the way: a corrupt object
+raises :class:`~cas.errors.CorruptObjectError` and is never written.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
+import blake3
 from tqdm import tqdm
 
-from cas import ObjectId, ObjectStore, objects
-from cas.errors import PreconditionFailedError
-from cas.store import LOOSE_THRESHOLD, loose_key
+from cas import ObjectId, ObjectStore, Repository, objects
+from cas.errors import (
+    CorruptObjectError,
+    InvalidObjectError,
+    KeyNotFoundError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from cas.fsck import FsckReport, fsck
+from cas.store import LOOSE_THRESHOLD, PACK_MAGIC, PackWriter, loose_key, verify
 from cas.walk import reachable
 
 UPLOAD_THREADS = 8
@@ -45,7 +62,12 @@ def missing(src: ObjectStore, dst: ObjectStore, roots: Iterable[ObjectId]) -> li
 def copy_objects(
     src: ObjectStore, dst: ObjectStore, ids: list[ObjectId], progress: bool = False
 ) -> Transfer:
-    """Copy ``ids`` from ``src`` to ``dst``; every byte is verified on the way."""
+    """Copy ``ids`` from ``src`` to ``dst``; every byte is verified on the way.
+
+    Blobs are published first, then trees and commits, each after everything it
+    references: killed at any point, the copy leaves ``dst`` holding no tree or
+    commit whose contents are not all there too.
+    """
     done = Transfer()
     if not ids:
         return done
@@ -65,37 +87,107 @@ def copy_objects(
         disable=not (progress and sys.stderr.isatty()),
         file=sys.stderr,
     )
-    with bar, dst.writer() as writer:
-        for pack, wanted in by_pack.items():
-            for data in src.read_pack_objects(pack, wanted):
+    later: dict[ObjectId, bytes] = {}  # trees and commits: they go after the blobs
+
+    def take(object_id: ObjectId, data: bytes, blobs: PackWriter) -> None:
+        if objects.decode_header(data)[0] == "blob":
+            blobs.add_raw(data)
+        else:
+            later[object_id] = data
+        done.bytes += len(data)
+        bar.update(1)
+
+    with bar:
+        with dst.writer() as blobs:
+            for pack, wanted in by_pack.items():
+                for object_id, data in _pack_objects(src, pack, wanted):
+                    take(object_id, data, blobs)
+            small: list[ObjectId] = []
+
+            def copy_loose(object_id: ObjectId) -> int:
+                return _copy_loose(src, dst, object_id, small)
+
+            with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+                for size in pool.map(copy_loose, loose):
+                    if size:
+                        done.bytes += size
+                        bar.update(1)
+                # Small loose objects (and big non-blobs) join the rest, read verified.
+                for object_id, data in zip(small, pool.map(src.get_raw, small), strict=True):
+                    take(object_id, data, blobs)
+        # Every blob is published now. Trees and commits follow, each after what it reaches.
+        with dst.writer() as writer:
+            for object_id in dependency_order(later):
+                data = later[object_id]
+                if len(data) >= LOOSE_THRESHOLD:
+                    writer.flush()  # it is published loose at once: what it reaches goes first
                 writer.add_raw(data)
-                done.bytes += len(data)
-                bar.update(1)
-        small: list[ObjectId] = []
-
-        def copy_loose(object_id: ObjectId) -> int:
-            return _copy_loose(src, dst, object_id, small)
-
-        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            for size in pool.map(copy_loose, loose):
-                done.bytes += size
-                bar.update(1)
-        for object_id in small:  # small loose objects join the pack
-            writer.add_raw(src.get_raw(object_id))
     done.objects = len(ids)
     return done
+
+
+def _pack_objects(
+    src: ObjectStore, pack: str, wanted: set[ObjectId]
+) -> Iterable[tuple[ObjectId, bytes]]:
+    """(id, verified bytes) of the ``wanted`` objects of one pack, read in one request."""
+    data = src.storage.get(f"packs/{pack}.pack")
+    for object_id, offset, length in src.pack_entries(pack):
+        if object_id in wanted:
+            yield object_id, verify(object_id, data[offset : offset + length])
+
+
+def dependency_order(found: dict[ObjectId, bytes]) -> list[ObjectId]:
+    """The ids of ``found`` (trees and commits) ordered so each comes after all it reaches.
+
+    Only references inside ``found`` count: everything else is published already.
+    """
+    deps: dict[ObjectId, list[ObjectId]] = {}
+    for object_id, data in found.items():
+        obj = objects.decode(data)
+        if isinstance(obj, objects.Commit):
+            reached = [obj.tree, *obj.parents]
+        elif isinstance(obj, objects.Tree):
+            reached = [e.id for e in obj.entries if e.kind == "tree"]
+        else:
+            reached = []
+        deps[object_id] = [r for r in reached if r in found]
+    order: list[ObjectId] = []
+    placed: set[ObjectId] = set()
+    for root in found:
+        if root in placed:
+            continue
+        placed.add(root)
+        stack = [(root, iter(deps[root]))]
+        while stack:  # iterative post-order: a deep history cannot exhaust the stack
+            node, pending = stack[-1]
+            for dep in pending:
+                if dep not in placed:
+                    placed.add(dep)
+                    stack.append((dep, iter(deps[dep])))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
 
 
 def _copy_loose(
     src: ObjectStore, dst: ObjectStore, object_id: ObjectId, small: list[ObjectId]
 ) -> int:
+    """Stream a large loose blob across; anything else is left in ``small`` (size 0)."""
     key = loose_key(object_id)
     size = src.storage.stat(key).size
+    if size < LOOSE_THRESHOLD:
+        small.append(object_id)  # small objects go through the pack writers
+        return 0
     head = src.storage.get(key, 0, objects.MAX_HEADER)
-    kind, _, offset = objects.decode_header(head)
-    if size < LOOSE_THRESHOLD or kind != "blob":
-        small.append(object_id)  # small objects (and big trees) go through the pack writer
-        return size
+    try:
+        kind, _, offset = objects.decode_header(head)
+    except InvalidObjectError:
+        kind = ""  # a damaged header: the verified read of `small` says whether it is corrupt
+    if kind != "blob":
+        small.append(object_id)  # a big tree or commit, or a damaged header
+        return 0
     tmp = dst.storage.tempfile()
     try:
         with open(tmp, "wb") as out:
@@ -108,3 +200,161 @@ def _copy_loose(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return size
+
+
+# ---- repair --------------------------------------------------------------------
+
+
+@dataclass
+class RepairResult:
+    repaired: list[str] = field(default_factory=list)  # hex ids written back, verified
+    packs_rewritten: list[str] = field(default_factory=list)  # pack names restored whole
+    unrepaired: list[str] = field(default_factory=list)  # still missing or corrupt
+    report: FsckReport = field(default_factory=FsckReport)  # fsck after the repair
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+
+def repair(repo: Repository, remote: str | Repository, rounds: int = 100) -> RepairResult:
+    """Replace every object fsck finds missing or corrupt with a verified copy from ``remote``.
+
+    Objects are named by their content, so the remote's copy of an id is the
+    same bytes. A loose object is rewritten in place. A packed object is
+    restored by rewriting its whole pack: its intact objects, the good copies of
+    the damaged ones, checked against the pack's name (the hash of its bytes)
+    before it replaces the damaged file. A missing object is written loose.
+
+    fsck stops below a damaged tree, so the repair runs fsck again until it
+    finds nothing new to fix. Objects the remote lacks stay in ``unrepaired``.
+    """
+    if isinstance(remote, Repository):
+        other = remote
+    else:
+        from .config import open_remote
+
+        other = open_remote(repo, remote)
+    result = RepairResult()
+    tried: set[ObjectId] = set()
+    with repo.writing():
+        for _ in range(rounds):
+            result.report = fsck(repo)
+            bad = [
+                bytes.fromhex(p.object_id)
+                for p in result.report.problems
+                if p.problem in ("missing", "corrupt")
+            ]
+            todo = [i for i in dict.fromkeys(bad) if i not in tried]
+            if not todo:
+                break
+            tried.update(todo)
+            _repair_objects(repo.objects, other.objects, todo, result)
+    result.unrepaired = sorted(
+        {p.object_id for p in result.report.problems if p.problem in ("missing", "corrupt")}
+    )
+    return result
+
+
+def _repair_objects(
+    store: ObjectStore, source: ObjectStore, ids: list[ObjectId], result: RepairResult
+) -> None:
+    store.refresh_packs()
+    source.refresh_packs()
+    by_pack: dict[str, set[ObjectId]] = {}
+    for object_id in ids:
+        pack = store.pack_of(object_id)
+        if pack is None:
+            _rewrite_loose(store, source, object_id, result)
+        else:
+            by_pack.setdefault(pack, set()).add(object_id)
+    for pack, bad in by_pack.items():
+        if not _rewrite_pack(store, source, pack, bad, result):
+            # The pack cannot be rebuilt (the remote lacks an object it holds): put what
+            # we can loose. Reads still prefer the pack's copy, so fsck will say so.
+            for object_id in bad:
+                _rewrite_loose(store, source, object_id, result)
+
+
+def _rewrite_loose(
+    store: ObjectStore, source: ObjectStore, object_id: ObjectId, result: RepairResult
+) -> None:
+    tmp = store.storage.tempfile()
+    try:
+        with open(tmp, "wb") as out:
+            try:
+                read_verified(source, object_id, out)
+            except (NotFoundError, CorruptObjectError):
+                return  # the remote lacks it too, or its copy is damaged as well
+        store.storage.move_in(loose_key(object_id), tmp, mode="overwrite")
+        result.repaired.append(object_id.hex())
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _rewrite_pack(
+    store: ObjectStore, source: ObjectStore, pack: str, bad: set[ObjectId], result: RepairResult
+) -> bool:
+    """Restore ``packs/<pack>.pack`` byte for byte; False if it cannot be done."""
+    key = f"packs/{pack}.pack"
+    entries = sorted(store.pack_entries(pack), key=lambda e: e[1])
+    try:
+        current = store.storage.get(key)
+    except KeyNotFoundError:
+        current = b""
+    tmp = store.storage.tempfile()
+    hasher = blake3.blake3()
+    fixed = []
+    try:
+        with open(tmp, "wb") as out:
+            out.write(PACK_MAGIC)
+            hasher.update(PACK_MAGIC)
+            position = len(PACK_MAGIC)
+            for object_id, offset, length in entries:
+                if offset != position:
+                    return False  # not back to back: we cannot rebuild what lay between
+                data = current[offset : offset + length]
+                if object_id in bad or objects.object_id(data) != object_id:
+                    buffer = io.BytesIO()
+                    try:
+                        read_verified(source, object_id, buffer)
+                    except (NotFoundError, CorruptObjectError):
+                        return False
+                    data = buffer.getvalue()
+                    fixed.append(object_id.hex())
+                if len(data) != length:
+                    return False
+                out.write(data)
+                hasher.update(data)
+                position += length
+        if hasher.hexdigest() != pack:
+            return False  # bytes the index does not describe: not ours to guess
+        store.storage.move_in(key, tmp, mode="overwrite")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    result.packs_rewritten.append(pack)
+    result.repaired.extend(fixed)
+    return True
+
+
+def read_verified(src: ObjectStore, object_id: ObjectId, out: BinaryIO) -> int:
+    """Write the whole object bytes of ``object_id`` to ``out``, verified; bytes written.
+
+    Large loose blobs stream. On an error the caller must discard ``out``.
+    """
+    if src.pack_of(object_id) is None:
+        key = loose_key(object_id)
+        try:
+            head = src.storage.get(key, 0, objects.MAX_HEADER)
+            kind, length, offset = objects.decode_header(head)
+        except (KeyNotFoundError, InvalidObjectError):
+            pass  # packed since we looked, absent, or damaged: get_raw tells which
+        else:
+            if kind == "blob" and offset + length >= LOOSE_THRESHOLD:
+                out.write(head[:offset])
+                return offset + src.copy_blob_to(object_id, out)
+    data = src.get_raw(object_id)
+    out.write(data)
+    return len(data)

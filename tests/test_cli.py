@@ -379,6 +379,35 @@ def test_fsck_clean_then_corrupt_and_missing(tmp_path: Path, run_cli: CLI, store
     assert sorted(p["problem"] for p in report["problems"]) == ["corrupt", "missing"]
 
 
+def test_fsck_repair_from_a_remote(tmp_path: Path, run_cli: CLI, store: Path) -> None:
+    data = make_data(tmp_path / "data")
+    write(data / "big.bin", os.urandom((1 << 20) + 10))
+    run_cli("log", data, "--name", "dataset", "--type", "dataset").ok()
+    origin = tmp_path / "origin"
+    make_cli(tmp_path, origin)("init").ok()
+    run_cli("remote", "add", "origin", origin).ok()
+    run_cli("push").ok()
+    big = next(
+        f["digest"] for f in show_json(run_cli, "dataset")["files"] if f["path"] == "big.bin"
+    )
+    path = _loose(store, big)
+    path.chmod(0o644)
+    with open(path, "r+b") as f:
+        f.seek(1000)
+        f.write(b"CORRUPTION")
+    assert_error(run_cli("fsck"), "fsck found 1 missing or damaged object")
+    fixed = run_cli("fsck", "--repair", "origin").ok()
+    assert fixed.out.startswith("repaired 1 object from origin")
+    assert json.loads(run_cli("fsck", "--json").ok().out)["ok"] is True
+    assert (tmp_path / "data" / "big.bin").read_bytes() == _read_blob(store, big)
+
+
+def _read_blob(store: Path, digest: str) -> bytes:
+    from cas import Repository
+
+    return Repository.open(str(store)).objects.read_blob(bytes.fromhex(digest))
+
+
 # ---- errors ------------------------------------------------------------------
 
 
