@@ -3,7 +3,8 @@
 The store a run writes to is, in order: ``init(store=...)``, the
 ``ARTIFACTS_STORE`` environment variable (any fsspec URL), or the nearest
 ``.artifacts/`` directory above the working directory, created here if
-there is none.
+there is none. ``init(store_options={...})`` passes options to the storage
+backend (e.g. ``endpoint_url``, ``key``, ``secret`` for S3).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cas.errors import RefConflictError, UsageError
 
 from . import trees
 from .artifact import Artifact
-from .errors import ArtifactNotFoundError, ArtifactStateError
+from .errors import ArtifactNotFoundError, ArtifactStateError, MergeConflictError
 from .names import parse_spec, validate_namespace
 from .registry import Registry, RunRecord, Version, dist_prefix
 
@@ -47,8 +48,8 @@ def find_store_url(store: str | None = None) -> str:
         here = parent
 
 
-def open_registry(store: str | None = None) -> Registry:
-    return Registry(Repository.open(find_store_url(store)))
+def open_registry(store: str | None = None, **options: Any) -> Registry:
+    return Registry(Repository.open(find_store_url(store), **options))
 
 
 def default_entity() -> str:
@@ -68,11 +69,12 @@ def init(
     job_type: str | None = None,
     store: str | None = None,
     name: str | None = None,
+    store_options: dict[str, Any] | None = None,
     **_ignored: Any,  # W&B settings with no meaning here (config, reinit, mode…)
 ) -> Run:
     """Start a run; use it as a context manager so it finishes cleanly."""
     return Run(
-        open_registry(store),
+        open_registry(store, **(store_options or {})),
         entity=validate_namespace(entity or default_entity(), "entity"),
         project=validate_namespace(
             project or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized", "project"
@@ -260,11 +262,28 @@ class Run:
         own, _ = artifact._build(self.registry, None)
         head = self.registry.head(entity, project, artifact.name)
         consumed = _consumed_parts(head, did)
+        listed = self.registry.refs.list(prefix)
         parts_refs = {
             name: commit_id
-            for name, commit_id in self.registry.refs.list(prefix).items()
+            for name, commit_id in listed.items()
             if commit_id.hex() != consumed.get(name[len(prefix) :])
         }
+        # Parts the latest version holds, left behind by a finisher that died before
+        # clearing them.
+        stale = {name: c for name, c in listed.items() if name not in parts_refs}
+        if (
+            not parts_refs
+            and head is not None
+            and head.commit.meta.get("distributed_id") == did
+            and artifact._base is None
+            and self._holds(head, own)
+        ):
+            # Finishing again (a retry after a crash, before or after the commit): the
+            # version exists and holds our files; making one without the parts would
+            # drop them from `latest`.
+            self._clear_parts(stale)
+            size = head.commit.meta["size"]
+            return self._commit(artifact, head.tree, size, aliases, None, {})
         parts = [trees.Part(self.id, own)] + [
             trees.Part(name[len(prefix) :], store.get_commit(commit_id).tree)
             for name, commit_id in sorted(parts_refs.items())
@@ -280,12 +299,26 @@ class Run:
         }
         logged = self._commit(artifact, tree, size, aliases, None, extra)
         # The version holds every part now; an upsert after this starts the next one.
-        for name, commit_id in parts_refs.items():
+        self._clear_parts({**stale, **parts_refs})
+        return logged
+
+    def _clear_parts(self, parts: dict[str, ObjectId]) -> None:
+        for name, commit_id in parts.items():
             try:
                 self.registry.refs.delete_if_equals(name, commit_id)
             except RefConflictError:
                 pass  # a part that changed meanwhile belongs to the next version
-        return logged
+
+    def _holds(self, version: Version, tree: ObjectId) -> bool:
+        """Does ``version`` already hold every file of ``tree``, unchanged?"""
+        store = self.registry.objects
+        with store.writer() as writer:
+            try:
+                parts = [trees.Part(self.id, tree), trees.Part("latest", version.tree)]
+                merged, _ = trees.merge(store, writer, parts)
+            except MergeConflictError:
+                return False
+        return merged == version.tree
 
     def _onto_base(
         self, draft: Artifact, merged: ObjectId, writer: PackWriter

@@ -154,7 +154,7 @@ class ObjectStore:
 
     # ---- reading -------------------------------------------------------
 
-    def get_raw(self, object_id: ObjectId) -> bytes:
+    def get_raw(self, object_id: ObjectId, _retry: bool = True) -> bytes:
         """The object's exact bytes, verified against its id."""
         where = self._where(object_id)
         if where is None:
@@ -166,7 +166,15 @@ class ObjectStore:
                 if where is None:
                     raise ObjectNotFoundError(object_id, self.storage.url) from None
         pack, offset, length = where
-        data = self.storage.get(f"packs/{pack}.pack", offset, offset + length)
+        try:
+            data = self.storage.get(f"packs/{pack}.pack", offset, offset + length)
+        except KeyNotFoundError:
+            if not _retry:
+                raise ObjectNotFoundError(object_id, self.storage.url) from None
+            # gc rewrote the pack since we loaded its index. It published the live
+            # objects elsewhere before deleting it: forget it and look again.
+            self.forget_pack(pack)
+            return self.get_raw(object_id, _retry=False)
         try:
             return verify(object_id, data)
         except CorruptObjectError:
@@ -306,7 +314,11 @@ class ObjectStore:
             if key.endswith(".idx")
         }
         for name in names - set(self._indexes):
-            self._add_index(PackIndex(name, self._read_index(name)))
+            try:
+                index = PackIndex(name, self._read_index(name))
+            except KeyNotFoundError:
+                continue  # gc deleted it since the listing
+            self._add_index(index)
 
     def forget_pack(self, name: str) -> None:
         """Drop a pack from the in-memory index (after gc removed it)."""

@@ -122,7 +122,8 @@ def push(
     """Send objects, then move the remote's refs by compare-and-swap."""
     other = open_remote(repo, remote)
     try:
-        with other.writing():
+        # The local store's lock too: gc must not delete or rewrite what we send.
+        with repo.writing(), other.writing():
             return _push(repo, other, remote, names, force, progress)
     except RemoteAccessDeniedError:
         raise
@@ -271,7 +272,8 @@ def rebase(repo: Repository, remote: str, names: list[str] | None = None) -> lis
         ours = repo.refs.read(name)
         if ours is None or _is_ancestor(repo, ours, upstream) or _is_ancestor(repo, upstream, ours):
             continue
-        _reapply(repo, name, ours, upstream)
+        with repo.writing():  # gc must not take the new commits before the ref moves
+            _reapply(repo, name, ours, upstream)
         moved.append(name)
     return moved
 

@@ -57,10 +57,9 @@ ENTITY, PROJECT = "team", "proj"
 SMALL_FILES = 300  # small files per generated directory: they are packed
 BIG_BYTES = 3 << 20  # one big file per directory: it is stored loose, streamed
 SMALL_PACK_LIMIT = 64 << 10  # for half of the push/pull trials: packs roll over mid-transfer
-# Whether finishing a distributed version again, after a finisher died between committing
-# it and clearing its parts, keeps the parts in `latest`. Not yet (artifacts/run.py,
-# Run._finish); flip to True with that fix to make the crash test insist on it.
-REFINISH_IS_IDEMPOTENT = False
+# Finishing a distributed version again, after a finisher died between committing it and
+# clearing its parts, keeps the parts in `latest` (artifacts/run.py, Run._finish).
+REFINISH_IS_IDEMPOTENT = True
 
 # Trials per operation, default suite and slow suite (36 + 5 x 32 + 4 = 200).
 FAST = {"log-first": 4, "relog": 4, "upsert": 4, "finish": 4, "push": 4, "pull": 4}
