@@ -125,6 +125,17 @@ def open_store() -> Any:
     return open_spec
 
 
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with its own store: ``.artifacts/`` in a fresh tmp dir."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
+    monkeypatch.setenv("ARTIFACTS_PROJECT", "proj")
+    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
+    (tmp_path / ".artifacts").mkdir()  # never pick up a store above the tmp dir
+    return tmp_path
+
+
 # ---- the vectors of docs/format.md --------------------------------------
 
 FORMAT_DOC = ROOT / "docs" / "format.md"

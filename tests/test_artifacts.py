@@ -33,17 +33,6 @@ from cas import InvalidNameError, ObjectStore, Tree
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with its own store: ``.artifacts/`` in a fresh tmp dir."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
-    monkeypatch.setenv("ARTIFACTS_PROJECT", "proj")
-    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
-    (tmp_path / ".artifacts").mkdir()  # never pick up a store above the tmp dir
-    return tmp_path
-
-
 def write(path: str | Path, data: bytes | str) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,16 +18,6 @@ from artifacts.snapshot import DirSource, scan_tree
 from tests.test_artifacts import contents, write
 
 OLD_NS = time.time_ns() - 3600 * 10**9  # an hour ago: far from racily clean
-
-
-@pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
-    monkeypatch.setenv("ARTIFACTS_PROJECT", "proj")
-    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
-    (tmp_path / ".artifacts").mkdir()
-    return tmp_path
 
 
 def make_source(root: str) -> dict[str, bytes]:
