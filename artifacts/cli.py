@@ -18,7 +18,6 @@ import tempfile
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -444,18 +443,12 @@ def _selected(artifact: Artifact, prefix: str | None) -> list[tuple[str, TreeEnt
 
 
 def _write(artifact: Artifact, root: str, files: list[tuple[str, TreeEntry]]) -> int:
-    """write_files, one file at a time, so a bar can follow along."""
+    """write_files, with a bar on a terminal."""
     store = artifact._version()[0].objects
-    os.makedirs(root, exist_ok=True)
+    if not _progress():
+        return write_files(store, root, files)
     with _bar(sum(e.size for _, e in files), "downloading") as bar:
-
-        def one(item: tuple[str, TreeEntry]) -> int:
-            written = write_files(store, root, [item], threads=1)
-            bar.update(item[1].size)
-            return written
-
-        with ThreadPoolExecutor(8) as pool:
-            return sum(pool.map(one, files))
+        return write_files(store, root, files, on_written=bar.update)
 
 
 def cmd_download(args: argparse.Namespace) -> int:
