@@ -110,10 +110,6 @@ class StatCache:
         self._rows.pop(directory, None)  # unpacked again if asked: a million rows weigh
         self._dirty = True
 
-    def forget(self, path: str) -> None:
-        if self._files.pop(path, None) is not None:
-            self._dirty = True
-
     def _dir_rows(self, directory: str) -> dict[str, FileRow]:
         rows = self._rows.get(directory)
         if rows is None:
