@@ -7,9 +7,8 @@ writes its own pack; packs are content-named, so workers never collide.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from .objects import ObjectId
 from .storage import open_storage
@@ -44,6 +43,9 @@ def _store_small(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple
     if len(files) < PARALLEL_MIN_FILES or workers < 2 or not store.storage.capabilities.local:
         with store.writer() as writer:
             return [writer.add_file(path, size) for path, size in files]
+    import multiprocessing  # here: a re-log that stores nothing need not pay its import
+    from concurrent.futures import ProcessPoolExecutor
+
     step = -(-len(files) // workers)
     chunks = [files[i : i + step] for i in range(0, len(files), step)]
     context = multiprocessing.get_context("fork")

@@ -40,6 +40,7 @@ INDEX_MAGIC = b"CASIDX01"
 _INDEX_ENTRY = struct.Struct(">32sQI")  # id, offset in pack, length
 LOOSE_THRESHOLD = 1 << 20  # blobs at least this big stay loose
 PACK_LIMIT = 256 << 20  # start a new pack past this many bytes
+SMALL_PACK = 1024  # packs of at most this many objects are indexed in one shared dict
 _CHUNK = 1 << 20
 _WRITE_BATCH = 1 << 20
 HASH_CHUNK = 8 << 20  # big enough for blake3's threads, small enough to stay flat
@@ -78,22 +79,27 @@ def encode_index(entries: list[tuple[ObjectId, int, int]]) -> bytes:
 
 
 def decode_index(data: bytes, name: str) -> list[tuple[ObjectId, int, int]]:
+    _check_index(data, name)
+    return list(_INDEX_ENTRY.iter_unpack(data[12:]))
+
+
+def _check_index(data: bytes, name: str) -> int:
+    """The entry count of a well-formed index; no per-entry work."""
     if data[:8] != INDEX_MAGIC or len(data) < 12:
         raise InvalidObjectError(f"pack index {name} has a bad header")
     (count,) = struct.unpack(">I", data[8:12])
     if len(data) != 12 + count * _INDEX_ENTRY.size:
         raise InvalidObjectError(f"pack index {name} is truncated")
-    return list(_INDEX_ENTRY.iter_unpack(data[12:]))
+    return count
 
 
 class PackIndex:
     """One pack's index, searched in place: opening a store costs no per-object work."""
 
     def __init__(self, name: str, data: bytes) -> None:
-        decode_index(data, name)  # validates the header and length
+        self._count = _check_index(data, name)
         self.name = name
         self._data = data
-        self._count = (len(data) - 12) // _INDEX_ENTRY.size
 
     def __len__(self) -> int:
         return self._count
@@ -120,6 +126,11 @@ class ObjectStore:
         self.storage = storage
         self.cache_dir = cache_dir  # where remote pack indexes are kept
         self._indexes: dict[str, PackIndex] = {}
+        # Every log adds a small pack or two; searching each in turn would make a lookup
+        # cost grow with the history. So small packs share one dict, and only big ones
+        # are searched in place.
+        self._small: dict[ObjectId, tuple[str, int, int]] = {}
+        self._big: dict[str, PackIndex] = {}
         # Built only for bulk questions (has_many of many ids, iteration).
         self._merged: dict[ObjectId, tuple[str, int, int]] | None = None
         self._lock = threading.Lock()
@@ -127,10 +138,13 @@ class ObjectStore:
     def _where(self, object_id: ObjectId) -> tuple[str, int, int] | None:
         if self._merged is not None:
             return self._merged.get(object_id)
-        for name, index in self._indexes.items():
-            found = index.find(object_id)
-            if found is not None:
-                return name, found[0], found[1]
+        found = self._small.get(object_id)
+        if found is not None:
+            return found
+        for name, index in self._big.items():
+            at = index.find(object_id)
+            if at is not None:
+                return name, at[0], at[1]
         return None
 
     def _merge_indexes(self) -> dict[ObjectId, tuple[str, int, int]]:
@@ -148,6 +162,11 @@ class ObjectStore:
             if index.name in self._indexes:
                 return
             self._indexes[index.name] = index
+            if len(index) > SMALL_PACK:
+                self._big[index.name] = index
+            else:
+                for object_id, offset, length in index.entries():
+                    self._small.setdefault(object_id, (index.name, offset, length))
             if self._merged is not None:
                 for object_id, offset, length in index.entries():
                     self._merged.setdefault(object_id, (index.name, offset, length))
@@ -370,6 +389,8 @@ class ObjectStore:
         """Drop a pack from the in-memory index (after gc removed it)."""
         with self._lock:  # reload all: an object of the dropped pack may live on in another
             self._indexes.clear()
+            self._small.clear()
+            self._big.clear()
             self._merged = None
         self.refresh_packs()
 

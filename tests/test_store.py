@@ -28,6 +28,7 @@ from cas.store import (
     INDEX_MAGIC,
     LOOSE_THRESHOLD,
     PACK_MAGIC,
+    SMALL_PACK,
     ObjectStore,
     decode_index,
     loose_key,
@@ -313,6 +314,31 @@ def test_second_store_sees_packs_published_by_the_first(storage: Storage) -> Non
     second.refresh_packs()
     assert second.packs() == first.packs()
     assert len(second.packs()) == 2
+
+
+def test_objects_of_big_and_small_packs_are_found_and_forgotten(storage: Storage) -> None:
+    """Small packs share one lookup dict and big ones are searched in place: both kinds
+    must answer, and a forgotten pack's objects must go from either."""
+    writer_store = ObjectStore(storage)
+    many = [Blob(f"big pack {i}".encode()) for i in range(SMALL_PACK + 1)]
+    with writer_store.writer() as writer:
+        for blob in many:
+            writer.add(blob)
+    (big_pack,) = writer_store.packs()
+    few = []
+    for i in range(3):
+        with writer_store.writer() as writer:
+            few.append(writer.add(Blob(f"small pack {i}".encode())))
+    reader = ObjectStore(storage)
+    reader.refresh_packs()
+    assert all(reader.get(blob.id) == blob for blob in many[:: SMALL_PACK // 8])
+    assert all(reader.has(blob_id) for blob_id in few)
+    assert reader.has_many([b.id for b in many[:5]] + few) == {b.id for b in many[:5]} | set(few)
+    storage.delete(f"packs/{big_pack}.pack")
+    storage.delete(f"packs/{big_pack}.idx")
+    reader.forget_pack(big_pack)
+    assert not reader.has(many[0].id)
+    assert all(reader.has(blob_id) for blob_id in few)
 
 
 def test_pack_index_cache_dir(storage: Storage, tmp_path: Path) -> None:
