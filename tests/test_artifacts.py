@@ -455,6 +455,24 @@ def test_download_defaults_to_artifacts_name_version_and_takes_a_path_prefix(ws)
     assert read_tree(artifact.download("p4", path_prefix="zzz")) == {}
 
 
+def test_download_into_a_new_an_empty_and_a_full_directory(ws):
+    """New or empty: written whole beside it, then renamed into place (no staging
+    directory left over). With files: the version's files join them, replacing any
+    of the same name, and the others stay."""
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"a": "1", "d/b": "2", "run.sh": "#!/bin/sh\n"})
+    version = {"a": b"1", "d/b": b"2", "run.sh": b"#!/bin/sh\n"}
+    os.mkdir("empty")
+    write("full/a", "old")
+    write("full/other", "stays")
+    for name in ("new/deeper", "empty", "full"):
+        artifact.download(name)
+    assert read_tree("new/deeper") == read_tree("empty") == version
+    assert read_tree("full") == {**version, "other": b"stays"}
+    leftovers = [p for p in ws.rglob("*") if ".part-" in p.name]
+    assert leftovers == []
+
+
 def test_a_file_with_a_255_byte_name_round_trips(ws):
     longest = "n" * 251 + ".bin"  # NAME_MAX: no room left for a temporary suffix
     with artifacts.init() as run:

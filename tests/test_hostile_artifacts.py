@@ -175,6 +175,23 @@ def test_a_commit_pointing_to_a_missing_tree_is_not_found(ws, repo, tmp_path):
     assert use("evil").id == artifact.id  # and nothing was logged
 
 
+def failed_download(artifact: Artifact, tmp_path: Path, error: type[Exception]) -> list[str]:
+    """Download ``artifact`` twice, expecting ``error`` both times: into a new directory
+    (nothing may appear, not even a staging directory), then into one holding a file
+    "keep" (which must stay); returns what that second directory holds afterwards."""
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(error):
+        artifact.download(str(tmp_path / "new"))
+    assert sorted(os.listdir(tmp_path)) == before
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep").write_bytes(b"keep")
+    with pytest.raises(error):
+        artifact.download(str(full))
+    assert (full / "keep").read_bytes() == b"keep"
+    return sorted(os.listdir(full))  # no leftover temporary either
+
+
 def test_an_entry_whose_object_is_of_another_kind_is_an_invalid_object(ws, repo, tmp_path):
     a_blob = blob(repo, b"not a tree")
     a_tree = repo.objects.put(Tree(()))
@@ -182,9 +199,7 @@ def test_an_entry_whose_object_is_of_another_kind_is_an_invalid_object(ws, repo,
     wire(repo, "file-is-tree", repo.objects.put(Tree((TreeEntry("f", "blob", a_tree, 1),))))
     with pytest.raises(InvalidObjectError, match="expected a tree"):
         use("dir-is-blob").files()
-    with pytest.raises(InvalidObjectError, match="expected a blob"):
-        use("file-is-tree").download(str(tmp_path / "out"))
-    assert os.listdir(tmp_path / "out") == []  # no file, no leftover temporary
+    assert failed_download(use("file-is-tree"), tmp_path, InvalidObjectError) == ["keep"]
 
 
 def test_a_missing_blob_fails_the_download_and_leaves_no_partial_file(ws, repo, tmp_path):
@@ -193,9 +208,10 @@ def test_a_missing_blob_fails_the_download_and_leaves_no_partial_file(ws, repo, 
         (TreeEntry("good", "blob", blob(repo, b"good"), 4), TreeEntry("lost", "blob", missing, 9))
     )
     wire(repo, "evil", repo.objects.put(tree))
-    with pytest.raises(ObjectNotFoundError):
-        use("evil").download(str(tmp_path / "out"))
-    assert sorted(os.listdir(tmp_path / "out")) in ([], ["good"])
+    assert failed_download(use("evil"), tmp_path, ObjectNotFoundError) in (
+        ["keep"],
+        ["good", "keep"],
+    )
 
 
 @pytest.mark.parametrize("size", [10, 2 << 20], ids=["small", "large"])
@@ -205,9 +221,7 @@ def test_a_corrupt_blob_never_takes_the_files_name(ws, repo, tmp_path, size):
     damaged = encode_header("blob", size) + data[:-1] + bytes([data[-1] ^ 1])
     repo.storage.put(loose_key(real_id), damaged)  # the storage backdoor: no check at all
     wire(repo, "evil", repo.objects.put(Tree((TreeEntry("f.bin", "blob", real_id, size),))))
-    with pytest.raises(CorruptObjectError):
-        use("evil").download(str(tmp_path / "out"))
-    assert os.listdir(tmp_path / "out") == []
+    assert failed_download(use("evil"), tmp_path, CorruptObjectError) == ["keep"]
 
 
 def test_a_reference_with_a_garbage_descriptor_is_an_invalid_object(ws, repo, tmp_path):
