@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import blake3
 import msgpack
@@ -43,6 +43,9 @@ def object_id(data: bytes) -> ObjectId:
 
 def encode_header(kind: str, length: int) -> bytes:
     return msgpack.packb([FORMAT_VERSION, kind, length])
+
+
+BLOB_HEADER_PREFIX = encode_header("blob", 0)[:-1]  # what every blob's bytes start with
 
 
 def decode_header(data: bytes) -> tuple[str, int, int]:
@@ -154,26 +157,35 @@ class Blob:
         return cls(payload)
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class _EntryFields(NamedTuple):
     name: str
     kind: str  # one of ENTRY_KINDS
     id: ObjectId
     size: int  # bytes of the file, or of everything below a subtree
     executable: bool = False
 
-    def __post_init__(self) -> None:
-        validate_entry_name(self.name)
-        if self.kind not in ENTRY_KINDS:
-            raise InvalidObjectError(f"entry {self.name!r} has unknown kind {self.kind!r}")
-        _check_id(self.id, f"entry {self.name!r}")
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
-            raise InvalidObjectError(f"entry {self.name!r} has an invalid size")
-        if not isinstance(self.executable, bool):
-            raise InvalidObjectError(f"entry {self.name!r} has an invalid executable bit")
+
+class TreeEntry(_EntryFields):
+    """One entry of a tree, checked when made. A named tuple, not a dataclass: a big
+    tree decodes into 100,000s of them, and a tuple is several times cheaper to make."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls, name: str, kind: str, id: ObjectId, size: int, executable: bool = False
+    ) -> TreeEntry:
+        validate_entry_name(name)
+        if kind not in ENTRY_KINDS:
+            raise InvalidObjectError(f"entry {name!r} has unknown kind {kind!r}")
+        _check_id(id, f"entry {name!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidObjectError(f"entry {name!r} has an invalid size")
+        if not isinstance(executable, bool):
+            raise InvalidObjectError(f"entry {name!r} has an invalid executable bit")
+        return tuple.__new__(cls, (name, kind, id, size, executable))
 
     def to_list(self) -> list[Any]:
-        return [self.name, self.kind, self.id, self.size, self.executable]
+        return list(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +209,7 @@ class Tree:
         return sum(e.size for e in self.entries)
 
     def payload(self) -> bytes:
-        return msgpack.packb([e.to_list() for e in self.entries], use_bin_type=True)
+        return msgpack.packb(self.entries, use_bin_type=True)  # tuples pack as arrays
 
     def to_bytes(self) -> bytes:
         payload = self.payload()
@@ -218,14 +230,9 @@ class Tree:
         raw = _unpack_payload(payload, "tree", check_canonical=False)
         if not isinstance(raw, list):
             raise InvalidObjectError("tree payload is not a list")
-        entries = []
-        for item in raw:
-            if not isinstance(item, list) or len(item) != 5:
-                raise InvalidObjectError("tree entry is not a 5-element list")
-            try:
-                entries.append(TreeEntry(*item))
-            except InvalidNameError as exc:
-                raise InvalidObjectError(f"tree holds a forbidden entry name: {exc}") from None
+        entries = _checked_entries(raw)
+        if entries is None:  # something is wrong: the slow path says what
+            entries = cls._entries_one_by_one(raw)
         names = [e.name.encode() for e in entries]
         if any(a >= b for a, b in zip(names, names[1:], strict=False)):
             raise InvalidObjectError("tree entries are not sorted and unique")
@@ -234,6 +241,52 @@ class Tree:
         if msgpack.packb(raw, use_bin_type=True) != payload:
             raise InvalidObjectError("tree payload is not in canonical form")
         return cls(tuple(entries))
+
+    @staticmethod
+    def _entries_one_by_one(raw: list[Any]) -> list[TreeEntry]:
+        entries = []
+        for item in raw:
+            if not isinstance(item, list) or len(item) != 5:
+                raise InvalidObjectError("tree entry is not a 5-element list")
+            try:
+                entries.append(TreeEntry(*item))
+            except InvalidNameError as exc:
+                raise InvalidObjectError(f"tree holds a forbidden entry name: {exc}") from None
+        return entries
+
+
+def _checked_entries(raw: list[Any]) -> list[TreeEntry] | None:
+    """The entries of a decoded tree, checked column by column (what ``TreeEntry``
+    checks one by one, at a third of the cost for big trees), or None if any check
+    fails."""
+    if not all(type(item) is list and len(item) == 5 for item in raw):
+        return None
+    names, kinds, ids, sizes, executables = zip(*raw, strict=True) if raw else ((),) * 5
+    if not (
+        all(type(name) is str for name in names)
+        and all(names)
+        and "." not in names
+        and ".." not in names
+        and set(kinds) <= _ENTRY_KIND_SET
+        and all(type(i) is bytes and len(i) == ID_SIZE for i in ids)
+        and all(type(size) is int for size in sizes)
+        and min(sizes, default=0) >= 0
+        and all(type(x) is bool for x in executables)
+    ):
+        return None
+    joined = "/".join(names)  # one scan per forbidden character, not one per name
+    if joined.count("/") > max(len(names) - 1, 0) or "\\" in joined or "\0" in joined:
+        return None
+    try:
+        if max(map(len, map(str.encode, names)), default=0) > MAX_NAME_BYTES:
+            return None
+    except UnicodeEncodeError:
+        return None
+    new = tuple.__new__
+    return [new(TreeEntry, item) for item in raw]  # checked above: skip TreeEntry's checks
+
+
+_ENTRY_KIND_SET = frozenset(ENTRY_KINDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -465,6 +465,41 @@ class ObjectStore:
     def writer(self) -> PackWriter:
         return PackWriter(self)
 
+    def adopt_pack(self, data: bytes, entries: list[tuple[ObjectId, int, int]]) -> str:
+        """Publish another store's pack as it is (``entries``: its index), once every
+        object in it is checked against its id; returns the pack's name."""
+        view = memoryview(data)
+        if data[: len(PACK_MAGIC)] != PACK_MAGIC:
+            raise InvalidObjectError("not a pack: bad magic")
+        for object_id, offset, length in entries:
+            if offset < len(PACK_MAGIC) or offset + length > len(data):
+                raise InvalidObjectError(f"pack index entry {object_id.hex()} is out of range")
+            verify(object_id, view[offset : offset + length])
+        name = blake3.blake3(data, max_threads=HASH_THREADS).hexdigest()
+        tmp = self.storage.tempfile()
+        try:
+            with open(tmp, "wb") as out:
+                out.write(data)
+            self._publish_pack(name, tmp, entries)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return name
+
+    def _publish_pack(self, name: str, tmp: str, entries: list[tuple[ObjectId, int, int]]) -> None:
+        """Publish the pack file ``tmp`` as ``name``, then its index: readers find
+        objects through indexes, so a pack is never visible before it is whole."""
+        try:
+            self.storage.move_in(f"packs/{name}.pack", tmp, mode="create")
+        except PreconditionFailedError:
+            pass  # an identical pack is already published
+        index = encode_index(entries)
+        try:
+            self.storage.put(f"packs/{name}.idx", index, mode="create")
+        except PreconditionFailedError:
+            pass
+        self._add_index(PackIndex(name, index))
+
     def delete_loose(self, object_id: ObjectId) -> None:
         self.storage.delete(loose_key(object_id))
 
@@ -560,19 +595,9 @@ class PackWriter:
         self._file.close()
         self._file = None
         name = self._hasher.hexdigest()
-        storage = self.store.storage
         tmp, self._tmp = self._tmp, None
         assert tmp is not None
-        try:
-            storage.move_in(f"packs/{name}.pack", tmp, mode="create")
-        except PreconditionFailedError:
-            pass  # an identical pack is already published
-        index = encode_index(self._entries)
-        try:
-            storage.put(f"packs/{name}.idx", index, mode="create")
-        except PreconditionFailedError:
-            pass
-        self.store._add_index(PackIndex(name, index))
+        self.store._publish_pack(name, tmp, self._entries)
         self._entries = []
         return name
 

@@ -36,6 +36,7 @@ from cas.errors import (
     PreconditionFailedError,
 )
 from cas.fsck import FsckReport, fsck
+from cas.objects import BLOB_HEADER_PREFIX
 from cas.store import LOOSE_THRESHOLD, PACK_MAGIC, PackWriter, loose_key, verify
 from cas.walk import reachable
 
@@ -73,13 +74,10 @@ def copy_objects(
         return done
     src.refresh_packs()
     by_pack: dict[str, set[ObjectId]] = {}
-    loose: list[ObjectId] = []
-    for object_id in ids:
-        pack = src.pack_of(object_id)
-        if pack is None:
-            loose.append(object_id)
-        else:
-            by_pack.setdefault(pack, set()).add(object_id)
+    for object_id, pack, _, _ in src.locate_packed(ids):
+        by_pack.setdefault(pack, set()).add(object_id)
+    packed = set().union(*by_pack.values())
+    loose = [object_id for object_id in ids if object_id not in packed]
     bar = tqdm(
         total=len(ids),
         unit="obj",
@@ -99,9 +97,6 @@ def copy_objects(
 
     with bar:
         with dst.writer() as blobs:
-            for pack, wanted in by_pack.items():
-                for object_id, data in _pack_objects(src, pack, wanted):
-                    take(object_id, data, blobs)
             small: list[ObjectId] = []
 
             def copy_loose(object_id: ObjectId) -> int:
@@ -115,6 +110,17 @@ def copy_objects(
                 # Small loose objects (and big non-blobs) join the rest, read verified.
                 for object_id, data in zip(small, pool.map(src.get_raw, small), strict=True):
                     take(object_id, data, blobs)
+            for pack, wanted in by_pack.items():
+                data = src.storage.get(f"packs/{pack}.pack")
+                entries = src.pack_entries(pack)
+                if _blobs_only(data, entries) and len(entries) == len(wanted):
+                    dst.adopt_pack(data, entries)  # a clone's usual case: as it is
+                    done.bytes += len(data)
+                    bar.update(len(entries))
+                    continue
+                for object_id, offset, length in entries:
+                    if object_id in wanted:
+                        take(object_id, verify(object_id, data[offset : offset + length]), blobs)
         # Every blob is published now. Trees and commits follow, each after what it reaches.
         with dst.writer() as writer:
             for object_id in dependency_order(later):
@@ -126,14 +132,10 @@ def copy_objects(
     return done
 
 
-def _pack_objects(
-    src: ObjectStore, pack: str, wanted: set[ObjectId]
-) -> Iterable[tuple[ObjectId, bytes]]:
-    """(id, verified bytes) of the ``wanted`` objects of one pack, read in one request."""
-    data = src.storage.get(f"packs/{pack}.pack")
-    for object_id, offset, length in src.pack_entries(pack):
-        if object_id in wanted:
-            yield object_id, verify(object_id, data[offset : offset + length])
+def _blobs_only(data: bytes, entries: list[tuple[ObjectId, int, int]]) -> bool:
+    """Does the pack hold blobs only? Then it can be published whole at any time:
+    a blob references nothing, while a tree must wait for what it reaches."""
+    return all(data.startswith(BLOB_HEADER_PREFIX, offset) for _, offset, _ in entries)
 
 
 def dependency_order(found: dict[ObjectId, bytes]) -> list[ObjectId]:

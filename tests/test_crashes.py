@@ -780,34 +780,32 @@ def test_a_copy_cut_after_any_pack_leaves_nothing_to_prune_wrongly(
     write_tree(data, random.Random(SEED), small=60)
     template, src, dst = tmp_path / "template", str(tmp_path / "src"), str(tmp_path / "dst")
     log_dir(str(template), "data", data)
-    real_flush = cas.store.PackWriter.flush
+    real_publish = cas.store.ObjectStore._publish_pack  # packs written and packs adopted
     cut = 0
     while True:
         cut += 1
         for path in (src, dst):  # both fresh: tracking refs must not outlive the remote
             shutil.rmtree(path, ignore_errors=True)
         shutil.copytree(template, src)
-        flushes = 0
+        published = 0
 
-        def flush(self: cas.store.PackWriter, at: int = cut) -> str | None:
-            nonlocal flushes
-            name = real_flush(self)
-            if name is not None:
-                flushes += 1
-                if flushes == at:
-                    raise _Cut
-            return name
+        def publish(self: cas.store.ObjectStore, *args: object, at: int = cut) -> None:
+            nonlocal published
+            real_publish(self, *args)
+            published += 1
+            if published == at:
+                raise _Cut
 
         repo = open_repo(src if direction == "push" else dst)
         add_remote(repo, "origin", dst if direction == "push" else src)
         sync = push if direction == "push" else pull
-        monkeypatch.setattr(cas.store.PackWriter, "flush", flush)
+        monkeypatch.setattr(cas.store.ObjectStore, "_publish_pack", publish)
         try:
             sync(repo, "origin")
             finished = True
         except _Cut:
             finished = False
-        monkeypatch.setattr(cas.store.PackWriter, "flush", real_flush)
+        monkeypatch.setattr(cas.store.ObjectStore, "_publish_pack", real_publish)
         sync(repo, "origin")  # the re-run
         assert fsck(open_repo(dst)).ok, f"cut after pack {cut}"
         verify_files(open_repo(dst), "data", data)

@@ -182,6 +182,10 @@ def test_push_clone_roundtrip_is_byte_identical(ws: Path, remote_url: str) -> No
     # Both ways objects travel: the big blobs loose, the small objects in packs.
     assert all(remote.storage.exists(blob_key(data)) for data in (BIG_1, BIG_2))
     assert remote.objects.packs()
+    # Packs of blobs only travel as they are (same bytes, same name); the others are
+    # re-packed so that trees land after their blobs.
+    blob_packs = {p for p in repo.objects.packs() if kinds_in_pack(repo, p) == {"blob"}}
+    assert blob_packs and blob_packs <= remote.objects.packs()
 
     again = remotes.push(repo, "origin")
     assert (again.objects_uploaded, again.bytes_uploaded, again.refs_updated) == (0, 0, [])
@@ -192,6 +196,14 @@ def test_push_clone_roundtrip_is_byte_identical(ws: Path, remote_url: str) -> No
         assert download(clone.url, f"data:v{number}") == files
     assert download(clone.url, "data:latest") == V2
     assert fsck(clone).ok
+    assert blob_packs <= clone.objects.packs()
+
+
+def kinds_in_pack(repo: Repository, pack: str) -> set[str]:
+    return {
+        objects.decode_header(repo.objects.get_raw(i))[0]
+        for i, *_ in repo.objects.pack_entries(pack)
+    }
 
 
 # ---- 2. the seed's distributed example, every run writing straight to the bucket ----

@@ -341,6 +341,41 @@ def test_objects_of_big_and_small_packs_are_found_and_forgotten(storage: Storage
     assert all(reader.has(blob_id) for blob_id in few)
 
 
+def test_adopt_pack_publishes_another_stores_pack_as_it_is(storage: Storage, tmp_path) -> None:
+    source = ObjectStore(LocalStorage(str(tmp_path / "source")))
+    blobs = [Blob(f"blob {i}".encode() * 10) for i in range(50)]
+    with source.writer() as writer:
+        for blob in blobs:
+            writer.add(blob)
+    (name,) = source.packs()
+    data, entries = source.storage.get(f"packs/{name}.pack"), source.pack_entries(name)
+    store = ObjectStore(storage)
+    assert store.adopt_pack(data, entries) == name  # same bytes, same name
+    assert store.packs() == {name}
+    assert all(ObjectStore(storage).get(blob.id) == blob for blob in blobs)
+
+
+def test_adopt_pack_checks_every_object_and_publishes_nothing_bad(storage: Storage) -> None:
+    blobs = [Blob(f"blob {i}".encode()) for i in range(5)]
+    entries, body = [], bytearray(PACK_MAGIC)
+    for blob in blobs:
+        raw = blob.to_bytes()
+        entries.append((blob.id, len(body), len(raw)))
+        body += raw
+    store = ObjectStore(storage)
+    damaged = bytearray(body)
+    damaged[entries[3][1] + entries[3][2] - 1] ^= 1  # the last byte of the fourth blob
+    with pytest.raises(CorruptObjectError) as caught:
+        store.adopt_pack(bytes(damaged), entries)
+    assert caught.value.object_id == blobs[3].id
+    beyond = [*entries[:4], (blobs[4].id, len(body) - 3, 10)]
+    with pytest.raises(InvalidObjectError, match="out of range"):
+        store.adopt_pack(bytes(body), beyond)
+    with pytest.raises(InvalidObjectError, match="not a pack"):
+        store.adopt_pack(b"XX" + bytes(body), entries)
+    assert store.packs() == set() and not list(storage.list(""))
+
+
 def test_pack_index_cache_dir(storage: Storage, tmp_path: Path) -> None:
     cache = tmp_path / "index-cache"
     objs = sample_objects()
