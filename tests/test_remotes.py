@@ -9,6 +9,7 @@ docs/remotes.md says.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import random
@@ -204,6 +205,46 @@ def kinds_in_pack(repo: Repository, pack: str) -> set[str]:
         objects.decode_header(repo.objects.get_raw(i))[0]
         for i, *_ in repo.objects.pack_entries(pack)
     }
+
+
+HOLD_EXCLUSIVE = """\
+import sys, time
+from cas import Repository
+with Repository.open(sys.argv[1]).exclusive():
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_push_with_nothing_new_writes_nothing_and_takes_no_lock(ws: Path, monkeypatch) -> None:
+    """It reads our refs there, finds them equal, and only brings our record of the
+    remote up to date: no write, and no wait for a gc holding the remote."""
+    local = Repository.open(str(ws / "a" / ".artifacts"))
+    log(local.url, V1)
+    url = str(ws / "remote-store")
+    remotes.add_remote(local, "origin", url)
+    remotes.push(local, "origin")
+    tracking = local.refs.list("remotes/")
+    assert tracking
+    for name, target in tracking.items():
+        local.refs.set_if_equals(name, target, None)  # as if we had never pushed
+    recording = DropsConnection(url, lambda key: False)
+    monkeypatch.setattr(remotes.sync, "open_remote", lambda repo, name: Repository(recording))
+    gc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_EXCLUSIVE, url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert gc.stdout is not None and gc.stdout.readline() == "held\n"
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            again = pool.submit(remotes.push, local, "origin").result(timeout=20)
+    finally:
+        gc.kill()
+        gc.wait()
+    assert (again.objects_uploaded, again.refs_updated, recording.written) == (0, [], [])
+    assert local.refs.list("remotes/") == tracking
+    log(local.url, V2)  # something new: then it does send
+    assert remotes.push(local, "origin").refs_updated
+    assert recording.written
 
 
 # ---- 2. the seed's distributed example, every run writing straight to the bucket ----
