@@ -111,7 +111,15 @@ def copy_objects(
                 for object_id, data in zip(small, pool.map(src.get_raw, small), strict=True):
                     take(object_id, data, blobs)
             for pack, wanted in by_pack.items():
-                data = src.storage.get(f"packs/{pack}.pack")
+                try:
+                    data = src.storage.get(f"packs/{pack}.pack")
+                except KeyNotFoundError:
+                    # A gc repacked it since we looked (a fetch does not lock the remote);
+                    # it published the live objects elsewhere first: read each from there.
+                    src.forget_pack(pack)
+                    for object_id in wanted:
+                        take(object_id, src.get_raw(object_id), blobs)
+                    continue
                 entries = src.pack_entries(pack)
                 if _blobs_only(data, entries) and len(entries) == len(wanted):
                     dst.adopt_pack(data, entries)  # a clone's usual case: as it is

@@ -207,6 +207,30 @@ def kinds_in_pack(repo: Repository, pack: str) -> set[str]:
     }
 
 
+def test_a_copy_reads_around_a_pack_repacked_away_since_it_looked(ws: Path) -> None:
+    """A fetch does not lock the remote: a gc there may repack a pack we found. It
+    publishes the live objects in a new pack before deleting the old one, so the copy
+    reads them from there instead of failing."""
+    src_url, dst_url = str(ws / "src"), str(ws / "dst")
+    log(src_url, V1)
+    src = Repository.open(src_url)
+    roots = list(src.refs.list("").values())
+    ids = transfer.missing(src.objects, Repository.open(dst_url).objects, roots)
+    old_packs = src.objects.packs()  # loaded now, as a fetch would have
+    gc = Repository.open(src_url).objects  # another process: repack everything, drop the old
+    with gc.writer() as writer:
+        for object_id in list(gc):
+            if gc.pack_of(object_id) is not None:
+                writer.add_raw(gc.get_raw(object_id), force=True)
+    for pack in old_packs:
+        gc.storage.delete(f"packs/{pack}.idx")
+        gc.storage.delete(f"packs/{pack}.pack")
+    dst = Repository.open(dst_url)
+    copied = transfer.copy_objects(src.objects, dst.objects, ids)
+    assert copied.objects == len(ids)
+    assert dst.objects.has_many(ids) == set(ids)
+
+
 HOLD_EXCLUSIVE = """\
 import sys, time
 from cas import Repository
