@@ -189,18 +189,22 @@ def _write_files(
 ) -> int:
     os.makedirs(root, exist_ok=True)
     real_root = os.path.realpath(root)
-    ready: set[str] = set()  # directories made and checked to lie inside the root
+    # A file's folder (as its path spells it) -> that directory, made and checked to
+    # lie inside the root: once per folder, not once per file.
+    ready: dict[str, str] = {}
 
     def destination(path: str) -> str:
-        dest = os.path.join(root, *split_path(path))
-        parent = os.path.dirname(dest)
-        if parent not in ready:
+        folder, _, name = path.rpartition("/")
+        parent = ready.get(folder)
+        if parent is None:
+            parent = os.path.join(root, *split_path(folder)) if folder else root
             _makedirs(parent)
             real_parent = os.path.realpath(parent)
             if os.path.commonpath([real_root, real_parent]) != real_root:
                 raise UsageError(f"refusing to write {path!r} outside {root}")
-            ready.add(parent)
-        return dest
+            ready[folder] = parent
+        split_path(name)  # the name alone: the folder passed above
+        return os.path.join(parent, name)
 
     by_id: dict[bytes, list[tuple[str, TreeEntry]]] = {}
     for path, entry in files:

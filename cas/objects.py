@@ -46,10 +46,32 @@ def encode_header(kind: str, length: int) -> bytes:
 
 
 BLOB_HEADER_PREFIX = encode_header("blob", 0)[:-1]  # what every blob's bytes start with
+# msgpack's unsigned ints: marker -> (bytes that follow, smallest value it may hold in
+# canonical form, i.e. when no shorter form fits)
+_UINT_FORMS = {0xCC: (1, 0x80), 0xCD: (2, 0x100), 0xCE: (4, 0x10000), 0xCF: (8, 0x1_0000_0000)}
+
+
+def _blob_header(data: bytes) -> tuple[str, int, int] | None:
+    """A canonical blob header parsed by hand, or None to leave it to the parser."""
+    at = len(BLOB_HEADER_PREFIX)
+    if len(data) <= at:
+        return None
+    marker = data[at]
+    if marker < 0x80:
+        return "blob", marker, at + 1
+    form = _UINT_FORMS.get(marker)
+    if form is None or len(data) < at + 1 + form[0]:
+        return None
+    length = int.from_bytes(data[at + 1 : at + 1 + form[0]], "big")
+    return ("blob", length, at + 1 + form[0]) if length >= form[1] else None
 
 
 def decode_header(data: bytes) -> tuple[str, int, int]:
     """Return (kind, payload length, header length) from an object's first bytes."""
+    if data.startswith(BLOB_HEADER_PREFIX):  # most objects: skip the general parser
+        found = _blob_header(data)
+        if found is not None:
+            return found
     unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_HEADER, max_array_len=3)
     unpacker.feed(data[:MAX_HEADER])
     try:

@@ -22,7 +22,17 @@ from hypothesis import strategies as st
 
 from cas import objects
 from cas.errors import CasError, InvalidNameError, InvalidObjectError
-from cas.objects import ENTRY_KINDS, KINDS, Blob, Commit, Tree, TreeEntry, decode
+from cas.objects import (
+    ENTRY_KINDS,
+    KINDS,
+    Blob,
+    Commit,
+    Tree,
+    TreeEntry,
+    decode,
+    decode_header,
+    encode_header,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -403,15 +413,26 @@ def test_bad_headers_are_refused(case: str) -> None:
     "header",
     [
         bytes.fromhex("9301a4626c6f62cc06"),  # uint8 length
+        bytes.fromhex("9301a4626c6f62cd0006"),  # uint16 length
+        bytes.fromhex("9301a4626c6f62ce00000006"),  # uint32 length
+        bytes.fromhex("9301a4626c6f62cf0000000000000006"),  # uint64 length
+        bytes.fromhex("9301a4626c6f62d006"),  # int8 length
         bytes.fromhex("93cc01a4626c6f6206"),  # uint8 version
         bytes.fromhex("9301d904626c6f6206"),  # str8 kind
         bytes.fromhex("dc000301a4626c6f6206"),  # array16 header
     ],
-    ids=["uint8-length", "uint8-version", "str8-kind", "array16"],
+    ids=["uint8-length", "uint16-length", "uint32-length", "uint64-length", "int8-length"]
+    + ["uint8-version", "str8-kind", "array16"],
 )
 def test_non_canonical_headers_are_refused(header: bytes) -> None:
     with pytest.raises(InvalidObjectError):
         decode(header + b"hello\n")
+
+
+@pytest.mark.parametrize("length", [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32])
+def test_blob_headers_of_every_int_width_decode_to_their_length(length: int) -> None:
+    header = encode_header("blob", length)  # msgpack's shortest form, as written
+    assert decode_header(header) == ("blob", length, len(header))
 
 
 # ---- kinds -------------------------------------------------------------------
