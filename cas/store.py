@@ -141,7 +141,7 @@ class ObjectStore:
         found = self._small.get(object_id)
         if found is not None:
             return found
-        for name, index in self._big.items():
+        for name, index in tuple(self._big.items()):  # a copy: another thread may add one
             at = index.find(object_id)
             if at is not None:
                 return name, at[0], at[1]
