@@ -39,6 +39,11 @@ class Case:
 
 
 CP = p.PeerOp("cp", p.raw_cp, "cp -r <data> <dst>")
+# The same, timed again right beside the case instead of reused from the first log's:
+# creating 100,000 files here drifts from 9 s to over 60 s as the disk's backlog grows.
+CP_BESIDE = p.PeerOp(
+    "cp", lambda tool, ctx: p.raw_cp(tool, ctx), "cp -r <data> <dst>, timed beside this case"
+)
 BLAKE3 = p.PeerOp("raw", p.raw_blake3, "blake3 of every file, 1 thread, 8 MiB reads")
 GIT_ADD = p.PeerOp("git", p.git_add, p.GIT_COMMIT)
 DVC_ADD = p.PeerOp("dvc", p.dvc_add, "dvc add <dir>")
@@ -140,7 +145,7 @@ CASES: list[Case] = [
         "d2",
         "clone the local-directory remote + download d2:latest",
         ours.d2_clone_download,
-        {"raw cp": CP},
+        {"raw cp": CP_BESIDE},
         target="≤ 1.5 × cp -r",
         goals=(Goal(1.5, "raw cp"),),
     ),
