@@ -172,8 +172,8 @@ def write_files(
 
 def _staging_dir(root: str) -> str | None:
     """A new directory beside ``root`` to download into, if ``root`` is new or empty."""
-    if os.path.lexists(root) and not (os.path.isdir(root) and not os.listdir(root)):
-        return None
+    if os.path.lexists(root) and (os.path.islink(root) or os.listdir(root)):
+        return None  # a file, a link or a directory with files: written in place
     parent, name = os.path.split(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
     return tempfile.mkdtemp(prefix=f".{name[:40]}.part-", dir=parent)

@@ -463,11 +463,14 @@ def test_download_into_a_new_an_empty_and_a_full_directory(ws):
         artifact = log(run, "data", {"a": "1", "d/b": "2", "run.sh": "#!/bin/sh\n"})
     version = {"a": b"1", "d/b": b"2", "run.sh": b"#!/bin/sh\n"}
     os.mkdir("empty")
+    os.mkdir("linked")
+    os.symlink("linked", "link")  # written through, not replaced by a directory
     write("full/a", "old")
     write("full/other", "stays")
-    for name in ("new/deeper", "empty", "full"):
+    for name in ("new/deeper", "empty", "full", "link"):
         artifact.download(name)
-    assert read_tree("new/deeper") == read_tree("empty") == version
+    assert read_tree("new/deeper") == read_tree("empty") == read_tree("linked") == version
+    assert os.path.islink("link")
     assert read_tree("full") == {**version, "other": b"stays"}
     leftovers = [p for p in ws.rglob("*") if ".part-" in p.name]
     assert leftovers == []
