@@ -172,11 +172,18 @@ def write_files(
 
 def _staging_dir(root: str) -> str | None:
     """A new directory beside ``root`` to download into, if ``root`` is new or empty."""
-    if os.path.lexists(root) and (os.path.islink(root) or os.listdir(root)):
+    if os.path.lexists(root) and (
+        os.path.islink(root) or not os.path.isdir(root) or not _empty_dir(root)
+    ):
         return None  # a file, a link or a directory with files: written in place
     parent, name = os.path.split(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
     return tempfile.mkdtemp(prefix=f".{name[:40]}.part-", dir=parent)
+
+
+def _empty_dir(path: str) -> bool:
+    with os.scandir(path) as entries:  # the first entry answers: no need to list them all
+        return next(entries, None) is None
 
 
 def _write_files(

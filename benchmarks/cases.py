@@ -41,9 +41,7 @@ class Case:
 CP = p.PeerOp("cp", p.raw_cp, "cp -r <data> <dst>")
 # The same, timed again right beside the case instead of reused from the first log's:
 # creating 100,000 files here drifts from 9 s to over 60 s as the disk's backlog grows.
-CP_BESIDE = p.PeerOp(
-    "cp", lambda tool, ctx: p.raw_cp(tool, ctx), "cp -r <data> <dst>, timed beside this case"
-)
+CP_BESIDE = p.PeerOp("cp", p.raw_cp, "cp -r <data> <dst>, timed beside this case", reuse=False)
 BLAKE3 = p.PeerOp("raw", p.raw_blake3, "blake3 of every file, 1 thread, 8 MiB reads")
 GIT_ADD = p.PeerOp("git", p.git_add, p.GIT_COMMIT)
 DVC_ADD = p.PeerOp("dvc", p.dvc_add, "dvc add <dir>")

@@ -128,6 +128,7 @@ class PeerOp:
     tool: str
     fn: PeerFn
     command: str
+    reuse: bool = True  # may a later case on the same dataset reuse this op's timing?
 
 
 def _fresh_repo(ctx: Ctx, link: bool) -> Path:

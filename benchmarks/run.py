@@ -130,13 +130,14 @@ def main(argv: list[str] | None = None) -> None:
                 key = (op.fn, case.dataset)
                 if isinstance(tool, peers.Missing):
                     theirs = Outcome(note=f"missing: {tool.reason}")
-                elif key in reused:
+                elif op.reuse and key in reused:
                     theirs = reused[key]
                 else:
                     print(f"  {label}: {op.command}", file=sys.stderr)
                     shared = WORK / f"{op.tool}-{case.dataset}"
                     theirs = measure(lambda ctx, t=tool, f=op.fn: f(t, ctx), src, shared, runs)
-                    reused[key] = theirs
+                    if op.reuse:
+                        reused[key] = theirs
                 measured[label] = (op.command, theirs)
             if not measured:
                 measured[""] = ("", Outcome(note="n/a"))
