@@ -9,7 +9,6 @@ from typing import Any
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
 from .objects import Commit, ObjectId, Tree
 from .repo import Repository
-from .store import loose_key
 
 
 @dataclass
@@ -82,7 +81,8 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
             except CorruptObjectError as exc:
                 problem = _problem("corrupt", object_id, kind, ref, exc)
                 pack = store.pack_of(object_id)
-                problem.where = f"packs/{pack}.pack" if pack else loose_key(object_id)
+                where = f"packs/{pack}.pack" if pack else store.loose_location(object_id)
+                problem.where = where or ""
                 report.problems.append(problem)
                 continue
             except InvalidObjectError as exc:

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from .errors import CasError
 from .locks import LOCK_PREFIX, STALE_SECONDS, lock_renewed
 from .repo import Repository
-from .store import loose_key
 from .walk import reachable
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
@@ -74,11 +73,14 @@ def gc(
         for object_id in list(store.iter_loose()):
             if object_id in live:
                 continue
-            stat = storage.stat(loose_key(object_id))
+            key = store.loose_location(object_id)
+            if key is None:
+                continue  # gone since the listing
+            stat = storage.stat(key)
             if stat.mtime > cutoff:
                 report.kept_for_grace += 1
                 continue
-            storage.delete(loose_key(object_id))
+            store.delete_loose(object_id)
             report.objects_deleted += 1
             report.bytes_freed += stat.size
         for pack in sorted(store.packs()):

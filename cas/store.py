@@ -2,19 +2,23 @@
 
 Layout inside a :class:`~cas.storage.base.Storage` (see docs/format.md)::
 
+    blobs/<2 hex>/<62 hex>       one large blob: its content alone, no header
     objects/<2 hex>/<62 hex>     one loose object: its exact bytes
     packs/<64 hex>.pack          many small objects, back to back
     packs/<64 hex>.idx           where each object of that pack starts
 
 Callers never see the layout. They put objects, get them back by id, and ask
-which ids exist. Large blobs are written loose; small objects written through
-a :class:`PackWriter` are appended to one pack, which becomes visible only
-when its index is published, after the pack itself.
+which ids exist. Large blobs are written loose, as the file's bytes exactly, so
+the kernel can copy them in and out; small objects written through a
+:class:`PackWriter` are appended to one pack, which becomes visible only when
+its index is published, after the pack itself.
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
+import mmap
 import os
 import struct
 import threading
@@ -44,6 +48,7 @@ SMALL_PACK = 1024  # packs of at most this many objects are indexed in one share
 _CHUNK = 1 << 20
 _WRITE_BATCH = 1 << 20
 HASH_CHUNK = 8 << 20  # big enough for blake3's threads, small enough to stay flat
+HASH_WINDOW = 16 << 20  # how much of a big file is mapped at once while hashing it
 # One hashing thread per core we may run on: measured faster here than blake3's AUTO.
 HASH_THREADS = (
     len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -51,8 +56,18 @@ HASH_THREADS = (
 
 
 def loose_key(object_id: ObjectId) -> str:
+    """Where a loose object's exact bytes live."""
     hex_id = object_id.hex()
     return f"objects/{hex_id[:2]}/{hex_id[2:]}"
+
+
+def content_key(object_id: ObjectId) -> str:
+    """Where a large blob's content lives, without its header (its id still covers both)."""
+    hex_id = object_id.hex()
+    return f"blobs/{hex_id[:2]}/{hex_id[2:]}"
+
+
+LOOSE_PREFIXES = ("blobs/", "objects/")
 
 
 def _id_from_loose_key(key: str) -> ObjectId | None:
@@ -178,7 +193,7 @@ class ObjectStore:
         where = self._where(object_id)
         if where is None:
             try:
-                return verify(object_id, self.storage.get(loose_key(object_id)))
+                return self._get_loose(object_id)
             except KeyNotFoundError:
                 self.refresh_packs()
                 where = self._where(object_id)
@@ -198,10 +213,18 @@ class ObjectStore:
             return verify(object_id, data)
         except CorruptObjectError:
             try:  # a good loose copy (a repair may have written one) beats a bad packed one
-                return verify(object_id, self.storage.get(loose_key(object_id)))
+                return self._get_loose(object_id)
             except (KeyNotFoundError, CorruptObjectError):
                 pass
             raise
+
+    def _get_loose(self, object_id: ObjectId) -> bytes:
+        """A loose object's exact bytes, verified; KeyNotFoundError if it is not loose."""
+        try:
+            return verify(object_id, self.storage.get(loose_key(object_id)))
+        except KeyNotFoundError:
+            content = self.storage.get(content_key(object_id))
+        return verify(object_id, objects.encode_header("blob", len(content)) + content)
 
     def get(self, object_id: ObjectId, expect: str | None = None) -> objects.Object:
         try:
@@ -231,6 +254,10 @@ class ObjectStore:
             data = self.read_blob(object_id)
             dest.write(data)
             return len(data)
+        try:
+            return self._copy_content(object_id, dest)
+        except KeyNotFoundError:
+            pass  # packed since we looked, or an object of the older whole-bytes form
         try:
             src = self.storage.open(loose_key(object_id))
         except KeyNotFoundError:
@@ -262,6 +289,19 @@ class ObjectStore:
         if hasher.digest() != object_id or written != length:
             raise CorruptObjectError(object_id, hasher.digest())
         return written
+
+    def _copy_content(self, object_id: ObjectId, dest: BinaryIO) -> int:
+        key = content_key(object_id)
+        with self.storage.open(key) as src:
+            size = self.storage.stat(key).size
+            hasher = blake3.blake3()
+            hasher.update(objects.encode_header("blob", size))
+            while chunk := src.read(_CHUNK):
+                hasher.update(chunk)
+                dest.write(chunk)
+        if hasher.digest() != object_id:
+            raise CorruptObjectError(object_id, hasher.digest())
+        return size
 
     def locate_packed(self, ids: Iterable[ObjectId]) -> list[tuple[ObjectId, str, int, int]]:
         """(id, pack, offset, length) of those ``ids`` held in packs, in pack order."""
@@ -328,7 +368,7 @@ class ObjectStore:
             loose = set(self.iter_loose())  # one listing beats many HEAD requests
             found |= rest & loose
         else:
-            found |= {i for i in rest if self.storage.exists(loose_key(i))}
+            found |= {i for i in rest if self.loose_location(i) is not None}
         return found
 
     def __contains__(self, object_id: ObjectId) -> bool:
@@ -343,10 +383,20 @@ class ObjectStore:
                 yield object_id
 
     def iter_loose(self) -> Iterator[ObjectId]:
-        for key in self.storage.list("objects/"):
-            object_id = _id_from_loose_key(key)
-            if object_id is not None:
-                yield object_id
+        seen: set[ObjectId] = set()
+        for prefix in LOOSE_PREFIXES:
+            for key in self.storage.list(prefix):
+                object_id = _id_from_loose_key(key)
+                if object_id is not None and object_id not in seen:
+                    seen.add(object_id)
+                    yield object_id
+
+    def loose_location(self, object_id: ObjectId) -> str | None:
+        """The key holding ``object_id`` loose, or None."""
+        for key in (content_key(object_id), loose_key(object_id)):
+            if self.storage.exists(key):
+                return key
+        return None
 
     def packs(self) -> set[str]:
         self.refresh_packs()
@@ -414,47 +464,42 @@ class ObjectStore:
         return self.put_raw(obj.to_bytes())
 
     def put_raw(self, data: bytes) -> ObjectId:
-        """Store whole object bytes loose, unless an equal object exists."""
-        objects.split(data)  # never store bytes that are not an object
+        """Store object bytes loose (a large blob's content alone), unless an equal
+        object exists."""
+        kind, payload = objects.split(data)  # never store bytes that are not an object
         object_id = objects.object_id(data)
         if self._where(object_id) is not None:
             return object_id
+        key, body = (loose_key(object_id), data)
+        if kind == "blob" and len(data) >= LOOSE_THRESHOLD:
+            key, body = content_key(object_id), payload
         try:
-            self.storage.put(loose_key(object_id), data, mode="create")
+            self.storage.put(key, body, mode="create")
         except PreconditionFailedError:
             pass  # already there: same id, same bytes
         return object_id
 
     def put_blob_file(self, path: str, hash_threads: int = HASH_THREADS) -> tuple[ObjectId, int]:
-        """Store a file of any size as a loose blob, streamed; (id, size).
+        """Store a file of any size as a loose blob; (id, size).
 
-        One pass over bounded chunks hashes exactly what it writes: what we
-        store is what we name, and memory stays flat whatever the file's size.
-        (``copy_file_range`` measured slower here: the header leaves the copy
-        unaligned.)
+        The file is copied into the store first, in the kernel where it can be,
+        and then the copy is hashed: what we name is exactly what we stored,
+        whatever happens to the file meanwhile. The content is kept without its
+        header, so the copy stays page-aligned (copying it behind a header
+        measured twice as slow). The copy is mapped a window at a time while it
+        is hashed, so memory stays flat whatever the file's size.
         """
         tmp = self.storage.tempfile()
         try:
-            hasher = blake3.blake3(max_threads=hash_threads)
-            buffer = bytearray(HASH_CHUNK)
-            view = memoryview(buffer)
-            with open(path, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
+            with open(path, "rb", buffering=0) as src, open(tmp, "r+b", buffering=0) as dst:
                 size = os.fstat(src.fileno()).st_size
-                header = objects.encode_header("blob", size)
-                hasher.update(header)
-                _write_all(dst, header)
-                copied = 0
-                while n := src.readinto(buffer):
-                    hasher.update(view[:n])
-                    _write_all(dst, view[:n])
-                    copied += n
-            if copied != size:
-                raise UsageError(f"{path} changed size while it was being read")
-            object_id = hasher.digest()
-            if self._where(object_id) is not None or self.storage.exists(loose_key(object_id)):
+                if _copy_file(src.fileno(), dst.fileno()) != size:
+                    raise UsageError(f"{path} changed size while it was being read")
+                object_id = _hash_blob(dst.fileno(), size, hash_threads)
+            if self._where(object_id) is not None or self.loose_location(object_id):
                 return object_id, size
             try:
-                self.storage.move_in(loose_key(object_id), tmp, mode="create")
+                self.storage.move_in(content_key(object_id), tmp, mode="create")
             except PreconditionFailedError:
                 pass
             return object_id, size
@@ -501,6 +546,8 @@ class ObjectStore:
         self._add_index(PackIndex(name, index))
 
     def delete_loose(self, object_id: ObjectId) -> None:
+        """Delete the loose copies of ``object_id``, in either form."""
+        self.storage.delete(content_key(object_id))
         self.storage.delete(loose_key(object_id))
 
 
@@ -645,7 +692,36 @@ def _read_small(path: str, size: int) -> bytes:
         os.close(fd)
 
 
-def _write_all(dst: Any, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:  # an unbuffered write may be short
-        view = view[dst.write(view) :]
+def _copy_file(src: int, dst: int) -> int:
+    """Copy from ``src``'s position to its end into ``dst``; bytes copied."""
+    copied = 0
+    try:
+        while n := os.copy_file_range(src, dst, 1 << 30):
+            copied += n
+        return copied
+    except OSError as exc:
+        # Not every pair of filesystems can: copy the rest through user space.
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    buffer = bytearray(HASH_CHUNK)
+    view = memoryview(buffer)
+    while n := os.readv(src, [buffer]):
+        _write_all(dst, view[:n])
+        copied += n
+    return copied
+
+
+def _hash_blob(fd: int, size: int, threads: int) -> ObjectId:
+    """The id of a blob whose content is the first ``size`` bytes of file ``fd``."""
+    hasher = blake3.blake3(max_threads=threads)
+    hasher.update(objects.encode_header("blob", size))
+    for offset in range(0, size, HASH_WINDOW):
+        length = min(HASH_WINDOW, size - offset)
+        with mmap.mmap(fd, length, offset=offset, access=mmap.ACCESS_READ) as window:
+            hasher.update(window)
+    return hasher.digest()
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:  # a write may be short
+        data = data[os.write(fd, data) :]

@@ -16,7 +16,6 @@ raises :class:`~cas.errors.CorruptObjectError` and is never written.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from collections.abc import Iterable
@@ -37,7 +36,7 @@ from cas.errors import (
 )
 from cas.fsck import FsckReport, fsck
 from cas.objects import BLOB_HEADER_PREFIX
-from cas.store import LOOSE_THRESHOLD, PACK_MAGIC, PackWriter, loose_key, verify
+from cas.store import LOOSE_THRESHOLD, PACK_MAGIC, PackWriter, content_key, loose_key, verify
 from cas.walk import reachable
 
 UPLOAD_THREADS = 8
@@ -184,32 +183,36 @@ def dependency_order(found: dict[ObjectId, bytes]) -> list[ObjectId]:
 def _copy_loose(
     src: ObjectStore, dst: ObjectStore, object_id: ObjectId, small: list[ObjectId]
 ) -> int:
-    """Stream a large loose blob across; anything else is left in ``small`` (size 0)."""
-    key = loose_key(object_id)
-    size = src.storage.stat(key).size
-    if size < LOOSE_THRESHOLD:
-        small.append(object_id)  # small objects go through the pack writers
+    """Stream a large blob across, to be kept as its content alone; anything else is
+    left in ``small`` (size 0)."""
+    key = src.loose_location(object_id)
+    if key is None:
+        small.append(object_id)  # packed since we looked, or missing: get_raw says which
         return 0
-    head = src.storage.get(key, 0, objects.MAX_HEADER)
-    try:
-        kind, _, offset = objects.decode_header(head)
-    except InvalidObjectError:
-        kind = ""  # a damaged header: the verified read of `small` says whether it is corrupt
-    if kind != "blob":
-        small.append(object_id)  # a big tree or commit, or a damaged header
+    if key == loose_key(object_id) and not _is_big_blob(src, key):
+        small.append(object_id)  # small objects go through the pack writers
         return 0
     tmp = dst.storage.tempfile()
     try:
         with open(tmp, "wb") as out:
-            out.write(head[:offset])
-            src.copy_blob_to(object_id, out)  # verifies while it streams
-        dst.storage.move_in(key, tmp, mode="create")
+            size = src.copy_blob_to(object_id, out)  # verifies while it streams
+        dst.storage.move_in(content_key(object_id), tmp, mode="create")
     except PreconditionFailedError:
         pass  # someone else published the same object meanwhile
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return size
+
+
+def _is_big_blob(src: ObjectStore, key: str) -> bool:
+    """Whether the whole object bytes under ``key`` are a blob worth streaming."""
+    if src.storage.stat(key).size < LOOSE_THRESHOLD:
+        return False
+    try:
+        return objects.decode_header(src.storage.get(key, 0, objects.MAX_HEADER))[0] == "blob"
+    except InvalidObjectError:
+        return False  # a damaged header: the verified read of `small` says whether it is corrupt
 
 
 # ---- repair --------------------------------------------------------------------
@@ -234,7 +237,8 @@ def repair(repo: Repository, remote: str | Repository, rounds: int = 100) -> Rep
     same bytes. A loose object is rewritten in place. A packed object is
     restored by rewriting its whole pack: its intact objects, the good copies of
     the damaged ones, checked against the pack's name (the hash of its bytes)
-    before it replaces the damaged file. A missing object is written loose.
+    before it replaces the damaged file. A missing object is written loose, in
+    the form new objects take.
 
     fsck stops below a damaged tree, so the repair runs fsck again until it
     finds nothing new to fix. Objects the remote lacks stay in ``unrepaired``.
@@ -293,10 +297,13 @@ def _rewrite_loose(
     try:
         with open(tmp, "wb") as out:
             try:
-                read_verified(source, object_id, out)
+                key = read_loose_form(source, object_id, out)
             except (NotFoundError, CorruptObjectError):
                 return  # the remote lacks it too, or its copy is damaged as well
-        store.storage.move_in(loose_key(object_id), tmp, mode="overwrite")
+        store.storage.move_in(key, tmp, mode="overwrite")
+        # A damaged copy in the other form would still be read: drop it.
+        other = loose_key(object_id) if key == content_key(object_id) else content_key(object_id)
+        store.storage.delete(other)
         result.repaired.append(object_id.hex())
     finally:
         if os.path.exists(tmp):
@@ -326,12 +333,10 @@ def _rewrite_pack(
                     return False  # not back to back: we cannot rebuild what lay between
                 data = current[offset : offset + length]
                 if object_id in bad or objects.object_id(data) != object_id:
-                    buffer = io.BytesIO()
                     try:
-                        read_verified(source, object_id, buffer)
+                        data = source.get_raw(object_id)  # packed objects are small
                     except (NotFoundError, CorruptObjectError):
                         return False
-                    data = buffer.getvalue()
                     fixed.append(object_id.hex())
                 if len(data) != length:
                     return False
@@ -349,22 +354,19 @@ def _rewrite_pack(
     return True
 
 
-def read_verified(src: ObjectStore, object_id: ObjectId, out: BinaryIO) -> int:
-    """Write the whole object bytes of ``object_id`` to ``out``, verified; bytes written.
+def read_loose_form(src: ObjectStore, object_id: ObjectId, out: BinaryIO) -> str:
+    """Write ``object_id`` to ``out`` as a store keeps it loose, verified; returns the
+    key of that form: a large blob's content alone, anything else its whole bytes.
 
-    Large loose blobs stream. On an error the caller must discard ``out``.
+    A large blob stored that way streams. On an error the caller must discard ``out``.
     """
-    if src.pack_of(object_id) is None:
-        key = loose_key(object_id)
-        try:
-            head = src.storage.get(key, 0, objects.MAX_HEADER)
-            kind, length, offset = objects.decode_header(head)
-        except (KeyNotFoundError, InvalidObjectError):
-            pass  # packed since we looked, absent, or damaged: get_raw tells which
-        else:
-            if kind == "blob" and offset + length >= LOOSE_THRESHOLD:
-                out.write(head[:offset])
-                return offset + src.copy_blob_to(object_id, out)
+    if src.pack_of(object_id) is None and src.loose_location(object_id) == content_key(object_id):
+        src.copy_blob_to(object_id, out)
+        return content_key(object_id)
     data = src.get_raw(object_id)
+    kind, payload = objects.split(data)
+    if kind == "blob" and len(data) >= LOOSE_THRESHOLD:
+        out.write(payload)
+        return content_key(object_id)
     out.write(data)
-    return len(data)
+    return loose_key(object_id)

@@ -352,6 +352,11 @@ def _loose(store: Path, object_id: str) -> Path:
     return store / "objects" / object_id[:2] / object_id[2:]
 
 
+def _content(store: Path, object_id: str) -> Path:
+    """Where a large blob is kept: its content alone."""
+    return store / "blobs" / object_id[:2] / object_id[2:]
+
+
 def test_fsck_clean_then_corrupt_and_missing(tmp_path: Path, run_cli: CLI, store: Path) -> None:
     data = make_data(tmp_path / "data")
     write(data / "big.bin", os.urandom((1 << 20) + 10))  # loose: large blobs are not packed
@@ -364,7 +369,7 @@ def test_fsck_clean_then_corrupt_and_missing(tmp_path: Path, run_cli: CLI, store
 
     v0 = show_json(run_cli, "dataset:v0")
     big = next(f["digest"] for f in v0["files"] if f["path"] == "big.bin")
-    path = _loose(store, big)
+    path = _content(store, big)
     path.chmod(0o644)
     with open(path, "r+b") as f:
         f.seek(100)
@@ -390,7 +395,7 @@ def test_fsck_repair_from_a_remote(tmp_path: Path, run_cli: CLI, store: Path) ->
     big = next(
         f["digest"] for f in show_json(run_cli, "dataset")["files"] if f["path"] == "big.bin"
     )
-    path = _loose(store, big)
+    path = _content(store, big)
     path.chmod(0o644)
     with open(path, "r+b") as f:
         f.seek(1000)

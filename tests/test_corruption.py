@@ -18,7 +18,8 @@ test never knows), and checks that:
   which fsck is clean and the download is whole.
 
 The damaged object is a loose blob, a packed blob, a packed tree or a loose
-commit; the flipped byte is its first (the header), middle or last byte; the
+commit; the flipped byte is its first (the header; for a loose blob, kept as its
+content alone, the content's first), middle or last byte; the
 store is a local directory, or a bucket on moto (S3) or fake-gcs-server (GCS).
 """
 
@@ -42,7 +43,7 @@ from cas import ObjectId, Repository
 from cas.errors import CorruptObjectError
 from cas.fsck import fsck
 from cas.storage import LocalStorage, Storage
-from cas.store import LOOSE_THRESHOLD, ObjectStore, loose_key
+from cas.store import LOOSE_THRESHOLD, ObjectStore, content_key, loose_key
 from remotes import add_remote, pull, push, sync
 from remotes.transfer import repair
 
@@ -95,7 +96,8 @@ def corrupt(storage: Storage, object_id: ObjectId, position: str) -> None:
     store.refresh_packs()
     pack = store.pack_of(object_id)
     if pack is None:
-        key = loose_key(object_id)
+        key = store.loose_location(object_id)
+        assert key is not None
         data = storage.get(key)
         storage.put(key, flip(data, where(position, len(data))))
         return
@@ -278,7 +280,9 @@ def test_fsck_reports_it(damaged: Damaged) -> None:
     store = ObjectStore(damaged.storage)
     store.refresh_packs()
     pack = store.pack_of(damaged.object_id)
-    expected = f"packs/{pack}.pack" if pack else loose_key(damaged.object_id)
+    big = len(damaged.original) >= LOOSE_THRESHOLD  # a large blob: its content alone
+    loose = content_key(damaged.object_id) if big else loose_key(damaged.object_id)
+    expected = f"packs/{pack}.pack" if pack else loose
     assert report.problems[0].where == expected  # the file to look at
 
 
@@ -340,11 +344,12 @@ def test_repair_from_a_clean_remote(damaged_copy: Damaged, tmp_path: Path) -> No
 def test_repair_brings_back_a_missing_object(tmp_path: Path) -> None:
     template = build_template(LocalStorage(str(tmp_path / "store")), tmp_path)
     object_id, path = template.targets["loose-blob"]
-    template.storage.delete(loose_key(object_id))
+    template.storage.delete(content_key(object_id))
     report = fsck(Repository(template.storage))
     assert [(p.problem, p.object_id) for p in report.problems] == [("missing", object_id.hex())]
     result = repair(Repository(template.storage), "clean")
     assert result.ok and result.repaired == [object_id.hex()]
+    assert template.storage.get(content_key(object_id)) == (template.data / path).read_bytes()
     version_of(template.storage).verify(str(template.data))
 
 

@@ -128,7 +128,7 @@ def _corrupt(path: Path, needle: bytes | None = None, at: int = 100) -> None:
 
 def test_corrupt_blobs_raise(fs: ArtifactsFileSystem, store: str) -> None:
     big_id = fs.info("e/p/dataset:v0/big.bin")["id"]
-    _corrupt(Path(store) / "objects" / big_id[:2] / big_id[2:])
+    _corrupt(Path(store) / "blobs" / big_id[:2] / big_id[2:])  # a large blob's content
     with pytest.raises(CorruptObjectError):
         fs.open("e/p/dataset:v0/big.bin").read()
     with pytest.raises(CorruptObjectError):

@@ -31,7 +31,7 @@ from cas import Repository, objects
 from cas.errors import AccessDeniedError, CasError
 from cas.fsck import fsck
 from cas.storage import LocalStorage
-from cas.store import LOOSE_THRESHOLD, loose_key
+from cas.store import LOOSE_THRESHOLD, content_key, loose_key
 from remotes import transfer
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError
 from tests.servers import (
@@ -116,8 +116,8 @@ def head(store: str | Path, name: str = "data", entity: str = ENTITY) -> bytes |
 
 
 def blob_key(data: bytes) -> str:
-    """The key the blob of ``data`` has when it is stored loose."""
-    return loose_key(objects.object_id(objects.encode_header("blob", len(data)) + data))
+    """The key the blob of ``data`` has when it is stored loose (large: its content alone)."""
+    return content_key(objects.object_id(objects.encode_header("blob", len(data)) + data))
 
 
 def use_s3_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str, secret: str) -> None:
@@ -520,7 +520,7 @@ def test_interrupted_push_rerun_sends_only_the_rest(
     monkeypatch.undo()
 
     remote = Repository.open(url)
-    landed = [k for k in flaky.written if k.startswith("objects/")]
+    landed = [k for k in flaky.written if k.startswith("blobs/")]
     landed = [k for k in landed if remote.storage.stat(k).size > LOOSE_THRESHOLD]
     assert len(landed) == (2 if lost == "first pack" else 1)
     assert not remote.objects.packs()
@@ -606,7 +606,7 @@ def iam_bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IAMBucket]:
 
 def big_loose(url: str) -> set[bytes]:
     store = Repository.open(url).objects
-    return {i for i in store.iter_loose() if store.storage.stat(loose_key(i)).size > 1 << 20}
+    return {i for i in store.iter_loose() if store.storage.exists(content_key(i))}
 
 
 def test_shared_pool_each_team_writes_only_its_own_refs(
@@ -692,3 +692,38 @@ def test_pool_per_team_fences_everything(
     iam_bucket.act_as(monkeypatch, "per-team", "speech")
     assert download(theirs, "speech/proj/data:latest", entity="speech") == V1
     assert Repository.open(theirs).refs.list("vision/") == {}
+
+
+def older_form_version(root: Path) -> tuple[Repository, objects.Blob]:
+    """A store whose only version holds a large blob in the older form: its whole
+    bytes under objects/, as stores written before blobs/ existed keep them."""
+    repo = Repository(LocalStorage(str(root)))
+    blob = objects.Blob(os.urandom(LOOSE_THRESHOLD + 9))
+    repo.storage.put(loose_key(blob.id), blob.to_bytes())
+    tree = objects.Tree((objects.TreeEntry("big.bin", "blob", blob.id, len(blob.data)),))
+    commit = objects.Commit(repo.objects.put(tree))
+    repo.refs.set_if_equals("e/p/artifacts/old/latest", None, repo.objects.put(commit))
+    return repo, blob
+
+
+def test_a_large_blob_of_the_older_form_arrives_as_its_content(tmp_path: Path) -> None:
+    old, blob = older_form_version(tmp_path / "old")
+    new = Repository(LocalStorage(str(tmp_path / "new")))
+    copied = transfer.copy_objects(old.objects, new.objects, [blob.id])
+    assert copied.bytes == len(blob.data)
+    assert new.storage.get(content_key(blob.id)) == blob.data
+    assert not new.storage.exists(loose_key(blob.id))
+
+
+def test_repair_replaces_a_damaged_older_form_blob_with_its_content(tmp_path: Path) -> None:
+    local, blob = older_form_version(tmp_path / "local")
+    origin = Repository(LocalStorage(str(tmp_path / "origin")))
+    transfer.copy_objects(local.objects, origin.objects, list(local.objects))
+    whole = bytearray(blob.to_bytes())
+    whole[-1] ^= 1
+    local.storage.put(loose_key(blob.id), bytes(whole))
+    assert [p.problem for p in fsck(local).problems] == ["corrupt"]
+    result = transfer.repair(local, origin)
+    assert result.ok and result.repaired == [blob.id.hex()]
+    assert local.storage.get(content_key(blob.id)) == blob.data
+    assert not local.storage.exists(loose_key(blob.id))  # the damaged copy is gone

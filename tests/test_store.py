@@ -6,6 +6,7 @@ under test never knows the bytes were changed behind its back.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import struct
@@ -30,6 +31,7 @@ from cas.store import (
     PACK_MAGIC,
     SMALL_PACK,
     ObjectStore,
+    content_key,
     decode_index,
     loose_key,
 )
@@ -408,13 +410,74 @@ def test_large_blob_goes_loose_and_streams_back(store: ObjectStore, tmp_path: Pa
     object_id, size = store.put_blob_file(path)
     assert size == len(data)
     assert object_id == Blob(data).id
-    assert store.storage.exists(loose_key(object_id))
+    # Kept as the file's bytes exactly: no header, nothing under objects/.
+    assert store.storage.get(content_key(object_id)) == data
+    assert not store.storage.exists(loose_key(object_id))
+    assert store.loose_location(object_id) == content_key(object_id)
     out = io.BytesIO()
     assert store.copy_blob_to(object_id, out) == len(data)
     assert out.getvalue() == data
     assert store.read_blob(object_id) == data
     # Storing it again is a no-op with the same answer.
     assert store.put_blob_file(path) == (object_id, size)
+    if isinstance(store.storage, LocalStorage):
+        assert os.listdir(store.storage.tmp_dir) == []
+
+
+def test_a_large_blob_of_the_older_whole_bytes_form_still_reads(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """Stores written before large blobs were kept as content alone hold them whole
+    under objects/: every read, listing and deletion still finds them."""
+    blob = Blob(os.urandom(LOOSE_THRESHOLD + 5))
+    store.storage.put(loose_key(blob.id), blob.to_bytes())
+    assert store.loose_location(blob.id) == loose_key(blob.id)
+    assert store.has(blob.id) and list(store.iter_loose()) == [blob.id]
+    assert store.read_blob(blob.id) == blob.data
+    out = io.BytesIO()
+    assert store.copy_blob_to(blob.id, out) == len(blob.data)
+    assert out.getvalue() == blob.data
+    corrupt_loose(store, blob.id, -1)
+    with pytest.raises(CorruptObjectError):
+        store.copy_blob_to(blob.id, io.BytesIO())
+    store.delete_loose(blob.id)
+    assert not store.has(blob.id)
+
+
+def test_a_file_is_copied_in_user_space_where_the_kernel_cannot(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copy_file_range fails across some filesystems (EXDEV) and on some kernels."""
+    path, data = big_file(tmp_path, 3 * LOOSE_THRESHOLD + 1)
+    calls = []
+
+    def refuse(*args: object) -> int:
+        calls.append(args)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    object_id, size = store.put_blob_file(path)
+    assert calls and (object_id, size) == (Blob(data).id, len(data))
+    assert store.read_blob(object_id) == data
+
+
+def test_a_file_that_changes_size_while_stored_is_refused(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = big_file(tmp_path)
+    real_fstat = os.fstat
+
+    def fstat_before_the_append(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        with open(path, "ab") as f:  # another writer appends right after we looked
+            f.write(b"more")
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_before_the_append)
+    with pytest.raises(UsageError, match="changed size"):
+        store.put_blob_file(path)
+    monkeypatch.undo()
+    assert list(store.iter_loose()) == []
     if isinstance(store.storage, LocalStorage):
         assert os.listdir(store.storage.tmp_dir) == []
 
@@ -429,6 +492,8 @@ def test_pack_writer_sends_large_blobs_loose(store: ObjectStore, tmp_path: Path)
         writer.add(small)
     assert size == LOOSE_THRESHOLD
     assert sorted(store.iter_loose()) == sorted([file_id, raw_id])
+    assert store.storage.get(content_key(raw_id)) == raw_big.data  # either way in: content alone
+    assert store.storage.get(content_key(file_id)) == data
     (name,) = store.packs()
     assert [e[0] for e in store.pack_entries(name)] == [small.id]
     out = io.BytesIO()
@@ -463,7 +528,8 @@ def test_empty_file(store: ObjectStore, tmp_path: Path) -> None:
 
 
 def corrupt_loose(store: ObjectStore, object_id: bytes, position: int) -> None:
-    key = loose_key(object_id)
+    key = store.loose_location(object_id)
+    assert key is not None
     data = store.storage.get(key)
     store.storage.put(key, flip(data, position % len(data)))
 
@@ -522,7 +588,7 @@ def test_copy_blob_to_detects_a_corrupt_large_blob(store: ObjectStore, tmp_path:
 def test_copy_blob_to_detects_a_truncated_blob(store: ObjectStore, tmp_path: Path) -> None:
     path, _ = big_file(tmp_path)
     object_id, _ = store.put_blob_file(path)
-    key = loose_key(object_id)
+    key = content_key(object_id)
     store.storage.put(key, store.storage.get(key)[:-1])
     with pytest.raises(CorruptObjectError):
         store.copy_blob_to(object_id, io.BytesIO())
