@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
+from .locks import LOCK_PREFIX
 from .objects import Commit, ObjectId, Tree
 from .repo import Repository
 
@@ -40,7 +41,7 @@ class _Discard:
 
 
 def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckReport:
-    """Read and verify every object reachable from every ref, blobs included.
+    """Read and verify every object reachable from every ref but locks, blobs included.
 
     Like :func:`cas.walk.reachable`, but a missing or damaged object is
     recorded and the walk goes on, so one bad object does not hide others
@@ -52,6 +53,8 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
     seen: set[ObjectId] = set()
     sink: Any = _Discard()  # copy_blob_to verifies as it streams; the bytes are not needed
     for ref in sorted(repo.refs.names("")):
+        if ref.startswith(LOCK_PREFIX):
+            continue  # a lock's stamp carries no data, and gc may take it before the ref
         try:
             target = repo.refs.read(ref)
         except CasError as exc:
