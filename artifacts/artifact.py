@@ -35,7 +35,8 @@ from .files import (
 )
 from .names import split_path, validate_artifact_name
 from .registry import Registry, RunRecord, Version
-from .snapshot import DirScan, DirSource, build_tree, scan_tree
+from .scan import DirScan, scan_tree
+from .snapshot import DirSource, build_tree
 from .statcache import StatCache
 
 if TYPE_CHECKING:

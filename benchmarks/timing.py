@@ -74,6 +74,10 @@ def timed(
     full_env = {**os.environ, **(env or {})}
     with tempfile.TemporaryFile("w+") as out, tempfile.NamedTemporaryFile("r") as rss:
         wrap = [GNU_TIME, "-f", "%M", "-o", rss.name] if GNU_TIME else []
+        # Flush what earlier commands and the untimed setup left dirty: otherwise the
+        # kernel writes it back during this command, and whichever tool runs right after
+        # a big write (the first case follows the datasets' 5 GB) pays for it.
+        os.sync()
         start = time.perf_counter()
         proc = subprocess.Popen(
             wrap + args, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import pytest
 
 import artifacts
-from artifacts import Artifact
-from artifacts.errors import DuplicateEntryError
-from artifacts.snapshot import DirSource, scan_tree
+from artifacts import Artifact, scan
+from artifacts.errors import DuplicateEntryError, UsageError
+from artifacts.scan import scan_tree
+from artifacts.snapshot import DirSource
 from tests.test_artifacts import contents, write
 
 OLD_NS = time.time_ns() - 3600 * 10**9  # an hour ago: far from racily clean
@@ -183,3 +185,119 @@ def test_scan_signatures_change_with_any_stat(ws):
     assert after.signature != before.signature
     assert after.dirs["z"].signature == before.dirs["z"].signature
     assert after.dirs["sub"].signature != before.dirs["sub"].signature
+
+
+# ---- a big tree is scanned by two processes ---------------------------------------------
+
+
+def every_directory(root: scan.DirScan) -> dict[str, tuple[object, ...]]:
+    """Each directory's path -> what a scan says of it, in the order it says it."""
+    found, stack = {}, [root]
+    while stack:
+        node = stack.pop()
+        found[node.path] = (
+            list(node.files.items()),
+            list(node.dirs),
+            node.signature,
+            node.newest_mtime_ns,
+            node.total_size,
+        )
+        stack.extend(node.dirs.values())
+    return found
+
+
+def scan_twice(monkeypatch: pytest.MonkeyPatch, root: str) -> tuple[dict, dict, list]:
+    """(one process's scan, two processes' scan, the warnings of each)."""
+    caught = []
+    monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)
+    with warnings.catch_warnings(record=True) as one_warned:
+        warnings.simplefilter("always")
+        one = every_directory(scan_tree(root))
+    monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 1)
+    with warnings.catch_warnings(record=True) as two_warned:
+        warnings.simplefilter("always")
+        two = every_directory(scan_tree(root))
+    for warned in (one_warned, two_warned):
+        caught.append(sorted(str(w.message) for w in warned))
+    return one, two, caught
+
+
+def build_wide_tree(root: str, links: bool) -> None:
+    """Six directories, each with a plain subtree and (with ``links``) one holding links."""
+    write(f"{root}/top.txt", b"top")
+    for d in range(6):
+        for f in range(3):
+            write(f"{root}/d{d}/f{f}", bytes([d, f]) * (f + 1))
+            write(f"{root}/d{d}/plain/deeper/g{f}", bytes([f]))
+        write(f"{root}/d{d}/.artifacts/objects/x", b"x")  # a store: skipped by both
+        if links:
+            write(f"{root}/d{d}/linked/real", b"real")
+            os.symlink("real", f"{root}/d{d}/linked/link")  # the parent follows it
+            os.symlink("../plain", f"{root}/d{d}/linked/dirlink")  # a warning
+    os.chmod(f"{root}/d0/f1", 0o755)
+
+
+def test_two_processes_scan_a_big_tree_as_one_does(ws, monkeypatch):
+    build_wide_tree("src", links=True)
+    forks, adopted, left_back = [], [], []
+    real_fork, real_finish = os.fork, scan._Helper.finish
+
+    def counted_fork():
+        forks.append(os.getpid())
+        return real_fork()
+
+    def counted_finish(helper, order):
+        before = len(order)
+        left = real_finish(helper, order)
+        adopted.append(len(order) - before)
+        left_back.extend(left)
+        return left
+
+    monkeypatch.setattr(os, "fork", counted_fork)
+    monkeypatch.setattr(scan._Helper, "finish", counted_finish)
+    one, two, (one_warned, two_warned) = scan_twice(monkeypatch, "src")
+    assert len(forks) == 1 and adopted[0] > 0  # the helper did scan some
+    assert left_back and all(n.path.endswith("/linked") for n in left_back)
+    assert two == one
+    assert two_warned == one_warned and len(one_warned) == 6  # every dirlink, once
+    for d in range(6):  # a file link: its target's path
+        link = dict(two[os.path.abspath(f"src/d{d}/linked")][0])["link"]
+        assert link[4] == os.path.abspath(f"src/d{d}/linked/real")
+    assert not any(".artifacts" in path for path in two)
+
+
+def test_a_scan_helper_that_fails_hands_its_directories_back(ws, monkeypatch):
+    build_wide_tree("src", links=False)
+    monkeypatch.setattr(scan, "_scan_plain", lambda paths: os._exit(3))
+    one, two, _ = scan_twice(monkeypatch, "src")
+    assert two == one
+
+
+def test_an_error_while_the_helper_runs_reaps_it_and_is_the_one_raised(ws, tmp_path, monkeypatch):
+    build_wide_tree("src", links=False)
+    (tmp_path / "secret").write_bytes(b"secret")
+    for d in range(6):  # wherever the parent goes first, it meets one
+        os.symlink(tmp_path / "secret", f"src/d{d}/escape")
+    reaped = []
+    real_abandon = scan._Helper.abandon
+
+    def watched_abandon(helper):
+        pid = helper.pid
+        real_abandon(helper)
+        reaped.append(pid)
+
+    monkeypatch.setattr(scan._Helper, "abandon", watched_abandon)
+    monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 1)
+    with pytest.raises(UsageError, match="outside"):
+        scan_tree("src")
+    assert len(reaped) == 1 and reaped[0] > 0
+    with pytest.raises(ChildProcessError):
+        os.waitpid(reaped[0], os.WNOHANG)  # not left a zombie
+
+
+def test_a_symlinked_directory_warning_points_at_the_callers_line(ws):
+    write("data/real/f", b"f")
+    os.symlink("real", "data/loop")
+    with pytest.warns(UserWarning, match="symlinked directory") as warned:
+        Artifact("data", "dataset").add_dir("data")
+    assert warned[0].filename == __file__
