@@ -479,8 +479,11 @@ class ObjectStore:
             pass  # already there: same id, same bytes
         return object_id
 
-    def put_blob_file(self, path: str, hash_threads: int = HASH_THREADS) -> tuple[ObjectId, int]:
-        """Store a file of any size as a loose blob; (id, size).
+    def put_blob_file(
+        self, path: str, hash_threads: int = HASH_THREADS, expect: ObjectId | None = None
+    ) -> tuple[ObjectId, int]:
+        """Store a file of any size as a loose blob; (id, size). With ``expect``, a
+        file whose blob has another id is refused (CorruptObjectError), not stored.
 
         The file is copied into the store first, in the kernel where it can be,
         and then the copy is hashed: what we name is exactly what we stored,
@@ -496,6 +499,8 @@ class ObjectStore:
                 if _copy_file(src.fileno(), dst.fileno()) != size:
                     raise UsageError(f"{path} changed size while it was being read")
                 object_id = _hash_blob(dst.fileno(), size, hash_threads)
+            if expect is not None and object_id != expect:
+                raise CorruptObjectError(expect, object_id)
             if self._where(object_id) is not None or self.loose_location(object_id):
                 return object_id, size
             try:

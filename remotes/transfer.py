@@ -192,6 +192,10 @@ def _copy_loose(
     if key == loose_key(object_id) and not _is_big_blob(src, key):
         small.append(object_id)  # small objects go through the pack writers
         return 0
+    source = src.storage.local_path(key) if key == content_key(object_id) else None
+    if source is not None and dst.storage.capabilities.local:
+        # Between two local stores the kernel copies, and the copy is checked.
+        return dst.put_blob_file(source, hash_threads=1, expect=object_id)[1]
     tmp = dst.storage.tempfile()
     try:
         with open(tmp, "wb") as out:
