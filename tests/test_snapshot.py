@@ -214,6 +214,7 @@ def scan_twice(monkeypatch: pytest.MonkeyPatch, root: str) -> tuple[dict, dict, 
         warnings.simplefilter("always")
         one = every_directory(scan_tree(root))
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 1)
+    monkeypatch.setattr(scan, "_CAN_SPLIT", True)  # even on one core
     with warnings.catch_warnings(record=True) as two_warned:
         warnings.simplefilter("always")
         two = every_directory(scan_tree(root))
@@ -288,6 +289,7 @@ def test_an_error_while_the_helper_runs_reaps_it_and_is_the_one_raised(ws, tmp_p
 
     monkeypatch.setattr(scan._Helper, "abandon", watched_abandon)
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 1)
+    monkeypatch.setattr(scan, "_CAN_SPLIT", True)
     with pytest.raises(UsageError, match="outside"):
         scan_tree("src")
     assert len(reaped) == 1 and reaped[0] > 0
