@@ -206,21 +206,21 @@ def every_directory(root: scan.DirScan) -> dict[str, tuple[object, ...]]:
     return found
 
 
+def scan_with_warnings(root: str) -> tuple[dict, list[str]]:
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        found = every_directory(scan_tree(root))
+    return found, sorted(str(w.message) for w in warned)
+
+
 def scan_twice(monkeypatch: pytest.MonkeyPatch, root: str) -> tuple[dict, dict, list]:
     """(one process's scan, two processes' scan, the warnings of each)."""
-    caught = []
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)
-    with warnings.catch_warnings(record=True) as one_warned:
-        warnings.simplefilter("always")
-        one = every_directory(scan_tree(root))
+    one, one_warned = scan_with_warnings(root)
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 1)
     monkeypatch.setattr(scan, "_CAN_SPLIT", True)  # even on one core
-    with warnings.catch_warnings(record=True) as two_warned:
-        warnings.simplefilter("always")
-        two = every_directory(scan_tree(root))
-    for warned in (one_warned, two_warned):
-        caught.append(sorted(str(w.message) for w in warned))
-    return one, two, caught
+    two, two_warned = scan_with_warnings(root)
+    return one, two, [one_warned, two_warned]
 
 
 def build_wide_tree(root: str, links: bool) -> None:
