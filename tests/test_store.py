@@ -405,9 +405,12 @@ def test_pack_index_cache_dir(storage: Storage, tmp_path: Path) -> None:
 # ---- large blobs -------------------------------------------------------------
 
 
-def test_large_blob_goes_loose_and_streams_back(store: ObjectStore, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2], ids=["buffer-copy", "kernel-copy"])
+def test_large_blob_goes_loose_and_streams_back(
+    store: ObjectStore, tmp_path: Path, threads: int
+) -> None:
     path, data = big_file(tmp_path)
-    object_id, size = store.put_blob_file(path)
+    object_id, size = store.put_blob_file(path, hash_threads=threads)
     assert size == len(data)
     assert object_id == Blob(data).id
     # Kept as the file's bytes exactly: no header, nothing under objects/.
@@ -456,13 +459,53 @@ def test_a_file_is_copied_in_user_space_where_the_kernel_cannot(
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "copy_file_range", refuse)
-    object_id, size = store.put_blob_file(path)
+    object_id, size = store.put_blob_file(path, hash_threads=2)
     assert calls and (object_id, size) == (Blob(data).id, len(data))
     assert store.read_blob(object_id) == data
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["buffer-copy", "kernel-copy"])
+def test_a_file_rewritten_while_stored_is_named_by_what_was_stored(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """Another writer rewrites the file in place (same size) part-way through the
+    copy: the blob's id must be that of the bytes the store holds, so that it
+    reads back, never the id of the file before or after."""
+    path, data = big_file(tmp_path, 3 * LOOSE_THRESHOLD)
+    new_data = os.urandom(len(data))
+    real_readv, real_copy = os.readv, os.copy_file_range
+
+    def rewrite() -> None:
+        with open(path, "r+b") as f:
+            f.write(new_data)
+
+    def readv_then_rewrite(fd: int, buffers: list[bytearray]) -> int:
+        n = real_readv(fd, buffers)
+        if n:
+            rewrite()
+        return n
+
+    def copy_then_rewrite(*args: int) -> int:
+        n = real_copy(*args)
+        if n:
+            rewrite()
+        return n
+
+    monkeypatch.setattr(os, "readv", readv_then_rewrite)
+    monkeypatch.setattr(os, "copy_file_range", copy_then_rewrite)
+    object_id, size = store.put_blob_file(path, hash_threads=threads)
+    monkeypatch.undo()
+    stored = store.read_blob(object_id)  # checked against the id as it is read
+    assert size == len(stored) == len(data) and object_id == Blob(stored).id
+    if threads == 1:  # copied a buffer at a time: the first from before, the rest after
+        assert stored[:1024] == data[:1024] and stored[-1024:] == new_data[-1024:]
+    else:  # copied in one call before the rewrite
+        assert stored == data
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["buffer-copy", "kernel-copy"])
 def test_a_file_that_changes_size_while_stored_is_refused(
-    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
     path, _ = big_file(tmp_path)
     real_fstat = os.fstat
@@ -475,7 +518,7 @@ def test_a_file_that_changes_size_while_stored_is_refused(
 
     monkeypatch.setattr(os, "fstat", fstat_before_the_append)
     with pytest.raises(UsageError, match="changed size"):
-        store.put_blob_file(path)
+        store.put_blob_file(path, hash_threads=threads)
     monkeypatch.undo()
     assert list(store.iter_loose()) == []
     if isinstance(store.storage, LocalStorage):
