@@ -34,7 +34,7 @@ from cas import Commit, ObjectId, Repository
 from cas.errors import RefConflictError
 
 from .config import TRACKING, add_remote, open_remote
-from .errors import PushRejectedError, RemoteAccessDeniedError
+from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .transfer import copy_objects, missing
 
 
@@ -336,8 +336,25 @@ def clone(url: str, path: str, progress: bool = False) -> Repository:
         from cas.errors import UsageError
 
         raise UsageError(f"{store} already exists")
+    _check_something_to_clone(url)
     os.makedirs(path, exist_ok=True)
     repo = Repository.open(store)
     add_remote(repo, "origin", url)
     pull(repo, "origin", progress)
     return repo
+
+
+def _check_something_to_clone(url: str) -> None:
+    """Refuse an address that holds no refs, before anything is made on either
+    side: a mistyped address would otherwise give an empty clone, and opening a
+    local directory as a store would create the store's layout in it."""
+    if "://" not in url or url.startswith("file://"):
+        if not os.path.isdir(os.path.join(url.removeprefix("file://"), "refs")):
+            raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")
+    other = Repository.open(url)
+    try:
+        names = [n for n in other.refs.names() if not n.startswith("locks/")]
+    except PermissionError as exc:
+        raise RemoteAccessDeniedError("origin", other.url, "read it", _reason(exc)) from exc
+    if not names:
+        raise RemoteNotFoundError(f"nothing to clone: {url} holds no versions")

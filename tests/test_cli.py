@@ -431,6 +431,7 @@ ERRORS: list[tuple[tuple[str, ...], str]] = [
     (("alias", "rm", "dataset:v0", "nope"), "has no alias 'nope'"),
     (("cat-object", "xyz!"), "not an object id"),
     (("remote", "rm", "nope"), "no remote named 'nope'"),
+    (("clone", "no-such-store", "c"), "nothing to clone: no-such-store is not a store"),
     (("--entity", "bad entity", "ls"), "invalid name 'bad entity'"),
 ]
 DEBUG = ("--debug", "show", "dataset:v9")

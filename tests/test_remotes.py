@@ -33,7 +33,7 @@ from cas.fsck import fsck
 from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD, content_key, loose_key
 from remotes import transfer
-from remotes.errors import PushRejectedError, RemoteAccessDeniedError
+from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from tests.servers import (
     S3_KEY,
     S3_SECRET,
@@ -198,6 +198,22 @@ def test_push_clone_roundtrip_is_byte_identical(ws: Path, remote_url: str) -> No
     assert download(clone.url, "data:latest") == V2
     assert fsck(clone).ok
     assert blob_packs <= clone.objects.packs()
+
+
+def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: str) -> None:
+    """A mistyped address must fail, not give an empty clone; and neither side is
+    created or touched (a plain directory does not become a store)."""
+    plain = ws / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine")
+    message = "holds no versions" if "://" in remote_url else "is not a store"
+    for url, expected in [(remote_url, message), (str(plain), "is not a store")]:
+        with pytest.raises(RemoteNotFoundError, match=f"nothing to clone: .*{expected}"):
+            remotes.clone(url, str(ws / "c"))
+        assert not (ws / "c").exists()
+    assert os.listdir(plain) == ["notes.txt"]
+    if "://" not in remote_url:
+        assert not os.path.exists(remote_url)
 
 
 def kinds_in_pack(repo: Repository, pack: str) -> set[str]:
