@@ -670,7 +670,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     size = _human(result.bytes_uploaded)
     print(f"pushed {_count(result.objects_uploaded, 'object')} ({size}) to {args.remote}")
     _refs_lines("updated", result.refs_updated)
-    if not result.refs_updated:
+    # Ours unchanged since we fetched them, changed on the remote since: not sent.
+    _refs_lines("not sent (changed on the remote; `artifacts pull` brings it)", result.behind)
+    if not result.refs_updated and not result.behind:
         print("  everything up to date")
     return 0
 

@@ -122,31 +122,35 @@ def push(
 ) -> PushResult:
     """Send objects, then move the remote's refs by compare-and-swap."""
     other = open_remote(repo, remote)
+    local = _own_refs(repo, names)
     try:
-        if _up_to_date(repo, other, remote, _own_refs(repo, names)):
+        theirs = _read_refs(other, local)
+        if theirs == local:
+            _record_tracking(repo, remote, local)
             return PushResult()
+        # A remote that holds none of our refs is new, or was emptied: what we saw
+        # of it before says nothing about what it holds now.
+        trust_tracking = any(theirs.values())
         # The local store's lock too: gc must not delete or rewrite what we send.
         with repo.writing(), other.writing():
-            return _push(repo, other, remote, names, force, progress)
+            return _push(repo, other, remote, names, force, progress, trust_tracking)
     except RemoteAccessDeniedError:
         raise
     except PermissionError as exc:
         raise RemoteAccessDeniedError(remote, other.url, "push", _reason(exc)) from exc
 
 
-def _up_to_date(
-    repo: Repository, other: Repository, remote: str, local: dict[str, ObjectId]
-) -> bool:
-    """Does the remote hold every one of our refs as we do? Then there is nothing to
-    send, and no need for the locks: a re-push costs a read per ref, in parallel."""
+def _read_refs(other: Repository, local: dict[str, ObjectId]) -> dict[str, ObjectId | None]:
+    """What the remote holds of each of our refs: a read per ref, in parallel, and
+    no locks, so that a re-push with nothing new stays cheap."""
     with ThreadPoolExecutor(16) as pool:
-        theirs = dict(zip(local, pool.map(other.refs.read, local), strict=True))
-    if theirs != local:
-        return False
-    for name, target in local.items():
+        return dict(zip(local, pool.map(other.refs.read, local), strict=True))
+
+
+def _record_tracking(repo: Repository, remote: str, refs: dict[str, ObjectId]) -> None:
+    for name, target in refs.items():
         if repo.refs.read(_tracking(remote, name)) != target:
             _set_tracking(repo, remote, name, target)
-    return True
 
 
 def _reason(exc: BaseException) -> str:
@@ -160,6 +164,7 @@ def _push(
     names: list[str] | None,
     force: bool,
     progress: bool,
+    trust_tracking: bool,
 ) -> PushResult:
     result = PushResult()
     local = _own_refs(repo, names)
@@ -176,7 +181,7 @@ def _push(
         if theirs == target:
             _set_tracking(repo, remote, name, target)
             continue
-        seen = repo.refs.read(_tracking(remote, name))
+        seen = repo.refs.read(_tracking(remote, name)) if trust_tracking else None
         if seen == target and not force:
             # Unchanged here since we fetched it; the remote changed it since: theirs is
             # newer. (Without this, pushing a pulled run record or part would revert it.)

@@ -539,6 +539,26 @@ def test_progress_bars_only_on_a_terminal(tmp_path: Path, store: Path, run_cli: 
 # ---- remotes and gc ------------------------------------------------------------
 
 
+def test_push_names_the_refs_it_held_back(tmp_path: Path) -> None:
+    """A ref we did not change that moved on the remote is not sent, and push says
+    so instead of "everything up to date"."""
+    a = make_cli(tmp_path, tmp_path / "a")
+    c = make_cli(tmp_path, tmp_path / "c" / ".artifacts")
+    origin, data = tmp_path / "origin", make_data(tmp_path / "data")
+    a("log", data, "--name", "dataset", "--type", "dataset").ok()
+    a("remote", "add", "origin", origin).ok()
+    a("push").ok()
+    make_cli(tmp_path, None)("clone", origin, tmp_path / "c").ok()
+    write(data / "train.csv", "from a\n")
+    a("log", data, "--name", "dataset", "--type", "dataset").ok()
+    a("push").ok()  # the remote's dataset moves on; c still has v0
+    c("log", data, "--name", "other", "--type", "dataset").ok()
+    out = c("push").ok().out
+    assert "updated team/proj/other\n" in out
+    assert "not sent (changed on the remote; `artifacts pull` brings it) team/proj/dataset" in out
+    assert "everything up to date" not in out
+
+
 def test_remote_push_clone_pull_rebase(tmp_path: Path) -> None:
     pytest.importorskip("remotes.sync", reason="the remotes package is not written yet")
     a = make_cli(tmp_path, tmp_path / "a")

@@ -200,6 +200,22 @@ def test_push_clone_roundtrip_is_byte_identical(ws: Path, remote_url: str) -> No
     assert blob_packs <= clone.objects.packs()
 
 
+def test_a_push_to_an_emptied_remote_sends_everything_again(ws: Path, remote_url: str) -> None:
+    """What we saw of a remote that has since been emptied (or replaced under the
+    same URL) must not hold our refs back as if the remote had moved on."""
+    local = ws / "a" / ".artifacts"
+    log(local, V0)
+    repo = Repository.open(str(local))
+    remotes.add_remote(repo, "origin", remote_url)
+    first = remotes.push(repo, "origin")
+    remote = Repository.open(remote_url)
+    for name in first.refs_updated:
+        remote.refs.delete_if_equals(name, remote.refs.get(name))
+    again = remotes.push(repo, "origin")
+    assert sorted(again.refs_updated) == sorted(first.refs_updated) and again.behind == []
+    assert download(remotes.clone(remote_url, str(ws / "b")).url, "data:latest") == V0
+
+
 def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: str) -> None:
     """A mistyped address must fail, not give an empty clone; and neither side is
     created or touched (a plain directory does not become a store)."""
