@@ -50,5 +50,17 @@ def remote_url(repo: Repository, remote: str) -> str:
     )
 
 
-def open_remote(repo: Repository, remote: str) -> Repository:
-    return Repository.open(remote_url(repo, remote))
+def open_remote(repo: Repository, remote: str, create: bool = False) -> Repository:
+    """The remote's store. Only a push may create one: reading from a local path
+    that holds none fails instead of leaving an empty store there."""
+    url = remote_url(repo, remote)
+    root = local_root(url)
+    if not create and root is not None and not os.path.isdir(root):
+        raise RemoteNotFoundError(f"no store at {url}")
+    return Repository.open(url)
+
+
+def local_root(url: str) -> str | None:
+    """The directory of a local store's URL (a path or ``file://``); None for others."""
+    root = url.removeprefix("file://")
+    return None if "://" in root else root

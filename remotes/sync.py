@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from cas import Commit, ObjectId, Repository
 from cas.errors import RefConflictError
 
-from .config import TRACKING, add_remote, open_remote
+from .config import TRACKING, add_remote, local_root, open_remote
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .transfer import copy_objects, missing
 
@@ -121,7 +121,7 @@ def push(
     progress: bool = False,
 ) -> PushResult:
     """Send objects, then move the remote's refs by compare-and-swap."""
-    other = open_remote(repo, remote)
+    other = open_remote(repo, remote, create=True)
     local = _own_refs(repo, names)
     try:
         theirs = _read_refs(other, local)
@@ -353,9 +353,9 @@ def _check_something_to_clone(url: str) -> None:
     """Refuse an address that holds no refs, before anything is made on either
     side: a mistyped address would otherwise give an empty clone, and opening a
     local directory as a store would create the store's layout in it."""
-    if "://" not in url or url.startswith("file://"):
-        if not os.path.isdir(os.path.join(url.removeprefix("file://"), "refs")):
-            raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")
+    root = local_root(url)
+    if root is not None and not os.path.isdir(os.path.join(root, "refs")):
+        raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")
     other = Repository.open(url)
     try:
         names = [n for n in other.refs.names() if not n.startswith("locks/")]

@@ -371,6 +371,7 @@ def test_repair_goes_below_a_repaired_tree(tmp_path: Path) -> None:
 def test_repair_without_a_good_copy_changes_nothing(tmp_path: Path) -> None:
     template = build_template(LocalStorage(str(tmp_path / "store")), tmp_path)
     repo = Repository(template.storage)
+    (tmp_path / "empty").mkdir()  # a store with nothing in it
     add_remote(repo, "empty", str(tmp_path / "empty"))
     for target in ("loose-blob", "packed-blob"):
         corrupt(template.storage, template.targets[target][0], "middle")

@@ -109,7 +109,7 @@ def remote_setup(a):
         cas.store.PACK_LIMIT = a["pack_limit"]
     if a.get("remote_spec"):
         spec = a["remote_spec"]
-        sync.open_remote = lambda repo, name: Repository(open_storage_from_spec(spec))
+        sync.open_remote = lambda repo, name, create=False: Repository(open_storage_from_spec(spec))
     return Repository.open(a["store"])
 
 

@@ -216,6 +216,21 @@ def test_a_push_to_an_emptied_remote_sends_everything_again(ws: Path, remote_url
     assert download(remotes.clone(remote_url, str(ws / "b")).url, "data:latest") == V0
 
 
+def test_fetch_and_pull_from_a_missing_directory_fail_and_create_nothing(ws: Path) -> None:
+    """Reading never creates a store: a mistyped path is an error, not an empty remote."""
+    local = ws / "a" / ".artifacts"
+    log(local, V0)
+    repo = Repository.open(str(local))
+    missing_dir = ws / "no-such-remote"
+    remotes.add_remote(repo, "origin", str(missing_dir))
+    for read in (remotes.fetch, remotes.pull):
+        with pytest.raises(RemoteNotFoundError, match="no store at .*no-such-remote"):
+            read(repo, "origin")
+    assert not missing_dir.exists()
+    remotes.push(repo, "origin")  # a push is what creates a remote
+    assert remotes.fetch(repo, "origin").objects_downloaded == 0
+
+
 def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: str) -> None:
     """A mistyped address must fail, not give an empty clone; and neither side is
     created or touched (a plain directory does not become a store)."""
@@ -285,7 +300,9 @@ def test_a_push_with_nothing_new_writes_nothing_and_takes_no_lock(ws: Path, monk
     for name, target in tracking.items():
         local.refs.set_if_equals(name, target, None)  # as if we had never pushed
     recording = DropsConnection(url, lambda key: False)
-    monkeypatch.setattr(remotes.sync, "open_remote", lambda repo, name: Repository(recording))
+    monkeypatch.setattr(
+        remotes.sync, "open_remote", lambda repo, name, create=False: Repository(recording)
+    )
     gc = subprocess.Popen(
         [sys.executable, "-c", HOLD_EXCLUSIVE, url], stdout=subprocess.PIPE, text=True
     )
@@ -546,7 +563,9 @@ def test_interrupted_push_rerun_sends_only_the_rest(
     else:
         flaky = DropsConnection(url, lambda key: key == blob_key(BIG_2))
     # The seam: push opens its remote by name; hand it the flaky storage instead.
-    monkeypatch.setattr(remotes.sync, "open_remote", lambda repo, name: Repository(flaky))
+    monkeypatch.setattr(
+        remotes.sync, "open_remote", lambda repo, name, create=False: Repository(flaky)
+    )
     with pytest.raises(ConnectionResetError):
         remotes.push(local, "origin")
     monkeypatch.undo()
