@@ -358,8 +358,8 @@ def _check_something_to_clone(url: str) -> None:
         raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")
     other = Repository.open(url)
     try:
-        names = [n for n in other.refs.names() if not n.startswith("locks/")]
+        holds_refs = any(not n.startswith("locks/") for n in other.refs.names())
     except PermissionError as exc:
         raise RemoteAccessDeniedError("origin", other.url, "read it", _reason(exc)) from exc
-    if not names:
+    if not holds_refs:
         raise RemoteNotFoundError(f"nothing to clone: {url} holds no versions")
