@@ -25,16 +25,25 @@ def add_remote(repo: Repository, name: str, url: str) -> None:
     if "://" not in url:
         url = os.path.abspath(url)
 
+    before = list_remotes(repo).get(name)
+
     def change(config: dict[str, Any]) -> None:
         config.setdefault("remotes", {})[name] = url
 
     repo.update_config(change)
+    if before not in (None, url):
+        _forget(repo, name)  # what we saw of the old store says nothing of the new one
 
 
 def remove_remote(repo: Repository, name: str) -> None:
     if name not in list_remotes(repo):
         raise RemoteNotFoundError(f"no remote named {name!r}")
     repo.update_config(lambda config: config["remotes"].pop(name))
+    _forget(repo, name)
+
+
+def _forget(repo: Repository, name: str) -> None:
+    """Drop the remote-tracking refs of remote ``name``."""
     for ref in list(repo.refs.list(f"{TRACKING}/{name}/")):
         repo.refs.delete_if_equals(ref, repo.refs.get(ref))
 

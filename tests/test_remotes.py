@@ -216,6 +216,29 @@ def test_a_push_to_an_emptied_remote_sends_everything_again(ws: Path, remote_url
     assert download(remotes.clone(remote_url, str(ws / "b")).url, "data:latest") == V0
 
 
+def test_pointing_a_remote_at_another_store_forgets_what_we_saw_of_the_old_one(
+    ws: Path,
+) -> None:
+    """Tracking refs describe one store. After `remote add` gives the name another
+    URL, a push must not hold refs back because of what the old store held."""
+    local = ws / "a" / ".artifacts"
+    log(local, V0, name="data")
+    log(local, V1, name="other")
+    repo = Repository.open(str(local))
+    old, new = str(ws / "old-remote"), str(ws / "new-remote")
+    remotes.add_remote(repo, "origin", old)
+    remotes.push(repo, "origin")
+    remotes.add_remote(repo, "second", new)
+    remotes.push(repo, "second", ["other"])  # the new store holds some of our refs
+    remotes.add_remote(repo, "origin", old)  # the same URL again: nothing forgotten
+    assert repo.refs.list("remotes/origin/")
+    remotes.add_remote(repo, "origin", new)
+    pushed = remotes.push(repo, "origin")
+    assert f"{ENTITY}/{PROJECT}/artifacts/data/latest" in pushed.refs_updated
+    assert pushed.behind == []
+    assert download(new, "data:latest") == V0
+
+
 def test_fetch_and_pull_from_a_missing_directory_fail_and_create_nothing(ws: Path) -> None:
     """Reading never creates a store: a mistyped path is an error, not an empty remote."""
     local = ws / "a" / ".artifacts"
