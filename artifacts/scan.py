@@ -24,6 +24,7 @@ import blake3
 import msgpack
 
 from cas.errors import UsageError
+from cas.store import CORES
 
 from .files import STORE_DIR, LocalFile, stage_file
 
@@ -32,8 +33,7 @@ Path = tuple[str, ...]
 # No path per file: at a million files, a string each weighs a hundred megabytes.
 ScanRow = tuple[int, int, int, bool, str | None]
 SPLIT_MIN_FILES = 5_000  # files seen before a helper is worth its fork (~10 ms)
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-_CAN_SPLIT = hasattr(os, "fork") and (_CORES or 1) >= 2
+_CAN_SPLIT = hasattr(os, "fork") and CORES >= 2
 
 
 class DirScan:
