@@ -14,20 +14,29 @@ Words used here (W&B's, where W&B has one):
 ``import artifacts`` mirrors ``import wandb`` for everything above.
 """
 
-from cas.errors import CasError, NotFoundError, UsageError
+import importlib
 
-from .artifact import Artifact, Manifest
-from .errors import (
-    ArtifactNotFoundError,
-    ArtifactStateError,
-    DuplicateEntryError,
-    MergeConflictError,
-    TypeMismatchError,
-)
-from .files import Entry, VerificationError
-from .registry import RunRecord
-from .run import Run, current_run, init
-
+# Where each public name lives. They are imported on first use, so that the
+# ``artifacts`` command can install its interrupt handler before the heavy imports
+# (see ``__main__``); ``import artifacts`` followed by any use is unchanged.
+_EXPORTS = {
+    "Artifact": ".artifact",
+    "ArtifactNotFoundError": ".errors",
+    "ArtifactStateError": ".errors",
+    "CasError": "cas.errors",
+    "DuplicateEntryError": ".errors",
+    "Entry": ".files",
+    "Manifest": ".artifact",
+    "MergeConflictError": ".errors",
+    "NotFoundError": "cas.errors",
+    "Run": ".run",
+    "RunRecord": ".registry",
+    "TypeMismatchError": ".errors",
+    "UsageError": "cas.errors",
+    "VerificationError": ".files",
+    "current_run": ".run",
+    "init": ".run",
+}
 __all__ = [
     "Artifact",
     "ArtifactNotFoundError",
@@ -46,3 +55,16 @@ __all__ = [
     "current_run",
     "init",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'artifacts' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

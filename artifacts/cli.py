@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -42,6 +43,8 @@ from .registry import Registry, Version, alias_ref
 from .run import STORE_DIR, default_entity, find_store_url, init
 
 PROG = "artifacts"
+# C0 and C1 controls, DEL, and the line/paragraph separators: none belongs in a terminal line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 Handler = Callable[[argparse.Namespace], int | None]
 
 
@@ -89,14 +92,20 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _printable(text: object) -> str:
+    """``text`` with control characters escaped (``\\x1b``), so a name can't drive the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 def _table(headers: Sequence[str], rows: list[Sequence[str]]) -> None:
+    rows = [[_printable(c) for c in row] for row in rows]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
+    print(f"{PROG}: warning: {_printable(message)}", file=sys.stderr)
 
 
 def _show_warning(message: Any, *_args: Any, **_kwargs: Any) -> None:
@@ -269,26 +278,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
     else:
         spaces = [(_entity(args), _project(args))]
     rows = []
+    damaged = 0
     for entity, project in spaces:
         for name in registry.artifact_names(entity, project):
-            head = registry.head(entity, project, name)
-            if head is None:
-                continue
-            by_commit = _alias_map(registry, entity, project, name)
-            aliases = {
-                a: f"v{registry.version(entity, project, c).number}"
-                for c, names in by_commit.items()
-                for a in names
-            }
-            rows.append(
-                {
-                    "name": name if not args.all else f"{entity}/{project}/{name}",
-                    "type": head.type,
-                    "latest": f"v{head.number}",
-                    "size": head.commit.meta.get("size", 0),
-                    "aliases": aliases,
-                }
-            )
+            label = name if not args.all else f"{entity}/{project}/{name}"
+            try:
+                row = _ls_row(registry, entity, project, name)
+            except CasError as exc:  # one damaged artifact must not hide the others
+                damaged += 1
+                _warn(f"{label}: damaged: {_message(exc)} (run `{PROG} fsck`)")
+                row = {"type": "?", "latest": "?", "size": 0, "aliases": {}, "damaged": True}
+            if row is not None:
+                rows.append({"name": label, **row})
     if args.json:
         _print_json(rows)
     elif not rows:
@@ -302,13 +303,33 @@ def cmd_ls(args: argparse.Namespace) -> int:
                     r["name"],
                     r["type"],
                     r["latest"],
-                    _human(r["size"]),
+                    "damaged" if r.get("damaged") else _human(r["size"]),
                     ", ".join(f"{a}:{v}" for a, v in r["aliases"].items() if a != "latest"),
                 ]
                 for r in rows
             ],
         )
+    if damaged:
+        raise _Failed(f"{_count(damaged, 'artifact')} could not be read")
     return 0
+
+
+def _ls_row(registry: Registry, entity: str, project: str, name: str) -> dict[str, Any] | None:
+    head = registry.head(entity, project, name)
+    if head is None:
+        return None
+    by_commit = _alias_map(registry, entity, project, name)
+    aliases = {
+        a: f"v{registry.version(entity, project, c).number}"
+        for c, names in by_commit.items()
+        for a in names
+    }
+    return {
+        "type": head.type,
+        "latest": f"v{head.number}",
+        "size": head.commit.meta.get("size", 0),
+        "aliases": aliases,
+    }
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
@@ -387,27 +408,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return 0
-    print(f"{info['name']} ({info['type']})")
+    print(_printable(f"{info['name']} ({info['type']})"))
     for key in ("id", "digest", "created"):
         print(f"  {key + ':':13}{info[key]}")
     print(f"  {'size:':13}{_human(info['size'])}")
-    print(f"  {'aliases:':13}{', '.join(info['aliases']) or '-'}")
+    print(f"  {'aliases:':13}{_printable(', '.join(info['aliases'])) or '-'}")
     if info["tags"]:
-        print(f"  {'tags:':13}{', '.join(info['tags'])}")
+        print(f"  {'tags:':13}{_printable(', '.join(info['tags']))}")
     if info["description"]:
-        print(f"  {'description:':13}{info['description']}")
+        print(f"  {'description:':13}{_printable(info['description'])}")
     if info["metadata"]:
         print(f"  {'metadata:':13}{json.dumps(info['metadata'], sort_keys=True)}")
     print("lineage:")
     run = info["logged_by"]
-    print(f"  {'logged by:':13}{_describe_run(run) if run else '-'}")
+    print(f"  {'logged by:':13}{_printable(_describe_run(run)) if run else '-'}")
     used = info["used_by"]
-    print(f"  {'used by:':13}{', '.join(_describe_run(r) for r in used) or '-'}")
+    print(f"  {'used by:':13}{_printable(', '.join(_describe_run(r) for r in used)) or '-'}")
     print(f"files ({len(files)}):")
     width = max((len(_human(f["size"])) for f in files), default=0)
     for f in files:
         ref = f"  -> {f['ref']}" if "ref" in f else ""
-        print(f"  {_human(f['size']).rjust(width)}  {f['path']}{ref}")
+        print(f"  {_human(f['size']).rjust(width)}  {_printable(f['path'] + ref)}")
     return 0
 
 
@@ -428,7 +449,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     changes = [(p, "A") for p in result.added] + [(p, "D") for p in result.removed]
     changes += [(p, "M") for p in result.modified]
     for path, letter in sorted(changes):
-        print(f"{letter} {path}")
+        print(f"{letter} {_printable(path)}")
     return 0
 
 
@@ -557,7 +578,7 @@ def cmd_cat_object(args: argparse.Namespace) -> int:
             print(f"kind: {kind}")
             for e in entries:
                 mode = "x" if e["exec"] else "-"
-                print(f"{e['kind']:4} {mode} {e['id']} {e['size']:>12}  {e['name']}")
+                print(f"{e['kind']:4} {mode} {e['id']} {e['size']:>12}  {_printable(e['name'])}")
         return 0
     assert isinstance(obj, Commit)
     body = {
@@ -610,7 +631,9 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         )
         for p in report.problems:
             what = f"{p.kind} " if p.kind else ""
-            print(f"{p.problem} {what}{p.object_id} (reached from {p.ref}): {p.message}")
+            print(
+                _printable(f"{p.problem} {what}{p.object_id} (reached from {p.ref}): {p.message}")
+            )
     if report.ok:
         return 0
     raise _Failed(f"fsck found {_count(len(report.problems), 'missing or damaged object')}")
@@ -1027,13 +1050,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CasError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {_printable(_message(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:
         if debug:
             traceback.print_exc()
         hint = "" if debug else " (run with --debug for the traceback)"
         print(
-            f"{PROG}: internal error: {type(exc).__name__}: {_message(exc)}{hint}", file=sys.stderr
+            f"{PROG}: internal error: {type(exc).__name__}: {_printable(_message(exc))}{hint}",
+            file=sys.stderr,
         )
         return 1

@@ -8,6 +8,7 @@ writes its own pack; packs are content-named, so workers never collide.
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from .objects import ObjectId
@@ -49,7 +50,11 @@ def _store_small(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple
     step = -(-len(files) // workers)
     chunks = [files[i : i + step] for i in range(0, len(files), step)]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(len(chunks), mp_context=context) as pool:
+    # Workers ignore Ctrl-C (the terminal sends it to them too): the parent decides.
+    ignore_interrupts = (signal.SIGINT, signal.SIG_IGN)
+    with ProcessPoolExecutor(
+        len(chunks), mp_context=context, initializer=signal.signal, initargs=ignore_interrupts
+    ) as pool:
         parts = pool.map(_store_chunk, [store.storage.url] * len(chunks), chunks)
         results = [item for part in parts for item in part]
     store.refresh_packs()

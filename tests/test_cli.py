@@ -6,10 +6,12 @@ import argparse
 import fcntl
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import pytest
 
 import artifacts
 from artifacts import cli
+from cas import Blob, Repository
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"ARTIFACTS_ENTITY": "team", "ARTIFACTS_PROJECT": "proj"}
@@ -251,6 +254,23 @@ def test_ls_and_versions(seeded: Path, run_cli: CLI) -> None:
     assert [v["version"] for v in from_v0] == ["v0"]
 
 
+def test_ls_lists_the_rest_when_one_artifact_is_damaged(seeded: Path, run_cli: CLI) -> None:
+    model = write(seeded.parent / "m.bin", b"m")
+    run_cli("log", model, "--name", "model", "--type", "model").ok()
+    repo = Repository.open(str(seeded.parent / "store"))
+    head = "team/proj/artifacts/model/latest"
+    repo.refs.set_if_equals(head, repo.refs.read(head), repo.objects.put(Blob(b"not a commit")))
+    listed = run_cli("ls")
+    assert listed.rc == 1 and "Traceback" not in listed.err
+    rows = [line.split() for line in listed.out.splitlines()]
+    assert rows[1][:3] == ["dataset", "dataset", "v1"]
+    assert rows[2] == ["model", "?", "?", "damaged"]
+    assert "model: damaged:" in listed.err and "fsck" in listed.err
+    as_json = run_cli("ls", "--json")
+    assert as_json.rc == 1
+    assert [r.get("damaged", False) for r in json.loads(as_json.out)] == [False, True]
+
+
 # ---- show, diff --------------------------------------------------------------
 
 
@@ -278,6 +298,24 @@ def test_diff(seeded: Path, run_cli: CLI) -> None:
     assert back["added"] == ["old.txt"] and back["removed"] == ["new.txt"]
     assert back["modified"] == ["train.csv"]
     assert run_cli("diff", "dataset:v1", "dataset:latest").ok().out == ""
+
+
+def test_control_characters_in_names_are_escaped_on_a_terminal(
+    tmp_path: Path, store: Path, run_cli: CLI
+) -> None:
+    names = ["red\x1b[31m.txt", "bell\x07.txt", "line\u2028sep.txt"]
+    data = tmp_path / "data"
+    write(data / "plain.txt", "p")
+    log_with_api(store, data, "ds")
+    for name in names:
+        write(data / name, name)
+    log_with_api(store, data, "ds")
+    shown = run_cli("show", "ds").ok().out + run_cli("diff", "ds:v0", "ds:v1").ok().out
+    assert not any(c in shown for c in "\x1b\x07\u2028")
+    for escaped in ["red\\x1b[31m.txt", "bell\\x07.txt", "line\\u2028sep.txt"]:
+        assert shown.count(escaped) == 2, shown  # once in show, once in diff
+    files = show_json(run_cli, "ds")["files"]
+    assert sorted(f["path"] for f in files) == sorted([*names, "plain.txt"])
 
 
 # ---- files -------------------------------------------------------------------
@@ -490,6 +528,61 @@ def test_interrupt_and_internal_errors(
     assert err.count("\n") == 1 and "internal error: RuntimeError: boom" in err
 
 
+def _seconds(args: list[str], env: dict[str, str]) -> float:
+    start = time.monotonic()
+    subprocess.run(args, env=env, check=True)
+    return time.monotonic() - start
+
+
+def test_an_interrupt_at_any_instant_prints_one_line_and_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group (as a terminal sends it) at instants spread
+    from Python's imports to the end of a parallel log; earlier versions stay intact."""
+    data = tmp_path / "data"
+    for i in range(2500):  # enough for the log to hash in worker processes
+        write(data / f"d{i % 5}" / f"f{i}.txt", f"{i}\n")
+    store = tmp_path / "store"
+    log_with_api(store, data, "ds")
+    env = cli_env(store)
+    args = [
+        sys.executable,
+        "-m",
+        "artifacts",
+        "log",
+        str(data),
+        "--name",
+        "ds",
+        "--type",
+        "dataset",
+    ]
+    # Before the interpreter reaches our first line, Python's own start-up handles a signal
+    # (no program can do otherwise): the trials start past twice a bare interpreter's start.
+    startup = 2 * max(_seconds([sys.executable, "-c", "pass"], env) for _ in "abc")
+    interrupted = 0
+    for trial, delay in enumerate([0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8]):
+        delay += startup
+        (data / "d0" / "f0.txt").write_text(f"trial {trial}\n")  # so each log has work to do
+        proc = subprocess.Popen(
+            args, cwd=tmp_path, env=env, start_new_session=True, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err and "Exception ignored" not in err, (delay, err)
+        if proc.returncode == 130:
+            interrupted += 1
+            assert err.splitlines()[-1:] == ["artifacts: interrupted"], (delay, err)
+        else:  # it had finished before the signal landed
+            assert proc.returncode == 0 and err == "", (delay, proc.returncode, err)
+    assert interrupted >= 5  # the delays must land mostly inside the command
+    make_cli(tmp_path, store)("fsck").ok()
+    got = tmp_path / "v0"
+    make_cli(tmp_path, store)("download", "ds:v0", got).ok()
+    assert (got / "d0" / "f0.txt").read_text() == "0\n"
+    assert len(list(got.rglob("*.txt"))) == 2500
+
+
 # ---- progress bars -------------------------------------------------------------
 
 
@@ -615,3 +708,13 @@ def test_gc(seeded: Path, run_cli: CLI) -> None:
     assert report["objects_deleted"] == 0  # the first gc took everything
     after = json.loads(run_cli("fsck", "--json").ok().out)
     assert after["ok"] and after["objects"] == before["objects"]
+
+
+def test_the_public_names_are_exported_lazily() -> None:
+    # `artifacts` imports its names on first use (see artifacts/__main__.py): each one in
+    # __all__ must resolve, and nothing else may.
+    assert sorted(artifacts.__all__) == sorted(artifacts._EXPORTS)
+    for name in artifacts.__all__:
+        assert getattr(artifacts, name) is not None
+    with pytest.raises(AttributeError):
+        artifacts.no_such_name  # noqa: B018
