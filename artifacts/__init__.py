@@ -14,7 +14,7 @@ Words used here (W&B's, where W&B has one):
 ``import artifacts`` mirrors ``import wandb`` for everything above.
 """
 
-from cas.errors import CasError, NotFoundError, UsageError
+from cas.errors import CasError, NotFoundError, ReferenceChangedError, UsageError
 
 from .artifact import Artifact, Manifest
 from .errors import (
@@ -38,6 +38,7 @@ __all__ = [
     "Manifest",
     "MergeConflictError",
     "NotFoundError",
+    "ReferenceChangedError",
     "Run",
     "RunRecord",
     "TypeMismatchError",
