@@ -18,7 +18,7 @@ import pytest
 
 import artifacts
 from artifacts import Artifact, ReferenceChangedError, UsageError
-from artifacts.files import read_descriptor
+from artifacts.files import Reference, read_descriptor
 from tests.servers import GCSServer, S3Server
 from tests.test_artifacts import read_tree, write
 from tests.test_remotes import use_gcs_env, use_s3_env
@@ -99,15 +99,15 @@ def test_without_checksum_only_the_uri_is_recorded_and_so_said(ws):
     artifact.verify(str(ws / "dl"))
 
 
-def test_a_descriptor_of_an_older_store_is_still_read(ws):
-    """Descriptors written before this change: no "checksum" key; "version" nil."""
+def test_an_unchecked_descriptor_of_an_older_store_is_still_read(ws):
+    """Before "checksum" was written, an unchecked reference was only its URI as digest."""
     target = write(ws / "outside" / "f.bin", b"old")
+    uri = f"file://{target}"
     artifact = Artifact("refs", "dataset")
-    artifact.add_reference(f"file://{target}")
-    descriptor = artifact._edits[("f.bin",)].descriptor
-    assert "checksum" not in descriptor  # a checked reference writes what older ones did
+    artifact._stage(("f.bin",), Reference({"uri": uri, "digest": uri, "size": 3}), False)
     log(artifact)
-    assert read_tree(artifact.download(str(ws / "dl"))) == {"f.bin": b"old"}
+    write(target, b"changed")
+    assert read_tree(artifact.download(str(ws / "dl"))) == {"f.bin": b"changed"}
 
 
 # ---- buckets -----------------------------------------------------------------------
