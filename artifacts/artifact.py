@@ -21,14 +21,13 @@ from cas.errors import UsageError
 from cas.ingest import store_files
 from cas.objects import TreeEntry, canonical_packb
 
-from . import trees
+from . import references, trees
 from .errors import ArtifactNotFoundError, ArtifactStateError, DuplicateEntryError
 from .files import (
     Entry,
     LocalFile,
     Reference,
     blob_id_of_file,
-    reference_descriptor,
     stage_file,
     verify_dir,
     write_files,
@@ -138,11 +137,23 @@ class Artifact:
         checksum: bool = True,
         max_objects: int | None = None,
     ) -> list[Entry]:
+        """One entry per object: a directory or bucket prefix adds each object below it
+        (refused past ``max_objects``, default 10 million), named by its path there."""
         self._check_open()
-        default, descriptor = reference_descriptor(uri, checksum)
-        path = split_path(name if name is not None else default)
-        self._stage(path, Reference(descriptor), overwrite=False)
-        return [Entry("/".join(path), descriptor["digest"], descriptor["size"], ref=uri)]
+        prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
+        staged = []
+        for rel, descriptor in references.expand(uri, checksum, max_objects):
+            if rel:
+                path = prefix + split_path(rel)
+            else:
+                path = split_path(name or uri.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1])
+            staged.append((path, descriptor))
+        entries = []
+        for path, descriptor in staged:  # every name is valid before any is staged
+            self._stage(path, Reference(descriptor), overwrite=False)
+            digest, size = descriptor["digest"], descriptor["size"]
+            entries.append(Entry("/".join(path), digest, size, ref=descriptor["uri"]))
+        return entries
 
     @contextmanager
     def new_file(self, name: str, mode: str = "x", encoding: str | None = None) -> Iterator[IO]:

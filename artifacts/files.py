@@ -22,11 +22,9 @@ from cas.objects import TreeEntry, encode_header
 from cas.store import HASH_CHUNK, HASH_THREADS
 
 from .names import split_path
+from .references import Fetcher, unchecked
 
 STORE_DIR = ".artifacts"  # the default store's directory (artifacts.run.STORE_DIR)
-
-
-REFERENCE_SCHEMES = ("file://", "s3://", "gs://", "gcs://", "http://", "https://")
 
 
 class LocalFile(NamedTuple):
@@ -67,45 +65,17 @@ def blob_id_of_file(path: str) -> bytes:
     return hasher.digest()
 
 
-def reference_descriptor(uri: str, checksum: bool = True) -> tuple[str, dict[str, Any]]:
-    """(default entry name, descriptor) for an external object."""
-    import fsspec
-
-    if uri.startswith("file://"):
-        path = uri[len("file://") :]
-        if not os.path.isfile(path):
-            raise UsageError(f"no such file: {path}")
-        digest = blob_id_of_file(path).hex() if checksum else uri
-        return os.path.basename(path), {
-            "uri": uri,
-            "digest": digest,
-            "size": os.path.getsize(path),
-        }
-    if not uri.startswith(REFERENCE_SCHEMES[1:]):
-        raise UsageError(f"unsupported reference {uri!r}: use file://, s3://, gs:// or http(s)://")
-    try:
-        fs, path = fsspec.core.url_to_fs(uri)
-        info = fs.info(path)
-    except FileNotFoundError:
-        raise UsageError(f"referenced object not found: {uri}") from None
-    except Exception as exc:
-        raise UsageError(f"cannot read reference {uri}: {exc}") from None
-    digest = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("crc32c")
-    descriptor = {
-        "uri": uri,
-        "digest": str(digest).strip('"') if digest and checksum else uri,
-        "size": int(info.get("size") or 0),
-        "version": info.get("VersionId") or info.get("generation"),
-    }
-    return uri.rstrip("/").rsplit("/", 1)[-1], descriptor
-
-
 def read_descriptor(store: ObjectStore, entry: TreeEntry) -> dict[str, Any]:
     try:
         descriptor = msgpack.unpackb(store.read_blob(entry.id), raw=False)
     except (ValueError, TypeError, msgpack.UnpackException):
         descriptor = None
-    if not isinstance(descriptor, dict) or not isinstance(descriptor.get("uri"), str):
+    if (
+        not isinstance(descriptor, dict)
+        or not isinstance(descriptor.get("uri"), str)
+        or not isinstance(descriptor.get("digest"), str)
+        or type(descriptor.get("size")) is not int
+    ):
         raise InvalidObjectError(f"reference {entry.name!r} has no valid descriptor")
     return descriptor
 
@@ -213,6 +183,7 @@ def _write_files(
         split_path(name)  # the name alone: the folder passed above
         return os.path.join(parent, name)
 
+    fetcher = Fetcher()
     by_id: dict[bytes, list[tuple[str, TreeEntry]]] = {}
     for path, entry in files:
         if entry.kind == "blob":
@@ -238,7 +209,7 @@ def _write_files(
         try:
             with open(tmp, "wb") as out:
                 if entry.kind == "ref":
-                    size = _copy_reference(read_descriptor(store, entry), out)
+                    size = fetcher.fetch(read_descriptor(store, entry), out)
                 else:
                     size = store.copy_blob_to(entry.id, out)
             if entry.executable:
@@ -306,20 +277,6 @@ def _makedirs(path: str) -> None:
                 raise
 
 
-def _copy_reference(descriptor: dict[str, Any], out: Any) -> int:
-    import fsspec
-
-    uri = descriptor.get("uri")
-    if not isinstance(uri, str) or not uri.startswith(REFERENCE_SCHEMES):
-        raise UsageError(f"refusing to fetch reference {uri!r}: not one of {REFERENCE_SCHEMES}")
-    with fsspec.open(uri, "rb") as src:
-        data_len = 0
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-            data_len += len(chunk)
-    return data_len
-
-
 def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]) -> None:
     problems = []
     expected = {path for path, _ in files}
@@ -328,7 +285,8 @@ def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]
         if not os.path.isfile(dest):
             problems.append(f"missing {path}")
         elif entry.kind == "ref":
-            if os.path.getsize(dest) != entry.size:
+            checked = not unchecked(read_descriptor(store, entry))
+            if checked and os.path.getsize(dest) != entry.size:
                 problems.append(f"size differs: {path}")
         elif blob_id_of_file(dest) != entry.id:
             problems.append(f"content differs: {path}")

@@ -27,6 +27,7 @@ from .errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
     RefConflictError,
+    ReferenceChangedError,
     RefNotFoundError,
     UsageError,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "RefConflictError",
     "RefNotFoundError",
     "RefStore",
+    "ReferenceChangedError",
     "Repository",
     "Storage",
     "Tree",

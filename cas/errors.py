@@ -14,6 +14,7 @@
     │   └── RefConflictError        a compare-and-swap saw another value
     ├── AccessDeniedError           the storage refused our credentials
     │                               (also a PermissionError)
+    ├── ReferenceChangedError       a referenced object is not what was logged
     └── UsageError                  a call that cannot be honoured as asked
 
 The upper layers (``artifacts``, ``remotes``) subclass these rather than
@@ -114,3 +115,12 @@ class AccessDeniedError(CasError, PermissionError):
         self.key = key
         suffix = f" in {where}" if where else ""
         super().__init__(f"access denied to {key}{suffix}")
+
+
+class ReferenceChangedError(CasError):
+    """A referenced object no longer has the bytes recorded when it was logged."""
+
+    def __init__(self, uri: str, detail: str) -> None:
+        self.uri = uri
+        self.detail = detail
+        super().__init__(f"{uri} changed since it was logged: {detail}")
