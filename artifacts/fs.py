@@ -11,24 +11,23 @@ alias, or (left out) ``latest``. Listing ``""``, ``ENTITY`` and
 ``ENTITY/PROJECT`` shows entities, projects and artifacts. The store is the
 ``store=`` option, else ``ARTIFACTS_STORE``, else the nearest ``.artifacts/``.
 
-Reads are verified: a file is returned only once its bytes hash to its id.
+Files are fsspec buffered files that fetch only the ranges read; what is
+verified is said in docs/fsspec.md (:class:`BlobFile`).
 Versions are immutable, so every write raises :class:`ReadOnlyError`.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 from typing import Any
 
 import fsspec
-from fsspec.spec import AbstractFileSystem
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from cas import Repository
 from cas.errors import InvalidNameError, UsageError
 from cas.objects import TreeEntry
-from cas.store import LOOSE_THRESHOLD
+from cas.store import LOOSE_THRESHOLD, InOrderVerifier
 
 from . import trees
 from .errors import ArtifactNotFoundError
@@ -36,8 +35,6 @@ from .files import read_descriptor
 from .names import parse_spec, split_path
 from .registry import Registry, Version
 from .run import find_store_url
-
-SPOOL_MAX = 64 << 20  # larger files spill from memory to a temporary file
 
 
 class ReadOnlyError(UsageError, PermissionError):
@@ -50,13 +47,37 @@ class ReadOnlyError(UsageError, PermissionError):
         )
 
 
-class _Spool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
-    # Python 3.10's SpooledTemporaryFile lacks these, and io.TextIOWrapper needs them.
-    def readable(self) -> bool:
-        return True
+class BlobFile(AbstractBufferedFile):
+    """A file of a version, opened read-only; each read fetches only the bytes it needs.
 
-    def seekable(self) -> bool:
-        return True
+    A small file (packed) is read whole and verified on the first read. A large
+    one is read a range at a time: a range on its own cannot be checked against
+    the blob's id, so the ranges read in order from the start are hashed as they
+    come and the read that reaches the end raises if they were not the logged
+    bytes (:class:`cas.store.InOrderVerifier`).
+    """
+
+    DEFAULT_BLOCK_SIZE = 1 << 20  # read-ahead: a small read fetches at most this much more
+
+    def __init__(self, fs: ArtifactsFileSystem, path: str, entry: TreeEntry, **kwargs: Any):
+        kwargs.pop("size", None)  # the entry's size is the size (blockcache passes None)
+        super().__init__(fs, path, mode="rb", size=entry.size, **kwargs)
+        self._store = fs.registry.objects
+        self._id = entry.id
+        self._whole: bytes | None = None
+        self._verifier = InOrderVerifier(entry.id, entry.size)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)
+        if start >= end:
+            return b""
+        if self.size < LOOSE_THRESHOLD:
+            if self._whole is None:
+                self._whole = self._store.read_blob(self._id)
+            return self._whole[start:end]
+        data = self._store.read_blob_range(self._id, start, end)
+        self._verifier.feed(start, data)
+        return data
 
 
 def _resolve_store(store: str | None) -> str:
@@ -210,31 +231,19 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
     ) -> Any:
         if mode != "rb":
             raise ReadOnlyError(path)
-        _, entry = self._file(path)
-        store = self.registry.objects
+        path, entry = self._file(path)
         if entry.kind == "ref":  # an external object: read it where it lives
+            store = self.registry.objects
             return fsspec.open(read_descriptor(store, entry)["uri"], "rb").open()
-        if entry.size < LOOSE_THRESHOLD:
-            return io.BytesIO(store.read_blob(entry.id))  # small: one verified read
-        spool = _Spool(max_size=SPOOL_MAX)
-        try:
-            store.copy_blob_to(entry.id, spool)  # streamed; raises before we hand it out
-        except BaseException:
-            spool.close()
-            raise
-        spool.seek(0)
-        return spool
+        return BlobFile(
+            self, path, entry, block_size=block_size, cache_options=cache_options, **kwargs
+        )
 
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        _, entry = self._file(path)
-        if entry.kind == "blob" and entry.size < LOOSE_THRESHOLD:
-            data = self.registry.objects.read_blob(entry.id)
-        else:
-            with self._open(path) as f:
-                data = f.read()
-        return data[start:end]
+        # Exactly the range asked for, without read-ahead.
+        return super().cat_file(path, start, end, cache_type="none", **kwargs)
 
     def ukey(self, path: str) -> str:
         return self.info(path)["id"]  # content addressed: the id is the content's key
