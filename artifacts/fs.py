@@ -19,6 +19,7 @@ Versions are immutable, so every write raises :class:`ReadOnlyError`.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from typing import Any
 
 import fsspec
@@ -78,6 +79,14 @@ class BlobFile(AbstractBufferedFile):
         data = self._store.read_blob_range(self._id, start, end)
         self._verifier.feed(start, data)
         return data
+
+
+def _times(version: Version) -> dict[str, float]:
+    """A version's files were all created, and last changed, when it was logged."""
+    nanoseconds = version.commit.meta.get("time")
+    if not isinstance(nanoseconds, int):  # a damaged or foreign version: no time to give
+        return {}
+    return {"created": nanoseconds / 1e9, "mtime": nanoseconds / 1e9}
 
 
 def _resolve_store(store: str | None) -> str:
@@ -141,29 +150,40 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
             raise FileNotFoundError(2, "no such file or directory", path)
         return path, version, entry
 
-    def _entry_info(self, path: str, entry: TreeEntry) -> dict[str, Any]:
+    def _entry_info(self, path: str, entry: TreeEntry, version: Version) -> dict[str, Any]:
+        # ETag and mtime are what caches (HF datasets, fsspec's) key remote files by: the
+        # content's id, so a new version under the same path (:latest) is a new key.
+        info = {"name": path, "size": entry.size, "id": entry.id.hex(), "ETag": entry.id.hex()}
         if entry.kind == "tree":
-            return {"name": path, "size": entry.size, "type": "directory", "id": entry.id.hex()}
+            return {**info, "type": "directory", **_times(version)}
         return {
-            "name": path,
-            "size": entry.size,
+            **info,
             "type": "file",
-            "id": entry.id.hex(),
             "kind": entry.kind,
             "executable": entry.executable,
+            **_times(version),
         }
 
     def _version_info(self, path: str, version: Version) -> dict[str, Any]:
-        meta = version.commit.meta
         return {
             "name": path,
-            "size": meta.get("size", 0),
+            "size": version.commit.meta.get("size", 0),
             "type": "directory",
             "version": f"v{version.number}",
             "artifact_type": version.type,
             "id": version.commit_id.hex(),
-            "created": meta.get("time"),
+            "ETag": version.commit_id.hex(),
+            **_times(version),
         }
+
+    def created(self, path: str) -> datetime:
+        return self.modified(path)  # a version never changes after it is logged
+
+    def modified(self, path: str) -> datetime:
+        mtime = self.info(path).get("mtime")
+        if mtime is None:
+            raise FileNotFoundError(2, "no time is recorded for", path)
+        return datetime.fromtimestamp(mtime, tz=timezone.utc)
 
     # ---- reading ---------------------------------------------------------
 
@@ -175,7 +195,11 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
                 raise FileNotFoundError(2, "no such entity or project", path)
             return {"name": path, "size": 0, "type": "directory"}
         path, version, entry = self._resolve(path)
-        return self._version_info(path, version) if entry is None else self._entry_info(path, entry)
+        return (
+            self._version_info(path, version)
+            if entry is None
+            else self._entry_info(path, entry, version)
+        )
 
     def _namespaces(self, parts: list[str]) -> list[dict[str, Any]]:
         """Entities (``parts == []``) or one entity's projects."""
@@ -200,10 +224,10 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
         else:
             path, version, entry = self._resolve(path)
             if entry is not None and entry.kind != "tree":
-                found = [self._entry_info(path, entry)]
+                found = [self._entry_info(path, entry, version)]
             else:
                 tree = self.registry.objects.get_tree(version.tree if entry is None else entry.id)
-                found = [self._entry_info(f"{path}/{e.name}", e) for e in tree.entries]
+                found = [self._entry_info(f"{path}/{e.name}", e, version) for e in tree.entries]
         return found if detail else [f["name"] for f in found]
 
     def _artifacts(self, entity: str, project: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,49 @@ def test_a_large_file_read_to_its_end_is_verified(fs: ArtifactsFileSystem, store
     blob.write_bytes(blob.read_bytes()[: BIG - 100])
     with pytest.raises(CorruptObjectError):
         fs.cat_file("e/p/dataset:v0/big.bin", start=BIG - 50)
+
+
+def test_info_names_the_content_and_the_version_time(fs: ArtifactsFileSystem) -> None:
+    old, new = fs.info("e/p/dataset:v0/train.csv"), fs.info("e/p/dataset:latest/train.csv")
+    assert old["ETag"] == old["id"] != new["ETag"] == new["id"]
+    assert fs.info("e/p/dataset:v0/big.bin")["ETag"] == fs.info("e/p/dataset:v1/big.bin")["ETag"]
+    v0, v1 = fs.info("e/p/dataset:v0"), fs.info("e/p/dataset:v1")
+    assert v0["ETag"] == v0["id"] != v1["ETag"]
+    assert 0 < v0["created"] == v0["mtime"] <= v1["mtime"] < time.time() + 1  # seconds
+    assert old["mtime"] == old["created"] == v0["mtime"] and new["mtime"] == v1["mtime"]
+    when = fs.modified("e/p/dataset:v0/train.csv")
+    assert when == fs.created("e/p/dataset:v0/train.csv")
+    assert when.timestamp() == pytest.approx(v0["mtime"]) and when.tzinfo is not None
+
+
+def test_hf_datasets_sees_a_new_latest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    """datasets fingerprints remote files by their ETag, and with ``use_etag`` keys its
+    download cache by it too: a new version under the same URL (``:latest``, an
+    alias) must not give back the rows of the old one."""
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    import datasets  # a test dependency (pyproject.toml)
+
+    url = "artifacts://e/p/table:latest/rows.csv"
+
+    def log(rows: str) -> list[dict[str, Any]]:
+        (tmp_path / "rows.csv").write_text(rows)
+        with artifacts.init(entity="e", project="p", store=store) as run:
+            table = artifacts.Artifact("table", "dataset")
+            table.add_file(str(tmp_path / "rows.csv"))
+            run.log_artifact(table)
+        loaded = datasets.load_dataset(
+            "csv",
+            data_files=url,
+            storage_options={"store": store},
+            cache_dir=str(tmp_path / "hf-cache"),
+            download_config=datasets.DownloadConfig(
+                use_etag=True, storage_options={"store": store}
+            ),
+            split="train",
+        )
+        return loaded.to_list()
+
+    assert log("a,b\n1,2\n") == [{"a": 1, "b": 2}]
+    assert log("a,b\n3,4\n5,6\n") == [{"a": 3, "b": 4}, {"a": 5, "b": 6}]
