@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from fnmatch import fnmatchcase
+from glob import has_magic
 from typing import Any
 
 import fsspec
@@ -147,8 +149,18 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
         except (ArtifactNotFoundError, InvalidNameError):  # a damaged store still raises
             raise FileNotFoundError(2, "no such file or directory", path) from None
         if entry is None:
-            raise FileNotFoundError(2, "no such file or directory", path)
+            raise self._missing(path, version, split_path("/".join(inner)))
         return path, version, entry
+
+    def _missing(self, path: str, version: Version, inner: tuple[str, ...]) -> OSError:
+        """NotADirectoryError for a path under a file (as LocalFileSystem), else not found."""
+        for depth in range(1, len(inner)):
+            above = trees.lookup(self.registry.objects, version.tree, inner[:depth])
+            if above is None:
+                break
+            if above.kind != "tree":
+                return NotADirectoryError(20, "not a directory", path)
+        return FileNotFoundError(2, "no such file or directory", path)
 
     def _entry_info(self, path: str, entry: TreeEntry, version: Version) -> dict[str, Any]:
         # ETag and mtime are what caches (HF datasets, fsspec's) key remote files by: the
@@ -229,6 +241,52 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
                 tree = self.registry.objects.get_tree(version.tree if entry is None else entry.id)
                 found = [self._entry_info(f"{path}/{e.name}", e, version) for e in tree.entries]
         return found if detail else [f["name"] for f in found]
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """fsspec's glob, with wildcards in the entity, project and artifact parts expanded.
+
+        Listings name artifacts alone (their latest version), which fsspec's glob
+        cannot match against ``NAME:VERSION``: so ``team/*/ds:v0/x`` and
+        ``team/proj/ds:v*/x`` are expanded here, a part with a ``:`` against
+        every version label (``v0``…, ``latest``, aliases), one without against
+        artifact names. ``**`` in those parts is left to fsspec (latest versions).
+        """
+        path = self._strip_protocol(path)
+        parts = path.split("/")
+        head, rest = parts[:3], parts[3:]
+        if not any(has_magic(p) for p in head) or any("**" in p for p in head):
+            return super().glob(path, maxdepth=maxdepth, **kwargs)
+        found: dict[str, Any] = {}
+        for prefix in self._expand(head):
+            if rest:
+                more = super().glob("/".join([prefix, *rest]), maxdepth=maxdepth, detail=True)
+                found.update(more)
+            elif self.exists(prefix):
+                found[prefix] = self.info(prefix)
+        return found if kwargs.get("detail") else sorted(found)
+
+    def _expand(self, patterns: list[str]) -> list[str]:
+        """The existing ENTITY[/PROJECT[/NAME[:VERSION]]] prefixes the patterns match."""
+        prefixes = [""]
+        for pattern in patterns:
+            matched = []
+            for prefix in prefixes:
+                above = prefix.split("/") if prefix else []
+                names = [pattern] if not has_magic(pattern) else self._names(above, ":" in pattern)
+                matched += [
+                    f"{prefix}/{n}" if prefix else n for n in names if fnmatchcase(n, pattern)
+                ]
+            prefixes = matched
+        return prefixes
+
+    def _names(self, above: list[str], versions: bool) -> list[str]:
+        """Entities, an entity's projects, or a project's artifacts (NAME:LABEL with versions)."""
+        if len(above) < 2:
+            return [i["name"].split("/")[-1] for i in self._namespaces(above)]
+        names = self.registry.artifact_names(*above)
+        if not versions:
+            return names
+        return [f"{n}:{label}" for n in names for label in self.registry.version_labels(*above, n)]
 
     def _artifacts(self, entity: str, project: str) -> list[dict[str, Any]]:
         found = []

@@ -329,3 +329,38 @@ def test_hf_datasets_sees_a_new_latest(
 
     assert log("a,b\n1,2\n") == [{"a": 1, "b": 2}]
     assert log("a,b\n3,4\n5,6\n") == [{"a": 3, "b": 4}, {"a": 5, "b": 6}]
+
+
+def test_globs_expand_entities_projects_artifacts_and_versions(fs: ArtifactsFileSystem) -> None:
+    assert fs.glob("e/*/dataset:v0/train.csv") == ["e/p/dataset:v0/train.csv"]
+    assert fs.glob("*/p/dataset:v0/sub/*") == ["e/p/dataset:v0/sub/notes.txt"]
+    assert fs.glob("e/p/dataset:v*/train.csv") == [
+        "e/p/dataset:v0/train.csv",
+        "e/p/dataset:v1/train.csv",
+    ]
+    assert fs.glob("artifacts://e/p/data*:v?/*.csv") == [
+        "e/p/dataset:v0/train.csv",
+        "e/p/dataset:v1/train.csv",
+    ]
+    assert fs.glob("e/p/dataset:*") == [
+        "e/p/dataset:best",
+        "e/p/dataset:latest",
+        "e/p/dataset:v0",
+        "e/p/dataset:v1",
+    ]
+    assert fs.glob("e/p/*") == ["e/p/dataset"]  # without a ':', artifacts (their latest)
+    assert fs.glob("e/p/*/train.csv") == ["e/p/dataset/train.csv"]
+    assert fs.glob("x/*/dataset:v0/train.csv") == []
+    assert fs.glob("e/p/dataset:v9*/train.csv") == []
+    found = fs.glob("e/*/dataset:v1/*.csv", detail=True)
+    assert list(found) == ["e/p/dataset:v1/train.csv"] and found["e/p/dataset:v1/train.csv"]["size"]
+
+
+def test_a_path_under_a_file_is_not_a_directory(fs: ArtifactsFileSystem) -> None:
+    assert fs.ls("e/p/dataset:v0/train.csv", detail=False) == ["e/p/dataset:v0/train.csv"]
+    for call in (fs.ls, fs.info):
+        with pytest.raises(NotADirectoryError):
+            call("e/p/dataset:v0/train.csv/x")
+        with pytest.raises(NotADirectoryError):
+            call("e/p/dataset:v0/sub/notes.txt/x/y")
+    assert not fs.exists("e/p/dataset:v0/train.csv/x")
