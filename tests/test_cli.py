@@ -615,3 +615,10 @@ def test_gc(seeded: Path, run_cli: CLI) -> None:
     assert report["objects_deleted"] == 0  # the first gc took everything
     after = json.loads(run_cli("fsck", "--json").ok().out)
     assert after["ok"] and after["objects"] == before["objects"]
+
+
+def test_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = make_cli(tmp_path, None)("--version").ok()
+    assert result.out == f"artifacts {version('artifacts')}\n" and not result.err
