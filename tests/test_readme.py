@@ -19,6 +19,7 @@ def test_readme_blocks_run_in_an_empty_directory(tmp_path: Path) -> None:
     assert [lang for lang, _ in blocks] == ["python", "sh"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACTS_")}
     bin_dir = str(Path(sys.executable).parent)  # the venv's `artifacts` command
+    assert (Path(bin_dir) / "artifacts").exists(), "no artifacts command: pip install -e ."
     env.update(PYTHONPATH=str(ROOT), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
     for lang, code in blocks:
         command = [sys.executable, "-c", code] if lang == "python" else ["bash", "-e", "-c", code]
