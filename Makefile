@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
+	@echo "The artifacts command is $(BIN)/artifacts (source $(BIN)/activate puts it on PATH)."
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

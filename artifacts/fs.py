@@ -11,24 +11,26 @@ alias, or (left out) ``latest``. Listing ``""``, ``ENTITY`` and
 ``ENTITY/PROJECT`` shows entities, projects and artifacts. The store is the
 ``store=`` option, else ``ARTIFACTS_STORE``, else the nearest ``.artifacts/``.
 
-Reads are verified: a file is returned only once its bytes hash to its id.
+Files are fsspec buffered files that fetch only the ranges read; what is
+verified is said in docs/fsspec.md (:class:`BlobFile`).
 Versions are immutable, so every write raises :class:`ReadOnlyError`.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
+from datetime import datetime, timezone
+from fnmatch import fnmatchcase
+from glob import has_magic
 from typing import Any
 
 import fsspec
-from fsspec.spec import AbstractFileSystem
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from cas import Repository
 from cas.errors import InvalidNameError, UsageError
 from cas.objects import TreeEntry
-from cas.store import LOOSE_THRESHOLD
+from cas.store import LOOSE_THRESHOLD, InOrderVerifier
 
 from . import trees
 from .errors import ArtifactNotFoundError
@@ -36,8 +38,6 @@ from .files import read_descriptor
 from .names import parse_spec, split_path
 from .registry import Registry, Version
 from .run import find_store_url
-
-SPOOL_MAX = 64 << 20  # larger files spill from memory to a temporary file
 
 
 class ReadOnlyError(UsageError, PermissionError):
@@ -50,13 +50,45 @@ class ReadOnlyError(UsageError, PermissionError):
         )
 
 
-class _Spool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
-    # Python 3.10's SpooledTemporaryFile lacks these, and io.TextIOWrapper needs them.
-    def readable(self) -> bool:
-        return True
+class BlobFile(AbstractBufferedFile):
+    """A file of a version, opened read-only; each read fetches only the bytes it needs.
 
-    def seekable(self) -> bool:
-        return True
+    A small file (packed) is read whole and verified on the first read. A large
+    one is read a range at a time: a range on its own cannot be checked against
+    the blob's id, so the ranges read in order from the start are hashed as they
+    come and the read that reaches the end raises if they were not the logged
+    bytes (:class:`cas.store.InOrderVerifier`).
+    """
+
+    DEFAULT_BLOCK_SIZE = 1 << 20  # read-ahead: a small read fetches at most this much more
+
+    def __init__(self, fs: ArtifactsFileSystem, path: str, entry: TreeEntry, **kwargs: Any):
+        kwargs.pop("size", None)  # the entry's size is the size (blockcache passes None)
+        super().__init__(fs, path, mode="rb", size=entry.size, **kwargs)
+        self._store = fs.registry.objects
+        self._id = entry.id
+        self._whole: bytes | None = None
+        self._verifier = InOrderVerifier(entry.id, entry.size)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)
+        if start >= end:
+            return b""
+        if self.size < LOOSE_THRESHOLD:
+            if self._whole is None:
+                self._whole = self._store.read_blob(self._id)
+            return self._whole[start:end]
+        data = self._store.read_blob_range(self._id, start, end)
+        self._verifier.feed(start, data)
+        return data
+
+
+def _times(version: Version) -> dict[str, float]:
+    """A version's files were all created, and last changed, when it was logged."""
+    nanoseconds = version.commit.meta.get("time")
+    if not isinstance(nanoseconds, int):  # a damaged or foreign version: no time to give
+        return {}
+    return {"created": nanoseconds / 1e9, "mtime": nanoseconds / 1e9}
 
 
 def _resolve_store(store: str | None) -> str:
@@ -117,32 +149,53 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
         except (ArtifactNotFoundError, InvalidNameError):  # a damaged store still raises
             raise FileNotFoundError(2, "no such file or directory", path) from None
         if entry is None:
-            raise FileNotFoundError(2, "no such file or directory", path)
+            raise self._missing(path, version, split_path("/".join(inner)))
         return path, version, entry
 
-    def _entry_info(self, path: str, entry: TreeEntry) -> dict[str, Any]:
+    def _missing(self, path: str, version: Version, inner: tuple[str, ...]) -> OSError:
+        """NotADirectoryError for a path under a file (as LocalFileSystem), else not found."""
+        for depth in range(1, len(inner)):
+            above = trees.lookup(self.registry.objects, version.tree, inner[:depth])
+            if above is None:
+                break
+            if above.kind != "tree":
+                return NotADirectoryError(20, "not a directory", path)
+        return FileNotFoundError(2, "no such file or directory", path)
+
+    def _entry_info(self, path: str, entry: TreeEntry, version: Version) -> dict[str, Any]:
+        # ETag and mtime are what caches (HF datasets, fsspec's) key remote files by: the
+        # content's id, so a new version under the same path (:latest) is a new key.
+        info = {"name": path, "size": entry.size, "id": entry.id.hex(), "ETag": entry.id.hex()}
         if entry.kind == "tree":
-            return {"name": path, "size": entry.size, "type": "directory", "id": entry.id.hex()}
+            return {**info, "type": "directory", **_times(version)}
         return {
-            "name": path,
-            "size": entry.size,
+            **info,
             "type": "file",
-            "id": entry.id.hex(),
             "kind": entry.kind,
             "executable": entry.executable,
+            **_times(version),
         }
 
     def _version_info(self, path: str, version: Version) -> dict[str, Any]:
-        meta = version.commit.meta
         return {
             "name": path,
-            "size": meta.get("size", 0),
+            "size": version.commit.meta.get("size", 0),
             "type": "directory",
             "version": f"v{version.number}",
             "artifact_type": version.type,
             "id": version.commit_id.hex(),
-            "created": meta.get("time"),
+            "ETag": version.commit_id.hex(),
+            **_times(version),
         }
+
+    def created(self, path: str) -> datetime:
+        return self.modified(path)  # a version never changes after it is logged
+
+    def modified(self, path: str) -> datetime:
+        mtime = self.info(path).get("mtime")
+        if mtime is None:
+            raise FileNotFoundError(2, "no time is recorded for", path)
+        return datetime.fromtimestamp(mtime, tz=timezone.utc)
 
     # ---- reading ---------------------------------------------------------
 
@@ -154,7 +207,11 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
                 raise FileNotFoundError(2, "no such entity or project", path)
             return {"name": path, "size": 0, "type": "directory"}
         path, version, entry = self._resolve(path)
-        return self._version_info(path, version) if entry is None else self._entry_info(path, entry)
+        return (
+            self._version_info(path, version)
+            if entry is None
+            else self._entry_info(path, entry, version)
+        )
 
     def _namespaces(self, parts: list[str]) -> list[dict[str, Any]]:
         """Entities (``parts == []``) or one entity's projects."""
@@ -179,11 +236,57 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
         else:
             path, version, entry = self._resolve(path)
             if entry is not None and entry.kind != "tree":
-                found = [self._entry_info(path, entry)]
+                found = [self._entry_info(path, entry, version)]
             else:
                 tree = self.registry.objects.get_tree(version.tree if entry is None else entry.id)
-                found = [self._entry_info(f"{path}/{e.name}", e) for e in tree.entries]
+                found = [self._entry_info(f"{path}/{e.name}", e, version) for e in tree.entries]
         return found if detail else [f["name"] for f in found]
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """fsspec's glob, with wildcards in the entity, project and artifact parts expanded.
+
+        Listings name artifacts alone (their latest version), which fsspec's glob
+        cannot match against ``NAME:VERSION``: so ``team/*/ds:v0/x`` and
+        ``team/proj/ds:v*/x`` are expanded here, a part with a ``:`` against
+        every version label (``v0``…, ``latest``, aliases), one without against
+        artifact names. ``**`` in those parts is left to fsspec (latest versions).
+        """
+        path = self._strip_protocol(path)
+        parts = path.split("/")
+        head, rest = parts[:3], parts[3:]
+        if not any(has_magic(p) for p in head) or any("**" in p for p in head):
+            return super().glob(path, maxdepth=maxdepth, **kwargs)
+        found: dict[str, Any] = {}
+        for prefix in self._expand(head):
+            if rest:
+                more = super().glob("/".join([prefix, *rest]), maxdepth=maxdepth, detail=True)
+                found.update(more)
+            elif self.exists(prefix):
+                found[prefix] = self.info(prefix)
+        return found if kwargs.get("detail") else sorted(found)
+
+    def _expand(self, patterns: list[str]) -> list[str]:
+        """The existing ENTITY[/PROJECT[/NAME[:VERSION]]] prefixes the patterns match."""
+        prefixes = [""]
+        for pattern in patterns:
+            matched = []
+            for prefix in prefixes:
+                above = prefix.split("/") if prefix else []
+                names = [pattern] if not has_magic(pattern) else self._names(above, ":" in pattern)
+                matched += [
+                    f"{prefix}/{n}" if prefix else n for n in names if fnmatchcase(n, pattern)
+                ]
+            prefixes = matched
+        return prefixes
+
+    def _names(self, above: list[str], versions: bool) -> list[str]:
+        """Entities, an entity's projects, or a project's artifacts (NAME:LABEL with versions)."""
+        if len(above) < 2:
+            return [i["name"].split("/")[-1] for i in self._namespaces(above)]
+        names = self.registry.artifact_names(*above)
+        if not versions:
+            return names
+        return [f"{n}:{label}" for n in names for label in self.registry.version_labels(*above, n)]
 
     def _artifacts(self, entity: str, project: str) -> list[dict[str, Any]]:
         found = []
@@ -210,31 +313,19 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
     ) -> Any:
         if mode != "rb":
             raise ReadOnlyError(path)
-        _, entry = self._file(path)
-        store = self.registry.objects
+        path, entry = self._file(path)
         if entry.kind == "ref":  # an external object: read it where it lives
+            store = self.registry.objects
             return fsspec.open(read_descriptor(store, entry)["uri"], "rb").open()
-        if entry.size < LOOSE_THRESHOLD:
-            return io.BytesIO(store.read_blob(entry.id))  # small: one verified read
-        spool = _Spool(max_size=SPOOL_MAX)
-        try:
-            store.copy_blob_to(entry.id, spool)  # streamed; raises before we hand it out
-        except BaseException:
-            spool.close()
-            raise
-        spool.seek(0)
-        return spool
+        return BlobFile(
+            self, path, entry, block_size=block_size, cache_options=cache_options, **kwargs
+        )
 
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        _, entry = self._file(path)
-        if entry.kind == "blob" and entry.size < LOOSE_THRESHOLD:
-            data = self.registry.objects.read_blob(entry.id)
-        else:
-            with self._open(path) as f:
-                data = f.read()
-        return data[start:end]
+        # Exactly the range asked for, without read-ahead.
+        return super().cat_file(path, start, end, cache_type="none", **kwargs)
 
     def ukey(self, path: str) -> str:
         return self.info(path)["id"]  # content addressed: the id is the content's key

@@ -160,6 +160,16 @@ class Registry:
         head = self.refs.read(head_ref(version.entity, version.project, version.name))
         return (["latest"] if head == version.commit_id else []) + sorted(found)
 
+    def version_labels(self, entity: str, project: str, name: str) -> list[str]:
+        """Every name a version of artifact ``name`` goes by: v0…vN, latest, its aliases."""
+        head = self.head(entity, project, name)
+        if head is None:
+            return []
+        prefix = alias_ref(entity, project, name, "")
+        aliases = sorted(n[len(prefix) :] for n in self.refs.names(prefix))
+        numbers = sorted(v.number for v in self.history(head))
+        return [f"v{n}" for n in numbers] + ["latest", *aliases]
+
     def artifact_names(self, entity: str, project: str) -> list[str]:
         prefix = f"{entity}/{project}/artifacts/"
         return sorted(

@@ -718,3 +718,10 @@ def test_the_public_names_are_exported_lazily() -> None:
         assert getattr(artifacts, name) is not None
     with pytest.raises(AttributeError):
         artifacts.no_such_name  # noqa: B018
+
+
+def test_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = make_cli(tmp_path, None)("--version").ok()
+    assert result.out == f"artifacts {version('artifacts')}\n" and not result.err

@@ -30,6 +30,7 @@ from cas.store import (
     LOOSE_THRESHOLD,
     PACK_MAGIC,
     SMALL_PACK,
+    InOrderVerifier,
     ObjectStore,
     content_key,
     decode_index,
@@ -445,6 +446,34 @@ def test_a_large_blob_of_the_older_whole_bytes_form_still_reads(
         store.copy_blob_to(blob.id, io.BytesIO())
     store.delete_loose(blob.id)
     assert not store.has(blob.id)
+
+
+def test_blob_ranges_and_their_in_order_check(store: ObjectStore, tmp_path: Path) -> None:
+    path, data = big_file(tmp_path)
+    object_id, size = store.put_blob_file(path)
+    small = Blob(b"0123456789")
+    store.put(small)
+    assert store.read_blob_range(object_id, 5, 9) == data[5:9]
+    assert store.read_blob_range(object_id, size - 3, size) == data[-3:]
+    assert store.read_blob_range(small.id, 2, 5) == b"234"
+    whole = Blob(os.urandom(LOOSE_THRESHOLD + 5))  # the older whole-bytes form
+    store.storage.put(loose_key(whole.id), whole.to_bytes())
+    assert store.read_blob_range(whole.id, 1, 4) == whole.data[1:4]
+    # Ranges read in order from the start are checked once they reach the end.
+    verifier = InOrderVerifier(object_id, size)
+    for start in range(0, size, 300_000):
+        verifier.feed(start, data[start : start + 300_000])
+    damaged = InOrderVerifier(object_id, size)
+    damaged.feed(0, data[:10])
+    damaged.feed(5, flip(data, 20)[5:-1])  # overlaps what was fed, damaged after it
+    with pytest.raises(CorruptObjectError):
+        damaged.feed(size - 1, data[-1:])
+    with pytest.raises(CorruptObjectError):  # and so is every read after that
+        damaged.feed(0, data[:10])
+    # A blob shorter than the range asked for is corrupt, not a short read.
+    store.storage.put(content_key(object_id), data[:-10])
+    with pytest.raises(CorruptObjectError):
+        store.read_blob_range(object_id, size - 20, size)
 
 
 def test_a_file_is_copied_in_user_space_where_the_kernel_cannot(
