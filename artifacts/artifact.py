@@ -96,6 +96,11 @@ class Artifact:
                 f"{self.qualified_name} is logged and cannot change; use new_draft() to edit it"
             )
 
+    def _check_loggable(self) -> None:
+        """Refuse, before any file is stored, what the version's refs could not hold."""
+        self._check_open()
+        validate_artifact_name(self.name)  # the attribute may have changed since __init__
+
     def is_draft(self) -> bool:
         return self._logged is None
 

@@ -154,6 +154,44 @@ def test_an_invalid_alias_is_refused_before_any_version_is_made(ws):
             run.use_artifact("data")
 
 
+BAD_LOGS = {
+    "alias '..'": ("log_artifact", {"aliases": [".."]}),
+    "alias '.'": ("log_artifact", {"aliases": ["."]}),
+    "a tag that is no string": ("log_artifact", {"tags": [object()]}),
+    "finish with alias '..'": ("finish_artifact", {"aliases": [".."]}),
+}
+
+
+@pytest.mark.parametrize("method, options", BAD_LOGS.values(), ids=BAD_LOGS)
+def test_a_bad_alias_or_tag_is_refused_before_anything_is_stored(ws, method, options):
+    source = write("model.bin", "bytes no other test stores")
+    with artifacts.init(group="g") as run:
+        draft = Artifact("model", "model")
+        draft.add_file(source)
+        with pytest.raises((InvalidNameError, UsageError)):
+            getattr(run, method)(draft, **options)
+        assert not run.registry.objects.has(blob_id_of_file(source))
+        with pytest.raises(ArtifactNotFoundError):
+            run.use_artifact("model")
+
+
+def test_a_single_alias_or_tag_may_be_given_as_a_string(ws):
+    with artifacts.init() as run:
+        version = run.log_artifact(make("data", {"a": "1"}), aliases="best", tags="clean")
+        assert (version.aliases, version.tags) == (["latest", "best"], ["clean"])
+
+
+def test_an_artifact_renamed_to_a_bad_name_is_refused_before_anything_is_stored(ws):
+    source = write("model.bin", "bytes no other test stores")
+    with artifacts.init() as run:
+        draft = Artifact("model", "model")
+        draft.add_file(source)
+        draft.name = ".."
+        with pytest.raises(InvalidNameError):
+            run.log_artifact(draft)
+        assert not run.registry.objects.has(blob_id_of_file(source))
+
+
 def test_use_artifact_by_version_alias_and_full_name(ws):
     with artifacts.init() as run:
         for i in range(5):

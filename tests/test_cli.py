@@ -19,6 +19,7 @@ import pytest
 
 import artifacts
 from artifacts import cli
+from artifacts.files import blob_id_of_file
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"ARTIFACTS_ENTITY": "team", "ARTIFACTS_PROJECT": "proj"}
@@ -219,6 +220,17 @@ def test_log_makes_versions_and_reports_unchanged(
     assert info["description"] == "first cut"
     assert info["aliases"] == ["best", "golden"]
     assert_error(run_cli("log", data, "--name", "dataset", "--type", "model"), "has type 'dataset'")
+
+
+def test_log_with_a_bad_alias_fails_first_and_makes_no_version(
+    tmp_path: Path, run_cli: CLI, store: Path
+) -> None:
+    data = write(tmp_path / "a.txt", "bytes no other test stores")
+    result = run_cli("log", data, "--name", "ds", "--type", "t", "--alias", "..")
+    assert_error(result, "invalid name '..': aliases are")
+    assert_error(run_cli("versions", "ds"), "artifact team/proj/ds not found")
+    repo = artifacts.run.open_registry(str(store)).repo
+    assert not repo.objects.has(blob_id_of_file(str(data)))
 
 
 def test_ls_and_versions(seeded: Path, run_cli: CLI) -> None:
