@@ -706,6 +706,33 @@ def test_a_run_upserting_twice_adds_to_its_part(ws):
     assert contents(final, "dl") == {"a": b"a", "b": b"b"}
 
 
+DEEP = "/".join(["d"] * 1000)  # as deep as the interpreter's recursion limit
+
+
+def test_a_tree_1000_deep_is_drafted_and_finished(ws):
+    for name in ("f1", "f2", "f3"):
+        write(name, name)
+    with artifacts.init() as run:
+        first = Artifact("deep", "dataset")
+        first.add_file("f1", f"{DEEP}/f1")
+        draft = run.log_artifact(first).new_draft()
+        draft.add_file("f2", f"{DEEP}/f2")
+        assert [e.path for e in run.log_artifact(draft).files()] == [f"{DEEP}/f1", f"{DEEP}/f2"]
+    with artifacts.init() as worker:
+        part = Artifact("dist", "dataset")
+        part.add_file("f1", f"{DEEP}/f1")
+        worker.upsert_artifact(part, distributed_id="job")
+    with artifacts.init() as finisher:
+        own = Artifact("dist", "dataset")
+        own.add_file("f2", f"{DEEP}/f2")
+        v0 = finisher.finish_artifact(own, distributed_id="job")
+        assert [e.path for e in v0.files()] == [f"{DEEP}/f1", f"{DEEP}/f2"]
+        incremental = v0.new_draft()  # merged, then applied onto the base
+        incremental.add_file("f3", f"{DEEP}/f3")
+        v1 = finisher.finish_artifact(incremental, distributed_id="job")
+        assert [e.path for e in v1.files()] == [f"{DEEP}/f{i}" for i in (1, 2, 3)]
+
+
 def test_an_incremental_distributed_version_keeps_the_base_files(ws):
     with artifacts.init() as run:
         log(run, "data", {"old": "o"})

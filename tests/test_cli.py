@@ -295,6 +295,16 @@ def test_diff(seeded: Path, run_cli: CLI) -> None:
 # ---- files -------------------------------------------------------------------
 
 
+def test_diff_of_trees_1000_deep(tmp_path: Path, run_cli: CLI, store: Path) -> None:
+    deep = "/".join(["d"] * 1000)  # as deep as the interpreter's recursion limit
+    with artifacts.init(entity="team", project="proj", store=str(store)) as r:
+        for name in ("f1", "f2"):
+            draft = artifacts.Artifact("deep", "dataset")
+            draft.add_file(str(write(tmp_path / name, name)), f"{deep}/{name}")
+            r.log_artifact(draft)
+    assert run_cli("diff", "deep:v0", "deep:v1").ok().out == f"D {deep}/f1\nA {deep}/f2\n"
+
+
 def test_download_checkout_verify(seeded: Path, run_cli: CLI, tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = run_cli("download", "dataset:v0", out).ok()
