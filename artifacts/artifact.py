@@ -31,6 +31,7 @@ from .files import (
     reference_descriptor,
     stage_file,
     verify_dir,
+    walk_up,
     write_files,
 )
 from .names import split_path, validate_artifact_name
@@ -415,7 +416,7 @@ class Artifact:
         """
         root = root or self.default_root()
         keep = {os.path.join(root, *p.split("/")) for p, _ in self._files()}
-        for dirpath, dirs, names in os.walk(root, topdown=False):
+        for dirpath, dirs, names in walk_up(root):
             links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
             for name in names + links:
                 path = os.path.join(dirpath, name)

@@ -20,6 +20,7 @@ import pytest
 import artifacts
 from artifacts import cli
 from artifacts.files import blob_id_of_file
+from tests.test_hostile_artifacts import remove_deep
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"ARTIFACTS_ENTITY": "team", "ARTIFACTS_PROJECT": "proj"}
@@ -295,7 +296,9 @@ def test_diff(seeded: Path, run_cli: CLI) -> None:
 # ---- files -------------------------------------------------------------------
 
 
-def test_diff_of_trees_1000_deep(tmp_path: Path, run_cli: CLI, store: Path) -> None:
+def test_diff_checkout_and_verify_of_trees_1000_deep(
+    tmp_path: Path, run_cli: CLI, store: Path
+) -> None:
     deep = "/".join(["d"] * 1000)  # as deep as the interpreter's recursion limit
     with artifacts.init(entity="team", project="proj", store=str(store)) as r:
         for name in ("f1", "f2"):
@@ -303,6 +306,13 @@ def test_diff_of_trees_1000_deep(tmp_path: Path, run_cli: CLI, store: Path) -> N
             draft.add_file(str(write(tmp_path / name, name)), f"{deep}/{name}")
             r.log_artifact(draft)
     assert run_cli("diff", "deep:v0", "deep:v1").ok().out == f"D {deep}/f1\nA {deep}/f2\n"
+    try:
+        run_cli("download", "deep:v0", "out").ok()
+        run_cli("verify", "deep:v0", "out").ok()
+        run_cli("checkout", "deep:v1", "out").ok()  # f1 goes, f2 comes
+        run_cli("verify", "deep:v1", "out").ok()
+    finally:
+        remove_deep(tmp_path / "out")  # pytest's own cleanup recurses, and would fail
 
 
 def test_download_checkout_verify(seeded: Path, run_cli: CLI, tmp_path: Path) -> None:
