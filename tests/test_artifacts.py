@@ -3,6 +3,8 @@ distributed versions, incremental costs, the stat cache and how a store is chose
 
 from __future__ import annotations
 
+import datetime
+import functools
 import os
 import shutil
 import subprocess
@@ -229,6 +231,101 @@ def test_logging_one_name_with_another_type_is_refused(ws):
         with pytest.raises(ArtifactNotFoundError):
             run.use_artifact("thing:latest", type="model")
         assert run.use_artifact("thing:latest", type="dataset").type == "dataset"
+
+
+# ---- metadata -----------------------------------------------------------------------
+
+
+def test_metadata_is_converted_as_wandb_converts_it_when_set(ws):
+    np = pytest.importorskip("numpy")
+    when = datetime.datetime(2024, 1, 2, 3, 4, 5)
+    metadata = {
+        "acc": np.float32(0.5),
+        "n": np.int64(3),
+        "flag": np.bool_(True),
+        "grid": np.zeros((2, 2), dtype=np.int8),
+        "when": when,
+        "day": datetime.date(2024, 1, 2),
+        "nan": float("nan"),
+        "inf": np.float64("inf"),
+        "pair": (1, (2.5, "x")),
+        "text": b"utf-8 \xc3\xa9",
+        3: "int key",
+        None: "None key",
+        np.int32(7): "numpy key",
+        "nested": {"deep": [{"t": np.array([1.5, -np.inf])}]},
+    }
+    expected = {
+        "acc": 0.5,
+        "n": 3,
+        "flag": True,
+        "grid": [[0, 0], [0, 0]],
+        "when": "2024-01-02T03:04:05",
+        "day": "2024-01-02",
+        "nan": None,
+        "inf": None,
+        "pair": [1, [2.5, "x"]],
+        "text": "utf-8 é",
+        "3": "int key",
+        "null": "None key",
+        "7": "numpy key",
+        "nested": {"deep": [{"t": [1.5, None]}]},
+    }
+    artifact = Artifact("model", "model", metadata=metadata)
+    assert artifact.metadata == expected
+    assert type(artifact.metadata["acc"]) is float and type(artifact.metadata["n"]) is int
+    artifact.metadata = {"day": datetime.date(2024, 1, 2)}
+    assert artifact.metadata == {"day": "2024-01-02"}
+    artifact.metadata["acc"] = np.float64(0.25)  # changed in place: converted when logged
+    artifact.add_file(write("w.bin", "w"))
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+        assert run.use_artifact("model:v0").metadata == {"day": "2024-01-02", "acc": 0.25}
+
+
+UNSTORABLE_METADATA = {
+    "an object": {"x": object()},
+    "a set": {"x": {1, 2}},
+    "a complex number": {"x": 1j},
+    "an integer past 64 bits": {"x": 2**64},
+    "bytes that are not UTF-8": {"x": b"\xff"},
+    "a tuple key": {("a", "b"): 1},
+    "two keys that are one string": {1: "a", "1": "b"},
+    "nesting 101 deep": functools.reduce(lambda inner, _: {"k": inner}, range(101), {}),
+    "not a dict": [("a", 1)],
+}
+
+
+@pytest.mark.parametrize("metadata", UNSTORABLE_METADATA.values(), ids=UNSTORABLE_METADATA)
+def test_metadata_that_cannot_be_stored_is_refused_when_set(ws, metadata):
+    with pytest.raises(UsageError):
+        Artifact("model", "model", metadata=metadata)
+    artifact = Artifact("model", "model")
+    with pytest.raises(UsageError):
+        artifact.metadata = metadata
+    assert artifact.metadata == {}
+
+
+def test_metadata_changed_in_place_to_something_unstorable_is_refused_before_any_file_is_stored(
+    ws,
+):
+    source = write("model.bin", "bytes no other test stores")
+    artifact = Artifact("model", "model", metadata={"ok": 1})
+    artifact.add_file(source)
+    artifact.metadata["bad"] = object()
+    with artifacts.init() as run:
+        with pytest.raises(UsageError, match=r"metadata\['bad'\]"):
+            run.log_artifact(artifact)
+        assert not run.registry.objects.has(blob_id_of_file(source))
+
+
+def test_setting_metadata_does_not_import_numpy(ws):
+    code = """
+        import sys, datetime, artifacts
+        artifacts.Artifact("m", "model", metadata={"when": datetime.date(2024, 1, 2), "x": [1.5]})
+        assert "numpy" not in sys.modules
+    """
+    assert wait_ok(python(code, cwd=ws)) == ""
 
 
 # ---- names --------------------------------------------------------------------------

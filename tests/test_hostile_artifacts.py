@@ -280,6 +280,22 @@ def remove_deep(top: Path) -> None:
         os.rmdir(stack.pop())
 
 
+def test_a_version_whose_metadata_is_no_longer_accepted_is_read_and_drafted(ws, repo):
+    old = {"raw": b"\xff", "n": 1}  # bytes that are not UTF-8: an older store could hold them
+    wire(repo, "old", repo.objects.put(Tree(())), metadata=old)
+    version = use("old")
+    assert version.metadata == old
+    draft = version.new_draft()
+    assert draft.metadata == old
+    with artifacts.init() as run, pytest.raises(UsageError, match="not UTF-8"):
+        run.log_artifact(draft)
+    draft.metadata = {"n": 1}
+    (ws / "f").write_bytes(b"new")
+    draft.add_file(str(ws / "f"))
+    with artifacts.init() as run:
+        assert run.log_artifact(draft).metadata == {"n": 1}
+
+
 # ---- refs and commits that claim to be what they are not -------------------------------
 
 
