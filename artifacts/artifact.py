@@ -30,8 +30,10 @@ from .files import (
     blob_id_of_file,
     stage_file,
     verify_dir,
+    walk_up,
     write_files,
 )
+from .metadata import normalize_metadata
 from .names import split_path, validate_artifact_name
 from .registry import Registry, RunRecord, Version
 from .scan import DirScan, scan_tree
@@ -76,7 +78,7 @@ class Artifact:
             raise UsageError("an artifact needs a non-empty type")
         self.type = type
         self.description = description
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata = metadata  # the setter converts it
         self._edits: dict[trees.Path, Staged] = {}
         self._base: Version | None = None  # the version a draft was made from
         self._registry: Registry | None = None
@@ -87,6 +89,15 @@ class Artifact:
         state = f"{self._logged.name}:v{self._logged.number}" if self._logged else "draft"
         return f"<Artifact {self.name} ({self.type}) {state}>"
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, metadata: dict[str, Any] | None) -> None:
+        """Converted now (numpy values, dates…), or refused: see artifacts.metadata."""
+        self._metadata = normalize_metadata(metadata)
+
     # ---- building a draft ---------------------------------------------
 
     def _check_open(self) -> None:
@@ -94,6 +105,12 @@ class Artifact:
             raise ArtifactStateError(
                 f"{self.qualified_name} is logged and cannot change; use new_draft() to edit it"
             )
+
+    def _check_loggable(self) -> None:
+        """Refuse, before any file is stored, what the version's refs could not hold."""
+        self._check_open()
+        validate_artifact_name(self.name)  # the attribute may have changed since __init__
+        self.metadata = self._metadata  # and the dict may have been changed in place
 
     def is_draft(self) -> bool:
         return self._logged is None
@@ -301,7 +318,7 @@ class Artifact:
         self.name = version.name
         self.type = version.type
         self.description = version.commit.meta.get("description")
-        self.metadata = dict(version.commit.meta.get("metadata") or {})
+        self._metadata = dict(version.commit.meta.get("metadata") or {})  # as stored
         self._cleanup()
 
     @classmethod
@@ -421,7 +438,7 @@ class Artifact:
         """
         root = root or self.default_root()
         keep = {os.path.join(root, *p.split("/")) for p, _ in self._files()}
-        for dirpath, dirs, names in os.walk(root, topdown=False):
+        for dirpath, dirs, names in walk_up(root):
             links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
             for name in names + links:
                 path = os.path.join(dirpath, name)
@@ -448,7 +465,10 @@ class Artifact:
 
     def new_draft(self) -> Artifact:
         registry, version = self._version()
-        draft = Artifact(version.name, version.type, self.description, dict(self.metadata))
+        draft = Artifact(version.name, version.type, self.description)
+        # As stored: a version of an older store may hold metadata no longer accepted
+        # (bytes that are not UTF-8); that must not stop a draft, only its logging.
+        draft._metadata = dict(self.metadata)
         draft._registry, draft._base = registry, version
         return draft
 

@@ -38,7 +38,7 @@ from cas.walk import obj_kind
 
 from . import trees
 from .artifact import Artifact
-from .files import read_descriptor, write_files
+from .files import read_descriptor, walk_up, write_files
 from .names import Spec, parse_spec, validate_namespace
 from .registry import Registry, Version, alias_ref
 from .run import STORE_DIR, default_entity, find_store_url, init
@@ -491,7 +491,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     # As Artifact.checkout: the directory ends up holding exactly this version.
     keep = {os.path.join(args.dir, *p.split("/")) for p, _ in files}
     removed = 0
-    for dirpath, _dirs, names in os.walk(args.dir, topdown=False):
+    for dirpath, _dirs, names in walk_up(args.dir):
         for name in names:
             path = os.path.join(dirpath, name)
             if path not in keep:

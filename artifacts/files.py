@@ -8,7 +8,7 @@ import os
 import shutil
 import stat as stat_mod
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -277,6 +277,31 @@ def _makedirs(path: str) -> None:
                 raise
 
 
+def walk_up(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, topdown=False)`` without recursion: trees may be deep, and before
+    Python 3.12 os.walk recurses once a level. Links to directories are listed in
+    ``dirs`` and not followed; unreadable directories are skipped, as os.walk does."""
+    found = []  # (dirpath, dirs, files), every parent before its children
+    stack = [top]
+    while stack:
+        dirpath = stack.pop()
+        dirs, files, below = [], [], []
+        try:
+            with os.scandir(dirpath) as entries:
+                for entry in entries:
+                    if entry.is_dir():
+                        dirs.append(entry.name)
+                        if not entry.is_symlink():
+                            below.append(entry.path)
+                    else:
+                        files.append(entry.name)
+        except OSError:
+            continue
+        found.append((dirpath, dirs, files))
+        stack.extend(below)
+    return reversed(found)
+
+
 def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]) -> None:
     problems = []
     expected = {path for path, _ in files}
@@ -290,7 +315,7 @@ def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]
                 problems.append(f"size differs: {path}")
         elif blob_id_of_file(dest) != entry.id:
             problems.append(f"content differs: {path}")
-    for dirpath, _dirs, names in os.walk(root):
+    for dirpath, _dirs, names in walk_up(root):
         for name in names:
             rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
             if rel not in expected:

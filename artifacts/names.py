@@ -27,9 +27,15 @@ def validate_namespace(value: str, what: str) -> str:
 
 
 def validate_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not ALIAS.fullmatch(alias) or VERSION.fullmatch(alias):
+    if (
+        not isinstance(alias, str)
+        or not ALIAS.fullmatch(alias)
+        or VERSION.fullmatch(alias)
+        or alias in (".", "..")  # a ref segment cannot be either
+    ):
         raise InvalidNameError(
-            str(alias), "aliases are 1-128 of A-Z a-z 0-9 _ . = + @ -, and not of the form vN"
+            str(alias),
+            "aliases are 1-128 of A-Z a-z 0-9 _ . = + @ -, not '.', '..' or of the form vN",
         )
     return alias
 

@@ -21,7 +21,7 @@ from cas.errors import RefConflictError, UsageError
 from . import trees
 from .artifact import Artifact
 from .errors import ArtifactNotFoundError, ArtifactStateError, MergeConflictError
-from .names import parse_spec, validate_namespace
+from .names import parse_spec, validate_alias, validate_namespace
 from .registry import Registry, RunRecord, Version, dist_prefix
 
 STORE_DIR = ".artifacts"
@@ -148,13 +148,14 @@ class Run:
         artifact_or_path: Artifact | str,
         name: str | None = None,
         type: str | None = None,
-        aliases: list[str] | None = None,
-        tags: list[str] | None = None,
+        aliases: list[str] | str | None = None,
+        tags: list[str] | str | None = None,
     ) -> Artifact:
         """Log a draft as the next version; identical content reuses the latest one."""
         self._check_open()
         artifact = self._coerce(artifact_or_path, name, type)
-        artifact._check_open()
+        artifact._check_loggable()
+        aliases, tags = _checked_labels(aliases, tags)
         if artifact._registry is not None and artifact._registry.repo.url != self.registry.repo.url:
             raise UsageError("this draft was made from a version in another store")
         base = artifact._base.tree if artifact._base else None
@@ -227,7 +228,7 @@ class Run:
     ) -> Artifact:
         """Add this run's files to a distributed version that is not finished yet."""
         self._check_open()
-        artifact._check_open()
+        artifact._check_loggable()
         did = self._distributed_id(distributed_id)
         entity, project = self._namespace(artifact)
         ref = dist_prefix(entity, project, artifact.name, did) + self.id
@@ -246,11 +247,12 @@ class Run:
         self,
         artifact: Artifact,
         distributed_id: str | None = None,
-        aliases: list[str] | None = None,
+        aliases: list[str] | str | None = None,
     ) -> Artifact:
         """Merge every run's part, and this run's files, into one new version."""
         self._check_open()
-        artifact._check_open()
+        artifact._check_loggable()
+        aliases, _ = _checked_labels(aliases, None)
         did = self._distributed_id(distributed_id)
         with self.registry.repo.writing():
             return self._finish(artifact, did, aliases)
@@ -332,6 +334,22 @@ class Run:
             edits[tuple(path.split("/"))] = entry
         assert draft._base is not None
         return trees.apply_edits(store, writer, draft._base.tree, edits)
+
+
+def _checked_labels(
+    aliases: list[str] | str | None, tags: list[str] | str | None
+) -> tuple[list[str], list[str]]:
+    """The aliases and tags as lists, refused now if bad: a version must not be made (nor
+    a file stored) for a log that fails afterwards. A single string is one label, as in W&B."""
+    aliases = [aliases] if isinstance(aliases, str) else list(aliases or [])
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    for alias in aliases:
+        if alias != "latest":
+            validate_alias(alias)
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise UsageError(f"tags are strings, not {type(tag).__name__}: {tag!r}")
+    return aliases, tags
 
 
 def _part_commit(tree: ObjectId, parent: ObjectId | None, run_id: str, type: str) -> Commit:

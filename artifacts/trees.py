@@ -7,8 +7,9 @@ file's path, and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cas.objects import ObjectId, Tree, TreeEntry
 from cas.store import ObjectStore, PackWriter
@@ -25,6 +26,28 @@ class _Remove:
 
 REMOVE = _Remove()
 Edit = TreeEntry | _Remove
+# A call of a function below that is written as recursion: where it would call itself it
+# yields that call, and _iteratively sends the call's result back in.
+Call = Generator["Call", Any, Any]
+
+
+def _iteratively(call: Call) -> Any:
+    """The result of ``call``, with its nested calls kept on a list, not Python's stack.
+
+    A tree may be deeper than the interpreter's recursion limit (a hostile one, or
+    an entry path of a thousand segments), and every walk must still finish.
+    """
+    stack, result = [call], None
+    while stack:
+        try:
+            nested = stack[-1].send(result)
+        except StopIteration as returned:
+            stack.pop()
+            result = returned.value
+        else:
+            stack.append(nested)
+            result = None
+    return result
 
 
 def empty_tree_id(writer: PackWriter) -> ObjectId:
@@ -42,7 +65,7 @@ def apply_edits(
     adding ``d/x`` leaves ``d`` holding only ``x``. Directories left empty
     disappear.
     """
-    result = _apply(store, writer, base, edits, ())
+    result = _iteratively(_apply(store, writer, base, edits, ()))
     if result is None:
         return empty_tree_id(writer), 0
     return result.id, result.size
@@ -54,15 +77,17 @@ def _apply(
     base: ObjectId | None,
     edits: Mapping[Path, Edit],
     where: Path,
-) -> TreeEntry | None:
+) -> Call:
+    """Yields to _iteratively; returns the new entry at ``where`` (None: nothing left)."""
     entries = {e.name: e for e in store.get_tree(base).entries} if base else {}
     here: dict[str, Edit] = {}
     below: dict[str, dict[Path, Edit]] = {}
+    depth = len(where)  # edits keep their whole paths: slicing them at every level is O(depth²)
     for path, edit in edits.items():
-        if len(path) == 1:
-            here[path[0]] = edit
+        if len(path) == depth + 1:
+            here[path[depth]] = edit
         else:
-            below.setdefault(path[0], {})[path[1:]] = edit
+            below.setdefault(path[depth], {})[path] = edit
     for name, edit in here.items():
         if isinstance(edit, TreeEntry):
             if name in below:
@@ -76,7 +101,7 @@ def _apply(
             existing = None
         elif existing is not None and existing.kind != "tree":
             raise UsageError(f"{'/'.join(where + (name,))} is a file, not a directory")
-        child = _apply(store, writer, existing.id if existing else None, sub, where + (name,))
+        child = yield _apply(store, writer, existing.id if existing else None, sub, where + (name,))
         if child is None:
             entries.pop(name, None)
         else:
@@ -131,7 +156,7 @@ class Part:
 def merge(store: ObjectStore, writer: PackWriter, parts: list[Part]) -> tuple[ObjectId, int]:
     """Union of the parts' trees. Two parts may agree on a path, never differ."""
     conflicts: dict[str, list[str]] = {}
-    result = _merge(store, writer, [(p.label, p.tree) for p in parts], (), conflicts)
+    result = _iteratively(_merge(store, writer, [(p.label, p.tree) for p in parts], (), conflicts))
     if conflicts:
         raise MergeConflictError(conflicts)
     if result is None:
@@ -145,7 +170,8 @@ def _merge(
     parts: list[tuple[str, ObjectId]],
     where: Path,
     conflicts: dict[str, list[str]],
-) -> TreeEntry | None:
+) -> Call:
+    """Yields to _iteratively; returns the merged entry at ``where`` (None: nothing)."""
     unique = {tree for _, tree in parts}
     if len(unique) == 1:  # all parts agree below here: nothing to read
         tree_id = unique.pop()
@@ -158,7 +184,7 @@ def _merge(
     for name, found in by_name.items():
         kinds = {e.kind == "tree" for _, e in found}
         if kinds == {True}:
-            child = _merge(
+            child = yield _merge(
                 store, writer, [(lbl, e.id) for lbl, e in found], where + (name,), conflicts
             )
             if child is not None:
@@ -187,13 +213,14 @@ class Diff:
 def diff(store: ObjectStore, a: ObjectId, b: ObjectId) -> Diff:
     """Paths added, removed and modified from ``a`` to ``b``; equal subtrees are skipped."""
     result = Diff([], [], [])
-    _diff(store, a, b, (), result)
+    _iteratively(_diff(store, a, b, (), result))
     for paths in (result.added, result.removed, result.modified):
         paths.sort()
     return result
 
 
-def _diff(store: ObjectStore, a: ObjectId, b: ObjectId, prefix: Path, out: Diff) -> None:
+def _diff(store: ObjectStore, a: ObjectId, b: ObjectId, prefix: Path, out: Diff) -> Call:
+    """Yields to _iteratively; adds the changes below ``prefix`` to ``out``."""
     if a == b:
         return
     left = {e.name: e for e in store.get_tree(a).entries}
@@ -201,7 +228,7 @@ def _diff(store: ObjectStore, a: ObjectId, b: ObjectId, prefix: Path, out: Diff)
     for name in left.keys() | right.keys():
         x, y, path = left.get(name), right.get(name), prefix + (name,)
         if x is not None and y is not None and x.kind == "tree" and y.kind == "tree":
-            _diff(store, x.id, y.id, path, out)
+            yield _diff(store, x.id, y.id, path, out)
             continue
         if (
             x is not None

@@ -3,6 +3,8 @@ distributed versions, incremental costs, the stat cache and how a store is chose
 
 from __future__ import annotations
 
+import datetime
+import functools
 import os
 import shutil
 import subprocess
@@ -154,6 +156,44 @@ def test_an_invalid_alias_is_refused_before_any_version_is_made(ws):
             run.use_artifact("data")
 
 
+BAD_LOGS = {
+    "alias '..'": ("log_artifact", {"aliases": [".."]}),
+    "alias '.'": ("log_artifact", {"aliases": ["."]}),
+    "a tag that is no string": ("log_artifact", {"tags": [object()]}),
+    "finish with alias '..'": ("finish_artifact", {"aliases": [".."]}),
+}
+
+
+@pytest.mark.parametrize("method, options", BAD_LOGS.values(), ids=BAD_LOGS)
+def test_a_bad_alias_or_tag_is_refused_before_anything_is_stored(ws, method, options):
+    source = write("model.bin", "bytes no other test stores")
+    with artifacts.init(group="g") as run:
+        draft = Artifact("model", "model")
+        draft.add_file(source)
+        with pytest.raises((InvalidNameError, UsageError)):
+            getattr(run, method)(draft, **options)
+        assert not run.registry.objects.has(blob_id_of_file(source))
+        with pytest.raises(ArtifactNotFoundError):
+            run.use_artifact("model")
+
+
+def test_a_single_alias_or_tag_may_be_given_as_a_string(ws):
+    with artifacts.init() as run:
+        version = run.log_artifact(make("data", {"a": "1"}), aliases="best", tags="clean")
+        assert (version.aliases, version.tags) == (["latest", "best"], ["clean"])
+
+
+def test_an_artifact_renamed_to_a_bad_name_is_refused_before_anything_is_stored(ws):
+    source = write("model.bin", "bytes no other test stores")
+    with artifacts.init() as run:
+        draft = Artifact("model", "model")
+        draft.add_file(source)
+        draft.name = ".."
+        with pytest.raises(InvalidNameError):
+            run.log_artifact(draft)
+        assert not run.registry.objects.has(blob_id_of_file(source))
+
+
 def test_use_artifact_by_version_alias_and_full_name(ws):
     with artifacts.init() as run:
         for i in range(5):
@@ -191,6 +231,101 @@ def test_logging_one_name_with_another_type_is_refused(ws):
         with pytest.raises(ArtifactNotFoundError):
             run.use_artifact("thing:latest", type="model")
         assert run.use_artifact("thing:latest", type="dataset").type == "dataset"
+
+
+# ---- metadata -----------------------------------------------------------------------
+
+
+def test_metadata_is_converted_as_wandb_converts_it_when_set(ws):
+    np = pytest.importorskip("numpy")
+    when = datetime.datetime(2024, 1, 2, 3, 4, 5)
+    metadata = {
+        "acc": np.float32(0.5),
+        "n": np.int64(3),
+        "flag": np.bool_(True),
+        "grid": np.zeros((2, 2), dtype=np.int8),
+        "when": when,
+        "day": datetime.date(2024, 1, 2),
+        "nan": float("nan"),
+        "inf": np.float64("inf"),
+        "pair": (1, (2.5, "x")),
+        "text": b"utf-8 \xc3\xa9",
+        3: "int key",
+        None: "None key",
+        np.int32(7): "numpy key",
+        "nested": {"deep": [{"t": np.array([1.5, -np.inf])}]},
+    }
+    expected = {
+        "acc": 0.5,
+        "n": 3,
+        "flag": True,
+        "grid": [[0, 0], [0, 0]],
+        "when": "2024-01-02T03:04:05",
+        "day": "2024-01-02",
+        "nan": None,
+        "inf": None,
+        "pair": [1, [2.5, "x"]],
+        "text": "utf-8 é",
+        "3": "int key",
+        "null": "None key",
+        "7": "numpy key",
+        "nested": {"deep": [{"t": [1.5, None]}]},
+    }
+    artifact = Artifact("model", "model", metadata=metadata)
+    assert artifact.metadata == expected
+    assert type(artifact.metadata["acc"]) is float and type(artifact.metadata["n"]) is int
+    artifact.metadata = {"day": datetime.date(2024, 1, 2)}
+    assert artifact.metadata == {"day": "2024-01-02"}
+    artifact.metadata["acc"] = np.float64(0.25)  # changed in place: converted when logged
+    artifact.add_file(write("w.bin", "w"))
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+        assert run.use_artifact("model:v0").metadata == {"day": "2024-01-02", "acc": 0.25}
+
+
+UNSTORABLE_METADATA = {
+    "an object": {"x": object()},
+    "a set": {"x": {1, 2}},
+    "a complex number": {"x": 1j},
+    "an integer past 64 bits": {"x": 2**64},
+    "bytes that are not UTF-8": {"x": b"\xff"},
+    "a tuple key": {("a", "b"): 1},
+    "two keys that are one string": {1: "a", "1": "b"},
+    "nesting 101 deep": functools.reduce(lambda inner, _: {"k": inner}, range(101), {}),
+    "not a dict": [("a", 1)],
+}
+
+
+@pytest.mark.parametrize("metadata", UNSTORABLE_METADATA.values(), ids=UNSTORABLE_METADATA)
+def test_metadata_that_cannot_be_stored_is_refused_when_set(ws, metadata):
+    with pytest.raises(UsageError):
+        Artifact("model", "model", metadata=metadata)
+    artifact = Artifact("model", "model")
+    with pytest.raises(UsageError):
+        artifact.metadata = metadata
+    assert artifact.metadata == {}
+
+
+def test_metadata_changed_in_place_to_something_unstorable_is_refused_before_any_file_is_stored(
+    ws,
+):
+    source = write("model.bin", "bytes no other test stores")
+    artifact = Artifact("model", "model", metadata={"ok": 1})
+    artifact.add_file(source)
+    artifact.metadata["bad"] = object()
+    with artifacts.init() as run:
+        with pytest.raises(UsageError, match=r"metadata\['bad'\]"):
+            run.log_artifact(artifact)
+        assert not run.registry.objects.has(blob_id_of_file(source))
+
+
+def test_setting_metadata_does_not_import_numpy(ws):
+    code = """
+        import sys, datetime, artifacts
+        artifacts.Artifact("m", "model", metadata={"when": datetime.date(2024, 1, 2), "x": [1.5]})
+        assert "numpy" not in sys.modules
+    """
+    assert wait_ok(python(code, cwd=ws)) == ""
 
 
 # ---- names --------------------------------------------------------------------------
@@ -666,6 +801,33 @@ def test_a_run_upserting_twice_adds_to_its_part(ws):
     with artifacts.init() as finisher:
         final = finisher.finish_artifact(Artifact("dist", "dataset"), distributed_id="job")
     assert contents(final, "dl") == {"a": b"a", "b": b"b"}
+
+
+DEEP = "/".join(["d"] * 1000)  # as deep as the interpreter's recursion limit
+
+
+def test_a_tree_1000_deep_is_drafted_and_finished(ws):
+    for name in ("f1", "f2", "f3"):
+        write(name, name)
+    with artifacts.init() as run:
+        first = Artifact("deep", "dataset")
+        first.add_file("f1", f"{DEEP}/f1")
+        draft = run.log_artifact(first).new_draft()
+        draft.add_file("f2", f"{DEEP}/f2")
+        assert [e.path for e in run.log_artifact(draft).files()] == [f"{DEEP}/f1", f"{DEEP}/f2"]
+    with artifacts.init() as worker:
+        part = Artifact("dist", "dataset")
+        part.add_file("f1", f"{DEEP}/f1")
+        worker.upsert_artifact(part, distributed_id="job")
+    with artifacts.init() as finisher:
+        own = Artifact("dist", "dataset")
+        own.add_file("f2", f"{DEEP}/f2")
+        v0 = finisher.finish_artifact(own, distributed_id="job")
+        assert [e.path for e in v0.files()] == [f"{DEEP}/f1", f"{DEEP}/f2"]
+        incremental = v0.new_draft()  # merged, then applied onto the base
+        incremental.add_file("f3", f"{DEEP}/f3")
+        v1 = finisher.finish_artifact(incremental, distributed_id="job")
+        assert [e.path for e in v1.files()] == [f"{DEEP}/f{i}" for i in (1, 2, 3)]
 
 
 def test_an_incremental_distributed_version_keeps_the_base_files(ws):

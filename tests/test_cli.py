@@ -21,7 +21,9 @@ import pytest
 
 import artifacts
 from artifacts import cli
+from artifacts.files import blob_id_of_file
 from cas import Blob, Repository
+from tests.test_hostile_artifacts import remove_deep
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"ARTIFACTS_ENTITY": "team", "ARTIFACTS_PROJECT": "proj"}
@@ -224,6 +226,17 @@ def test_log_makes_versions_and_reports_unchanged(
     assert_error(run_cli("log", data, "--name", "dataset", "--type", "model"), "has type 'dataset'")
 
 
+def test_log_with_a_bad_alias_fails_first_and_makes_no_version(
+    tmp_path: Path, run_cli: CLI, store: Path
+) -> None:
+    data = write(tmp_path / "a.txt", "bytes no other test stores")
+    result = run_cli("log", data, "--name", "ds", "--type", "t", "--alias", "..")
+    assert_error(result, "invalid name '..': aliases are")
+    assert_error(run_cli("versions", "ds"), "artifact team/proj/ds not found")
+    repo = artifacts.run.open_registry(str(store)).repo
+    assert not repo.objects.has(blob_id_of_file(str(data)))
+
+
 def test_ls_and_versions(seeded: Path, run_cli: CLI) -> None:
     model = write(seeded.parent / "m.bin", b"m")
     run_cli("log", model, "--name", "model", "--type", "model").ok()
@@ -319,6 +332,25 @@ def test_control_characters_in_names_are_escaped_on_a_terminal(
 
 
 # ---- files -------------------------------------------------------------------
+
+
+def test_diff_checkout_and_verify_of_trees_1000_deep(
+    tmp_path: Path, run_cli: CLI, store: Path
+) -> None:
+    deep = "/".join(["d"] * 1000)  # as deep as the interpreter's recursion limit
+    with artifacts.init(entity="team", project="proj", store=str(store)) as r:
+        for name in ("f1", "f2"):
+            draft = artifacts.Artifact("deep", "dataset")
+            draft.add_file(str(write(tmp_path / name, name)), f"{deep}/{name}")
+            r.log_artifact(draft)
+    assert run_cli("diff", "deep:v0", "deep:v1").ok().out == f"D {deep}/f1\nA {deep}/f2\n"
+    try:
+        run_cli("download", "deep:v0", "out").ok()
+        run_cli("verify", "deep:v0", "out").ok()
+        run_cli("checkout", "deep:v1", "out").ok()  # f1 goes, f2 comes
+        run_cli("verify", "deep:v1", "out").ok()
+    finally:
+        remove_deep(tmp_path / "out")  # pytest's own cleanup recurses, and would fail
 
 
 def test_download_checkout_verify(seeded: Path, run_cli: CLI, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 import artifacts
-from artifacts import Artifact, UsageError
+from artifacts import Artifact, UsageError, VerificationError
 from artifacts.registry import alias_ref, head_ref
 from cas import (
     Blob,
@@ -239,7 +239,9 @@ def test_a_reference_with_a_garbage_descriptor_is_an_invalid_object(ws, repo, tm
             artifact.download(str(tmp_path / name))
 
 
-def test_a_very_deep_tree_is_read_and_downloaded_without_exhausting_the_stack(ws, repo, tmp_path):
+def test_a_very_deep_tree_is_read_downloaded_verified_and_checked_out_without_exhausting_the_stack(
+    ws, repo, tmp_path
+):
     with repo.objects.writer() as writer:  # one pack: 1100 loose objects would be slow
         tree = writer.add(Tree((TreeEntry("f", "blob", blob(repo, b"deep"), 4),)))
         for _ in range(1100):  # past the interpreter's recursion limit (1000)
@@ -250,7 +252,15 @@ def test_a_very_deep_tree_is_read_and_downloaded_without_exhausting_the_stack(ws
     assert path == "a/" * 1100 + "f"
     try:
         root = artifact.download(str(tmp_path / "out"))
-        assert Path(root, *path.split("/")).read_bytes() == b"deep"
+        deepest = Path(root, *path.split("/"))
+        assert deepest.read_bytes() == b"deep"
+        artifact.verify(root)
+        (deepest.parent / "extra").write_bytes(b"not in the version")
+        with pytest.raises(VerificationError, match="unexpected"):
+            artifact.verify(root)
+        artifact.checkout(root)
+        assert sorted(os.listdir(deepest.parent)) == ["f"]
+        artifact.verify(root)
     finally:
         remove_deep(tmp_path / "out")  # pytest's own cleanup recurses, and would fail
 
@@ -268,6 +278,22 @@ def remove_deep(top: Path) -> None:
         for entry in entries:
             os.unlink(entry.path)
         os.rmdir(stack.pop())
+
+
+def test_a_version_whose_metadata_is_no_longer_accepted_is_read_and_drafted(ws, repo):
+    old = {"raw": b"\xff", "n": 1}  # bytes that are not UTF-8: an older store could hold them
+    wire(repo, "old", repo.objects.put(Tree(())), metadata=old)
+    version = use("old")
+    assert version.metadata == old
+    draft = version.new_draft()
+    assert draft.metadata == old
+    with artifacts.init() as run, pytest.raises(UsageError, match="not UTF-8"):
+        run.log_artifact(draft)
+    draft.metadata = {"n": 1}
+    (ws / "f").write_bytes(b"new")
+    draft.add_file(str(ws / "f"))
+    with artifacts.init() as run:
+        assert run.log_artifact(draft).metadata == {"n": 1}
 
 
 # ---- refs and commits that claim to be what they are not -------------------------------

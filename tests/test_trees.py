@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from artifacts.errors import MergeConflictError
-from artifacts.trees import REMOVE, Part, apply_edits, diff, lookup, merge, walk
+from artifacts.trees import REMOVE, Diff, Part, apply_edits, diff, lookup, merge, walk
 from cas import Blob, ObjectStore, Tree, TreeEntry, UsageError
 from cas.storage import MemoryStorage
 
@@ -282,3 +282,25 @@ def test_diff_never_reads_subtrees_that_are_equal(store):
     store.trees_read.clear()
     diff(store, a, a)
     assert store.trees_read == []
+
+
+# ---- deep trees ---------------------------------------------------------------------
+
+DEEP = "/".join(["d"] * 1100)  # past the interpreter's recursion limit (1000)
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_edited_merged_and_diffed(store):
+    one = build(store, {f"{DEEP}/a": b"1", "top": b"t"})
+    two = build(store, {f"{DEEP}/b": b"2", f"{DEEP}/a": b"changed"}, base=one)
+    assert contents(store, two) == {"top": b"t", f"{DEEP}/a": b"changed", f"{DEEP}/b": b"2"}
+    assert diff(store, one, two) == Diff(added=[f"{DEEP}/b"], removed=[], modified=[f"{DEEP}/a"])
+    pruned = edit(store, two, {P(f"{DEEP}/a"): REMOVE, P(f"{DEEP}/b"): REMOVE})
+    assert contents(store, pruned) == {"top": b"t"}
+    with store.writer() as writer:
+        merged, _ = merge(
+            store, writer, [Part("x", one), Part("y", build(store, {f"{DEEP}/c": b"3"}))]
+        )
+    assert contents(store, merged) == {"top": b"t", f"{DEEP}/a": b"1", f"{DEEP}/c": b"3"}
+    with store.writer() as writer, pytest.raises(MergeConflictError) as caught:
+        merge(store, writer, [Part("x", one), Part("y", two)])
+    assert list(caught.value.conflicts) == [f"{DEEP}/a"]
