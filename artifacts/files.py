@@ -182,7 +182,7 @@ def check_destinations(
     """
     store = store_holding(root)
     if store is not None:
-        raise UsageError(f"{root} is the store at {store} or inside it; write somewhere else")
+        raise UsageError(f"{root} is in the store at {store}; write somewhere else")
     real_root = os.path.realpath(root)
     clear = {real_root}  # real directories below no store between them and the root
     seen: set[str] = set()

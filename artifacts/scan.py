@@ -102,7 +102,7 @@ def scan_tree(root: str) -> DirScan:
         raise UsageError(f"no such directory: {root}")
     store = store_holding(root)
     if store is not None:
-        raise UsageError(f"{root} is the store at {store} or inside it: log your files instead")
+        raise UsageError(f"{root} is in the store at {store}; log your own files instead")
     real_root = os.path.realpath(root)
     top = DirScan(os.path.abspath(root))  # absolute: the files are read when logged
     order: list[DirScan] = []  # every parent before its children

@@ -145,7 +145,7 @@ def validate_entry_name(name: str) -> str:
     if name in (".", ".."):
         raise InvalidNameError(name, "'.' and '..' are not entry names")
     if name.casefold() == STORE_DIR:  # as git refuses .git: a download could rewrite the store
-        raise InvalidNameError(name, f"{STORE_DIR!r} is the store's directory, in any case")
+        raise InvalidNameError(name, f"{STORE_DIR!r}, in any case, names the store's directory")
     for bad, why in (("/", "a slash"), ("\\", "a backslash"), ("\0", "a NUL byte")):
         if bad in name:
             raise InvalidNameError(name, f"entry names may not contain {why}")
