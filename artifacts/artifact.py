@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,9 +28,10 @@ from .files import (
     LocalFile,
     Reference,
     blob_id_of_file,
+    check_destinations,
+    remove_others,
     stage_file,
     verify_dir,
-    walk_up,
     write_files,
 )
 from .metadata import normalize_metadata
@@ -430,23 +431,27 @@ class Artifact:
         write_files(registry.objects, root, self._files(path_prefix))
         return root
 
-    def checkout(self, root: str | None = None) -> str:
+    def checkout(
+        self,
+        root: str | None = None,
+        on_written: Callable[[int], object] | None = None,
+        on_removed: Callable[[str], object] | None = None,
+    ) -> str:
         """Make ``root`` hold exactly this version: delete extra files, then download.
 
         Deleting first clears a file (or a symlink) standing where the version has a
-        directory, and empties a directory standing where it has a file.
+        directory, and empties a directory standing where it has a file. A store in
+        ``root`` is never touched: a version that would write into one is refused before
+        anything is deleted. ``on_written(size)`` is called as each file is written,
+        ``on_removed(path)`` as each other file (or link) is deleted.
         """
+        registry, _version = self._version()
         root = root or self.default_root()
-        keep = {os.path.join(root, *p.split("/")) for p, _ in self._files()}
-        for dirpath, dirs, names in walk_up(root):
-            links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
-            for name in names + links:
-                path = os.path.join(dirpath, name)
-                if path not in keep:
-                    os.unlink(path)
-            if dirpath != root and not os.listdir(dirpath):
-                os.rmdir(dirpath)
-        return self.download(root)
+        files = self._files()
+        check_destinations(root, files, links_removed=True)
+        remove_others(root, files, on_removed)
+        write_files(registry.objects, root, files, on_written=on_written)
+        return root
 
     def verify(self, root: str | None = None) -> None:
         registry, _ = self._version()

@@ -38,7 +38,7 @@ from cas.walk import obj_kind
 
 from . import trees
 from .artifact import Artifact
-from .files import read_descriptor, walk_up, write_files
+from .files import read_descriptor, write_files
 from .names import Spec, parse_spec, validate_namespace
 from .registry import Registry, Version, alias_ref
 from .run import STORE_DIR, default_entity, find_store_url, init
@@ -486,21 +486,16 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_checkout(args: argparse.Namespace) -> int:
     artifact = _load(_registry(args), _spec(args, args.spec))
-    files = _selected(artifact, None)
-    _write(artifact, args.dir, files)
-    # As Artifact.checkout: the directory ends up holding exactly this version.
-    keep = {os.path.join(args.dir, *p.split("/")) for p, _ in files}
-    removed = 0
-    for dirpath, _dirs, names in walk_up(args.dir):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            if path not in keep:
-                os.unlink(path)
-                removed += 1
-        if dirpath != args.dir and not os.listdir(dirpath):
-            os.rmdir(dirpath)
-    extra = f", removed {_count(removed, 'other file')}" if removed else ""
-    count = _count(len(files), "file")
+    written: list[int] = []  # each file's size, as it is written
+    removed: list[str] = []
+    with _bar(artifact.size, "downloading") as bar:  # drawn only on a terminal
+        artifact.checkout(
+            args.dir,
+            on_written=lambda size: (written.append(size), bar.update(size)),
+            on_removed=removed.append,
+        )
+    extra = f", removed {_count(len(removed), 'other file')}" if removed else ""
+    count = _count(len(written), "file")
     print(f"checked out {artifact.qualified_name} into {args.dir} ({count}{extra})")
     return 0
 

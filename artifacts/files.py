@@ -8,7 +8,7 @@ import os
 import shutil
 import stat as stat_mod
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -19,12 +19,12 @@ import msgpack
 from cas import ObjectStore
 from cas.errors import CasError, InvalidObjectError, UsageError
 from cas.objects import TreeEntry, encode_header
+from cas.storage.local import is_store_dir, store_holding
 from cas.store import HASH_CHUNK, HASH_THREADS
 
+from .dirwalk import walk_up
 from .names import split_path
 from .references import Fetcher, unchecked
-
-STORE_DIR = ".artifacts"  # the default store's directory (artifacts.run.STORE_DIR)
 
 
 class LocalFile(NamedTuple):
@@ -115,15 +115,18 @@ def write_files(
     threads: int = 4,
     on_written: Callable[[int], object] | None = None,
 ) -> int:
-    """Write each file once, verified, into ``root``; returns bytes written.
+    """Write each file once, verified, into ``root``; returns bytes written, and calls
+    ``on_written(size)`` once per file as it is written.
 
     No corrupt or partial file ever takes a name. Into a new (or empty) ``root``
     everything is written in a hidden staging directory beside it, which one
     rename makes ``root`` at the end: a rename per file costs a quarter of
     creating it. Into a directory with files, each file is written under a
     temporary name and renamed once its bytes are verified. Small blobs are
-    read from their packs in spans (see ``read_packed_blobs``).
+    read from their packs in spans (see ``read_packed_blobs``). Where a file would
+    go outside ``root`` or into a store, nothing is written (see check_destinations).
     """
+    check_destinations(root, files)
     staging = _staging_dir(root)
     try:
         written = _write_files(store, staging or root, files, threads, on_written, staging)
@@ -138,6 +141,77 @@ def write_files(
             shutil.rmtree(staging, ignore_errors=True)
             raise UsageError(f"{root} filled up while downloading into it: {exc}") from None
     return written
+
+
+def check_destinations(
+    root: str, files: list[tuple[str, TreeEntry]], links_removed: bool = False
+) -> None:
+    """Refuse, before anything is written, to write ``files`` into ``root`` if one would
+    land outside it (through a link) or in a store: ``root`` in one, or one below it.
+
+    ``links_removed``: every link or file standing in a file's way will have been
+    deleted (a checkout), so only the real directories on its path count.
+    """
+    store = store_holding(root)
+    if store is not None:
+        raise UsageError(f"{root} is in the store at {store}; write somewhere else")
+    real_root = os.path.realpath(root)
+    clear = {real_root}  # real directories below no store between them and the root
+    seen: set[str] = set()
+    for path, _ in files:
+        folder = path.rpartition("/")[0]
+        if folder in seen:
+            continue  # once per folder, not once per file
+        seen.add(folder)
+        segments = split_path(folder) if folder else ()
+        if links_removed:
+            real = _real_dirs(real_root, segments)
+        else:
+            real = os.path.realpath(os.path.join(root, *segments))
+            if os.path.commonpath([real_root, real]) != real_root:
+                raise UsageError(f"refusing to write {path!r} outside {root}")
+        way = []
+        while real not in clear:
+            if is_store_dir(real):
+                raise UsageError(
+                    f"{path!r} would be written into the store at {real}; "
+                    "write the version somewhere else"
+                )
+            way.append(real)
+            real = os.path.dirname(real)
+        clear.update(way)
+
+
+def _real_dirs(real_root: str, segments: tuple[str, ...]) -> str:
+    """The deepest directory of ``segments`` below ``real_root`` reached through real
+    directories only (no link, no file)."""
+    here = real_root
+    for name in segments:
+        below = os.path.join(here, name)
+        if os.path.islink(below) or not os.path.isdir(below):
+            break
+        here = below
+    return here
+
+
+def remove_others(
+    root: str,
+    files: list[tuple[str, TreeEntry]],
+    on_removed: Callable[[str], object] | None = None,
+) -> None:
+    """Delete what ``root`` holds besides ``files``, links to directories and directories
+    left empty too; a store below ``root`` (see ``is_store_dir``) is never entered."""
+    keep = {os.path.join(root, *p.split("/")) for p, _ in files}
+    for dirpath, dirs, names in walk_up(root):  # children before their parents
+        links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
+        for name in names + links:
+            path = os.path.join(dirpath, name)
+            if path not in keep:
+                os.unlink(path)
+                if on_removed is not None:
+                    on_removed(path)
+        if dirpath != root and not os.listdir(dirpath):
+            os.rmdir(dirpath)
 
 
 def _staging_dir(root: str) -> str | None:
@@ -165,22 +239,18 @@ def _write_files(
     staging: str | None,
 ) -> int:
     os.makedirs(root, exist_ok=True)
-    real_root = os.path.realpath(root)
-    # A file's folder (as its path spells it) -> that directory, made and checked to
-    # lie inside the root: once per folder, not once per file.
+    # A file's folder (as its path spells it) -> that directory, made once: the
+    # folders were checked (check_destinations) before anything was written.
     ready: dict[str, str] = {}
 
     def destination(path: str) -> str:
         folder, _, name = path.rpartition("/")
         parent = ready.get(folder)
         if parent is None:
-            parent = os.path.join(root, *split_path(folder)) if folder else root
+            parent = os.path.join(root, *folder.split("/")) if folder else root
             _makedirs(parent)
-            real_parent = os.path.realpath(parent)
-            if os.path.commonpath([real_root, real_parent]) != real_root:
-                raise UsageError(f"refusing to write {path!r} outside {root}")
             ready[folder] = parent
-        split_path(name)  # the name alone: the folder passed above
+        split_path(name)  # the name alone: the folder was checked
         return os.path.join(parent, name)
 
     fetcher = Fetcher()
@@ -275,31 +345,6 @@ def _makedirs(path: str) -> None:
         except FileExistsError:
             if not os.path.isdir(directory):
                 raise
-
-
-def walk_up(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
-    """``os.walk(top, topdown=False)`` without recursion: trees may be deep, and before
-    Python 3.12 os.walk recurses once a level. Links to directories are listed in
-    ``dirs`` and not followed; unreadable directories are skipped, as os.walk does."""
-    found = []  # (dirpath, dirs, files), every parent before its children
-    stack = [top]
-    while stack:
-        dirpath = stack.pop()
-        dirs, files, below = [], [], []
-        try:
-            with os.scandir(dirpath) as entries:
-                for entry in entries:
-                    if entry.is_dir():
-                        dirs.append(entry.name)
-                        if not entry.is_symlink():
-                            below.append(entry.path)
-                    else:
-                        files.append(entry.name)
-        except OSError:
-            continue
-        found.append((dirpath, dirs, files))
-        stack.extend(below)
-    return reversed(found)
 
 
 def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]) -> None:

@@ -29,6 +29,8 @@ from cas.errors import ReferenceChangedError, UsageError
 from cas.objects import encode_header
 from cas.store import HASH_CHUNK, HASH_THREADS
 
+from .dirwalk import walk_up
+
 SCHEMES = ("file://", "s3://", "gs://", "gcs://", "http://", "https://")
 DEFAULT_MAX_OBJECTS = 10_000_000  # W&B's default for a directory or prefix
 Descriptor = dict[str, Any]
@@ -123,7 +125,7 @@ def _expand_local(uri: str, checksum: bool) -> Iterator[tuple[str, Descriptor]]:
 
 def _walk_files(root: str) -> Iterator[str]:
     """Paths (with "/") of the files below ``root``, following links to files, as W&B."""
-    for dirpath, _dirs, names in os.walk(root):
+    for dirpath, _dirs, names in walk_up(root):  # deep trees too; stores left out
         for name in names:
             full = os.path.join(dirpath, name)
             if os.path.isfile(full):

@@ -17,6 +17,7 @@ from typing import Any
 
 from cas import Commit, ObjectId, PackWriter, Repository
 from cas.errors import RefConflictError, UsageError
+from cas.storage.local import STORE_DIR
 
 from . import trees
 from .artifact import Artifact
@@ -24,7 +25,6 @@ from .errors import ArtifactNotFoundError, ArtifactStateError, MergeConflictErro
 from .names import parse_spec, validate_alias, validate_namespace
 from .registry import Registry, RunRecord, Version, dist_prefix
 
-STORE_DIR = ".artifacts"
 _active: list[Run] = []  # W&B's module-level `wandb.run`, as a stack
 
 

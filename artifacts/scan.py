@@ -7,9 +7,10 @@ itself big, a forked helper takes half of the directories still to scan and
 sends their stats back as one msgpack message.
 
 The helper handles plain files and directories only. A directory holding a
-symlink, or one it cannot read, goes back to the parent, which scans it as
-it scans the rest: the symlink policy, its warnings and its errors stay in
-one place. A helper that fails or dies hands all its directories back.
+symlink, one it cannot read, or a store, goes back to the parent, which scans
+it as it scans the rest: the symlink policy, the skipping of stores, their
+warnings and errors stay in one place. A helper that fails or dies hands all
+its directories back.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import blake3
 import msgpack
 
 from cas.errors import UsageError
+from cas.storage.local import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
 
-from .files import STORE_DIR, LocalFile, stage_file
+from .files import LocalFile, stage_file
 
 Path = tuple[str, ...]
 # A scanned file: (size, mtime_ns, inode, executable, path of a link's target or None).
@@ -92,14 +94,19 @@ def scan_tree(root: str) -> DirScan:
     contents; a link that points outside ``root``, or nowhere, is refused; a
     link to a directory is not followed (it could loop), with a warning.
 
-    A store directory (``.artifacts/``) is skipped, as git skips ``.git/``:
-    adding a project's root must not copy the store.
+    A store (``.artifacts/``, or any directory laid out as one) is skipped, as git
+    skips ``.git/``: adding a project's root must not copy its store, nor a store log
+    itself into itself. A store itself, or a directory inside one, is refused.
     """
     if not os.path.isdir(root):
         raise UsageError(f"no such directory: {root}")
+    store = store_holding(root)
+    if store is not None:
+        raise UsageError(f"{root} is in the store at {store}; log your own files instead")
     real_root = os.path.realpath(root)
     top = DirScan(os.path.abspath(root))  # absolute: the files are read when logged
     order: list[DirScan] = []  # every parent before its children
+    stores: list[DirScan] = []  # directories found to be stores: dropped below
     stack = [top]  # iterative: a deep directory cannot exhaust Python's stack
     helper: _Helper | None = None
     split = not _CAN_SPLIT
@@ -108,10 +115,13 @@ def scan_tree(root: str) -> DirScan:
     try:
         while stack:
             node = stack.pop()
-            order.append(node)
             files, dirs = _list_dir(node.path, follow)
-            stack.extend(node.adopt(files, dirs))
-            seen += len(files)
+            if node is not top and _is_store(files, dirs):  # the top was checked above
+                stores.append(node)
+            else:
+                order.append(node)
+                stack.extend(node.adopt(files, dirs))
+                seen += len(files)
             if not split and seen >= SPLIT_MIN_FILES and len(stack) >= 2:
                 split = True
                 half = len(stack) // 2
@@ -123,6 +133,11 @@ def scan_tree(root: str) -> DirScan:
     finally:
         if helper is not None:
             helper.abandon()
+    if stores:  # rare: only then is a map of every directory worth making
+        by_path = {node.path: node for node in order}
+        for store_scan in stores:
+            parent, name = os.path.split(store_scan.path)
+            del by_path[parent].dirs[name]
     for node in reversed(order):  # children before their parents
         _sign(node)
     return top
@@ -152,6 +167,11 @@ def _list_dir(
             elif entry.is_dir(follow_symlinks=False) and entry.name != STORE_DIR:
                 dirs.append(entry.name)
     return files, dirs
+
+
+def _is_store(files: dict[str, ScanRow], dirs: list[str]) -> bool:
+    """Is the directory listed so a store? (From its listing: no call of its own.)"""
+    return looks_like_store(lambda name: name in files or name in dirs)
 
 
 def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | None:
@@ -241,6 +261,9 @@ def _scan_plain(paths: list[str]) -> list[tuple[str, dict[str, ScanRow] | None, 
             files, dirs = _list_dir(path, _refuse)
         except (_LeftToParent, OSError):
             records.append((path, None, None))
+            continue
+        if _is_store(files, dirs):
+            records.append((path, None, None))  # the parent skips it
             continue
         records.append((path, files, dirs))
         stack.extend(os.path.join(path, name) for name in dirs)

@@ -24,6 +24,7 @@ import blake3
 import msgpack
 
 from .errors import InvalidNameError, InvalidObjectError
+from .storage.local import STORE_DIR
 
 FORMAT_VERSION = 1
 ID_SIZE = 32
@@ -143,6 +144,8 @@ def validate_entry_name(name: str) -> str:
         raise InvalidNameError(str(name), "entry names must be non-empty strings")
     if name in (".", ".."):
         raise InvalidNameError(name, "'.' and '..' are not entry names")
+    if name.casefold() == STORE_DIR:  # as git refuses .git: a download could rewrite the store
+        raise InvalidNameError(name, f"{STORE_DIR!r}, in any case, names the store's directory")
     for bad, why in (("/", "a slash"), ("\\", "a backslash"), ("\0", "a NUL byte")):
         if bad in name:
             raise InvalidNameError(name, f"entry names may not contain {why}")
@@ -298,6 +301,8 @@ def _checked_entries(raw: list[Any]) -> list[TreeEntry] | None:
         return None
     joined = "/".join(names)  # one scan per forbidden character, not one per name
     if joined.count("/") > max(len(names) - 1, 0) or "\\" in joined or "\0" in joined:
+        return None
+    if f"/{STORE_DIR}/" in f"/{joined}/".casefold():  # no "/" in a name: whole names only
         return None
     try:
         if max(map(len, map(str.encode, names)), default=0) > MAX_NAME_BYTES:

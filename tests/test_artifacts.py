@@ -353,6 +353,29 @@ def test_invalid_entry_names_are_refused(ws, entry):
         Artifact("data", "dataset").add_file("f", name=entry)
 
 
+STORE_NAMES = [
+    ".artifacts/refs/team/proj/artifacts/model/latest",
+    "sub/.artifacts/x",
+    ".ARTIFACTS/x",
+]
+
+
+@pytest.mark.parametrize("entry", STORE_NAMES)
+def test_the_store_directory_name_is_refused_at_every_level_when_staging(ws, entry):
+    # Downloaded into a project, such an entry would rewrite the project's store.
+    write("f", "x")
+    artifact = Artifact("data", "dataset")
+    for stage in (
+        lambda: artifact.add_file("f", name=entry),
+        lambda: artifact.add_reference(f"file://{os.path.abspath('f')}", name=entry),
+        lambda: artifact.add_dir(".", name=entry),
+        lambda: artifact.new_file(entry).__enter__(),
+    ):
+        with pytest.raises(InvalidNameError, match="store"):
+            stage()
+    assert artifact._edits == {}
+
+
 def test_use_artifact_refuses_a_malformed_spec(ws):
     with artifacts.init() as run, pytest.raises(InvalidNameError):
         run.use_artifact("bad name!")
@@ -642,6 +665,95 @@ def test_checkout_clears_whatever_stands_where_the_version_has_a_file_or_directo
     assert read_tree("co") == {"x/y": b"1", "f": b"2", "s/t": b"3"}
     assert not os.path.islink("co/s")
     assert read_tree("outside") == {"t": b"not ours"}
+
+
+def store_files(root: str | Path) -> dict[str, bytes]:
+    """A store's content: its files but the backend's own (lock files, temporaries)."""
+    return {
+        p: data for p, data in read_tree(root).items() if p.split("/")[0] not in ("locks", "tmp")
+    }
+
+
+def make_store(path: str) -> dict[str, bytes]:
+    """A store, not named .artifacts, holding one version; returns its files."""
+    with artifacts.init(store=path) as run:
+        log(run, "kept", {"k": "kept"})
+    return store_files(path)
+
+
+def test_checkout_into_the_project_root_leaves_its_store_alone(ws):
+    write("a.txt", "a")
+    with artifacts.init() as run:
+        first = Artifact("ds", "t")
+        first.add_dir(".")
+        run.log_artifact(first)
+        write("a.txt", "b")
+        second = Artifact("ds", "t")
+        second.add_dir(".")
+        run.log_artifact(second)
+    store = store_files(".artifacts")
+    first.checkout(".")
+    assert store_files(".artifacts") == store
+    assert {p: d for p, d in read_tree(".").items() if not p.startswith(".artifacts/")} == {
+        "a.txt": b"a"
+    }
+    with artifacts.init() as run:
+        assert run.use_artifact("ds:latest").version == "v1"
+
+
+def test_checkout_leaves_a_store_of_any_name_inside_its_root_alone(ws):
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"a": "1"})
+    kept = make_store("co/deep/vault")
+    write("co/extra", "x")
+    artifact.checkout("co")
+    assert store_files("co/deep/vault") == kept
+    assert sorted(os.listdir("co")) == ["a", "deep"]  # the store's parent stays: not empty
+    with artifacts.init(store="co/deep/vault") as run:
+        assert contents(run.use_artifact("kept:v0"), "dl") == {"k": b"kept"}
+
+
+def test_a_download_or_checkout_that_would_write_into_a_store_writes_and_deletes_nothing(ws):
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"a": "1", "vault/refs/x": "overwritten", "vault/packs/y": "y"})
+    kept = make_store("co/vault")
+    write("co/extra", "x")
+    before = read_tree("co")
+    for write_version in (artifact.download, artifact.checkout):
+        with pytest.raises(UsageError, match="store"):
+            write_version("co")
+        assert read_tree("co") == before
+    os.symlink("vault", "co/link")  # a link that leads into the store: no way round
+    with artifacts.init() as run:
+        linked = log(run, "linked", {"link/refs/x": "overwritten"})
+    with pytest.raises(UsageError, match="store"):
+        linked.download("co")
+    assert store_files("co/vault") == kept
+
+
+@pytest.mark.parametrize("root", [".artifacts", ".artifacts/refs", ".artifacts/refs/new", "vault"])
+def test_a_store_or_a_directory_inside_one_is_no_root_to_write_into(ws, root):
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"latest": "1"})
+    make_store("vault")
+    stores = {s: store_files(s) for s in (".artifacts", "vault")}
+    for write_version in (artifact.download, artifact.checkout):
+        with pytest.raises(UsageError, match="store"):
+            write_version(root)
+    assert {s: store_files(s) for s in stores} == stores
+
+
+def test_add_dir_skips_a_store_of_any_name_and_refuses_a_store_as_its_root(ws):
+    write("data/a.txt", "a")
+    make_store("data/vault")
+    with artifacts.init(store="data/vault") as run:  # the store that holds the version too
+        artifact = Artifact("data", "dataset")
+        artifact.add_dir("data")
+        run.log_artifact(artifact)
+        assert [e.path for e in artifact.files()] == ["a.txt"]
+    for root in ("data/vault", ".artifacts", "data/vault/refs"):
+        with pytest.raises(UsageError, match="store"):
+            Artifact("data", "dataset").add_dir(root)
 
 
 def test_verify_detects_modified_extra_and_missing_files(ws):

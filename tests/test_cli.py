@@ -381,6 +381,44 @@ def test_download_checkout_verify(seeded: Path, run_cli: CLI, tmp_path: Path) ->
     assert_error(run_cli("verify", "dataset:v0", out), "does not match")
 
 
+def files_below(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_checkout_into_the_project_root_leaves_its_store_alone(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    cli = make_cli(project, None)  # the store: project/.artifacts
+    cli("init").ok()
+    write(project / "a.txt", "a\n")
+    cli("log", ".", "--name", "ds", "--type", "t").ok()
+    write(project / "a.txt", "b\n")
+    cli("log", ".", "--name", "ds", "--type", "t").ok()
+    store = files_below(project / ".artifacts")
+    checked = cli("checkout", "ds:v0", ".").ok()
+    assert checked.out == "checked out team/proj/ds:v0 into . (1 file)\n"
+    assert (project / "a.txt").read_text() == "a\n"
+    assert files_below(project / ".artifacts").items() >= store.items()
+    assert "v1" in cli("versions", "ds").ok().out
+
+
+def test_checkout_does_as_the_library_does_where_a_file_stands_for_a_directory(
+    tmp_path: Path, store: Path, run_cli: CLI
+) -> None:
+    log_with_api(store, make_data(tmp_path / "data"), "dataset")
+    version = files_below(tmp_path / "data")
+    by_cli, by_library = tmp_path / "by-cli", tmp_path / "by-library"
+    for root in (by_cli, by_library):
+        write(root / "sub", "a file where the version has a directory")
+        write(root / "train.csv" / "deep", "a directory where the version has a file")
+        write(root / "stray.txt", "not in the version")
+    checked = run_cli("checkout", "dataset:v0", by_cli).ok()
+    assert checked.out.endswith("(3 files, removed 3 other files)\n")
+    with artifacts.init(entity="team", project="proj", store=str(store)) as r:
+        r.use_artifact("dataset:v0").checkout(str(by_library))
+    assert files_below(by_cli) == files_below(by_library) == version
+
+
 def test_alias_add_and_rm(seeded: Path, run_cli: CLI) -> None:
     assert run_cli("alias", "add", "dataset:v1", "prod").ok().out == (
         "team/proj/dataset:v1 is now 'prod'\n"

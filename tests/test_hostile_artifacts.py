@@ -94,7 +94,19 @@ def use(spec: str) -> Artifact:
 
 # ---- entry names that could escape ---------------------------------------------------
 
-BAD_NAMES = ["..", "../x", "/etc/x", "a/b", "", ".", "nul\0x", "back\\slash", "../../../../tmp/x"]
+BAD_NAMES = [
+    "..",
+    "../x",
+    "/etc/x",
+    "a/b",
+    "",
+    ".",
+    "nul\0x",
+    "back\\slash",
+    "../../../../tmp/x",
+    ".artifacts",
+    ".ARTIFACTS",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
@@ -128,6 +140,24 @@ def test_a_tree_entry_with_a_forbidden_name_fails_to_read_and_writes_nothing(
     # Nothing anywhere: the listing fails before the first byte is written.
     assert outside_store(tmp_path) == before
     assert {p: os.path.exists(p) for p in watched} == existed
+
+
+def test_a_version_holding_the_store_directory_cannot_rewrite_the_projects_store(ws, repo):
+    # Downloaded into the project, it would point the user's "model" at its own commit.
+    model = wire(repo, "model", repo.objects.put(Tree(())))
+    ref = ("refs", "team", "proj", "artifacts", "model")
+    tree = repo.objects.put_raw(raw_tree([file_entry(repo, "latest", b"hostile")]))
+    for name in reversed(ref):
+        tree = repo.objects.put(Tree((TreeEntry(name, "tree", tree, 7),)))
+    tree = repo.objects.put_raw(raw_tree([["." + "artifacts", "tree", tree, 7, False]]))
+    wire(repo, "evil", tree)
+    artifact = use("evil")
+    before = snapshot(ws)
+    for action in (artifact.download, artifact.checkout):
+        with pytest.raises(InvalidObjectError, match="forbidden entry name"):
+            action(str(ws))
+    assert snapshot(ws) == before
+    assert repo.refs.read(head_ref("team", "proj", "model")) == model
 
 
 @pytest.mark.parametrize(

@@ -170,7 +170,11 @@ def test_format_doc_parser_sees_every_change(parse_vectors: Any) -> None:
 
 NAME_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\x00")
 entry_names = st.text(NAME_CHARS, min_size=1, max_size=40).filter(
-    lambda n: n not in (".", "..") and len(n.encode()) <= objects.MAX_NAME_BYTES
+    lambda n: (
+        n not in (".", "..")
+        and n.casefold() != ".artifacts"
+        and len(n.encode()) <= objects.MAX_NAME_BYTES
+    )
 )
 ids = st.binary(min_size=32, max_size=32)
 entries = st.builds(
@@ -466,7 +470,21 @@ def test_blob_payload_is_not_a_tree() -> None:
 
 # ---- entry names and fields --------------------------------------------------
 
-FORBIDDEN_NAMES = ["", ".", "..", "a/b", "../x", "/etc/x", "a\\b", "x\0y", "a/", "x" * 256]
+FORBIDDEN_NAMES = [
+    "",
+    ".",
+    "..",
+    "a/b",
+    "../x",
+    "/etc/x",
+    "a\\b",
+    "x\0y",
+    "a/",
+    "x" * 256,
+    ".artifacts",
+    ".ARTIFACTS",
+    ".Artifacts",
+]
 
 
 @pytest.mark.parametrize("name", FORBIDDEN_NAMES)
@@ -481,6 +499,12 @@ def test_forbidden_entry_names_are_refused_when_decoding(name: str) -> None:
     raw = obj("tree", packb([entry(name)]))
     with pytest.raises(InvalidObjectError):
         decode(raw)
+
+
+@pytest.mark.parametrize("name", [".artifacts2", "x.artifacts", "artifacts", ".artifact"])
+def test_names_that_only_resemble_the_store_directory_are_accepted(name: str) -> None:
+    tree = Tree((TreeEntry("a", "blob", ID_A, 0), TreeEntry(name, "blob", ID_A, 0)))
+    assert decode(tree.to_bytes()) == tree
 
 
 def test_longest_entry_name_is_accepted() -> None:

@@ -231,6 +231,8 @@ def build_wide_tree(root: str, links: bool) -> None:
             write(f"{root}/d{d}/f{f}", bytes([d, f]) * (f + 1))
             write(f"{root}/d{d}/plain/deeper/g{f}", bytes([f]))
         write(f"{root}/d{d}/.artifacts/objects/x", b"x")  # a store: skipped by both
+        write(f"{root}/d{d}/plain/vault/refs/x", b"x")  # a store by its layout: skipped too
+        os.mkdir(f"{root}/d{d}/plain/vault/tmp")
         if links:
             write(f"{root}/d{d}/linked/real", b"real")
             os.symlink("real", f"{root}/d{d}/linked/link")  # the parent follows it
@@ -258,13 +260,15 @@ def test_two_processes_scan_a_big_tree_as_one_does(ws, monkeypatch):
     monkeypatch.setattr(scan._Helper, "finish", counted_finish)
     one, two, (one_warned, two_warned) = scan_twice(monkeypatch, "src")
     assert len(forks) == 1 and adopted[0] > 0  # the helper did scan some
-    assert left_back and all(n.path.endswith("/linked") for n in left_back)
+    # The helper leaves what is not plain to the parent: links, and stores to skip.
+    assert left_back and all(n.path.endswith(("/linked", "/vault")) for n in left_back)
     assert two == one
     assert two_warned == one_warned and len(one_warned) == 6  # every dirlink, once
     for d in range(6):  # a file link: its target's path
         link = dict(two[os.path.abspath(f"src/d{d}/linked")][0])["link"]
         assert link[4] == os.path.abspath(f"src/d{d}/linked/real")
-    assert not any(".artifacts" in path for path in two)
+    assert not any(".artifacts" in path or "vault" in path for path in two)
+    assert any(path.endswith("/plain/deeper") for path in two)
 
 
 def test_a_scan_helper_that_fails_hands_its_directories_back(ws, monkeypatch):

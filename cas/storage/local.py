@@ -13,7 +13,7 @@ import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -23,6 +23,47 @@ from ..errors import InvalidNameError, KeyNotFoundError, PreconditionFailedError
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 _HIDDEN = ("tmp/", "locks/")
+
+STORE_DIR = ".artifacts"  # a project's store; no tree may hold an entry of this name
+# What a store's directory holds: the backend's own directories (tmp/ made on opening,
+# locks/ by the first writer), the keys only a store has (objects/ alone is too common a
+# name to tell), and the rest of its layout (docs/format.md, section 5).
+_OWN_DIRS = ("tmp", "locks")
+_STORE_KEYS = ("refs", "packs", "blobs", "config.json")
+STORE_ENTRIES = frozenset((*_OWN_DIRS, *_STORE_KEYS, "objects", "cache"))
+
+
+def looks_like_store(has: Callable[[str], bool]) -> bool:
+    """Does a directory holding the names for which ``has`` is true hold a store?"""
+    return any(map(has, _OWN_DIRS)) and any(map(has, _STORE_KEYS))
+
+
+def is_store_dir(path: str) -> bool:
+    """Is ``path`` a store's directory: a project's ``.artifacts``, or any directory laid
+    out as a local store, whatever its name?"""
+    if not os.path.isdir(path):
+        return False
+    if os.path.basename(os.path.abspath(path)) == STORE_DIR:
+        return True
+    return looks_like_store(lambda name: os.path.lexists(os.path.join(path, name)))
+
+
+def store_holding(path: str) -> str | None:
+    """The store directory that ``path`` (real, links resolved) is, or lies in through
+    one of the store's own entries; None if there is none.
+
+    Only an entry of a store's layout makes a path inside it: a directory above that
+    merely looks like a store (``~`` with ``tmp/`` and ``refs/``) does not count.
+    """
+    here = os.path.realpath(path)
+    below = None  # the name on the way down from ``here`` to ``path``
+    while True:
+        if (below is None or below in STORE_ENTRIES) and is_store_dir(here):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here, below = parent, os.path.basename(here)
 
 
 class LocalStorage(Storage):

@@ -1,0 +1,36 @@
+"""Walking a directory that files are checked out into, however deep it is."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from cas.storage.local import is_store_dir
+
+
+def walk_up(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, topdown=False)`` without recursion: trees may be deep, and before
+    Python 3.12 os.walk recurses once a level. Links to directories are listed in
+    ``dirs`` and not followed; unreadable directories are skipped, as os.walk does.
+    A store below ``top`` (``is_store_dir``) is no part of what it holds: it is
+    neither listed nor entered."""
+    found = []  # (dirpath, dirs, files), every parent before its children
+    stack = [top]
+    while stack:
+        dirpath = stack.pop()
+        dirs, files, below = [], [], []
+        try:
+            with os.scandir(dirpath) as entries:
+                for entry in entries:
+                    if not entry.is_dir():
+                        files.append(entry.name)
+                    elif entry.is_symlink():
+                        dirs.append(entry.name)
+                    elif not is_store_dir(entry.path):
+                        dirs.append(entry.name)
+                        below.append(entry.path)
+        except OSError:
+            continue
+        found.append((dirpath, dirs, files))
+        stack.extend(below)
+    return reversed(found)
