@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from . import objects
 from .errors import CasError
-from .locks import LOCK_PREFIX, STALE_SECONDS, lock_renewed
+from .locks import LOCK_PREFIX, lock_written, stale_after, store_time
 from .objects import ObjectId
 from .repo import Repository
 from .store import ObjectStore, verify
@@ -82,22 +82,23 @@ def gc(
     report = GcReport()
     store = repo.objects
     with repo.exclusive(wait):
-        # A lock ref's blob may be gone (stored before its ref was set, it looked like
-        # garbage to a gc running then): it reaches nothing, and must not stop the walk.
+        # Lock refs carry no data (their age is their ref's), and anyone may write
+        # nonsense there: they are no roots.
         roots = [
             target
-            for name, target in repo.refs.list("").items()
-            if not name.startswith(LOCK_PREFIX) or store.has(target)
+            for name in repo.refs.names("")
+            if not name.startswith(LOCK_PREFIX) and (target := repo.refs.read(name)) is not None
         ]
         live = {object_id for object_id, _ in reachable(store, roots)}
         report.reachable = len(live)
-        found = _unreachable(store, live, time.time() - grace_seconds)
+        # Modification times are the bucket's: so is the time they are compared with.
+        found = _unreachable(store, live, store_time(repo.storage) - grace_seconds)
         kept = _closure(found.young, found.refs_of)
         report.kept_for_grace = len(kept)
         dead = set(found.sizes) - kept
         _delete_referrers_first(store, found, dead, report)
         report.tmp_deleted = _delete_old_tmp(repo, time.time() - max(grace_seconds, TMP_MIN_AGE))
-        report.lock_refs_deleted = _delete_old_lock_refs(repo, time.time() - TMP_MIN_AGE)
+        report.lock_refs_deleted = _delete_old_lock_refs(repo)
     return report
 
 
@@ -272,27 +273,25 @@ def _delete_old_tmp(repo: Repository, cutoff: float) -> int:
     return deleted
 
 
-def _delete_old_lock_refs(repo: Repository, cutoff: float) -> int:
+def _delete_old_lock_refs(repo: Repository) -> int:
     """Lock refs of bucket stores: every taking leaves a tombstone, and a crashed
-    writer a stale lock. Without this, every lock taken would be read at every gc."""
+    locker a stale lock. Without this, every lock taken would be read at every gc."""
     if repo.storage.local_path("locks/gc.lock") is not None:
         return 0  # local stores lock with flock, not refs
     deleted = 0
     for name in list(repo.refs.names(LOCK_PREFIX)):
-        key = f"refs/{name}"
-        try:
-            target = repo.refs.read(name)
-            if target is None:
-                old = repo.storage.stat(key).mtime < cutoff
-            else:
-                started = lock_renewed(repo.storage, repo.objects, name, target)
-                old = time.time() - started > STALE_SECONDS + TMP_MIN_AGE
-        except CasError:
+        written = lock_written(repo.storage, repo.refs, name)
+        if written is None:
             continue
-        if old:
-            try:
-                repo.storage.delete(key)
-            except PermissionError:
-                return deleted  # a gc role without delete rights on refs/locks/: keep them
-            deleted += 1
+        mtime, held = written
+        # A held lock goes once it is stale, and has been for a while; a tombstone or
+        # nonsense once it is old enough not to be a lock being taken right now.
+        age = TMP_MIN_AGE + (stale_after(name) if held else 0)
+        if store_time(repo.storage) - mtime <= age:
+            continue
+        try:
+            repo.storage.delete(f"refs/{name}")
+        except PermissionError:
+            return deleted  # a gc role without delete rights on refs/locks/: keep them
+        deleted += 1
     return deleted
