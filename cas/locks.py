@@ -11,16 +11,20 @@ writer publishing the ref that reaches it.
   before they take ``gc.lock``: once gc waits, new writers queue behind it,
   so a busy store cannot starve gc.
 - Other stores use lock refs (``locks/writers/<id>``, ``locks/gc/<id>``, one
-  id per process), each pointing at a blob with the time it was taken,
-  written by compare-and-swap (a released lock is a tombstone, which gc
-  removes after an hour). A locker announces itself, then looks: of two
-  racing lockers at least one sees the other. A writer that sees gc
-  withdraws and waits for gc to go; gc that sees only writers stays
-  announced (new writers see it and withdraw) and waits for them to leave.
-  A held lock ref is renewed every :data:`HEARTBEAT_SECONDS`; one not
-  renewed for :data:`STALE_SECONDS` is ignored, which bounds how long a
-  crashed writer can block gc. A lock whose blob cannot be read counts from
-  its ref's modification time, never as stale.
+  id per process), written by compare-and-swap (a released lock is a
+  tombstone, which gc removes after an hour). A locker announces itself,
+  then looks: of two racing lockers at least one sees the other. A writer
+  that sees gc withdraws and waits for gc to go (saying so once); gc that
+  sees only writers stays announced (new writers see it and withdraw) and
+  waits for them to leave. A lock's age is its ref's modification time as
+  the bucket stamps it, against the bucket's clock (read from the locker's
+  own lock ref), never a time a client wrote: a future-dated stamp ages
+  like any lock, and bytes that are no ref at all are no lock. A held writer lock is
+  renewed every :data:`HEARTBEAT_SECONDS` and one not renewed for
+  :data:`STALE_SECONDS` is ignored (a crashed writer holds gc back that
+  long); gc renews its own every :data:`GC_HEARTBEAT_SECONDS` and it goes
+  stale after :data:`GC_STALE_SECONDS`, so a gc killed while it works holds
+  writers back for a minute at most.
 
 Locks are re-entrant per process and store: a writer that nests
 ``writing()`` blocks (``log_artifact`` logging, then recording its run)
@@ -38,12 +42,13 @@ import random
 import secrets
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .errors import RefConflictError, UsageError
+from .errors import CasError, KeyNotFoundError, RefConflictError, UsageError
 from .objects import Blob
 from .refs import RefStore
 from .storage.base import Storage
@@ -51,6 +56,10 @@ from .store import ObjectStore
 
 STALE_SECONDS = 3600
 HEARTBEAT_SECONDS = STALE_SECONDS / 6  # a held lock ref is renewed this often
+# gc renews its lock often and it goes stale soon: a gc killed while it works holds
+# writers back for this long at most.
+GC_STALE_SECONDS = 60.0
+GC_HEARTBEAT_SECONDS = GC_STALE_SECONDS / 6
 POLL_SECONDS = 0.05
 # On bucket stores, gc taken again right after this process let go of it first waits
 # this long, so that writers polling behind it get in: gc in a loop cannot starve them.
@@ -65,6 +74,7 @@ class _Hold:
     exclusive: bool
     release: Callable[[], None]
     owner: int  # the thread holding an exclusive lock
+    clock: _BucketClock | None = None  # bucket stores: the bucket's time
     count: int = 0
     synced: weakref.WeakSet[ObjectStore] = field(default_factory=weakref.WeakSet)
 
@@ -136,8 +146,8 @@ def _held(
                     if pause > 0:
                         time.sleep(pause)
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                release = _acquire(storage, store, refs, exclusive, remaining)
-                hold = _holds[key] = _Hold(exclusive, release, me)
+                release, clock = _acquire(storage, store, refs, exclusive, remaining)
+                hold = _holds[key] = _Hold(exclusive, release, me, clock)
             # Shared nests in shared; anything nests in the exclusive holder's own thread.
             if (hold.exclusive and hold.owner == me) or not (hold.exclusive or exclusive):
                 hold.count += 1
@@ -176,12 +186,21 @@ def _forget_vanished_packs(store: ObjectStore) -> None:
         store.refresh_packs()
 
 
+def store_time(storage: Storage) -> float:
+    """Now, by the clock that stamps the store's modification times: the bucket's,
+    read when this process took its lock there, else this machine's."""
+    hold = _holds.get(_store_key(storage))
+    if hold is not None and hold.clock is not None:
+        return hold.clock.now()
+    return time.time()
+
+
 def _acquire(
     storage: Storage, store: ObjectStore, refs: RefStore, exclusive: bool, wait: float | None
-) -> Callable[[], None]:
+) -> tuple[Callable[[], None], _BucketClock | None]:
     path = storage.local_path("locks/gc.lock")
     if path is not None:
-        return _acquire_flock(path, exclusive, wait)
+        return _acquire_flock(path, exclusive, wait), None
     return _acquire_refs(storage, store, refs, exclusive, wait)
 
 
@@ -234,9 +253,25 @@ def _flock(fd: int, mode: int, deadline: float | None) -> None:
 # ---- other stores: lock refs ---------------------------------------------------
 
 
+class _BucketClock:
+    """The bucket's time: the modification time it stamped on a ref we just wrote,
+    advanced by this machine's monotonic clock since."""
+
+    def __init__(self) -> None:
+        self._base = time.time()
+        self._at = time.monotonic()
+
+    def set_from(self, storage: Storage, key: str) -> None:
+        at = time.monotonic()
+        self._base, self._at = storage.stat(key).mtime, at
+
+    def now(self) -> float:
+        return self._base + time.monotonic() - self._at
+
+
 def _acquire_refs(
     storage: Storage, store: ObjectStore, refs: RefStore, exclusive: bool, wait: float | None
-) -> Callable[[], None]:
+) -> tuple[Callable[[], None], _BucketClock]:
     key = _store_key(storage)
     suffix = _names.setdefault(key, secrets.token_hex(8))
     mine = f"{LOCK_PREFIX}{'gc' if exclusive else 'writers'}/{suffix}"
@@ -245,13 +280,16 @@ def _acquire_refs(
     look = LOCK_PREFIX if exclusive else gcs
     deadline = None if wait is None else time.monotonic() + wait
     token = None
+    clock = _BucketClock()
+    told = False
     try:
         while True:
             # Announce first, then look: of two racing lockers, one sees the other.
             token = store.put(Blob(_stamp(mine)))
             _announce(refs, mine, token)
+            clock.set_from(storage, f"refs/{mine}")
             while True:
-                others = _live_locks(storage, store, refs, look) - {mine}
+                others = _live_locks(storage, refs, look, clock) - {mine}
                 if not others:
                     break
                 if not exclusive or any(o.startswith(gcs) for o in others):
@@ -265,7 +303,14 @@ def _acquire_refs(
             if token is not None:
                 break
             # Wait (only looking: announcing costs writes) until no gc is there.
-            while others := _live_locks(storage, store, refs, gcs) - {mine}:
+            while others := _live_locks(storage, refs, gcs, clock) - {mine}:
+                if not exclusive and not told:
+                    warnings.warn(
+                        f"{storage.url}: waiting for gc ({sorted(others)[0]}) to finish; a gc "
+                        f"that died stops counting {GC_STALE_SECONDS:.0f} s after its last renewal",
+                        stacklevel=2,
+                    )
+                    told = True
                 _check_deadline(storage, others, deadline)
                 time.sleep(POLL_SECONDS * (1 + random.random()))
             _check_deadline(storage, {"another gc"}, deadline)
@@ -275,21 +320,26 @@ def _acquire_refs(
         if token is not None:
             _withdraw(refs, mine, token)
         raise
-    return _Heartbeat(store, refs, mine, token).release
+    beat = GC_HEARTBEAT_SECONDS if exclusive else HEARTBEAT_SECONDS
+    return _Heartbeat(store, refs, mine, token, beat).release, clock
 
 
 class _Heartbeat:
-    """Renews a held lock ref every :data:`HEARTBEAT_SECONDS`, so that a writer busy for
-    longer than :data:`STALE_SECONDS` (a huge upload) is not taken for a dead one."""
+    """Renews a held lock ref every ``interval`` seconds, so that a writer busy for
+    longer than :data:`STALE_SECONDS` (a huge upload), or a gc busy for longer than
+    :data:`GC_STALE_SECONDS`, is not taken for a dead one."""
 
-    def __init__(self, store: ObjectStore, refs: RefStore, name: str, token: bytes) -> None:
+    def __init__(
+        self, store: ObjectStore, refs: RefStore, name: str, token: bytes, interval: float
+    ) -> None:
         self.store, self.refs, self.name, self.token = store, refs, name, token
+        self.interval = interval
         self.stopped = threading.Event()
         self.lock = threading.Lock()
         threading.Thread(target=self._run, name=f"heartbeat {name}", daemon=True).start()
 
     def _run(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_SECONDS):
+        while not self.stopped.wait(self.interval):
             with self.lock:
                 if self.stopped.is_set():
                     return
@@ -332,23 +382,28 @@ def _withdraw(refs: RefStore, name: str, token: bytes) -> None:
         pass
 
 
-def lock_renewed(storage: Storage, store: ObjectStore, name: str, target: bytes) -> float:
-    """When the lock ref ``name`` was taken or last renewed (its blob's time, else the
-    ref's modification time)."""
+def stale_after(name: str) -> float:
+    """How long the lock ref ``name`` counts after it was last written."""
+    return GC_STALE_SECONDS if name.startswith(f"{LOCK_PREFIX}gc/") else STALE_SECONDS
+
+
+def lock_written(storage: Storage, refs: RefStore, name: str) -> tuple[float, bool] | None:
+    """(when the bucket last wrote the lock ref ``name``, whether it is held), or None
+    if it is gone. Bytes that are no ref are no lock: ours never write them."""
     try:
-        return float(store.read_blob(target).split()[0])
-    except Exception:
-        # Never unreadable means stale: a lock whose blob cannot be read counts from the
-        # ref's own write time, so it still excludes gc.
-        try:
-            return storage.stat(f"refs/{name}").mtime
-        except Exception:
-            return time.time()
+        held = refs.read(name) is not None
+    except CasError:
+        held = False
+    try:
+        return storage.stat(f"refs/{name}").mtime, held
+    except KeyNotFoundError:
+        return None
 
 
-def _live_locks(storage: Storage, store: ObjectStore, refs: RefStore, prefix: str) -> set[str]:
+def _live_locks(storage: Storage, refs: RefStore, prefix: str, clock: _BucketClock) -> set[str]:
     live = set()
-    for name, target in refs.list(prefix).items():
-        if time.time() - lock_renewed(storage, store, name, target) < STALE_SECONDS:
+    for name in refs.names(prefix):
+        written = lock_written(storage, refs, name)
+        if written is not None and written[1] and clock.now() - written[0] < stale_after(name):
             live.add(name)
     return live

@@ -45,6 +45,15 @@ def reachable(
                 stack.append((entry.id, "tree" if entry.kind == "tree" else "blob"))
 
 
+def references(obj: objects.Object) -> list[ObjectId]:
+    """The ids an object references: a commit its tree and parents, a tree its entries."""
+    if isinstance(obj, objects.Commit):
+        return [obj.tree, *obj.parents]
+    if isinstance(obj, objects.Tree):
+        return [entry.id for entry in obj.entries]
+    return []
+
+
 def obj_kind(obj: objects.Object) -> str:
     if isinstance(obj, objects.Commit):
         return "commit"

@@ -816,14 +816,78 @@ def test_a_long_writer_on_a_bucket_renews_its_lock_and_a_dead_one_goes_stale(
         holder.kill()
     gc(repo, grace_seconds=0, wait=5)
 
-    # A writer that died holding the lock stops blocking gc once its lock is stale,
-    # even when its lock blob is gone (the ref's own age counts then).
+    # A writer that died holding the lock stops blocking gc once its lock is stale, by
+    # the bucket's time of its ref: the time written in its blob does not count, nor
+    # does a blob that is gone.
     blob = repo.objects.put(Blob(f"{time.time() - 2 * stale!r} locks/writers/dead 1".encode()))
     repo.refs.set_if_equals("locks/writers/dead", None, blob)
     repo.refs.set_if_equals("locks/writers/ghost", None, bytes(32))
-    with pytest.raises(artifacts.UsageError, match="ghost"):
+    with pytest.raises(artifacts.UsageError, match="busy"):
         gc(repo, grace_seconds=0, wait=0.3)
     time.sleep(stale + 1.1)  # bucket modification times have a resolution of a second
-    report = gc(repo, grace_seconds=0, wait=5)
-    assert report.reachable > 0
-    assert repo.objects.has(blob)  # a stale lock's blob is still reachable from its ref
+    gc(repo, grace_seconds=0, wait=5)
+
+
+# ---- 7. lock refs judged by the bucket's clock -----------------------------------------
+
+
+def _enter_writing(repo: Repository, timeout: float) -> float | None:
+    """Seconds a writer took to get into ``writing()``; None if it never did in time."""
+    entered: list[float] = []
+    started = time.monotonic()
+
+    def enter() -> None:
+        with repo.writing():
+            entered.append(time.monotonic() - started)
+
+    threading.Thread(target=enter, daemon=True).start()  # abandoned if it never gets in
+    deadline = started + timeout
+    while not entered and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return entered[0] if entered else None
+
+
+def test_garbage_and_future_dated_lock_refs_block_no_writer_for_long(
+    make_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who may write ``refs/locks/`` may write nonsense there. A lock's age is the
+    bucket's modification time of its ref, never a time a client wrote into it, and a
+    gc lock not renewed for GC_STALE_SECONDS no longer counts."""
+    monkeypatch.setattr(cas.locks, "GC_STALE_SECONDS", 2.0)
+    spec = make_spec("s3-moto")
+    repo = open_spec_repo(spec, str(tmp_path / "cache"))
+    future = repo.objects.put(Blob(f"{time.time() + 10 * 365 * 86400!r} locks/gc/x 1".encode()))
+    repo.refs.set_if_equals("locks/gc/future", None, future)
+    repo.storage.put("refs/locks/gc/garbage", b"\xff not a ref")
+    repo.storage.put("refs/locks/writers/garbage", b"\xff not a ref")
+    waited = _enter_writing(repo, timeout=30)
+    assert waited is not None and waited < 15, "a writer waited on nonsense lock refs"
+    monkeypatch.setattr(cas.gc, "TMP_MIN_AGE", 1.0)
+    time.sleep(2.2)  # past GC_STALE_SECONDS + TMP_MIN_AGE, at a second's resolution
+    report = gc(repo, grace_seconds=0, wait=30)  # and gc neither fails nor waits on them
+    assert report.lock_refs_deleted >= 3, report
+    assert fsck(repo).ok
+
+
+def _hold_gc_until_killed(spec: Spec, flags: str) -> None:
+    _hold_lock(spec, "gc", flags, 3600)
+
+
+def test_a_killed_gc_holds_writers_back_only_until_its_lock_goes_stale(
+    make_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cas.locks, "GC_STALE_SECONDS", 3.0)  # the writer's judgement
+    spec = make_spec("s3-moto")
+    repo = open_spec_repo(spec, str(tmp_path / "cache"))
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    holder = Workers([(_hold_gc_until_killed, (spec, str(flags)))], tmp_path / "p")
+    try:
+        _flag(flags, "gc-in")
+        holder.kill()  # SIGKILL: its lock ref stays, and nothing renews it
+    finally:
+        holder.kill()
+    waited = _enter_writing(repo, timeout=cas.locks.GC_STALE_SECONDS + 30)
+    assert waited is not None, "a dead gc held a writer back"
+    assert waited <= cas.locks.GC_STALE_SECONDS + 10
+    print(f"\nmoto: a writer got in {waited:.1f} s after gc was killed")
