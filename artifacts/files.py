@@ -33,6 +33,7 @@ class LocalFile(NamedTuple):
     path: str
     size: int
     mtime_ns: int
+    ctime_ns: int  # changes with the bytes even when the mtime is put back
     inode: int
     executable: bool
 
@@ -51,7 +52,12 @@ def stage_file(path: str) -> LocalFile:
     if not stat_mod.S_ISREG(st.st_mode):
         raise UsageError(f"not a regular file: {path}")
     return LocalFile(
-        os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & 0o100)
+        os.path.abspath(path),
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        bool(st.st_mode & 0o100),
     )
 
 

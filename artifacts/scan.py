@@ -31,9 +31,9 @@ from cas.store import CORES
 from .files import LocalFile, stage_file
 
 Path = tuple[str, ...]
-# A scanned file: (size, mtime_ns, inode, executable, path of a link's target or None).
+# A scanned file: (size, mtime_ns, ctime_ns, inode, executable, path of a link's target or None).
 # No path per file: at a million files, a string each weighs a hundred megabytes.
-ScanRow = tuple[int, int, int, bool, str | None]
+ScanRow = tuple[int, int, int, int, bool, str | None]
 SPLIT_MIN_FILES = 5_000  # files seen before a helper is worth its fork (~10 ms)
 _CAN_SPLIT = hasattr(os, "fork") and CORES >= 2
 
@@ -83,8 +83,9 @@ class DirScan:
 
 
 def _staged(node: DirScan, name: str, row: ScanRow) -> LocalFile:
-    size, mtime_ns, inode, executable, target = row
-    return LocalFile(target or f"{node.path}/{name}", size, mtime_ns, inode, executable)
+    size, mtime_ns, ctime_ns, inode, executable, target = row
+    path = target or f"{node.path}/{name}"
+    return LocalFile(path, size, mtime_ns, ctime_ns, inode, executable)
 
 
 def scan_tree(root: str) -> DirScan:
@@ -156,6 +157,7 @@ def _list_dir(
                 files[entry.name] = (
                     st.st_size,
                     st.st_mtime_ns,
+                    st.st_ctime_ns,
                     st.st_ino,
                     bool(st.st_mode & 0o100),
                     None,

@@ -6,7 +6,7 @@ So ``add_dir`` records one :class:`~artifacts.scan.DirScan` (the stat of every f
 directory), and logging builds its trees directory by directory:
 
 - each directory gets a *signature*: a hash of its path, its files' (name,
-  size, mtime, inode, executable bit) and its subdirectories' signatures;
+  size, mtime, ctime, inode, executable bit) and its subdirectories' signatures;
 - a directory whose signature the stat cache knows, and whose files are all
   older than the cache entry (see :mod:`artifacts.statcache`), reuses the tree
   id it had: nothing below it is read, hashed or even looked at again;
@@ -54,9 +54,9 @@ def build_tree(
     blobs: list[list[tuple[bytes, int, int] | None]] = []
     for node in changed:
         found: list[tuple[bytes, int, int] | None] = []
-        for name, (size, mtime_ns, inode, _, _) in node.files.items():
-            row = cache.file(node.path, name, size, mtime_ns, inode)
-            found.append(None if row is None else (row[3], size, row[4]))
+        for name, (size, mtime_ns, ctime_ns, inode, _, _) in node.files.items():
+            row = cache.file(node.path, name, size, mtime_ns, ctime_ns, inode)
+            found.append(None if row is None else (row[4], size, row[5]))
         blobs.append(found)
     known = {b[0] for found in blobs for b in found if b is not None}
     present = store.has_many(known) if known else set()
@@ -68,7 +68,7 @@ def build_tree(
         for i, b in enumerate(found):
             if b is None or b[0] not in present:
                 items = items or list(changed[n].files.items())
-                name, (size, _, _, _, target) = items[i]
+                name, (size, _, _, _, _, target) = items[i]
                 todo.append((n, i))
                 paths.append((target or f"{changed[n].path}/{name}", size))
         if len(todo) >= STORE_ROUND or (n == len(blobs) - 1 and todo):
@@ -82,12 +82,12 @@ def build_tree(
         node, found = changed[n], blobs[n]
         entries = []
         rows: dict[str, FileRow] = {}
-        for (name, (size, mtime_ns, inode, executable, _)), blob in zip(
+        for (name, (size, mtime_ns, ctime_ns, inode, executable, _)), blob in zip(
             node.files.items(), found, strict=True
         ):
             assert blob is not None
             entries.append(TreeEntry(name, "blob", blob[0], blob[1], executable))
-            rows[name] = (size, mtime_ns, inode, blob[0], blob[2])
+            rows[name] = (size, mtime_ns, ctime_ns, inode, blob[0], blob[2])
         blobs[n] = []  # done with: free as we go
         for name, child in node.dirs.items():
             sub = built[id(child)]

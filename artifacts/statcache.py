@@ -1,4 +1,11 @@
-"""A cache of (path, size, mtime_ns, inode) -> blob id, so unchanged files are not re-read.
+"""A cache of (path, size, mtime_ns, ctime_ns, inode) -> blob id, so unchanged files are
+not re-read.
+
+The ctime is there for a file rewritten in place whose mtime was put back
+(``touch -d``, ``os.utime``, a tool restoring it): only the ctime, which no
+user can set, changes with its bytes. As in git, a file whose ctime changed
+for another reason (``chmod``, a new hard link) is read again once. Whether
+an entry is racy is still judged by the mtime alone, as git does.
 
 An entry is trusted only if the file's modification time is older than the
 moment its file was hashed by more than :data:`RACY_MARGIN_NS`: a file
@@ -22,10 +29,10 @@ from cas.repo import default_cache_dir
 from .files import LocalFile
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse filesystem clocks (FAT: 2 s)
-_FORMAT = 2
+_FORMAT = 3  # 3: rows hold the ctime
 
-# (size, mtime_ns, inode, blob id, when it was hashed)
-FileRow = tuple[int, int, int, bytes, int]
+# (size, mtime_ns, ctime_ns, inode, blob id, when it was hashed)
+FileRow = tuple[int, int, int, int, bytes, int]
 
 
 class StatCache:
@@ -70,14 +77,17 @@ class StatCache:
         row = self._files.get(f.path)
         if row is None:
             row = self._dir_rows(os.path.dirname(f.path)).get(os.path.basename(f.path))
-        return row[3] if row is not None and _vouches(row, f.size, f.mtime_ns, f.inode) else None
+        if row is None or not _vouches(row, f.size, f.mtime_ns, f.ctime_ns, f.inode):
+            return None
+        return row[4]
 
     def file(
-        self, directory: str, name: str, size: int, mtime_ns: int, inode: int
+        self, directory: str, name: str, size: int, mtime_ns: int, ctime_ns: int, inode: int
     ) -> FileRow | None:
         """The row of file ``name`` of ``directory``, if the cache vouches for it."""
         row = self._dir_rows(directory).get(name)
-        return row if row is not None and _vouches(row, size, mtime_ns, inode) else None
+        vouched = row is not None and _vouches(row, size, mtime_ns, ctime_ns, inode)
+        return row if vouched else None
 
     def tree(
         self, directory: str, signature: bytes, newest_mtime_ns: int
@@ -92,7 +102,7 @@ class StatCache:
 
     def record(self, f: LocalFile, blob_id: bytes, hashed_ns: int) -> None:
         """``hashed_ns``: a time taken before the file was read."""
-        self._files[f.path] = (f.size, f.mtime_ns, f.inode, blob_id, hashed_ns)
+        self._files[f.path] = (f.size, f.mtime_ns, f.ctime_ns, f.inode, blob_id, hashed_ns)
         self._dirty = True
 
     def record_tree(
@@ -133,9 +143,9 @@ class StatCache:
         self._dirty = False
 
 
-def _vouches(row: FileRow | list[Any], size: int, mtime_ns: int, inode: int) -> bool:
-    if (row[0], row[1], row[2]) != (size, mtime_ns, inode):
+def _vouches(row: FileRow | list[Any], size: int, mtime_ns: int, ctime_ns: int, inode: int) -> bool:
+    if (row[0], row[1], row[2], row[3]) != (size, mtime_ns, ctime_ns, inode):
         return False
-    recorded_ns = row[4]
+    recorded_ns = row[5]
     # Racily clean: it may have changed within the clock's granularity after it was hashed.
     return mtime_ns < recorded_ns - RACY_MARGIN_NS

@@ -64,7 +64,9 @@ def _store_small(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple
 def _store_chunk(url: str, files: list[tuple[str, int]]) -> list[tuple[ObjectId, int]]:
     store = ObjectStore(open_storage(url))
     with store.writer() as writer:
-        return [writer.add_file(path, size) for path, size in files]
+        results = [writer.add_file(path, size) for path, size in files]
+    store.storage.sync()  # the parent's ref will reach this pack; only we know its files
+    return results
 
 
 def _put_one_thread(store: ObjectStore, path: str) -> tuple[ObjectId, int]:

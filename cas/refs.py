@@ -100,10 +100,12 @@ class RefStore:
         if current is None and new is None:
             return
         mode: Mode = "create" if token is None else IfMatch(token)
+        self.storage.sync()  # what the ref reaches survives a power loss before the ref does
         try:
             self.storage.put(self._key(name), encode_ref(new, seq + 1), mode)
         except PreconditionFailedError:
             raise RefConflictError(name, old, self.read(name)) from None
+        self.storage.sync()  # and the ref itself, before we say it moved
 
     def delete_if_equals(self, name: str, old: ObjectId) -> None:
         self.set_if_equals(name, old, None)

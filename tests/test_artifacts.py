@@ -26,6 +26,7 @@ from artifacts import (
     TypeMismatchError,
     UsageError,
     VerificationError,
+    snapshot,
 )
 from artifacts.files import blob_id_of_file, stage_file
 from artifacts.registry import dist_prefix
@@ -1050,8 +1051,21 @@ def test_a_file_changed_within_the_racy_window_is_hashed_again(ws):
     assert first.digest != second.digest
 
 
-def test_an_old_unchanged_file_is_not_read_again(ws):
-    """The documented trade-off: an old file's (size, mtime, inode) stands for its bytes.
+def files_stored(monkeypatch) -> list[str]:
+    """The paths every log from now on reads and stores (the stat cache vouches for the rest)."""
+    stored: list[str] = []
+    real = snapshot.store_files
+
+    def recording(store, paths):
+        stored.extend(os.path.basename(path) for path, _ in paths)
+        return real(store, paths)
+
+    monkeypatch.setattr(snapshot, "store_files", recording)
+    return stored
+
+
+def test_an_old_unchanged_file_is_not_read_again(ws, monkeypatch):
+    """An old file's (size, mtime, ctime, inode) stands for its bytes.
 
     The cache is consulted when a log stages many files (a handful are simply hashed).
     """
@@ -1065,15 +1079,33 @@ def test_an_old_unchanged_file_is_not_read_again(ws):
         cache = StatCache.for_store(run.registry.repo)
         blob_id = cache.lookup(stage_file(os.path.abspath(path)))
         assert blob_id is not None and blob_id.hex() == first.get_entry("f.bin").digest
-        with open(path, "r+b") as f:  # change the bytes behind the cache's back
+        stored = files_stored(monkeypatch)
+        again = log_dir(run, "data")
+        assert again.version == "v0"
+        assert "f.bin" not in stored
+        os.utime(path, ns=(old + 10**9, old + 10**9))  # any stat change is noticed
+        log_dir(run, "data")
+        assert "f.bin" in stored  # read again (its bytes are the same: no new version)
+
+
+def test_a_file_rewritten_in_place_with_its_mtime_restored_is_read_again(ws):
+    """Same size, same inode, the old mtime put back: only the ctime tells (the user
+    cannot set it), as git's stat check knows."""
+    for i in range(70):
+        write(f"data/other-{i}.txt", str(i))
+    path = write("data/f.bin", b"A" * 100)
+    old = time.time_ns() - 3600 * 10**9
+    os.utime(path, ns=(old, old))
+    with artifacts.init() as run:
+        log_dir(run, "data")
+        inode = os.stat(path).st_ino
+        with open(path, "r+b") as f:
             f.write(b"B" * 100)
         os.utime(path, ns=(old, old))
+        assert os.stat(path).st_ino == inode
         again = log_dir(run, "data")
-        assert again.version == "v0"  # the file was not read: its stat is unchanged
-        os.utime(path, ns=(old + 10**9, old + 10**9))  # any stat change is noticed
-        third = log_dir(run, "data")
-    assert third.version == "v1"
-    assert contents(third, "dl")["f.bin"] == b"B" * 100
+    assert again.version == "v1"
+    assert contents(again, "dl")["f.bin"] == b"B" * 100
 
 
 def log_dir(run, src: str) -> Artifact:

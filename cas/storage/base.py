@@ -90,6 +90,14 @@ class Storage(abc.ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Yield every key that starts with ``prefix``, in no particular order."""
 
+    def sync(self) -> None:
+        """Make every write made through this storage so far survive a power loss.
+
+        Refs call it before they move, so a ref never reaches an object that a
+        power loss could take away. A bucket's PUT is durable once it returns,
+        so only backends that buffer writes have anything to do.
+        """
+
     def exists(self, key: str) -> bool:
         try:
             self.stat(key)

@@ -5,6 +5,10 @@ place by ``os.link`` (create-only: a duplicate fails instead of overwriting)
 or ``os.replace`` (overwrite), so a reader never sees half a file. An
 ``IfMatch`` write holds an ``flock`` on a per-key lock file while it compares
 and replaces, which makes compare-and-swap atomic across processes.
+
+Durability is batched, as git's ``core.fsyncMethod=batch``: files put in place
+are remembered, and :meth:`LocalStorage.sync` fsyncs them and every directory
+above them at once, before a ref moves or anything is deleted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -23,6 +29,7 @@ from ..errors import InvalidNameError, KeyNotFoundError, PreconditionFailedError
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 _HIDDEN = ("tmp/", "locks/")
+SYNC_THREADS = 32  # fsyncs in flight at once: each mostly waits on the disk
 
 STORE_DIR = ".artifacts"  # a project's store; no tree may hold an entry of this name
 # What a store's directory holds: the backend's own directories (tmp/ made on opening,
@@ -77,6 +84,18 @@ class LocalStorage(Storage):
         self.root = os.path.abspath(root)
         self.url = self.root
         self.tmp_dir = os.path.join(self.root, "tmp")
+        # Put in place since the last sync: files whose bytes may not be on disk yet,
+        # and directories whose entries may not be.
+        self._unsynced_files: set[str] = set()
+        self._unsynced_dirs: set[str] = set()
+        self._unsynced_lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # a second sync waits until the first's are on disk
+        new = self.root
+        while not os.path.isdir(new):
+            self._unsynced_dirs.add(new)
+            new = os.path.dirname(new)
+        if new != self.root:  # a new store: its name, in the directory that now holds it
+            self._unsynced_dirs.add(new)
         os.makedirs(self.tmp_dir, exist_ok=True)
 
     def _path(self, key: str) -> str:
@@ -111,11 +130,13 @@ class LocalStorage(Storage):
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-                if mode != "overwrite":
-                    # Conditional writes are refs: make them durable before they count.
+                synced = mode != "overwrite"
+                if synced:
+                    # A ref's bytes reach the disk before it replaces the old ones: a
+                    # power loss leaves the old ref or the new, never an empty file.
                     f.flush()
                     os.fsync(f.fileno())
-            self._install(key, tmp, mode)
+            self._install(key, tmp, mode, synced)
         finally:
             _unlink(tmp)
 
@@ -136,13 +157,16 @@ class LocalStorage(Storage):
         finally:
             _unlink(local_path)
 
-    def _install(self, key: str, tmp: str, mode: Mode) -> None:
+    def _install(self, key: str, tmp: str, mode: Mode, synced: bool = False) -> None:
+        """Put ``tmp`` in place at ``key``; ``synced``: its bytes are already on disk."""
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if mode == "create":
             try:
                 os.link(tmp, path)
             except FileExistsError:
+                # Another writer's copy, maybe not on disk yet, now stands for ours.
+                self._put_in_place(key, synced=False)
                 raise PreconditionFailedError(key, "already exists") from None
         elif isinstance(mode, IfMatch):
             with self._locked(key):
@@ -155,6 +179,32 @@ class LocalStorage(Storage):
                 os.replace(tmp, path)
         else:
             os.replace(tmp, path)
+        self._put_in_place(key, synced)
+
+    def _put_in_place(self, key: str, synced: bool) -> None:
+        """Remember ``key`` for the next :meth:`sync`, with each directory above it."""
+        parts = key.split("/")[:-1]
+        with self._unsynced_lock:
+            if not synced:
+                self._unsynced_files.add(self._path(key))
+            for depth in range(len(parts) + 1):
+                self._unsynced_dirs.add(os.path.join(self.root, *parts[:depth]))
+
+    def sync(self) -> None:
+        """Fsync every file put in place since the last sync, then the directories
+        holding their names: one batch, not a sync per file."""
+        with self._sync_lock:
+            with self._unsynced_lock:
+                files, self._unsynced_files = self._unsynced_files, set()
+                dirs, self._unsynced_dirs = self._unsynced_dirs, set()
+            try:  # bytes before names: a name must not outlive its bytes
+                _fsync_all(files, os.O_RDONLY)
+                _fsync_all(dirs, os.O_RDONLY | os.O_DIRECTORY)
+            except BaseException:
+                with self._unsynced_lock:  # still owed: the next sync tries again
+                    self._unsynced_files |= files
+                    self._unsynced_dirs |= dirs
+                raise
 
     @contextmanager
     def _locked(self, key: str) -> Iterator[None]:
@@ -187,6 +237,9 @@ class LocalStorage(Storage):
         return Stat(size=st.st_size, mtime=st.st_mtime)
 
     def delete(self, key: str) -> None:
+        # What replaces the deleted file (gc's new pack) must not be lost while the
+        # deletion survives: the writes before a delete reach the disk first.
+        self.sync()
         _unlink(self._path(key))
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -203,6 +256,28 @@ class LocalStorage(Storage):
 
 def _token(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
+
+
+def _fsync_all(paths: set[str], flags: int) -> None:
+    """Fsync them all at once: the disk flushes their batch once, where one after
+    another each waits for a flush of its own (six directories: 2 ms against 30)."""
+    if len(paths) <= 1:
+        for path in paths:
+            _fsync(path, flags)
+        return
+    with ThreadPoolExecutor(min(len(paths), SYNC_THREADS)) as pool:
+        list(pool.map(_fsync, paths, [flags] * len(paths)))
+
+
+def _fsync(path: str, flags: int) -> None:
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return  # deleted since (gc): nothing to keep
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: str) -> None:
