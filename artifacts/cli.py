@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import shutil
@@ -1035,13 +1036,39 @@ def _message(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+class _ShowRetries(logging.Handler):
+    """Prints the storage's "retrying … (attempt n)" records, one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{PROG}: {record.getMessage()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _retries_shown() -> Iterator[None]:
+    """On a terminal, say so while a remote is being retried (the wait can be long)."""
+    if not _progress():
+        yield
+        return
+    from cas.storage.network import logger
+
+    handler = _ShowRetries(logging.INFO)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``artifacts`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
-        with warnings.catch_warnings():  # restores Python's own display afterwards
-            warnings.showwarning = _show_warning
+        with warnings.catch_warnings(), _retries_shown():
+            warnings.showwarning = _show_warning  # catch_warnings restores Python's own
             return args.func(args) or 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -15,6 +15,10 @@
     ├── AccessDeniedError           the storage refused our credentials
     │                               (also a PermissionError)
     ├── ReferenceChangedError       a referenced object is not what was logged
+    ├── StorageError                a storage could not be used at all (has .url)
+    │   ├── StorageUnavailableError   it did not answer, retries included
+    │   ├── CredentialsNotFoundError  no credentials to sign requests with
+    │   └── BucketNotFoundError       its URL names no bucket (also a NotFoundError)
     └── UsageError                  a call that cannot be honoured as asked
 
 The upper layers (``artifacts``, ``remotes``) subclass these rather than
@@ -124,3 +128,30 @@ class ReferenceChangedError(CasError):
         self.uri = uri
         self.detail = detail
         super().__init__(f"{uri} changed since it was logged: {detail}")
+
+
+class StorageError(CasError):
+    """The storage at ``url`` could not be used at all; the message says what to do."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class StorageUnavailableError(StorageError):
+    """A storage server did not answer (timeouts, refused or reset connections, 5xx,
+    throttling) for as long as ``ARTIFACTS_TIMEOUT`` allows."""
+
+
+class CredentialsNotFoundError(StorageError):
+    """No credentials were found to sign requests to a storage with."""
+
+
+class BucketNotFoundError(StorageError, NotFoundError):
+    def __init__(self, url: str, bucket: str, where: str) -> None:
+        self.bucket = bucket
+        super().__init__(
+            url,
+            f"{url}: bucket {bucket!r} does not exist at {where}: create it, or fix the URL "
+            "or the endpoint",
+        )

@@ -36,10 +36,12 @@ when gc has just deleted it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import random
 import secrets
+import sys
 import threading
 import time
 import warnings
@@ -168,7 +170,13 @@ def _held(
                 del _holds[key]
                 if hold.exclusive:
                     _gc_released[key] = time.monotonic()
-                hold.release()
+                if sys.exc_info()[1] is None:
+                    hold.release()
+                else:
+                    # The error in flight is the one to report; a lock we fail to
+                    # withdraw goes stale and is taken over.
+                    with contextlib.suppress(Exception):
+                        hold.release()
 
 
 def _forget_vanished_packs(store: ObjectStore) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from cas import Repository
-from cas.errors import InvalidNameError
+from cas.errors import InvalidNameError, StorageError
 
 from .errors import RemoteNotFoundError
 
@@ -73,3 +75,14 @@ def local_root(url: str) -> str | None:
     """The directory of a local store's URL (a path or ``file://``); None for others."""
     root = url.removeprefix("file://")
     return None if "://" in root else root
+
+
+@contextmanager
+def naming_remote(remote: str, url: str) -> Iterator[None]:
+    """Errors saying the remote's storage cannot be used name the remote as well."""
+    try:
+        yield
+    except StorageError as exc:
+        if exc.url == url and remote != url:
+            exc.args = (f"remote {remote}: {exc}",)
+        raise

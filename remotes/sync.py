@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from cas import Commit, ObjectId, Repository
 from cas.errors import RefConflictError
 
-from .config import TRACKING, add_remote, local_root, open_remote
+from .config import TRACKING, add_remote, local_root, naming_remote, open_remote
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .transfer import copy_objects, missing
 
@@ -124,16 +124,17 @@ def push(
     other = open_remote(repo, remote, create=True)
     local = _own_refs(repo, names)
     try:
-        theirs = _read_refs(other, local)
-        if theirs == local:
-            _record_tracking(repo, remote, local)
-            return PushResult()
-        # A remote that holds none of our refs is new, or was emptied: what we saw
-        # of it before says nothing about what it holds now.
-        trust_tracking = any(theirs.values())
-        # The local store's lock too: gc must not delete or rewrite what we send.
-        with repo.writing(), other.writing():
-            return _push(repo, other, remote, names, force, progress, trust_tracking)
+        with naming_remote(remote, other.url):
+            theirs = _read_refs(other, local)
+            if theirs == local:
+                _record_tracking(repo, remote, local)
+                return PushResult()
+            # A remote that holds none of our refs is new, or was emptied: what we saw
+            # of it before says nothing about what it holds now.
+            trust_tracking = any(theirs.values())
+            # The local store's lock too: gc must not delete or rewrite what we send.
+            with repo.writing(), other.writing():
+                return _push(repo, other, remote, names, force, progress, trust_tracking)
     except RemoteAccessDeniedError:
         raise
     except PermissionError as exc:
@@ -223,7 +224,7 @@ def fetch(repo: Repository, remote: str, progress: bool = False) -> FetchResult:
     """Bring the remote's objects here and record its refs as remote-tracking refs."""
     other = open_remote(repo, remote)
     try:
-        with repo.writing():
+        with naming_remote(remote, other.url), repo.writing():
             return _fetch(repo, other, remote, progress)
     except PermissionError as exc:
         raise RemoteAccessDeniedError(remote, other.url, "read it", _reason(exc)) from exc

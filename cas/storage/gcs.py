@@ -13,7 +13,9 @@ the condition on its initiation, which GCS checks when the upload completes
 (fake-gcs-server ignores conditions on resumable uploads).
 
 Real GCS limits writes to one object to about one per second; a hot ref will
-see 429s, which gcsfs retries.
+see 429s, which are retried (:mod:`cas.storage.network`). Bodies are sent from
+``io.BytesIO`` so that aiohttp streams them instead of warning that raw bytes
+might lock the event loop.
 """
 
 from __future__ import annotations
@@ -24,24 +26,40 @@ import os
 # our raw JSON calls need the plain HTTP one. Must be set before gcsfs is imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
+import asyncio  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
-from fsspec.asyn import sync  # noqa: E402
-from gcsfs.core import GCSFileSystem, upload_chunk  # noqa: E402
+import aiohttp  # noqa: E402
+from gcsfs.core import GCSFileSystem  # noqa: E402
+from gcsfs.retry import is_retriable  # noqa: E402
+from google.auth.exceptions import DefaultCredentialsError  # noqa: E402
 
-from ..errors import KeyNotFoundError, PreconditionFailedError, UsageError  # noqa: E402
+from ..errors import (  # noqa: E402
+    BucketNotFoundError,
+    CredentialsNotFoundError,
+    KeyNotFoundError,
+    PreconditionFailedError,
+    UsageError,
+)
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
-from .fsspec import FsspecStorage, _mtime  # noqa: E402
+from .fsspec import _mtime  # noqa: E402
+from .network import NetworkStorage, Policy  # noqa: E402
 
-T = TypeVar("T")
 _CONTENT_TYPE = "application/octet-stream"
 
 
-class GCSStorage(FsspecStorage):
+class _GCSFileSystem(GCSFileSystem):
+    # gcsfs retries each request up to 6 times, sleeping up to 36 s in all, with no
+    # setting to change that: send each request once, and let our policy retry.
+    _request = GCSFileSystem._request.__wrapped__
+
+
+class GCSStorage(NetworkStorage):
     """Keys under ``gs://bucket/prefix``.
 
     ``storage_options`` go to :class:`gcsfs.GCSFileSystem`: ``project``,
@@ -69,7 +87,14 @@ class GCSStorage(FsspecStorage):
                 storage_options["token"] = "anon"
             # The plain HTTP filesystem even if gcsfs was imported before us with the
             # extended one enabled: our writes are JSON-API calls on its session.
-            fs = GCSFileSystem(skip_instance_cache=True, **storage_options)
+            policy = Policy.from_environment()
+            storage_options.setdefault(
+                "requests_timeout",
+                aiohttp.ClientTimeout(
+                    sock_connect=policy.connect_timeout, sock_read=policy.read_timeout
+                ),
+            )
+            fs = _GCSFileSystem(skip_instance_cache=True, **storage_options)
         super().__init__(url, fs=fs)
         bucket, _, prefix = self.root.partition("/")
         if not bucket:
@@ -82,8 +107,23 @@ class GCSStorage(FsspecStorage):
     def _name(self, key: str) -> str:
         return self.prefix + key
 
-    def _run(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        return sync(self.fs.loop, func, *args, **kwargs)
+    def _call(self, verb: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        return self._run(verb, key, self.fs._call, *args, **kwargs)
+
+    def _retryable(self, exc: BaseException) -> bool:
+        return is_retriable(exc) or isinstance(exc, asyncio.TimeoutError)
+
+    def _translate(self, exc: BaseException, key: str) -> None:
+        if isinstance(exc, DefaultCredentialsError):
+            raise CredentialsNotFoundError(
+                self.url,
+                f"{self.url}: no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS "
+                "or run `gcloud auth application-default login` (STORAGE_EMULATOR_HOST for "
+                "an emulator)",
+            ) from exc
+
+    def _endpoint(self) -> str:
+        return str(self.fs._location)
 
     def _media_url(self, key: str) -> str:
         name = quote(self._name(key), safe="")
@@ -97,7 +137,7 @@ class GCSStorage(FsspecStorage):
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         url = self._media_url(key)
         try:
-            headers, data = self._run(self.fs._call, "GET", url, alt="media")
+            headers, data = self._call("GET", key, "GET", url, alt="media")
             generation = headers.get("X-Goog-Generation")
             if generation is not None:  # GCS and fake-gcs-server send it with the bytes
                 return data, str(generation)
@@ -111,15 +151,15 @@ class GCSStorage(FsspecStorage):
             except FileNotFoundError:
                 raise KeyNotFoundError(key) from None
             try:
-                _, data = self._run(self.fs._call, "GET", url, alt="media", generation=generation)
+                _, data = self._call("GET", key, "GET", url, alt="media", generation=generation)
             except FileNotFoundError:
                 continue
             return data, str(generation)
         raise OSError(f"{key} kept changing while it was being read")
 
     def _metadata(self, key: str) -> dict[str, Any]:
-        return self._run(
-            self.fs._call, "GET", "b/{}/o/{}", self.bucket, self._name(key), json_out=True
+        return self._call(
+            "GET metadata of", key, "GET", "b/{}/o/{}", self.bucket, self._name(key), json_out=True
         )
 
     def stat(self, key: str) -> Stat:
@@ -141,11 +181,11 @@ class GCSStorage(FsspecStorage):
             params["maxResults"] = self.list_page_size
         while True:
             try:
-                page = self._run(
-                    self.fs._call, "GET", "b/{}/o", self.bucket, json_out=True, **params
+                page = self._call(
+                    "list", prefix, "GET", "b/{}/o", self.bucket, json_out=True, **params
                 )
-            except FileNotFoundError:
-                return
+            except FileNotFoundError:  # a listing finds no bucket, not no keys
+                raise BucketNotFoundError(self.url, self.bucket, self._endpoint()) from None
             for item in page.get("items", ()):
                 name: str = item["name"]
                 if not name.endswith("/"):  # skip "folder" placeholder objects
@@ -160,7 +200,7 @@ class GCSStorage(FsspecStorage):
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
         condition = _condition(key, mode)
         try:
-            self._run(self._multipart_upload, self._name(key), bytes(data), condition)
+            self._run("upload", key, self._multipart_upload, self._name(key), data, condition)
         except FileExistsError:  # gcsfs's name for HTTP 412
             raise PreconditionFailedError(key, "generation did not match") from None
 
@@ -171,9 +211,9 @@ class GCSStorage(FsspecStorage):
             if size <= self.multipart_threshold:
                 with open(local_path, "rb") as f:
                     data = f.read()
-                self._run(self._multipart_upload, self._name(key), data, condition)
+                self._run("upload", key, self._multipart_upload, self._name(key), data, condition)
             else:
-                self._run(self._resumable_upload, self._name(key), local_path, size, condition)
+                self._run_once(key, self._resumable_upload, key, local_path, size, condition)
         except FileExistsError:
             raise PreconditionFailedError(key, "generation did not match") from None
 
@@ -197,15 +237,18 @@ class GCSStorage(FsspecStorage):
             uploadType="multipart",
             name=name,
             headers={"Content-Type": f'multipart/related; boundary="{boundary.decode()}"'},
-            data=body,
+            data=io.BytesIO(body),  # a fresh stream per attempt: aiohttp closes it
             json_out=True,
             **condition,
         )
 
     async def _resumable_upload(
-        self, name: str, local_path: str, size: int, condition: dict[str, str]
+        self, key: str, local_path: str, size: int, condition: dict[str, str]
     ) -> None:
-        headers, _ = await self.fs._call(
+        name = self._name(key)
+        headers, _ = await self._retrying(
+            f"start upload of {key}",
+            self.fs._call,
             "POST",
             self._upload_url(),
             uploadType="resumable",
@@ -218,15 +261,35 @@ class GCSStorage(FsspecStorage):
         try:
             with open(local_path, "rb") as f:
                 offset = 0
-                while chunk := f.read(self.chunk_size):
-                    await upload_chunk(self.fs, location, chunk, offset, size, _CONTENT_TYPE)
-                    offset += len(chunk)
+                while offset < size:
+                    f.seek(offset)
+                    chunk = f.read(self.chunk_size)
+                    offset = await self._retrying(
+                        f"upload {key}", self._send_chunk, location, chunk, offset, size
+                    )
         except Exception:
             try:
-                await self.fs._call("DELETE", location)
+                await self._retrying(f"cancel upload of {key}", self.fs._call, "DELETE", location)
             except Exception:
                 pass  # the upload's own error matters more; sessions expire anyway
             raise
+
+    async def _send_chunk(self, location: str, chunk: bytes, offset: int, size: int) -> int:
+        """Send ``chunk``, the bytes at ``offset`` of a resumable upload of ``size``
+        bytes; return the offset the server wants next (it may keep less than sent)."""
+        end = offset + len(chunk) - 1
+        headers, _ = await self.fs._call(
+            "POST",
+            location,
+            headers={
+                "Content-Range": f"bytes {offset}-{end}/{size}",
+                "Content-Type": _CONTENT_TYPE,
+            },
+            data=io.BytesIO(chunk),
+        )
+        if "Range" in headers:  # "bytes=0-N": what the server holds so far
+            return int(headers["Range"].split("-")[1]) + 1
+        return offset + len(chunk)
 
 
 def _emulator() -> bool:

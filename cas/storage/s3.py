@@ -17,23 +17,54 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
-from fsspec.asyn import sync
+import aiohttp
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from botocore.exceptions import (
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.handlers import add_expect_header
+from botocore.parsers import ResponseParserError
 
-from ..errors import AccessDeniedError, KeyNotFoundError, PreconditionFailedError, UsageError
+from ..errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    CredentialsNotFoundError,
+    KeyNotFoundError,
+    PreconditionFailedError,
+    UsageError,
+)
 from .base import Capabilities, IfMatch, Mode, Stat
-from .fsspec import FsspecStorage
-
-T = TypeVar("T")
+from .network import NetworkStorage, Policy
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
 _CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+# Answers worth retrying (as botocore's standard retry mode has them): the server
+# erred, or asks us to slow down.
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+_TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+    }
+)
 
 
-class S3Storage(FsspecStorage):
+class S3Storage(NetworkStorage):
     """Keys under ``s3://bucket/prefix``.
 
     ``storage_options`` go to :class:`s3fs.S3FileSystem`: ``endpoint_url`` (or
@@ -57,7 +88,15 @@ class S3Storage(FsspecStorage):
             storage_options.setdefault("use_listings_cache", False)
             if _may_share_session(storage_options):
                 storage_options["session"] = _shared_session()
+            storage_options["config_kwargs"] = _client_config(
+                Policy.from_environment(), storage_options.get("config_kwargs")
+            )
         super().__init__(url, fs=fs, **storage_options)
+        self.fs.retries = 1  # our policy retries (cas.storage.network); s3fs must not too
+        # botocore asks the server to accept every PUT before sending its body
+        # ("Expect: 100-continue"), and aiohttp waits for that answer with no
+        # timeout: a stalled server would hang the upload for ever.
+        self.fs.s3.meta.events.unregister("before-call.s3", add_expect_header)
         bucket, _, prefix = self.root.partition("/")
         if not bucket:
             raise UsageError(f"no bucket in {url!r}")
@@ -69,17 +108,35 @@ class S3Storage(FsspecStorage):
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def _run(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        try:
-            return sync(self.fs.loop, func, *args, **kwargs)
-        except PermissionError as exc:  # s3fs's word for AccessDenied / 403
-            if isinstance(exc, AccessDeniedError):
-                raise
-            key = kwargs.get("Key") or kwargs.get("Prefix") or "a key"
-            raise AccessDeniedError(str(key), self.url) from exc
+    def _call(self, method: str, key: str, **kwargs: Any) -> Any:
+        return self._run(method, key, self.fs._call_s3, method, Bucket=self.bucket, **kwargs)
 
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        return self._run(self.fs._call_s3, method, Bucket=self.bucket, **kwargs)
+    def _retryable(self, exc: BaseException) -> bool:
+        if isinstance(
+            exc,
+            (BotoConnectionError, HTTPClientError, ResponseParserError, aiohttp.ClientError),
+        ) or isinstance(exc, asyncio.TimeoutError):
+            return True  # timeouts, refused or reset connections, garbled answers
+        code, status = _client_error(exc)
+        return status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES
+
+    def _translate(self, exc: BaseException, key: str) -> None:
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            raise CredentialsNotFoundError(
+                self.url,
+                f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+            ) from exc
+        if _client_error(exc)[0] == "NoSuchBucket":
+            raise BucketNotFoundError(self.url, self.bucket, self._endpoint()) from exc
+        if isinstance(exc, PermissionError):  # s3fs's word for AccessDenied / 403
+            raise AccessDeniedError(self._key(key), self.url) from exc
+
+    def _endpoint(self) -> str:
+        client = getattr(self.fs, "_s3", None)
+        if client is not None:
+            return str(client.meta.endpoint_url)
+        return self.fs.endpoint_url or "the default AWS endpoint"
 
     # -- reads --------------------------------------------------------------
 
@@ -101,14 +158,14 @@ class S3Storage(FsspecStorage):
             return data, resp["ETag"]
 
         try:
-            return self._run(fetch)
+            return self._run("get_object", key, fetch)
         except FileNotFoundError:
             raise KeyNotFoundError(key) from None
 
     def stat(self, key: str) -> Stat:
         # HEAD the object itself; fs.info would call a key prefix a "directory".
         try:
-            head = self._call("head_object", Key=self._key(key))
+            head = self._call("head_object", key, Key=self._key(key))
         except FileNotFoundError:
             raise KeyNotFoundError(key) from None
         return Stat(size=int(head["ContentLength"]), mtime=head["LastModified"].timestamp())
@@ -121,7 +178,7 @@ class S3Storage(FsspecStorage):
             kwargs["MaxKeys"] = self.list_page_size
         while True:
             try:
-                page = self._call("list_objects_v2", **kwargs)
+                page = self._call("list_objects_v2", prefix, **kwargs)
             except FileNotFoundError:
                 return
             for entry in page.get("Contents", ()):
@@ -137,7 +194,7 @@ class S3Storage(FsspecStorage):
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
         condition = _condition(mode)
         try:
-            self._call("put_object", Key=self._key(key), Body=bytes(data), **condition)
+            self._call("put_object", key, Key=self._key(key), Body=bytes(data), **condition)
         except Exception as exc:
             _raise_if_condition_failed(key, mode, exc)
             raise
@@ -149,29 +206,30 @@ class S3Storage(FsspecStorage):
             if size <= self.multipart_threshold:
                 with open(local_path, "rb") as f:
                     body = f.read()
-                self._call("put_object", Key=self._key(key), Body=body, **condition)
+                self._call("put_object", key, Key=self._key(key), Body=body, **condition)
             else:
-                self._run(self._multipart_upload, self._key(key), local_path, condition)
+                self._run_once(key, self._multipart_upload, key, local_path, condition)
         except Exception as exc:
             _raise_if_condition_failed(key, mode, exc)
             raise
 
-    async def _multipart_upload(
-        self, s3key: str, local_path: str, condition: dict[str, str]
-    ) -> None:
-        call = self.fs._call_s3
-        mpu = await call("create_multipart_upload", Bucket=self.bucket, Key=s3key)
+    async def _multipart_upload(self, key: str, local_path: str, condition: dict[str, str]) -> None:
+        async def call(method: str, **kwargs: Any) -> Any:
+            # Each request is retried on its own: a blip costs one part, not the upload.
+            return await self._retrying(
+                f"{method} {key}",
+                self.fs._call_s3,
+                method,
+                Bucket=self.bucket,
+                Key=self._key(key),
+                **kwargs,
+            )
+
+        mpu = await call("create_multipart_upload")
         upload_id = mpu["UploadId"]
 
         async def send(number: int, chunk: bytes) -> dict[str, Any]:
-            out = await call(
-                "upload_part",
-                Bucket=self.bucket,
-                Key=s3key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=chunk,
-            )
+            out = await call("upload_part", UploadId=upload_id, PartNumber=number, Body=chunk)
             return {"PartNumber": number, "ETag": out["ETag"]}
 
         parts: list[dict[str, Any]] = []
@@ -191,17 +249,13 @@ class S3Storage(FsspecStorage):
             # The condition is checked when the object appears, i.e. on completion.
             await call(
                 "complete_multipart_upload",
-                Bucket=self.bucket,
-                Key=s3key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
                 **condition,
             )
         except Exception:
             try:
-                await call(
-                    "abort_multipart_upload", Bucket=self.bucket, Key=s3key, UploadId=upload_id
-                )
+                await call("abort_multipart_upload", UploadId=upload_id)
             except Exception:
                 pass  # the original error matters more; lifecycle rules reap leftovers
             raise
@@ -253,6 +307,17 @@ def _may_share_session(options: dict[str, Any]) -> bool:
     known = set(inspect.signature(S3FileSystem.__init__).parameters) - {"session", "kwargs"}
     known |= {"use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache"}
     return "session" not in options and set(options) <= known
+
+
+def _client_config(policy: Policy, given: dict[str, Any] | None) -> dict[str, Any]:
+    """botocore ``Config`` arguments: our timeouts, and botocore's retries off (the
+    policy retries). Arguments the caller gave win."""
+    return {
+        "connect_timeout": policy.connect_timeout,
+        "read_timeout": policy.read_timeout,
+        "retries": {"mode": "standard", "total_max_attempts": 1},
+        **(given or {}),
+    }
 
 
 def _condition(mode: Mode) -> dict[str, str]:

@@ -1,0 +1,182 @@
+"""Timeouts and retries for storage reached over the network (S3, GCS).
+
+One setting, ``ARTIFACTS_TIMEOUT`` (seconds, default 60), bounds how long one
+request may go unanswered, retries included. From it come:
+
+- the connect timeout, ``min(5, T/12)``, and the read timeout (silence while
+  waiting for bytes), ``min(15, T/4)``: a transfer that keeps moving is never cut;
+- retries on timeouts, refused or reset connections, 5xx and throttling, with
+  exponential backoff and jitter, for as long as the next attempt, were it to
+  stall, would still end within T of the request's start.
+
+The client libraries' own retries are turned off: they count attempts, not time
+(botocore's backoff for a 5xx is tens of milliseconds, so a server restarting
+for a few seconds would never be waited for), and two layers of retries
+multiply. A store that gave up is not tried again for T seconds: the cleanup
+after a failure (releasing a lock, aborting an upload) fails at once instead
+of waiting for the dead server a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fsspec.asyn import sync
+
+from ..errors import CasError, KeyNotFoundError, StorageUnavailableError, UsageError
+from .fsspec import FsspecStorage
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 60.0
+TIMEOUT_VARIABLE = "ARTIFACTS_TIMEOUT"
+# "retrying …" lines; the CLI shows them on a terminal.
+logger = logging.getLogger("cas.storage")
+
+
+@dataclass(frozen=True)
+class Policy:
+    total: float  # seconds one request may go unanswered, retries included
+
+    @classmethod
+    def from_environment(cls) -> Policy:
+        text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+        if not text:
+            return cls(DEFAULT_TIMEOUT)
+        try:
+            total = float(text)
+        except ValueError:
+            total = 0.0
+        if not 0 < total < float("inf"):
+            raise UsageError(f"{TIMEOUT_VARIABLE} must be a number of seconds > 0, not {text!r}")
+        return cls(total)
+
+    @property
+    def connect_timeout(self) -> float:
+        return min(5.0, self.total / 12)
+
+    @property
+    def read_timeout(self) -> float:
+        return min(15.0, self.total / 4)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1, 2...)."""
+        ceiling = min(self.total / 8, self.total / 120 * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+class NetworkStorage(FsspecStorage):
+    """An fsspec storage on an async filesystem, whose requests run through
+    :meth:`_run`: retried by the policy, and failures turned into our errors.
+
+    Subclasses say which errors are worth retrying (:meth:`_retryable`), what
+    other library errors mean (:meth:`_translate`), and where the server is.
+    """
+
+    def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+        super().__init__(url, fs=fs, **storage_options)
+        self.policy = Policy.from_environment()
+        self._gave_up_at: float | None = None
+
+    # -- for subclasses -----------------------------------------------------
+
+    def _retryable(self, exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    def _translate(self, exc: BaseException, key: str) -> None:
+        """Raise our error for library error ``exc`` (from a request about ``key``)
+        if it has a meaning of its own."""
+
+    def _endpoint(self) -> str:
+        raise NotImplementedError
+
+    # -- requests -----------------------------------------------------------
+
+    def _run(
+        self, verb: str, key: str, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run ``func(*args, **kwargs)``, a request to ``verb`` ``key``, on the
+        filesystem's loop, retried as one request."""
+        return self._run_once(key, self._retrying, f"{verb} {key}", func, *args, **kwargs)
+
+    def _run_once(
+        self, key: str, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run ``func`` on the filesystem's loop without retrying it as a whole (it
+        retries each of its requests through :meth:`_retrying`)."""
+        try:
+            return sync(self.fs.loop, func, *args, **kwargs)
+        except CasError:
+            raise
+        except Exception as exc:
+            self._translate(exc, key)
+            raise
+
+    async def _retrying(
+        self, what: str, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        policy = self.policy
+        start = time.monotonic()
+        if self._gave_up_at is not None and start - self._gave_up_at < policy.total:
+            raise StorageUnavailableError(
+                self.url,
+                f"{self.url} did not answer at {self._endpoint()} "
+                f"{start - self._gave_up_at:.0f} s ago; not trying {what} again before "
+                f"{TIMEOUT_VARIABLE} ({policy.total:g} s) has passed",
+            )
+        stall = policy.connect_timeout + policy.read_timeout
+        attempt = 1
+        while True:
+            try:
+                result = await func(*args, **kwargs)
+            except (CasError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                if not self._retryable(exc):
+                    raise
+                now = time.monotonic()
+                delay = policy.backoff(attempt)
+                if now + delay + stall > start + policy.total:
+                    self._gave_up_at = now
+                    raise StorageUnavailableError(
+                        self.url,
+                        f"{self.url} did not answer at {self._endpoint()}: {what} failed "
+                        f"{attempt} times in {now - start:.1f} s (last: {_reason(exc)}); "
+                        "check that the server is up and reachable, or allow longer with "
+                        f"{TIMEOUT_VARIABLE}=SECONDS (now {policy.total:g})",
+                    ) from exc
+                attempt += 1
+                logger.info(
+                    "retrying %s: %s: %s (attempt %d)", self.url, what, _reason(exc), attempt
+                )
+                await asyncio.sleep(delay)
+            else:
+                self._gave_up_at = None
+                return result
+
+    # -- reads and deletes through the filesystem's own calls -----------------
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        try:
+            return self._run("read", key, self.fs._cat_file, self._path(key), start=start, end=end)
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._run("delete", key, self.fs._rm_file, self._path(key))
+        except FileNotFoundError:
+            pass
+
+
+def _reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    name = type(exc).__name__
+    return f"{name}: {text[:160]}" if text else name

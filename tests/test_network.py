@@ -1,0 +1,261 @@
+"""Timeouts, retries and the errors of an unreachable remote (docs/remotes.md,
+"Timeouts and retries").
+
+Faults come from tests/faultproxy.py between the client and a real server (moto
+for S3, fake-gcs-server for GCS). ``ARTIFACTS_TIMEOUT`` is set to a second or
+two, so that giving up is quick; the bound is checked at two values to show it
+scales with the setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cas import Repository
+from cas.errors import StorageUnavailableError
+from tests.faultproxy import FaultProxy
+from tests.servers import Spec, new_gcs_spec, new_s3_spec, open_storage_from_spec
+from tests.test_cli import cli_env, run_in_pty
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[FaultProxy, Spec]]:
+    """A proxy in front of a real server, and the spec of a fresh bucket behind it."""
+    if request.param == "s3":
+        server = request.getfixturevalue("moto_server")
+        spec = new_s3_spec(server)
+    else:
+        server = request.getfixturevalue("gcs_server")
+        spec = new_gcs_spec(server)
+    with FaultProxy(server.endpoint_url) as proxy:
+        yield proxy, {**spec, "options": {**spec["options"], "endpoint_url": proxy.url}}
+
+
+def _gives_up(call: Callable[[], Any]) -> tuple[float, StorageUnavailableError]:
+    start = time.monotonic()
+    with pytest.raises(StorageUnavailableError) as info:
+        call()
+    return time.monotonic() - start, info.value
+
+
+@pytest.mark.parametrize("timeout", [1.0, 2.0])
+def test_a_server_that_never_answers_is_given_up_within_the_timeout(
+    proxied: tuple[FaultProxy, Spec], monkeypatch: pytest.MonkeyPatch, timeout: float
+) -> None:
+    proxy, spec = proxied
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", str(timeout))
+    proxy.mode = "black-hole"
+    with open_storage_from_spec(spec) as store:
+        elapsed, error = _gives_up(lambda: store.get("refs/heads/x"))
+    assert timeout / 2 <= elapsed <= timeout + 0.5
+    assert proxy.connections["black-hole"] >= 2  # it retried before giving up
+    message = str(error)
+    assert spec["url"] in message and proxy.url in message and "ARTIFACTS_TIMEOUT" in message
+    assert "\n" not in message
+
+
+def test_refused_connections_are_retried_then_given_up(
+    proxied: tuple[FaultProxy, Spec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, spec = proxied
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "1")
+    proxy.mode = "refuse"
+    with open_storage_from_spec(spec) as store:
+        elapsed, error = _gives_up(lambda: store.put("k", b"v"))
+    assert elapsed <= 1.5
+    assert spec["url"] in str(error) and "ARTIFACTS_TIMEOUT" in str(error)
+
+
+def test_a_server_back_within_the_window_lets_the_call_finish(
+    proxied: tuple[FaultProxy, Spec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, spec = proxied
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "8")
+    proxy.mode = "refuse"
+    back = threading.Timer(1.0, setattr, (proxy, "mode", "pass"))
+    back.start()
+    try:
+        with open_storage_from_spec(spec) as store:
+            store.put("k", b"value")
+            assert store.get("k") == b"value"
+    finally:
+        back.cancel()
+
+
+def test_a_write_that_fails_under_a_lock_is_the_error_reported(
+    proxied: tuple[FaultProxy, Spec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stalls while a lock is held: the error names the write that
+    failed, not the release of the lock, and the release does not wait again."""
+    proxy, spec = proxied
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "1")
+    repo = Repository(open_storage_from_spec(spec))
+    start = time.monotonic()
+    with pytest.raises(StorageUnavailableError) as info:
+        with repo.writing():
+            proxy.mode = "black-hole"
+            start = time.monotonic()
+            repo.storage.put("objects/data", b"payload")
+    assert time.monotonic() - start <= 1.5
+    assert "objects/data" in str(info.value) and "locks" not in str(info.value)
+    repo.storage.close()
+
+
+def test_500s_are_retried_and_each_retry_is_reported(
+    proxied: tuple[FaultProxy, Spec],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    proxy, spec = proxied
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "10")
+    proxy.fail(3)
+    with open_storage_from_spec(spec) as store:
+        with caplog.at_level(logging.INFO, logger="cas.storage"):
+            store.put("k", b"value")
+        assert store.get("k") == b"value"
+    assert proxy.connections["fail"] == 3
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
+    assert len(retries) == 3 and retries[-1].endswith("(attempt 4)")
+    assert spec["url"] in retries[0]
+
+
+def test_a_large_gcs_upload_is_streamed(gcs_server: Any, tmp_path: Path) -> None:
+    store = open_storage_from_spec(new_gcs_spec(gcs_server))
+    store.multipart_threshold = 2 * 2**20
+    store.chunk_size = 5 * 2**18  # 1.25 MiB: above aiohttp's 1 MiB warning size
+    small, large = os.urandom(3 * 2**19), os.urandom(3 * 2**20)
+    path = tmp_path / "large"
+    path.write_bytes(large)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store.put("small", small)
+        store.put_file("large", str(path))
+    assert store.get("small") == small and store.get("large") == large
+    store.close()
+    assert not [w for w in caught if "large body" in str(w.message)]
+
+
+# ---- the command line ------------------------------------------------------------
+
+
+def _s3_env(server: Any, endpoint: str, **extra: str) -> dict[str, str]:
+    env = cli_env(None, **extra)
+    for name in list(env):
+        if name.startswith(("AWS_", "STORAGE_EMULATOR")):
+            del env[name]
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID=server.key,
+        AWS_SECRET_ACCESS_KEY=server.secret,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    return env
+
+
+def _cli(args: tuple[str, ...], cwd: Path, env: dict[str, str]) -> tuple[int, str, float]:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "artifacts", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.returncode, proc.stderr, time.monotonic() - start
+
+
+def _one_line_error(rc: int, err: str) -> str:
+    assert rc == 1, err
+    assert err.count("\n") == 1 and err.startswith("artifacts: error: "), err
+    return err
+
+
+def test_cli_ls_on_a_dead_store_fails_in_one_line_within_the_timeout(
+    moto_server: Any, tmp_path: Path
+) -> None:
+    url = new_s3_spec(moto_server)["url"]
+    with FaultProxy(moto_server.endpoint_url, mode="black-hole") as proxy:
+        env = _s3_env(moto_server, proxy.url, ARTIFACTS_STORE=url, ARTIFACTS_TIMEOUT="2")
+        rc, err, elapsed = _cli(("ls",), tmp_path, env)
+    err = _one_line_error(rc, err)
+    assert url in err and proxy.url in err and "ARTIFACTS_TIMEOUT" in err
+    assert elapsed < 2 + 5  # the bound, plus starting Python
+
+
+def test_cli_push_to_a_dead_remote_names_the_remote_not_the_lock(
+    moto_server: Any, tmp_path: Path
+) -> None:
+    url = new_s3_spec(moto_server)["url"]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f.txt").write_text("hello")
+    with FaultProxy(moto_server.endpoint_url) as proxy:
+        env = _s3_env(moto_server, proxy.url, ARTIFACTS_TIMEOUT="2")
+        for args in (("init",), ("log", str(data), "--name", "d", "--type", "dataset")):
+            assert _cli(args, tmp_path, env)[0] == 0
+        assert _cli(("remote", "add", "origin", url), tmp_path, env)[0] == 0
+        proxy.mode = "black-hole"
+        rc, err, elapsed = _cli(("push", "origin"), tmp_path, env)
+    err = _one_line_error(rc, err)
+    assert "origin" in err and url in err and "lock" not in err
+    assert elapsed < 2 + 5
+
+
+def test_cli_shows_retries_on_a_terminal(moto_server: Any, tmp_path: Path) -> None:
+    url = new_s3_spec(moto_server)["url"]
+    with FaultProxy(moto_server.endpoint_url) as proxy:
+        proxy.fail(2)
+        env = _s3_env(moto_server, proxy.url, ARTIFACTS_STORE=url, ARTIFACTS_TIMEOUT="10")
+        rc, out = run_in_pty(("ls",), tmp_path, env)
+    assert rc == 0, out
+    assert "retrying" in out and "(attempt 2)" in out and "(attempt 3)" in out
+
+
+def test_cli_without_credentials_says_which_variables_to_set(
+    moto_server: Any, tmp_path: Path
+) -> None:
+    url = new_s3_spec(moto_server)["url"]
+    env = _s3_env(moto_server, moto_server.endpoint_url, ARTIFACTS_STORE=url)
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    missing = str(tmp_path / "nowhere")
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE=missing,
+        AWS_CONFIG_FILE=missing,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    rc, err, _ = _cli(("ls",), tmp_path, env)
+    err = _one_line_error(rc, err)
+    assert url in err and "AWS_ACCESS_KEY_ID" in err and "AWS_SECRET_ACCESS_KEY" in err
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+def test_cli_names_a_missing_bucket(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    bucket = f"missing-{uuid.uuid4().hex[:12]}"
+    if kind == "s3":
+        server = request.getfixturevalue("moto_server")
+        url = f"s3://{bucket}/store"
+        env = _s3_env(server, server.endpoint_url, ARTIFACTS_STORE=url)
+    else:
+        server = request.getfixturevalue("gcs_server")
+        url = f"gs://{bucket}/store"
+        env = cli_env(None, ARTIFACTS_STORE=url, STORAGE_EMULATOR_HOST=server.endpoint_url)
+    rc, err, _ = _cli(("ls",), tmp_path, env)
+    err = _one_line_error(rc, err)
+    assert f"bucket {bucket!r} does not exist" in err and url in err
