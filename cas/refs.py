@@ -102,8 +102,20 @@ class RefStore:
         mode: Mode = "create" if token is None else IfMatch(token)
         try:
             self.storage.put(self._key(name), encode_ref(new, seq + 1), mode)
-        except PreconditionFailedError:
+        except PreconditionFailedError as exc:
+            if exc.retried and self._holds(name, new, seq + 1):
+                return  # our first attempt landed; its answer was lost
             raise RefConflictError(name, old, self.read(name)) from None
+        except Exception:
+            if self._holds(name, new, seq + 1):
+                return  # no answer, yet the write landed
+            raise
+
+    def _holds(self, name: str, target: ObjectId | None, seq: int) -> bool:
+        """Whether the ref holds exactly this value: after a write that got no clear
+        answer, the sign that it landed (the seq makes the value one no earlier write
+        of the ref had)."""
+        return self._read(name)[:2] == (target, seq)
 
     def delete_if_equals(self, name: str, old: ObjectId) -> None:
         self.set_if_equals(name, old, None)

@@ -22,11 +22,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
 import artifacts
 import remotes
+from artifacts.registry import Registry
 from cas import Repository, objects
 from cas.errors import AccessDeniedError, CasError
 from cas.fsck import fsck
@@ -34,6 +36,7 @@ from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD, content_key, loose_key
 from remotes import transfer
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from tests.faultproxy import Action, FaultProxy, Request
 from tests.servers import (
     S3_KEY,
     S3_SECRET,
@@ -801,3 +804,67 @@ def test_repair_replaces_a_damaged_older_form_blob_with_its_content(tmp_path: Pa
     assert result.ok and result.repaired == [blob.id.hex()]
     assert local.storage.get(content_key(blob.id)) == blob.data
     assert not local.storage.exists(loose_key(blob.id))  # the damaged copy is gone
+
+
+# ---- 6. answers lost on the way back ----------------------------------------------
+
+
+def lose_first_write_of_each_ref() -> Callable[[Request], Action]:
+    """Lose the answer of the first conditional write of each ref (locks aside)."""
+    seen: set[str] = set()
+
+    def fault(request: Request) -> Action:
+        path = unquote(request.path)
+        match = re.search(r"/refs/([^?&]+)", path)
+        if not request.conditional() or match is None or match[1].startswith("locks/"):
+            return None
+        if match[1] in seen:
+            return None
+        seen.add(match[1])
+        return "lose-response"
+
+    return fault
+
+
+@pytest.fixture
+def lossy_url(
+    moto_server: S3Server, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, FaultProxy]]:
+    """A fresh bucket store on moto, reached through a proxy that loses answers to ref
+    writes. (The ref-level test of the same in test_remote_backends.py runs on every
+    server; this one is about what the layers above make of it.)"""
+    spec = new_s3_spec(moto_server)
+    with FaultProxy(moto_server.endpoint_url, lose_first_write_of_each_ref()) as proxy:
+        use_s3_env(monkeypatch, proxy.endpoint_url, moto_server.key, moto_server.secret)
+        yield spec["url"], proxy
+
+
+def test_writes_whose_answers_were_lost_count_once(
+    lossy_url: tuple[str, FaultProxy], ws: Path
+) -> None:
+    """A ref write that landed but was answered 500 is retried by the client, and the
+    retry fails its condition. That must read as the success it was: no version
+    twice, none missing from its run's record, no push rejected by its own write."""
+    url, proxy = lossy_url
+    contents = [{"a.txt": str(number).encode()} for number in range(2)]
+    for number, files in enumerate(contents):
+        assert log(url, files) == f"v{number}"
+    lost = {unquote(r.path) for r in proxy.faults()}
+    assert any("artifacts/data/latest" in p for p in lost) and any("runs/" in p for p in lost)
+
+    store = Repository.open(url)
+    registry = Registry(store)
+    versions = list(registry.history(registry.head(ENTITY, PROJECT, "data")))
+    assert [v.number for v in versions] == [1, 0]
+    logged = [c for run in registry.runs(ENTITY, PROJECT) for c in run.logged]
+    assert sorted(logged) == sorted(v.commit_id.hex() for v in versions)
+    assert download(url, "data:v0") == contents[0]
+
+    local = Repository.open(str(ws / "a" / ".artifacts"))
+    log(local.url, contents[0], name="model")
+    remotes.add_remote(local, "origin", url)
+    pushed = remotes.push(local, "origin")
+    assert f"{ENTITY}/{PROJECT}/artifacts/model/latest" in pushed.refs_updated
+    again = remotes.push(local, "origin")
+    assert (again.refs_updated, again.behind) == ([], [])
+    assert store.refs.read(f"{ENTITY}/{PROJECT}/artifacts/model/latest") == head(local.url, "model")

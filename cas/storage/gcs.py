@@ -24,7 +24,9 @@ import os
 # our raw JSON calls need the plain HTTP one. Must be set before gcsfs is imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
+import asyncio  # noqa: E402
 import json  # noqa: E402
+import random  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
@@ -32,6 +34,7 @@ from urllib.parse import quote  # noqa: E402
 
 from fsspec.asyn import sync  # noqa: E402
 from gcsfs.core import GCSFileSystem, upload_chunk  # noqa: E402
+from gcsfs.retry import is_retriable  # noqa: E402
 
 from ..errors import KeyNotFoundError, PreconditionFailedError, UsageError  # noqa: E402
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
@@ -159,10 +162,7 @@ class GCSStorage(FsspecStorage):
 
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
         condition = _condition(key, mode)
-        try:
-            self._run(self._multipart_upload, self._name(key), bytes(data), condition)
-        except FileExistsError:  # gcsfs's name for HTTP 412
-            raise PreconditionFailedError(key, "generation did not match") from None
+        self._run(self._multipart_upload, key, bytes(data), condition)
 
     def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
         condition = _condition(key, mode)
@@ -171,13 +171,14 @@ class GCSStorage(FsspecStorage):
             if size <= self.multipart_threshold:
                 with open(local_path, "rb") as f:
                     data = f.read()
-                self._run(self._multipart_upload, self._name(key), data, condition)
+                self._run(self._multipart_upload, key, data, condition)
             else:
                 self._run(self._resumable_upload, self._name(key), local_path, size, condition)
         except FileExistsError:
             raise PreconditionFailedError(key, "generation did not match") from None
 
-    async def _multipart_upload(self, name: str, data: bytes, condition: dict[str, str]) -> None:
+    async def _multipart_upload(self, key: str, data: bytes, condition: dict[str, str]) -> None:
+        name = self._name(key)
         # A random boundary: a fixed one could occur inside the data and cut it short.
         boundary = f"cas-{uuid.uuid4().hex}".encode()
         meta = json.dumps({"name": name, "contentType": _CONTENT_TYPE}).encode()
@@ -191,16 +192,30 @@ class GCSStorage(FsspecStorage):
                 b"\r\n--" + boundary + b"--\r\n",
             ]
         )
-        await self.fs._call(
-            "POST",
-            self._upload_url(),
-            uploadType="multipart",
-            name=name,
-            headers={"Content-Type": f'multipart/related; boundary="{boundary.decode()}"'},
-            data=body,
-            json_out=True,
-            **condition,
-        )
+        # Retried here rather than inside gcsfs, to know whether a 412 follows an
+        # attempt that got no answer (and may have landed): same policy as gcsfs's.
+        for attempt in range(self.fs.retries):
+            if attempt:
+                await asyncio.sleep(min(random.random() + 2 ** (attempt - 1), 32))
+            try:
+                await _request_once(
+                    self.fs,
+                    "POST",
+                    self._upload_url(),
+                    uploadType="multipart",
+                    name=name,
+                    headers={"Content-Type": f'multipart/related; boundary="{boundary.decode()}"'},
+                    data=body,
+                    **condition,
+                )
+                return
+            except FileExistsError:  # gcsfs's name for HTTP 412
+                raise PreconditionFailedError(
+                    key, "generation did not match", retried=attempt > 0
+                ) from None
+            except Exception as exc:
+                if attempt == self.fs.retries - 1 or not is_retriable(exc):
+                    raise
 
     async def _resumable_upload(
         self, name: str, local_path: str, size: int, condition: dict[str, str]
@@ -227,6 +242,10 @@ class GCSStorage(FsspecStorage):
             except Exception:
                 pass  # the upload's own error matters more; sessions expire anyway
             raise
+
+
+# GCSFileSystem._request without gcsfs's retry decorator: one attempt.
+_request_once = GCSFileSystem._request.__wrapped__
 
 
 def _emulator() -> bool:
