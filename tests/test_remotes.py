@@ -30,7 +30,7 @@ import artifacts
 import remotes
 from artifacts.registry import Registry
 from cas import Repository, objects
-from cas.errors import AccessDeniedError, CasError
+from cas.errors import AccessDeniedError, CasError, CorruptObjectError
 from cas.fsck import fsck
 from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD, content_key, loose_key
@@ -271,6 +271,34 @@ def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: st
     assert os.listdir(plain) == ["notes.txt"]
     if "://" not in remote_url:
         assert not os.path.exists(remote_url)
+
+
+def test_a_failed_clone_does_not_block_the_next(ws: Path, remote_url: str) -> None:
+    """A clone that fails part way (here: a damaged blob on the remote) leaves no
+    store in the directory, so the next clone, once the remote is repaired, works
+    instead of saying the store already exists."""
+    local = ws / "a" / ".artifacts"
+    log(local, V0)
+    log(local, V1)
+    repo = Repository.open(str(local))
+    remotes.add_remote(repo, "origin", remote_url)
+    remotes.push(repo, "origin")
+    remote = Repository.open(remote_url)
+    key = blob_key(BIG_1)
+    good = remote.storage.get(key)
+    remote.storage.put(key, good[:-1] + bytes([good[-1] ^ 1]))
+
+    with pytest.raises(CorruptObjectError):
+        remotes.clone(remote_url, str(ws / "b"))
+    assert not (ws / "b" / ".artifacts").exists()
+
+    remote.storage.put(key, good)
+    clone = remotes.clone(remote_url, str(ws / "b"))
+    assert clone.url == str(ws / "b" / ".artifacts")
+    assert os.listdir(ws / "b") == [".artifacts"]
+    assert download(clone.url, "data:v0") == V0
+    assert download(clone.url, "data:latest") == V1
+    assert fsck(clone).ok
 
 
 def kinds_in_pack(repo: Repository, pack: str) -> set[str]:
