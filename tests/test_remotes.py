@@ -30,7 +30,7 @@ import artifacts
 import remotes
 from artifacts.registry import Registry
 from cas import Repository, objects
-from cas.errors import AccessDeniedError, CasError, CorruptObjectError
+from cas.errors import AccessDeniedError, CasError, CorruptObjectError, PreconditionFailedError
 from cas.fsck import fsck
 from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD, content_key, loose_key
@@ -766,6 +766,74 @@ def test_shared_pool_each_team_writes_only_its_own_refs(
     pushed = remotes.push(clone, "origin")
     assert "vision/proj/artifacts/data/latest" in pushed.refs_updated
     assert "speech/proj/artifacts/data/latest" in pushed.behind
+
+
+OBJECT_PREFIXES = ("blobs/", "objects/", "packs/")
+
+
+def test_the_shared_pool_policy_lets_objects_only_be_created() -> None:
+    """Every team may write blobs/, objects/ and packs/: the shared pool's policy must
+    let them create keys there, never replace one (else a team could put garbage over
+    another team's blob). S3 enforces this with the s3:if-none-match condition key;
+    moto does not evaluate it, so this checks the policy as written, and
+    test_shared_pool_objects_are_created_never_replaced checks our writes meet it."""
+    policy = json.loads(doc_policies()["shared"])
+    grants = [
+        statement
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        and "s3:PutObject" in statement["Action"]
+        and any(
+            prefix in resource for resource in statement["Resource"] for prefix in OBJECT_PREFIXES
+        )
+    ]
+    assert grants
+    create_only = {"Null": {"s3:if-none-match": "false"}}
+    parts_only = {"Bool": {"s3:ObjectCreationOperation": "false"}}
+    for statement in grants:
+        assert statement.get("Condition") in (create_only, parts_only), statement
+        # Every key the statement grants is one that is only ever created.
+        assert all(
+            any(f"/store/{prefix}*" in resource for prefix in OBJECT_PREFIXES)
+            for resource in statement["Resource"]
+        ), statement
+
+
+def test_shared_pool_objects_are_created_never_replaced(
+    iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What moto does not check of the shared policy (the s3:if-none-match condition),
+    checked on the requests themselves: every object write of two teams carries
+    If-None-Match, so the create-only policy lets their work through; and with it, a
+    team cannot replace another team's blob."""
+    pool = f"s3://{iam_bucket.bucket}/store"
+    files = {"big.bin": os.urandom(LOOSE_THRESHOLD + 5), "small.txt": os.urandom(20)}
+    with FaultProxy(iam_bucket.server.endpoint_url, lambda request: None) as proxy:
+        for team in TEAMS:
+            key, secret = iam_bucket.keys[("shared", team)]
+            use_s3_env(monkeypatch, proxy.endpoint_url, key, secret)
+            log(pool, files, name="created", entity=team)
+        writes = [
+            r
+            for r, _ in proxy.log
+            if r.method in ("PUT", "POST")
+            and any(f"/store/{prefix}" in r.path for prefix in OBJECT_PREFIXES)
+        ]
+        assert any("/store/blobs/" in r.path for r in writes)
+        # Parts of a multipart upload take no condition; its completion does.
+        assert all(
+            "if-none-match" in r.headers
+            for r in writes
+            if "partNumber=" not in r.path and not r.path.endswith("?uploads")
+        ), [r.path for r in writes if "if-none-match" not in r.headers]
+
+        store = Repository.open(pool).storage  # as the last team, "speech"
+        theirs = blob_key(files["big.bin"])
+        with pytest.raises(PreconditionFailedError):
+            store.put(theirs, b"garbage", mode="create")
+        assert store.get(theirs) == files["big.bin"]
+        iam_bucket.act_as(monkeypatch, "shared", "vision")
+        assert download(pool, "vision/proj/created:v0", entity="vision") == files
 
 
 def test_pool_per_team_fences_everything(
