@@ -82,10 +82,16 @@ class InvalidNameError(CasError, ValueError):
 
 
 class PreconditionFailedError(CasError):
-    """A create-only or if-match write found the key in another state."""
+    """A create-only or if-match write found the key in another state.
 
-    def __init__(self, key: str, detail: str = "") -> None:
+    ``retried``: the client sent the write again after an attempt that got no
+    answer (a 5xx, a dropped connection), so that attempt may have landed and be
+    the state this one found.
+    """
+
+    def __init__(self, key: str, detail: str = "", retried: bool = False) -> None:
         self.key = key
+        self.retried = retried
         super().__init__(f"precondition failed for {key}" + (f": {detail}" if detail else ""))
 
 

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import msgpack
 
 from .errors import (
+    CasError,
     InvalidNameError,
     InvalidObjectError,
     KeyNotFoundError,
@@ -103,9 +104,24 @@ class RefStore:
         self.storage.sync()  # what the ref reaches survives a power loss before the ref does
         try:
             self.storage.put(self._key(name), encode_ref(new, seq + 1), mode)
-        except PreconditionFailedError:
-            raise RefConflictError(name, old, self.read(name)) from None
+        except PreconditionFailedError as exc:
+            if not (exc.retried and self._holds(name, new, seq + 1)):
+                raise RefConflictError(name, old, self.read(name)) from None
+            # else our first attempt landed; its answer was lost
+        except Exception:
+            if not self._holds(name, new, seq + 1):
+                raise
+            # no answer, yet the write landed
         self.storage.sync()  # and the ref itself, before we say it moved
+
+    def _holds(self, name: str, target: ObjectId | None, seq: int) -> bool:
+        """Whether the ref holds exactly this value: after a write that got no clear
+        answer, the sign that it landed (the seq makes the value one no earlier write
+        of the ref had). False when it cannot be read either."""
+        try:
+            return self._read(name)[:2] == (target, seq)
+        except (CasError, OSError):
+            return False
 
     def delete_if_equals(self, name: str, old: ObjectId) -> None:
         self.set_if_equals(name, old, None)

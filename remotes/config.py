@@ -24,9 +24,7 @@ def list_remotes(repo: Repository) -> dict[str, str]:
 def add_remote(repo: Repository, name: str, url: str) -> None:
     if not _NAME.fullmatch(name):
         raise InvalidNameError(name, "remote names are 1-64 of A-Z a-z 0-9 _ . -")
-    if "://" not in url:
-        url = os.path.abspath(url)
-
+    url = normalized_url(url)
     before = list_remotes(repo).get(name)
 
     def change(config: dict[str, Any]) -> None:
@@ -35,6 +33,11 @@ def add_remote(repo: Repository, name: str, url: str) -> None:
     repo.update_config(change)
     if before not in (None, url):
         _forget(repo, name)  # what we saw of the old store says nothing of the new one
+
+
+def normalized_url(url: str) -> str:
+    """The URL as a remote records it: a local path made absolute."""
+    return url if "://" in url else os.path.abspath(url)
 
 
 def remove_remote(repo: Repository, name: str) -> None:

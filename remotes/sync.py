@@ -24,6 +24,7 @@ remote's. A store that refuses our credentials raises
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterable
@@ -31,9 +32,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cas import Commit, ObjectId, Repository
-from cas.errors import RefConflictError
+from cas.errors import RefConflictError, UsageError
 
-from .config import TRACKING, add_remote, local_root, naming_remote, open_remote
+from .config import (
+    TRACKING,
+    add_remote,
+    list_remotes,
+    local_root,
+    naming_remote,
+    normalized_url,
+    open_remote,
+)
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .transfer import copy_objects, missing
 
@@ -336,18 +345,37 @@ def _reapply(repo: Repository, name: str, ours: ObjectId, upstream: ObjectId) ->
 
 
 def clone(url: str, path: str, progress: bool = False) -> Repository:
-    """A new local store at ``path/.artifacts`` with ``origin`` = ``url``, pulled."""
+    """A new local store at ``path/.artifacts`` with ``origin`` = ``url``, pulled.
+
+    The store is built in ``path/.artifacts.partial`` and renamed into place only
+    once complete, so a clone that fails or is killed leaves no ``.artifacts`` to
+    block the next one; the next clone of the same address resumes the partial
+    store (objects already copied are not fetched again).
+    """
     store = os.path.join(path, ".artifacts")
     if os.path.exists(store):
-        from cas.errors import UsageError
-
         raise UsageError(f"{store} already exists")
     _check_something_to_clone(url)
+    partial = os.path.join(path, ".artifacts.partial")
+    if os.path.isdir(partial) and _origin_of(partial) != normalized_url(url):
+        shutil.rmtree(partial)  # an unfinished clone of another store: start afresh
     os.makedirs(path, exist_ok=True)
+    repo = Repository.open(partial)
+    try:
+        add_remote(repo, "origin", url)
+        pull(repo, "origin", progress)
+    finally:
+        repo.close()
+    os.rename(partial, store)
+    return Repository.open(store)
+
+
+def _origin_of(store: str) -> str | None:
     repo = Repository.open(store)
-    add_remote(repo, "origin", url)
-    pull(repo, "origin", progress)
-    return repo
+    try:
+        return list_remotes(repo).get("origin")
+    finally:
+        repo.close()
 
 
 def _check_something_to_clone(url: str) -> None:

@@ -4,6 +4,9 @@ Backends are named by the ``backend`` fixture's params:
 
 * ``memory``: :class:`~cas.storage.MemoryStorage`;
 * ``local``: :class:`~cas.storage.LocalStorage` in the test's ``tmp_path``;
+* ``fsspec-memory``, ``fsspec-file``: the generic
+  :class:`~cas.storage.fsspec.FsspecStorage` on fsspec's ``memory://`` (a root
+  of the test's own: that filesystem is one per process) and ``file://``;
 * ``s3-moto``, ``s3-seaweed``, ``gcs``: a fresh, empty bucket on a real server
   started by ``tests/servers.py`` (only when a test asks for it). When that
   module or the backend's code is not there, these params skip with the reason.
@@ -15,6 +18,7 @@ another process can open it: see :func:`storage_spec` and :func:`open_spec`.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ import pytest
 
 from cas import Repository, open_storage
 from cas.storage import LocalStorage, MemoryStorage, Storage
+from cas.storage.fsspec import FsspecStorage
 
 try:
     from tests import servers
@@ -34,7 +39,7 @@ else:
     SERVERS_MISSING = ""
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_BACKENDS = ["memory", "local"]
+LOCAL_BACKENDS = ["memory", "local", "fsspec-memory", "fsspec-file"]
 # param -> (session fixture of tests/servers.py, servers.py function making a spec)
 REMOTE_BACKENDS = {
     "s3-moto": ("moto_server", "new_s3_spec"),
@@ -89,6 +94,10 @@ def make_storage(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -
         return MemoryStorage()
     if backend == "local":
         return LocalStorage(str(tmp_path / "store"))
+    if backend == "fsspec-memory":
+        return FsspecStorage(f"memory://store-{uuid.uuid4().hex}")
+    if backend == "fsspec-file":
+        return FsspecStorage(f"file://{tmp_path / 'store'}")
     return open_spec(storage_spec(request, backend, tmp_path))
 
 

@@ -795,3 +795,22 @@ def test_version(tmp_path: Path) -> None:
 
     result = make_cli(tmp_path, None)("--version").ok()
     assert result.out == f"artifacts {version('artifacts')}\n" and not result.err
+
+
+def test_a_failed_clone_can_be_run_again(tmp_path: Path) -> None:
+    """A clone that fails part way says why in one line and leaves no store behind
+    to make the next attempt fail with "already exists"."""
+    a = make_cli(tmp_path, tmp_path / "a")
+    origin = tmp_path / "origin"
+    a("log", make_data(tmp_path / "data"), "--name", "dataset", "--type", "dataset").ok()
+    a("remote", "add", "origin", origin).ok()
+    a("push").ok()
+    pack = max(origin.glob("packs/*.pack"), key=lambda p: p.stat().st_size)
+    good = pack.read_bytes()
+    pack.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    cli = make_cli(tmp_path, None)
+    assert_error(cli("clone", origin, tmp_path / "c"), "corrupt")
+    pack.write_bytes(good)
+    cloned = cli("clone", origin, tmp_path / "c").ok()
+    assert cloned.out == f"cloned {origin} into {tmp_path / 'c' / '.artifacts'}\n"
+    assert "dataset" in make_cli(tmp_path, tmp_path / "c" / ".artifacts")("ls").ok().out

@@ -260,7 +260,13 @@ def test_aba_across_delete_and_recreate(refs: RefStore) -> None:
 # ---- concurrency (threads; processes are in test_races.py) -----------------------
 
 
+def needs_atomic_swaps(storage: Storage) -> None:
+    if not storage.capabilities.conditional_update:
+        pytest.skip("this backend does not promise an atomic compare-and-swap")
+
+
 def test_only_one_concurrent_swap_wins(refs: RefStore) -> None:
+    needs_atomic_swaps(refs.storage)
     refs.set_if_equals("x", None, A)
     n = 8
     candidates = [Blob(f"candidate {i}".encode()).id for i in range(n)]
@@ -283,6 +289,7 @@ def test_only_one_concurrent_swap_wins(refs: RefStore) -> None:
 
 
 def test_update_ref_retries_until_it_lands(repo: Repository) -> None:
+    needs_atomic_swaps(repo.storage)
     threads, rounds = 4, 10
 
     def work() -> None:

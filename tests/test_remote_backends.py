@@ -22,7 +22,10 @@ from typing import Any
 import pytest
 
 from cas.errors import KeyNotFoundError, PreconditionFailedError
+from cas.refs import RefStore, encode_ref
 from cas.storage.base import IfMatch, Storage
+from cas.storage.network import Policy
+from tests.httpproxy import Action, FaultProxy, Request, lose_first
 from tests.servers import (  # noqa: F401 - fixtures are found by name
     GCSServer,
     S3Server,
@@ -375,3 +378,47 @@ def _collect(results: Any, procs: list[Any], timeout: float = 180) -> list[int]:
             if time.monotonic() > deadline:
                 pytest.fail(f"racing workers did not finish in {timeout} s")
     return out
+
+
+# -- a conditional write whose answer is lost ---------------------------------------
+
+
+def _ref_write(request: Request) -> bool:
+    return request.conditional() and "refs" in request.path
+
+
+def test_a_ref_write_whose_answer_was_lost_lands_once(remote_spec: Spec) -> None:
+    """The write lands, the client is answered 500 and retries, and the retry fails
+    its condition (the key already holds our value): that is our success, not a
+    conflict with another writer."""
+    a, b = bytes(32), bytes([1]) * 32
+    with FaultProxy(remote_spec["options"]["endpoint_url"], lose_first(_ref_write, 2)) as proxy:
+        spec = {**remote_spec, "options": {**remote_spec["options"]}}
+        spec["options"]["endpoint_url"] = proxy.endpoint_url
+        with open_storage_from_spec(spec) as store:
+            refs = RefStore(store)
+            refs.set_if_equals("team/x", None, a)  # a create
+            refs.set_if_equals("team/x", a, b)  # an if-match
+            assert len(proxy.faults()) == 2, "both answers were lost"
+            assert refs.read("team/x") == b
+            assert store.get("refs/team/x") == encode_ref(b, 2)
+
+
+def test_a_ref_write_that_landed_but_never_got_an_answer_succeeds(remote_spec: Spec) -> None:
+    """Every attempt fails (the first after landing): the client gives up with an
+    error, yet the ref holds exactly what we wrote, so the write is a success."""
+    a = bytes(32)
+    attempts = lose_first(_ref_write, 1)
+
+    def fault(request: Request) -> Action:
+        return attempts(request) or ("refuse" if _ref_write(request) else None)
+
+    with FaultProxy(remote_spec["options"]["endpoint_url"], fault) as proxy:
+        spec = {**remote_spec, "options": {**remote_spec["options"]}}
+        spec["options"]["endpoint_url"] = proxy.endpoint_url
+        with open_storage_from_spec(spec) as store:
+            store.policy = Policy(2.0)  # a short retry window: keep the test short
+            refs = RefStore(store)
+            refs.set_if_equals("team/x", None, a)
+            assert len(proxy.faults()) > 1, "the write was retried, and failed each time"
+            assert store.get("refs/team/x") == encode_ref(a, 1)

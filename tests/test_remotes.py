@@ -22,18 +22,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
 import artifacts
 import remotes
+from artifacts.registry import Registry
 from cas import Repository, objects
-from cas.errors import AccessDeniedError, CasError
+from cas.errors import AccessDeniedError, CasError, CorruptObjectError, PreconditionFailedError
 from cas.fsck import fsck
 from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD, content_key, loose_key
 from remotes import transfer
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from tests.httpproxy import Action, FaultProxy, Request
 from tests.servers import (
     S3_KEY,
     S3_SECRET,
@@ -268,6 +271,34 @@ def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: st
     assert os.listdir(plain) == ["notes.txt"]
     if "://" not in remote_url:
         assert not os.path.exists(remote_url)
+
+
+def test_a_failed_clone_does_not_block_the_next(ws: Path, remote_url: str) -> None:
+    """A clone that fails part way (here: a damaged blob on the remote) leaves no
+    store in the directory, so the next clone, once the remote is repaired, works
+    instead of saying the store already exists."""
+    local = ws / "a" / ".artifacts"
+    log(local, V0)
+    log(local, V1)
+    repo = Repository.open(str(local))
+    remotes.add_remote(repo, "origin", remote_url)
+    remotes.push(repo, "origin")
+    remote = Repository.open(remote_url)
+    key = blob_key(BIG_1)
+    good = remote.storage.get(key)
+    remote.storage.put(key, good[:-1] + bytes([good[-1] ^ 1]))
+
+    with pytest.raises(CorruptObjectError):
+        remotes.clone(remote_url, str(ws / "b"))
+    assert not (ws / "b" / ".artifacts").exists()
+
+    remote.storage.put(key, good)
+    clone = remotes.clone(remote_url, str(ws / "b"))
+    assert clone.url == str(ws / "b" / ".artifacts")
+    assert os.listdir(ws / "b") == [".artifacts"]
+    assert download(clone.url, "data:v0") == V0
+    assert download(clone.url, "data:latest") == V1
+    assert fsck(clone).ok
 
 
 def kinds_in_pack(repo: Repository, pack: str) -> set[str]:
@@ -737,6 +768,74 @@ def test_shared_pool_each_team_writes_only_its_own_refs(
     assert "speech/proj/artifacts/data/latest" in pushed.behind
 
 
+OBJECT_PREFIXES = ("blobs/", "objects/", "packs/")
+
+
+def test_the_shared_pool_policy_lets_objects_only_be_created() -> None:
+    """Every team may write blobs/, objects/ and packs/: the shared pool's policy must
+    let them create keys there, never replace one (else a team could put garbage over
+    another team's blob). S3 enforces this with the s3:if-none-match condition key;
+    moto does not evaluate it, so this checks the policy as written, and
+    test_shared_pool_objects_are_created_never_replaced checks our writes meet it."""
+    policy = json.loads(doc_policies()["shared"])
+    grants = [
+        statement
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        and "s3:PutObject" in statement["Action"]
+        and any(
+            prefix in resource for resource in statement["Resource"] for prefix in OBJECT_PREFIXES
+        )
+    ]
+    assert grants
+    create_only = {"Null": {"s3:if-none-match": "false"}}
+    parts_only = {"Bool": {"s3:ObjectCreationOperation": "false"}}
+    for statement in grants:
+        assert statement.get("Condition") in (create_only, parts_only), statement
+        # Every key the statement grants is one that is only ever created.
+        assert all(
+            any(f"/store/{prefix}*" in resource for prefix in OBJECT_PREFIXES)
+            for resource in statement["Resource"]
+        ), statement
+
+
+def test_shared_pool_objects_are_created_never_replaced(
+    iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What moto does not check of the shared policy (the s3:if-none-match condition),
+    checked on the requests themselves: every object write of two teams carries
+    If-None-Match, so the create-only policy lets their work through; and with it, a
+    team cannot replace another team's blob."""
+    pool = f"s3://{iam_bucket.bucket}/store"
+    files = {"big.bin": os.urandom(LOOSE_THRESHOLD + 5), "small.txt": os.urandom(20)}
+    with FaultProxy(iam_bucket.server.endpoint_url, lambda request: None) as proxy:
+        for team in TEAMS:
+            key, secret = iam_bucket.keys[("shared", team)]
+            use_s3_env(monkeypatch, proxy.endpoint_url, key, secret)
+            log(pool, files, name="created", entity=team)
+        writes = [
+            r
+            for r, _ in proxy.log
+            if r.method in ("PUT", "POST")
+            and any(f"/store/{prefix}" in r.path for prefix in OBJECT_PREFIXES)
+        ]
+        assert any("/store/blobs/" in r.path for r in writes)
+        # Parts of a multipart upload take no condition; its completion does.
+        assert all(
+            "if-none-match" in r.headers
+            for r in writes
+            if "partNumber=" not in r.path and not r.path.endswith("?uploads")
+        ), [r.path for r in writes if "if-none-match" not in r.headers]
+
+        store = Repository.open(pool).storage  # as the last team, "speech"
+        theirs = blob_key(files["big.bin"])
+        with pytest.raises(PreconditionFailedError):
+            store.put(theirs, b"garbage", mode="create")
+        assert store.get(theirs) == files["big.bin"]
+        iam_bucket.act_as(monkeypatch, "shared", "vision")
+        assert download(pool, "vision/proj/created:v0", entity="vision") == files
+
+
 def test_pool_per_team_fences_everything(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -801,3 +900,67 @@ def test_repair_replaces_a_damaged_older_form_blob_with_its_content(tmp_path: Pa
     assert result.ok and result.repaired == [blob.id.hex()]
     assert local.storage.get(content_key(blob.id)) == blob.data
     assert not local.storage.exists(loose_key(blob.id))  # the damaged copy is gone
+
+
+# ---- 6. answers lost on the way back ----------------------------------------------
+
+
+def lose_first_write_of_each_ref() -> Callable[[Request], Action]:
+    """Lose the answer of the first conditional write of each ref (locks aside)."""
+    seen: set[str] = set()
+
+    def fault(request: Request) -> Action:
+        path = unquote(request.path)
+        match = re.search(r"/refs/([^?&]+)", path)
+        if not request.conditional() or match is None or match[1].startswith("locks/"):
+            return None
+        if match[1] in seen:
+            return None
+        seen.add(match[1])
+        return "lose-response"
+
+    return fault
+
+
+@pytest.fixture
+def lossy_url(
+    moto_server: S3Server, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, FaultProxy]]:
+    """A fresh bucket store on moto, reached through a proxy that loses answers to ref
+    writes. (The ref-level test of the same in test_remote_backends.py runs on every
+    server; this one is about what the layers above make of it.)"""
+    spec = new_s3_spec(moto_server)
+    with FaultProxy(moto_server.endpoint_url, lose_first_write_of_each_ref()) as proxy:
+        use_s3_env(monkeypatch, proxy.endpoint_url, moto_server.key, moto_server.secret)
+        yield spec["url"], proxy
+
+
+def test_writes_whose_answers_were_lost_count_once(
+    lossy_url: tuple[str, FaultProxy], ws: Path
+) -> None:
+    """A ref write that landed but was answered 500 is retried by the client, and the
+    retry fails its condition. That must read as the success it was: no version
+    twice, none missing from its run's record, no push rejected by its own write."""
+    url, proxy = lossy_url
+    contents = [{"a.txt": str(number).encode()} for number in range(2)]
+    for number, files in enumerate(contents):
+        assert log(url, files) == f"v{number}"
+    lost = {unquote(r.path) for r in proxy.faults()}
+    assert any("artifacts/data/latest" in p for p in lost) and any("runs/" in p for p in lost)
+
+    store = Repository.open(url)
+    registry = Registry(store)
+    versions = list(registry.history(registry.head(ENTITY, PROJECT, "data")))
+    assert [v.number for v in versions] == [1, 0]
+    logged = [c for run in registry.runs(ENTITY, PROJECT) for c in run.logged]
+    assert sorted(logged) == sorted(v.commit_id.hex() for v in versions)
+    assert download(url, "data:v0") == contents[0]
+
+    local = Repository.open(str(ws / "a" / ".artifacts"))
+    log(local.url, contents[0], name="model")
+    remotes.add_remote(local, "origin", url)
+    pushed = remotes.push(local, "origin")
+    assert f"{ENTITY}/{PROJECT}/artifacts/model/latest" in pushed.refs_updated
+    again = remotes.push(local, "origin")
+    assert (again.refs_updated, again.behind) == ([], [])
+    assert store.refs.read(f"{ENTITY}/{PROJECT}/artifacts/model/latest") == head(local.url, "model")

@@ -31,6 +31,13 @@ EXPECTED_CAPABILITIES = {
         atomic_create=True, conditional_update=True, durable=True, local=False
     ),
     "gcs": Capabilities(atomic_create=True, conditional_update=True, durable=True, local=False),
+    # Generic fsspec: preconditions are checked, then written; not atomic.
+    "fsspec-memory": Capabilities(
+        atomic_create=False, conditional_update=False, durable=True, local=False
+    ),
+    "fsspec-file": Capabilities(
+        atomic_create=False, conditional_update=False, durable=True, local=False
+    ),
 }
 
 ALL_BYTES = bytes(range(256)) * 4

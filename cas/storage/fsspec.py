@@ -3,7 +3,7 @@
 The generic backend can only promise what fsspec promises: ``mode="create"``
 and ``IfMatch`` are checked and then written, which is not atomic. Backends
 for object stores with real conditional writes (S3, GCS) subclass this and
-override :meth:`FsspecStorage._put_bytes` and :meth:`get_versioned`.
+override the writes (:meth:`put`, :meth:`put_file`) and :meth:`get_versioned`.
 """
 
 from __future__ import annotations
@@ -47,9 +47,15 @@ class FsspecStorage(Storage):
         return data, blake3.blake3(data).hexdigest()
 
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
+        self._check(key, mode)
         path = self._path(key)
+        self._make_parent(path)
+        self.fs.pipe_file(path, data)
+
+    def _check(self, key: str, mode: Mode) -> None:
+        """Raise PreconditionFailedError unless ``key`` is in the state ``mode`` needs."""
         if mode == "create":
-            if self.fs.exists(path):
+            if self.exists(key):
                 raise PreconditionFailedError(key, "already exists")
         elif isinstance(mode, IfMatch):
             try:
@@ -58,15 +64,16 @@ class FsspecStorage(Storage):
                 token = None
             if token != mode.token:
                 raise PreconditionFailedError(key, "changed since it was read")
-        self._put_bytes(path, data, mode)
 
-    def _put_bytes(self, path: str, data: bytes, mode: Mode) -> None:
-        self.fs.pipe_file(path, data)
+    def _make_parent(self, path: str) -> None:
+        # Filesystems with real directories (file://, sftp...) need the parent first.
+        self.fs.makedirs(self.fs._parent(path), exist_ok=True)
 
     def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
-        if mode != "overwrite" and self.exists(key):
-            raise PreconditionFailedError(key, "already exists")
-        self.fs.put_file(local_path, self._path(key))
+        self._check(key, mode)
+        path = self._path(key)
+        self._make_parent(path)
+        self.fs.put_file(local_path, path)
 
     def open(self, key: str) -> BinaryIO:
         try:

@@ -48,7 +48,7 @@ from ..errors import (  # noqa: E402
 )
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
 from .fsspec import _mtime  # noqa: E402
-from .network import NetworkStorage, Policy  # noqa: E402
+from .network import NetworkStorage, Policy, was_retried  # noqa: E402
 
 _CONTENT_TYPE = "application/octet-stream"
 
@@ -201,8 +201,10 @@ class GCSStorage(NetworkStorage):
         condition = _condition(key, mode)
         try:
             self._run("upload", key, self._multipart_upload, self._name(key), data, condition)
-        except FileExistsError:  # gcsfs's name for HTTP 412
-            raise PreconditionFailedError(key, "generation did not match") from None
+        except FileExistsError as exc:  # gcsfs's name for HTTP 412
+            raise PreconditionFailedError(
+                key, "generation did not match", was_retried(exc)
+            ) from None
 
     def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
         condition = _condition(key, mode)
@@ -214,8 +216,10 @@ class GCSStorage(NetworkStorage):
                 self._run("upload", key, self._multipart_upload, self._name(key), data, condition)
             else:
                 self._run_once(key, self._resumable_upload, key, local_path, size, condition)
-        except FileExistsError:
-            raise PreconditionFailedError(key, "generation did not match") from None
+        except FileExistsError as exc:
+            raise PreconditionFailedError(
+                key, "generation did not match", was_retried(exc)
+            ) from None
 
     async def _multipart_upload(self, name: str, data: bytes, condition: dict[str, str]) -> None:
         # A random boundary: a fixed one could occur inside the data and cut it short.

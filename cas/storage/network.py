@@ -12,9 +12,9 @@ request may go unanswered, retries included. From it come:
 The client libraries' own retries are turned off: they count attempts, not time
 (botocore's backoff for a 5xx is tens of milliseconds, so a server restarting
 for a few seconds would never be waited for), and two layers of retries
-multiply. A store that gave up is not tried again for T seconds: the cleanup
-after a failure (releasing a lock, aborting an upload) fails at once instead
-of waiting for the dead server a second time.
+multiply. For T seconds after a store gave up, its requests get one attempt
+and no retries: the cleanup after a failure (aborting an upload, re-reading a
+ref whose write got no answer) does not wait for a dead server as long again.
 """
 
 from __future__ import annotations
@@ -123,13 +123,10 @@ class NetworkStorage(FsspecStorage):
     ) -> T:
         policy = self.policy
         start = time.monotonic()
-        if self._gave_up_at is not None and start - self._gave_up_at < policy.total:
-            raise StorageUnavailableError(
-                self.url,
-                f"{self.url} did not answer at {self._endpoint()} "
-                f"{start - self._gave_up_at:.0f} s ago; not trying {what} again before "
-                f"{TIMEOUT_VARIABLE} ({policy.total:g} s) has passed",
-            )
+        # Soon after giving up, one attempt and no retries: the cleanup after a failure
+        # (aborting an upload, re-reading a ref whose write got no answer) must not
+        # wait for a dead server as long again, but may still reach a live one.
+        just_gave_up = self._gave_up_at is not None and start - self._gave_up_at < policy.total
         stall = policy.connect_timeout + policy.read_timeout
         attempt = 1
         while True:
@@ -139,10 +136,13 @@ class NetworkStorage(FsspecStorage):
                 raise
             except Exception as exc:
                 if not self._retryable(exc):
+                    # A failed condition after an attempt that got no answer may be that
+                    # attempt's own write: the ref store re-reads the ref to tell.
+                    setattr(exc, _RETRIED, attempt > 1)
                     raise
                 now = time.monotonic()
                 delay = policy.backoff(attempt)
-                if now + delay + stall > start + policy.total:
+                if just_gave_up or now + delay + stall > start + policy.total:
                     self._gave_up_at = now
                     raise StorageUnavailableError(
                         self.url,
@@ -173,6 +173,15 @@ class NetworkStorage(FsspecStorage):
             self._run("delete", key, self.fs._rm_file, self._path(key))
         except FileNotFoundError:
             pass
+
+
+_RETRIED = "_cas_retried"  # set on the error a request ended with: was it sent again?
+
+
+def was_retried(exc: BaseException) -> bool:
+    """Did the request that raised ``exc`` (through :meth:`NetworkStorage._retrying`)
+    send its write more than once?"""
+    return getattr(exc, _RETRIED, False)
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,7 +10,9 @@ honour that, but moto (5.x) ignores ``If-Match`` on ``CompleteMultipartUpload``.
 
 As with any retried HTTP write, a conditional write whose response was lost
 and which is then retried by the client reports PreconditionFailedError even
-though it landed; callers that retry on conflict re-read and see their value.
+though it landed. :class:`cas.refs.RefStore` tells the two apart by re-reading
+the ref: its value carries a sequence number, so finding exactly what it wrote
+means the write landed.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ..errors import (
     UsageError,
 )
 from .base import Capabilities, IfMatch, Mode, Stat
-from .network import NetworkStorage, Policy
+from .network import NetworkStorage, Policy, was_retried
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
@@ -335,7 +337,7 @@ def _raise_if_condition_failed(key: str, mode: Mode, exc: BaseException) -> None
     code, status = _client_error(exc)
     # A 409 on a conditional write is a race with another conditional write to the key.
     if code in _CONDITION_CODES or status == 412 or (mode != "overwrite" and status == 409):
-        raise PreconditionFailedError(key, f"S3 said {code or status}") from exc
+        raise PreconditionFailedError(key, f"S3 said {code or status}", was_retried(exc)) from exc
     # S3 answers If-Match on a missing key with 404 NoSuchKey: that version is gone.
     if isinstance(mode, IfMatch) and code == "NoSuchKey":
         raise PreconditionFailedError(key, "it no longer exists") from exc
@@ -343,13 +345,18 @@ def _raise_if_condition_failed(key: str, mode: Mode, exc: BaseException) -> None
 
 def _client_error(exc: BaseException | None) -> tuple[str | None, int | None]:
     """(error code, HTTP status) of the botocore error somewhere in ``exc``'s chain."""
+    response = _response(exc)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return response.get("Error", {}).get("Code"), status
+
+
+def _response(exc: BaseException | None) -> dict[str, Any]:
+    """The parsed response of the botocore error somewhere in ``exc``'s chain, or {}."""
     seen = 0
     while exc is not None and seen < 10:
         response = getattr(exc, "response", None)
         if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            return code, status
+            return response
         exc = exc.__cause__ or exc.__context__
         seen += 1
-    return None, None
+    return {}

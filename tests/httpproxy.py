@@ -1,0 +1,169 @@
+"""A fault-injecting HTTP proxy on 127.0.0.1, to put in front of a test server.
+
+Clients talk to :attr:`FaultProxy.endpoint_url` instead of the server's. Each
+request is passed to ``fault(request)``, which names what happens to it:
+
+* ``None``: forwarded, and the server's answer handed back;
+* ``"lose-response"``: forwarded (the server acts on it), then answered
+  ``500`` as if the answer had been lost on the way back;
+* ``"refuse"``: answered ``500`` without being forwarded.
+
+The ``Host`` header is forwarded as the client sent it, so signed requests
+(S3 SigV4) stay valid. Bodies are read whole; this is for tests, not for
+large transfers. Every request is recorded in :attr:`FaultProxy.log` with what
+was done to it.
+
+    with FaultProxy(server.endpoint_url, lose_first(conditional_put, 1)) as proxy:
+        store = S3Storage(url, endpoint_url=proxy.endpoint_url, ...)
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+from urllib.parse import urlsplit
+
+Action = Literal["lose-response", "refuse"] | None
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # with the query string
+    headers: dict[str, str]  # lower-cased names
+
+    def conditional(self) -> bool:
+        """A write that carries a precondition (S3 If-Match / If-None-Match, GCS generation)."""
+        return (
+            "if-match" in self.headers
+            or "if-none-match" in self.headers
+            or "ifGenerationMatch=" in self.path
+        )
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, fault: Callable[[Request], Action], timeout: float = 30):
+        target = urlsplit(upstream)
+        self.upstream = (target.hostname or "127.0.0.1", target.port or 80)
+        self.fault = fault
+        self.timeout = timeout
+        self.log: list[tuple[Request, Action]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def decide(self, request: Request) -> Action:
+        with self._lock:  # one decision at a time: fault functions may count
+            action = self.fault(request)
+            self.log.append((request, action))
+        return action
+
+    def faults(self) -> list[Request]:
+        """The requests a fault was injected into."""
+        return [request for request, action in self.log if action is not None]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as clients expect of S3/GCS
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # the request log is proxy.log
+
+            def _relay(self) -> None:
+                body = self._body()
+                request = Request(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}
+                )
+                action = proxy.decide(request)
+                if action == "refuse":
+                    self._answer(500, {}, b"refused by the fault proxy")
+                    return
+                status, headers, data = proxy._forward(self, body)
+                if action == "lose-response":
+                    self._answer(500, {}, b"response lost by the fault proxy")
+                else:
+                    self._answer(status, headers, data)
+
+            def _body(self) -> bytes:
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    chunks = []
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()  # the CRLF after each chunk
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
+                self.send_response(status)
+                # A HEAD answer has no body but the length of the one a GET would have.
+                length = headers.pop("Content-Length", None) if self.command == "HEAD" else None
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _relay
+
+        return Handler
+
+    def _forward(
+        self, handler: BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(*self.upstream, timeout=self.timeout)
+        try:
+            conn.putrequest(
+                handler.command, handler.path, skip_host=True, skip_accept_encoding=True
+            )
+            for name, value in handler.headers.items():
+                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                    conn.putheader(name, value)
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            response = conn.getresponse()
+            data = response.read()
+            headers = {
+                name.title(): value
+                for name, value in response.getheaders()
+                if name.lower() not in HOP_BY_HOP
+            }
+            if handler.command != "HEAD":
+                headers.pop("Content-Length", None)  # set again from the body
+            return response.status, headers, data
+        finally:
+            conn.close()
+
+
+def lose_first(matches: Callable[[Request], bool], count: int = 1) -> Callable[[Request], Action]:
+    """A fault function: lose the response of the first ``count`` requests that match."""
+    left = [count]
+
+    def fault(request: Request) -> Action:
+        if left[0] > 0 and matches(request):
+            left[0] -= 1
+            return "lose-response"
+        return None
+
+    return fault
