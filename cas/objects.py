@@ -105,6 +105,11 @@ def split(data: bytes) -> tuple[str, bytes]:
     return kind, data[offset:]
 
 
+# Lists and maps in an object nest at most this deep (metadata is refused past 100
+# when it is set; this bounds what a hostile store can make us check).
+MAX_NESTING = 256
+
+
 def canonical_packb(value: Any) -> bytes:
     return msgpack.packb(_canonical(value), use_bin_type=True)
 
@@ -125,6 +130,21 @@ def _canonical(value: Any) -> Any:
     raise InvalidObjectError(f"cannot store a {type(value).__name__} in an object")
 
 
+def _nesting(value: Any, limit: int) -> int:
+    """How deep ``value``'s lists and maps nest, counted without recursion up to ``limit``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, tuple, dict)):
+            if depth > limit:
+                return depth
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _unpack_payload(payload: bytes, what: str, check_canonical: bool = True) -> Any:
     try:
         # unpackb caps every length at the buffer's size, and msgpack's C
@@ -133,7 +153,12 @@ def _unpack_payload(payload: bytes, what: str, check_canonical: bool = True) -> 
         value = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except Exception as exc:
         raise InvalidObjectError(f"{what} payload is not msgpack: {exc}") from None
-    if check_canonical and canonical_packb(value) != payload:
+    if not check_canonical:  # (trees: their fixed shape is checked column by column)
+        return value
+    # Within the decoder's stack, yet deep enough to overflow Python's in the check below.
+    if _nesting(value, MAX_NESTING) > MAX_NESTING:
+        raise InvalidObjectError(f"{what} payload nests deeper than {MAX_NESTING} levels")
+    if canonical_packb(value) != payload:
         raise InvalidObjectError(f"{what} payload is not in canonical form")
     return value
 

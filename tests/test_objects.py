@@ -587,6 +587,9 @@ HOSTILE = {
     "arrays nested 100000 deep": b"\x91" * 100_000 + b"\xc0",
     "maps nested 100000 deep": b"\x81\xa1a" * 100_000 + b"\xc0",
     "meta nested 100000 deep": b"\x83\xa4meta" + b"\x81\xa1a" * 100_000 + b"\xc0",
+    # Shallow enough for msgpack's decoder, deep enough for a recursive check to overflow.
+    "arrays nested 900 deep": b"\x91" * 900 + b"\xc0",
+    "meta nested 900 deep": b"\x83\xa4meta" + b"\x81\xa1a" * 900 + b"\xc0",
 }
 
 
