@@ -381,9 +381,9 @@ def test_two_pushes_race_one_wins_the_other_rebases_and_nothing_is_lost(
 # ---- 4. gc in a loop beside writers and a pusher -------------------------------------
 
 # (backend, writers, rounds each): every round logs two versions. The store's lease is
-# LEASE seconds, so gc deletes a fossil 2 LEASE after moving it, and every third log of
-# each writer's stores is slowed past the lease between storing its blobs and its trees: gc
-# moves those blobs aside meanwhile, and the writer's re-check brings them back.
+# LEASE seconds, so gc deletes a fossil 2 LEASE after moving it, and every fifth tree or
+# commit a writer stores is slowed past the lease, after the blobs below it: gc moves
+# those blobs aside meanwhile, and the writer's re-check brings them back.
 LEASE = 1.0
 GC_CASES = [
     pytest.param("local", 3, 8, id="local"),
