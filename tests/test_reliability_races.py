@@ -15,16 +15,15 @@ reaches a worker as a spec, opened with ``artifacts.init(store=url, store_option
 3. Two clones push different new versions to one remote at the same moment: exactly
    one wins, the other gets PushRejectedError; it pulls, rebases and pushes, and both
    versions are on the remote.
-4. gc with grace 0 in a loop beside writers (drafts with adds and removes), a writer
-   that keeps dying before it publishes, a reader, a pusher and gc on the remote:
-   afterwards fsck is clean on both stores and every version ever committed downloads
-   with the right bytes from both; no read and no push failed meanwhile.
-5. gc: unreachable objects older than the grace go, young and reachable ones stay,
-   packs holding garbage are rewritten, fsck is clean.
-6. The lock itself: a writer keeps gc out, gc keeps writers out, a waiting gc goes
-   before writers that come after it; on buckets, lock refs are cleaned up, a lock
-   whose blob is gone still counts, a long writer renews its lock and a dead one's
-   goes stale.
+4. gc with grace 0 and a 1 s lease in a loop beside writers (drafts with adds and
+   removes) slowed past the lease, a writer that keeps dying before it publishes, a
+   reader, a pusher and gc on the remote: afterwards fsck is clean on both stores and
+   every version ever committed downloads with the right bytes from both; no read and
+   no push failed meanwhile.
+5. gc: unreachable objects older than the grace go to the fossils and are deleted two
+   leases later, young and reachable ones stay, packs holding garbage are rewritten.
+6. No lock: nonsense refs block no writer and no gc; a gc killed at random moments
+   leaves nothing that slows the next writer.
 
 Timings are printed (``pytest -s``); long variants are marked ``slow``.
 """
