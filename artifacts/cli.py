@@ -748,12 +748,23 @@ def cmd_clone(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     from cas.gc import gc
 
-    report = gc(_repo(args), grace_seconds=args.grace)
+    report = gc(_repo(args), grace_seconds=args.grace, dry_run=args.dry_run)
     if args.json:
         _print_json(asdict(report))
-    else:
-        freed = _human(report.bytes_freed)
-        print(f"deleted {_count(report.objects_deleted, 'object')}, freed {freed}")
+        return 0
+    would = "would " if report.dry_run else ""
+    print(
+        f"{would}delete {_count(report.objects_deleted, 'fossil')} "
+        f"({_human(report.bytes_freed)}), {would}move "
+        f"{_count(report.objects_fossilized, 'object')} to fossils, {would}restore "
+        f"{_count(report.objects_restored, 'fossil')}"
+    )
+    print(
+        f"kept for a later pass: {_count(report.fossils_waiting, 'fossil')} not yet old "
+        f"enough to delete, {_count(report.kept_for_grace, 'object')} inside the grace period"
+    )
+    for name in report.unreadable_refs:
+        print(f"unreadable ref not followed: {name}")
     return 0
 
 
@@ -1015,7 +1026,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "gc",
         cmd_gc,
-        "delete objects no ref reaches (older than the grace period)",
+        "move objects no ref reaches (older than the grace period) to fossils, and delete "
+        "old fossils",
         "artifacts gc --grace 3600",
         json=True,
     )
@@ -1025,6 +1037,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=86400.0,
         help="keep unreachable objects younger than this (default: 86400)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what gc would do, and change nothing"
     )
     return parser
 

@@ -161,3 +161,15 @@ class BucketNotFoundError(StorageError, NotFoundError):
             f"{url}: bucket {bucket!r} does not exist at {where}: create it, or fix the URL "
             "or the endpoint",
         )
+
+
+class CollectedError(CasError):
+    """A write outlived its lease, and gc deleted an object it was about to reference."""
+
+    def __init__(self, object_id: bytes, seconds: float) -> None:
+        self.object_id = object_id
+        super().__init__(
+            f"object {object_id.hex()} was collected by gc while this write ran "
+            f"({seconds:.0f} s, longer than the store's lease); nothing was published: "
+            "run it again"
+        )

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
-from .locks import LOCK_PREFIX
 from .objects import Commit, ObjectId, Tree
+from .refs import LEGACY_LOCKS
 from .repo import Repository
 
 
@@ -53,8 +53,8 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
     seen: set[ObjectId] = set()
     sink: Any = _Discard()  # copy_blob_to verifies as it streams; the bytes are not needed
     for ref in sorted(repo.refs.names("")):
-        if ref.startswith(LOCK_PREFIX):
-            continue  # a lock's stamp carries no data, and gc may take it before the ref
+        if ref.startswith(LEGACY_LOCKS):
+            continue  # an older version's lock: no data
         try:
             target = repo.refs.read(ref)
         except CasError as exc:

@@ -1,149 +1,224 @@
-"""Garbage collection: delete what no ref reaches, once it is old enough.
+"""Garbage collection without locks: fossil collection in two steps.
 
-gc holds the store's exclusive lock (see :mod:`cas.locks`), so no writer is
-between storing objects and publishing the refs that reach them. Packs
-holding any garbage are rewritten with only what stays; the new pack is
-published before the old one goes.
+Writers never wait for gc and gc never waits for them (:mod:`cas.lease`).
+Each run, in this order:
 
-**If a tree or commit is present, everything it reaches is present.** Writers
-publish blobs, then trees, then commits, so a dead writer's leftovers are
-older at the bottom than at the top, and a grace period applied object by
-object would delete blobs below trees it keeps. Shortcuts trust a present
-tree (the stat cache reuses it, a push prunes its walk at it), so gc keeps
-whole closures: what stays is everything reachable from the refs *and from
-every object younger than the grace period*; the rest goes, each object only
-after every object reaching it has gone, so a gc killed at any instant
-leaves the rule true.
+1. reads the store's clock: the modification time the bucket stamps on a
+   marker gc writes (``fossils/clock``), never a time a client wrote;
+2. lists the refs and walks what they reach (through the fossils too), then
+   lists every object and every fossil with its modification time;
+3. **second step**, for fossils older than ``2 L`` (``L`` the store's lease):
+   one reachable from a ref, from a present object or from a younger fossil
+   is restored (children first); any other is deleted for good;
+4. **first step**: present objects that no ref reaches, older than the grace
+   period and reached by no present object that stays are moved to the
+   fossils (copied there, then the original deleted; referrers before what
+   they reach), where no writer's "already stored?" finds them any more. A
+   pack holding some is rewritten: what stays to a new pack, what goes to a
+   fossil pack, then the old pack is deleted.
 
-What holds with any grace, 0 included:
+**If a present tree or commit, everything it reaches is present or a fossil
+that gc keeps**: objects are moved referrers first and restored children
+first, and a fossil a present object reaches is never deleted. Killed at any
+instant, gc leaves only fossils, copies of objects still present (dropped by
+a later run) and rewritten packs: nothing anyone waits for. Why no writer
+ever publishes a ref to a deleted object is docs/reliability.md's argument.
 
-- no object reachable from a ref when gc takes the lock is deleted;
-- nothing a writer stores while it holds ``Repository.writing()`` is deleted
-  before the writer has published the refs that reach it, even an object the
-  writer found already stored (an unreachable leftover) and did not write
-  again: writers reload their pack indexes when they take the lock, so what
-  they see as stored is stored until they let go.
-
-The grace protects what the lock cannot: objects stored by a writer that
-died before publishing (a retry within the grace still finds them), and
-objects written without the lock. Readers take no lock: a reader may fail to
-read an object that became unreachable while it read (a superseded run
-record, a version dropped by a forced push), whatever the grace; objects of
-versions that are still reachable stay readable, moved to a new pack at worst.
-
-Temporary files and lock refs are cleaned up too, but only once they are
-older than :data:`TMP_MIN_AGE`, whatever the grace: until then they may
-belong to a running writer (a local ref write lives in ``tmp/`` for a moment).
+Temporary files are cleaned up once older than :data:`TMP_MIN_AGE`, and lock
+refs left under ``refs/locks/`` by older versions are deleted.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import objects
-from .errors import CasError
-from .locks import LOCK_PREFIX, lock_written, stale_after, store_time
+from .errors import CasError, KeyNotFoundError, ObjectNotFoundError
+from .fossils import restore
 from .objects import ObjectId
+from .refs import LEGACY_LOCKS
 from .repo import Repository
-from .store import ObjectStore, verify
+from .store import ObjectStore, content_key, verify
 from .walk import reachable, references
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
-TMP_MIN_AGE = 3600  # temporary files and lock tombstones younger than this are never touched
+TMP_MIN_AGE = 3600  # temporary files younger than this are never touched
+# Bucket modification times are kept to the second: there, every age is judged this
+# much on the safe side.
+BUCKET_CLOCK_RESOLUTION = 1.0
+CLOCK_KEY = "fossils/clock"
 
 
 @dataclass
 class GcReport:
     reachable: int = 0
-    objects_deleted: int = 0
+    objects_fossilized: int = 0  # moved aside this run (first step)
+    objects_restored: int = 0  # fossils brought back: something reaches them again
+    objects_deleted: int = 0  # fossils deleted for good (second step)
     bytes_freed: int = 0
+    fossils_waiting: int = 0  # fossils too young to delete yet: the next pass decides
+    kept_for_grace: int = 0  # unreachable objects kept: younger than the grace period
     packs_rewritten: int = 0
-    kept_for_grace: int = 0
     tmp_deleted: int = 0
     lock_refs_deleted: int = 0
+    unreadable_refs: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
 
 @dataclass
-class _Unreachable:
-    """The objects no ref reaches, where their copies are, and what each references."""
+class _Scan:
+    """The objects of one area (the store or its fossils) outside a set of ids."""
 
     loose: dict[ObjectId, int] = field(default_factory=dict)  # id -> size
-    packs: dict[str, set[ObjectId]] = field(default_factory=dict)  # pack -> its unreachable ids
+    packs: dict[str, set[ObjectId]] = field(default_factory=dict)  # pack -> its ids
+    pack_mtimes: dict[str, float] = field(default_factory=dict)
+    mtimes: dict[ObjectId, float] = field(default_factory=dict)  # its newest copy's
     sizes: dict[ObjectId, int] = field(default_factory=dict)
-    young: set[ObjectId] = field(default_factory=set)  # a copy is younger than the grace
     refs_of: dict[ObjectId, list[ObjectId]] = field(default_factory=dict)
 
 
+class _Clock:
+    """The store's time: the modification time it stamped on a marker we just wrote,
+    advanced by this machine's monotonic clock since."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        store.storage.put(CLOCK_KEY, b"")
+        self._at = time.monotonic()
+        self._base = store.storage.stat(CLOCK_KEY).mtime
+
+    def now(self) -> float:
+        return self._base + time.monotonic() - self._at
+
+
+class _TooSlow(Exception):
+    """gc itself went on too long between copying an object aside and deleting it."""
+
+
 def gc(
-    repo: Repository, grace_seconds: float = DEFAULT_GRACE_SECONDS, wait: float | None = 60.0
+    repo: Repository, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
 ) -> GcReport:
-    report = GcReport()
+    report = GcReport(dry_run=dry_run)
     store = repo.objects
-    with repo.exclusive(wait):
-        # Lock refs carry no data (their age is their ref's), and anyone may write
-        # nonsense there: they are no roots.
-        roots = [
-            target
-            for name in repo.refs.names("")
-            if not name.startswith(LOCK_PREFIX) and (target := repo.refs.read(name)) is not None
-        ]
-        live = {object_id for object_id, _ in reachable(store, roots)}
-        report.reachable = len(live)
-        # Modification times are the bucket's: so is the time they are compared with.
-        found = _unreachable(store, live, store_time(repo.storage) - grace_seconds)
-        kept = _closure(found.young, found.refs_of)
-        report.kept_for_grace = len(kept)
-        dead = set(found.sizes) - kept
-        _delete_referrers_first(store, found, dead, report)
-        report.tmp_deleted = _delete_old_tmp(repo, time.time() - max(grace_seconds, TMP_MIN_AGE))
-        report.lock_refs_deleted = _delete_old_lock_refs(repo)
+    fossils = store.fossils
+    assert fossils is not None
+    lease = repo.lease_seconds()
+    clock = _Clock(store)
+    now = clock.now()
+    margin = 0.0 if repo.storage.capabilities.local else BUCKET_CLOCK_RESOLUTION
+    roots = _roots(repo, report)
+    live = {object_id for object_id, _ in reachable(store, roots)}
+    report.reachable = len(live)
+    present = _scan(store, live)
+    fossil = _scan(fossils, set())
+    in_store = store.has_many(fossil.sizes)
+
+    # Second step: old fossils leave the fossil area, restored if anything reaches them.
+    old = {i for i, m in fossil.mtimes.items() if now - m > 2 * lease + margin}
+    protectors = set(present.sizes) | (set(fossil.sizes) - old)
+    kept = live | _closure(protectors, {**fossil.refs_of, **present.refs_of})
+    to_restore = (old & kept) - in_store
+    to_delete = old - kept - in_store
+    report.fossils_waiting = len(fossil.sizes) - len(old)
+    report.objects_restored = len(to_restore)
+    report.objects_deleted = len(to_delete)
+    report.bytes_freed = sum(fossil.sizes[i] for i in to_delete)
+
+    # First step: what no ref reaches, older than the grace, reached by nothing kept.
+    young = {i for i, m in present.mtimes.items() if now - m <= grace_seconds + margin}
+    stays = _closure(young, present.refs_of)
+    report.kept_for_grace = len(stays)
+    dead = set(present.sizes) - stays
+    if dry_run:
+        report.objects_fossilized = len(dead)
+        return report
+
+    if to_restore:
+        restore(store, to_restore)
+    _drop_fossils(fossils, fossil, old)
+    try:
+        _move_referrers_first(store, present, dead, report, clock, lease)
+    except _TooSlow:
+        warnings.warn("gc went on too long to move more objects aside; run it again", stacklevel=2)
+    report.tmp_deleted = _delete_old_tmp(repo, now - max(grace_seconds, TMP_MIN_AGE))
+    report.lock_refs_deleted = _delete_lock_refs(repo)
     return report
 
 
-def _unreachable(store: ObjectStore, live: set[ObjectId], cutoff: float) -> _Unreachable:
-    """Every copy of every object outside ``live``, read once to learn what it references."""
-    found = _Unreachable()
+def _roots(repo: Repository, report: GcReport) -> list[ObjectId]:
+    """Every ref's target. A ref that cannot be read cannot be followed: it is named in
+    the report and a warning, and what only it reached goes the way of all garbage,
+    through the fossils (writing the ref back before they are deleted saves it)."""
+    roots = []
+    for name in sorted(repo.refs.names("")):
+        if name.startswith(LEGACY_LOCKS):
+            continue  # older versions' locks: no data, and anyone may write there
+        try:
+            target = repo.refs.read(name)
+        except CasError:
+            report.unreadable_refs.append(name)
+            continue
+        if target is not None:
+            roots.append(target)
+    if report.unreadable_refs:
+        warnings.warn(
+            f"gc: {len(report.unreadable_refs)} unreadable ref(s) not followed, first "
+            f"{report.unreadable_refs[0]!r}",
+            stacklevel=3,
+        )
+    return roots
+
+
+def _scan(store: ObjectStore, skip: set[ObjectId]) -> _Scan:
+    """Every copy of every object outside ``skip``, read once to learn what it references."""
+    found = _Scan()
     storage = store.storage
     for object_id in list(store.iter_loose()):
-        if object_id in live:
+        if object_id in skip:
             continue
         key = store.loose_location(object_id)
         if key is None:
             continue  # gone since the listing
-        stat = storage.stat(key)
+        try:
+            stat = storage.stat(key)
+            data = storage.get(key) if not key.startswith("blobs/") else b""
+        except KeyNotFoundError:
+            continue
         found.loose[object_id] = found.sizes[object_id] = stat.size
-        if stat.mtime > cutoff:
-            found.young.add(object_id)
-        if key.startswith("objects/"):  # a large blob's content alone references nothing
-            found.refs_of[object_id] = _references(object_id, storage.get(key))
+        found.mtimes[object_id] = stat.mtime
+        found.refs_of[object_id] = _references(object_id, data) if data else []
     for pack in sorted(store.packs()):
-        entries = [(i, o, n) for i, o, n in store.pack_entries(pack) if i not in live]
+        entries = [(i, o, n) for i, o, n in store.pack_entries(pack) if i not in skip]
         if not entries:
             continue
-        young = storage.stat(f"packs/{pack}.pack").mtime > cutoff
-        data = storage.get(f"packs/{pack}.pack")
+        try:
+            mtime = storage.stat(f"packs/{pack}.pack").mtime
+            data = storage.get(f"packs/{pack}.pack")
+        except KeyNotFoundError:
+            continue  # rewritten since the listing
         found.packs[pack] = {i for i, _, _ in entries}
+        found.pack_mtimes[pack] = mtime
         for object_id, offset, length in entries:
-            found.sizes[object_id] = length
-            if young:
-                found.young.add(object_id)
+            found.sizes.setdefault(object_id, length)
+            found.mtimes[object_id] = max(mtime, found.mtimes.get(object_id, mtime))
             found.refs_of[object_id] = _references(object_id, data[offset : offset + length])
     return found
 
 
 def _references(object_id: ObjectId, data: bytes) -> list[ObjectId]:
-    """What an unreachable object references; nothing if it cannot be read (it then
-    protects nothing, and is deleted first)."""
+    """What an object references; nothing if it cannot be read (it then protects
+    nothing, and goes first)."""
     try:
         return references(objects.decode(verify(object_id, data)))
     except CasError:
         return []
 
 
-def _closure(roots: set[ObjectId], refs_of: dict[ObjectId, list[ObjectId]]) -> set[ObjectId]:
-    """``roots`` and every object of ``refs_of`` they reach (the others are live)."""
+def _closure(roots: Iterable[ObjectId], refs_of: dict[ObjectId, list[ObjectId]]) -> set[ObjectId]:
+    """``roots`` and every object of ``refs_of`` they reach."""
     kept: set[ObjectId] = set()
     stack = list(roots)
     while stack:
@@ -155,15 +230,32 @@ def _closure(roots: set[ObjectId], refs_of: dict[ObjectId, list[ObjectId]]) -> s
     return kept
 
 
-def _delete_referrers_first(
-    store: ObjectStore, found: _Unreachable, dead: set[ObjectId], report: GcReport
-) -> None:
-    """Delete every copy of the ``dead`` objects, each only once every dead object
-    reaching it is gone: killed at any instant, gc leaves no tree or commit whose
-    contents are not all there.
+def _drop_fossils(fossils: ObjectStore, found: _Scan, old: set[ObjectId]) -> None:
+    """Delete the old fossils' copies (restored ones are present by now). A fossil pack
+    is as old as its file: all of it goes at once."""
+    for object_id in old & set(found.loose):
+        fossils.delete_loose(object_id)
+    for pack, ids in found.packs.items():
+        if ids <= old:
+            fossils.storage.delete(f"packs/{pack}.idx")  # readers stop finding it first
+            fossils.storage.delete(f"packs/{pack}.pack")
+    fossils.forget_pack("")
 
-    A pack drops at once every dead object of it whose dead referrers are gone or
-    dropped with it; the others wait in the rewritten pack for a later round.
+
+def _move_referrers_first(
+    store: ObjectStore,
+    found: _Scan,
+    dead: set[ObjectId],
+    report: GcReport,
+    clock: _Clock,
+    lease: float,
+) -> None:
+    """Move every copy of the ``dead`` objects to the fossils, each only once every dead
+    object reaching it has moved: killed at any instant, gc leaves no present tree or
+    commit whose contents are not all present.
+
+    A pack moves at once every dead object of it whose dead referrers have moved or
+    move with it; the others wait in the rewritten pack for a later round.
     """
     referrers: dict[ObjectId, set[ObjectId]] = {i: set() for i in dead}
     for object_id in dead:
@@ -183,33 +275,32 @@ def _delete_referrers_first(
     def free(object_id: ObjectId) -> bool:
         return all(r in gone for r in referrers[object_id])
 
-    def dropped(object_id: ObjectId) -> None:
+    def moved(object_id: ObjectId) -> None:
         copies[object_id] -= 1
         if not copies[object_id]:
             gone.add(object_id)
-            report.objects_deleted += 1
-            report.bytes_freed += found.sizes[object_id]
+            report.objects_fossilized += 1
 
     while loose or packs:
         progress = False
         for object_id in [i for i in loose if free(i)]:
-            store.delete_loose(object_id)
+            _move_loose(store, object_id, lease)
             loose.discard(object_id)
-            dropped(object_id)
+            moved(object_id)
             progress = True
         for pack in sorted(packs):
             drop = _droppable(packs[pack], referrers, gone, copies)
             if not drop:
                 continue
             waiting = packs.pop(pack) - drop
-            for object_id, new_pack in _rewrite_pack(store, pack, drop, waiting).items():
+            for object_id, new_pack in _rewrite_pack(store, pack, drop, waiting, clock, lease):
                 packs.setdefault(new_pack, set()).add(object_id)
             report.packs_rewritten += 1
             for object_id in drop:
-                dropped(object_id)
+                moved(object_id)
             progress = True
         if not progress:  # cannot happen: the first dead object in any order is free
-            raise CasError("gc found no object it could delete first; nothing more deleted")
+            raise CasError("gc found no object it could move first; nothing more moved")
 
 
 def _droppable(
@@ -233,20 +324,65 @@ def _droppable(
     return drop
 
 
+def _move_loose(store: ObjectStore, object_id: ObjectId, lease: float) -> None:
+    """Copy a loose object to the fossils (overwriting: the copy's time is now), then
+    delete it, unless gc took longer than half a lease in between."""
+    fossils = store.fossils
+    assert fossils is not None
+    started = time.monotonic()
+    key = store.loose_location(object_id)
+    if key is None:
+        return  # gone already
+    try:
+        if key == content_key(object_id):
+            tmp = store.storage.tempfile()
+            try:
+                with open(tmp, "wb") as out:
+                    store.copy_blob_to(object_id, out)
+                fossils.storage.move_in(key, tmp)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            fossils.storage.put(key, store.storage.get(key))
+    except (KeyNotFoundError, ObjectNotFoundError):
+        return  # another gc moved it meanwhile
+    if time.monotonic() - started > lease / 2:
+        raise _TooSlow
+    store.delete_loose(object_id)
+
+
 def _rewrite_pack(
-    store: ObjectStore, pack: str, drop: set[ObjectId], waiting: set[ObjectId]
-) -> dict[ObjectId, str]:
-    """Replace ``pack`` by one without ``drop``; the new pack of each ``waiting`` id."""
+    store: ObjectStore,
+    pack: str,
+    drop: set[ObjectId],
+    waiting: set[ObjectId],
+    clock: _Clock,
+    lease: float,
+) -> list[tuple[ObjectId, str]]:
+    """Replace ``pack`` by one without ``drop``, which go to a fossil pack; the new pack
+    of each ``waiting`` id."""
+    fossils = store.fossils
+    assert fossils is not None
     keep = {i for i, _, _ in store.pack_entries(pack) if i not in drop}
     with store.writer() as writer:
-        if keep:
-            for data in store.read_pack_objects(pack, keep):
-                writer.add_raw(data, force=True)
+        for data in store.read_pack_objects(pack, keep):
+            writer.add_raw(data, force=True)
+    with fossils.writer() as writer:
+        for data in store.read_pack_objects(pack, drop):
+            writer.add_raw(data, force=True)
+        fossil_pack = writer.flush()
+    # The fossil's age must count from about now: an identical fossil pack published
+    # long ago (by a gc killed before it deleted this pack) keeps its older time.
+    if fossil_pack is not None:
+        written = fossils.storage.stat(f"packs/{fossil_pack}.pack").mtime
+        if clock.now() - written > lease / 2:
+            raise _TooSlow
     # Index first: readers stop finding the old pack before its bytes go.
     store.storage.delete(f"packs/{pack}.idx")
     store.storage.delete(f"packs/{pack}.pack")
     store.forget_pack(pack)
-    return {i: p for i in waiting if (p := store.pack_of(i)) is not None}
+    return [(i, p) for i in waiting if (p := store.pack_of(i)) is not None]
 
 
 def _delete_old_tmp(repo: Repository, cutoff: float) -> int:
@@ -273,22 +409,11 @@ def _delete_old_tmp(repo: Repository, cutoff: float) -> int:
     return deleted
 
 
-def _delete_old_lock_refs(repo: Repository) -> int:
-    """Lock refs of bucket stores: every taking leaves a tombstone, and a crashed
-    locker a stale lock. Without this, every lock taken would be read at every gc."""
-    if repo.storage.local_path("locks/gc.lock") is not None:
-        return 0  # local stores lock with flock, not refs
+def _delete_lock_refs(repo: Repository) -> int:
+    """Lock refs of older versions (writers and gc no longer lock): whatever they hold,
+    they mean nothing now."""
     deleted = 0
-    for name in list(repo.refs.names(LOCK_PREFIX)):
-        written = lock_written(repo.storage, repo.refs, name)
-        if written is None:
-            continue
-        mtime, held = written
-        # A held lock goes once it is stale, and has been for a while; a tombstone or
-        # nonsense once it is old enough not to be a lock being taken right now.
-        age = TMP_MIN_AGE + (stale_after(name) if held else 0)
-        if store_time(repo.storage) - mtime <= age:
-            continue
+    for name in list(repo.refs.names(LEGACY_LOCKS)):
         try:
             repo.storage.delete(f"refs/{name}")
         except PermissionError:

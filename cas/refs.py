@@ -10,7 +10,7 @@ A deleted ref keeps its key with ``id`` nil (a tombstone) for the same reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
@@ -29,6 +29,9 @@ from .storage.base import IfMatch, Mode, Storage
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.@=+-]{1,128}")
 MAX_REF_DEPTH = 16
+# Older versions locked bucket stores with refs here; nothing does now, gc deletes
+# them, and nothing there is data.
+LEGACY_LOCKS = "locks/"
 
 
 def validate_ref_name(name: str) -> str:
@@ -63,6 +66,8 @@ def encode_ref(target: ObjectId | None, seq: int) -> bytes:
 class RefStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        # Called with a ref's new target before it is written (a writer's lease check).
+        self.before_set: Callable[[ObjectId], None] | None = None
 
     def _key(self, name: str) -> str:
         return "refs/" + validate_ref_name(name)
@@ -100,6 +105,8 @@ class RefStore:
             raise RefConflictError(name, old, current)
         if current is None and new is None:
             return
+        if new is not None and self.before_set is not None:
+            self.before_set(new)
         mode: Mode = "create" if token is None else IfMatch(token)
         self.storage.sync()  # what the ref reaches survives a power loss before the ref does
         try:

@@ -8,8 +8,8 @@ import os
 from contextlib import AbstractContextManager
 from typing import Any
 
-from . import locks
 from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError
+from .lease import DEFAULT_LEASE_SECONDS, Leases
 from .objects import ObjectId
 from .refs import RefStore
 from .storage import Storage, open_storage
@@ -31,6 +31,9 @@ class Repository:
             cache_dir = default_cache_dir(storage.url) if storage.capabilities.durable else None
         self.objects = ObjectStore(storage, cache_dir)
         self.refs = RefStore(storage)
+        self._lease_seconds: float | None = None
+        self.leases = Leases(self.objects, self.lease_seconds)
+        self.refs.before_set = self.leases.publishing
 
     @classmethod
     def open(cls, url: str, **options: Any) -> Repository:
@@ -79,12 +82,21 @@ class Repository:
         raise RefConflictError(name, None, self.refs.read(name))
 
     def writing(self) -> AbstractContextManager[None]:
-        """Hold while writing objects and publishing refs: gc waits for it."""
-        return locks.shared(self.storage, self.objects, self.refs)
+        """Hold while storing objects and publishing the refs that reach them: a
+        lease (:mod:`cas.lease`), never a lock; gc never waits for it, nor it for gc."""
+        return self.leases.hold()
 
-    def exclusive(self, wait: float | None = 60.0) -> AbstractContextManager[None]:
-        """Hold alone (gc): no writer runs meanwhile."""
-        return locks.exclusive(self.storage, self.objects, self.refs, wait)
+    def lease_seconds(self) -> float:
+        """The store's lease ``L``: writers re-check what they publish after it, and gc
+        deletes a fossil ``2 L`` after it moved it (``gc.lease_seconds`` in the config)."""
+        if self._lease_seconds is None:
+            setting = self.read_config().get("gc", {}).get("lease_seconds")
+            self._lease_seconds = float(setting or DEFAULT_LEASE_SECONDS)
+        return self._lease_seconds
+
+    def set_lease_seconds(self, seconds: float) -> None:
+        self.update_config(lambda config: config.setdefault("gc", {}).update(lease_seconds=seconds))
+        self._lease_seconds = float(seconds)
 
     def close(self) -> None:
         self.storage.close()

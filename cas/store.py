@@ -38,6 +38,7 @@ from .errors import (
 )
 from .objects import Commit, ObjectId, Tree
 from .storage.base import Storage
+from .storage.view import Prefixed
 
 PACK_MAGIC = b"CASPACK1"
 INDEX_MAGIC = b"CASIDX01"
@@ -71,6 +72,9 @@ def content_key(object_id: ObjectId) -> str:
 
 
 LOOSE_PREFIXES = ("blobs/", "objects/")
+# gc's first step moves unreachable objects here, laid out as a store of their own;
+# readers fall back to it, writers never count on it (docs/format.md).
+FOSSIL_PREFIX = "fossils/"
 
 
 def _id_from_loose_key(key: str) -> ObjectId | None:
@@ -140,9 +144,23 @@ class PackIndex:
 class ObjectStore:
     """Content-addressed objects on a storage backend."""
 
-    def __init__(self, storage: Storage, cache_dir: str | None = None) -> None:
+    def __init__(
+        self, storage: Storage, cache_dir: str | None = None, fossil_area: bool = True
+    ) -> None:
         self.storage = storage
         self.cache_dir = cache_dir  # where remote pack indexes are kept
+        # The fossils: a store of the same layout under fossils/ (no fossils of its own).
+        self.fossils = (
+            ObjectStore(
+                Prefixed(storage, FOSSIL_PREFIX),
+                os.path.join(cache_dir, "fossils") if cache_dir else None,
+                fossil_area=False,
+            )
+            if fossil_area
+            else None
+        )
+        # A writer's lease (cas.lease) watches what it stores and reads: None outside one.
+        self.watcher: Any = None
         self._indexes: dict[str, PackIndex] = {}
         # Every log adds a small pack or two; searching each in turn would make a lookup
         # cost grow with the history. So small packs share one dict, and only big ones
@@ -201,13 +219,13 @@ class ObjectStore:
                 self.refresh_packs()
                 where = self._where(object_id)
                 if where is None:
-                    raise ObjectNotFoundError(object_id, self.storage.url) from None
+                    return self._get_fossil(object_id)
         pack, offset, length = where
         try:
             data = self.storage.get(f"packs/{pack}.pack", offset, offset + length)
         except KeyNotFoundError:
             if not _retry:
-                raise ObjectNotFoundError(object_id, self.storage.url) from None
+                return self._get_fossil(object_id)
             # gc rewrote the pack since we loaded its index. It published the live
             # objects elsewhere before deleting it: forget it and look again.
             self.forget_pack(pack)
@@ -220,6 +238,19 @@ class ObjectStore:
             except (KeyNotFoundError, CorruptObjectError):
                 pass
             raise
+
+    def _get_fossil(self, object_id: ObjectId) -> bytes:
+        """An object found only among the fossils: a reachable object sits there between
+        a writer's publish and the next gc. A writer's lease restores it first."""
+        if self.fossils is None:
+            raise ObjectNotFoundError(object_id, self.storage.url)
+        try:
+            data = self.fossils.get_raw(object_id)
+        except ObjectNotFoundError:
+            raise ObjectNotFoundError(object_id, self.storage.url) from None
+        if self.watcher is not None:
+            self.watcher.read_fossil(object_id)
+        return data
 
     def _get_loose(self, object_id: ObjectId) -> bytes:
         """A loose object's exact bytes, verified; KeyNotFoundError if it is not loose."""
@@ -267,7 +298,14 @@ class ObjectStore:
             self.refresh_packs()
             if self._where(object_id) is not None:
                 return self.copy_blob_to(object_id, dest)
-            raise ObjectNotFoundError(object_id, self.storage.url) from None
+            if self.fossils is None:
+                raise ObjectNotFoundError(object_id, self.storage.url) from None
+            if self.watcher is not None:
+                self.watcher.read_fossil(object_id)
+            try:
+                return self.fossils.copy_blob_to(object_id, dest)
+            except ObjectNotFoundError:
+                raise ObjectNotFoundError(object_id, self.storage.url) from None
         with src:
             hasher = blake3.blake3()
             head = src.read(objects.MAX_HEADER)
@@ -493,6 +531,8 @@ class ObjectStore:
         object_id = objects.object_id(data)
         if self._where(object_id) is not None:
             return object_id
+        if kind != "blob" and self.watcher is not None:
+            self.watcher.storing(data)
         key, body = (loose_key(object_id), data)
         if kind == "blob" and len(data) >= LOOSE_THRESHOLD:
             key, body = content_key(object_id), payload
@@ -638,6 +678,8 @@ class PackWriter:
         object_id = objects.object_id(data)
         if object_id in self._ids or (not force and self.store._where(object_id) is not None):
             return object_id
+        if self.store.watcher is not None and objects.decode_header(data)[0] != "blob":
+            self.store.watcher.storing(data, pending=self._ids)
         if len(data) >= LOOSE_THRESHOLD:
             if objects.decode_header(data)[0] != "blob":
                 self.flush()  # a big tree goes loose at once: what it references first

@@ -152,7 +152,7 @@ def push(
 
 def _read_refs(other: Repository, local: dict[str, ObjectId]) -> dict[str, ObjectId | None]:
     """What the remote holds of each of our refs: a read per ref, in parallel, and
-    no locks, so that a re-push with nothing new stays cheap."""
+    no writes, so that a re-push with nothing new stays cheap."""
     with ThreadPoolExecutor(16) as pool:
         return dict(zip(local, pool.map(other.refs.read, local), strict=True))
 

@@ -772,10 +772,14 @@ def test_remote_push_clone_pull_rebase(tmp_path: Path) -> None:
 def test_gc(seeded: Path, run_cli: CLI) -> None:
     pytest.importorskip("cas.gc", reason="cas.gc is not written yet")
     before = json.loads(run_cli("fsck", "--json").ok().out)
-    freed = run_cli("gc", "--grace", "0").ok().out
-    assert freed.startswith("deleted ") and "freed" in freed
-    report = json.loads(run_cli("gc", "--grace", "0", "--json").ok().out)
-    assert report["objects_deleted"] == 0  # the first gc took everything
+    planned = json.loads(run_cli("gc", "--grace", "0", "--dry-run", "--json").ok().out)
+    assert planned["dry_run"] and planned["objects_fossilized"] > 0
+    said = run_cli("gc", "--grace", "0").ok().out
+    assert said.startswith("delete 0 fossils") and f"move {planned['objects_fossilized']} " in said
+    assert "kept for a later pass: " in said
+    report = json.loads(run_cli("gc", "--grace", "0", "--dry-run", "--json").ok().out)
+    assert report["objects_fossilized"] == 0  # the first gc moved everything aside
+    assert report["fossils_waiting"] == planned["objects_fossilized"]  # deleted 2 leases on
     after = json.loads(run_cli("fsck", "--json").ok().out)
     assert after["ok"] and after["objects"] == before["objects"]
 

@@ -96,11 +96,11 @@ def test_a_server_back_within_the_window_lets_the_call_finish(
         back.cancel()
 
 
-def test_a_write_that_fails_under_a_lock_is_the_error_reported(
+def test_a_write_that_fails_in_a_lease_is_the_error_reported(
     proxied: tuple[FaultProxy, Spec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The server stalls while a lock is held: the error names the write that
-    failed, not the release of the lock, and the release does not wait again."""
+    """The server stalls while a writer holds its lease: the error names the write
+    that failed, not what the lease does on the way out, which does not wait again."""
     proxy, spec = proxied
     monkeypatch.setenv("ARTIFACTS_TIMEOUT", "1")
     repo = Repository(open_storage_from_spec(spec))

@@ -1,0 +1,75 @@
+"""Bringing fossils back: objects gc moved aside that something reaches again.
+
+gc's first step moves an unreachable object out of the store into the fossil
+area (``fossils/``, laid out as a store of its own), where writers never look.
+An object there is brought back when a ref or a present object reaches it: by
+the next gc, or by a writer that reads it inside its lease. Restoring goes
+children first, so a present tree or commit always has everything it reaches.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import objects
+from .errors import KeyNotFoundError, ObjectNotFoundError, PreconditionFailedError
+from .objects import ObjectId
+from .store import ObjectStore, content_key
+from .walk import references
+
+
+def restore(store: ObjectStore, roots: set[ObjectId]) -> set[ObjectId]:
+    """Make ``roots`` and everything they reach present again, copying from the
+    fossils what is only there, children first; the ids it copied.
+
+    Raises ObjectNotFoundError for an object that is neither present nor a fossil:
+    nothing referencing it is copied.
+    """
+    fossils = store.fossils
+    assert fossils is not None
+    order: list[ObjectId] = []  # fossils to copy, each after everything it reaches
+    seen: set[ObjectId] = set()
+    stack: list[tuple[ObjectId, bool]] = [(i, False) for i in roots]
+    while stack:
+        object_id, children_done = stack.pop()
+        if children_done:
+            order.append(object_id)
+            continue
+        if object_id in seen:
+            continue
+        seen.add(object_id)
+        if store.has(object_id):
+            continue  # present: everything it reaches is present too
+        if not fossils.has(object_id):
+            raise ObjectNotFoundError(object_id, store.storage.url)
+        stack.append((object_id, True))
+        if fossils.loose_location(object_id) == content_key(object_id):
+            continue  # a large blob: its content alone, referencing nothing
+        obj = objects.decode(fossils.get_raw(object_id))
+        stack.extend((child, False) for child in references(obj))
+    for object_id in order:
+        _copy_back(store, object_id)
+    return set(order)
+
+
+def _copy_back(store: ObjectStore, object_id: ObjectId) -> None:
+    fossils = store.fossils
+    assert fossils is not None
+    key = content_key(object_id)
+    if fossils.loose_location(object_id) != key:
+        store.put_raw(fossils.get_raw(object_id))
+        return
+    # A large blob is streamed, never read whole, and checked on the way.
+    tmp = store.storage.tempfile()
+    try:
+        with open(tmp, "wb") as out:
+            fossils.copy_blob_to(object_id, out)
+        try:
+            store.storage.move_in(key, tmp, mode="create")
+        except PreconditionFailedError:
+            pass  # put back meanwhile: same id, same bytes
+    except KeyNotFoundError:
+        raise ObjectNotFoundError(object_id, store.storage.url) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
