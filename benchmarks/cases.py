@@ -54,6 +54,12 @@ DRAFT_10K = p.PeerOp(
     "ours, the same draft of a 10-directory version (10k entries at full scale)",
 )
 
+DRAFT_10K_ALONE = p.PeerOp(
+    "ours",
+    lambda tool, ctx: ours.draft_10k(ctx),
+    "ours, the same drafts with no gc running",
+)
+
 CASES: list[Case] = [
     Case(
         "d1_add",
@@ -174,6 +180,16 @@ CASES: list[Case] = [
         {"10k entries": DRAFT_10K},
         target="≤ 50 ms, and ≤ 1.5 × the 10k case",
         goals=(Goal(0.05), Goal(1.5, "10k entries")),
+    ),
+    Case(
+        "draft_10k_beside_gc",
+        "d2",
+        "the 10k-entry drafts with gc (grace 0) running in a loop in another process "
+        f"(in-process, median of {ours.DRAFT_REPS})",
+        ours.draft_10k_beside_gc,
+        {"alone": DRAFT_10K_ALONE},
+        target="≤ 1.2 × the same drafts alone (writers never wait for gc)",
+        goals=(Goal(1.2, "alone"),),
     ),
     Case(
         "big_log",

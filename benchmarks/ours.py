@@ -33,6 +33,7 @@ What a dataset's `ctx.shared` holds (made by the first-log case, or on demand, u
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -256,15 +257,21 @@ print(f"BENCH_SECONDS={statistics.median(times)}")
 """
 
 
-def _draft(ctx: Ctx, dirs: int) -> Sample:
-    """Median time of one-change drafts of a version holding the first `dirs` directories
-    of the dataset (D2: 1,000 entries each at full scale), made once, untimed."""
+def _draft_store(ctx: Ctx, dirs: int) -> Path:
+    """A store holding a version of the first `dirs` directories of the dataset (D2: 1,000
+    entries each at full scale), made once, untimed."""
     store = ctx.shared / f"drafts-{dirs}"
     done = ctx.shared / f"drafts-{dirs}.done"
     if not done.exists():
         remove(store)
         _python(ctx, DRAFT_SETUP, store, ctx.data, str(dirs), store=store)
         done.touch()
+    return store
+
+
+def _draft(ctx: Ctx, dirs: int) -> Sample:
+    """Median time of one-change drafts of the version of `_draft_store`."""
+    store = _draft_store(ctx, dirs)
     return _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), store=store)
 
 
@@ -274,6 +281,41 @@ def draft_100k(ctx: Ctx) -> Sample | float:
 
 def draft_10k(ctx: Ctx) -> Sample | float:
     return _draft(ctx, 10)
+
+
+GC_LOOP = """
+import os, sys
+from cas import Repository
+from cas.gc import gc
+repo = Repository.open(sys.argv[1])
+passes = 0
+while not os.path.exists(sys.argv[2]):
+    gc(repo, grace_seconds=0)
+    passes += 1
+print(passes)
+"""
+
+
+def draft_10k_beside_gc(ctx: Ctx) -> Sample | float:
+    """The drafts of `draft_10k`, with gc (grace 0) running in a loop in another process."""
+    store = _draft_store(ctx, 10)
+    stop = ctx.shared / "gc.stop"
+    remove(stop)
+    loop = subprocess.Popen(
+        [PYTHON, "-c", GC_LOOP, store, stop],
+        env={**os.environ, **_env(ctx, store)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sample = _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), store=store)
+    finally:
+        stop.touch()
+        passes, _ = loop.communicate(timeout=600)
+    if loop.returncode != 0:
+        raise RuntimeError(f"the gc loop failed (exit {loop.returncode})")
+    print(f"  gc passes beside the drafts: {passes.strip()}")
+    return sample
 
 
 # ---------------------------------------------------------------- peak memory
