@@ -229,7 +229,7 @@ class _HashingWriter(PackWriter):
 @contextlib.contextmanager
 def _hashing_progress(registry: Registry, artifact: Artifact) -> Iterator[None]:
     # Artifact._build has no progress hook: route its writer through ours instead.
-    total = artifact._staged_bytes()
+    total = artifact.staged_bytes()
     store = registry.objects
     with _bar(total, "hashing") as bar:
         store.writer = lambda: _HashingWriter(store, bar)  # type: ignore[method-assign]
