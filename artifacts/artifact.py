@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cas import ObjectStore, PackWriter
 from cas.errors import UsageError
-from cas.ingest import store_files
+from cas.ingest import OnStored, store_files
 from cas.objects import TreeEntry, canonical_packb
 
 from . import references, trees
@@ -230,16 +230,11 @@ class Artifact:
                 for rel, f in staged.scan.iter_files():
                     self._edits[prefix + rel] = f
 
-    def _staged_bytes(self) -> int:
-        """Bytes of the local files staged: at most what logging will read."""
-        return sum(
-            s.size if isinstance(s, LocalFile) else s.scan.total_size
-            for s in self._edits.values()
-            if isinstance(s, LocalFile | DirSource)
-        )
-
-    def _build(self, registry: Registry, base_tree: bytes | None) -> tuple[bytes, int]:
-        """Store the staged files and return (root tree id, size) of the result."""
+    def _build(
+        self, registry: Registry, base_tree: bytes | None, on_stored: OnStored | None = None
+    ) -> tuple[bytes, int]:
+        """Store the staged files and return (root tree id, size) of the result;
+        ``on_stored(size)`` as files are stored (see :func:`cas.ingest.store_files`)."""
         store = registry.objects
         store.refresh_packs()
         # A directory staged whole can be built alone only where the base has nothing.
@@ -257,14 +252,14 @@ class Artifact:
             edits: dict[trees.Path, trees.Edit] = {}
             result = None
             for prefix, scan in dirs.items():
-                built = build_tree(store, writer, scan, cache)
+                built = build_tree(store, writer, scan, cache, on_stored)
                 if built is None:
                     continue  # an empty directory adds nothing
                 if not prefix:
                     base_tree, result = built[0], built  # the base had nothing: this is the root
                 else:
                     edits[prefix] = TreeEntry(prefix[-1], "tree", built[0], built[1])
-            singles_edits = self._single_edits(store, writer, singles, cache)
+            singles_edits = self._single_edits(store, writer, singles, cache, on_stored)
             if edits or singles_edits or result is None:
                 writer.flush()  # the new trees must be readable to edit below them
                 if edits:
@@ -280,6 +275,7 @@ class Artifact:
         writer: PackWriter,
         singles: dict[trees.Path, Staged],
         cache: StatCache,
+        on_stored: OnStored | None,
     ) -> dict[trees.Path, trees.Edit]:
         """Edits for files added one by one, references and removals."""
         files = {p: s for p, s in singles.items() if isinstance(s, LocalFile)}
@@ -287,7 +283,7 @@ class Artifact:
         present = store.has_many({i for i in cached.values() if i is not None})
         misses = [(p, files[p]) for p, blob_id in cached.items() if blob_id not in present]
         hashed_ns = cache.now_ns()
-        stored = store_files(store, [(s.path, s.size) for _, s in misses])
+        stored = store_files(store, [(s.path, s.size) for _, s in misses], on_stored)
         sizes = {}
         for (path, staged), (blob_id, size) in zip(misses, stored, strict=True):
             cached[path], sizes[path] = blob_id, size
@@ -491,6 +487,26 @@ class Artifact:
 
     def delete(self) -> None:
         raise UsageError("versions are immutable; remove aliases instead, and let gc reclaim space")
+
+    # ---- for tools built on the library (the CLI) ----------------------
+    # Named apart from W&B's Artifact API, which may give its own names other meanings.
+
+    @classmethod
+    def from_version(cls, registry: Registry, version: Version) -> Artifact:
+        """The logged ``version`` (from ``registry.resolve``), read-only."""
+        return cls._from_version(registry, version)
+
+    def iter_entries(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:
+        """(path, tree entry) of every file whose path starts with ``path_prefix``."""
+        return self._files(path_prefix)
+
+    def staged_bytes(self) -> int:
+        """Bytes of the local files staged in this draft: at most what logging will read."""
+        return sum(
+            s.size if isinstance(s, LocalFile) else s.scan.total_size
+            for s in self._edits.values()
+            if isinstance(s, LocalFile | DirSource)
+        )
 
 
 class Manifest:

@@ -46,6 +46,17 @@ def run_ref(entity: str, project: str, run_id: str) -> str:
     return f"{entity}/{project}/runs/{run_id}"
 
 
+def ref_label(ref: str) -> str:
+    """How a user names a version ref: ``e/p/artifacts/n/latest`` -> ``e/p/n``,
+    ``e/p/artifacts/n/aliases/a`` -> ``e/p/n:a``; any other ref as it is."""
+    parts = ref.split("/")
+    if len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest":
+        return "/".join(parts[:2] + parts[3:4])
+    if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "aliases":
+        return f"{'/'.join(parts[:2] + parts[3:4])}:{parts[5]}"
+    return ref
+
+
 @dataclass
 class Version:
     """One logged version: its commit and what the commit says."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from cas import Commit, ObjectId, PackWriter, Repository
 from cas.errors import RefConflictError, UsageError
+from cas.ingest import OnStored
 from cas.storage.local import STORE_DIR
 
 from . import trees
@@ -150,8 +151,11 @@ class Run:
         type: str | None = None,
         aliases: list[str] | str | None = None,
         tags: list[str] | str | None = None,
+        *,
+        on_stored: OnStored | None = None,
     ) -> Artifact:
-        """Log a draft as the next version; identical content reuses the latest one."""
+        """Log a draft as the next version; identical content reuses the latest one.
+        ``on_stored(size)`` is called as the draft's files are stored (for progress)."""
         self._check_open()
         artifact = self._coerce(artifact_or_path, name, type)
         artifact._check_loggable()
@@ -160,7 +164,7 @@ class Run:
             raise UsageError("this draft was made from a version in another store")
         base = artifact._base.tree if artifact._base else None
         with self.registry.repo.writing():
-            tree, size = artifact._build(self.registry, base)
+            tree, size = artifact._build(self.registry, base, on_stored)
             return self._commit(artifact, tree, size, aliases, tags, {})
 
     def _commit(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cas import ObjectStore, PackWriter, Tree, TreeEntry
-from cas.ingest import store_files
+from cas.ingest import OnStored, store_files
 
 from .scan import DirScan
 from .statcache import FileRow, StatCache
@@ -34,9 +34,14 @@ class DirSource(NamedTuple):
 
 
 def build_tree(
-    store: ObjectStore, writer: PackWriter, scan: DirScan, cache: StatCache
+    store: ObjectStore,
+    writer: PackWriter,
+    scan: DirScan,
+    cache: StatCache,
+    on_stored: OnStored | None = None,
 ) -> tuple[bytes, int] | None:
-    """(tree id, size) of ``scan``'s files (None if it holds none), using and filling ``cache``."""
+    """(tree id, size) of ``scan``'s files (None if it holds none), using and filling ``cache``;
+    ``on_stored`` as in :func:`cas.ingest.store_files`, for the files not in the cache."""
     built: dict[int, tuple[bytes, int] | None] = {}  # id(DirScan) -> (tree id, size)
     changed: list[DirScan] = []
     stack = [scan]
@@ -74,7 +79,9 @@ def build_tree(
         if len(todo) >= STORE_ROUND or (n == len(blobs) - 1 and todo):
             # In rounds: the lists of a million paths (and the workers forked
             # while they exist) would weigh more than the rest of the log.
-            for (m, i), (blob_id, size) in zip(todo, store_files(store, paths), strict=True):
+            for (m, i), (blob_id, size) in zip(
+                todo, store_files(store, paths, on_stored), strict=True
+            ):
                 blobs[m][i] = (blob_id, size, now)
             todo, paths = [], []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .objects import ObjectId
@@ -18,12 +19,22 @@ from .store import HASH_THREADS, LOOSE_THRESHOLD, ObjectStore
 PARALLEL_MIN_FILES = 2000  # below this, starting workers costs more than it saves
 
 
-def store_files(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple[ObjectId, int]]:
-    """Store each (path, size) as a blob; returns (id, size) in the same order."""
+OnStored = Callable[[int], object]
+
+
+def store_files(
+    store: ObjectStore, files: list[tuple[str, int]], on_stored: OnStored | None = None
+) -> list[tuple[ObjectId, int]]:
+    """Store each (path, size) as a blob; returns (id, size) in the same order.
+
+    ``on_stored(size)`` is called as files are stored: once per file, or once per
+    worker's share of them with their total size."""
     results: list[tuple[ObjectId, int] | None] = [None] * len(files)
+    report = on_stored or (lambda size: None)
     big = [i for i, (_, size) in enumerate(files) if size >= LOOSE_THRESHOLD]
     if len(big) == 1:
         results[big[0]] = store.put_blob_file(files[big[0]][0])  # blake3 on every core
+        report(results[big[0]][1])
     elif big:
         # A file per core, each hashed by one thread: blake3's own threads would
         # spin (sched_yield) against the other file's reads and writes.
@@ -33,17 +44,25 @@ def store_files(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple[
                 big, pool.map(_put_one_thread, [store] * len(big), paths), strict=True
             ):
                 results[i] = result
+                report(result[1])
     small = [i for i, (_, size) in enumerate(files) if size < LOOSE_THRESHOLD]
-    for i, result in zip(small, _store_small(store, [files[i] for i in small]), strict=True):
+    stored = _store_small(store, [files[i] for i in small], report)
+    for i, result in zip(small, stored, strict=True):
         results[i] = result
     return results  # type: ignore[return-value]
 
 
-def _store_small(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple[ObjectId, int]]:
+def _store_small(
+    store: ObjectStore, files: list[tuple[str, int]], report: OnStored
+) -> list[tuple[ObjectId, int]]:
     workers = min(os.cpu_count() or 1, 8)
     if len(files) < PARALLEL_MIN_FILES or workers < 2 or not store.storage.capabilities.local:
+        results = []
         with store.writer() as writer:
-            return [writer.add_file(path, size) for path, size in files]
+            for path, size in files:
+                results.append(writer.add_file(path, size))
+                report(results[-1][1])
+        return results
     import multiprocessing  # here: a re-log that stores nothing need not pay its import
     from concurrent.futures import ProcessPoolExecutor
 
@@ -55,8 +74,10 @@ def _store_small(store: ObjectStore, files: list[tuple[str, int]]) -> list[tuple
     with ProcessPoolExecutor(
         len(chunks), mp_context=context, initializer=signal.signal, initargs=ignore_interrupts
     ) as pool:
-        parts = pool.map(_store_chunk, [store.storage.url] * len(chunks), chunks)
-        results = [item for part in parts for item in part]
+        results = []
+        for part in pool.map(_store_chunk, [store.storage.url] * len(chunks), chunks):
+            results.extend(part)
+            report(sum(size for _, size in part))
     store.refresh_packs()
     return results
 

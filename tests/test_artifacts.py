@@ -29,9 +29,10 @@ from artifacts import (
     snapshot,
 )
 from artifacts.files import blob_id_of_file, stage_file
-from artifacts.registry import dist_prefix
+from artifacts.registry import alias_ref, dist_prefix, head_ref, ref_label
 from artifacts.statcache import StatCache
-from cas import InvalidNameError, ObjectStore, Tree
+from cas import InvalidNameError, ObjectStore, Tree, ingest
+from cas.store import LOOSE_THRESHOLD
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -232,6 +233,14 @@ def test_logging_one_name_with_another_type_is_refused(ws):
         with pytest.raises(ArtifactNotFoundError):
             run.use_artifact("thing:latest", type="model")
         assert run.use_artifact("thing:latest", type="dataset").type == "dataset"
+
+
+def test_a_version_ref_is_labelled_as_users_name_it():
+    assert ref_label(head_ref("team", "proj", "data")) == "team/proj/data"
+    assert ref_label(alias_ref("team", "proj", "data", "best")) == "team/proj/data:best"
+    assert (
+        ref_label(dist_prefix("team", "proj", "data", "g") + "run") == "team/proj/dist/data/g/run"
+    )
 
 
 # ---- metadata -----------------------------------------------------------------------
@@ -539,6 +548,30 @@ def test_save_outside_a_run_logs_into_the_store_the_draft_came_from(ws, tmp_path
     with artifacts.init(store=store) as run:
         assert [e.path for e in run.use_artifact("data:v1").files()] == ["a", "b"]
     assert not os.listdir(ws / ".artifacts")  # the default store was never touched
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["one-process", "workers"])
+def test_logging_reports_the_bytes_of_every_file_it_stores(ws, monkeypatch, workers):
+    if workers:  # the small files are stored by worker processes
+        monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 10)
+    src = ws / "src"
+    for i in range(30):
+        write(src / f"d{i % 3}" / f"f{i}.txt", f"file {i}")
+    for name in ("big1.bin", "big2.bin"):  # stored loose, side by side
+        write(src / name, os.urandom(LOOSE_THRESHOLD + 1))
+    draft = Artifact("data", "dataset")
+    draft.add_dir(str(src))
+    draft.add_file(write(ws / "one.txt", "alone"))
+    stored: list[int] = []
+    with artifacts.init() as run:
+        total = draft.staged_bytes()
+        run.log_artifact(draft, on_stored=stored.append)
+    assert (
+        sum(stored)
+        == total
+        == draft.size
+        == 2 * (LOOSE_THRESHOLD + 1) + 5 + sum(len(f"file {i}") for i in range(30))
+    )
 
 
 # ---- references ---------------------------------------------------------------------
@@ -1056,9 +1089,9 @@ def files_stored(monkeypatch) -> list[str]:
     stored: list[str] = []
     real = snapshot.store_files
 
-    def recording(store, paths):
+    def recording(store, paths, on_stored=None):
         stored.extend(os.path.basename(path) for path, _ in paths)
-        return real(store, paths)
+        return real(store, paths, on_stored)
 
     monkeypatch.setattr(snapshot, "store_files", recording)
     return stored

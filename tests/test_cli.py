@@ -21,6 +21,7 @@ import pytest
 
 import artifacts
 from artifacts import cli
+from artifacts.cli import versions as versions_command
 from artifacts.files import blob_id_of_file
 from cas import Blob, Repository
 from tests.test_hostile_artifacts import remove_deep
@@ -589,10 +590,10 @@ def test_interrupt_and_internal_errors(
     def broken(args: object) -> int:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(cli, "cmd_ls", interrupted)
+    monkeypatch.setattr(versions_command, "cmd_ls", interrupted)
     assert cli.main(["ls"]) == 130
     assert capsys.readouterr().err == "artifacts: interrupted\n"
-    monkeypatch.setattr(cli, "cmd_ls", broken)
+    monkeypatch.setattr(versions_command, "cmd_ls", broken)
     assert cli.main(["ls"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: RuntimeError: boom" in err

@@ -23,6 +23,7 @@ from cas.errors import (
     ObjectNotFoundError,
     UsageError,
 )
+from cas.ids import resolve_id
 from cas.objects import Blob, Commit, Tree, TreeEntry, encode_header
 from cas.storage import LocalStorage, MemoryStorage, Storage
 from cas.store import (
@@ -182,6 +183,29 @@ def test_iteration_yields_loose_and_packed_ids(store: ObjectStore) -> None:
     assert sorted(ids) == sorted({a.id, b.id, tree.id, commit.id})
     assert sorted(ObjectStore(store.storage)) == sorted(ids)
     assert sorted(store.iter_loose()) == sorted([a.id, b.id])
+
+
+def test_an_id_is_resolved_in_full_or_by_a_unique_prefix() -> None:
+    store = ObjectStore(MemoryStorage())
+    by_prefix: dict[str, Blob] = {}
+    for i in range(100_000):  # two blobs whose ids share their first 4 hex digits
+        blob = Blob(str(i).encode())
+        twin = by_prefix.setdefault(blob.id.hex()[:4], blob)
+        if twin is not blob:
+            break
+    store.put(twin)
+    store.put(blob)
+    for object_id in (twin.id, blob.id):
+        assert resolve_id(store, object_id.hex().upper()) == object_id
+    with pytest.raises(UsageError, match="ambiguous"):
+        resolve_id(store, blob.id.hex()[:4].upper())
+    assert resolve_id(store, blob.id.hex()[:12].upper()) == blob.id
+    assert resolve_id(store, "ab" * 32) == bytes.fromhex("ab" * 32)  # a full id is not looked up
+    with pytest.raises(NotFoundError, match="no object id starts with"):
+        resolve_id(store, ("ff" if blob.id.hex()[:2] != "ff" else "00") * 6)
+    for bad in ("abc", "xyz!", "g" * 64, "a" * 65):
+        with pytest.raises(UsageError, match="not an object id"):
+            resolve_id(store, bad)
 
 
 # ---- packs -------------------------------------------------------------------

@@ -1,0 +1,34 @@
+"""``artifacts alias add|rm``: move the names of versions."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import context
+from .commands import Commands
+
+
+def cmd_alias(args: argparse.Namespace) -> int:
+    registry = context.open_registry(args)
+    version = registry.resolve(context.spec(args, args.spec))
+    if args.alias_cmd == "add":
+        registry.set_alias(version, args.alias)
+        print(f"{context.label(version)} is now {args.alias!r}")
+    else:
+        registry.remove_alias(version, args.alias)
+        print(f"removed alias {args.alias!r} from {context.label(version)}")
+    return 0
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "alias", cmd_alias, "add or remove an alias", "artifacts alias add model:v3 production"
+    )
+    below = commands.below(p, dest="alias_cmd", metavar="add|rm")
+    for action, summary, example in (
+        ("add", "point ALIAS at a version", "artifacts alias add model:v3 production"),
+        ("rm", "remove ALIAS from a version", "artifacts alias rm model:v3 production"),
+    ):
+        a = below.add(action, cmd_alias, summary, example)
+        a.add_argument("spec", metavar="NAME:VER")
+        a.add_argument("alias", metavar="ALIAS")

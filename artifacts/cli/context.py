@@ -1,0 +1,75 @@
+"""From the command line to what commands work on: the store, the registry, names."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from cas import Repository
+from cas.errors import UsageError
+
+from ..artifact import Artifact
+from ..names import Spec, parse_spec, validate_namespace
+from ..registry import Registry, Version
+from ..run import default_entity, find_store_url
+from .output import PROG
+
+
+def local_dir(url: str) -> str | None:
+    if url.startswith("file://"):
+        return url[len("file://") :]
+    return None if "://" in url else url
+
+
+def store_url(args: argparse.Namespace) -> str:
+    return find_store_url(getattr(args, "store", None))
+
+
+def open_repo(args: argparse.Namespace) -> Repository:
+    """The store the command names; an error if it is a local one that does not exist."""
+    url = store_url(args)
+    local = local_dir(url)
+    # Opening a local store creates its directory: only writers may do that.
+    if local is not None and not os.path.isdir(local):
+        raise UsageError(f"no store at {local}; create one with `{PROG} init`")
+    return Repository.open(url)
+
+
+def open_registry(args: argparse.Namespace) -> Registry:
+    return Registry(open_repo(args))
+
+
+def entity(args: argparse.Namespace) -> str:
+    given = getattr(args, "entity", None)
+    return validate_namespace(given, "entity") if given else default_entity()
+
+
+def project(args: argparse.Namespace) -> str:
+    given = getattr(args, "project", None) or os.environ.get("ARTIFACTS_PROJECT")
+    return validate_namespace(given or "uncategorized", "project")
+
+
+def spec(args: argparse.Namespace, text: str) -> Spec:
+    return parse_spec(text, entity(args), project(args))
+
+
+def load(registry: Registry, version_spec: Spec) -> Artifact:
+    return Artifact.from_version(registry, registry.resolve(version_spec))
+
+
+def label(version: Version) -> str:
+    return f"{version.entity}/{version.project}/{version.name}:v{version.number}"
+
+
+def json_object(text: str | None, option: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object, like '{{\"rows\": 10}}'")
+    return value

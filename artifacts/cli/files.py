@@ -1,0 +1,87 @@
+"""A version's files on disk: ``download``, ``checkout``, ``verify``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from cas.errors import NotFoundError
+
+from ..files import write_files
+from . import context
+from .commands import Commands
+from .output import bar, count, human, progress_shown
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    registry = context.open_registry(args)
+    artifact = context.load(registry, context.spec(args, args.spec))
+    root = args.dir or artifact.default_root()
+    files = artifact.iter_entries(args.path_prefix)
+    if args.path_prefix and not files:
+        raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
+    if progress_shown():
+        with bar(sum(e.size for _, e in files), "downloading") as downloading:
+            written = write_files(registry.objects, root, files, on_written=downloading.update)
+    else:
+        written = write_files(registry.objects, root, files)
+    print(
+        f"downloaded {len(files)} files ({human(written)}) of {artifact.qualified_name} to {root}"
+    )
+    return 0
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    artifact = context.load(context.open_registry(args), context.spec(args, args.spec))
+    written: list[int] = []  # each file's size, as it is written
+    removed: list[str] = []
+    with bar(artifact.size, "downloading") as downloading:  # drawn only on a terminal
+        artifact.checkout(
+            args.dir,
+            on_written=lambda size: (written.append(size), downloading.update(size)),
+            on_removed=removed.append,
+        )
+    extra = f", removed {count(len(removed), 'other file')}" if removed else ""
+    files = count(len(written), "file")
+    print(f"checked out {artifact.qualified_name} into {args.dir} ({files}{extra})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    artifact = context.load(context.open_registry(args), context.spec(args, args.spec))
+    if not os.path.isdir(args.dir):
+        raise FileNotFoundError(2, "no such directory", args.dir)
+    artifact.verify(args.dir)
+    print(f"ok: {args.dir} matches {artifact.qualified_name}")
+    return 0
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "download",
+        cmd_download,
+        "write a version's files into a directory",
+        "artifacts download dataset:v2 ./data\n"
+        "artifacts download dataset:latest ./data --path-prefix images/",
+    )
+    p.add_argument("spec", metavar="NAME:VER")
+    p.add_argument("dir", metavar="DIR", nargs="?", help="default: ./artifacts/NAME:VER")
+    p.add_argument("--path-prefix", metavar="P", help="only files whose path starts with P")
+
+    p = commands.add(
+        "checkout",
+        cmd_checkout,
+        "make a directory hold exactly a version (deletes other files in it)",
+        "artifacts checkout model:best ./model",
+    )
+    p.add_argument("spec", metavar="NAME:VER")
+    p.add_argument("dir", metavar="DIR")
+
+    p = commands.add(
+        "verify",
+        cmd_verify,
+        "check that a directory holds exactly a version's files",
+        "artifacts verify dataset:v2 ./data",
+    )
+    p.add_argument("spec", metavar="NAME:VER")
+    p.add_argument("dir", metavar="DIR")

@@ -1,0 +1,320 @@
+"""Logging and reading versions: ``log``, ``ls``, ``versions``, ``show``, ``diff``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from cas import ObjectId
+from cas.errors import CasError
+
+from .. import trees
+from ..artifact import Artifact
+from ..files import read_descriptor
+from ..registry import Registry, RunRecord, alias_ref
+from ..run import init
+from . import context
+from .commands import Commands
+from .output import (
+    PROG,
+    Failed,
+    bar,
+    count,
+    human,
+    one_line,
+    print_json,
+    printable,
+    progress_shown,
+    table,
+    warn,
+    when,
+)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    path = args.path
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "no such file or directory", path)
+    metadata = context.json_object(args.metadata, "--metadata")
+    name = args.name or os.path.basename(os.path.abspath(path))
+    artifact = Artifact(name, args.type, description=args.description, metadata=metadata)
+    if os.path.isdir(path):
+        artifact.add_dir(path)
+    else:
+        artifact.add_file(path)
+    entity, project = context.entity(args), context.project(args)
+    # Like artifacts.init() in a script: the store is created if there is none.
+    with init(project, entity, store=context.store_url(args), job_type="cli-log") as run:
+        before = run.registry.head(entity, project, artifact.name)
+        if progress_shown():
+            with bar(artifact.staged_bytes(), "hashing") as hashing:
+                run.log_artifact(artifact, aliases=args.alias, on_stored=hashing.update)
+                hashing.update(hashing.total - hashing.n)  # files the stat cache vouched for
+        else:  # no bar: tqdm is not even imported
+            run.log_artifact(artifact, aliases=args.alias)
+    created = before is None or before.commit_id.hex() != artifact.id
+    label = artifact.qualified_name
+    if args.json:
+        print_json({"version": label, "created": created, "id": artifact.id})
+    else:
+        print(label if created else f"unchanged: {label}")
+    return 0
+
+
+def _alias_map(
+    registry: Registry, entity: str, project: str, name: str
+) -> dict[ObjectId, list[str]]:
+    """commit id -> its aliases, from one listing (not one per version)."""
+    prefix = alias_ref(entity, project, name, "")
+    found: dict[ObjectId, list[str]] = {}
+    for ref, target in sorted(registry.refs.list(prefix).items()):
+        found.setdefault(target, []).append(ref[len(prefix) :])
+    head = registry.head(entity, project, name)
+    if head is not None:
+        found.setdefault(head.commit_id, []).insert(0, "latest")
+    return found
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    registry = context.open_registry(args)
+    if args.all:
+        spaces = registry.namespaces()
+    else:
+        spaces = [(context.entity(args), context.project(args))]
+    rows = []
+    damaged = 0
+    for entity, project in spaces:
+        for name in registry.artifact_names(entity, project):
+            label = name if not args.all else f"{entity}/{project}/{name}"
+            try:
+                row = _ls_row(registry, entity, project, name)
+            except CasError as exc:  # one damaged artifact must not hide the others
+                damaged += 1
+                warn(f"{label}: damaged: {one_line(exc)} (run `{PROG} fsck`)")
+                row = {"type": "?", "latest": "?", "size": 0, "aliases": {}, "damaged": True}
+            if row is not None:
+                rows.append({"name": label, **row})
+    if args.json:
+        print_json(rows)
+    elif not rows:
+        where = "this store" if args.all else f"{spaces[0][0]}/{spaces[0][1]}"
+        print(f"no artifacts in {where}", file=sys.stderr)
+    else:
+        table(
+            ["NAME", "TYPE", "LATEST", "SIZE", "ALIASES"],
+            [
+                [
+                    r["name"],
+                    r["type"],
+                    r["latest"],
+                    "damaged" if r.get("damaged") else human(r["size"]),
+                    ", ".join(f"{a}:{v}" for a, v in r["aliases"].items() if a != "latest"),
+                ]
+                for r in rows
+            ],
+        )
+    if damaged:
+        raise Failed(f"{count(damaged, 'artifact')} could not be read")
+    return 0
+
+
+def _ls_row(registry: Registry, entity: str, project: str, name: str) -> dict[str, Any] | None:
+    head = registry.head(entity, project, name)
+    if head is None:
+        return None
+    by_commit = _alias_map(registry, entity, project, name)
+    aliases = {
+        a: f"v{registry.version(entity, project, c).number}"
+        for c, names in by_commit.items()
+        for a in names
+    }
+    return {
+        "type": head.type,
+        "latest": f"v{head.number}",
+        "size": head.commit.meta.get("size", 0),
+        "aliases": aliases,
+    }
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    registry = context.open_registry(args)
+    spec = context.spec(args, args.name)
+    start = registry.resolve(spec)
+    aliases = _alias_map(registry, spec.entity, spec.project, spec.name)
+    rows = [
+        {
+            "version": f"v{v.number}",
+            "aliases": aliases.get(v.commit_id, []),
+            "time": when(v.commit.meta.get("time")),
+            "time_ns": v.commit.meta.get("time"),
+            "size": v.commit.meta.get("size", 0),
+            "run": v.commit.meta.get("run"),
+            "id": v.commit_id.hex(),
+        }
+        for v in registry.history(start)
+    ]
+    if args.json:
+        print_json(rows)
+    else:
+        table(
+            ["VERSION", "ALIASES", "CREATED", "SIZE", "RUN"],
+            [
+                [r["version"], ", ".join(r["aliases"]), r["time"], human(r["size"]), r["run"]]
+                for r in rows
+            ],
+        )
+    return 0
+
+
+def _run_info(record: RunRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "job_type": record.job_type,
+        "started": when(record.started),
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    registry = context.open_registry(args)
+    version = registry.resolve(context.spec(args, args.spec))
+    artifact = Artifact.from_version(registry, version)
+    meta = version.commit.meta
+    logged_by = artifact.logged_by()
+    files = [
+        {
+            "path": path,
+            "size": entry.size,
+            "digest": entry.id.hex(),
+            **(
+                {"ref": read_descriptor(registry.objects, entry)["uri"]}
+                if entry.kind == "ref"
+                else {}
+            ),
+        }
+        for path, entry in artifact.iter_entries()
+    ]
+    info = {
+        "name": context.label(version),
+        "type": version.type,
+        "id": version.commit_id.hex(),
+        "digest": version.tree.hex(),
+        "created": when(meta.get("time")),
+        "size": meta.get("size", 0),
+        "aliases": artifact.aliases,
+        "tags": artifact.tags,
+        "description": artifact.description,
+        "metadata": artifact.metadata,
+        "logged_by": _run_info(logged_by) if logged_by else None,
+        "used_by": [_run_info(r) for r in artifact.used_by()],
+        "files": files,
+    }
+    if args.json:
+        print_json(info)
+        return 0
+    _print_show(info)
+    return 0
+
+
+def _print_show(info: dict[str, Any]) -> None:
+    print(printable(f"{info['name']} ({info['type']})"))
+    for key in ("id", "digest", "created"):
+        print(f"  {key + ':':13}{info[key]}")
+    print(f"  {'size:':13}{human(info['size'])}")
+    print(f"  {'aliases:':13}{printable(', '.join(info['aliases'])) or '-'}")
+    if info["tags"]:
+        print(f"  {'tags:':13}{printable(', '.join(info['tags']))}")
+    if info["description"]:
+        print(f"  {'description:':13}{printable(info['description'])}")
+    if info["metadata"]:
+        print(f"  {'metadata:':13}{json.dumps(info['metadata'], sort_keys=True)}")
+    print("lineage:")
+    run = info["logged_by"]
+    print(f"  {'logged by:':13}{printable(_describe_run(run)) if run else '-'}")
+    used = info["used_by"]
+    print(f"  {'used by:':13}{printable(', '.join(_describe_run(r) for r in used)) or '-'}")
+    files = info["files"]
+    print(f"files ({len(files)}):")
+    width = max((len(human(f["size"])) for f in files), default=0)
+    for f in files:
+        ref = f"  -> {f['ref']}" if "ref" in f else ""
+        print(f"  {human(f['size']).rjust(width)}  {printable(f['path'] + ref)}")
+
+
+def _describe_run(run: dict[str, Any]) -> str:
+    extra = ", ".join(x for x in (run["job_type"], run["started"]) if x)
+    label = run["id"] if run["name"] == run["id"] else f"{run['name']} ({run['id']})"
+    return f"run {label}" + (f" [{extra}]" if extra else "")
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    registry = context.open_registry(args)
+    a = registry.resolve(context.spec(args, args.a))
+    b = registry.resolve(context.spec(args, args.b))
+    result = trees.diff(registry.objects, a.tree, b.tree)
+    if args.json:
+        print_json({"from": context.label(a), "to": context.label(b), **asdict(result)})
+        return 0
+    changes = [(p, "A") for p in result.added] + [(p, "D") for p in result.removed]
+    changes += [(p, "M") for p in result.modified]
+    for path, letter in sorted(changes):
+        print(f"{letter} {printable(path)}")
+    return 0
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "log",
+        cmd_log,
+        "log a file or directory as the next version of an artifact",
+        "artifacts log data/ --name dataset --type dataset --alias best \\\n"
+        "    --metadata '{\"rows\": 1000}'",
+        json=True,
+    )
+    p.add_argument("path", metavar="PATH", help="file or directory to log")
+    p.add_argument("--name", help="artifact name (default: PATH's base name)")
+    p.add_argument("--type", required=True, help="artifact type: dataset, model, ...")
+    p.add_argument("--alias", action="append", default=[], help="alias to set (repeatable)")
+    p.add_argument("--description", help="free text shown by `show`")
+    p.add_argument("--metadata", metavar="JSON", help="a JSON object stored with the version")
+
+    p = commands.add(
+        "ls",
+        cmd_ls,
+        "list artifacts of the entity/project",
+        "artifacts ls\nartifacts ls --project vision --json",
+        json=True,
+    )
+    p.add_argument("--all", action="store_true", help="every entity/project in the store")
+
+    p = commands.add(
+        "versions",
+        cmd_versions,
+        "list the versions of an artifact, newest first",
+        "artifacts versions dataset\nartifacts versions team/vision/dataset --json",
+        json=True,
+    )
+    p.add_argument("name", metavar="NAME[:VER]", help="artifact (history from VER back)")
+
+    p = commands.add(
+        "show",
+        cmd_show,
+        "show a version: metadata, lineage and files",
+        "artifacts show dataset:v3\nartifacts show dataset:best --json",
+        json=True,
+    )
+    p.add_argument("spec", metavar="NAME:VER")
+
+    p = commands.add(
+        "diff",
+        cmd_diff,
+        "files added (A), removed (D) and modified (M) between two versions",
+        "artifacts diff dataset:v1 dataset:v2",
+        json=True,
+    )
+    p.add_argument("a", metavar="NAME:A")
+    p.add_argument("b", metavar="NAME:B")
