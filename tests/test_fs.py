@@ -232,6 +232,13 @@ def _count_gets(storage: Any) -> list[tuple[str, int]]:
                 reads.append((path, len(data)))
             return data
 
+        async def _cat_file(self, path: str, *args: Any, **kwargs: Any) -> bytes:
+            # (the network backends read through the async call, retried as one request)
+            data = await real._cat_file(path, *args, **kwargs)
+            if "/blobs/" in path:
+                reads.append((path, len(data)))
+            return data
+
         def open(self, path: str, *args: Any, **kwargs: Any) -> Any:
             if "/blobs/" in path:
                 reads.append((path, -1))  # a stream: how much it reads is not counted
