@@ -36,6 +36,7 @@ from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD, content_key, loose_key
 from remotes import transfer
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from tests.helpers import tree_of, write_tree
 from tests.httpproxy import Action, FaultProxy, Request
 from tests.servers import (
     S3_KEY,
@@ -67,25 +68,6 @@ VERSIONS = [V0, V1, V2]
 
 
 # ---- helpers -------------------------------------------------------------------
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    if root.exists():
-        shutil.rmtree(root)
-    for name, data in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-def tree_of(root: str | Path) -> dict[str, bytes]:
-    root = Path(root)
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def log(
@@ -142,23 +124,19 @@ def bucket_url(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         server: Any = request.getfixturevalue("gcs_server")
         use_gcs_env(monkeypatch, server)
         return new_gcs_spec(server)["url"]
-    server = request.getfixturevalue("moto_server" if kind == "moto" else "seaweed_server")
+    server = request.getfixturevalue("moto_server" if kind == "s3-moto" else "seaweed_server")
     use_s3_env(monkeypatch, server.endpoint_url, server.key, server.secret)
     return new_s3_spec(server)["url"]
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch working directory; pack-index caches under it; no ambient store."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("ARTIFACTS_ENTITY", ENTITY)
-    monkeypatch.setenv("ARTIFACTS_PROJECT", PROJECT)
-    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
-    return tmp_path
+def ws(ws: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared workspace, with pack-index caches under it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(ws / "xdg-cache"))
+    return ws
 
 
-@pytest.fixture(params=["local", "moto", "seaweedfs", "gcs"])
+@pytest.fixture(params=["local", "s3-moto", "s3-seaweed", "gcs"])
 def remote_url(request: pytest.FixtureRequest, ws: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "local":
         return str(ws / "remote-store")
@@ -417,7 +395,7 @@ def wait_ok(proc: subprocess.Popen[str]) -> None:
     assert proc.returncode == 0, err
 
 
-@pytest.mark.parametrize("kind", ["moto", "gcs"])
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
 def test_distributed_runs_upsert_straight_into_a_bucket(
     kind: str, ws: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -456,7 +434,7 @@ V4 = {**V2, "train/a.csv": b"two's v3\n"}
 def test_diverged_push_is_refused_then_rebased_and_nothing_is_lost(
     ws: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = bucket_url("moto", request, monkeypatch)
+    url = bucket_url("s3-moto", request, monkeypatch)
     seed = Repository.open(str(ws / "seed" / ".artifacts"))
     log(seed.url, V0)
     remotes.add_remote(seed, "origin", url)

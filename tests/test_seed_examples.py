@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import artifacts
+from tests.helpers import tree_of, workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,23 +63,11 @@ with artifacts.init() as run:
 
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
-    monkeypatch.setenv("ARTIFACTS_PROJECT", "seed")
-    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
-    (tmp_path / ".artifacts").mkdir()  # the store of this page's project
+    """The page's project, with its images."""
+    workspace(tmp_path, monkeypatch, project="seed")
     for name, data in IMAGES.items():
         (tmp_path / name).write_bytes(data)
     return tmp_path
-
-
-def tree_of(root: str | Path) -> dict[str, bytes]:
-    root = Path(root)
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def fetch(spec: str, root: str) -> tuple[artifacts.Artifact, dict[str, bytes]]:
