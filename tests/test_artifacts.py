@@ -7,8 +7,6 @@ import datetime
 import functools
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -32,6 +30,7 @@ from artifacts.registry import dist_prefix
 from artifacts.statcache import StatCache
 from cas import InvalidNameError
 from tests.helpers import CountingStore, contents, files_stored, tree_of, write
+from tests.processes import python, wait_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,24 +48,6 @@ def make(name: str, files: dict[str, bytes | str], type: str = "dataset", **kw) 
 def log(run, name: str, files: dict[str, bytes | str], type: str = "dataset", **kw) -> Artifact:
     aliases = kw.pop("aliases", None)
     return run.log_artifact(make(name, files, type, **kw), aliases=aliases)
-
-
-def python(code: str, *args: str, cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_ok(proc: subprocess.Popen, timeout: float = 60) -> str:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err
-    return out
 
 
 # ---- versions and aliases ----------------------------------------------------------
@@ -294,7 +275,7 @@ def test_setting_metadata_does_not_import_numpy(ws):
         artifacts.Artifact("m", "model", metadata={"when": datetime.date(2024, 1, 2), "x": [1.5]})
         assert "numpy" not in sys.modules
     """
-    assert wait_ok(python(code, cwd=ws)) == ""
+    assert wait_ok(python("-c", textwrap.dedent(code), cwd=ws)) == ""
 
 
 # ---- names --------------------------------------------------------------------------
@@ -939,7 +920,7 @@ def test_sixteen_processes_upsert_concurrently_then_one_finishes(ws):
             artifact.add_file(f"part-{int(sys.argv[1]):02d}.bin")
             run.upsert_artifact(artifact, distributed_id="shards")
     """
-    procs = [python(code, str(i), cwd=ws) for i in range(16)]
+    procs = [python("-c", textwrap.dedent(code), str(i), cwd=ws) for i in range(16)]
     for proc in procs:
         wait_ok(proc, timeout=100)
     with artifacts.init() as run:

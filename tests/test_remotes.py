@@ -38,6 +38,7 @@ from remotes import transfer
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from tests.helpers import tree_of, write_tree
 from tests.httpproxy import Action, FaultProxy, Request
+from tests.processes import python, wait_ok
 from tests.servers import (
     S3_KEY,
     S3_SECRET,
@@ -379,29 +380,12 @@ def part_files(i: int) -> dict[str, bytes]:
     return {f"shard-{i}.bin": shard, f"part/run{i}/rows.csv": f"run,{i}\n".encode()}
 
 
-def run_script(script: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_ok(proc: subprocess.Popen[str]) -> None:
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-
-
 @pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
 def test_distributed_runs_upsert_straight_into_a_bucket(
     kind: str, ws: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = bucket_url(kind, request, monkeypatch)
     monkeypatch.setenv("ARTIFACTS_STORE", url)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     procs = []
     expected: dict[str, bytes] = {"final.txt": b"the finisher's own file\n"}
     for i in (1, 2, 3):
@@ -410,12 +394,12 @@ def test_distributed_runs_upsert_straight_into_a_bucket(
         write_tree(cwd, files)
         expected[f"shard-{i}.bin"] = files[f"shard-{i}.bin"]
         expected[f"run{i}/rows.csv"] = files[f"part/run{i}/rows.csv"]
-        procs.append(run_script(UPSERT.replace("{i}", str(i)), cwd, env))
+        procs.append(python("-c", UPSERT.replace("{i}", str(i)), cwd=cwd))
     for proc in procs:
-        wait_ok(proc)
+        wait_ok(proc, timeout=120)
     finisher = ws / "finisher"
     write_tree(finisher, {"final.txt": expected["final.txt"]})
-    wait_ok(run_script(FINISH, finisher, env))
+    wait_ok(python("-c", FINISH, cwd=finisher), timeout=120)
 
     assert download(url, "dist:v0") == expected
     repo = Repository.open(url)
