@@ -12,10 +12,11 @@ its own, for tests that change moto's process-wide settings (IAM enforcement).
 
 Per-test fixtures hand out stores on a fresh, empty bucket:
 
-* ``s3_server``: parametrized over moto and SeaweedFS.
 * ``s3_storage_factory(server, prefix="prefix") -> S3Storage``
 * ``gcs_storage_factory(server, prefix="prefix") -> GCSStorage``
-* ``remote_spec``: parametrized over moto, seaweedfs and gcs; a spec for a fresh bucket.
+
+(tests/conftest.py names the backends these servers run: ``s3-moto``, ``s3-seaweed``,
+``gcs``; its ``remote_spec`` and ``s3_server`` are parametrized by those names.)
 
 A *spec* is plain data, ``{"url": ..., "options": {...}, "server": name}``, so it
 can be sent to another process, which reopens the store with
@@ -432,13 +433,6 @@ def moto_process(workdir: Path) -> Iterator[S3Server]:
 # -- per-test fixtures: fresh stores ----------------------------------------
 
 
-@pytest.fixture(params=["moto", "seaweedfs"])
-def s3_server(request: pytest.FixtureRequest) -> S3Server:
-    """Each S3 server in turn (only the ones a test asks for get started)."""
-    name = "moto_server" if request.param == "moto" else "seaweed_server"
-    return request.getfixturevalue(name)
-
-
 @pytest.fixture
 def s3_storage_factory() -> Iterator[Callable[..., Storage]]:
     """``factory(server, prefix="prefix")`` -> S3Storage on a fresh, empty bucket."""
@@ -469,15 +463,6 @@ def gcs_storage_factory() -> Iterator[Callable[..., Storage]]:
         store.close()
 
 
-@pytest.fixture(params=["moto", "seaweedfs", "gcs"])
-def remote_spec(request: pytest.FixtureRequest) -> Spec:
-    """Spec of a fresh, empty bucket on each server in turn."""
-    if request.param == "gcs":
-        return new_gcs_spec(request.getfixturevalue("gcs_server"))
-    name = "moto_server" if request.param == "moto" else "seaweed_server"
-    return new_s3_spec(request.getfixturevalue(name))
-
-
 __all__ = [
     "GCSServer",
     "S3Server",
@@ -491,8 +476,6 @@ __all__ = [
     "new_gcs_spec",
     "new_s3_spec",
     "open_storage_from_spec",
-    "remote_spec",
-    "s3_server",
     "s3_storage_factory",
     "seaweed_server",
 ]

@@ -7,8 +7,6 @@ import datetime
 import functools
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -26,22 +24,16 @@ from artifacts import (
     TypeMismatchError,
     UsageError,
     VerificationError,
-    snapshot,
 )
 from artifacts.files import blob_id_of_file, stage_file
 from artifacts.registry import alias_ref, dist_prefix, head_ref, ref_label
 from artifacts.statcache import StatCache
-from cas import InvalidNameError, ObjectStore, Tree, ingest
+from cas import InvalidNameError, ingest
 from cas.store import LOOSE_THRESHOLD
+from tests.helpers import CountingStore, contents, files_stored, tree_of, write
+from tests.processes import python, wait_ok
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def write(path: str | Path, data: bytes | str) -> str:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return str(path)
 
 
 def make(name: str, files: dict[str, bytes | str], type: str = "dataset", **kw) -> Artifact:
@@ -57,49 +49,6 @@ def make(name: str, files: dict[str, bytes | str], type: str = "dataset", **kw) 
 def log(run, name: str, files: dict[str, bytes | str], type: str = "dataset", **kw) -> Artifact:
     aliases = kw.pop("aliases", None)
     return run.log_artifact(make(name, files, type, **kw), aliases=aliases)
-
-
-def read_tree(root: str | Path) -> dict[str, bytes]:
-    root = Path(root)
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def contents(artifact: Artifact, root: str) -> dict[str, bytes]:
-    return read_tree(artifact.download(root))
-
-
-def python(code: str, *args: str, cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_ok(proc: subprocess.Popen, timeout: float = 60) -> str:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err
-    return out
-
-
-class CountingStore(ObjectStore):
-    """The same storage, recording the trees read (a real store, not a mock)."""
-
-    def __init__(self, storage) -> None:
-        super().__init__(storage)
-        self.trees_read: list[bytes] = []
-
-    def get_tree(self, object_id: bytes) -> Tree:
-        self.trees_read.append(object_id)
-        return super().get_tree(object_id)
 
 
 # ---- versions and aliases ----------------------------------------------------------
@@ -335,7 +284,7 @@ def test_setting_metadata_does_not_import_numpy(ws):
         artifacts.Artifact("m", "model", metadata={"when": datetime.date(2024, 1, 2), "x": [1.5]})
         assert "numpy" not in sys.modules
     """
-    assert wait_ok(python(code, cwd=ws)) == ""
+    assert wait_ok(python("-c", textwrap.dedent(code), cwd=ws)) == ""
 
 
 # ---- names --------------------------------------------------------------------------
@@ -636,15 +585,15 @@ def test_download_defaults_to_artifacts_name_version_and_takes_a_path_prefix(ws)
         artifact = log(run, "data", {"d/a": "1", "d/b/c": "2", "dd": "3", "e": "4"})
     root = artifact.download()
     assert Path(root).resolve() == (ws / "artifacts" / "data:v0").resolve()
-    assert read_tree(root) == {"d/a": b"1", "d/b/c": b"2", "dd": b"3", "e": b"4"}
-    assert read_tree(artifact.download("p1", path_prefix="d/")) == {"d/a": b"1", "d/b/c": b"2"}
-    assert read_tree(artifact.download("p2", path_prefix="d")) == {
+    assert tree_of(root) == {"d/a": b"1", "d/b/c": b"2", "dd": b"3", "e": b"4"}
+    assert tree_of(artifact.download("p1", path_prefix="d/")) == {"d/a": b"1", "d/b/c": b"2"}
+    assert tree_of(artifact.download("p2", path_prefix="d")) == {
         "d/a": b"1",
         "d/b/c": b"2",
         "dd": b"3",
     }
-    assert read_tree(artifact.download("p3", path_prefix="d/b")) == {"d/b/c": b"2"}
-    assert read_tree(artifact.download("p4", path_prefix="zzz")) == {}
+    assert tree_of(artifact.download("p3", path_prefix="d/b")) == {"d/b/c": b"2"}
+    assert tree_of(artifact.download("p4", path_prefix="zzz")) == {}
 
 
 def test_download_into_a_new_an_empty_and_a_full_directory(ws):
@@ -661,9 +610,9 @@ def test_download_into_a_new_an_empty_and_a_full_directory(ws):
     write("full/other", "stays")
     for name in ("new/deeper", "empty", "full", "link"):
         artifact.download(name)
-    assert read_tree("new/deeper") == read_tree("empty") == read_tree("linked") == version
+    assert tree_of("new/deeper") == tree_of("empty") == tree_of("linked") == version
     assert os.path.islink("link")
-    assert read_tree("full") == {**version, "other": b"stays"}
+    assert tree_of("full") == {**version, "other": b"stays"}
     leftovers = [p for p in ws.rglob("*") if ".part-" in p.name]
     assert leftovers == []
 
@@ -683,7 +632,7 @@ def test_checkout_makes_a_directory_hold_exactly_the_version(ws):
     write("co/extra", "x")
     write("co/olddir/deep/f", "x")
     artifact.checkout("co")
-    assert read_tree("co") == {"a": b"1", "d/b": b"2"}
+    assert tree_of("co") == {"a": b"1", "d/b": b"2"}
     assert sorted(os.listdir("co")) == ["a", "d"]  # empty directories went too
     artifact.verify("co")
 
@@ -696,16 +645,14 @@ def test_checkout_clears_whatever_stands_where_the_version_has_a_file_or_directo
     write(ws / "outside" / "t", "not ours")
     os.symlink(ws / "outside", "co/s")  # a link where the version has a directory
     artifact.checkout("co")
-    assert read_tree("co") == {"x/y": b"1", "f": b"2", "s/t": b"3"}
+    assert tree_of("co") == {"x/y": b"1", "f": b"2", "s/t": b"3"}
     assert not os.path.islink("co/s")
-    assert read_tree("outside") == {"t": b"not ours"}
+    assert tree_of("outside") == {"t": b"not ours"}
 
 
 def store_files(root: str | Path) -> dict[str, bytes]:
     """A store's content: its files but the backend's own (lock files, temporaries)."""
-    return {
-        p: data for p, data in read_tree(root).items() if p.split("/")[0] not in ("locks", "tmp")
-    }
+    return {p: data for p, data in tree_of(root).items() if p.split("/")[0] not in ("locks", "tmp")}
 
 
 def make_store(path: str) -> dict[str, bytes]:
@@ -728,7 +675,7 @@ def test_checkout_into_the_project_root_leaves_its_store_alone(ws):
     store = store_files(".artifacts")
     first.checkout(".")
     assert store_files(".artifacts") == store
-    assert {p: d for p, d in read_tree(".").items() if not p.startswith(".artifacts/")} == {
+    assert {p: d for p, d in tree_of(".").items() if not p.startswith(".artifacts/")} == {
         "a.txt": b"a"
     }
     with artifacts.init() as run:
@@ -752,11 +699,11 @@ def test_a_download_or_checkout_that_would_write_into_a_store_writes_and_deletes
         artifact = log(run, "data", {"a": "1", "vault/refs/x": "overwritten", "vault/packs/y": "y"})
     kept = make_store("co/vault")
     write("co/extra", "x")
-    before = read_tree("co")
+    before = tree_of("co")
     for write_version in (artifact.download, artifact.checkout):
         with pytest.raises(UsageError, match="store"):
             write_version("co")
-        assert read_tree("co") == before
+        assert tree_of("co") == before
     os.symlink("vault", "co/link")  # a link that leads into the store: no way round
     with artifacts.init() as run:
         linked = log(run, "linked", {"link/refs/x": "overwritten"})
@@ -1006,7 +953,7 @@ def test_sixteen_processes_upsert_concurrently_then_one_finishes(ws):
             artifact.add_file(f"part-{int(sys.argv[1]):02d}.bin")
             run.upsert_artifact(artifact, distributed_id="shards")
     """
-    procs = [python(code, str(i), cwd=ws) for i in range(16)]
+    procs = [python("-c", textwrap.dedent(code), str(i), cwd=ws) for i in range(16)]
     for proc in procs:
         wait_ok(proc, timeout=100)
     with artifacts.init() as run:
@@ -1082,19 +1029,6 @@ def test_a_file_changed_within_the_racy_window_is_hashed_again(ws):
     assert second.version == "v1"  # the new bytes were read, though the stat is unchanged
     assert contents(second, "dl") == {"f.bin": b"B" * 100}
     assert first.digest != second.digest
-
-
-def files_stored(monkeypatch) -> list[str]:
-    """The paths every log from now on reads and stores (the stat cache vouches for the rest)."""
-    stored: list[str] = []
-    real = snapshot.store_files
-
-    def recording(store, paths, on_stored=None):
-        stored.extend(os.path.basename(path) for path, _ in paths)
-        return real(store, paths, on_stored)
-
-    monkeypatch.setattr(snapshot, "store_files", recording)
-    return stored
 
 
 def test_an_old_unchanged_file_is_not_read_again(ws, monkeypatch):

@@ -24,7 +24,7 @@ from artifacts import cli
 from artifacts.cli import versions as versions_command
 from artifacts.files import blob_id_of_file
 from cas import Blob, Repository
-from tests.test_hostile_artifacts import remove_deep
+from tests.helpers import remove_deep, tree_of, write
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"ARTIFACTS_ENTITY": "team", "ARTIFACTS_PROJECT": "proj"}
@@ -77,15 +77,6 @@ def assert_error(result: Result, fragment: str, rc: int = 1) -> None:
     assert lines[0].startswith("artifacts: error: "), result.err
     assert fragment in lines[0], result.err
     assert "Traceback" not in result.err + result.out
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text)
-    return path
 
 
 def make_data(root: Path) -> Path:
@@ -382,10 +373,6 @@ def test_download_checkout_verify(seeded: Path, run_cli: CLI, tmp_path: Path) ->
     assert_error(run_cli("verify", "dataset:v0", out), "does not match")
 
 
-def files_below(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
 def test_checkout_into_the_project_root_leaves_its_store_alone(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
@@ -395,11 +382,11 @@ def test_checkout_into_the_project_root_leaves_its_store_alone(tmp_path: Path) -
     cli("log", ".", "--name", "ds", "--type", "t").ok()
     write(project / "a.txt", "b\n")
     cli("log", ".", "--name", "ds", "--type", "t").ok()
-    store = files_below(project / ".artifacts")
+    store = tree_of(project / ".artifacts")
     checked = cli("checkout", "ds:v0", ".").ok()
     assert checked.out == "checked out team/proj/ds:v0 into . (1 file)\n"
     assert (project / "a.txt").read_text() == "a\n"
-    assert files_below(project / ".artifacts").items() >= store.items()
+    assert tree_of(project / ".artifacts").items() >= store.items()
     assert "v1" in cli("versions", "ds").ok().out
 
 
@@ -407,7 +394,7 @@ def test_checkout_does_as_the_library_does_where_a_file_stands_for_a_directory(
     tmp_path: Path, store: Path, run_cli: CLI
 ) -> None:
     log_with_api(store, make_data(tmp_path / "data"), "dataset")
-    version = files_below(tmp_path / "data")
+    version = tree_of(tmp_path / "data")
     by_cli, by_library = tmp_path / "by-cli", tmp_path / "by-library"
     for root in (by_cli, by_library):
         write(root / "sub", "a file where the version has a directory")
@@ -417,7 +404,7 @@ def test_checkout_does_as_the_library_does_where_a_file_stands_for_a_directory(
     assert checked.out.endswith("(3 files, removed 3 other files)\n")
     with artifacts.init(entity="team", project="proj", store=str(store)) as r:
         r.use_artifact("dataset:v0").checkout(str(by_library))
-    assert files_below(by_cli) == files_below(by_library) == version
+    assert tree_of(by_cli) == tree_of(by_library) == version
 
 
 def test_alias_add_and_rm(seeded: Path, run_cli: CLI) -> None:

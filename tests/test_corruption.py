@@ -46,6 +46,7 @@ from cas.storage import LocalStorage, Storage
 from cas.store import LOOSE_THRESHOLD, ObjectStore, content_key, loose_key
 from remotes import add_remote, pull, push, sync
 from remotes.transfer import repair
+from tests.helpers import corrupt
 
 ENTITY, PROJECT, NAME = "team", "proj", "data"
 POSITIONS = ["header", "middle", "last"]
@@ -80,30 +81,8 @@ class Damaged:
     data: Path  # the source directory
 
 
-def flip(data: bytes, position: int) -> bytes:
-    changed = bytearray(data)
-    changed[position] ^= 0x01
-    return bytes(changed)
-
-
 def where(position: str, length: int) -> int:
     return {"header": 0, "middle": length // 2, "last": length - 1}[position]
-
-
-def corrupt(storage: Storage, object_id: ObjectId, position: str) -> None:
-    """Flip one byte of the object where it is stored, behind the store's back."""
-    store = ObjectStore(storage)
-    store.refresh_packs()
-    pack = store.pack_of(object_id)
-    if pack is None:
-        key = store.loose_location(object_id)
-        assert key is not None
-        data = storage.get(key)
-        storage.put(key, flip(data, where(position, len(data))))
-        return
-    offset, length = next((o, n) for i, o, n in store.pack_entries(pack) if i == object_id)
-    key = f"packs/{pack}.pack"
-    storage.put(key, flip(storage.get(key), offset + where(position, length)))
 
 
 def version_of(storage: Storage) -> Artifact:
@@ -208,7 +187,7 @@ def make_damaged(
                 storage.put(key, template.storage.get(key))
     object_id, path = template.targets[target]
     original = ObjectStore(template.storage).get_raw(object_id)
-    corrupt(storage, object_id, position)
+    corrupt(storage, object_id, lambda n: where(position, n))
     return Damaged(storage, object_id, original, path, template.data)
 
 
@@ -358,8 +337,8 @@ def test_repair_goes_below_a_repaired_tree(tmp_path: Path) -> None:
     template = build_template(LocalStorage(str(tmp_path / "store")), tmp_path)
     tree_id, _ = template.targets["packed-tree"]
     blob_id, _ = template.targets["packed-blob"]  # below that tree
-    corrupt(template.storage, tree_id, "middle")
-    corrupt(template.storage, blob_id, "last")
+    corrupt(template.storage, tree_id, lambda n: where("middle", n))
+    corrupt(template.storage, blob_id, lambda n: where("last", n))
     first = fsck(Repository(template.storage))
     assert [p.object_id for p in first.problems] == [tree_id.hex()]  # the blob is hidden
     result = repair(Repository(template.storage), "clean")
@@ -374,7 +353,7 @@ def test_repair_without_a_good_copy_changes_nothing(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()  # a store with nothing in it
     add_remote(repo, "empty", str(tmp_path / "empty"))
     for target in ("loose-blob", "packed-blob"):
-        corrupt(template.storage, template.targets[target][0], "middle")
+        corrupt(template.storage, template.targets[target][0], lambda n: where("middle", n))
     before = {k: template.storage.get(k) for k in template.storage.list("") if "/" in k}
     result = repair(repo, "empty")
     assert not result.ok and result.repaired == [] and result.packs_rewritten == []

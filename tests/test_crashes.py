@@ -324,7 +324,7 @@ def mutate(root: Path, rng: random.Random) -> None:
 
 def open_repo(url: str | Any) -> Repository:
     if isinstance(url, dict):
-        from tests.conftest import open_spec
+        from tests.backends import open_spec
 
         return Repository(open_spec(url))
     return Repository.open(url)

@@ -32,20 +32,15 @@ from cas import (
 )
 from cas.objects import encode_header, object_id
 from cas.store import loose_key
+from tests.helpers import remove_deep, workspace, write
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
-    monkeypatch.setenv("ARTIFACTS_PROJECT", "proj")
-    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
-    (work / ".artifacts").mkdir()
-    return work
+    """The shared workspace one level down: tests watch ``tmp_path`` around it."""
+    return workspace(tmp_path / "work", monkeypatch)
 
 
 @pytest.fixture
@@ -295,21 +290,6 @@ def test_a_very_deep_tree_is_read_downloaded_verified_and_checked_out_without_ex
         remove_deep(tmp_path / "out")  # pytest's own cleanup recurses, and would fail
 
 
-def remove_deep(top: Path) -> None:
-    """``shutil.rmtree`` without recursion."""
-    stack = [str(top)]
-    while stack:
-        with os.scandir(stack[-1]) as it:
-            entries = list(it)
-        subdirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-        if subdirs:
-            stack.extend(subdirs)
-            continue
-        for entry in entries:
-            os.unlink(entry.path)
-        os.rmdir(stack.pop())
-
-
 def test_a_version_whose_metadata_is_no_longer_accepted_is_read_and_drafted(ws, repo):
     old = {"raw": b"\xff", "n": 1}  # bytes that are not UTF-8: an older store could hold them
     wire(repo, "old", repo.objects.put(Tree(())), metadata=old)
@@ -490,12 +470,6 @@ def test_add_dir_skips_a_symlinked_directory_with_a_warning(ws):
 
 
 # ---- helpers ----------------------------------------------------------------------------
-
-
-def write(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return str(path)
 
 
 def make(ws: Path, name: str, files: dict[str, bytes]) -> Artifact:

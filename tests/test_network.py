@@ -32,16 +32,11 @@ from tests.test_cli import cli_env, run_in_pty
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["s3", "gcs"])
-def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[FaultProxy, Spec]]:
+@pytest.fixture(params=["s3-moto", "gcs"])
+def proxied(request: pytest.FixtureRequest, make_spec: Any) -> Iterator[tuple[FaultProxy, Spec]]:
     """A proxy in front of a real server, and the spec of a fresh bucket behind it."""
-    if request.param == "s3":
-        server = request.getfixturevalue("moto_server")
-        spec = new_s3_spec(server)
-    else:
-        server = request.getfixturevalue("gcs_server")
-        spec = new_gcs_spec(server)
-    with FaultProxy(server.endpoint_url) as proxy:
+    spec = make_spec(request.param)
+    with FaultProxy(spec["options"]["endpoint_url"]) as proxy:
         yield proxy, {**spec, "options": {**spec["options"], "endpoint_url": proxy.url}}
 
 
@@ -243,12 +238,12 @@ def test_cli_without_credentials_says_which_variables_to_set(
     assert url in err and "AWS_ACCESS_KEY_ID" in err and "AWS_SECRET_ACCESS_KEY" in err
 
 
-@pytest.mark.parametrize("kind", ["s3", "gcs"])
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
 def test_cli_names_a_missing_bucket(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str
 ) -> None:
     bucket = f"missing-{uuid.uuid4().hex[:12]}"
-    if kind == "s3":
+    if kind == "s3-moto":
         server = request.getfixturevalue("moto_server")
         url = f"s3://{bucket}/store"
         env = _s3_env(server, server.endpoint_url, ARTIFACTS_STORE=url)

@@ -19,8 +19,8 @@ import pytest
 import artifacts
 from artifacts import Artifact, ReferenceChangedError, UsageError
 from artifacts.files import Reference, read_descriptor
+from tests.helpers import tree_of, write
 from tests.servers import GCSServer, S3Server
-from tests.test_artifacts import read_tree, write
 from tests.test_remotes import use_gcs_env, use_s3_env
 
 
@@ -37,11 +37,11 @@ def descriptors(artifact: Artifact) -> dict[str, dict[str, Any]]:
 
 def refused_download(artifact: Artifact, root: Path, uri: str) -> None:
     """The download raises ReferenceChangedError naming ``uri``; no file takes a name."""
-    before = read_tree(root) if root.exists() else None
+    before = tree_of(root) if root.exists() else None
     with pytest.raises(ReferenceChangedError, match=uri.replace("+", r"\+")) as caught:
         artifact.download(str(root))
     assert caught.value.uri == uri
-    assert (read_tree(root) if root.exists() else None) == before
+    assert (tree_of(root) if root.exists() else None) == before
 
 
 # ---- file:// -----------------------------------------------------------------------
@@ -58,7 +58,7 @@ def test_a_directory_file_reference_adds_one_entry_per_file(ws):
         ("data/sub/b.txt", 2, f"file://{src}/sub/b.txt"),
     ]
     log(artifact)
-    assert read_tree(artifact.download(str(ws / "dl"))) == {
+    assert tree_of(artifact.download(str(ws / "dl"))) == {
         "data/a.txt": b"aaa",
         "data/sub/b.txt": b"bb",
     }
@@ -83,7 +83,7 @@ def test_a_file_reference_whose_file_changed_is_refused(ws):
     refused_download(artifact, ws / "dl", f"file://{target}")
     write(ws / "into" / "keep.txt", "mine")  # a directory with files: written in place
     refused_download(artifact, ws / "into", f"file://{target}")
-    assert read_tree(ws / "into") == {"keep.txt": b"mine"}
+    assert tree_of(ws / "into") == {"keep.txt": b"mine"}
 
 
 def test_without_checksum_only_the_uri_is_recorded_and_so_said(ws):
@@ -95,7 +95,7 @@ def test_without_checksum_only_the_uri_is_recorded_and_so_said(ws):
     log(artifact)
     assert descriptors(artifact)["f.bin"]["checksum"] is False
     write(target, b"changed, and longer")  # nothing was promised about the bytes
-    assert read_tree(artifact.download(str(ws / "dl"))) == {"f.bin": b"changed, and longer"}
+    assert tree_of(artifact.download(str(ws / "dl"))) == {"f.bin": b"changed, and longer"}
     artifact.verify(str(ws / "dl"))
 
 
@@ -107,7 +107,7 @@ def test_an_unchecked_descriptor_of_an_older_store_is_still_read(ws):
     artifact._stage(("f.bin",), Reference({"uri": uri, "digest": uri, "size": 3}), False)
     log(artifact)
     write(target, b"changed")
-    assert read_tree(artifact.download(str(ws / "dl"))) == {"f.bin": b"changed"}
+    assert tree_of(artifact.download(str(ws / "dl"))) == {"f.bin": b"changed"}
 
 
 # ---- buckets -----------------------------------------------------------------------
@@ -138,10 +138,10 @@ def gcs_bucket(server: GCSServer, monkeypatch: pytest.MonkeyPatch, versioned: bo
     return fs
 
 
-BUCKETS = [("s3", s3_bucket, "moto_server"), ("gs", gcs_bucket, "gcs_server")]
+BUCKETS = {"s3-moto": ("s3", s3_bucket, "moto_server"), "gcs": ("gs", gcs_bucket, "gcs_server")}
 
 
-@pytest.fixture(params=BUCKETS, ids=[b[0] for b in BUCKETS])
+@pytest.fixture(params=list(BUCKETS.values()), ids=list(BUCKETS))
 def bucket(request, ws, monkeypatch):
     """(scheme, make_bucket(versioned) -> filesystem on a fresh bucket)."""
     scheme, factory, server_fixture = request.param
@@ -162,7 +162,7 @@ def test_a_bucket_prefix_adds_one_entry_per_object(bucket, ws):
         ("sub/b.txt", 2, f"{prefix}sub/b.txt"),
     ]
     log(artifact)
-    assert read_tree(artifact.download(str(ws / "dl"))) == {"a.txt": b"aaa", "sub/b.txt": b"bb"}
+    assert tree_of(artifact.download(str(ws / "dl"))) == {"a.txt": b"aaa", "sub/b.txt": b"bb"}
     artifact.verify(str(ws / "dl"))
     with pytest.raises(UsageError, match="more than 1 objects.*max_objects"):
         Artifact("refs", "dataset").add_reference(prefix.rstrip("/"), max_objects=1)
@@ -192,7 +192,7 @@ def test_a_versioned_bucket_gives_back_the_logged_version(bucket, ws):
     log(artifact)
     assert descriptors(artifact)["f.bin"]["version"]
     fs.pipe(f"{fs.bucket}/f.bin", b"a newer version, longer")
-    assert read_tree(artifact.download(str(ws / "dl"))) == {"f.bin": b"logged bytes"}
+    assert tree_of(artifact.download(str(ws / "dl"))) == {"f.bin": b"logged bytes"}
     artifact.verify(str(ws / "dl"))
 
 

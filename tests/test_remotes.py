@@ -14,8 +14,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +33,9 @@ from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD, content_key, loose_key
 from remotes import transfer
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from tests.helpers import tree_of, write_tree
 from tests.httpproxy import Action, FaultProxy, Request
+from tests.processes import python, wait_ok
 from tests.servers import (
     S3_KEY,
     S3_SECRET,
@@ -66,25 +66,6 @@ VERSIONS = [V0, V1, V2]
 
 
 # ---- helpers -------------------------------------------------------------------
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    if root.exists():
-        shutil.rmtree(root)
-    for name, data in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-def tree_of(root: str | Path) -> dict[str, bytes]:
-    root = Path(root)
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def log(
@@ -141,23 +122,19 @@ def bucket_url(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         server: Any = request.getfixturevalue("gcs_server")
         use_gcs_env(monkeypatch, server)
         return new_gcs_spec(server)["url"]
-    server = request.getfixturevalue("moto_server" if kind == "moto" else "seaweed_server")
+    server = request.getfixturevalue("moto_server" if kind == "s3-moto" else "seaweed_server")
     use_s3_env(monkeypatch, server.endpoint_url, server.key, server.secret)
     return new_s3_spec(server)["url"]
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch working directory; pack-index caches under it; no ambient store."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("ARTIFACTS_ENTITY", ENTITY)
-    monkeypatch.setenv("ARTIFACTS_PROJECT", PROJECT)
-    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
-    return tmp_path
+def ws(ws: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared workspace, with pack-index caches under it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(ws / "xdg-cache"))
+    return ws
 
 
-@pytest.fixture(params=["local", "moto", "seaweedfs", "gcs"])
+@pytest.fixture(params=["local", "s3-moto", "s3-seaweed", "gcs"])
 def remote_url(request: pytest.FixtureRequest, ws: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "local":
         return str(ws / "remote-store")
@@ -382,29 +359,12 @@ def part_files(i: int) -> dict[str, bytes]:
     return {f"shard-{i}.bin": shard, f"part/run{i}/rows.csv": f"run,{i}\n".encode()}
 
 
-def run_script(script: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_ok(proc: subprocess.Popen[str]) -> None:
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-
-
-@pytest.mark.parametrize("kind", ["moto", "gcs"])
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
 def test_distributed_runs_upsert_straight_into_a_bucket(
     kind: str, ws: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = bucket_url(kind, request, monkeypatch)
     monkeypatch.setenv("ARTIFACTS_STORE", url)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     procs = []
     expected: dict[str, bytes] = {"final.txt": b"the finisher's own file\n"}
     for i in (1, 2, 3):
@@ -413,12 +373,12 @@ def test_distributed_runs_upsert_straight_into_a_bucket(
         write_tree(cwd, files)
         expected[f"shard-{i}.bin"] = files[f"shard-{i}.bin"]
         expected[f"run{i}/rows.csv"] = files[f"part/run{i}/rows.csv"]
-        procs.append(run_script(UPSERT.replace("{i}", str(i)), cwd, env))
+        procs.append(python("-c", UPSERT.replace("{i}", str(i)), cwd=cwd))
     for proc in procs:
-        wait_ok(proc)
+        wait_ok(proc, timeout=120)
     finisher = ws / "finisher"
     write_tree(finisher, {"final.txt": expected["final.txt"]})
-    wait_ok(run_script(FINISH, finisher, env))
+    wait_ok(python("-c", FINISH, cwd=finisher), timeout=120)
 
     assert download(url, "dist:v0") == expected
     repo = Repository.open(url)
@@ -437,7 +397,7 @@ V4 = {**V2, "train/a.csv": b"two's v3\n"}
 def test_diverged_push_is_refused_then_rebased_and_nothing_is_lost(
     ws: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = bucket_url("moto", request, monkeypatch)
+    url = bucket_url("s3-moto", request, monkeypatch)
     seed = Repository.open(str(ws / "seed" / ".artifacts"))
     log(seed.url, V0)
     remotes.add_remote(seed, "origin", url)

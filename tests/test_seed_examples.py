@@ -7,15 +7,14 @@ remove; log inside a run or save outside one).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import artifacts
+from tests.helpers import tree_of, workspace
+from tests.processes import python, wait_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,23 +61,11 @@ with artifacts.init() as run:
 
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ARTIFACTS_ENTITY", "team")
-    monkeypatch.setenv("ARTIFACTS_PROJECT", "seed")
-    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
-    (tmp_path / ".artifacts").mkdir()  # the store of this page's project
+    """The page's project, with its images."""
+    workspace(tmp_path, monkeypatch, project="seed")
     for name, data in IMAGES.items():
         (tmp_path / name).write_bytes(data)
     return tmp_path
-
-
-def tree_of(root: str | Path) -> dict[str, bytes]:
-    root = Path(root)
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def fetch(spec: str, root: str) -> tuple[artifacts.Artifact, dict[str, bytes]]:
@@ -86,22 +73,6 @@ def fetch(spec: str, root: str) -> tuple[artifacts.Artifact, dict[str, bytes]]:
     with artifacts.init(job_type="check") as run:
         artifact = run.use_artifact(spec)
         return artifact, tree_of(artifact.download(root))
-
-
-def start(script: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, script],
-        cwd=cwd,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen) -> None:
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
 
 
 # ---- single run ------------------------------------------------------------------------
@@ -145,13 +116,13 @@ def test_distributed_runs_as_three_processes(ws):
         (ws / name).write_text(code, encoding="utf-8")
 
     # Run 1 and Run 2 at the same time; Run 3 only after both have finished.
-    one, two = start("run1.py", ws), start("run2.py", ws)
-    finish(one)
-    finish(two)
+    one, two = python("run1.py", cwd=ws), python("run2.py", cwd=ws)
+    wait_ok(one)
+    wait_ok(two)
     with artifacts.init(job_type="check") as run:
         with pytest.raises(artifacts.ArtifactNotFoundError):
             run.use_artifact("artifact_name")  # nothing is committed before Run 3
-    finish(start("run3.py", ws))
+    wait_ok(python("run3.py", cwd=ws))
 
     version, files = fetch("artifact_name:latest", "dl")
     assert version.version == "v0"
@@ -163,7 +134,7 @@ def test_distributed_runs_as_three_processes(ws):
 
     # Running Run 3 again (a retry, say) finds its version already committed, with its
     # files and no new part: the finish is idempotent and latest keeps every part.
-    finish(start("run3.py", ws))
+    wait_ok(python("run3.py", cwd=ws))
     latest, files = fetch("artifact_name:latest", "dl2")
     assert files == IMAGES
     assert latest.version == "v0"

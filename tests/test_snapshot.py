@@ -17,7 +17,7 @@ from artifacts import Artifact, scan
 from artifacts.errors import DuplicateEntryError, UsageError
 from artifacts.scan import scan_tree
 from artifacts.snapshot import DirSource
-from tests.test_artifacts import contents, files_stored, write
+from tests.helpers import contents, files_stored, write
 
 OLD_NS = time.time_ns() - 3600 * 10**9  # an hour ago: far from racily clean
 

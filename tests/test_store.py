@@ -37,6 +37,7 @@ from cas.store import (
     decode_index,
     loose_key,
 )
+from tests.helpers import corrupt, flip
 
 
 @pytest.fixture
@@ -49,12 +50,6 @@ def sample_objects() -> tuple[Blob, Blob, Tree, Commit]:
     tree = Tree((TreeEntry("a.txt", "blob", a.id, 6), TreeEntry("b.txt", "blob", b.id, 500)))
     commit = Commit(tree=tree.id, meta={"message": "hi"})
     return a, b, tree, commit
-
-
-def flip(data: bytes, position: int) -> bytes:
-    changed = bytearray(data)
-    changed[position] ^= 0x01
-    return bytes(changed)
 
 
 def pack_keys(storage: Storage) -> list[str]:
@@ -465,7 +460,7 @@ def test_a_large_blob_of_the_older_whole_bytes_form_still_reads(
     out = io.BytesIO()
     assert store.copy_blob_to(blob.id, out) == len(blob.data)
     assert out.getvalue() == blob.data
-    corrupt_loose(store, blob.id, -1)
+    corrupt(store.storage, blob.id, lambda n: n - 1)
     with pytest.raises(CorruptObjectError):
         store.copy_blob_to(blob.id, io.BytesIO())
     store.delete_loose(blob.id)
@@ -623,26 +618,12 @@ def test_empty_file(store: ObjectStore, tmp_path: Path) -> None:
 # ---- corruption ----------------------------------------------------------------
 
 
-def corrupt_loose(store: ObjectStore, object_id: bytes, position: int) -> None:
-    key = store.loose_location(object_id)
-    assert key is not None
-    data = store.storage.get(key)
-    store.storage.put(key, flip(data, position % len(data)))
-
-
-def corrupt_packed(store: ObjectStore, object_id: bytes, position: int) -> None:
-    (name,) = store.packs()
-    offset, length = next((o, n) for i, o, n in store.pack_entries(name) if i == object_id)
-    key = f"packs/{name}.pack"
-    store.storage.put(key, flip(store.storage.get(key), offset + position % length))
-
-
 @pytest.mark.parametrize("position", [0, 3, 10, -1], ids=["header", "kind", "payload", "last"])
 def test_corrupt_loose_object_is_detected(store: ObjectStore, position: int) -> None:
     a, b, tree, commit = sample_objects()
     for obj in (a, tree, commit):
         store.put(obj)
-        corrupt_loose(store, obj.id, position)
+        corrupt(store.storage, obj.id, lambda n: position % n)
         with pytest.raises(CorruptObjectError) as info:
             store.get(obj.id)
         assert info.value.object_id == obj.id
@@ -657,7 +638,7 @@ def test_corrupt_packed_object_is_detected(store: ObjectStore, position: int) ->
     with store.writer() as writer:
         for obj in (a, b, tree, commit):
             writer.add(obj)
-    corrupt_packed(store, tree.id, position)
+    corrupt(store.storage, tree.id, lambda n: position % n)
     for reader in (store, ObjectStore(store.storage)):
         with pytest.raises(CorruptObjectError) as info:
             reader.get(tree.id)
@@ -671,11 +652,11 @@ def test_copy_blob_to_detects_a_corrupt_large_blob(store: ObjectStore, tmp_path:
     path, data = big_file(tmp_path)
     object_id, _ = store.put_blob_file(path)
     for position in (100, len(data) // 2, -1):
-        corrupt_loose(store, object_id, position)
+        corrupt(store.storage, object_id, lambda n, at=position: at % n)
         with pytest.raises(CorruptObjectError) as info:
             store.copy_blob_to(object_id, io.BytesIO())
         assert info.value.object_id == object_id
-        corrupt_loose(store, object_id, position)  # flip it back
+        corrupt(store.storage, object_id, lambda n, at=position: at % n)  # flip it back
         out = io.BytesIO()
         store.copy_blob_to(object_id, out)
         assert out.getvalue() == data
@@ -695,7 +676,7 @@ def test_copy_blob_to_detects_a_corrupt_packed_blob(store: ObjectStore) -> None:
     with store.writer() as writer:
         writer.add(a)
         writer.add(b)
-    corrupt_packed(store, b.id, 20)
+    corrupt(store.storage, b.id, lambda n: 20)
     with pytest.raises(CorruptObjectError) as info:
         store.copy_blob_to(b.id, io.BytesIO())
     assert info.value.object_id == b.id
@@ -707,6 +688,6 @@ def test_copy_blob_to_reports_a_corrupt_header_as_corruption(
 ) -> None:
     blob = Blob(b"hello world")
     store.put(blob)
-    corrupt_loose(store, blob.id, position)
+    corrupt(store.storage, blob.id, lambda n: position % n)
     with pytest.raises(CorruptObjectError):
         store.copy_blob_to(blob.id, io.BytesIO())

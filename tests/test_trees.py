@@ -8,23 +8,12 @@ from artifacts.errors import MergeConflictError
 from artifacts.trees import REMOVE, Diff, Part, apply_edits, diff, lookup, merge, walk
 from cas import Blob, ObjectStore, Tree, TreeEntry, UsageError
 from cas.storage import MemoryStorage
-
-
-class CountingStore(ObjectStore):
-    """A real object store that records which trees are read (no behaviour changed)."""
-
-    def __init__(self) -> None:
-        super().__init__(MemoryStorage())
-        self.trees_read: list[bytes] = []
-
-    def get_tree(self, object_id: bytes) -> Tree:
-        self.trees_read.append(object_id)
-        return super().get_tree(object_id)
+from tests.helpers import CountingStore
 
 
 @pytest.fixture
 def store() -> CountingStore:
-    return CountingStore()
+    return CountingStore(MemoryStorage())
 
 
 def blob(store: ObjectStore, name: str, data: bytes, executable: bool = False) -> TreeEntry:
