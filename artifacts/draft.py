@@ -113,6 +113,7 @@ class Draft:
         )
 
     def removals(self) -> dict[trees.Path, trees.Edit]:
+        """The paths of the base this draft removes."""
         return {p: e for p, e in self.edits.items() if e is trees.REMOVE}
 
     def cleanup(self) -> None:

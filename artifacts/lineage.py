@@ -25,7 +25,7 @@ R = TypeVar("R", bound="RunLog")
 
 
 def current_run() -> Any:
-    """The run started last and not finished yet, or None."""
+    """The run started last and not finished yet (a ``Run``), or None."""
     return _active[-1] if _active else None
 
 
@@ -130,7 +130,7 @@ class RunLog:
             self.entity, self.project, self.id, lambda r: r.logged.append(commit_id)
         )
 
-    def note_used(self, commit_id: str) -> None:
+    def _note_used(self, commit_id: str) -> None:
         self.registry.update_run(
             self.entity, self.project, self.id, lambda r: _add_use(r, commit_id)
         )

@@ -106,7 +106,7 @@ class Run(RunLog):
             if type is not None and version.type != type:
                 raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
             used = Artifact(version.name, version.type).become(self.registry, version)
-        self.note_used(used.id)
+        self._note_used(used.id)
         return used
 
     # ---- distributed runs ---------------------------------------------
