@@ -10,59 +10,32 @@ untouched files are never read, hashed or uploaded.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from cas import ObjectStore, PackWriter
+from cas import ObjectStore
 from cas.errors import UsageError
-from cas.ingest import OnStored, store_files
-from cas.objects import TreeEntry, canonical_packb
+from cas.objects import TreeEntry
 
 from . import references, trees
-from .errors import ArtifactNotFoundError, ArtifactStateError, DuplicateEntryError
+from .draft import Draft
+from .errors import ArtifactNotFoundError, ArtifactStateError
 from .files import (
     Entry,
-    LocalFile,
     Reference,
-    blob_id_of_file,
     check_destinations,
     remove_others,
     stage_file,
     verify_dir,
     write_files,
 )
+from .lineage import RunLog, current_run
 from .metadata import normalize_metadata
 from .names import split_path, validate_artifact_name
 from .registry import Registry, RunRecord, Version
-from .scan import DirScan, scan_tree
-from .snapshot import DirSource, build_tree
-from .statcache import StatCache
-
-if TYPE_CHECKING:
-    pass
-
-Staged = LocalFile | Reference | trees._Remove | DirSource
-
-
-def _overlaps(path: trees.Path, staged: Staged, prefix: trees.Path, scan: DirScan | None) -> bool:
-    """Does the edit (path, staged) touch anything the directory at ``prefix`` would?
-
-    ``scan`` is that directory's scan, or None to ask about the path ``prefix``
-    alone (a file added or removed there).
-    """
-    if isinstance(staged, DirSource):
-        if scan is not None:  # two directories: only side by side are they simple
-            n = min(len(path), len(prefix))
-            return path[:n] == prefix[:n]
-        path, prefix, scan = prefix, path, staged.scan
-    if scan is None:
-        return path == prefix
-    if prefix[: len(path)] == path:
-        return True  # the edit is at or above the directory
-    return path[: len(prefix)] == prefix and scan.find(path[len(prefix) :])
+from .saver import Header, Saver
+from .scan import scan_tree
 
 
 class Artifact:
@@ -80,11 +53,9 @@ class Artifact:
         self.type = type
         self.description = description
         self.metadata = metadata  # the setter converts it
-        self._edits: dict[trees.Path, Staged] = {}
-        self._base: Version | None = None  # the version a draft was made from
+        self._draft = Draft()  # the edits, and the version they apply to
         self._registry: Registry | None = None
         self._logged: Version | None = None
-        self._tmpdir: str | None = None
 
     def __repr__(self) -> str:
         state = f"{self._logged.name}:v{self._logged.number}" if self._logged else "draft"
@@ -128,7 +99,7 @@ class Artifact:
         self._check_open()
         staged = stage_file(local_path)
         path = split_path(name if name is not None else os.path.basename(local_path))
-        self._stage(path, staged, overwrite)
+        self._draft.stage(path, staged, overwrite)
         return Entry("/".join(path), "", staged.size, staged.executable)
 
     def add_dir(
@@ -141,12 +112,7 @@ class Artifact:
     ) -> None:
         self._check_open()
         prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
-        scan = scan_tree(local_path)
-        if any(_overlaps(path, staged, prefix, scan) for path, staged in self._edits.items()):
-            for rel, staged in scan.iter_files():  # file by file, as the edits demand
-                self._stage(prefix + rel, staged, overwrite=merge)
-        else:  # staged whole: logged directory by directory (see artifacts.snapshot)
-            self._edits[prefix] = DirSource(scan)
+        self._draft.stage_dir(prefix, scan_tree(local_path), merge)
 
     def add_reference(
         self,
@@ -168,7 +134,7 @@ class Artifact:
             staged.append((path, descriptor))
         entries = []
         for path, descriptor in staged:  # every name is valid before any is staged
-            self._stage(path, Reference(descriptor), overwrite=False)
+            self._draft.stage(path, Reference(descriptor), overwrite=False)
             digest, size = descriptor["digest"], descriptor["size"]
             entries.append(Entry("/".join(path), digest, size, ref=descriptor["uri"]))
         return entries
@@ -178,151 +144,39 @@ class Artifact:
         """Write a file straight into the draft: ``with a.new_file("x.txt") as f``."""
         self._check_open()
         path = split_path(name)
-        if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="artifact-")
-        # A fresh directory per call: writing a second file of the same name must not
-        # overwrite the first behind _stage's back (it refuses different contents).
-        local = os.path.join(tempfile.mkdtemp(dir=self._tmpdir), *path)
-        os.makedirs(os.path.dirname(local), exist_ok=True)
+        local = self._draft.scratch_path(path)
         open_mode = "w" + ("b" if "b" in mode else "")
         with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
             yield f
-        self._stage(path, stage_file(local), overwrite=False)
+        self._draft.stage(path, stage_file(local), overwrite=False)
 
     def remove(self, item: str | Entry) -> None:
         """Remove a file, or a directory with everything below it."""
         self._check_open()
         target = item.path if isinstance(item, Entry) else item
-        path = split_path(target.rstrip("/"))
-        self._expand_dirs_at(path)
-        n = len(path)
-        dropped = [p for p in self._edits if p[:n] == path]
-        for p in dropped:
-            del self._edits[p]
-        registry = self._registry
-        in_base = (
-            self._base is not None
-            and registry is not None
-            and trees.lookup(registry.objects, self._base.tree, path) is not None
-        )
-        if in_base:
-            self._edits[path] = trees.REMOVE
-        elif not dropped or all(s is trees.REMOVE for s in map(self._edits.get, dropped)):
-            raise ArtifactNotFoundError(f"cannot remove {target!r}: no such file or directory")
+        self._draft.remove(split_path(target.rstrip("/")), target)
 
-    def _stage(self, path: trees.Path, staged: LocalFile | Reference, overwrite: bool) -> None:
-        self._expand_dirs_at(path)
-        old = self._edits.get(path)
-        if isinstance(old, LocalFile) and isinstance(staged, LocalFile) and not overwrite:
-            same_file = old.path == staged.path
-            if not same_file and blob_id_of_file(old.path) != blob_id_of_file(staged.path):
-                raise DuplicateEntryError("/".join(path))
-        elif isinstance(old, Reference) and not overwrite and old != staged:
-            raise DuplicateEntryError("/".join(path))
-        self._edits.pop(path, None)  # re-insert: the newest edit comes last
-        self._edits[path] = staged
-
-    def _expand_dirs_at(self, path: trees.Path) -> None:
-        """Turn staged directories that hold something at ``path`` into single files."""
-        for prefix, staged in list(self._edits.items()):
-            if isinstance(staged, DirSource) and _overlaps(prefix, staged, path, None):
-                del self._edits[prefix]
-                for rel, f in staged.scan.iter_files():
-                    self._edits[prefix + rel] = f
-
-    def _build(
-        self, registry: Registry, base_tree: bytes | None, on_stored: OnStored | None = None
-    ) -> tuple[bytes, int]:
-        """Store the staged files and return (root tree id, size) of the result;
-        ``on_stored(size)`` as files are stored (see :func:`cas.ingest.store_files`)."""
-        store = registry.objects
-        store.refresh_packs()
-        # A directory staged whole can be built alone only where the base has nothing.
-        for prefix, staged in list(self._edits.items()):
-            if isinstance(staged, DirSource) and base_tree is not None:
-                if not prefix or trees.lookup(store, base_tree, prefix) is not None:
-                    self._expand_dirs_at(prefix)
-        dirs = {p: s.scan for p, s in self._edits.items() if isinstance(s, DirSource)}
-        singles = {p: s for p, s in self._edits.items() if not isinstance(s, DirSource)}
-        local_files = [s for s in singles.values() if isinstance(s, LocalFile)]
-        # For a handful of files, hashing them beats loading a cache of the whole tree.
-        use_cache = dirs or len(local_files) >= 64
-        cache = StatCache.for_store(registry.repo) if use_cache else StatCache(None)
-        with store.writer() as writer:
-            edits: dict[trees.Path, trees.Edit] = {}
-            result = None
-            for prefix, scan in dirs.items():
-                built = build_tree(store, writer, scan, cache, on_stored)
-                if built is None:
-                    continue  # an empty directory adds nothing
-                if not prefix:
-                    base_tree, result = built[0], built  # the base had nothing: this is the root
-                else:
-                    edits[prefix] = TreeEntry(prefix[-1], "tree", built[0], built[1])
-            singles_edits = self._single_edits(store, writer, singles, cache, on_stored)
-            if edits or singles_edits or result is None:
-                writer.flush()  # the new trees must be readable to edit below them
-                if edits:
-                    base_tree, _ = trees.apply_edits(store, writer, base_tree, edits)
-                    writer.flush()
-                result = trees.apply_edits(store, writer, base_tree, singles_edits)
-        cache.save()
-        return result
-
-    def _single_edits(
-        self,
-        store: ObjectStore,
-        writer: PackWriter,
-        singles: dict[trees.Path, Staged],
-        cache: StatCache,
-        on_stored: OnStored | None,
-    ) -> dict[trees.Path, trees.Edit]:
-        """Edits for files added one by one, references and removals."""
-        files = {p: s for p, s in singles.items() if isinstance(s, LocalFile)}
-        cached = {p: cache.lookup(s) for p, s in files.items()}
-        present = store.has_many({i for i in cached.values() if i is not None})
-        misses = [(p, files[p]) for p, blob_id in cached.items() if blob_id not in present]
-        hashed_ns = cache.now_ns()
-        stored = store_files(store, [(s.path, s.size) for _, s in misses], on_stored)
-        sizes = {}
-        for (path, staged), (blob_id, size) in zip(misses, stored, strict=True):
-            cached[path], sizes[path] = blob_id, size
-            cache.record(staged, blob_id, hashed_ns)
-        edits: dict[trees.Path, trees.Edit] = {}
-        for path, staged in singles.items():
-            if isinstance(staged, LocalFile):
-                blob_id, size = cached[path], sizes.get(path, staged.size)
-                assert blob_id is not None
-                edits[path] = TreeEntry(path[-1], "blob", blob_id, size, staged.executable)
-            elif isinstance(staged, Reference):
-                desc = staged.descriptor
-                blob_id = writer.add_blob(canonical_packb(desc))
-                edits[path] = TreeEntry(path[-1], "ref", blob_id, desc["size"])
-            else:
-                edits[path] = staged  # type: ignore[assignment]
-        return edits
-
-    def _cleanup(self) -> None:
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+    def staged(self) -> Draft:
+        """The draft's edits, once checked loggable: what a run saves a version from."""
+        self._check_loggable()
+        return self._draft
 
     # ---- after logging -------------------------------------------------
 
-    def _bind(self, registry: Registry, version: Version) -> None:
-        self._registry, self._logged, self._base = registry, version, None
-        self._edits = {}
+    def become(self, registry: Registry, version: Version) -> Artifact:
+        """Be ``version`` of ``registry`` from now on: what a run makes of a logged draft."""
+        self._registry, self._logged = registry, version
+        self._draft.cleanup()
+        self._draft = Draft()
         self.name = version.name
         self.type = version.type
         self.description = version.commit.meta.get("description")
         self._metadata = dict(version.commit.meta.get("metadata") or {})  # as stored
-        self._cleanup()
+        return self
 
     @classmethod
     def _from_version(cls, registry: Registry, version: Version) -> Artifact:
-        artifact = cls(version.name, version.type)
-        artifact._bind(registry, version)
-        return artifact
+        return cls(version.name, version.type).become(registry, version)
 
     def _version(self) -> tuple[Registry, Version]:
         if self._logged is None or self._registry is None:
@@ -470,20 +324,20 @@ class Artifact:
         # As stored: a version of an older store may hold metadata no longer accepted
         # (bytes that are not UTF-8); that must not stop a draft, only its logging.
         draft._metadata = dict(self.metadata)
-        draft._registry, draft._base = registry, version
+        draft._draft = Draft(version, registry)
         return draft
 
     def save(self, project: str | None = None, settings: Any = None) -> Artifact:
         """Log this artifact: through the active run, or a short one of its own."""
-        from . import run as run_module
-
-        active = run_module.current_run()
+        active = current_run()
         if active is not None:
             return active.log_artifact(self)
         # A draft of a logged version goes back to that version's store.
-        store = self._registry.repo.url if self._registry is not None else None
-        with run_module.init(project=project, job_type="auto", store=store) as run:
-            return run.log_artifact(self)
+        registry = self._registry or self._draft.registry
+        store = registry.repo.url if registry is not None else None
+        with RunLog.start(project=project, job_type="auto", store=store) as run:
+            version = Saver(run).log(self.staged(), Header.of(self), [], [])
+            return self.become(run.registry, version)
 
     def delete(self) -> None:
         raise UsageError("versions are immutable; remove aliases instead, and let gc reclaim space")
@@ -502,11 +356,7 @@ class Artifact:
 
     def staged_bytes(self) -> int:
         """Bytes of the local files staged in this draft: at most what logging will read."""
-        return sum(
-            s.size if isinstance(s, LocalFile) else s.scan.total_size
-            for s in self._edits.values()
-            if isinstance(s, LocalFile | DirSource)
-        )
+        return self._draft.staged_bytes()
 
 
 class Manifest:

@@ -19,13 +19,13 @@ from .errors import MergeConflictError, UsageError
 Path = tuple[str, ...]
 
 
-class _Remove:
+class Removal:
     def __repr__(self) -> str:
         return "REMOVE"
 
 
-REMOVE = _Remove()
-Edit = TreeEntry | _Remove
+REMOVE = Removal()
+Edit = TreeEntry | Removal
 # A call of a function below that is written as recursion: where it would call itself it
 # yields that call, and _iteratively sends the call's result back in.
 Call = Generator["Call", Any, Any]

@@ -332,7 +332,7 @@ def test_the_store_directory_name_is_refused_at_every_level_when_staging(ws, ent
     ):
         with pytest.raises(InvalidNameError, match="store"):
             stage()
-    assert artifact._edits == {}
+    assert artifact._draft.edits == {}
 
 
 def test_use_artifact_refuses_a_malformed_spec(ws):
@@ -437,7 +437,7 @@ def test_new_file_writes_straight_into_the_draft(ws):
         f.write("héllo")  # the same contents again: fine
     with pytest.raises(DuplicateEntryError), artifact.new_file("hello.txt") as f:
         f.write("other")
-    tmpdir = artifact._tmpdir
+    tmpdir = artifact._draft._tmpdir
     with artifacts.init() as run:
         run.log_artifact(artifact)
     assert contents(artifact, "dl") == {"hello.txt": "héllo".encode(), "deep/bytes.bin": b"\0\1"}

@@ -58,7 +58,7 @@ SMALL_FILES = 300  # small files per generated directory: they are packed
 BIG_BYTES = 3 << 20  # one big file per directory: it is stored loose, streamed
 SMALL_PACK_LIMIT = 64 << 10  # for half of the push/pull trials: packs roll over mid-transfer
 # Finishing a distributed version again, after a finisher died between committing it and
-# clearing its parts, keeps the parts in `latest` (artifacts/run.py, Run._finish).
+# clearing its parts, keeps the parts in `latest` (artifacts/saver.py, Saver._finish).
 REFINISH_IS_IDEMPOTENT = True
 
 # Trials per operation, default suite and slow suite (36 + 5 x 32 + 4 = 200).
@@ -594,8 +594,8 @@ class Finish(Scenario):
         if whole[0] == mine[0] and self.parts(i) == {}:
             return
         # The finisher died after committing the version, before clearing the parts; the
-        # re-run then makes one more version, of its own files only (artifacts/run.py,
-        # Run._finish: see docs/reliability.md). Nothing is lost, but `latest` regresses.
+        # re-run then makes one more version, of its own files only (artifacts/saver.py,
+        # Saver._finish: see docs/reliability.md). Nothing is lost, but `latest` regresses.
         self.notes["re-finish dropped the parts from latest"] += 1
         assert not REFINISH_IS_IDEMPOTENT, "re-finishing made a version without the parts"
 

@@ -104,7 +104,7 @@ def test_an_unchecked_descriptor_of_an_older_store_is_still_read(ws):
     target = write(ws / "outside" / "f.bin", b"old")
     uri = f"file://{target}"
     artifact = Artifact("refs", "dataset")
-    artifact._stage(("f.bin",), Reference({"uri": uri, "digest": uri, "size": 3}), False)
+    artifact._draft.stage(("f.bin",), Reference({"uri": uri, "digest": uri, "size": 3}), False)
     log(artifact)
     write(target, b"changed")
     assert tree_of(artifact.download(str(ws / "dl"))) == {"f.bin": b"changed"}

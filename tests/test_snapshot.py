@@ -53,7 +53,7 @@ def test_a_directory_staged_whole_logs_as_file_by_file(ws):
     with artifacts.init() as run:
         whole = Artifact("whole", "dataset")
         whole.add_dir("src")
-        assert isinstance(next(iter(whole._edits.values())), DirSource)
+        assert isinstance(next(iter(whole._draft.edits.values())), DirSource)
         logged = run.log_artifact(whole)
         single = run.log_artifact(file_by_file("single", "src"))
         assert logged.digest == single.digest

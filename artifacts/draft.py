@@ -1,0 +1,123 @@
+"""A draft's staged edits: what logging will apply to the base version's tree.
+
+Files are staged by path, directories whole (see artifacts.snapshot) as long as no
+other edit touches them, references as their descriptors, and removals as
+``trees.REMOVE``. The newest edit of a path comes last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from . import trees
+from .errors import ArtifactNotFoundError, DuplicateEntryError
+from .files import LocalFile, Reference, blob_id_of_file
+from .registry import Registry, Version
+from .scan import DirScan
+from .snapshot import DirSource
+
+Staged = LocalFile | Reference | trees.Removal | DirSource
+
+
+def overlaps(path: trees.Path, staged: Staged, prefix: trees.Path, scan: DirScan | None) -> bool:
+    """Does the edit (path, staged) touch anything the directory at ``prefix`` would?
+
+    ``scan`` is that directory's scan, or None to ask about the path ``prefix``
+    alone (a file added or removed there).
+    """
+    if isinstance(staged, DirSource):
+        if scan is not None:  # two directories: only side by side are they simple
+            n = min(len(path), len(prefix))
+            return path[:n] == prefix[:n]
+        path, prefix, scan = prefix, path, staged.scan
+    if scan is None:
+        return path == prefix
+    if prefix[: len(path)] == path:
+        return True  # the edit is at or above the directory
+    return path[: len(prefix)] == prefix and scan.find(path[len(prefix) :])
+
+
+class Draft:
+    """The edits staged against ``base`` (a version of ``registry``), or against nothing."""
+
+    def __init__(self, base: Version | None = None, registry: Registry | None = None) -> None:
+        self.edits: dict[trees.Path, Staged] = {}
+        self.base = base
+        self.registry = registry
+        self._tmpdir: str | None = None  # files written by new_file
+
+    def stage(self, path: trees.Path, staged: LocalFile | Reference, overwrite: bool) -> None:
+        """Stage a file or reference at ``path``; refused if another, different one is there."""
+        self.expand_dirs_at(path)
+        old = self.edits.get(path)
+        if isinstance(old, LocalFile) and isinstance(staged, LocalFile) and not overwrite:
+            same_file = old.path == staged.path
+            if not same_file and blob_id_of_file(old.path) != blob_id_of_file(staged.path):
+                raise DuplicateEntryError("/".join(path))
+        elif isinstance(old, Reference) and not overwrite and old != staged:
+            raise DuplicateEntryError("/".join(path))
+        self.edits.pop(path, None)  # re-insert: the newest edit comes last
+        self.edits[path] = staged
+
+    def stage_dir(self, prefix: trees.Path, scan: DirScan, merge: bool) -> None:
+        """Stage a scanned directory at ``prefix``: whole, unless other edits touch it."""
+        if any(overlaps(path, staged, prefix, scan) for path, staged in self.edits.items()):
+            for rel, staged in scan.iter_files():  # file by file, as the edits demand
+                self.stage(prefix + rel, staged, overwrite=merge)
+        else:  # staged whole: logged directory by directory (see artifacts.snapshot)
+            self.edits[prefix] = DirSource(scan)
+
+    def remove(self, path: trees.Path, target: str) -> None:
+        """Unstage everything at or below ``path``, and remove it from the base if there."""
+        self.expand_dirs_at(path)
+        n = len(path)
+        dropped = [p for p in self.edits if p[:n] == path]
+        for p in dropped:
+            del self.edits[p]
+        in_base = (
+            self.base is not None
+            and self.registry is not None
+            and trees.lookup(self.registry.objects, self.base.tree, path) is not None
+        )
+        if in_base:
+            self.edits[path] = trees.REMOVE
+        elif not dropped or all(s is trees.REMOVE for s in map(self.edits.get, dropped)):
+            raise ArtifactNotFoundError(f"cannot remove {target!r}: no such file or directory")
+
+    def scratch_path(self, path: trees.Path) -> str:
+        """Where new_file writes a file for ``path``: a fresh directory per call, so that
+        a second file of the same name does not overwrite the first behind ``stage``'s
+        back (it refuses different contents)."""
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="artifact-")
+        local = os.path.join(tempfile.mkdtemp(dir=self._tmpdir), *path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        return local
+
+    def expand_dirs_at(self, path: trees.Path) -> None:
+        """Turn staged directories that hold something at ``path`` into single files."""
+        for prefix, staged in list(self.edits.items()):
+            if isinstance(staged, DirSource) and overlaps(prefix, staged, path, None):
+                del self.edits[prefix]
+                for rel, f in staged.scan.iter_files():
+                    self.edits[prefix + rel] = f
+
+    def staged_bytes(self) -> int:
+        """Bytes of the local files staged: at most what logging will read."""
+        return sum(
+            s.size if isinstance(s, LocalFile) else s.scan.total_size
+            for s in self.edits.values()
+            if isinstance(s, LocalFile | DirSource)
+        )
+
+    def removals(self) -> dict[trees.Path, trees.Edit]:
+        """The paths of the base this draft removes."""
+        return {p: e for p, e in self.edits.items() if e is trees.REMOVE}
+
+    def cleanup(self) -> None:
+        """Delete the files new_file wrote: once logged, the store holds them."""
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None

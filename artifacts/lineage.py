@@ -1,0 +1,145 @@
+"""What lineage records of a run: its start, the versions it logs and uses, its end.
+
+Also where a run's store is found, and the stack of active runs (W&B's module-level
+``wandb.run``). ``Run`` (artifacts.run) is a ``RunLog`` with W&B's methods;
+``Artifact.save`` logs through a bare one when no run is active.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import time
+from typing import Any, TypeVar
+
+from cas import Repository
+from cas.storage.local import STORE_DIR
+
+from .errors import ArtifactStateError
+from .names import validate_namespace
+from .registry import Registry, RunRecord
+
+_active: list[RunLog] = []
+R = TypeVar("R", bound="RunLog")
+
+
+def current_run() -> Any:
+    """The run started last and not finished yet (a ``Run``), or None."""
+    return _active[-1] if _active else None
+
+
+def find_store_url(store: str | None = None) -> str:
+    if store:
+        return store
+    if os.environ.get("ARTIFACTS_STORE"):
+        return os.environ["ARTIFACTS_STORE"]
+    here = os.path.abspath(os.getcwd())
+    while True:
+        candidate = os.path.join(here, STORE_DIR)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return os.path.join(os.getcwd(), STORE_DIR)
+        here = parent
+
+
+def open_registry(store: str | None = None, **options: Any) -> Registry:
+    return Registry(Repository.open(find_store_url(store), **options))
+
+
+def default_entity() -> str:
+    entity = os.environ.get("ARTIFACTS_ENTITY")
+    if entity:
+        return entity
+    try:
+        return validate_namespace(getpass.getuser(), "entity")
+    except Exception:
+        return "local"
+
+
+class RunLog:
+    """A run's record in ``registry``, kept from its start until ``finish()``."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        entity: str,
+        project: str,
+        group: str | None = None,
+        job_type: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.id = secrets.token_hex(4)
+        self.entity, self.project = entity, project
+        self.group, self.job_type, self.name = group, job_type, name or self.id
+        self._finished = False
+        self.registry.save_run(
+            RunRecord(self.id, entity, project, group, job_type, self.name, time.time_ns())
+        )
+        _active.append(self)
+
+    @classmethod
+    def start(
+        cls: type[R],
+        project: str | None = None,
+        entity: str | None = None,
+        group: str | None = None,
+        job_type: str | None = None,
+        store: str | None = None,
+        name: str | None = None,
+        store_options: dict[str, Any] | None = None,
+    ) -> R:
+        """A run in the store ``store`` names (see artifacts.run), its names checked."""
+        return cls(
+            open_registry(store, **(store_options or {})),
+            entity=validate_namespace(entity or default_entity(), "entity"),
+            project=validate_namespace(
+                project or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized", "project"
+            ),
+            group=validate_namespace(group, "group") if group else None,
+            job_type=job_type,
+            name=name,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Run {self.entity}/{self.project}/{self.id}>"
+
+    def __enter__(self: R) -> R:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise ArtifactStateError(f"run {self.id} has finished; start a new one with init()")
+
+    def finish(self, exit_code: int | None = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self in _active:
+            _active.remove(self)
+        self.registry.update_run(self.entity, self.project, self.id, _set_ended)
+
+    def note_logged(self, commit_id: str) -> None:
+        self.registry.update_run(
+            self.entity, self.project, self.id, lambda r: r.logged.append(commit_id)
+        )
+
+    def _note_used(self, commit_id: str) -> None:
+        self.registry.update_run(
+            self.entity, self.project, self.id, lambda r: _add_use(r, commit_id)
+        )
+
+
+def _set_ended(record: RunRecord) -> None:
+    record.ended = time.time_ns()
+
+
+def _add_use(record: RunRecord, commit_id: str) -> None:
+    if commit_id not in record.used:
+        record.used.append(commit_id)

@@ -1,0 +1,273 @@
+"""Saving a draft: build its tree, commit it as a version, merge distributed parts.
+
+A ``Saver`` saves on behalf of one run: the versions it makes name that run, and
+the run's record notes each new one. It knows drafts (artifacts.draft) and the
+header of the version to make, not the ``Artifact`` class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cas import Commit, ObjectId, ObjectStore, PackWriter
+from cas.errors import RefConflictError, UsageError
+from cas.ingest import OnStored, store_files
+from cas.objects import TreeEntry, canonical_packb
+
+from . import trees
+from .draft import Draft, Staged
+from .errors import MergeConflictError
+from .files import LocalFile, Reference
+from .lineage import RunLog
+from .registry import Registry, Version, dist_prefix
+from .snapshot import DirSource, build_tree
+from .statcache import StatCache
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a version says about itself besides its files."""
+
+    name: str
+    type: str
+    description: str | None
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, artifact: Any) -> Header:
+        return cls(artifact.name, artifact.type, artifact.description, artifact.metadata)
+
+
+def build(
+    registry: Registry, draft: Draft, base_tree: bytes | None, on_stored: OnStored | None = None
+) -> tuple[bytes, int]:
+    """Store the staged files and return (root tree id, size) of the result;
+    ``on_stored(size)`` as files are stored (see :func:`cas.ingest.store_files`)."""
+    store = registry.objects
+    store.refresh_packs()
+    # A directory staged whole can be built alone only where the base has nothing.
+    for prefix, staged in list(draft.edits.items()):
+        if isinstance(staged, DirSource) and base_tree is not None:
+            if not prefix or trees.lookup(store, base_tree, prefix) is not None:
+                draft.expand_dirs_at(prefix)
+    dirs = {p: s.scan for p, s in draft.edits.items() if isinstance(s, DirSource)}
+    singles = {p: s for p, s in draft.edits.items() if not isinstance(s, DirSource)}
+    local_files = [s for s in singles.values() if isinstance(s, LocalFile)]
+    # For a handful of files, hashing them beats loading a cache of the whole tree.
+    use_cache = dirs or len(local_files) >= 64
+    cache = StatCache.for_store(registry.repo) if use_cache else StatCache(None)
+    with store.writer() as writer:
+        edits: dict[trees.Path, trees.Edit] = {}
+        result = None
+        for prefix, scan in dirs.items():
+            built = build_tree(store, writer, scan, cache, on_stored)
+            if built is None:
+                continue  # an empty directory adds nothing
+            if not prefix:
+                base_tree, result = built[0], built  # the base had nothing: this is the root
+            else:
+                edits[prefix] = TreeEntry(prefix[-1], "tree", built[0], built[1])
+        singles_edits = _single_edits(store, writer, singles, cache, on_stored)
+        if edits or singles_edits or result is None:
+            writer.flush()  # the new trees must be readable to edit below them
+            if edits:
+                base_tree, _ = trees.apply_edits(store, writer, base_tree, edits)
+                writer.flush()
+            result = trees.apply_edits(store, writer, base_tree, singles_edits)
+    cache.save()
+    return result
+
+
+def _single_edits(
+    store: ObjectStore,
+    writer: PackWriter,
+    singles: dict[trees.Path, Staged],
+    cache: StatCache,
+    on_stored: OnStored | None,
+) -> dict[trees.Path, trees.Edit]:
+    """Edits for files added one by one, references and removals."""
+    files = {p: s for p, s in singles.items() if isinstance(s, LocalFile)}
+    cached = {p: cache.lookup(s) for p, s in files.items()}
+    present = store.has_many({i for i in cached.values() if i is not None})
+    misses = [(p, files[p]) for p, blob_id in cached.items() if blob_id not in present]
+    hashed_ns = cache.now_ns()
+    stored = store_files(store, [(s.path, s.size) for _, s in misses], on_stored)
+    sizes = {}
+    for (path, staged), (blob_id, size) in zip(misses, stored, strict=True):
+        cached[path], sizes[path] = blob_id, size
+        cache.record(staged, blob_id, hashed_ns)
+    edits: dict[trees.Path, trees.Edit] = {}
+    for path, staged in singles.items():
+        if isinstance(staged, LocalFile):
+            blob_id, size = cached[path], sizes.get(path, staged.size)
+            assert blob_id is not None
+            edits[path] = TreeEntry(path[-1], "blob", blob_id, size, staged.executable)
+        elif isinstance(staged, Reference):
+            desc = staged.descriptor
+            blob_id = writer.add_blob(canonical_packb(desc))
+            edits[path] = TreeEntry(path[-1], "ref", blob_id, desc["size"])
+        else:
+            edits[path] = staged  # type: ignore[assignment]
+    return edits
+
+
+class Saver:
+    """Makes versions from drafts for ``run``, in its registry."""
+
+    def __init__(self, run: RunLog) -> None:
+        self.run = run
+        self.registry = run.registry
+
+    def log(
+        self,
+        draft: Draft,
+        header: Header,
+        aliases: list[str],
+        tags: list[str],
+        on_stored: OnStored | None = None,
+    ) -> Version:
+        """The draft as the next version; identical content reuses the latest one."""
+        if draft.registry is not None and draft.registry.repo.url != self.registry.repo.url:
+            raise UsageError("this draft was made from a version in another store")
+        base = draft.base.tree if draft.base else None
+        with self.registry.repo.writing():
+            tree, size = build(self.registry, draft, base, on_stored)
+            return self._commit(draft, header, tree, size, aliases, tags, {})
+
+    def upsert(self, draft: Draft, header: Header, distributed_id: str) -> None:
+        """Add the draft's files to this run's part of a distributed version."""
+        entity, project = self._namespace(draft)
+        ref = dist_prefix(entity, project, header.name, distributed_id) + self.run.id
+        store = self.registry.objects
+
+        def compute(old: ObjectId | None) -> ObjectId:
+            base = store.get_commit(old).tree if old else None
+            tree, _ = build(self.registry, draft, base)
+            return store.put(_part_commit(tree, old, self.run.id, header.type))
+
+        with self.registry.repo.writing():
+            self.registry.repo.update_ref(ref, compute)
+
+    def finish(
+        self, draft: Draft, header: Header, distributed_id: str, aliases: list[str]
+    ) -> Version:
+        """Merge every run's part, and the draft's files, into one new version."""
+        with self.registry.repo.writing():
+            return self._finish(draft, header, distributed_id, aliases)
+
+    def _namespace(self, draft: Draft) -> tuple[str, str]:
+        base = draft.base
+        return (base.entity, base.project) if base else (self.run.entity, self.run.project)
+
+    def _commit(
+        self,
+        draft: Draft,
+        header: Header,
+        tree: ObjectId,
+        size: int,
+        aliases: list[str] | None,
+        tags: list[str] | None,
+        extra: dict[str, Any],
+    ) -> Version:
+        entity, project = self._namespace(draft)
+        meta = {
+            "description": header.description,
+            "metadata": header.metadata,
+            "run": self.run.id,
+            "tags": list(tags or []),
+            **extra,
+        }
+        version, created = self.registry.log(
+            entity, project, header.name, header.type, tree, size, meta, list(aliases or [])
+        )
+        if created:
+            self.run.note_logged(version.commit_id.hex())
+        return version
+
+    def _finish(self, draft: Draft, header: Header, did: str, aliases: list[str] | None) -> Version:
+        entity, project = self._namespace(draft)
+        prefix = dist_prefix(entity, project, header.name, did)
+        store = self.registry.objects
+        own, _ = build(self.registry, draft, None)
+        head = self.registry.head(entity, project, header.name)
+        consumed = _consumed_parts(head, did)
+        listed = self.registry.refs.list(prefix)
+        parts_refs = {
+            name: commit_id
+            for name, commit_id in listed.items()
+            if commit_id.hex() != consumed.get(name[len(prefix) :])
+        }
+        # Parts the latest version holds, left behind by a finisher that died before
+        # clearing them.
+        stale = {name: c for name, c in listed.items() if name not in parts_refs}
+        if (
+            not parts_refs
+            and head is not None
+            and head.commit.meta.get("distributed_id") == did
+            and draft.base is None
+            and self._holds(head, own)
+        ):
+            # Finishing again (a retry after a crash, before or after the commit): the
+            # version exists and holds our files; making one without the parts would
+            # drop them from `latest`.
+            self._clear_parts(stale)
+            size = head.commit.meta["size"]
+            return self._commit(draft, header, head.tree, size, aliases, None, {})
+        parts = [trees.Part(self.run.id, own)] + [
+            trees.Part(name[len(prefix) :], store.get_commit(commit_id).tree)
+            for name, commit_id in sorted(parts_refs.items())
+        ]
+        with store.writer() as writer:
+            tree, size = trees.merge(store, writer, parts)
+            if draft.base is not None:
+                writer.flush()  # the merged trees must be readable to be walked
+                tree, size = self._onto_base(draft, tree, writer)
+        extra = {
+            "distributed_id": did,
+            "parts": {name[len(prefix) :]: c.hex() for name, c in parts_refs.items()},
+        }
+        logged = self._commit(draft, header, tree, size, aliases, None, extra)
+        # The version holds every part now; an upsert after this starts the next one.
+        self._clear_parts({**stale, **parts_refs})
+        return logged
+
+    def _clear_parts(self, parts: dict[str, ObjectId]) -> None:
+        for name, commit_id in parts.items():
+            try:
+                self.registry.refs.delete_if_equals(name, commit_id)
+            except RefConflictError:
+                pass  # a part that changed meanwhile belongs to the next version
+
+    def _holds(self, version: Version, tree: ObjectId) -> bool:
+        """Does ``version`` already hold every file of ``tree``, unchanged?"""
+        store = self.registry.objects
+        with store.writer() as writer:
+            try:
+                parts = [trees.Part(self.run.id, tree), trees.Part("latest", version.tree)]
+                merged, _ = trees.merge(store, writer, parts)
+            except MergeConflictError:
+                return False
+        return merged == version.tree
+
+    def _onto_base(
+        self, draft: Draft, merged: ObjectId, writer: PackWriter
+    ) -> tuple[ObjectId, int]:
+        """A draft's base tree with the draft's removals, then every merged file, applied."""
+        store = self.registry.objects
+        edits = draft.removals()
+        for path, entry in trees.walk(store, merged):
+            edits[tuple(path.split("/"))] = entry
+        assert draft.base is not None
+        return trees.apply_edits(store, writer, draft.base.tree, edits)
+
+
+def _part_commit(tree: ObjectId, parent: ObjectId | None, run_id: str, type: str) -> Commit:
+    return Commit(tree, (parent,) if parent else (), {"part_of_run": run_id, "type": type})
+
+
+def _consumed_parts(head: Version | None, distributed_id: str) -> dict[str, str]:
+    """Parts the latest version already holds (left behind if a finisher died)."""
+    if head is None or head.commit.meta.get("distributed_id") != distributed_id:
+        return {}
+    return dict(head.commit.meta.get("parts") or {})
