@@ -24,6 +24,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_interrupt)
+    sys.unraisablehook = _interrupt_where_python_swallows_it(os.getpid())
     status = None
     try:
         from .cli import main as run
@@ -42,6 +43,22 @@ def main() -> int:
         signal.signal(signal.SIGINT, lambda _signum, _frame: _exit_interrupted())
         atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
     return status
+
+
+def _interrupt_where_python_swallows_it(main_pid: int) -> object:
+    """A ``sys.unraisablehook`` for an interrupt that landed in a callback whose
+    exceptions Python only reports ("Exception ignored in ..."), e.g. an at-fork
+    handler: no traceback. In our process it is raised again, to land in the command's
+    own code; a worker forked at that instant (it ignores interrupts once started)
+    lets the parent decide."""
+
+    def hook(unraisable: object) -> None:
+        if not isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+            sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
+        elif os.getpid() == main_pid:
+            signal.raise_signal(signal.SIGINT)
+
+    return hook
 
 
 def _exit_interrupted(said: bool = False) -> None:
