@@ -41,6 +41,7 @@ from . import trees
 from .artifact import Artifact
 from .files import read_descriptor, write_files
 from .names import Spec, parse_spec, validate_namespace
+from .refpolicy import ARTIFACT_REFS
 from .registry import Registry, Version, alias_ref
 from .run import STORE_DIR, default_entity, find_store_url, init
 
@@ -174,16 +175,6 @@ def _alias_map(
     if head is not None:
         found.setdefault(head.commit_id, []).insert(0, "latest")
     return found
-
-
-def _pretty_ref(ref: str) -> str:
-    """``e/p/artifacts/n/latest`` -> ``e/p/n``; ``…/aliases/a`` -> ``e/p/n:a``."""
-    parts = ref.split("/")
-    if len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest":
-        return "/".join(parts[:2] + parts[3:4])
-    if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "aliases":
-        return f"{'/'.join(parts[:2] + parts[3:4])}:{parts[5]}"
-    return ref
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any]:
@@ -674,14 +665,21 @@ def _collect_warnings() -> Iterator[list[str]]:
 
 def _refs_lines(label: str, refs: list[str]) -> None:
     for ref in refs:
-        print(f"  {label} {_pretty_ref(ref)}")
+        print(f"  {label} {ARTIFACT_REFS.describe(ref)}")
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     from remotes import push
 
     with _collect_warnings() as caught:
-        result = push(_repo(args), args.remote, args.names or None, args.force, _progress())
+        result = push(
+            _repo(args),
+            args.remote,
+            args.names or None,
+            args.force,
+            _progress(),
+            policy=ARTIFACT_REFS,
+        )
     for message in dict.fromkeys(result.warnings + caught):  # each once, in order
         _warn(message)
     if args.json:
@@ -712,7 +710,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from remotes import pull
 
-    result = pull(_repo(args), args.remote, _progress())
+    result = pull(_repo(args), args.remote, _progress(), policy=ARTIFACT_REFS)
     if args.json:
         _print_json(asdict(result))
         return 0
@@ -727,7 +725,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_rebase(args: argparse.Namespace) -> int:
     from remotes import rebase
 
-    moved = rebase(_repo(args), args.remote, args.names or None)
+    moved = rebase(_repo(args), args.remote, args.names or None, policy=ARTIFACT_REFS)
     if args.json:
         _print_json(moved)
         return 0
@@ -740,7 +738,7 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 def cmd_clone(args: argparse.Namespace) -> int:
     from remotes import clone
 
-    repo = clone(args.url, args.dir, _progress())
+    repo = clone(args.url, args.dir, _progress(), policy=ARTIFACT_REFS)
     print(f"cloned {args.url} into {repo.url}")
     return 0
 
