@@ -572,6 +572,25 @@ def test_a_refused_head_holds_back_only_its_own_aliases(ws: Path) -> None:
     assert remote.refs.read("y/proj/artifacts/data/aliases/best") == head(mine.url, entity="y")
 
 
+def test_an_artifact_called_runs_is_an_artifact_like_any_other(ws: Path) -> None:
+    """Its refs hold "/runs/" but are no run records: a push of another name leaves
+    them here, and its alias that the remote removed is removed here too."""
+    local, url = ws / "a" / ".artifacts", str(ws / "remote-store")
+    log(local, V0, name="runs", aliases=["best"])
+    log(local, V1)
+    repo = Repository.open(str(local))
+    remotes.add_remote(repo, "origin", url)
+    pushed = remotes.push(repo, "origin", ["data"], policy=ARTIFACT_REFS)
+    assert [ref for ref in pushed.refs_updated if "/artifacts/" in ref] == [HEAD]
+
+    remotes.push(repo, "origin", policy=ARTIFACT_REFS)
+    alias = f"{ENTITY}/{PROJECT}/artifacts/runs/aliases/best"
+    remote = Repository.open(url)
+    remote.refs.delete_if_equals(alias, remote.refs.get(alias))
+    remotes.pull(repo, "origin", policy=ARTIFACT_REFS)
+    assert repo.refs.read(alias) is None
+
+
 # ---- 4. an interrupted push, re-run, sends only what is missing -------------------
 
 
