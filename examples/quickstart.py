@@ -14,6 +14,7 @@ import textwrap
 
 import artifacts
 import remotes
+from artifacts.refpolicy import ARTIFACT_REFS
 
 HERE = os.path.abspath(".demo")
 
@@ -103,11 +104,13 @@ def main() -> None:
 
     repo = artifacts.run.open_registry().repo
     remotes.add_remote(repo, "origin", os.path.join(HERE, "remote"))
-    pushed = remotes.push(repo, "origin")
+    pushed = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     print(f"6. push        {pushed.objects_uploaded} objects, {len(pushed.refs_updated)} refs")
-    again_pushed = remotes.push(repo, "origin")
+    again_pushed = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     print(f"   push again  {again_pushed.objects_uploaded} objects (nothing new)")
-    clone = remotes.clone(os.path.join(HERE, "remote"), os.path.join(HERE, "clone"))
+    clone = remotes.clone(
+        os.path.join(HERE, "remote"), os.path.join(HERE, "clone"), policy=ARTIFACT_REFS
+    )
     with artifacts.init(project="demo", store=clone.url) as run:
         copy = run.use_artifact("my_artifact:v2")
         root = copy.download(os.path.join(HERE, "clone", "my_artifact"))

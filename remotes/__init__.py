@@ -11,10 +11,13 @@ Words used here:
   fast-forward local versions.
 - **diverged**: both sides logged versions the other lacks; **rebase**
   re-applies the local-only ones on top of the remote's.
+- **ref policy**: what the caller's refs are for (heads, refs that belong with
+  a head, records); push, pull, rebase and clone take one (see :mod:`remotes.policy`).
 """
 
 from .config import add_remote, list_remotes, remove_remote
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from .policy import RefPolicy
 from .sync import FetchResult, PullResult, PushResult, clone, fetch, pull, push, rebase
 from .transfer import RepairResult, repair
 
@@ -23,6 +26,7 @@ __all__ = [
     "PullResult",
     "PushRejectedError",
     "PushResult",
+    "RefPolicy",
     "RemoteAccessDeniedError",
     "RemoteNotFoundError",
     "RepairResult",

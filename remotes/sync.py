@@ -5,15 +5,8 @@ reader of either side never sees a ref to a missing object and two pushes
 that race cannot both win. What we last saw of a remote is kept in local
 *remote-tracking* refs ``remotes/<remote>/<ref>``.
 
-Ref kinds and how they move:
-
-- ``…/artifacts/<name>/latest``: the version chain. A push or pull only
-  fast-forwards it; chains that diverged are reported, and ``rebase``
-  re-applies the local-only versions on top of the remote's.
-- ``…/artifacts/<name>/aliases/<alias>``: moved only where the other side
-  still holds what we last saw (or has none), so nobody's alias is clobbered.
-- ``…/runs/<id>`` and ``…/dist/…``: one writer each; copied as they are.
-
+How each ref moves depends on its kind (a head, a ref that belongs with a head,
+a record), which the caller's :class:`~remotes.policy.RefPolicy` says.
 Whatever its kind, a ref we did not change since we last fetched it is the
 other side's to move: push does not send it back over a newer value (that
 would revert a finished run's record or a grown part), and pull takes the
@@ -25,13 +18,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from cas import Commit, ObjectId, Repository
+from cas import ObjectId, Repository
 from cas.errors import RefConflictError, UsageError
 
 from .config import (
@@ -44,6 +36,7 @@ from .config import (
     open_remote,
 )
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from .policy import RefPolicy
 from .transfer import copy_objects, missing
 
 
@@ -73,33 +66,15 @@ class PullResult:
     copied: list[str] = field(default_factory=list)
 
 
-def _is_head(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest"
-
-
-def _is_alias(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "aliases"
-
-
-def _artifact_of(name: str) -> str | None:
-    parts = name.split("/")
-    return parts[3] if len(parts) > 3 and parts[2] in ("artifacts", "dist") else None
-
-
-def _artifact_key(name: str) -> str:
-    """``entity/project/artifacts/name`` of a head or alias ref: one artifact, namespaced."""
-    return "/".join(name.split("/")[:4])
-
-
-def _own_refs(repo: Repository, names: Iterable[str] | None) -> dict[str, ObjectId]:
+def _own_refs(
+    repo: Repository, policy: RefPolicy, names: Collection[str] | None
+) -> dict[str, ObjectId]:
     wanted = set(names) if names else None
     return {
         n: t
         for n, t in repo.refs.list("").items()
         if not n.startswith((TRACKING + "/", "locks/"))
-        and (wanted is None or _artifact_of(n) in wanted or "/runs/" in n)
+        and (wanted is None or policy.selects(n, wanted))
     }
 
 
@@ -128,10 +103,12 @@ def push(
     names: list[str] | None = None,
     force: bool = False,
     progress: bool = False,
+    *,
+    policy: RefPolicy,
 ) -> PushResult:
     """Send objects, then move the remote's refs by compare-and-swap."""
     other = open_remote(repo, remote, create=True)
-    local = _own_refs(repo, names)
+    local = _own_refs(repo, policy, names)
     try:
         with naming_remote(remote, other.url):
             theirs = _read_refs(other, local)
@@ -143,7 +120,7 @@ def push(
             trust_tracking = any(theirs.values())
             # The local store's lock too: gc must not delete or rewrite what we send.
             with repo.writing(), other.writing():
-                return _push(repo, other, remote, names, force, progress, trust_tracking)
+                return _push(repo, other, remote, policy, names, force, progress, trust_tracking)
     except RemoteAccessDeniedError:
         raise
     except PermissionError as exc:
@@ -171,21 +148,23 @@ def _push(
     repo: Repository,
     other: Repository,
     remote: str,
+    policy: RefPolicy,
     names: list[str] | None,
     force: bool,
     progress: bool,
     trust_tracking: bool,
 ) -> PushResult:
     result = PushResult()
-    local = _own_refs(repo, names)
+    local = _own_refs(repo, policy, names)
     ids = missing(repo.objects, other.objects, local.values())
     sent = copy_objects(repo.objects, other.objects, ids, progress)
     result.objects_uploaded, result.bytes_uploaded = sent.objects, sent.bytes
     rejected: list[str] = []
     denied: list[str] = []
-    # Heads first: an artifact whose head is refused keeps its aliases back too.
-    for name, target in sorted(local.items(), key=lambda item: not _is_head(item[0])):
-        if _is_alias(name) and any(_artifact_key(r) == _artifact_key(name) for r in rejected):
+    # Heads first: a head that is refused keeps the refs that belong with it back too.
+    for name, target in sorted(local.items(), key=lambda item: not policy.is_head(item[0])):
+        head = policy.head_of(name)
+        if head is not None and any(r == head or policy.head_of(r) == head for r in rejected):
             continue
         theirs = other.refs.read(name)
         if theirs == target:
@@ -197,7 +176,7 @@ def _push(
             # newer. (Without this, pushing a pulled run record or part would revert it.)
             result.behind.append(name)
             continue
-        if theirs is not None and _is_head(name):
+        if theirs is not None and policy.is_head(name):
             behind = not repo.objects.has(theirs) or not _is_ancestor(repo, theirs, target)
             if behind and not force:
                 rejected.append(name)
@@ -205,7 +184,7 @@ def _push(
             if behind:
                 result.warnings.append(f"forced {name}: remote versions after ours were dropped")
                 warnings.warn(result.warnings[-1], stacklevel=3)
-        elif theirs is not None and _is_alias(name) and not force:
+        elif theirs is not None and head is not None and not force:
             if theirs != seen:
                 result.warnings.append(f"kept the remote's {name}: it moved since we last saw it")
                 continue
@@ -255,11 +234,11 @@ def _fetch(repo: Repository, other: Repository, remote: str, progress: bool) -> 
     return result
 
 
-def pull(repo: Repository, remote: str, progress: bool = False) -> PullResult:
-    """Fetch, then fast-forward local versions; report artifacts that diverged.
+def pull(repo: Repository, remote: str, progress: bool = False, *, policy: RefPolicy) -> PullResult:
+    """Fetch, then fast-forward local heads; report heads that diverged.
 
-    Other refs (aliases, run records, distributed parts) follow the remote where
-    we did not change them since the last fetch; ours win where we did.
+    Other refs follow the remote where we did not change them since the last
+    fetch; ours win where we did.
     """
     prefix = f"{TRACKING}/{remote}/"
     seen_before = {n[len(prefix) :]: t for n, t in repo.refs.list(prefix).items()}
@@ -270,7 +249,7 @@ def pull(repo: Repository, remote: str, progress: bool = False) -> PullResult:
         ours = repo.refs.read(name)
         if ours == target:
             continue
-        if _is_head(name):
+        if policy.is_head(name):
             if ours is None or _is_ancestor(repo, ours, target):
                 repo.refs.set_if_equals(name, ours, target)
                 result.fast_forwarded.append(name)
@@ -281,37 +260,41 @@ def pull(repo: Repository, remote: str, progress: bool = False) -> PullResult:
             result.copied.append(name)
     for name, target in sorted(seen_before.items()):
         # Removed on the remote (an alias moved off, a part merged into a version):
-        # drop our copy too, unless we changed it. Heads and run records stay.
-        if name not in now and not _is_head(name) and "/runs/" not in name:
+        # drop our copy too, unless we changed it or the policy keeps it.
+        if name not in now and not policy.is_kept(name):
             if repo.refs.read(name) == target:
                 repo.refs.delete_if_equals(name, target)
     return result
 
 
-def rebase(repo: Repository, remote: str, names: list[str] | None = None) -> list[str]:
-    """Re-apply local-only versions on top of the remote's, as new version numbers.
+def rebase(
+    repo: Repository, remote: str, names: list[str] | None = None, *, policy: RefPolicy
+) -> list[str]:
+    """Re-apply local-only commits of each diverged head on top of the remote's.
 
-    Nothing is lost: every re-applied version keeps its tree, metadata and
-    aliases, and records the commit it came from as ``rebased_from``.
-    Returns the refs that moved. Run ``pull`` first so the remote's versions
+    Nothing is lost: the policy builds each re-applied commit from the local one
+    (same tree), and the refs that belong with the head follow it.
+    Returns the heads that moved. Run ``pull`` first so the remote's commits
     are here.
     """
     prefix = f"{TRACKING}/{remote}/"
     moved = []
     for tracking_name, upstream in sorted(repo.refs.list(prefix).items()):
         name = tracking_name[len(prefix) :]
-        if not _is_head(name) or (names and _artifact_of(name) not in names):
+        if not policy.is_head(name) or (names and not policy.selects(name, names)):
             continue
         ours = repo.refs.read(name)
         if ours is None or _is_ancestor(repo, ours, upstream) or _is_ancestor(repo, upstream, ours):
             continue
         with repo.writing():  # gc must not take the new commits before the ref moves
-            _reapply(repo, name, ours, upstream)
+            _reapply(repo, policy, name, ours, upstream)
         moved.append(name)
     return moved
 
 
-def _reapply(repo: Repository, name: str, ours: ObjectId, upstream: ObjectId) -> None:
+def _reapply(
+    repo: Repository, policy: RefPolicy, name: str, ours: ObjectId, upstream: ObjectId
+) -> None:
     theirs_chain = set()
     current: ObjectId | None = upstream
     while current is not None:
@@ -331,20 +314,16 @@ def _reapply(repo: Repository, name: str, ours: ObjectId, upstream: ObjectId) ->
         if commit.tree == tip_commit.tree:
             renamed[old] = tip  # same content is already the remote's latest
             continue
-        meta = dict(commit.meta)
-        meta.update(version=tip_commit.meta["version"] + 1, rebased_from=old.hex())
-        meta["time"] = meta.get("time") or time.time_ns()
-        new_commit = Commit(commit.tree, (tip,), meta)
+        new_commit = policy.rebased(commit, old, tip, tip_commit)
         tip, tip_commit = repo.objects.put(new_commit), new_commit
         renamed[old] = tip
     repo.refs.set_if_equals(name, ours, tip)
-    alias_prefix = name[: -len("latest")] + "aliases/"
-    for alias, target in repo.refs.list(alias_prefix).items():
-        if target in renamed:
-            repo.refs.set_if_equals(alias, target, renamed[target])
+    for ref, target in _own_refs(repo, policy, None).items():
+        if target in renamed and policy.head_of(ref) == name:
+            repo.refs.set_if_equals(ref, target, renamed[target])
 
 
-def clone(url: str, path: str, progress: bool = False) -> Repository:
+def clone(url: str, path: str, progress: bool = False, *, policy: RefPolicy) -> Repository:
     """A new local store at ``path/.artifacts`` with ``origin`` = ``url``, pulled.
 
     The store is built in ``path/.artifacts.partial`` and renamed into place only
@@ -363,7 +342,7 @@ def clone(url: str, path: str, progress: bool = False) -> Repository:
     repo = Repository.open(partial)
     try:
         add_remote(repo, "origin", url)
-        pull(repo, "origin", progress)
+        pull(repo, "origin", progress, policy=policy)
     finally:
         repo.close()
     os.rename(partial, store)

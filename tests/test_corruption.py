@@ -37,6 +37,7 @@ import pytest
 
 from artifacts import Artifact
 from artifacts.names import parse_spec
+from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry, head_ref
 from artifacts.run import Run
 from cas import ObjectId, Repository
@@ -140,7 +141,7 @@ def build_template(storage: Storage, base: Path) -> Template:
         draft.add_dir(str(data))
         run.log_artifact(draft)
     add_remote(repo, "clean", str(base / "clean"))  # read-only from here on: shared
-    push(repo, "clean")
+    push(repo, "clean", policy=ARTIFACT_REFS)
     commit = repo.refs.get(head_ref(ENTITY, PROJECT, NAME))
     tree = repo.objects.get_commit(commit).tree
     entries = {e.name: e for e in repo.objects.get_tree(tree).entries}
@@ -269,7 +270,7 @@ def test_push_refuses_to_send_it(damaged: Damaged, tmp_path: Path) -> None:
     repo = Repository(damaged.storage)
     add_remote(repo, "fresh", str(tmp_path / "fresh"))
     with pytest.raises(CorruptObjectError, match=damaged.object_id.hex()):
-        push(repo, "fresh")
+        push(repo, "fresh", policy=ARTIFACT_REFS)
     other = Repository.open(str(tmp_path / "fresh"))
     all_verify(other)  # whatever landed there is intact
     assert other.refs.list("") == {}  # and no ref moved
@@ -291,7 +292,7 @@ def test_pull_refuses_to_take_it(
             lambda repo, name: Repository(damaged.storage) if name == "src" else real(repo, name),
         )
     with pytest.raises(CorruptObjectError, match=damaged.object_id.hex()):
-        pull(local, "src")
+        pull(local, "src", policy=ARTIFACT_REFS)
     all_verify(local)
     assert local.refs.list("") == {}
     assert fsck(local).ok

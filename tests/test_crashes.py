@@ -47,6 +47,7 @@ import pytest
 import artifacts
 from artifacts import trees
 from artifacts.files import verify_dir
+from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import dist_prefix, head_ref
 from cas import ObjectId, Repository
 from cas.fsck import fsck
@@ -72,6 +73,7 @@ import json, os, signal, sys, time, traceback
 
 import artifacts, remotes
 import cas.store
+from artifacts.refpolicy import ARTIFACT_REFS
 from cas import Repository
 from remotes import sync
 try:  # bucket remotes: imported here so that no child pays for it
@@ -114,11 +116,11 @@ def remote_setup(a):
 
 
 def op_push(a):
-    remotes.push(remote_setup(a), "origin")
+    remotes.push(remote_setup(a), "origin", policy=ARTIFACT_REFS)
 
 
 def op_pull(a):
-    remotes.pull(remote_setup(a), "origin")
+    remotes.pull(remote_setup(a), "origin", policy=ARTIFACT_REFS)
 
 
 OPS = {"log": op_log, "upsert": op_upsert, "finish": op_finish, "push": op_push, "pull": op_pull}
@@ -801,12 +803,12 @@ def test_a_copy_cut_after_any_pack_leaves_nothing_to_prune_wrongly(
         sync = push if direction == "push" else pull
         monkeypatch.setattr(cas.store.ObjectStore, "_publish_pack", publish)
         try:
-            sync(repo, "origin")
+            sync(repo, "origin", policy=ARTIFACT_REFS)
             finished = True
         except _Cut:
             finished = False
         monkeypatch.setattr(cas.store.ObjectStore, "_publish_pack", real_publish)
-        sync(repo, "origin")  # the re-run
+        sync(repo, "origin", policy=ARTIFACT_REFS)  # the re-run
         assert fsck(open_repo(dst)).ok, f"cut after pack {cut}"
         verify_files(open_repo(dst), "data", data)
         if finished:

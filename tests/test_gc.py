@@ -20,6 +20,7 @@ import pytest
 import artifacts
 import remotes
 from artifacts import Artifact
+from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry
 from cas import Repository
 from cas.fsck import fsck
@@ -106,13 +107,13 @@ def test_a_killed_push_then_remote_gc_then_push_again_sends_what_is_missing(
     commit = log_dir(store, src)
     repo = Repository.open(str(store))
     remotes.add_remote(repo, "origin", str(remote))
-    remotes.push(repo, "origin")
+    remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     other = Repository.open(str(remote))
     drop_refs(other)  # the push died before moving the remote's refs
     assert age_blob_packs(other) >= 1
 
     gc(other, grace_seconds=GRACE)
-    remotes.push(Repository.open(str(store)), "origin")
+    remotes.push(Repository.open(str(store)), "origin", policy=ARTIFACT_REFS)
     assert_version(remote, commit, FILES, tmp_path / "dl")
 
 
@@ -125,25 +126,26 @@ def test_force_push_over_then_remote_gc_then_force_push_back_is_complete(
     log_dir(b_store, b_src)
     b = Repository.open(str(b_store))
     remotes.add_remote(b, "origin", str(remote))
-    remotes.push(b, "origin")
+    remotes.push(b, "origin", policy=ARTIFACT_REFS)
     first_push = set(Repository.open(str(remote)).storage.list("packs/"))
     # B's next version keeps most files: its trees reach blobs of the first push.
     changed = {**FILES, "d0/f0.txt": b"changed\n"}
     write_files(b_src, changed)
     b_head = log_dir(b_store, b_src)
-    remotes.push(b, "origin")
+    remotes.push(b, "origin", policy=ARTIFACT_REFS)
 
     a_store, a_src = tmp_path / "a", tmp_path / "a-src"
     write_files(a_src, {"other.txt": b"A's own\n"})
     log_dir(a_store, a_src)
     a = Repository.open(str(a_store))
     remotes.add_remote(a, "origin", str(remote))
-    remotes.push(a, "origin", force=True)  # B's versions are unreachable on the remote now
+    # B's versions are unreachable on the remote now
+    remotes.push(a, "origin", force=True, policy=ARTIFACT_REFS)
 
     other = Repository.open(str(remote))
     assert age_blob_packs(other, first_push) >= 1
     gc(other, grace_seconds=GRACE)
-    remotes.push(Repository.open(str(b_store)), "origin", force=True)
+    remotes.push(Repository.open(str(b_store)), "origin", force=True, policy=ARTIFACT_REFS)
     assert_version(remote, b_head, changed, tmp_path / "dl")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import random
+import re
 import time
 import tracemalloc
 from pathlib import Path
@@ -618,13 +619,15 @@ def test_hostile_header_fails_fast() -> None:
         assert time.perf_counter() - started < 1.0
 
 
-# ---- layering: cas imports nothing from artifacts or remotes ---------------------
+# ---- layering: artifacts -> remotes -> cas, and only artifacts knows its refs -----
 
 FORBIDDEN_PACKAGES = {"artifacts", "remotes"}
 
 
-def forbidden_imports(source: str, package: str) -> list[str]:
-    """Imports of ``artifacts``/``remotes`` in a module of ``package`` (dotted)."""
+def forbidden_imports(
+    source: str, package: str, forbidden: set[str] = FORBIDDEN_PACKAGES
+) -> list[str]:
+    """Imports of the ``forbidden`` packages in a module of ``package`` (dotted)."""
     found = []
     parts = package.split(".")
     for node in ast.walk(ast.parse(source)):
@@ -652,7 +655,7 @@ def forbidden_imports(source: str, package: str) -> list[str]:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     targets = [arg.value]
         for target in targets:
-            if target.split(".")[0] in FORBIDDEN_PACKAGES:
+            if target.split(".")[0] in forbidden:
                 found.append(f"line {node.lineno}: {target}")
     return found
 
@@ -688,6 +691,79 @@ def test_cas_imports_nothing_from_artifacts_or_remotes() -> None:
     for path in files:
         package = ".".join(path.relative_to(ROOT).parts[:-1])  # cas/storage/x.py: cas.storage
         found = forbidden_imports(path.read_text(encoding="utf-8"), package)
+        if found:
+            problems[str(path.relative_to(ROOT))] = found
+    assert problems == {}
+
+
+def test_remotes_imports_nothing_from_artifacts() -> None:
+    files = sorted((ROOT / "remotes").rglob("*.py"))
+    assert len(files) >= 5
+    problems = {}
+    for path in files:
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+        found = forbidden_imports(path.read_text(encoding="utf-8"), package, {"artifacts"})
+        if found:
+            problems[str(path.relative_to(ROOT))] = found
+    assert problems == {}
+
+
+# What artifacts' refs are called, and the commit metadata that numbers versions: the
+# ref policy in artifacts/ says what each ref is for; remotes and cas only move refs.
+# ("artifacts" alone is the product's name, as in its cache directory.)
+ARTIFACT_REF_WORDS = re.compile(r"(^|/)(latest|aliases|runs|dist)(/|$)|(^/?artifacts/|/artifacts$)")
+ARTIFACT_META_KEYS = {"version", "rebased_from"}
+
+
+def artifact_ref_knowledge(source: str) -> list[str]:
+    """Strings in code (docstrings and comments aside) that name an artifact ref kind
+    or metadata key, and keywords that set such a key."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings and (
+                ARTIFACT_REF_WORDS.search(node.value) or node.value in ARTIFACT_META_KEYS
+            ):
+                found.append(f"line {node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.keyword) and node.arg in ARTIFACT_META_KEYS:
+            found.append(f"line {node.value.lineno}: {node.arg}=")
+    return found
+
+
+def test_artifact_ref_checker_catches_each_form() -> None:
+    bad = [
+        'x = name.startswith("artifacts/")',
+        'head = f"{e}/{p}/artifacts/{n}/latest"',
+        'if parts[4] == "latest": pass',
+        'prefix = name[: -len("latest")] + "aliases/"',
+        'keep = "/runs/" not in name',
+        'ref = f"{e}/{p}/dist/{n}"',
+        'n = meta["version"] + 1',
+        "meta.update(version=n)",
+    ]
+    for source in bad:
+        assert artifact_ref_knowledge(source), source
+    fine = [
+        '"""Heads (like artifacts/<name>/latest) fast-forward."""',
+        "# aliases/ and /runs/ are the policy's business",
+        'TRACKING = "remotes"\nkey = f"packs/{name}.pack"\nx = "latest version"',
+        'cache = os.path.join(base, "artifacts", digest)',
+    ]
+    for source in fine:
+        assert artifact_ref_knowledge(source) == [], source
+
+
+def test_remotes_and_cas_know_no_artifact_ref_names() -> None:
+    files = sorted((ROOT / "remotes").rglob("*.py")) + sorted((ROOT / "cas").rglob("*.py"))
+    problems = {}
+    for path in files:
+        found = artifact_ref_knowledge(path.read_text(encoding="utf-8"))
         if found:
             problems[str(path.relative_to(ROOT))] = found
     assert problems == {}

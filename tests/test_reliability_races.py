@@ -46,6 +46,7 @@ import pytest
 import artifacts
 import remotes
 from artifacts import Artifact, ArtifactNotFoundError
+from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry, dist_prefix, head_ref
 from artifacts.run import Run
 from cas import Blob, ObjectNotFoundError, Repository, open_storage
@@ -298,7 +299,7 @@ def _push_once(store: str, barrier: Any) -> dict[str, Any]:
     repo = Repository.open(store)
     barrier.wait(START_TIMEOUT)
     try:
-        result = remotes.push(repo, "origin")
+        result = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     except PushRejectedError as exc:
         return {"pushed": False, "rejected": exc.names}
     return {"pushed": True, "updated": result.refs_updated}
@@ -335,14 +336,17 @@ def test_two_pushes_race_one_wins_the_other_rebases_and_nothing_is_lost(
     seed = tmp_path / "seed" / ".artifacts"
     _log_files(str(seed), "model", {"weights.bin": content("seed")}, tmp_path / "seed-src")
     remotes.add_remote(Repository.open(str(seed)), "origin", url)
-    remotes.push(Repository.open(str(seed)), "origin")
-    clones = {side: remotes.clone(url, str(tmp_path / side)) for side in ("a", "b")}
+    remotes.push(Repository.open(str(seed)), "origin", policy=ARTIFACT_REFS)
+    clones = {
+        side: remotes.clone(url, str(tmp_path / side), policy=ARTIFACT_REFS) for side in ("a", "b")
+    }
     expected = {0: {"weights.bin": content("seed")}}
     rounds = 3 if kind == "local" else 2
     started = time.monotonic()
     for r in range(rounds):
         for side, repo in clones.items():
-            remotes.pull(repo, "origin")  # both start from the remote's latest
+            # both start from the remote's latest
+            remotes.pull(repo, "origin", policy=ARTIFACT_REFS)
             files = {"weights.bin": content("round", r, side)}
             _log_files(repo.url, "model", files, tmp_path / f"src-{side}-{r}")
         barrier = WORKERS_CONTEXT.Barrier(2)
@@ -358,9 +362,9 @@ def test_two_pushes_race_one_wins_the_other_rebases_and_nothing_is_lost(
         assert results[list(clones).index(loser)]["rejected"] == [head]
 
         lost = clones[loser]
-        assert remotes.pull(lost, "origin").diverged == [head]
-        assert remotes.rebase(lost, "origin") == [head]
-        remotes.push(lost, "origin")
+        assert remotes.pull(lost, "origin", policy=ARTIFACT_REFS).diverged == [head]
+        assert remotes.rebase(lost, "origin", policy=ARTIFACT_REFS) == [head]
+        remotes.push(lost, "origin", policy=ARTIFACT_REFS)
         base = 1 + 2 * r
         expected[base] = {"weights.bin": content("round", r, winner)}
         expected[base + 1] = {"weights.bin": content("round", r, loser)}
@@ -542,7 +546,7 @@ def _pusher(spec: Spec, stop: str, barrier: Any) -> dict[str, Any]:
     pushes, errors = 0, []
     while not os.path.exists(stop):
         try:
-            remotes.push(repo, "origin")
+            remotes.push(repo, "origin", policy=ARTIFACT_REFS)
             pushes += 1
         except Exception:  # noqa: BLE001 - every failure is reported by the test
             errors.append(traceback.format_exc())
@@ -637,7 +641,7 @@ def test_gc_with_grace_zero_beside_slow_writers_and_pushes_loses_nothing(
             assert not reading["errors"], "a read failed beside gc:\n" + reading["errors"][0]
             errors = pushing["errors"]
             assert not errors, "a push failed beside gc:\n" + "\n".join(errors)
-            remotes.push(repo, "origin")
+            remotes.push(repo, "origin", policy=ARTIFACT_REFS)
         checked = open_spec_repo(where, str(tmp_path / "cache"))
         report = fsck(checked)
         assert report.ok, f"{where['url']}: {report.problems[:5]}"

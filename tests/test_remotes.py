@@ -9,6 +9,7 @@ docs/remotes.md says.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import pytest
 
 import artifacts
 import remotes
+from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry
 from cas import Repository, objects
 from cas.errors import AccessDeniedError, CasError, CorruptObjectError, PreconditionFailedError
@@ -151,7 +153,7 @@ def test_push_clone_roundtrip_is_byte_identical(ws: Path, remote_url: str) -> No
     repo = Repository.open(str(local))
     remotes.add_remote(repo, "origin", remote_url)
 
-    pushed = remotes.push(repo, "origin")
+    pushed = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     assert pushed.objects_uploaded > 0 and pushed.bytes_uploaded > len(BIG_1) + len(BIG_2)
     assert f"{ENTITY}/{PROJECT}/artifacts/data/latest" in pushed.refs_updated
     assert not pushed.warnings
@@ -167,10 +169,10 @@ def test_push_clone_roundtrip_is_byte_identical(ws: Path, remote_url: str) -> No
     blob_packs = {p for p in repo.objects.packs() if kinds_in_pack(repo, p) == {"blob"}}
     assert blob_packs and blob_packs <= remote.objects.packs()
 
-    again = remotes.push(repo, "origin")
+    again = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     assert (again.objects_uploaded, again.bytes_uploaded, again.refs_updated) == (0, 0, [])
 
-    clone = remotes.clone(remote_url, str(ws / "b"))
+    clone = remotes.clone(remote_url, str(ws / "b"), policy=ARTIFACT_REFS)
     assert clone.url == str(ws / "b" / ".artifacts")
     for number, files in enumerate(VERSIONS):
         assert download(clone.url, f"data:v{number}") == files
@@ -186,13 +188,16 @@ def test_a_push_to_an_emptied_remote_sends_everything_again(ws: Path, remote_url
     log(local, V0)
     repo = Repository.open(str(local))
     remotes.add_remote(repo, "origin", remote_url)
-    first = remotes.push(repo, "origin")
+    first = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     remote = Repository.open(remote_url)
     for name in first.refs_updated:
         remote.refs.delete_if_equals(name, remote.refs.get(name))
-    again = remotes.push(repo, "origin")
+    again = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     assert sorted(again.refs_updated) == sorted(first.refs_updated) and again.behind == []
-    assert download(remotes.clone(remote_url, str(ws / "b")).url, "data:latest") == V0
+    assert (
+        download(remotes.clone(remote_url, str(ws / "b"), policy=ARTIFACT_REFS).url, "data:latest")
+        == V0
+    )
 
 
 def test_pointing_a_remote_at_another_store_forgets_what_we_saw_of_the_old_one(
@@ -206,13 +211,14 @@ def test_pointing_a_remote_at_another_store_forgets_what_we_saw_of_the_old_one(
     repo = Repository.open(str(local))
     old, new = str(ws / "old-remote"), str(ws / "new-remote")
     remotes.add_remote(repo, "origin", old)
-    remotes.push(repo, "origin")
+    remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     remotes.add_remote(repo, "second", new)
-    remotes.push(repo, "second", ["other"])  # the new store holds some of our refs
+    # the new store holds some of our refs
+    remotes.push(repo, "second", ["other"], policy=ARTIFACT_REFS)
     remotes.add_remote(repo, "origin", old)  # the same URL again: nothing forgotten
     assert repo.refs.list("remotes/origin/")
     remotes.add_remote(repo, "origin", new)
-    pushed = remotes.push(repo, "origin")
+    pushed = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     assert f"{ENTITY}/{PROJECT}/artifacts/data/latest" in pushed.refs_updated
     assert pushed.behind == []
     assert download(new, "data:latest") == V0
@@ -225,11 +231,11 @@ def test_fetch_and_pull_from_a_missing_directory_fail_and_create_nothing(ws: Pat
     repo = Repository.open(str(local))
     missing_dir = ws / "no-such-remote"
     remotes.add_remote(repo, "origin", str(missing_dir))
-    for read in (remotes.fetch, remotes.pull):
+    for read in (remotes.fetch, functools.partial(remotes.pull, policy=ARTIFACT_REFS)):
         with pytest.raises(RemoteNotFoundError, match="no store at .*no-such-remote"):
             read(repo, "origin")
     assert not missing_dir.exists()
-    remotes.push(repo, "origin")  # a push is what creates a remote
+    remotes.push(repo, "origin", policy=ARTIFACT_REFS)  # a push is what creates a remote
     assert remotes.fetch(repo, "origin").objects_downloaded == 0
 
 
@@ -242,7 +248,7 @@ def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: st
     message = "holds no versions" if "://" in remote_url else "is not a store"
     for url, expected in [(remote_url, message), (str(plain), "is not a store")]:
         with pytest.raises(RemoteNotFoundError, match=f"nothing to clone: .*{expected}"):
-            remotes.clone(url, str(ws / "c"))
+            remotes.clone(url, str(ws / "c"), policy=ARTIFACT_REFS)
         assert not (ws / "c").exists()
     assert os.listdir(plain) == ["notes.txt"]
     if "://" not in remote_url:
@@ -258,18 +264,18 @@ def test_a_failed_clone_does_not_block_the_next(ws: Path, remote_url: str) -> No
     log(local, V1)
     repo = Repository.open(str(local))
     remotes.add_remote(repo, "origin", remote_url)
-    remotes.push(repo, "origin")
+    remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     remote = Repository.open(remote_url)
     key = blob_key(BIG_1)
     good = remote.storage.get(key)
     remote.storage.put(key, good[:-1] + bytes([good[-1] ^ 1]))
 
     with pytest.raises(CorruptObjectError):
-        remotes.clone(remote_url, str(ws / "b"))
+        remotes.clone(remote_url, str(ws / "b"), policy=ARTIFACT_REFS)
     assert not (ws / "b" / ".artifacts").exists()
 
     remote.storage.put(key, good)
-    clone = remotes.clone(remote_url, str(ws / "b"))
+    clone = remotes.clone(remote_url, str(ws / "b"), policy=ARTIFACT_REFS)
     assert clone.url == str(ws / "b" / ".artifacts")
     assert os.listdir(ws / "b") == [".artifacts"]
     assert download(clone.url, "data:v0") == V0
@@ -315,7 +321,7 @@ def test_a_push_with_nothing_new_writes_nothing(ws: Path, monkeypatch) -> None:
     log(local.url, V1)
     url = str(ws / "remote-store")
     remotes.add_remote(local, "origin", url)
-    remotes.push(local, "origin")
+    remotes.push(local, "origin", policy=ARTIFACT_REFS)
     tracking = local.refs.list("remotes/")
     assert tracking
     for name, target in tracking.items():
@@ -324,11 +330,11 @@ def test_a_push_with_nothing_new_writes_nothing(ws: Path, monkeypatch) -> None:
     monkeypatch.setattr(
         remotes.sync, "open_remote", lambda repo, name, create=False: Repository(recording)
     )
-    again = remotes.push(local, "origin")
+    again = remotes.push(local, "origin", policy=ARTIFACT_REFS)
     assert (again.objects_uploaded, again.refs_updated, recording.written) == (0, [], [])
     assert local.refs.list("remotes/") == tracking
     log(local.url, V2)  # something new: then it does send
-    assert remotes.push(local, "origin").refs_updated
+    assert remotes.push(local, "origin", policy=ARTIFACT_REFS).refs_updated
     assert recording.written
 
 
@@ -401,49 +407,49 @@ def test_diverged_push_is_refused_then_rebased_and_nothing_is_lost(
     seed = Repository.open(str(ws / "seed" / ".artifacts"))
     log(seed.url, V0)
     remotes.add_remote(seed, "origin", url)
-    remotes.push(seed, "origin")
-    one = remotes.clone(url, str(ws / "one"))
-    two = remotes.clone(url, str(ws / "two"))
+    remotes.push(seed, "origin", policy=ARTIFACT_REFS)
+    one = remotes.clone(url, str(ws / "one"), policy=ARTIFACT_REFS)
+    two = remotes.clone(url, str(ws / "two"), policy=ARTIFACT_REFS)
 
     assert log(one.url, V1) == "v1"
-    remotes.push(one, "origin")
+    remotes.push(one, "origin", policy=ARTIFACT_REFS)
     assert log(two.url, V2, aliases=["best"]) == "v1"  # the same number, other content
     twos_v1 = head(two.url)
     with pytest.raises(PushRejectedError, match=r"artifacts pull") as refused:
-        remotes.push(two, "origin")
+        remotes.push(two, "origin", policy=ARTIFACT_REFS)
     assert refused.value.names == [HEAD]
     assert isinstance(refused.value, CasError)
     remote = Repository.open(url)
     assert remote.refs.read(HEAD) == head(one.url) and remote.refs.read(BEST) is None
 
-    pulled = remotes.pull(two, "origin")
+    pulled = remotes.pull(two, "origin", policy=ARTIFACT_REFS)
     assert pulled.diverged == [HEAD] and HEAD not in pulled.fast_forwarded
     assert head(two.url) == twos_v1  # pull changes nothing of a diverged artifact
 
-    assert remotes.rebase(two, "origin") == [HEAD]
+    assert remotes.rebase(two, "origin", policy=ARTIFACT_REFS) == [HEAD]
     rebased = two.objects.get_commit(head(two.url))
     assert rebased.parents == (head(one.url),)
     assert rebased.meta["version"] == 2 and rebased.meta["rebased_from"] == twos_v1.hex()
     assert two.refs.read(BEST) == head(two.url)  # the alias followed its version
 
-    pushed = remotes.push(two, "origin")
+    pushed = remotes.push(two, "origin", policy=ARTIFACT_REFS)
     assert HEAD in pushed.refs_updated and BEST in pushed.refs_updated
     assert remote.refs.read(HEAD) == head(two.url)
     assert fsck(remote).ok
     # Every version of both sides is on the remote, by content.
-    check = remotes.clone(url, str(ws / "check"))
+    check = remotes.clone(url, str(ws / "check"), policy=ARTIFACT_REFS)
     assert [download(check.url, f"data:v{n}") for n in range(3)] == [V0, V1, V2]
     assert download(check.url, "data:best") == V2
-    assert remotes.pull(one, "origin").fast_forwarded == [HEAD]
+    assert remotes.pull(one, "origin", policy=ARTIFACT_REFS).fast_forwarded == [HEAD]
 
     # --force overwrites a remote that moved on, with a warning; the dropped version's
     # objects stay on the remote until gc.
     log(one.url, V3)
-    remotes.push(one, "origin")
+    remotes.push(one, "origin", policy=ARTIFACT_REFS)
     dropped = head(one.url)
     log(two.url, V4)
     with pytest.warns(UserWarning, match=f"forced {HEAD}"):
-        forced = remotes.push(two, "origin", force=True)
+        forced = remotes.push(two, "origin", force=True, policy=ARTIFACT_REFS)
     assert forced.warnings and "dropped" in forced.warnings[0]
     assert remote.refs.read(HEAD) == head(two.url) != dropped
     assert remote.objects.has(dropped)
@@ -459,7 +465,8 @@ def test_push_does_not_undo_what_the_remote_changed_after_our_pull(ws: Path) -> 
         part = artifacts.Artifact("dist", "dataset")
         part.add_dir(str(shard1))
         run.upsert_artifact(part, distributed_id="d")
-        two = remotes.clone(url, str(ws / "two"))  # pulls the run while it is going on
+        # pulls the run while it is going on
+        two = remotes.clone(url, str(ws / "two"), policy=ARTIFACT_REFS)
         more = artifacts.Artifact("dist", "dataset")
         more.add_dir(str(shard2))
         run.upsert_artifact(more, distributed_id="d")
@@ -471,12 +478,12 @@ def test_push_does_not_undo_what_the_remote_changed_after_our_pull(ws: Path) -> 
     assert all(two.refs.read(ref) not in (None, newer[ref]) for ref in newer)
 
     log(two.url, {"x": b"x"}, name="other")  # two's own change
-    pushed = remotes.push(two, "origin")
+    pushed = remotes.push(two, "origin", policy=ARTIFACT_REFS)
     assert f"{ENTITY}/{PROJECT}/artifacts/other/latest" in pushed.refs_updated
     assert sorted(pushed.behind) == sorted(newer)
     assert {ref: remote.refs.read(ref) for ref in newer} == newer  # nothing reverted
 
-    pulled = remotes.pull(two, "origin")
+    pulled = remotes.pull(two, "origin", policy=ARTIFACT_REFS)
     assert pulled.fast_forwarded == [HEAD]
     assert {ref: two.refs.read(ref) for ref in newer} == newer
 
@@ -484,7 +491,7 @@ def test_push_does_not_undo_what_the_remote_changed_after_our_pull(ws: Path) -> 
     # (a stale part pushed back would be merged into the next version).
     with artifacts.init(store=url) as finisher:
         finisher.finish_artifact(artifacts.Artifact("dist", "dataset"), distributed_id="d")
-    pulled = remotes.pull(two, "origin")
+    pulled = remotes.pull(two, "origin", policy=ARTIFACT_REFS)
     assert f"{ENTITY}/{PROJECT}/artifacts/dist/latest" in pulled.fast_forwarded
     assert two.refs.read(part_ref) is None
     assert download(two.url, "dist:v0") == {"f": b"1", "g": b"2"}
@@ -493,15 +500,34 @@ def test_push_does_not_undo_what_the_remote_changed_after_our_pull(ws: Path) -> 
 def test_a_refused_head_holds_back_only_its_own_aliases(ws: Path) -> None:
     url = str(ws / "remote-store")
     log(url, V0, entity="x")
-    mine = remotes.clone(url, str(ws / "mine"))
+    mine = remotes.clone(url, str(ws / "mine"), policy=ARTIFACT_REFS)
     log(url, V1, entity="x")  # the remote moves on...
     log(mine.url, V2, entity="x")  # ...and so do we: x's data diverged
     log(mine.url, V0, entity="y", aliases=["best"])  # same name, another namespace
     with pytest.raises(PushRejectedError) as refused:
-        remotes.push(mine, "origin")
+        remotes.push(mine, "origin", policy=ARTIFACT_REFS)
     assert refused.value.names == ["x/proj/artifacts/data/latest"]
     remote = Repository.open(url)
     assert remote.refs.read("y/proj/artifacts/data/aliases/best") == head(mine.url, entity="y")
+
+
+def test_an_artifact_called_runs_is_an_artifact_like_any_other(ws: Path) -> None:
+    """Its refs hold "/runs/" but are no run records: a push of another name leaves
+    them here, and its alias that the remote removed is removed here too."""
+    local, url = ws / "a" / ".artifacts", str(ws / "remote-store")
+    log(local, V0, name="runs", aliases=["best"])
+    log(local, V1)
+    repo = Repository.open(str(local))
+    remotes.add_remote(repo, "origin", url)
+    pushed = remotes.push(repo, "origin", ["data"], policy=ARTIFACT_REFS)
+    assert [ref for ref in pushed.refs_updated if "/artifacts/" in ref] == [HEAD]
+
+    remotes.push(repo, "origin", policy=ARTIFACT_REFS)
+    alias = f"{ENTITY}/{PROJECT}/artifacts/runs/aliases/best"
+    remote = Repository.open(url)
+    remote.refs.delete_if_equals(alias, remote.refs.get(alias))
+    remotes.pull(repo, "origin", policy=ARTIFACT_REFS)
+    assert repo.refs.read(alias) is None
 
 
 # ---- 4. an interrupted push, re-run, sends only what is missing -------------------
@@ -562,7 +588,7 @@ def test_interrupted_push_rerun_sends_only_the_rest(
         remotes.sync, "open_remote", lambda repo, name, create=False: Repository(flaky)
     )
     with pytest.raises(ConnectionResetError):
-        remotes.push(local, "origin")
+        remotes.push(local, "origin", policy=ARTIFACT_REFS)
     monkeypatch.undo()
 
     remote = Repository.open(url)
@@ -573,11 +599,11 @@ def test_interrupted_push_rerun_sends_only_the_rest(
     assert not remote.refs.list(""), "no ref moved before its objects were all there"
     assert not local.refs.list("remotes/"), "nor did our record of the remote"
 
-    again = remotes.push(local, "origin")
+    again = remotes.push(local, "origin", policy=ARTIFACT_REFS)
     assert again.objects_uploaded == total - len(landed)
     assert HEAD in again.refs_updated
     assert fsck(remote).ok
-    assert remotes.push(local, "origin").objects_uploaded == 0
+    assert remotes.push(local, "origin", policy=ARTIFACT_REFS).objects_uploaded == 0
 
 
 # ---- 5. one bucket, many teams: IAM policies, enforced by moto ---------------------
@@ -671,7 +697,7 @@ def test_shared_pool_each_team_writes_only_its_own_refs(
     log(local.url, {"x.txt": b"not ours"}, name="data", entity="speech")
     remotes.add_remote(local, "origin", pool)
     with pytest.raises(RemoteAccessDeniedError, match="speech/proj/artifacts/data/latest") as no:
-        remotes.push(local, "origin")
+        remotes.push(local, "origin", policy=ARTIFACT_REFS)
     assert isinstance(no.value, CasError) and "docs/sharing.md" in str(no.value)
     shared = Repository.open(pool)
     assert shared.refs.read("vision/proj/artifacts/model/latest") == head(
@@ -699,12 +725,12 @@ def test_shared_pool_each_team_writes_only_its_own_refs(
     # A clone of the whole pool holds the other team's refs too; when that team moves
     # on, a push of our own work leaves theirs alone instead of failing on them.
     iam_bucket.act_as(monkeypatch, "shared", "vision")
-    clone = remotes.clone(pool, str(ws / "vision-clone"))
+    clone = remotes.clone(pool, str(ws / "vision-clone"), policy=ARTIFACT_REFS)
     iam_bucket.act_as(monkeypatch, "shared", "speech")
     log(pool, V1, entity="speech")
     iam_bucket.act_as(monkeypatch, "shared", "vision")
     log(clone.url, V2, entity="vision")
-    pushed = remotes.push(clone, "origin")
+    pushed = remotes.push(clone, "origin", policy=ARTIFACT_REFS)
     assert "vision/proj/artifacts/data/latest" in pushed.refs_updated
     assert "speech/proj/artifacts/data/latest" in pushed.behind
 
@@ -790,11 +816,16 @@ def test_pool_per_team_fences_everything(
     log(local.url, V2, name="model", entity="vision")
     remotes.add_remote(local, "origin", mine)
     remotes.add_remote(local, "speech", theirs)
-    assert "vision/proj/artifacts/model/latest" in remotes.push(local, "origin").refs_updated
-    assert remotes.pull(local, "origin").fast_forwarded == ["vision/proj/artifacts/data/latest"]
+    assert (
+        "vision/proj/artifacts/model/latest"
+        in remotes.push(local, "origin", policy=ARTIFACT_REFS).refs_updated
+    )
+    assert remotes.pull(local, "origin", policy=ARTIFACT_REFS).fast_forwarded == [
+        "vision/proj/artifacts/data/latest"
+    ]
 
     with pytest.raises(RemoteAccessDeniedError, match="refused to let you push"):
-        remotes.push(local, "speech")
+        remotes.push(local, "speech", policy=ARTIFACT_REFS)
     with pytest.raises(RemoteAccessDeniedError, match="refused to let you read"):
         remotes.fetch(local, "speech")
     with pytest.raises(PermissionError):
@@ -900,8 +931,8 @@ def test_writes_whose_answers_were_lost_count_once(
     local = Repository.open(str(ws / "a" / ".artifacts"))
     log(local.url, contents[0], name="model")
     remotes.add_remote(local, "origin", url)
-    pushed = remotes.push(local, "origin")
+    pushed = remotes.push(local, "origin", policy=ARTIFACT_REFS)
     assert f"{ENTITY}/{PROJECT}/artifacts/model/latest" in pushed.refs_updated
-    again = remotes.push(local, "origin")
+    again = remotes.push(local, "origin", policy=ARTIFACT_REFS)
     assert (again.refs_updated, again.behind) == ([], [])
     assert store.refs.read(f"{ENTITY}/{PROJECT}/artifacts/model/latest") == head(local.url, "model")

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
 
+from ..refpolicy import ARTIFACT_REFS
 from ..registry import ref_label
 from . import context
 from .commands import Commands
@@ -56,7 +57,14 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     with _collect_warnings() as caught:
         repo = context.open_repo(args)
-        result = push(repo, args.remote, args.names or None, args.force, progress_shown())
+        result = push(
+            repo,
+            args.remote,
+            args.names or None,
+            args.force,
+            progress_shown(),
+            policy=ARTIFACT_REFS,
+        )
     for message in dict.fromkeys(result.warnings + caught):  # each once, in order
         warn(message)
     if args.json:
@@ -87,7 +95,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from remotes import pull
 
-    result = pull(context.open_repo(args), args.remote, progress_shown())
+    result = pull(context.open_repo(args), args.remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
         return 0
@@ -102,7 +110,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_rebase(args: argparse.Namespace) -> int:
     from remotes import rebase
 
-    moved = rebase(context.open_repo(args), args.remote, args.names or None)
+    moved = rebase(context.open_repo(args), args.remote, args.names or None, policy=ARTIFACT_REFS)
     if args.json:
         print_json(moved)
         return 0
@@ -115,7 +123,7 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 def cmd_clone(args: argparse.Namespace) -> int:
     from remotes import clone
 
-    repo = clone(args.url, args.dir, progress_shown())
+    repo = clone(args.url, args.dir, progress_shown(), policy=ARTIFACT_REFS)
     print(f"cloned {args.url} into {repo.url}")
     return 0
 

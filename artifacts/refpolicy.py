@@ -1,0 +1,64 @@
+"""What each of artifacts' refs is for, told to ``remotes`` (which knows no ref names).
+
+The refs (see :mod:`artifacts.registry`) and their kinds:
+
+- ``<e>/<p>/artifacts/<name>/latest``: a head, the version chain. Push and pull
+  only fast-forward it; ``rebase`` re-applies local-only versions after the
+  remote's with the next numbers.
+- ``<e>/<p>/artifacts/<name>/aliases/<alias>``: belongs with its artifact's head,
+  so nobody's alias is clobbered and a refused head keeps its aliases back.
+- ``<e>/<p>/runs/<id>`` and ``<e>/<p>/dist/<name>/…``: records, one writer each.
+  A run's record stays when the remote drops it; a part goes once merged.
+
+``push NAME…`` and ``rebase NAME…`` take the artifacts called NAME (their head,
+aliases and distributed parts) and every run record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+
+from cas import Commit, ObjectId
+
+from .registry import ref_label
+
+
+class ArtifactRefPolicy:
+    """The :class:`remotes.policy.RefPolicy` of artifact versions, aliases, runs and parts."""
+
+    def is_head(self, ref: str) -> bool:
+        parts = ref.split("/")
+        return len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest"
+
+    def head_of(self, ref: str) -> str | None:
+        parts = ref.split("/")
+        if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "aliases":
+            return "/".join([*parts[:4], "latest"])
+        return None
+
+    def is_kept(self, ref: str) -> bool:
+        return self.is_head(ref) or _is_run(ref)
+
+    def selects(self, ref: str, names: Collection[str]) -> bool:
+        parts = ref.split("/")
+        named = len(parts) > 3 and parts[2] in ("artifacts", "dist") and parts[3] in names
+        return named or _is_run(ref)
+
+    def rebased(self, commit: Commit, commit_id: ObjectId, onto: ObjectId, tip: Commit) -> Commit:
+        """The version after ``tip``, with the tree and metadata of ``commit``."""
+        meta = dict(commit.meta)
+        meta.update(version=tip.meta["version"] + 1, rebased_from=commit_id.hex())
+        meta["time"] = meta.get("time") or time.time_ns()
+        return Commit(commit.tree, (onto,), meta)
+
+    def describe(self, ref: str) -> str:
+        return ref_label(ref)
+
+
+def _is_run(ref: str) -> bool:
+    parts = ref.split("/")
+    return len(parts) == 4 and parts[2] == "runs"
+
+
+ARTIFACT_REFS = ArtifactRefPolicy()
