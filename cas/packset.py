@@ -117,7 +117,11 @@ class PackSet:
             self.refresh()
 
     def _read_index(self, name: str) -> bytes:
-        cached = os.path.join(self.cache_dir, f"{name}.idx") if self.cache_dir else None
+        cached = (
+            os.path.join(self.cache_dir, os.path.basename(keys.index_key(name)))
+            if self.cache_dir
+            else None
+        )
         if cached and os.path.exists(cached):
             with open(cached, "rb") as f:
                 return f.read()
