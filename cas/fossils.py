@@ -9,12 +9,10 @@ children first, so a present tree or commit always has everything it reaches.
 
 from __future__ import annotations
 
-import os
-
-from . import objects
-from .errors import KeyNotFoundError, ObjectNotFoundError, PreconditionFailedError
+from . import keys, objects
+from .errors import KeyNotFoundError, ObjectNotFoundError
 from .objects import ObjectId
-from .store import ObjectStore, content_key
+from .store import ObjectStore
 from .walk import references
 
 
@@ -43,7 +41,7 @@ def restore(store: ObjectStore, roots: set[ObjectId]) -> set[ObjectId]:
         if not fossils.has(object_id):
             raise ObjectNotFoundError(object_id, store.storage.url)
         stack.append((object_id, True))
-        if fossils.loose_location(object_id) == content_key(object_id):
+        if fossils.loose_location(object_id) == keys.content_key(object_id):
             continue  # a large blob: its content alone, referencing nothing
         obj = objects.decode(fossils.get_raw(object_id))
         stack.extend((child, False) for child in references(obj))
@@ -55,21 +53,10 @@ def restore(store: ObjectStore, roots: set[ObjectId]) -> set[ObjectId]:
 def _copy_back(store: ObjectStore, object_id: ObjectId) -> None:
     fossils = store.fossils
     assert fossils is not None
-    key = content_key(object_id)
-    if fossils.loose_location(object_id) != key:
+    if fossils.loose_location(object_id) != keys.content_key(object_id):
         store.put_raw(fossils.get_raw(object_id))
         return
-    # A large blob is streamed, never read whole, and checked on the way.
-    tmp = store.storage.tempfile()
-    try:
-        with open(tmp, "wb") as out:
-            fossils.copy_blob_to(object_id, out)
-        try:
-            store.storage.move_in(key, tmp, mode="create")
-        except PreconditionFailedError:
-            pass  # put back meanwhile: same id, same bytes
+    try:  # a large blob is streamed, never read whole, and checked on the way
+        store.stream_blob_from(fossils, object_id)
     except KeyNotFoundError:
         raise ObjectNotFoundError(object_id, store.storage.url) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

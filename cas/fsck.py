@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import keys
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
 from .objects import Commit, ObjectId, Tree
 from .refs import LEGACY_LOCKS
@@ -46,7 +47,7 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
     Like :func:`cas.walk.reachable`, but a missing or damaged object is
     recorded and the walk goes on, so one bad object does not hide others
     (the objects only a damaged tree or commit reaches are checked once it is
-    repaired: ``remotes.transfer.repair`` runs fsck until nothing new is found).
+    repaired: :func:`cas.repair.repair` runs fsck until nothing new is found).
     """
     store = repo.objects
     report = FsckReport()
@@ -84,7 +85,7 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
             except CorruptObjectError as exc:
                 problem = _problem("corrupt", object_id, kind, ref, exc)
                 pack = store.pack_of(object_id)
-                where = f"packs/{pack}.pack" if pack else store.loose_location(object_id)
+                where = keys.pack_key(pack) if pack else store.loose_location(object_id)
                 problem.where = where or ""
                 report.problems.append(problem)
                 continue

@@ -36,13 +36,13 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from . import objects
+from . import keys, objects
 from .errors import CasError, KeyNotFoundError, ObjectNotFoundError
 from .fossils import restore
 from .objects import ObjectId
 from .refs import LEGACY_LOCKS
 from .repo import Repository
-from .store import ObjectStore, content_key, verify
+from .store import ObjectStore
 from .walk import reachable, references
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
@@ -50,7 +50,6 @@ TMP_MIN_AGE = 3600  # temporary files younger than this are never touched
 # Bucket modification times are kept to the second: there, every age is judged this
 # much on the safe side.
 BUCKET_CLOCK_RESOLUTION = 1.0
-CLOCK_KEY = "fossils/clock"
 
 
 @dataclass
@@ -86,9 +85,9 @@ class _Clock:
     advanced by this machine's monotonic clock since."""
 
     def __init__(self, store: ObjectStore) -> None:
-        store.storage.put(CLOCK_KEY, b"")
+        store.storage.put(keys.GC_CLOCK_KEY, b"")
         self._at = time.monotonic()
-        self._base = store.storage.stat(CLOCK_KEY).mtime
+        self._base = store.storage.stat(keys.GC_CLOCK_KEY).mtime
 
     def now(self) -> float:
         return self._base + time.monotonic() - self._at
@@ -184,7 +183,7 @@ def _scan(store: ObjectStore, skip: set[ObjectId]) -> _Scan:
             continue  # gone since the listing
         try:
             stat = storage.stat(key)
-            data = storage.get(key) if not key.startswith("blobs/") else b""
+            data = storage.get(key) if key != keys.content_key(object_id) else b""
         except KeyNotFoundError:
             continue
         found.loose[object_id] = found.sizes[object_id] = stat.size
@@ -195,8 +194,8 @@ def _scan(store: ObjectStore, skip: set[ObjectId]) -> _Scan:
         if not entries:
             continue
         try:
-            mtime = storage.stat(f"packs/{pack}.pack").mtime
-            data = storage.get(f"packs/{pack}.pack")
+            mtime = storage.stat(keys.pack_key(pack)).mtime
+            data = store.read_pack(pack)
         except KeyNotFoundError:
             continue  # rewritten since the listing
         found.packs[pack] = {i for i, _, _ in entries}
@@ -212,7 +211,7 @@ def _references(object_id: ObjectId, data: bytes) -> list[ObjectId]:
     """What an object references; nothing if it cannot be read (it then protects
     nothing, and goes first)."""
     try:
-        return references(objects.decode(verify(object_id, data)))
+        return references(objects.decode(objects.verify(object_id, data)))
     except CasError:
         return []
 
@@ -235,11 +234,7 @@ def _drop_fossils(fossils: ObjectStore, found: _Scan, old: set[ObjectId]) -> Non
     is as old as its file: all of it goes at once."""
     for object_id in old & set(found.loose):
         fossils.delete_loose(object_id)
-    for pack, ids in found.packs.items():
-        if ids <= old:
-            fossils.storage.delete(f"packs/{pack}.idx")  # readers stop finding it first
-            fossils.storage.delete(f"packs/{pack}.pack")
-    fossils.forget_pack("")
+    fossils.delete_packs(pack for pack, ids in found.packs.items() if ids <= old)
 
 
 def _move_referrers_first(
@@ -334,7 +329,7 @@ def _move_loose(store: ObjectStore, object_id: ObjectId, lease: float) -> None:
     if key is None:
         return  # gone already
     try:
-        if key == content_key(object_id):
+        if key == keys.content_key(object_id):
             tmp = store.storage.tempfile()
             try:
                 with open(tmp, "wb") as out:
@@ -375,22 +370,20 @@ def _rewrite_pack(
     # The fossil's age must count from about now: an identical fossil pack published
     # long ago (by a gc killed before it deleted this pack) keeps its older time.
     if fossil_pack is not None:
-        written = fossils.storage.stat(f"packs/{fossil_pack}.pack").mtime
+        written = fossils.storage.stat(keys.pack_key(fossil_pack)).mtime
         if clock.now() - written > lease / 2:
             raise _TooSlow
     # Index first: readers stop finding the old pack before its bytes go.
-    store.storage.delete(f"packs/{pack}.idx")
-    store.storage.delete(f"packs/{pack}.pack")
-    store.forget_pack(pack)
+    store.delete_packs([pack])
     return [(i, p) for i in waiting if (p := store.pack_of(i)) is not None]
 
 
 def _delete_old_tmp(repo: Repository, cutoff: float) -> int:
     """Temporary files left by writers that died (listings never show ``tmp/``)."""
     deleted = 0
-    tmp_dir = repo.storage.local_path("tmp")
+    tmp_dir = repo.storage.local_path(keys.TMP_DIR)
     if tmp_dir is None:
-        for key in list(repo.storage.list("tmp/")):
+        for key in list(repo.storage.list(keys.TMP_PREFIX)):
             if repo.storage.stat(key).mtime < cutoff:
                 repo.storage.delete(key)
                 deleted += 1
@@ -415,7 +408,7 @@ def _delete_lock_refs(repo: Repository) -> int:
     deleted = 0
     for name in list(repo.refs.names(LEGACY_LOCKS)):
         try:
-            repo.storage.delete(f"refs/{name}")
+            repo.storage.delete(keys.ref_key(name))
         except PermissionError:
             return deleted  # a gc role without delete rights on refs/locks/: keep them
         deleted += 1

@@ -67,7 +67,7 @@ class Leases:
                 lease.depth -= 1
             return
         lease = _Lease(started=time.monotonic())
-        sync_packs(self.store)
+        self.store.sync_packs()
         self._local.lease = lease
         try:
             yield
@@ -116,24 +116,8 @@ class Leases:
         if renew:
             lease.started = time.monotonic()
             lease.stored.clear()
-            sync_packs(self.store)
+            self.store.sync_packs()
         try:
             restore(self.store, set(ids))
         except ObjectNotFoundError as exc:
             raise CollectedError(exc.object_id, time.monotonic() - began) from None
-
-
-def sync_packs(store: ObjectStore) -> None:
-    """Make the store's in-memory pack indexes match the packs that exist now: a pack
-    gc rewrote since we last looked must not answer "already stored"."""
-    listed = {
-        key[len("packs/") : -len(".idx")]
-        for key in store.storage.list("packs/")
-        if key.endswith(".idx")
-    }
-    known = set(store._indexes)
-    gone = known - listed
-    if gone:
-        store.forget_pack(next(iter(gone)))  # reloads every index from the listing
-    elif listed - known:
-        store.refresh_packs()

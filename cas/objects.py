@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple
 import blake3
 import msgpack
 
-from .errors import InvalidNameError, InvalidObjectError
+from .errors import CorruptObjectError, InvalidNameError, InvalidObjectError
 from .storage.local import STORE_DIR
 
 FORMAT_VERSION = 1
@@ -40,6 +40,14 @@ MAX_NAME_BYTES = 255
 
 def object_id(data: bytes) -> ObjectId:
     return blake3.blake3(data).digest()
+
+
+def verify(expected: ObjectId, data: bytes) -> bytes:
+    """``data``, once it is checked to be the object ``expected`` (CorruptObjectError)."""
+    actual = object_id(data)
+    if actual != expected:
+        raise CorruptObjectError(expected, actual)
+    return data
 
 
 def encode_header(kind: str, length: int) -> bytes:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 
+from . import keys
 from .errors import (
     CasError,
     InvalidNameError,
@@ -70,7 +71,7 @@ class RefStore:
         self.before_set: Callable[[ObjectId], None] | None = None
 
     def _key(self, name: str) -> str:
-        return "refs/" + validate_ref_name(name)
+        return keys.ref_key(validate_ref_name(name))
 
     def _read(self, name: str) -> tuple[ObjectId | None, int, str | None]:
         try:
@@ -135,8 +136,8 @@ class RefStore:
 
     def names(self, prefix: str = "") -> Iterator[str]:
         """Names of refs that start with ``prefix`` (tombstones included)."""
-        for key in self.storage.list("refs/" + prefix):
-            yield key[len("refs/") :]
+        for key in self.storage.list(keys.ref_key(prefix)):
+            yield keys.parse_ref_key(key)
 
     def list(self, prefix: str = "") -> dict[str, ObjectId]:
         """Every set ref whose name starts with ``prefix``, with its target."""

@@ -9,14 +9,13 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError
+from .keys import CONFIG_KEY
 from .lease import DEFAULT_LEASE_SECONDS, Leases
 from .objects import ObjectId
 from .refs import RefStore
 from .storage import Storage, open_storage
 from .storage.base import IfMatch, Mode
 from .store import ObjectStore
-
-CONFIG_KEY = "config.json"
 
 
 def default_cache_dir(url: str) -> str:

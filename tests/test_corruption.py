@@ -43,8 +43,9 @@ from artifacts.run import Run
 from cas import ObjectId, Repository
 from cas.errors import CorruptObjectError
 from cas.fsck import fsck
+from cas.keys import content_key, loose_key
 from cas.storage import LocalStorage, Storage
-from cas.store import LOOSE_THRESHOLD, ObjectStore, content_key, loose_key
+from cas.store import LOOSE_THRESHOLD, ObjectStore
 from remotes import add_remote, pull, push, sync
 from remotes.transfer import repair
 from tests.helpers import corrupt

@@ -72,6 +72,7 @@ ZYGOTE = r"""
 import json, os, signal, sys, time, traceback
 
 import artifacts, remotes
+import cas.packs
 import cas.store
 from artifacts.refpolicy import ARTIFACT_REFS
 from cas import Repository
@@ -108,7 +109,7 @@ def op_finish(a):
 
 def remote_setup(a):
     if a.get("pack_limit"):
-        cas.store.PACK_LIMIT = a["pack_limit"]
+        cas.packs.PACK_LIMIT = a["pack_limit"]
     if a.get("remote_spec"):
         spec = a["remote_spec"]
         sync.open_remote = lambda repo, name, create=False: Repository(open_storage_from_spec(spec))
@@ -774,15 +775,16 @@ def test_a_copy_cut_after_any_pack_leaves_nothing_to_prune_wrongly(
     walk of the next transfer prunes at every tree the destination holds, so a
     tree published before its contents would leave them missing for good.
     """
+    import cas.packs
     import cas.store
     from remotes import add_remote, pull, push
 
-    monkeypatch.setattr(cas.store, "PACK_LIMIT", 16 << 10)
+    monkeypatch.setattr(cas.packs, "PACK_LIMIT", 16 << 10)
     data = tmp_path / "data"
     write_tree(data, random.Random(SEED), small=60)
     template, src, dst = tmp_path / "template", str(tmp_path / "src"), str(tmp_path / "dst")
     log_dir(str(template), "data", data)
-    real_publish = cas.store.ObjectStore._publish_pack  # packs written and packs adopted
+    real_publish = cas.store.ObjectStore.publish_pack  # packs written and packs adopted
     cut = 0
     while True:
         cut += 1
@@ -801,13 +803,13 @@ def test_a_copy_cut_after_any_pack_leaves_nothing_to_prune_wrongly(
         repo = open_repo(src if direction == "push" else dst)
         add_remote(repo, "origin", dst if direction == "push" else src)
         sync = push if direction == "push" else pull
-        monkeypatch.setattr(cas.store.ObjectStore, "_publish_pack", publish)
+        monkeypatch.setattr(cas.store.ObjectStore, "publish_pack", publish)
         try:
             sync(repo, "origin", policy=ARTIFACT_REFS)
             finished = True
         except _Cut:
             finished = False
-        monkeypatch.setattr(cas.store.ObjectStore, "_publish_pack", real_publish)
+        monkeypatch.setattr(cas.store.ObjectStore, "publish_pack", real_publish)
         sync(repo, "origin", policy=ARTIFACT_REFS)  # the re-run
         assert fsck(open_repo(dst)).ok, f"cut after pack {cut}"
         verify_files(open_repo(dst), "data", data)

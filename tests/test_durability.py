@@ -18,9 +18,10 @@ import pytest
 import artifacts
 from artifacts import Artifact
 from cas import Repository, ingest
+from cas.keys import content_key, loose_key
 from cas.objects import encode_header
 from cas.storage import LocalStorage
-from cas.store import LOOSE_THRESHOLD, content_key, loose_key
+from cas.store import LOOSE_THRESHOLD
 from cas.walk import reachable
 
 

@@ -30,8 +30,8 @@ from cas import (
     Tree,
     TreeEntry,
 )
+from cas.keys import loose_key
 from cas.objects import encode_header, object_id
-from cas.store import loose_key
 from tests.helpers import remove_deep, workspace, write
 
 pytestmark = pytest.mark.timeout(60)

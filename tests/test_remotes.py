@@ -31,8 +31,9 @@ from artifacts.registry import Registry
 from cas import Repository, objects
 from cas.errors import AccessDeniedError, CasError, CorruptObjectError, PreconditionFailedError
 from cas.fsck import fsck
+from cas.keys import content_key, loose_key
 from cas.storage import LocalStorage
-from cas.store import LOOSE_THRESHOLD, content_key, loose_key
+from cas.store import LOOSE_THRESHOLD
 from remotes import transfer
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from tests.helpers import tree_of, write_tree

@@ -15,7 +15,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from cas import store as store_module
+from cas import packs as packs_module
 from cas.errors import (
     CorruptObjectError,
     InvalidObjectError,
@@ -24,19 +24,12 @@ from cas.errors import (
     UsageError,
 )
 from cas.ids import resolve_id
+from cas.keys import content_key, loose_key
 from cas.objects import Blob, Commit, Tree, TreeEntry, encode_header
+from cas.packs import INDEX_MAGIC, LOOSE_THRESHOLD, PACK_MAGIC, decode_index
+from cas.packset import SMALL_PACK
 from cas.storage import LocalStorage, MemoryStorage, Storage
-from cas.store import (
-    INDEX_MAGIC,
-    LOOSE_THRESHOLD,
-    PACK_MAGIC,
-    SMALL_PACK,
-    InOrderVerifier,
-    ObjectStore,
-    content_key,
-    decode_index,
-    loose_key,
-)
+from cas.store import InOrderVerifier, ObjectStore
 from tests.helpers import corrupt, flip
 
 
@@ -310,7 +303,7 @@ def test_pack_writer_skips_duplicates(store: ObjectStore) -> None:
 def test_pack_writer_rolls_over_past_the_limit(
     store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "PACK_LIMIT", 200)
+    monkeypatch.setattr(packs_module, "PACK_LIMIT", 200)
     blobs = [Blob(bytes([i]) * 90) for i in range(6)]
     with store.writer() as writer:
         for blob in blobs:

@@ -1,0 +1,233 @@
+"""The pack and pack index formats (docs/format.md), and the writer that makes packs.
+
+A pack is ``CASPACK1`` followed by whole objects back to back; it is named by
+the blake3 hash of its bytes. Its index is ``CASIDX01``, a BE u32 count, then
+one entry per object, sorted by id: the id, its offset in the pack (BE u64)
+and its length (BE u32).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import blake3
+
+from . import objects
+from ._fastio import HASH_THREADS, read_small
+from .errors import InvalidObjectError, UsageError
+from .objects import ObjectId
+
+if TYPE_CHECKING:
+    from .store import ObjectStore
+
+PACK_MAGIC = b"CASPACK1"
+INDEX_MAGIC = b"CASIDX01"
+_INDEX_ENTRY = struct.Struct(">32sQI")  # id, offset in pack, length
+_INDEX_HEADER = len(INDEX_MAGIC) + 4  # the magic and the entry count
+LOOSE_THRESHOLD = 1 << 20  # blobs at least this big stay loose, never packed
+PACK_LIMIT = 256 << 20  # start a new pack past this many bytes
+_WRITE_BATCH = 1 << 20
+
+Entry = tuple[ObjectId, int, int]  # an object's id, offset in its pack, length
+
+
+def pack_name(data: bytes) -> str:
+    """A pack's name: the hex blake3 hash of its bytes."""
+    return blake3.blake3(data, max_threads=HASH_THREADS).hexdigest()
+
+
+def write_pack(out: BinaryIO, datas: Iterable[bytes]) -> str:
+    """Write a pack of the objects ``datas``, in that order, to ``out``; its name."""
+    hasher = blake3.blake3()
+    for data in (PACK_MAGIC, *datas):
+        out.write(data)
+        hasher.update(data)
+    return hasher.hexdigest()
+
+
+def check_pack(data: bytes, entries: Iterable[Entry]) -> None:
+    """Check a whole pack against its index ``entries``: the magic, every entry in
+    range, and every object against its id (CorruptObjectError)."""
+    view = memoryview(data)
+    if data[: len(PACK_MAGIC)] != PACK_MAGIC:
+        raise InvalidObjectError("not a pack: bad magic")
+    for object_id, offset, length in entries:
+        if offset < len(PACK_MAGIC) or offset + length > len(data):
+            raise InvalidObjectError(f"pack index entry {object_id.hex()} is out of range")
+        objects.verify(object_id, view[offset : offset + length])
+
+
+def encode_index(entries: list[Entry]) -> bytes:
+    entries = sorted(entries)
+    body = b"".join(_INDEX_ENTRY.pack(*e) for e in entries)
+    return INDEX_MAGIC + struct.pack(">I", len(entries)) + body
+
+
+def decode_index(data: bytes, name: str) -> list[Entry]:
+    _check_index(data, name)
+    return list(_INDEX_ENTRY.iter_unpack(data[_INDEX_HEADER:]))
+
+
+def _check_index(data: bytes, name: str) -> int:
+    """The entry count of a well-formed index; no per-entry work."""
+    if data[: len(INDEX_MAGIC)] != INDEX_MAGIC or len(data) < _INDEX_HEADER:
+        raise InvalidObjectError(f"pack index {name} has a bad header")
+    (count,) = struct.unpack(">I", data[len(INDEX_MAGIC) : _INDEX_HEADER])
+    if len(data) != _INDEX_HEADER + count * _INDEX_ENTRY.size:
+        raise InvalidObjectError(f"pack index {name} is truncated")
+    return count
+
+
+class PackIndex:
+    """One pack's index, searched in place: opening a store costs no per-object work."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self._count = _check_index(data, name)
+        self.name = name
+        self._data = data
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> bytes:  # the i-th id, so bisect can search the index
+        start = _INDEX_HEADER + i * _INDEX_ENTRY.size
+        return self._data[start : start + 32]
+
+    def find(self, object_id: ObjectId) -> tuple[int, int] | None:
+        i = bisect.bisect_left(self, object_id)
+        if i == self._count or self[i] != object_id:
+            return None
+        _, offset, length = _INDEX_ENTRY.unpack_from(
+            self._data, _INDEX_HEADER + i * _INDEX_ENTRY.size
+        )
+        return offset, length
+
+    def entries(self) -> list[Entry]:
+        return list(_INDEX_ENTRY.iter_unpack(self._data[_INDEX_HEADER:]))
+
+
+class PackWriter:
+    """Collects small objects into packs; large blobs go loose at once.
+
+    Objects become readable when the writer closes without error. A writer
+    that fails or is abandoned publishes nothing, so no ref can reach a
+    half-written pack.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._tmp: str | None = None
+        self._file: BinaryIO | None = None
+        self._entries: list[Entry] = []
+        self._ids: set[ObjectId] = set()
+        self._hasher: Any = None
+        self._pending: list[bytes] = []  # added but not yet written
+        self._pending_bytes = 0
+        self._offset = 0
+        self.objects_written = 0
+        self.bytes_written = 0
+        self._closed = False
+
+    def add(self, obj: objects.Object) -> ObjectId:
+        return self.add_raw(obj.to_bytes())
+
+    def add_raw(self, data: bytes, force: bool = False) -> ObjectId:
+        """Add whole object bytes; ``force`` packs it even if another pack has it."""
+        if self._closed:
+            raise UsageError("this pack writer is closed")
+        object_id = objects.object_id(data)
+        if object_id in self._ids or (not force and self.store.pack_of(object_id) is not None):
+            return object_id
+        if self.store.watcher is not None and objects.decode_header(data)[0] != "blob":
+            self.store.watcher.storing(data, pending=self._ids)
+        if len(data) >= LOOSE_THRESHOLD:
+            if objects.decode_header(data)[0] != "blob":
+                self.flush()  # a big tree goes loose at once: what it references first
+            return self.store.put_raw(data)
+        if self._file is None:
+            self._start()
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= _WRITE_BATCH:
+            self._drain()
+        self._entries.append((object_id, self._offset, len(data)))
+        self._ids.add(object_id)
+        self._offset += len(data)
+        self.objects_written += 1
+        self.bytes_written += len(data)
+        if self._offset >= PACK_LIMIT:
+            self.flush()
+        return object_id
+
+    def add_blob(self, data: bytes) -> ObjectId:
+        return self.add_raw(objects.encode_header("blob", len(data)) + data)
+
+    def add_file(self, path: str, size: int | None = None) -> tuple[ObjectId, int]:
+        """Store a file as a blob: packed when small, loose and streamed when big."""
+        if size is None:
+            size = os.path.getsize(path)
+        if size >= LOOSE_THRESHOLD:
+            return self.store.put_blob_file(path)
+        data = read_small(path, size)
+        if len(data) >= LOOSE_THRESHOLD:  # it grew since the caller looked
+            return self.store.put_blob_file(path)
+        return self.add_blob(data), len(data)
+
+    def _start(self) -> None:
+        self._tmp = self.store.storage.tempfile()
+        self._file = open(self._tmp, "wb", buffering=0)
+        self._hasher = blake3.blake3()
+        self._pending, self._pending_bytes = [PACK_MAGIC], len(PACK_MAGIC)
+        self._offset = len(PACK_MAGIC)
+        self._entries = []
+
+    def _drain(self) -> None:
+        """Write and hash what is pending: a call per megabyte, not per object."""
+        assert self._file is not None
+        batch = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        self._hasher.update(batch)
+        written = 0
+        while written < len(batch):  # an unbuffered write may be short
+            written += self._file.write(batch[written:] if written else batch)
+
+    def flush(self) -> str | None:
+        """Publish what has been added so far: the pack, then its index."""
+        if self._file is None:
+            return None
+        self._drain()
+        self._file.close()
+        self._file = None
+        name = self._hasher.hexdigest()
+        tmp, self._tmp = self._tmp, None
+        assert tmp is not None
+        self.store.publish_pack(name, tmp, self._entries)
+        self._entries = []
+        return name
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp and os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+        self._tmp = None
+        self._closed = True
+
+    def close(self) -> None:
+        if not self._closed:
+            self.flush()
+            self._closed = True
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()

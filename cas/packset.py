@@ -1,0 +1,160 @@
+"""The packs of one store as this process knows them: where each packed object is.
+
+A pack becomes known when its index is read (from the local cache when the
+store is remote: indexes never change). Known packs answer "where is this
+object?" without a request; packs published by others since are found by
+listing the indexes again (:meth:`PackSet.refresh`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+
+from . import keys
+from .errors import KeyNotFoundError, PreconditionFailedError
+from .objects import ObjectId
+from .packs import Entry, PackIndex, decode_index, encode_index
+from .storage.base import Storage
+
+SMALL_PACK = 1024  # packs of at most this many objects are indexed in one shared dict
+
+Location = tuple[str, int, int]  # the pack, the offset in it, the length
+
+
+class PackSet:
+    def __init__(self, storage: Storage, cache_dir: str | None) -> None:
+        self.storage = storage
+        self.cache_dir = cache_dir  # where remote pack indexes are kept
+        self._indexes: dict[str, PackIndex] = {}
+        # Every log adds a small pack or two; searching each in turn would make a lookup
+        # cost grow with the history. So small packs share one dict, and only big ones
+        # are searched in place.
+        self._small: dict[ObjectId, Location] = {}
+        self._big: dict[str, PackIndex] = {}
+        # Built only for bulk questions (has_many of many ids, iteration).
+        self._merged: dict[ObjectId, Location] | None = None
+        self._lock = threading.Lock()
+
+    def find(self, object_id: ObjectId) -> Location | None:
+        """Where a known pack holds ``object_id``, or None."""
+        if self._merged is not None:
+            return self._merged.get(object_id)
+        found = self._small.get(object_id)
+        if found is not None:
+            return found
+        for name, index in tuple(self._big.items()):  # a copy: another thread may add one
+            at = index.find(object_id)
+            if at is not None:
+                return name, at[0], at[1]
+        return None
+
+    def merged(self) -> dict[ObjectId, Location]:
+        """Every known packed object: built once, kept up to date from then on."""
+        with self._lock:
+            if self._merged is None:
+                merged: dict[ObjectId, Location] = {}
+                for name, index in self._indexes.items():
+                    for object_id, offset, length in index.entries():
+                        merged.setdefault(object_id, (name, offset, length))
+                self._merged = merged
+            return self._merged
+
+    def _add(self, index: PackIndex) -> None:
+        with self._lock:
+            if index.name in self._indexes:
+                return
+            self._indexes[index.name] = index
+            if len(index) > SMALL_PACK:
+                self._big[index.name] = index
+            else:
+                for object_id, offset, length in index.entries():
+                    self._small.setdefault(object_id, (index.name, offset, length))
+            if self._merged is not None:
+                for object_id, offset, length in index.entries():
+                    self._merged.setdefault(object_id, (index.name, offset, length))
+
+    def names(self) -> set[str]:
+        """The known packs."""
+        return set(self._indexes)
+
+    def entries(self, pack: str) -> list[Entry]:
+        index = self._indexes.get(pack)
+        return index.entries() if index is not None else decode_index(self._read_index(pack), pack)
+
+    def _listed(self) -> set[str]:
+        names = (keys.parse_index_key(key) for key in self.storage.list(keys.PACKS_PREFIX))
+        return {name for name in names if name is not None}
+
+    def refresh(self) -> None:
+        """Load the indexes of packs published since we last looked."""
+        for name in self._listed() - set(self._indexes):
+            try:
+                index = PackIndex(name, self._read_index(name))
+            except KeyNotFoundError:
+                continue  # gc deleted it since the listing
+            self._add(index)
+
+    def forget(self) -> None:
+        """Reload every index from a new listing (after gc removed a pack): an object of
+        a dropped pack may live on in another."""
+        with self._lock:
+            self._indexes.clear()
+            self._small.clear()
+            self._big.clear()
+            self._merged = None
+        self.refresh()
+
+    def sync(self) -> None:
+        """Match the packs that exist now: a pack gc rewrote since we last looked must
+        not answer "already stored"."""
+        listed = self._listed()
+        known = set(self._indexes)
+        if known - listed:
+            self.forget()
+        elif listed - known:
+            self.refresh()
+
+    def _read_index(self, name: str) -> bytes:
+        cached = (
+            os.path.join(self.cache_dir, os.path.basename(keys.index_key(name)))
+            if self.cache_dir
+            else None
+        )
+        if cached and os.path.exists(cached):
+            with open(cached, "rb") as f:
+                return f.read()
+        data = self.storage.get(keys.index_key(name))
+        if cached:
+            os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
+            tmp = f"{cached}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, cached)  # indexes are immutable: caching is always safe
+        return data
+
+    def read(self, pack: str, start: int | None = None, end: int | None = None) -> bytes:
+        """Bytes of a pack, unverified; KeyNotFoundError once gc deleted it."""
+        return self.storage.get(keys.pack_key(pack), start, end)
+
+    def publish(self, name: str, tmp: str, entries: list[Entry]) -> None:
+        """Publish the pack file ``tmp`` as ``name``, then its index: readers find
+        objects through indexes, so a pack is never visible before it is whole."""
+        try:
+            self.storage.move_in(keys.pack_key(name), tmp, mode="create")
+        except PreconditionFailedError:
+            pass  # an identical pack is already published
+        index = encode_index(entries)
+        try:
+            self.storage.put(keys.index_key(name), index, mode="create")
+        except PreconditionFailedError:
+            pass
+        self._add(PackIndex(name, index))
+
+    def delete(self, names: Iterable[str]) -> None:
+        """Delete packs for good, then reload what is left."""
+        for name in names:
+            self.storage.delete(keys.index_key(name))  # readers stop finding it first
+            self.storage.delete(keys.pack_key(name))
+        self.forget()

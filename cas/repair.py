@@ -1,0 +1,174 @@
+"""Repair: put back verified copies of missing or corrupt objects from another store.
+
+Objects are named by their content, so another store's copy of an id is the
+same bytes. A loose object is rewritten in place. A packed object is restored
+by rewriting its whole pack: its intact objects, the good copies of the
+damaged ones, checked against the pack's name (the hash of its bytes) before
+it replaces the damaged file. A missing object is written loose, in the form
+new objects take.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from . import keys, objects
+from .errors import CorruptObjectError, KeyNotFoundError, NotFoundError
+from .fsck import FsckReport, fsck
+from .objects import ObjectId
+from .packs import LOOSE_THRESHOLD, PACK_MAGIC, write_pack
+from .repo import Repository
+from .store import ObjectStore
+
+
+@dataclass
+class RepairResult:
+    repaired: list[str] = field(default_factory=list)  # hex ids written back, verified
+    packs_rewritten: list[str] = field(default_factory=list)  # pack names restored whole
+    unrepaired: list[str] = field(default_factory=list)  # still missing or corrupt
+    report: FsckReport = field(default_factory=FsckReport)  # fsck after the repair
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+
+def repair(repo: Repository, source: ObjectStore, rounds: int = 100) -> RepairResult:
+    """Replace every object fsck finds missing or corrupt with a verified copy from
+    ``source``.
+
+    fsck stops below a damaged tree, so the repair runs fsck again until it
+    finds nothing new to fix. Objects ``source`` lacks stay in ``unrepaired``.
+    """
+    result = RepairResult()
+    tried: set[ObjectId] = set()
+    with repo.writing():
+        for _ in range(rounds):
+            result.report = fsck(repo)
+            bad = [
+                bytes.fromhex(p.object_id)
+                for p in result.report.problems
+                if p.problem in ("missing", "corrupt")
+            ]
+            todo = [i for i in dict.fromkeys(bad) if i not in tried]
+            if not todo:
+                break
+            tried.update(todo)
+            _repair_objects(repo.objects, source, todo, result)
+    result.unrepaired = sorted(
+        {p.object_id for p in result.report.problems if p.problem in ("missing", "corrupt")}
+    )
+    return result
+
+
+def _repair_objects(
+    store: ObjectStore, source: ObjectStore, ids: list[ObjectId], result: RepairResult
+) -> None:
+    store.refresh_packs()
+    source.refresh_packs()
+    by_pack: dict[str, set[ObjectId]] = {}
+    for object_id in ids:
+        pack = store.pack_of(object_id)
+        if pack is None:
+            _rewrite_loose(store, source, object_id, result)
+        else:
+            by_pack.setdefault(pack, set()).add(object_id)
+    for pack, bad in by_pack.items():
+        if not _rewrite_pack(store, source, pack, bad, result):
+            # The pack cannot be rebuilt (the source lacks an object it holds): put what
+            # we can loose. Reads still prefer the pack's copy, so fsck will say so.
+            for object_id in bad:
+                _rewrite_loose(store, source, object_id, result)
+
+
+def _rewrite_loose(
+    store: ObjectStore, source: ObjectStore, object_id: ObjectId, result: RepairResult
+) -> None:
+    tmp = store.storage.tempfile()
+    try:
+        with open(tmp, "wb") as out:
+            try:
+                key = _read_loose_form(source, object_id, out)
+            except (NotFoundError, CorruptObjectError):
+                return  # the source lacks it too, or its copy is damaged as well
+        store.storage.move_in(key, tmp, mode="overwrite")
+        # A damaged copy in the other form would still be read: drop it.
+        content, whole = keys.content_key(object_id), keys.loose_key(object_id)
+        store.storage.delete(whole if key == content else content)
+        result.repaired.append(object_id.hex())
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _rewrite_pack(
+    store: ObjectStore, source: ObjectStore, pack: str, bad: set[ObjectId], result: RepairResult
+) -> bool:
+    """Restore the pack ``pack`` byte for byte; False if it cannot be done."""
+    fixed: list[str] = []
+    rebuilt = _rebuilt_objects(store, source, pack, bad, fixed)
+    if rebuilt is None:
+        return False
+    tmp = store.storage.tempfile()
+    try:
+        with open(tmp, "wb") as out:
+            name = write_pack(out, rebuilt)
+        if name != pack:
+            return False  # bytes the index does not describe: not ours to guess
+        store.storage.move_in(keys.pack_key(pack), tmp, mode="overwrite")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    result.packs_rewritten.append(pack)
+    result.repaired.extend(fixed)
+    return True
+
+
+def _rebuilt_objects(
+    store: ObjectStore, source: ObjectStore, pack: str, bad: set[ObjectId], fixed: list[str]
+) -> list[bytes] | None:
+    """The objects of ``pack`` in pack order, the damaged ones (their hex ids added to
+    ``fixed``) read from ``source``; None if the pack cannot be rebuilt so."""
+    entries = sorted(store.pack_entries(pack), key=lambda e: e[1])
+    try:
+        current = memoryview(store.read_pack(pack))  # slices of it copy nothing
+    except KeyNotFoundError:
+        current = memoryview(b"")
+    rebuilt: list[bytes] = []
+    position = len(PACK_MAGIC)
+    for object_id, offset, length in entries:
+        if offset != position:
+            return None  # not back to back: we cannot rebuild what lay between
+        data = current[offset : offset + length]
+        if object_id in bad or objects.object_id(data) != object_id:
+            try:
+                data = source.get_raw(object_id)  # packed objects are small
+            except (NotFoundError, CorruptObjectError):
+                return None
+            fixed.append(object_id.hex())
+        if len(data) != length:
+            return None
+        rebuilt.append(data)
+        position += length
+    return rebuilt
+
+
+def _read_loose_form(src: ObjectStore, object_id: ObjectId, out: BinaryIO) -> str:
+    """Write ``object_id`` to ``out`` as a store keeps it loose, verified; returns the
+    key of that form: a large blob's content alone, anything else its whole bytes.
+
+    A large blob stored that way streams. On an error the caller must discard ``out``.
+    """
+    content = keys.content_key(object_id)
+    if src.pack_of(object_id) is None and src.loose_location(object_id) == content:
+        src.copy_blob_to(object_id, out)
+        return content
+    data = src.get_raw(object_id)
+    kind, payload = objects.split(data)
+    if kind == "blob" and len(data) >= LOOSE_THRESHOLD:
+        out.write(payload)
+        return content
+    out.write(data)
+    return keys.loose_key(object_id)
