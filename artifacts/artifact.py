@@ -20,7 +20,7 @@ from cas.objects import TreeEntry
 
 from . import references, trees
 from .draft import Draft
-from .errors import ArtifactNotFoundError, ArtifactStateError
+from .errors import ArtifactFinalizedError, ArtifactNotLoggedError, EntryNotFoundError
 from .files import (
     Entry,
     Reference,
@@ -74,7 +74,7 @@ class Artifact:
 
     def _check_open(self) -> None:
         if self._logged is not None:
-            raise ArtifactStateError(
+            raise ArtifactFinalizedError(
                 f"{self.qualified_name} is logged and cannot change; use new_draft() to edit it"
             )
 
@@ -180,7 +180,7 @@ class Artifact:
 
     def _version(self) -> tuple[Registry, Version]:
         if self._logged is None or self._registry is None:
-            raise ArtifactStateError(f"artifact {self.name!r} is a draft: log it first")
+            raise ArtifactNotLoggedError(f"artifact {self.name!r} is a draft: log it first")
         return self._registry, self._logged
 
     def wait(self, timeout: float | None = None) -> Artifact:
@@ -246,7 +246,7 @@ class Artifact:
         registry, version = self._version()
         entry = trees.lookup(registry.objects, version.tree, split_path(name))
         if entry is None or entry.kind == "tree":
-            raise ArtifactNotFoundError(f"{self.qualified_name} has no file {name!r}")
+            raise EntryNotFoundError(f"{self.qualified_name} has no file {name!r}")
         return Entry.from_tree_entry(registry.objects, name, entry)
 
     def _files(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:

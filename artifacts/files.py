@@ -23,6 +23,7 @@ from cas.storage.local import is_store_dir, store_holding
 from cas.store import HASH_CHUNK, HASH_THREADS
 
 from .dirwalk import walk_up
+from .errors import LocalPathError
 from .names import split_path
 from .references import Fetcher, unchecked
 
@@ -48,9 +49,9 @@ def stage_file(path: str) -> LocalFile:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise UsageError(f"no such file: {path}") from None
+        raise LocalPathError(f"no such file: {path}") from None
     if not stat_mod.S_ISREG(st.st_mode):
-        raise UsageError(f"not a regular file: {path}")
+        raise LocalPathError(f"not a regular file: {path}")
     return LocalFile(
         os.path.abspath(path),
         st.st_size,
@@ -102,7 +103,7 @@ class Entry:
         return cls(path, entry.id.hex(), entry.size, entry.executable, ref)
 
 
-class VerificationError(CasError):
+class VerificationError(CasError, ValueError):
     """A directory that does not match the version it is checked against."""
 
     def __init__(self, root: str, problems: list[str]) -> None:

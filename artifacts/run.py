@@ -19,7 +19,7 @@ from cas.ingest import OnStored
 from cas.storage.local import STORE_DIR
 
 from .artifact import Artifact
-from .errors import ArtifactNotFoundError
+from .errors import ArtifactTypeError
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .names import parse_spec, validate_alias, validate_namespace
 from .registry import Registry
@@ -108,7 +108,7 @@ class Run(RunLog):
             spec = parse_spec(artifact_or_name, self.entity, self.project)
             version = self.registry.resolve(spec)
             if type is not None and version.type != type:
-                raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
+                raise ArtifactTypeError(f"{spec} has type {version.type!r}, not {type!r}")
             used = Artifact(version.name, version.type).become(self.registry, version)
         self._note_used(used.id)
         return used
