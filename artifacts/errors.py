@@ -13,6 +13,8 @@
     │   │   ├── ArtifactNotLoggedError   reading a draft as a version      (AttributeError)
     │   │   └── ArtifactFinalizedError   editing a logged version          (AttributeError)
     │   ├── LocalPathError           a local path add_file cannot add      (ValueError)
+    │   ├── NotOneFileError          file() of a version of several files  (ValueError)
+    │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── TypeMismatchError        one name, two artifact types
     │   └── DuplicateEntryError      two different files at one path
     └── MergeConflictError           distributed parts disagree about a path
@@ -60,6 +62,14 @@ class ArtifactFinalizedError(ArtifactStateError, AttributeError):
 class LocalPathError(UsageError, ValueError):
     """A local path that cannot be added as a file: missing, or not a regular file
     (W&B: ValueError)."""
+
+
+class NotOneFileError(UsageError, ValueError):
+    """``file()`` of a version that does not hold exactly one file (W&B: ValueError)."""
+
+
+class NotAReferenceError(UsageError, ValueError):
+    """``ref_target()`` of an entry that is not a reference (W&B: ValueError)."""
 
 
 class TypeMismatchError(UsageError):

@@ -10,7 +10,6 @@ import stat as stat_mod
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import blake3
@@ -85,22 +84,6 @@ def read_descriptor(store: ObjectStore, entry: TreeEntry) -> dict[str, Any]:
     ):
         raise InvalidObjectError(f"reference {entry.name!r} has no valid descriptor")
     return descriptor
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One file of a logged version, as the manifest lists it."""
-
-    path: str
-    digest: str  # hex id of the blob (or of a reference's descriptor)
-    size: int
-    executable: bool = False
-    ref: str | None = None  # the URI, for references
-
-    @classmethod
-    def from_tree_entry(cls, store: ObjectStore, path: str, entry: TreeEntry) -> Entry:
-        ref = read_descriptor(store, entry)["uri"] if entry.kind == "ref" else None
-        return cls(path, entry.id.hex(), entry.size, entry.executable, ref)
 
 
 class VerificationError(CasError, ValueError):
