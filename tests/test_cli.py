@@ -853,3 +853,15 @@ def test_download_takes_root_and_checks_the_type(
     assert not (tmp_path / "m").exists()
     assert_error(run_cli("download", "dataset", tmp_path / "a", "--root", tmp_path / "b"), "--root")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_w_and_b_short_options_and_its_default_alias_work(run_cli: CLI, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data")
+    # As wandb's docs write it: `wandb artifact put -n proj/name -t model -a latest -a best`.
+    out = run_cli("log", data, "-n", "proj/weights", "-t", "model", "-a", "latest", "-a", "best")
+    assert out.ok().out == "team/proj/weights:v0\n"
+    info = show_json(run_cli, "weights")
+    assert (info["type"], info["aliases"]) == ("model", ["latest", "best"])
+    assert [r["name"] for r in json.loads(run_cli("ls", "-t", "model", "--json").ok().out)] == [
+        "weights"
+    ]

@@ -279,13 +279,14 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("path", metavar="PATH", help="file or directory to log")
     p.add_argument(
+        "-n",
         "--name",
         metavar="[[ENTITY/]PROJECT/]NAME",
         help="artifact name, in the given project (default: PATH's base name)",
     )
-    p.add_argument("--type", default="dataset", help="artifact type (default: dataset)")
-    p.add_argument("--alias", action="append", default=[], help="alias to set (repeatable)")
-    p.add_argument("--description", help="free text shown by `show`")
+    p.add_argument("-t", "--type", default="dataset", help="artifact type (default: dataset)")
+    p.add_argument("-a", "--alias", action="append", default=[], help="alias to set (repeatable)")
+    p.add_argument("-d", "--description", help="free text shown by `show`")
     p.add_argument("--metadata", metavar="JSON", help="a JSON object stored with the version")
 
     p = commands.add(
@@ -301,7 +302,7 @@ def register(commands: Commands) -> None:
         nargs="?",
         help="where to list (default: --entity and --project)",
     )
-    p.add_argument("--type", help="only artifacts of this type")
+    p.add_argument("-t", "--type", help="only artifacts of this type")
     p.add_argument("--all", action="store_true", help="every entity/project in the store")
 
     p = commands.add(
