@@ -14,15 +14,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from cas import ObjectStore
 from cas.errors import UsageError
 from cas.objects import TreeEntry
 
 from . import references, trees
 from .draft import Draft
-from .errors import ArtifactNotFoundError, ArtifactStateError
+from .entries import Entry, Manifest
+from .errors import (
+    ArtifactFinalizedError,
+    ArtifactNotLoggedError,
+    EntryNotFoundError,
+    NotOneFileError,
+)
 from .files import (
-    Entry,
     Reference,
     check_destinations,
     remove_others,
@@ -74,7 +78,7 @@ class Artifact:
 
     def _check_open(self) -> None:
         if self._logged is not None:
-            raise ArtifactStateError(
+            raise ArtifactFinalizedError(
                 f"{self.qualified_name} is logged and cannot change; use new_draft() to edit it"
             )
 
@@ -180,7 +184,7 @@ class Artifact:
 
     def _version(self) -> tuple[Registry, Version]:
         if self._logged is None or self._registry is None:
-            raise ArtifactStateError(f"artifact {self.name!r} is a draft: log it first")
+            raise ArtifactNotLoggedError(f"artifact {self.name!r} is a draft: log it first")
         return self._registry, self._logged
 
     def wait(self, timeout: float | None = None) -> Artifact:
@@ -237,17 +241,33 @@ class Artifact:
     @property
     def manifest(self) -> Manifest:
         registry, version = self._version()
-        return Manifest(registry.objects, version.tree)
+        return Manifest(registry.objects, version.tree, self)
 
-    def files(self) -> list[Entry]:
-        return list(self.manifest.entries.values())
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[Entry]:
+        """Every file, or those of ``names`` the version has, in path order (all at once:
+        ``per_page`` is W&B's page size, and a store needs no pages)."""
+        if names is None:
+            return list(self.manifest.entries.values())
+        found = map(self.manifest.get_entry_by_path, sorted(set(names)))
+        return [entry for entry in found if entry is not None]
 
     def get_entry(self, name: str) -> Entry:
-        registry, version = self._version()
-        entry = trees.lookup(registry.objects, version.tree, split_path(name))
-        if entry is None or entry.kind == "tree":
-            raise ArtifactNotFoundError(f"{self.qualified_name} has no file {name!r}")
-        return Entry.from_tree_entry(registry.objects, name, entry)
+        entry = self.manifest.get_entry_by_path(name)
+        if entry is None:
+            raise EntryNotFoundError(f"{self.qualified_name} has no file {name!r}")
+        return entry
+
+    get_path = get_entry  # W&B's older name
+
+    def file(self, root: str | None = None) -> str:
+        """Download the one file of a single-file version; returns its local path."""
+        files = self.files()
+        if len(files) != 1:
+            raise NotOneFileError(
+                f"{self.qualified_name} holds {len(files)} files, not one: use download(), "
+                'or get_entry("path").download()'
+            )
+        return files[0].download(root)
 
     def _files(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:
         """Every file whose path starts with ``path_prefix`` (a plain string prefix, as in
@@ -357,27 +377,3 @@ class Artifact:
     def staged_bytes(self) -> int:
         """Bytes of the local files staged in this draft: at most what logging will read."""
         return self._draft.staged_bytes()
-
-
-class Manifest:
-    """Every file of a version: ``manifest.entries[path]`` is an :class:`Entry`."""
-
-    def __init__(self, store: ObjectStore, tree: bytes) -> None:
-        self._store = store
-        self._tree = tree
-        self._entries: dict[str, Entry] | None = None
-
-    @property
-    def entries(self) -> dict[str, Entry]:
-        if self._entries is None:
-            self._entries = {
-                path: Entry.from_tree_entry(self._store, path, entry)
-                for path, entry in trees.walk(self._store, self._tree)
-            }
-        return self._entries
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.entries)

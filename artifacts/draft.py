@@ -12,7 +12,7 @@ import shutil
 import tempfile
 
 from . import trees
-from .errors import ArtifactNotFoundError, DuplicateEntryError
+from .errors import DuplicateEntryError, PathNotFoundError
 from .files import LocalFile, Reference, blob_id_of_file
 from .registry import Registry, Version
 from .scan import DirScan
@@ -84,7 +84,7 @@ class Draft:
         if in_base:
             self.edits[path] = trees.REMOVE
         elif not dropped or all(s is trees.REMOVE for s in map(self.edits.get, dropped)):
-            raise ArtifactNotFoundError(f"cannot remove {target!r}: no such file or directory")
+            raise PathNotFoundError(f"cannot remove {target!r}: no such file or directory")
 
     def scratch_path(self, path: trees.Path) -> str:
         """Where new_file writes a file for ``path``: a fresh directory per call, so that

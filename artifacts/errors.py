@@ -5,11 +5,22 @@
     CasError                         (cas.errors: NotFoundError, InvalidNameError, …)
     ├── NotFoundError
     │   └── ArtifactNotFoundError    no such artifact, version or alias
+    │       ├── ArtifactTypeError    a version of another type than asked  (ValueError)
+    │       ├── EntryNotFoundError   no such file in a version             (KeyError)
+    │       └── PathNotFoundError    nothing to remove at a path           (FileNotFoundError)
     ├── UsageError
     │   ├── ArtifactStateError       editing a logged artifact, using a finished run
+    │   │   ├── ArtifactNotLoggedError   reading a draft as a version      (AttributeError)
+    │   │   └── ArtifactFinalizedError   editing a logged version          (AttributeError)
+    │   ├── LocalPathError           a local path add_file cannot add      (ValueError)
+    │   ├── NotOneFileError          file() of a version of several files  (ValueError)
+    │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── TypeMismatchError        one name, two artifact types
     │   └── DuplicateEntryError      two different files at one path
     └── MergeConflictError           distributed parts disagree about a path
+
+The built-in class in brackets is the one W&B raises in the same case: each of
+these also derives from it, so ``except`` clauses written for wandb keep working.
 """
 
 from __future__ import annotations
@@ -21,8 +32,44 @@ class ArtifactNotFoundError(NotFoundError):
     """An artifact, version or alias that does not exist."""
 
 
+class ArtifactTypeError(ArtifactNotFoundError, ValueError):
+    """A version asked for by name and type has another type (W&B: ValueError)."""
+
+
+class EntryNotFoundError(ArtifactNotFoundError, KeyError):
+    """A path that is no file of a version (W&B: KeyError)."""
+
+    __str__ = Exception.__str__  # the message, not KeyError's quoted repr of it
+
+
+class PathNotFoundError(ArtifactNotFoundError, FileNotFoundError):
+    """``remove`` of a path neither staged nor in the base (W&B: FileNotFoundError)."""
+
+
 class ArtifactStateError(UsageError):
     """An operation that the object's lifecycle no longer allows."""
+
+
+class ArtifactNotLoggedError(ArtifactStateError, AttributeError):
+    """Reading from a draft what only a logged version has (W&B's ArtifactNotLoggedError,
+    an AttributeError)."""
+
+
+class ArtifactFinalizedError(ArtifactStateError, AttributeError):
+    """Editing a logged version (W&B's ArtifactFinalizedError, an AttributeError)."""
+
+
+class LocalPathError(UsageError, ValueError):
+    """A local path that cannot be added as a file: missing, or not a regular file
+    (W&B: ValueError)."""
+
+
+class NotOneFileError(UsageError, ValueError):
+    """``file()`` of a version that does not hold exactly one file (W&B: ValueError)."""
+
+
+class NotAReferenceError(UsageError, ValueError):
+    """``ref_target()`` of an entry that is not a reference (W&B: ValueError)."""
 
 
 class TypeMismatchError(UsageError):

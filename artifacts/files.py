@@ -10,7 +10,6 @@ import stat as stat_mod
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import blake3
@@ -23,6 +22,7 @@ from cas.storage.local import is_store_dir, store_holding
 from cas.store import HASH_CHUNK, HASH_THREADS
 
 from .dirwalk import walk_up
+from .errors import LocalPathError
 from .names import split_path
 from .references import Fetcher, unchecked
 
@@ -48,9 +48,9 @@ def stage_file(path: str) -> LocalFile:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise UsageError(f"no such file: {path}") from None
+        raise LocalPathError(f"no such file: {path}") from None
     if not stat_mod.S_ISREG(st.st_mode):
-        raise UsageError(f"not a regular file: {path}")
+        raise LocalPathError(f"not a regular file: {path}")
     return LocalFile(
         os.path.abspath(path),
         st.st_size,
@@ -86,23 +86,7 @@ def read_descriptor(store: ObjectStore, entry: TreeEntry) -> dict[str, Any]:
     return descriptor
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One file of a logged version, as the manifest lists it."""
-
-    path: str
-    digest: str  # hex id of the blob (or of a reference's descriptor)
-    size: int
-    executable: bool = False
-    ref: str | None = None  # the URI, for references
-
-    @classmethod
-    def from_tree_entry(cls, store: ObjectStore, path: str, entry: TreeEntry) -> Entry:
-        ref = read_descriptor(store, entry)["uri"] if entry.kind == "ref" else None
-        return cls(path, entry.id.hex(), entry.size, entry.executable, ref)
-
-
-class VerificationError(CasError):
+class VerificationError(CasError, ValueError):
     """A directory that does not match the version it is checked against."""
 
     def __init__(self, root: str, problems: list[str]) -> None:

@@ -26,7 +26,7 @@ from cas import Commit, ObjectId, Repository
 from cas.errors import InvalidObjectError, RefConflictError
 from cas.objects import Blob, canonical_packb
 
-from .errors import ArtifactNotFoundError, TypeMismatchError
+from .errors import ArtifactNotFoundError, ArtifactTypeError, TypeMismatchError
 from .names import ARTIFACT_NAME, VERSION, Spec, validate_alias
 
 
@@ -132,7 +132,14 @@ class Registry:
         commit_id = self.refs.read(head_ref(entity, project, name))
         return None if commit_id is None else self.version(entity, project, commit_id, name)
 
-    def resolve(self, spec: Spec) -> Version:
+    def resolve(self, spec: Spec, type: str | None = None) -> Version:
+        """The version ``spec`` names; if ``type`` is given, it must be the artifact's."""
+        version = self._resolve(spec)
+        if type is not None and version.type != type:
+            raise ArtifactTypeError(f"{spec} has type {version.type!r}, not {type!r}")
+        return version
+
+    def _resolve(self, spec: Spec) -> Version:
         head = self.head(spec.entity, spec.project, spec.name)
         if head is None:
             raise ArtifactNotFoundError(

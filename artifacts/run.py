@@ -19,7 +19,6 @@ from cas.ingest import OnStored
 from cas.storage.local import STORE_DIR
 
 from .artifact import Artifact
-from .errors import ArtifactNotFoundError
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .names import parse_spec, validate_alias, validate_namespace
 from .registry import Registry
@@ -106,9 +105,7 @@ class Run(RunLog):
             used = artifact_or_name
         else:
             spec = parse_spec(artifact_or_name, self.entity, self.project)
-            version = self.registry.resolve(spec)
-            if type is not None and version.type != type:
-                raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
+            version = self.registry.resolve(spec, type)
             used = Artifact(version.name, version.type).become(self.registry, version)
         self._note_used(used.id)
         return used

@@ -806,3 +806,62 @@ def test_a_failed_clone_can_be_run_again(tmp_path: Path) -> None:
     cloned = cli("clone", origin, tmp_path / "c").ok()
     assert cloned.out == f"cloned {origin} into {tmp_path / 'c' / '.artifacts'}\n"
     assert "dataset" in make_cli(tmp_path, tmp_path / "c" / ".artifacts")("ls").ok().out
+
+
+# ---- the grammar of W&B's `wandb artifact` commands (issue 19, part 7) -----------
+
+
+def test_ls_takes_entity_project_as_w_and_b_does_and_filters_by_type(
+    seeded: Path, run_cli: CLI, tmp_path: Path
+) -> None:
+    model = write(tmp_path / "w.bin", "w")
+    run_cli("log", model, "--name", "model", "--type", "model").ok()
+
+    def names(*args: str) -> list[str]:
+        return [r["name"] for r in json.loads(run_cli("ls", *args, "--json").ok().out)]
+
+    assert names("proj") == names("team/proj") == names() == ["dataset", "model"]
+    assert names("team/proj", "--type", "model") == ["model"]
+    assert names("--type", "dataset") == ["dataset"]
+    assert names("other") == names("nobody/proj") == []
+    assert_error(run_cli("ls", "proj", "--all"), "--all")
+    assert_error(run_cli("ls", "a/b/c"), "expected [ENTITY/]PROJECT")
+
+
+def test_log_takes_project_slash_name_and_the_type_defaults_to_dataset(
+    run_cli: CLI, tmp_path: Path
+) -> None:
+    data = make_data(tmp_path / "data")
+    assert run_cli("log", data).ok().out == "team/proj/data:v0\n"
+    assert run_cli("show", "data", "--json").ok().out.count('"type": "dataset"') == 1
+    assert run_cli("log", data, "--name", "vision/images").ok().out == "team/vision/images:v0\n"
+    assert run_cli("log", data, "--name", "lab/vision/images").ok().out == "lab/vision/images:v0\n"
+    assert_error(run_cli("log", data, "--name", "images:v3"), "--name")
+    assert json.loads(run_cli("ls", "vision", "--json").ok().out)[0]["name"] == "images"
+
+
+def test_download_takes_root_and_checks_the_type(
+    seeded: Path, run_cli: CLI, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    run_cli("download", "dataset:v1", "--root", out, "--type", "dataset").ok()
+    assert tree_of(out) == tree_of(seeded)
+    assert_error(
+        run_cli("download", "dataset:v0", "--root", tmp_path / "m", "--type", "model"),
+        "has type 'dataset', not 'model'",
+    )
+    assert not (tmp_path / "m").exists()
+    assert_error(run_cli("download", "dataset", tmp_path / "a", "--root", tmp_path / "b"), "--root")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_w_and_b_short_options_and_its_default_alias_work(run_cli: CLI, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data")
+    # As wandb's docs write it: `wandb artifact put -n proj/name -t model -a latest -a best`.
+    out = run_cli("log", data, "-n", "proj/weights", "-t", "model", "-a", "latest", "-a", "best")
+    assert out.ok().out == "team/proj/weights:v0\n"
+    info = show_json(run_cli, "weights")
+    assert (info["type"], info["aliases"]) == ("model", ["latest", "best"])
+    assert [r["name"] for r in json.loads(run_cli("ls", "-t", "model", "--json").ok().out)] == [
+        "weights"
+    ]

@@ -55,8 +55,27 @@ def spec(args: argparse.Namespace, text: str) -> Spec:
     return parse_spec(text, entity(args), project(args))
 
 
-def load(registry: Registry, version_spec: Spec) -> Artifact:
-    return Artifact.from_version(registry, registry.resolve(version_spec))
+def namespace(args: argparse.Namespace, text: str | None) -> tuple[str, str]:
+    """(entity, project) of W&B's ``[ENTITY/]PROJECT`` argument, else of the options."""
+    if text is None:
+        return entity(args), project(args)
+    parts = text.split("/")
+    if len(parts) > 2:
+        raise UsageError(f"expected [ENTITY/]PROJECT, not {text!r}")
+    given_entity = parts[0] if len(parts) == 2 else entity(args)
+    return validate_namespace(given_entity, "entity"), validate_namespace(parts[-1], "project")
+
+
+def new_artifact(args: argparse.Namespace, text: str) -> Spec:
+    """Where ``--name [[ENTITY/]PROJECT/]NAME`` logs: a name, without a version."""
+    if ":" in text:
+        raise UsageError(f"--name {text!r} names a version: give [[ENTITY/]PROJECT/]NAME")
+    return spec(args, text)
+
+
+def load(registry: Registry, version_spec: Spec, type: str | None = None) -> Artifact:
+    """The version ``version_spec`` names; if ``type`` is given, it must be the artifact's."""
+    return Artifact.from_version(registry, registry.resolve(version_spec, type))
 
 
 def label(version: Version) -> str:

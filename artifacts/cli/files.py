@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from cas.errors import NotFoundError
+from cas.errors import NotFoundError, UsageError
 
 from ..files import write_files
 from . import context
@@ -14,9 +14,11 @@ from .output import bar, count, human, progress_shown
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    if args.dir and args.root:
+        raise UsageError("give the directory as DIR or as --root, not both")
     registry = context.open_registry(args)
-    artifact = context.load(registry, context.spec(args, args.spec))
-    root = args.dir or artifact.default_root()
+    artifact = context.load(registry, context.spec(args, args.spec), args.type)
+    root = args.dir or args.root or artifact.default_root()
     files = artifact.iter_entries(args.path_prefix)
     if args.path_prefix and not files:
         raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
@@ -62,10 +64,13 @@ def register(commands: Commands) -> None:
         cmd_download,
         "write a version's files into a directory",
         "artifacts download dataset:v2 ./data\n"
+        "artifacts download team/vision/dataset:latest --root ./data --type dataset\n"
         "artifacts download dataset:latest ./data --path-prefix images/",
     )
     p.add_argument("spec", metavar="NAME:VER")
     p.add_argument("dir", metavar="DIR", nargs="?", help="default: ./artifacts/NAME:VER")
+    p.add_argument("--root", metavar="DIR", help="the same as DIR (W&B's option)")
+    p.add_argument("--type", help="refuse the version unless the artifact has this type")
     p.add_argument("--path-prefix", metavar="P", help="only files whose path starts with P")
 
     p = commands.add(

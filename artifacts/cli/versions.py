@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from cas import ObjectId
-from cas.errors import CasError
+from cas.errors import CasError, UsageError
 
 from .. import trees
 from ..artifact import Artifact
@@ -40,13 +40,13 @@ def cmd_log(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file or directory", path)
     metadata = context.json_object(args.metadata, "--metadata")
-    name = args.name or os.path.basename(os.path.abspath(path))
-    artifact = Artifact(name, args.type, description=args.description, metadata=metadata)
+    where = context.new_artifact(args, args.name or os.path.basename(os.path.abspath(path)))
+    artifact = Artifact(where.name, args.type, description=args.description, metadata=metadata)
     if os.path.isdir(path):
         artifact.add_dir(path)
     else:
         artifact.add_file(path)
-    entity, project = context.entity(args), context.project(args)
+    entity, project = where.entity, where.project
     # Like artifacts.init() in a script: the store is created if there is none.
     with init(project, entity, store=context.store_url(args), job_type="cli-log") as run:
         before = run.registry.head(entity, project, artifact.name)
@@ -81,10 +81,12 @@ def _alias_map(
 
 def cmd_ls(args: argparse.Namespace) -> int:
     registry = context.open_registry(args)
+    if args.all and args.namespace:
+        raise UsageError("give [ENTITY/]PROJECT or --all, not both")
     if args.all:
         spaces = registry.namespaces()
     else:
-        spaces = [(context.entity(args), context.project(args))]
+        spaces = [context.namespace(args, args.namespace)]
     rows = []
     damaged = 0
     for entity, project in spaces:
@@ -96,7 +98,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 damaged += 1
                 warn(f"{label}: damaged: {one_line(exc)} (run `{PROG} fsck`)")
                 row = {"type": "?", "latest": "?", "size": 0, "aliases": {}, "damaged": True}
-            if row is not None:
+            if row is not None and args.type in (None, row["type"]):
                 rows.append({"name": label, **row})
     if args.json:
         print_json(rows)
@@ -276,19 +278,31 @@ def register(commands: Commands) -> None:
         json=True,
     )
     p.add_argument("path", metavar="PATH", help="file or directory to log")
-    p.add_argument("--name", help="artifact name (default: PATH's base name)")
-    p.add_argument("--type", required=True, help="artifact type: dataset, model, ...")
-    p.add_argument("--alias", action="append", default=[], help="alias to set (repeatable)")
-    p.add_argument("--description", help="free text shown by `show`")
+    p.add_argument(
+        "-n",
+        "--name",
+        metavar="[[ENTITY/]PROJECT/]NAME",
+        help="artifact name, in the given project (default: PATH's base name)",
+    )
+    p.add_argument("-t", "--type", default="dataset", help="artifact type (default: dataset)")
+    p.add_argument("-a", "--alias", action="append", default=[], help="alias to set (repeatable)")
+    p.add_argument("-d", "--description", help="free text shown by `show`")
     p.add_argument("--metadata", metavar="JSON", help="a JSON object stored with the version")
 
     p = commands.add(
         "ls",
         cmd_ls,
         "list artifacts of the entity/project",
-        "artifacts ls\nartifacts ls --project vision --json",
+        "artifacts ls\nartifacts ls team/vision --type model --json",
         json=True,
     )
+    p.add_argument(
+        "namespace",
+        metavar="[ENTITY/]PROJECT",
+        nargs="?",
+        help="where to list (default: --entity and --project)",
+    )
+    p.add_argument("-t", "--type", help="only artifacts of this type")
     p.add_argument("--all", action="store_true", help="every entity/project in the store")
 
     p = commands.add(
