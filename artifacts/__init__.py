@@ -20,6 +20,7 @@ import importlib
 # ``artifacts`` command can install its interrupt handler before the heavy imports
 # (see ``__main__``); ``import artifacts`` followed by any use is unchanged.
 _EXPORTS = {
+    "Api": ".api",
     "Artifact": ".artifact",
     "ArtifactNotFoundError": ".errors",
     "ArtifactStateError": ".errors",
@@ -31,6 +32,7 @@ _EXPORTS = {
     "NotFoundError": "cas.errors",
     "ReferenceChangedError": "cas.errors",
     "Run": ".run",
+    "RunNotFoundError": ".errors",
     "RunRecord": ".registry",
     "TypeMismatchError": ".errors",
     "UsageError": "cas.errors",
@@ -39,6 +41,7 @@ _EXPORTS = {
     "init": ".run",
 }
 __all__ = [
+    "Api",
     "Artifact",
     "ArtifactNotFoundError",
     "ArtifactStateError",
@@ -50,6 +53,7 @@ __all__ = [
     "NotFoundError",
     "ReferenceChangedError",
     "Run",
+    "RunNotFoundError",
     "RunRecord",
     "TypeMismatchError",
     "UsageError",

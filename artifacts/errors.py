@@ -4,7 +4,8 @@
 
     CasError                         (cas.errors: NotFoundError, InvalidNameError, …)
     ├── NotFoundError
-    │   └── ArtifactNotFoundError    no such artifact, version or alias
+    │   ├── ArtifactNotFoundError    no such artifact, version or alias
+    │   └── RunNotFoundError         no such run (Api.run)
     ├── UsageError
     │   ├── ArtifactStateError       editing a logged artifact, using a finished run
     │   ├── TypeMismatchError        one name, two artifact types
@@ -19,6 +20,10 @@ from cas.errors import CasError, NotFoundError, UsageError
 
 class ArtifactNotFoundError(NotFoundError):
     """An artifact, version or alias that does not exist."""
+
+
+class RunNotFoundError(NotFoundError):
+    """A run that no record names."""
 
 
 class ArtifactStateError(UsageError):
