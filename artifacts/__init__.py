@@ -20,6 +20,7 @@ import importlib
 # ``artifacts`` command can install its interrupt handler before the heavy imports
 # (see ``__main__``); ``import artifacts`` followed by any use is unchanged.
 _EXPORTS = {
+    "Api": ".api",
     "Artifact": ".artifact",
     "ArtifactFinalizedError": ".errors",
     "ArtifactNotFoundError": ".errors",
@@ -37,6 +38,7 @@ _EXPORTS = {
     "PathNotFoundError": ".errors",
     "ReferenceChangedError": "cas.errors",
     "Run": ".run",
+    "RunNotFoundError": ".errors",
     "RunRecord": ".registry",
     "TypeMismatchError": ".errors",
     "UsageError": "cas.errors",
@@ -45,6 +47,7 @@ _EXPORTS = {
     "init": ".run",
 }
 __all__ = [
+    "Api",
     "Artifact",
     "ArtifactFinalizedError",
     "ArtifactNotFoundError",
@@ -62,6 +65,7 @@ __all__ = [
     "PathNotFoundError",
     "ReferenceChangedError",
     "Run",
+    "RunNotFoundError",
     "RunRecord",
     "TypeMismatchError",
     "UsageError",

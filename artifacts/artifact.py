@@ -37,12 +37,13 @@ from .files import (
 from .lineage import RunLog, current_run
 from .metadata import normalize_metadata
 from .names import split_path, validate_artifact_name
-from .registry import Registry, RunRecord, Version
+from .registry import Registry, Version
 from .saver import Header, Saver
 from .scan import scan_tree
+from .version_info import VersionInfo
 
 
-class Artifact:
+class Artifact(VersionInfo):
     def __init__(
         self,
         name: str,
@@ -51,6 +52,8 @@ class Artifact:
         metadata: dict[str, Any] | None = None,
         **_ignored: Any,  # W&B options with no meaning here (incremental, use_as)
     ) -> None:
+        self._registry: Registry | None = None
+        self._logged: Version | None = None
         self.name = validate_artifact_name(name)
         if not isinstance(type, str) or not type:
             raise UsageError("an artifact needs a non-empty type")
@@ -58,12 +61,21 @@ class Artifact:
         self.description = description
         self.metadata = metadata  # the setter converts it
         self._draft = Draft()  # the edits, and the version they apply to
-        self._registry: Registry | None = None
-        self._logged: Version | None = None
+        self._distributed_id: str | None = None
 
     def __repr__(self) -> str:
         state = f"{self._logged.name}:v{self._logged.number}" if self._logged else "draft"
-        return f"<Artifact {self.name} ({self.type}) {state}>"
+        return f"<Artifact {self._name} ({self.type}) {state}>"
+
+    @property
+    def name(self) -> str:
+        """The artifact's name; ``name:vN`` once logged, as in W&B."""
+        return self._name if self._logged is None else self.source_name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._check_open()
+        self._name = name  # checked when logged
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -172,7 +184,7 @@ class Artifact:
         self._registry, self._logged = registry, version
         self._draft.cleanup()
         self._draft = Draft()
-        self.name = version.name
+        self._name = version.name
         self.type = version.type
         self.description = version.commit.meta.get("description")
         self._metadata = dict(version.commit.meta.get("metadata") or {})  # as stored
@@ -210,24 +222,20 @@ class Artifact:
         return f"{v.entity}/{v.project}/{v.name}:v{v.number}"
 
     @property
-    def source_name(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
     def id(self) -> str:
         return self._version()[1].commit_id.hex()
 
     @property
     def digest(self) -> str:
+        """The root tree's id; a draft's is computed (its files hashed), nothing stored."""
+        if self._logged is None:
+            self._check_loggable()
+            return self._draft.tree_id().hex()
         return self._version()[1].tree.hex()
 
     @property
     def size(self) -> int:
         return self._version()[1].commit.meta["size"]
-
-    @property
-    def created_at(self) -> int:
-        return self._version()[1].commit.meta["time"]
 
     @property
     def tags(self) -> list[str]:
@@ -293,7 +301,7 @@ class Artifact:
         return found
 
     def default_root(self) -> str:
-        return os.path.join(".", "artifacts", f"{self.name}:{self.version}")
+        return os.path.join(".", "artifacts", self.source_name)
 
     def download(self, root: str | None = None, path_prefix: str | None = None, **_: Any) -> str:
         registry, _version = self._version()
@@ -326,17 +334,6 @@ class Artifact:
     def verify(self, root: str | None = None) -> None:
         registry, _ = self._version()
         verify_dir(registry.objects, root or self.default_root(), self._files())
-
-    def logged_by(self) -> RunRecord | None:
-        registry, version = self._version()
-        run_id = version.commit.meta.get("run")
-        return registry.find_run(run_id, version.entity, version.project) if run_id else None
-
-    def used_by(self) -> list[RunRecord]:
-        registry, version = self._version()
-        wanted = version.commit_id.hex()
-        # Any project's run may use this version ("team/proj/name:v0"): look at them all.
-        return [r for r in registry.all_runs() if wanted in r.used]
 
     def new_draft(self) -> Artifact:
         registry, version = self._version()

@@ -11,6 +11,9 @@ import os
 import shutil
 import tempfile
 
+from cas import ObjectId
+from cas.objects import Blob, Object, TreeEntry, canonical_packb, object_id
+
 from . import trees
 from .errors import DuplicateEntryError, PathNotFoundError
 from .files import LocalFile, Reference, blob_id_of_file
@@ -112,6 +115,20 @@ class Draft:
             if isinstance(s, LocalFile | DirSource)
         )
 
+    def tree_id(self) -> ObjectId:
+        """The root tree id logging this draft would make (its digest), computed without
+        storing anything: each staged file is hashed, the base's trees are read."""
+        edits: dict[trees.Path, trees.Edit] = {}
+        for path, staged in self.edits.items():
+            if isinstance(staged, DirSource):
+                for rel, file in staged.scan.iter_files():
+                    edits[path + rel] = _leaf(path + rel, file)
+            else:
+                edits[path] = staged if staged is trees.REMOVE else _leaf(path, staged)
+        store = self.registry.objects if self.registry else None
+        base = self.base.tree if self.base else None
+        return trees.apply_edits(store, _IdsOnly(), base, edits)[0]  # type: ignore[arg-type]
+
     def removals(self) -> dict[trees.Path, trees.Edit]:
         """The paths of the base this draft removes."""
         return {p: e for p, e in self.edits.items() if e is trees.REMOVE}
@@ -121,3 +138,19 @@ class Draft:
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
+
+
+def _leaf(path: trees.Path, staged: Staged) -> TreeEntry:
+    """The tree entry logging would make of a staged file or reference."""
+    if isinstance(staged, Reference):
+        blob_id = object_id(Blob(canonical_packb(staged.descriptor)).to_bytes())
+        return TreeEntry(path[-1], "ref", blob_id, staged.descriptor["size"])
+    assert isinstance(staged, LocalFile)
+    return TreeEntry(path[-1], "blob", blob_id_of_file(staged.path), staged.size, staged.executable)
+
+
+class _IdsOnly:
+    """A pack writer that names the objects it is given and keeps none of them."""
+
+    def add(self, obj: Object) -> ObjectId:
+        return object_id(obj.to_bytes())

@@ -4,10 +4,11 @@
 
     CasError                         (cas.errors: NotFoundError, InvalidNameError, …)
     ├── NotFoundError
-    │   └── ArtifactNotFoundError    no such artifact, version or alias
-    │       ├── ArtifactTypeError    a version of another type than asked  (ValueError)
-    │       ├── EntryNotFoundError   no such file in a version             (KeyError)
-    │       └── PathNotFoundError    nothing to remove at a path           (FileNotFoundError)
+    │   ├── ArtifactNotFoundError    no such artifact, version or alias
+    │   │   ├── ArtifactTypeError    a version of another type than asked  (ValueError)
+    │   │   ├── EntryNotFoundError   no such file in a version             (KeyError)
+    │   │   └── PathNotFoundError    nothing to remove at a path           (FileNotFoundError)
+    │   └── RunNotFoundError         no such run (Api.run)
     ├── UsageError
     │   ├── ArtifactStateError       editing a logged artifact, using a finished run
     │   │   ├── ArtifactNotLoggedError   reading a draft as a version      (AttributeError)
@@ -44,6 +45,10 @@ class EntryNotFoundError(ArtifactNotFoundError, KeyError):
 
 class PathNotFoundError(ArtifactNotFoundError, FileNotFoundError):
     """``remove`` of a path neither staged nor in the base (W&B: FileNotFoundError)."""
+
+
+class RunNotFoundError(NotFoundError):
+    """A run that no record names."""
 
 
 class ArtifactStateError(UsageError):

@@ -14,9 +14,11 @@ import time
 from typing import Any, TypeVar
 
 from cas import Repository
+from cas.errors import UsageError
 from cas.storage.local import STORE_DIR
 
 from .errors import ArtifactStateError
+from .metadata import normalize_metadata
 from .names import validate_namespace
 from .registry import Registry, RunRecord
 
@@ -45,6 +47,13 @@ def find_store_url(store: str | None = None) -> str:
         here = parent
 
 
+def local_dir(url: str) -> str | None:
+    """The directory of a local store's URL; None for any other store."""
+    if url.startswith("file://"):
+        return url[len("file://") :]
+    return None if "://" in url else url
+
+
 def open_registry(store: str | None = None, **options: Any) -> Registry:
     return Registry(Repository.open(find_store_url(store), **options))
 
@@ -70,15 +79,25 @@ class RunLog:
         group: str | None = None,
         job_type: str | None = None,
         name: str | None = None,
+        *,
+        run_id: str | None = None,
+        resume: str | bool | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.registry = registry
-        self.id = secrets.token_hex(4)
+        self.id = validate_namespace(run_id, "run id") if run_id else secrets.token_hex(4)
         self.entity, self.project = entity, project
-        self.group, self.job_type, self.name = group, job_type, name or self.id
-        self._finished = False
-        self.registry.save_run(
-            RunRecord(self.id, entity, project, group, job_type, self.name, time.time_ns())
+        self.config = normalize_metadata(config, "config")  # refused now, as metadata is
+        mode = _resume_mode(resume)
+        record = self.registry.update_run(
+            entity,
+            project,
+            self.id,
+            lambda record: _begin(record, mode, group, job_type, name, self.config),
         )
+        self.group, self.job_type, self.name = record.group, record.job_type, record.name
+        self.config = record.config
+        self._finished = False
         _active.append(self)
 
     @classmethod
@@ -91,6 +110,7 @@ class RunLog:
         store: str | None = None,
         name: str | None = None,
         store_options: dict[str, Any] | None = None,
+        **run: Any,  # run_id, resume, config: see __init__
     ) -> R:
         """A run in the store ``store`` names (see artifacts.run), its names checked."""
         return cls(
@@ -102,6 +122,7 @@ class RunLog:
             group=validate_namespace(group, "group") if group else None,
             job_type=job_type,
             name=name,
+            **run,
         )
 
     def __repr__(self) -> str:
@@ -134,6 +155,54 @@ class RunLog:
         self.registry.update_run(
             self.entity, self.project, self.id, lambda r: _add_use(r, commit_id)
         )
+
+
+# W&B's resume modes: continue the run of this id if it exists ("allow"), only if it
+# exists ("must"), or never ("never", and no resume at all, which W&B refuses too).
+_RESUME_MODES = {
+    None: "never",
+    False: "never",
+    "never": "never",
+    "allow": "allow",
+    "must": "must",
+    "auto": "allow",
+    True: "allow",
+}
+
+
+def _resume_mode(resume: str | bool | None) -> str:
+    try:
+        return _RESUME_MODES[resume]
+    except (KeyError, TypeError):
+        raise UsageError(
+            f"resume must be 'allow', 'must', 'never' or 'auto', not {resume!r}"
+        ) from None
+
+
+def _begin(
+    record: RunRecord,
+    mode: str,
+    group: str | None,
+    job_type: str | None,
+    name: str | None,
+    config: dict[str, Any],
+) -> None:
+    """Start ``record`` (new: its id alone is set) or continue it, as ``mode`` allows."""
+    exists = record.started != 0
+    where = f"{record.entity}/{record.project}"
+    if exists and mode == "never":
+        raise UsageError(
+            f"run {record.id} already exists in {where}; pass resume='allow' to continue it"
+        )
+    if not exists and mode == "must":
+        raise UsageError(f"run {record.id} does not exist in {where}; resume='must' needs it")
+    if not exists:
+        record.started = time.time_ns()
+    record.ended = None
+    record.group = group or record.group
+    record.job_type = job_type or record.job_type
+    record.name = name or record.name or record.id
+    record.config = {**record.config, **config}
 
 
 def _set_ended(record: RunRecord) -> None:

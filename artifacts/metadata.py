@@ -23,13 +23,14 @@ MAX_DEPTH = 100
 STORABLE = "metadata holds dicts, lists, strings, numbers, booleans and None"
 
 
-def normalize_metadata(metadata: Any) -> dict[str, Any]:
-    """``metadata`` as it will be stored; a new dict, the argument is left alone."""
+def normalize_metadata(metadata: Any, what: str = "metadata") -> dict[str, Any]:
+    """``metadata`` (or a run's config: ``what``) as it will be stored; a new dict, the
+    argument is left alone."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
-        raise UsageError(f"metadata must be a dict, not a {type(metadata).__name__}")
-    return _normalize(metadata, "metadata", 0)
+        raise UsageError(f"{what} must be a dict, not a {type(metadata).__name__}")
+    return _normalize(metadata, what, 0)
 
 
 def _normalize(value: Any, where: str, depth: int) -> Any:

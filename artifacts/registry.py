@@ -95,9 +95,11 @@ class RunRecord:
     ended: int | None = None
     used: list[str] = field(default_factory=list)  # commit ids (hex) of versions used
     logged: list[str] = field(default_factory=list)  # commit ids (hex) of versions logged
+    config: dict[str, Any] = field(default_factory=dict)  # init(config=...), as metadata
 
     def to_blob(self) -> Blob:
-        return Blob(canonical_packb(self.__dict__))
+        # The record's fields only: a subclass (artifacts.public.RecordedRun) adds handles.
+        return Blob(canonical_packb({k: getattr(self, k) for k in RunRecord.__dataclass_fields__}))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RunRecord:
@@ -290,33 +292,30 @@ class Registry:
 
     # ---- runs ----------------------------------------------------------
 
-    def save_run(self, record: RunRecord) -> None:
-        self._update_run(record.entity, record.project, record.id, lambda r: record)
-
     def read_run(self, entity: str, project: str, run_id: str) -> RunRecord | None:
         blob_id = self.refs.read(run_ref(entity, project, run_id))
         return None if blob_id is None else RunRecord.from_bytes(self.objects.read_blob(blob_id))
 
     def update_run(
         self, entity: str, project: str, run_id: str, change: Callable[[RunRecord], None]
-    ) -> None:
-        def apply(record: RunRecord | None) -> RunRecord:
-            if record is None:
-                record = RunRecord(run_id, entity, project)
-            change(record)
-            return record
-
-        self._update_run(entity, project, run_id, apply)
-
-    def _update_run(self, entity: str, project: str, run_id: str, make: Callable) -> None:
+    ) -> RunRecord:
+        """Apply ``change`` to the run's record (a new one if there is none) by
+        compare-and-swap, retried on conflict; returns the record as written."""
         ref = run_ref(entity, project, run_id)
+        written: list[RunRecord] = []
 
         def compute(old: ObjectId | None) -> ObjectId:
-            record = None if old is None else RunRecord.from_bytes(self.objects.read_blob(old))
-            return self.objects.put(make(record).to_blob())
+            if old is None:
+                record = RunRecord(run_id, entity, project)
+            else:
+                record = RunRecord.from_bytes(self.objects.read_blob(old))
+            change(record)
+            written[:] = [record]
+            return self.objects.put(record.to_blob())
 
         with self.repo.writing():
             self.repo.update_ref(ref, compute)
+        return written[0]
 
     def find_run(self, run_id: str, entity: str, project: str) -> RunRecord | None:
         """Run ``run_id``, looked for in ``entity/project`` first, then in every namespace:

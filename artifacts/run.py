@@ -45,10 +45,25 @@ def init(
     store: str | None = None,
     name: str | None = None,
     store_options: dict[str, Any] | None = None,
-    **_ignored: Any,  # W&B settings with no meaning here (config, reinit, mode…)
+    config: dict[str, Any] | None = None,
+    id: str | None = None,
+    resume: str | bool | None = None,
+    **_ignored: Any,  # W&B settings with no meaning here (reinit, mode…)
 ) -> Run:
-    """Start a run; use it as a context manager so it finishes cleanly."""
-    return Run.start(project, entity, group, job_type, store, name, store_options)
+    """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
+    it; ``resume="allow"`` (or ``"must"``) continues the run of that id, as in W&B."""
+    return Run.start(
+        project,
+        entity,
+        group,
+        job_type,
+        store,
+        name,
+        store_options,
+        run_id=id,
+        resume=resume,
+        config=config,
+    )
 
 
 class Run(RunLog):
@@ -60,8 +75,9 @@ class Run(RunLog):
         group: str | None = None,
         job_type: str | None = None,
         name: str | None = None,
+        **run: Any,  # run_id, resume, config: see RunLog
     ) -> None:
-        super().__init__(registry, entity, project, group, job_type, name)
+        super().__init__(registry, entity, project, group, job_type, name, **run)
         self._saver = Saver(self)
 
     # ---- logging -------------------------------------------------------
@@ -112,13 +128,14 @@ class Run(RunLog):
 
     # ---- distributed runs ---------------------------------------------
 
-    def _distributed_id(self, distributed_id: str | None) -> str:
-        found = distributed_id or self.group
+    def _distributed_id(self, artifact: Artifact, distributed_id: str | None) -> str:
+        found = distributed_id or artifact.distributed_id or self.group
         if not found:
             raise UsageError(
                 "a distributed artifact needs distributed_id=..., or a run started with group=..."
             )
-        return validate_namespace(found, "distributed_id")
+        artifact.distributed_id = validate_namespace(found, "distributed_id")
+        return found
 
     def upsert_artifact(
         self,
@@ -129,7 +146,7 @@ class Run(RunLog):
         """Add this run's files to a distributed version that is not finished yet."""
         self._check_open()
         draft = artifact.staged()
-        did = self._distributed_id(distributed_id)
+        did = self._distributed_id(artifact, distributed_id)
         self._saver.upsert(draft, Header.of(artifact), did)
         return artifact
 
@@ -143,7 +160,7 @@ class Run(RunLog):
         self._check_open()
         draft = artifact.staged()
         aliases, _ = _checked_labels(aliases, None)
-        did = self._distributed_id(distributed_id)
+        did = self._distributed_id(artifact, distributed_id)
         version = self._saver.finish(draft, Header.of(artifact), did, aliases)
         return artifact.become(self.registry, version)
 

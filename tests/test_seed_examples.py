@@ -90,7 +90,7 @@ def test_single_run_logs_v0_then_v1_only_when_the_content_changes(ws):
         return artifact
 
     first = page_example()
-    assert (first.name, first.type, first.version) == ("artifact_name", "artifact_type", "v0")
+    assert (first.name, first.type, first.version) == ("artifact_name:v0", "artifact_type", "v0")
     assert first.aliases == ["latest"]
 
     again = page_example()  # the same content: W&B keeps v0

@@ -1,21 +1,27 @@
-"""W&B's public API beyond the seed page (issue 19), called as a wandb user calls it.
+"""W&B's public API beyond the seed page (issue 19), called as a wandb user calls it:
+code written for ``wandb`` runs with ``wandb`` replaced by ``artifacts``. Where a test
+follows an example of wandb's own docstrings (0.31), its name or a comment says so.
 
-Each section is one part of the issue. Where a test follows an example of wandb's own
-docstrings, its name or a comment says so; the calls are W&B's, with ``wandb``
-replaced by ``artifacts``.
+Sections: entries that act, W&B's exception types; reading without a run
+(``artifacts.Api``); lineage you can walk; properties as W&B gives them.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import tempfile
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import artifacts
 from artifacts import ArtifactNotFoundError, ArtifactStateError, CasError, UsageError
 from artifacts.files import blob_id_of_file
-from tests.helpers import tree_of, write
+from cas.errors import InvalidNameError
+from tests.helpers import ENTITY, PROJECT, tree_of, write
 
 
 def logged(run, name: str, files: dict[str, str], type: str = "dataset") -> artifacts.Artifact:
@@ -171,7 +177,7 @@ def test_use_artifact_with_another_type_is_a_value_error(ws):
 
 def test_a_drafts_logged_only_properties_raise_w_and_b_not_logged_error_type(ws):
     draft = artifacts.Artifact("data", "dataset")
-    for read in ("version", "digest", "size", "manifest", "id"):
+    for read in ("version", "size", "manifest", "id"):  # a draft's digest is computed (item 5)
         with pytest.raises(AttributeError) as caught:
             getattr(draft, read)
         assert isinstance(caught.value, ArtifactStateError)
@@ -185,3 +191,348 @@ def test_changing_a_logged_artifact_raises_w_and_b_finalized_error_type(ws):
             version.add_file(write(ws / "b.txt", "b"))
         assert isinstance(caught.value, ArtifactStateError)
         assert isinstance(caught.value, CasError)
+
+
+# ---- reading without a run: artifacts.Api() ------------------------------------------
+
+
+def log_versions(name: str = "artifact", type: str = "type", count: int = 2, **init: Any):
+    """``count`` versions of ``name``; the last holds alias ``alias``."""
+    made = []
+    with artifacts.init(job_type="produce", **init) as run:
+        for i in range(count):
+            artifact = artifacts.Artifact(name, type)
+            with artifact.new_file("data.txt") as f:
+                f.write(f"version {i}\n")
+            made.append(run.log_artifact(artifact, aliases=["alias"] if i == count - 1 else []))
+    return made
+
+
+def test_api_artifact_docstring_examples(ws):
+    v0, v1 = log_versions()
+    # Specify the project, artifact's name, and the artifact's alias
+    assert artifacts.Api().artifact(name="proj/artifact:alias").id == v1.id
+    # Specify the project, artifact's name, and a specific artifact version
+    assert artifacts.Api().artifact(name="proj/artifact:v0").id == v0.id
+    # Specify the entity, project, artifact's name, and the artifact's alias
+    assert artifacts.Api().artifact(name="team/proj/artifact:alias").id == v1.id
+    # Specify the entity, project, artifact's name, and a specific artifact version
+    assert artifacts.Api().artifact(name="team/proj/artifact:v1").id == v1.id
+    assert artifacts.Api().artifact("artifact").version == "v1"  # latest by default
+    with pytest.raises(artifacts.ArtifactNotFoundError):
+        artifacts.Api().artifact("artifact:v0", type="model")
+
+
+def test_api_artifact_exists_docstring_example(ws):
+    log_versions()
+    assert artifacts.Api().artifact_exists("team/proj/artifact:v1")
+    assert artifacts.Api().artifact_exists("team/proj/artifact:alias")
+    assert not artifacts.Api().artifact_exists("team/proj/artifact:v2")
+    assert not artifacts.Api().artifact_exists("team/proj/other:latest")
+    assert not artifacts.Api().artifact_exists("team/proj/artifact:v0", type="model")
+
+
+def test_api_artifacts_docstring_example_lists_versions_newest_first(ws):
+    log_versions(count=3)
+    found = artifacts.Api().artifacts(type_name="type", name="team/proj/artifact")
+    assert [a.version for a in found] == ["v2", "v1", "v0"]
+    api = artifacts.Api()
+    # Consume the first page of results.
+    page_size = 2
+    versions = api.artifacts(type_name="type", name="team/proj/artifact", per_page=page_size)
+    first_page = list(islice(versions, page_size))
+    assert [a.name for a in first_page] == ["artifact:v2", "artifact:v1"]
+    # The deprecated name gives the same.
+    assert [a.id for a in api.artifact_versions("type", "artifact")] == [a.id for a in found]
+    with pytest.raises(artifacts.ArtifactNotFoundError):
+        api.artifacts("model", "artifact")  # another type: not found, as in W&B
+
+
+def test_api_artifact_collection_docstring_example(ws, tmp_path):
+    log_versions()
+    collections = artifacts.Api().artifact_collection(type_name="type", name="team/proj/artifact")
+    # Get the first artifact in the collection
+    artifact_example = collections.artifacts()[0]
+    # Download the contents of the artifact to the specified root directory.
+    root = artifact_example.download()
+    assert Path(root, "data.txt").read_text() == "version 1\n"
+    assert (collections.name, collections.type) == ("artifact", "type")
+    assert [a.version for a in collections.versions()] == ["v1", "v0"]
+    assert collections.aliases == ["latest", "alias"]
+    assert artifacts.Api().artifact_collection_exists(type="type", name="artifact")
+    assert not artifacts.Api().artifact_collection_exists(type="model", name="artifact")
+    assert not artifacts.Api().artifact_collection_exists(type="type", name="proj/other")
+
+
+def test_api_lists_types_and_collections_of_a_project(ws):
+    log_versions("raw", "dataset", 1)
+    log_versions("clean", "dataset", 1)
+    log_versions("net", "model", 1)
+    api = artifacts.Api()
+    assert [t.name for t in api.artifact_types("proj")] == ["dataset", "model"]
+    assert [c.name for c in api.artifact_type("dataset", "team/proj").collections()] == [
+        "clean",
+        "raw",
+    ]
+    assert [c.name for c in api.artifact_collections("proj", "model")] == ["net"]
+    assert api.artifact_types("other") == []
+    with pytest.raises(artifacts.ArtifactNotFoundError):
+        api.artifact_type("code", "proj")
+
+
+def test_api_overrides_and_store_choose_where_to_read(ws, tmp_path, monkeypatch):
+    store = str(tmp_path / "elsewhere")
+    log_versions("raw", "dataset", 1, store=store, entity="lab", project="vision")
+    api = artifacts.Api(overrides={"entity": "lab", "project": "vision"}, store=store)
+    assert api.artifact("raw").qualified_name == "lab/vision/raw:v0"
+    monkeypatch.setenv("ARTIFACTS_STORE", store)
+    assert artifacts.Api().artifact("lab/vision/raw:v0").version == "v0"
+
+
+def test_api_refuses_a_local_store_that_does_not_exist_and_creates_none(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(artifacts.UsageError, match="no store at"):
+        artifacts.Api(store=str(missing))
+    assert not missing.exists()
+
+
+def test_run_logged_artifacts_docstring_example(ws):
+    with tempfile.NamedTemporaryFile(mode="w", delete=False, suffix=".txt") as tmp:
+        tmp.write("This is a test artifact")
+        tmp_path = tmp.name
+    run = artifacts.init(project="artifact-example")
+    artifact = artifacts.Artifact("test_artifact", type="dataset")
+    artifact.add_file(tmp_path)
+    run.log_artifact(artifact)
+    run.finish()
+
+    api = artifacts.Api()
+    finished_run = api.run(f"{run.entity}/{run.project}/{run.id}")
+    names = [logged_artifact.name for logged_artifact in finished_run.logged_artifacts()]
+    assert names == ["test_artifact:v0"]
+
+
+def test_run_used_artifacts_docstring_example(ws):
+    log_versions("test_artifact", "dataset", 1, project="artifact-example")
+    run = artifacts.init(project="artifact-example")
+    run.use_artifact("test_artifact:latest")
+    run.finish()
+
+    api = artifacts.Api()
+    finished_run = api.run(f"{run.entity}/{run.project}/{run.id}")
+    assert [a.name for a in finished_run.used_artifacts()] == ["test_artifact:v0"]
+    assert api.run(f"artifact-example/{run.id}").id == run.id  # the default entity
+    assert api.run(f"{run.entity}/artifact-example/runs/{run.id}").id == run.id  # W&B's URL
+    with pytest.raises(artifacts.RunNotFoundError):
+        api.run("artifact-example/nosuchrun")
+
+
+def test_api_runs_filters_by_group_job_type_and_config(ws):
+    with artifacts.init(group="sweep", job_type="train", config={"experiment_name": "foo"}):
+        pass
+    with artifacts.init(group="sweep", job_type="eval", config={"experiment_name": "bar"}):
+        pass
+    with artifacts.init(job_type="train") as other:
+        pass
+    api = artifacts.Api()
+    # Find runs in project where config.experiment_name has been set to "foo"
+    foo = api.runs(path="team/proj", filters={"config.experiment_name": "foo"})
+    assert [r.job_type for r in foo] == ["train"]
+    assert [r.job_type for r in api.runs("proj", filters={"group": "sweep"})] == ["train", "eval"]
+    assert [r.id for r in api.runs(filters={"group": None, "jobType": "train"})] == [other.id]
+    assert [r.job_type for r in api.runs(order="-created_at")] == ["train", "eval", "train"]
+    with pytest.raises(artifacts.UsageError, match="equal values only"):
+        api.runs(filters={"config.experiment_name": {"$regex": "b.*"}})
+    with pytest.raises(artifacts.UsageError, match="cannot match"):
+        api.runs(filters={"summary_metrics.loss": 1})
+
+
+@pytest.mark.parametrize("backend", ["local", "s3-moto"])
+def test_reading_with_api_writes_nothing_to_the_store(ws, make_spec, open_store, backend):
+    spec = make_spec(backend)
+    options = dict(store=spec["url"], store_options=spec["options"])
+    with artifacts.init(project="p", job_type="prep", **options) as run:
+        raw = artifacts.Artifact("raw", "dataset")
+        raw.add_file(write(ws / "raw.txt", "raw\n"))
+        run.log_artifact(raw, aliases=["best"])
+    with artifacts.init(project="p", job_type="train", **options) as run:
+        run.use_artifact("raw:best")
+        model = artifacts.Artifact("model", "model")
+        model.add_file(write(ws / "w.bin", b"\0weights"))
+        run.log_artifact(model)
+    storage = open_store(spec)
+
+    def snapshot() -> dict[str, bytes]:
+        return {key: storage.get(key) for key in storage.list("")}
+
+    before = snapshot()
+    api = artifacts.Api(overrides={"project": "p"}, **options)
+    version = api.artifact("model:latest", type="model")
+    assert [a.name for a in version.logged_by().used_artifacts()] == ["raw:v0"]
+    assert api.artifact_exists("raw:best") and not api.artifact_exists("raw:v9")
+    assert [a.version for a in api.artifacts("dataset", "raw")] == ["v0"]
+    assert [c.name for t in api.artifact_types() for c in t.collections()] == ["raw", "model"]
+    assert api.artifact_collection("dataset", "raw").aliases == ["latest", "best"]
+    for found in api.runs(filters={"job_type": "train"}):
+        assert [a.name for a in found.logged_artifacts()] == ["model:v0"]
+        assert api.run(found.id).job_type == "train"
+    assert [r.job_type for r in api.artifact("raw:v0").used_by()] == ["train"]
+    assert api.artifact("raw:v0").collection.created_at is not None
+    assert snapshot() == before
+
+
+# ---- lineage you can walk ------------------------------------------------------------
+
+
+def test_init_records_the_config_converted_like_metadata(ws):
+    when = datetime.datetime(2024, 5, 1, 12, 0)
+    config = {"lr": 0.001, "layers": (64, 32), "when": when, 1: "one"}
+    with artifacts.init(config=config, group="g", job_type="train", name="nice") as run:
+        assert run.config == {"lr": 0.001, "layers": [64, 32], "when": when.isoformat(), "1": "one"}
+    found = artifacts.Api().run(run.id)
+    assert found.config == run.config
+    assert (found.group, found.job_type, found.name) == ("g", "train", "nice")
+    assert found.created_at.endswith("Z") and found.ended_at >= found.created_at
+    assert found.path == [ENTITY, PROJECT, run.id]
+    with pytest.raises(artifacts.UsageError, match="config"):
+        artifacts.init(config={"bad": object()})
+    assert artifacts.current_run() is None  # refused before anything was recorded
+
+
+def test_init_uses_the_given_id_and_refuses_to_replace_an_existing_run(ws):
+    with artifacts.init(id="fixed-id", job_type="prep") as run:
+        log_versions("raw", "dataset", 1)  # another run
+        run.use_artifact("raw:v0")
+    assert run.id == "fixed-id"
+    with pytest.raises(artifacts.UsageError, match="resume='allow'"):
+        artifacts.init(id="fixed-id")
+    # Its lineage is intact: the record was not replaced.
+    assert [a.name for a in artifacts.Api().run("fixed-id").used_artifacts()] == ["raw:v0"]
+    with pytest.raises(InvalidNameError):
+        artifacts.init(id="a/b")
+
+
+def test_resume_continues_the_record_of_an_existing_run(ws):
+    with artifacts.init(id="r1", job_type="train", config={"lr": 0.1}) as run:
+        first = run.log_artifact(make_model("a"))
+    started = artifacts.Api().run("r1").created_at
+    with artifacts.init(id="r1", resume="allow", config={"epochs": 3}) as run:
+        second = run.log_artifact(make_model("b"))
+        assert artifacts.Api().run("r1").ended_at is None  # running again
+    found = artifacts.Api().run("r1")
+    assert [a.id for a in found.logged_artifacts()] == [first.id, second.id]
+    assert found.created_at == started and found.job_type == "train"
+    assert found.config == {"lr": 0.1, "epochs": 3}
+    with artifacts.init(id="r1", resume="must"):
+        pass
+    with pytest.raises(artifacts.UsageError, match="does not exist"):
+        artifacts.init(id="r2", resume="must")
+    with artifacts.init(id="r3", resume="allow") as fresh:
+        assert fresh.id == "r3"
+    with pytest.raises(artifacts.UsageError, match="resume must be"):
+        artifacts.init(id="r4", resume="sometimes")
+
+
+def make_model(content: str) -> artifacts.Artifact:
+    model = artifacts.Artifact("model", "model")
+    with model.new_file("weights.bin") as f:
+        f.write(content)
+    return model
+
+
+def test_from_a_model_back_to_the_raw_dataset_with_public_calls(ws):
+    """The walk docs/artifacts.md shows (section 7), run as written there."""
+    with artifacts.init(job_type="collect") as run:
+        raw = artifacts.Artifact("raw-data", "dataset")
+        raw.add_file(write(ws / "raw.csv", "x\n1\n"))
+        run.log_artifact(raw)
+    with artifacts.init(job_type="preprocess") as run:
+        run.use_artifact("raw-data:latest")
+        clean = artifacts.Artifact("clean-data", "dataset")
+        clean.add_file(write(ws / "clean.csv", "x\n1\n2\n"))
+        run.log_artifact(clean)
+    with artifacts.init(job_type="train", config={"lr": 0.01}) as run:
+        run.use_artifact("clean-data:latest")
+        run.log_artifact(make_model("w"), aliases=["prod"])
+
+    api = artifacts.Api()
+    model = api.artifact("model:prod")
+    training = model.logged_by()
+    assert training.config == {"lr": 0.01}
+    (dataset,) = training.used_artifacts()
+    (raw_dataset,) = dataset.logged_by().used_artifacts()
+    assert raw_dataset.name == "raw-data:v0"
+    assert [r.job_type for r in raw_dataset.used_by()] == ["preprocess"]
+    assert [a.name for a in raw_dataset.logged_by().logged_artifacts()] == ["raw-data:v0"]
+    assert isinstance(training, artifacts.RunRecord)
+
+
+# ---- properties as W&B gives them ------------------------------------------------------
+
+
+def test_a_logged_version_has_w_and_b_names_state_and_times(ws):
+    draft = artifacts.Artifact("data", "dataset")
+    draft.add_file(write(ws / "a.txt", "a"))
+    assert (draft.name, draft.source_name, draft.state) == ("data", "data", "PENDING")
+    with artifacts.init() as run:
+        logged = run.log_artifact(draft)
+        assert logged.name == "data:v0"
+        assert logged.state == "COMMITTED"
+        assert logged.source_name == "data:v0"
+        assert (logged.source_entity, logged.source_project) == (ENTITY, PROJECT)
+        assert logged.source_version == "v0"
+        assert logged.source_qualified_name == logged.qualified_name == "team/proj/data:v0"
+        assert logged.collection.name == "data" and logged.collection.type == "dataset"
+        assert [a.id for a in logged.collection.versions()] == [logged.id]
+        assert logged.file_count == 1
+        when = datetime.datetime.fromisoformat(logged.created_at.replace("Z", "+00:00"))
+        age = datetime.datetime.now(datetime.timezone.utc) - when
+        assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=5)
+        assert logged.updated_at == logged.created_at
+        assert logged.distributed_id is None
+        with pytest.raises(artifacts.ArtifactStateError):
+            logged.name = "renamed"
+        used = run.use_artifact("data:latest")
+        assert used.name == "data:v0"
+        assert used.download().endswith("data:v0")
+    with pytest.raises(artifacts.ArtifactStateError):
+        artifacts.Artifact("x", "t").created_at  # noqa: B018
+
+
+def test_distributed_parts_and_versions_give_their_distributed_id(ws):
+    with artifacts.init() as run:
+        part = artifacts.Artifact("dist", "dataset")
+        part.add_file(write(ws / "one.txt", "1"))
+        run.upsert_artifact(part, distributed_id="batch-7")
+        assert part.distributed_id == "batch-7"
+    with artifacts.init() as run:
+        final = artifacts.Artifact("dist", "dataset")
+        final.distributed_id = "batch-7"  # W&B's way: set on the artifact
+        run.finish_artifact(final)
+    assert final.distributed_id == "batch-7"
+    assert final.file_count == 1
+
+
+def test_a_drafts_digest_is_the_logged_digest_and_stores_nothing(ws):
+    root = ws / "data"
+    write(root / "x.txt", "x")
+    write(root / "sub" / "y.txt", "y")
+    draft = artifacts.Artifact("data", "dataset")
+    draft.add_dir(str(root))
+    draft.add_file(write(ws / "extra.txt", "e"), name="sub/extra.txt")
+    draft.add_reference((ws / "extra.txt").as_uri(), name="ref/extra")
+    store = ws / ".artifacts"
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    digest = draft.digest
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
+    with artifacts.init() as run:
+        assert run.log_artifact(draft).digest == digest
+        edited = draft.new_draft()
+        edited.remove("sub/")
+        edited.add_file(write(ws / "z.txt", "z"))
+        digest = edited.digest
+        assert run.log_artifact(edited).digest == digest
+    empty = artifacts.Artifact("empty", "t")
+    digest = empty.digest
+    with artifacts.init() as run:
+        assert run.log_artifact(empty).digest == digest

@@ -11,16 +11,11 @@ from cas import Repository
 from cas.errors import UsageError
 
 from ..artifact import Artifact
+from ..lineage import local_dir
 from ..names import Spec, parse_spec, validate_namespace
 from ..registry import Registry, Version
 from ..run import default_entity, find_store_url
 from .output import PROG
-
-
-def local_dir(url: str) -> str | None:
-    if url.startswith("file://"):
-        return url[len("file://") :]
-    return None if "://" in url else url
 
 
 def store_url(args: argparse.Namespace) -> str:

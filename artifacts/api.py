@@ -1,0 +1,204 @@
+"""``artifacts.Api()``: read versions, artifacts, types and runs without a run, as with
+W&B's ``wandb.Api()``. It writes nothing to the store, not even a run record.
+
+Names follow W&B's: ``[[entity/]project/]name:version`` for a version,
+``[[entity/]project/]name`` for an artifact (a *collection*), ``[entity/]project`` for
+a project, ``[[entity/]project/]run_id`` for a run. The entity and project left out
+are ``Api(overrides={"entity": ..., "project": ...})``, else those ``init`` uses.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cas import Repository
+from cas.errors import UsageError
+
+from .artifact import Artifact
+from .errors import ArtifactNotFoundError, RunNotFoundError
+from .lineage import default_entity, find_store_url, local_dir
+from .names import parse_spec, validate_namespace
+from .public import ArtifactCollection, ArtifactType, RecordedRun, collections
+from .registry import Registry, RunRecord
+
+# Run fields ``runs(filters=...)`` can match, by W&B's names and ours.
+_RUN_FILTERS = {
+    "group": "group",
+    "job_type": "job_type",
+    "jobType": "job_type",
+    "name": "id",
+    "id": "id",
+    "display_name": "name",
+    "displayName": "name",
+}
+
+
+class Api:
+    def __init__(
+        self,
+        overrides: dict[str, Any] | None = None,
+        timeout: int | None = None,
+        api_key: str | None = None,
+        *,
+        store: str | None = None,
+        store_options: dict[str, Any] | None = None,
+    ) -> None:
+        """Open the store ``store`` names (as in ``init``); a local one must exist."""
+        overrides = overrides or {}
+        self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
+        self.project = validate_namespace(
+            overrides.get("project") or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized",
+            "project",
+        )
+        url = find_store_url(store)
+        local = local_dir(url)
+        if local is not None and not os.path.isdir(local):  # opening would create it
+            raise UsageError(f"no store at {local}; pass store=... or set ARTIFACTS_STORE")
+        self.registry = Registry(Repository.open(url, **(store_options or {})))
+
+    def __repr__(self) -> str:
+        return f"<Api {self.registry.repo.url} {self.entity}/{self.project}>"
+
+    # ---- names ---------------------------------------------------------
+
+    def _project_path(self, path: str | None) -> tuple[str, str]:
+        """``[entity/]project`` -> (entity, project)."""
+        if not path:
+            return self.entity, self.project
+        entity, _, project = path.rpartition("/")
+        return (
+            validate_namespace(entity or self.entity, "entity"),
+            validate_namespace(project, "project"),
+        )
+
+    def _collection_path(self, name: str) -> tuple[str, str, str]:
+        """``[[entity/]project/]name`` -> (entity, project, name)."""
+        spec = parse_spec(name.partition(":")[0], self.entity, self.project)
+        return spec.entity, spec.project, spec.name
+
+    # ---- versions ------------------------------------------------------
+
+    def artifact(self, name: str, type: str | None = None) -> Artifact:
+        """One version: ``[[entity/]project/]name[:vN|alias]`` (``latest`` if none)."""
+        spec = parse_spec(name, self.entity, self.project)
+        version = self.registry.resolve(spec)
+        if type is not None and version.type != type:
+            raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
+        return Artifact.from_version(self.registry, version)
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type)
+        except ArtifactNotFoundError:
+            return False
+        return True
+
+    def artifacts(
+        self,
+        type_name: str,
+        name: str,
+        per_page: int = 50,
+        tags: list[str] | None = None,
+        **_ignored: Any,  # W&B's order and start (paging)
+    ) -> list[Artifact]:
+        """The versions of one artifact, newest first (with ``tags``: having them all)."""
+        return self.artifact_collection(type_name, name).versions(tags=tags)
+
+    artifact_versions = artifacts  # W&B's deprecated name
+
+    # ---- artifacts (collections) and types ------------------------------
+
+    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        entity, project, artifact = self._collection_path(name)
+        head = self.registry.head(entity, project, artifact)
+        if head is None or head.type != type_name:
+            raise ArtifactNotFoundError(
+                f"no artifact {entity}/{project}/{artifact} of type {type_name!r}"
+            )
+        return ArtifactCollection(
+            self.registry, entity, project, artifact, head.type, Artifact.from_version
+        )
+
+    def artifact_collection_exists(self, name: str, type: str) -> bool:
+        try:
+            self.artifact_collection(type, name)
+        except ArtifactNotFoundError:
+            return False
+        return True
+
+    def artifact_collections(
+        self, project_name: str, type_name: str, per_page: int = 50, **_ignored: Any
+    ) -> list[ArtifactCollection]:
+        """The artifacts of type ``type_name`` in ``[entity/]project``, by name."""
+        return self.artifact_type(type_name, project_name).collections()
+
+    def artifact_types(self, project: str | None = None) -> list[ArtifactType]:
+        """The types of the artifacts in ``[entity/]project``, by name."""
+        entity, project = self._project_path(project)
+        names = sorted({c.type for c in self._collections(entity, project)})
+        return [self._type(entity, project, name) for name in names]
+
+    def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
+        entity, project = self._project_path(project)
+        if not any(c.type == type_name for c in self._collections(entity, project)):
+            raise ArtifactNotFoundError(f"no artifact of type {type_name!r} in {entity}/{project}")
+        return self._type(entity, project, type_name)
+
+    def _collections(self, entity: str, project: str) -> list[ArtifactCollection]:
+        return collections(self.registry, entity, project, Artifact.from_version)
+
+    def _type(self, entity: str, project: str, name: str) -> ArtifactType:
+        return ArtifactType(self.registry, entity, project, name, Artifact.from_version)
+
+    # ---- runs ----------------------------------------------------------
+
+    def run(self, path: str) -> RecordedRun:
+        """``[[entity/]project/]run_id`` (W&B's ``entity/project/runs/run_id`` too)."""
+        parts = path.replace("/runs/", "/").split("/")
+        if not 1 <= len(parts) <= 3:
+            raise UsageError(f"expected [[ENTITY/]PROJECT/]RUN_ID, not {path!r}")
+        run_id = validate_namespace(parts[-1], "run id")
+        entity, project = self._project_path("/".join(parts[:-1]))
+        record = self.registry.read_run(entity, project, run_id)
+        if record is None:
+            raise RunNotFoundError(f"no run {entity}/{project}/{run_id}")
+        return self._recorded(record)
+
+    def runs(
+        self,
+        path: str | None = None,
+        filters: dict[str, Any] | None = None,
+        order: str = "+created_at",
+        per_page: int = 50,
+        **_ignored: Any,
+    ) -> list[RecordedRun]:
+        """The runs of ``[entity/]project``, oldest first (``order="-created_at"``:
+        newest first), those matching every filter: ``group``, ``job_type``, ``name``
+        (the id), ``display_name``, or ``config.KEY``, each equal to a value."""
+        entity, project = self._project_path(path)
+        if order not in ("+created_at", "created_at", "-created_at"):
+            raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
+        checks = [_run_filter(key, value) for key, value in (filters or {}).items()]
+        found = [
+            r for r in self.registry.runs(entity, project) if all(check(r) for check in checks)
+        ]
+        found.sort(key=lambda r: (r.started, r.id), reverse=order.startswith("-"))
+        return [self._recorded(r) for r in found]
+
+    def _recorded(self, record: RunRecord) -> RecordedRun:
+        return RecordedRun(record, self.registry, Artifact.from_version)
+
+
+def _run_filter(key: str, value: Any) -> Any:
+    """A test of a run record for one ``runs(filters=...)`` item: equality only."""
+    if isinstance(value, dict) or key.startswith("$"):
+        raise UsageError(f"runs(filters=...) matches equal values only, not {key}: {value!r}")
+    if key.startswith("config."):
+        wanted = key[len("config.") :]
+        return lambda r: r.config.get(wanted) == value
+    field = _RUN_FILTERS.get(key)
+    if field is None:
+        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY"}))
+        raise UsageError(f"runs(filters=...) cannot match {key!r}; it can match {known}")
+    return lambda r: getattr(r, field) == value

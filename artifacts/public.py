@@ -1,0 +1,170 @@
+"""What W&B's public API (``wandb.apis.public``) reads, over a registry: runs as their
+records tell, artifact collections (one artifact's versions) and artifact types.
+
+These objects only read. They make ``Artifact`` objects through the ``make`` function
+they are given (``Artifact.from_version``), so that this module, which
+artifacts.artifact imports, does not import it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import ArtifactNotFoundError
+from .names import VERSION
+from .registry import Registry, RunRecord, Version
+
+Make = Callable[[Registry, Version], Any]  # Artifact.from_version
+
+
+def iso_time(ns: int | None) -> str | None:
+    """ns since the epoch as ISO 8601 in UTC (``2024-05-01T12:00:00.123456Z``), as W&B
+    gives times."""
+    if ns is None:
+        return None
+    moment = datetime.fromtimestamp(ns / 1e9, timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def version_of(registry: Registry, commit_hex: str, entity: str, project: str) -> Version:
+    """The version a run record names by commit id; the commit says its own namespace
+    (a run may log into, or use from, another project)."""
+    commit_id = bytes.fromhex(commit_hex)
+    meta = registry.commit(commit_id).meta
+    return registry.version(meta.get("entity", entity), meta.get("project", project), commit_id)
+
+
+class RecordedRun(RunRecord):
+    """A run as its record tells (W&B's ``wandb.apis.public.Run``): the record's fields,
+    its times as ISO strings, and the versions it logged and used as artifacts."""
+
+    def __init__(self, record: RunRecord, registry: Registry, make: Make) -> None:
+        super().__init__(**{k: getattr(record, k) for k in RunRecord.__dataclass_fields__})
+        self._registry, self._make = registry, make
+
+    def __repr__(self) -> str:
+        return f"<Run {self.entity}/{self.project}/{self.id}>"
+
+    @property
+    def path(self) -> list[str]:
+        return [self.entity, self.project, self.id]
+
+    @property
+    def created_at(self) -> str | None:
+        return iso_time(self.started)
+
+    @property
+    def ended_at(self) -> str | None:
+        """When the run finished; None while it runs (or if it died without finishing)."""
+        return iso_time(self.ended)
+
+    def _artifacts(self, commits: list[str]) -> list[Any]:
+        return [
+            self._make(self._registry, version_of(self._registry, c, self.entity, self.project))
+            for c in commits
+        ]
+
+    def logged_artifacts(self, per_page: int = 100) -> list[Any]:
+        """The versions this run made, in the order it logged them."""
+        return self._artifacts(self.logged)
+
+    def used_artifacts(self, per_page: int = 100) -> list[Any]:
+        """The versions this run used (``use_artifact``), in the order it first used them."""
+        return self._artifacts(self.used)
+
+
+class ArtifactCollection:
+    """One artifact's versions (W&B's collection, or sequence)."""
+
+    def __init__(
+        self, registry: Registry, entity: str, project: str, name: str, type: str, make: Make
+    ) -> None:
+        self._registry, self._make = registry, make
+        self.entity, self.project, self.name, self.type = entity, project, name, type
+
+    def __repr__(self) -> str:
+        return f"<ArtifactCollection {self.entity}/{self.project}/{self.name} ({self.type})>"
+
+    def _head(self) -> Version:
+        head = self._registry.head(self.entity, self.project, self.name)
+        if head is None:
+            raise ArtifactNotFoundError(
+                f"artifact {self.entity}/{self.project}/{self.name} not found"
+            )
+        return head
+
+    def is_sequence(self) -> bool:
+        return True
+
+    def versions(self, per_page: int = 50, tags: list[str] | None = None) -> list[Any]:
+        """Every version, newest first; with ``tags``, those that have all of them."""
+        wanted = set(tags or ())
+        return [
+            self._make(self._registry, version)
+            for version in self._registry.history(self._head())
+            if wanted <= set(version.commit.meta.get("tags") or ())
+        ]
+
+    artifacts = versions  # W&B's name for the same list
+
+    @property
+    def aliases(self) -> list[str]:
+        """``latest`` and every alias a version of this artifact holds."""
+        self._head()
+        labels = self._registry.version_labels(self.entity, self.project, self.name)
+        return [label for label in labels if not VERSION.fullmatch(label)]
+
+    @property
+    def created_at(self) -> str | None:
+        """When v0 was logged."""
+        *_, first = self._registry.history(self._head())
+        return iso_time(first.commit.meta["time"])
+
+    @property
+    def updated_at(self) -> str | None:
+        """When the latest version was logged."""
+        return iso_time(self._head().commit.meta["time"])
+
+
+class ArtifactType:
+    """The artifacts of one type in a project."""
+
+    def __init__(self, registry: Registry, entity: str, project: str, name: str, make: Make):
+        self._registry, self._make = registry, make
+        self.entity, self.project, self.name = entity, project, name
+
+    def __repr__(self) -> str:
+        return f"<ArtifactType {self.name}>"
+
+    @property
+    def type(self) -> str:
+        return self.name
+
+    def collections(self, per_page: int = 50) -> list[ArtifactCollection]:
+        return [
+            c
+            for c in collections(self._registry, self.entity, self.project, self._make)
+            if c.type == self.name
+        ]
+
+    def collection(self, name: str) -> ArtifactCollection:
+        for found in self.collections():
+            if found.name == name:
+                return found
+        raise ArtifactNotFoundError(
+            f"no artifact {name!r} of type {self.name!r} in {self.entity}/{self.project}"
+        )
+
+
+def collections(
+    registry: Registry, entity: str, project: str, make: Make
+) -> list[ArtifactCollection]:
+    """Every artifact of ``entity/project``, by name; each head is read for its type."""
+    found = []
+    for name in registry.artifact_names(entity, project):
+        head = registry.head(entity, project, name)
+        if head is not None:
+            found.append(ArtifactCollection(registry, entity, project, name, head.type, make))
+    return found

@@ -1,0 +1,110 @@
+"""What W&B tells of an artifact besides its files: source names, state, times, counts,
+the collection it belongs to, and the runs that logged and used it.
+
+``VersionInfo`` is a part of ``Artifact`` (artifacts.artifact), kept apart to keep that
+module short. It relies on what ``Artifact`` defines: ``_version()`` (the registry and
+the version, or ArtifactStateError for a draft), ``_logged`` (None for a draft),
+``_name`` (the name without version), ``_distributed_id``, ``_check_open()``,
+``version``, ``entity``, ``project`` and ``from_version``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import trees
+from .public import ArtifactCollection, RecordedRun, iso_time
+
+
+class VersionInfo:
+    _logged: Any
+    _name: str
+    _distributed_id: str | None
+    _version: Any
+    _check_open: Any
+    from_version: Any
+    version: Any
+    entity: Any
+    project: Any
+
+    @property
+    def source_name(self) -> str:
+        """``name:vN``; a draft's name alone (its version is not known yet)."""
+        return self._name if self._logged is None else f"{self._name}:{self.version}"
+
+    # There are no linked versions here: every version is its own source.
+    @property
+    def source_entity(self) -> str:
+        return self.entity
+
+    @property
+    def source_project(self) -> str:
+        return self.project
+
+    @property
+    def source_version(self) -> str:
+        return self.version
+
+    @property
+    def source_qualified_name(self) -> str:
+        return f"{self.source_entity}/{self.source_project}/{self.source_name}"
+
+    @property
+    def collection(self) -> ArtifactCollection:
+        """The versions of this artifact (W&B's collection)."""
+        registry, v = self._version()
+        return ArtifactCollection(registry, v.entity, v.project, v.name, v.type, self.from_version)
+
+    @property
+    def source_collection(self) -> ArtifactCollection:
+        return self.collection
+
+    @property
+    def state(self) -> str:
+        return "PENDING" if self._logged is None else "COMMITTED"
+
+    @property
+    def distributed_id(self) -> str | None:
+        """The distributed version a draft is a part of, or a version was finished from."""
+        if self._logged is None:
+            return self._distributed_id
+        return self._logged.commit.meta.get("distributed_id")
+
+    @distributed_id.setter
+    def distributed_id(self, distributed_id: str | None) -> None:
+        self._check_open()
+        self._distributed_id = distributed_id
+
+    @property
+    def created_at(self) -> str:
+        """When the version was logged, ISO 8601 in UTC."""
+        return iso_time(self._version()[1].commit.meta["time"])
+
+    @property
+    def updated_at(self) -> str:
+        """A version never changes (the moves of its aliases are not recorded)."""
+        return self.created_at
+
+    @property
+    def file_count(self) -> int:
+        """Files, references included."""
+        registry, version = self._version()
+        return sum(1 for _ in trees.walk(registry.objects, version.tree))
+
+    def logged_by(self) -> RecordedRun | None:
+        """The run that logged this version, in whichever project it lived."""
+        registry, version = self._version()
+        run_id = version.commit.meta.get("run")
+        found = registry.find_run(run_id, version.entity, version.project) if run_id else None
+        return RecordedRun(found, registry, self.from_version) if found else None
+
+    def used_by(self) -> list[RecordedRun]:
+        """Every run that used this version (``use_artifact``)."""
+        registry, version = self._version()
+        wanted = version.commit_id.hex()
+        # Any project's run may use this version ("team/proj/name:v0"): look at them all.
+        return [
+            RecordedRun(r, registry, self.from_version)
+            for r in registry.all_runs()
+            if wanted in r.used
+        ]
