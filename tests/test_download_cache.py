@@ -198,3 +198,33 @@ def test_sizes_are_read_as_wandb_reads_them() -> None:
     assert parse_size("0") == 0
     with pytest.raises(UsageError):
         parse_size("ten gigs")
+
+
+def test_cache_cleanup_trims_to_size_oldest_first(
+    download_cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from artifacts.cli import main
+
+    cache = DownloadCache(str(download_cache_dir))
+    ids = [bytes([i]) * 32 for i in range(3)]
+    for age, blob_id in enumerate(ids):
+        cache.put_bytes(blob_id, b"x" * 1000)
+        os.utime(cache.path(blob_id), ns=(10**18 - age * 10**9, 0))  # ids[2] is the oldest
+    os.makedirs(download_cache_dir / "tmp", exist_ok=True)
+    (download_cache_dir / "tmp" / "123-0").write_bytes(b"partial")
+    assert main(["cache", "cleanup", "1.5KB"]) == 0
+    assert "reclaimed 2.0 KiB" in capsys.readouterr().out
+    assert [cache.has(i) for i in ids] == [True, False, False]
+    assert (download_cache_dir / "tmp" / "123-0").exists(), "kept without --remove-temp"
+    assert main(["cache", "cleanup", "--remove-temp", "0"]) == 0
+    assert not cache.has(ids[0]) and os.listdir(download_cache_dir / "tmp") == []
+
+
+def test_cache_cleanup_of_a_size_it_cannot_read_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from artifacts.cli import main
+
+    assert main(["cache", "cleanup", "ten gigs"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a size" in err and "internal" not in err
