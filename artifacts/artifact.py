@@ -303,10 +303,17 @@ class Artifact(VersionInfo):
     def default_root(self) -> str:
         return os.path.join(".", "artifacts", self.source_name)
 
-    def download(self, root: str | None = None, path_prefix: str | None = None, **_: Any) -> str:
+    def download(
+        self,
+        root: str | None = None,
+        path_prefix: str | None = None,
+        skip_cache: bool | None = None,
+        **_: Any,
+    ) -> str:
+        """``skip_cache``: neither read nor fill the download cache (artifacts.cache)."""
         registry, _version = self._version()
         root = root or self.default_root()
-        write_files(registry.objects, root, self._files(path_prefix))
+        write_files(registry.objects, root, self._files(path_prefix), skip_cache=skip_cache)
         return root
 
     def checkout(

@@ -12,17 +12,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-import blake3
 import msgpack
 
 from cas import ObjectStore
 from cas.errors import CasError, InvalidObjectError, UsageError
-from cas.objects import TreeEntry, encode_header
+from cas.objects import TreeEntry
 from cas.storage.local import is_store_dir, store_holding
-from cas.store import HASH_CHUNK, HASH_THREADS
 
+from .cache import DownloadCache, download_cache
 from .dirwalk import walk_up
 from .errors import LocalPathError
+from .hashing import blob_id_of_file
 from .names import split_path
 from .references import Fetcher, unchecked
 
@@ -61,16 +61,6 @@ def stage_file(path: str) -> LocalFile:
     )
 
 
-def blob_id_of_file(path: str) -> bytes:
-    """The id this file would have as a blob, without storing it."""
-    hasher = blake3.blake3(max_threads=HASH_THREADS)
-    hasher.update(encode_header("blob", os.path.getsize(path)))
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            hasher.update(chunk)
-    return hasher.digest()
-
-
 def read_descriptor(store: ObjectStore, entry: TreeEntry) -> dict[str, Any]:
     try:
         descriptor = msgpack.unpackb(store.read_blob(entry.id), raw=False)
@@ -104,9 +94,13 @@ def write_files(
     files: list[tuple[str, TreeEntry]],
     threads: int = 4,
     on_written: Callable[[int], object] | None = None,
+    skip_cache: bool | None = None,
 ) -> int:
     """Write each file once, verified, into ``root``; returns bytes written, and calls
     ``on_written(size)`` once per file as it is written.
+
+    Blobs of a bucket store go through the download cache (``artifacts.cache``) unless
+    ``skip_cache``: those it holds are copied from it, the others stored in it.
 
     No corrupt or partial file ever takes a name. Into a new (or empty) ``root``
     everything is written in a hidden staging directory beside it, which one
@@ -117,13 +111,17 @@ def write_files(
     go outside ``root`` or into a store, nothing is written (see check_destinations).
     """
     check_destinations(root, files)
+    cache = download_cache(store, skip_cache)
     staging = _staging_dir(root)
     try:
-        written = _write_files(store, staging or root, files, threads, on_written, staging)
+        written = _write_files(store, staging or root, files, threads, on_written, staging, cache)
     except BaseException:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if cache is not None:
+            cache.bound()
     if staging:
         try:
             os.rename(staging, root)  # replaces root only if it is (still) empty
@@ -227,6 +225,7 @@ def _write_files(
     threads: int,
     on_written: Callable[[int], object] | None,
     staging: str | None,
+    cache: DownloadCache | None,
 ) -> int:
     os.makedirs(root, exist_ok=True)
     # A file's folder (as its path spells it) -> that directory, made once: the
@@ -248,13 +247,16 @@ def _write_files(
     for path, entry in files:
         if entry.kind == "blob":
             by_id.setdefault(entry.id, []).append((path, entry))
-    located = store.locate_packed(by_id) if by_id else []
+    cached = {i for i in by_id if cache.has(i)} if cache is not None else set()
+    located = store.locate_packed(by_id.keys() - cached) if by_id else []
     packed = {object_id for object_id, *_ in located}
     rest = [(p, e) for p, e in files if e.kind != "blob" or e.id not in packed]
 
     def write_packed(chunk: list[tuple[bytes, str, int, int]]) -> int:
         written = 0
         for object_id, payload in store.read_packed_blobs(chunk):
+            if cache is not None:
+                cache.put_bytes(object_id, payload)
             for path, entry in by_id[object_id]:
                 _install(destination(path), payload, entry.executable, direct=bool(staging))
                 written += len(payload)
@@ -267,11 +269,16 @@ def _write_files(
         dest = destination(path)
         tmp = _tmp_name(dest)
         try:
-            with open(tmp, "wb") as out:
-                if entry.kind == "ref":
+            if entry.kind == "ref":
+                with open(tmp, "wb") as out:
                     size = fetcher.fetch(read_descriptor(store, entry), out)
-                else:
+            elif cache is not None and cache.copy_to(entry.id, entry.size, tmp):
+                size = entry.size
+            else:
+                with open(tmp, "wb") as out:
                     size = store.copy_blob_to(entry.id, out)
+                if cache is not None:
+                    cache.put_file(entry.id, tmp)
             if entry.executable:
                 os.chmod(tmp, 0o755)
             os.replace(tmp, dest)  # only a verified file ever takes the name

@@ -124,6 +124,15 @@ CASES: list[Case] = [
         target="< DVC; near cp -r (informal)",
     ),
     Case(
+        "d1_download_s3_cached",
+        "d1",
+        "second download of D1 from an S3 bucket (moto): its files from the download cache",
+        ours.d1_download_s3_cached,
+        {"raw cp": CP_BESIDE},
+        target="≤ 1.2 × cp -r (issue 19)",
+        goals=(Goal(1.2, "raw cp"),),
+    ),
+    Case(
         "d2_push",
         "d2",
         "push D2 to an empty local-directory remote",

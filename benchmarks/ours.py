@@ -217,6 +217,24 @@ def d2_push_s3_nothing_new(ctx: Ctx) -> Sample | float:
     return artifacts(ctx, ["push", "s3"], store, env=s3server.env())
 
 
+def d1_download_s3_cached(ctx: Ctx) -> Sample | float:
+    """The second `download` of the latest version from the S3 bucket it was pushed to:
+    the first (untimed) filled the download cache, so this one copies from there."""
+    store, _ = _prepared(ctx)
+    if not (ctx.shared / "s3-pushed").exists():
+        _push_s3(ctx)
+    bucket = (ctx.shared / "s3-bucket").read_text().strip()
+    env = {
+        **s3server.env(),
+        "ARTIFACTS_STORE": f"s3://{bucket}/store",
+        "ARTIFACTS_CACHE_DIR": str(ctx.shared / ".download-cache"),
+    }
+    name = f"{ctx.data.name}:latest"
+    artifacts(ctx, ["download", name, ctx.work / "first"], store, env=env)
+    remove(ctx.work / "first")
+    return artifacts(ctx, ["download", name, ctx.work / "second"], store, env=env)
+
+
 # ---------------------------------------------------------------- drafts (in-process)
 
 DRAFT_SETUP = """

@@ -35,6 +35,14 @@ if servers is not None:  # the session fixtures of the servers, shared by every 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def download_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's download cache (artifacts.cache) is its own, under ``tmp_path``."""
+    monkeypatch.setenv("ARTIFACTS_CACHE_DIR", str(tmp_path / "download-cache"))
+    monkeypatch.delenv("ARTIFACTS_CACHE_MAX_SIZE", raising=False)
+    return tmp_path / "download-cache"
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The name of the backend under test (the ``storage`` fixture's param)."""

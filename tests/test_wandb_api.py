@@ -19,6 +19,8 @@ import pytest
 
 import artifacts
 from artifacts import ArtifactNotFoundError, ArtifactStateError, CasError, UsageError
+from artifacts.cache import DownloadCache
+from artifacts.cli import main
 from artifacts.files import blob_id_of_file
 from cas.errors import InvalidNameError
 from tests.helpers import ENTITY, PROJECT, tree_of, write
@@ -536,3 +538,24 @@ def test_a_drafts_digest_is_the_logged_digest_and_stores_nothing(ws):
     digest = empty.digest
     with artifacts.init() as run:
         assert run.log_artifact(empty).digest == digest
+
+
+# ---- the download cache (item 6) ----------------------------------------------------
+# From `wandb artifact cache cleanup --help` (wandb 0.31, wandb/cli/cli.py); W&B's
+# command is `wandb artifact cache cleanup`, ours `artifacts cache cleanup`.
+
+
+def test_wandb_cache_cleanup_example(download_cache_dir: Path) -> None:
+    """$ wandb artifact cache cleanup 10GB"""
+    cache = DownloadCache(str(download_cache_dir))
+    cache.put_bytes(bytes(32), b"x")
+    assert main(["cache", "cleanup", "10GB"]) == 0
+    assert cache.has(bytes(32)), "well under 10GB: nothing to trim"
+
+
+def test_wandb_cache_cleanup_remove_temp_example(download_cache_dir: Path) -> None:
+    """$ wandb artifact cache cleanup --remove-temp 5GB"""
+    (download_cache_dir / "tmp").mkdir(parents=True)
+    (download_cache_dir / "tmp" / "partial").write_bytes(b"x")
+    assert main(["cache", "cleanup", "--remove-temp", "5GB"]) == 0
+    assert not (download_cache_dir / "tmp" / "partial").exists()

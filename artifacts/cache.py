@@ -1,0 +1,221 @@
+"""The download cache: blobs fetched from a bucket store, kept on this machine by id.
+
+W&B keeps one (``~/.cache/wandb/artifacts``); so do we: the second download of a
+version, in any process, copies its files from here instead of fetching them again.
+Only bucket stores use it (a local store already is such a directory).
+
+Layout, under :func:`cache_dir`::
+
+    <2 hex>/<62 hex>    a blob's bytes (its content alone), named by its id
+    tmp/                files being written, renamed into place once complete
+
+Nothing unverified enters: an entry is copied from a file just checked against its
+id, written under a temporary name and renamed, so processes filling the cache at
+once never see (or leave) a partial entry. Nothing is trusted blindly on the way
+out: a file is copied from an entry only while the entry still bears the stamp put
+on it when it was stored (see :func:`_stamped`); otherwise the copy is hashed, and
+an entry that does not match its id is dropped and the blob fetched again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+
+from cas import ObjectStore
+from cas.errors import UsageError
+
+from .hashing import blob_id_of_file
+
+DEFAULT_MAX_BYTES = 10 << 30
+# The mtime of a stored entry: any write sets the mtime to the present, so an entry
+# that still has this one was not written to since it was stored.
+STAMP_MTIME_NS = 86_400_000_000_019
+# Its atime is set this far past the moment it is stamped: ahead of the ctime the
+# stamping gives it (the kernel's clock for it is coarse, a tick behind at most), so
+# that reading it does not move the atime (relatime), and close enough that a stamp
+# put back later, which moves the ctime, shows.
+STAMP_AHEAD_NS = 50_000_000
+STAMP_MARGIN_NS = 2 * STAMP_AHEAD_NS  # how far behind its atime a stamped ctime may be
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def cache_dir() -> str:
+    """``$ARTIFACTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/artifacts/files``, else
+    ``~/.cache/artifacts/files``."""
+    if os.environ.get("ARTIFACTS_CACHE_DIR"):
+        return os.environ["ARTIFACTS_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "artifacts", "files")
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``"10GB"``, ``"500 MB"``, ``"1.5GiB"`` or ``"1024"`` (W&B's sizes: KB,
+    MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(?:([kmgt]?)(i?)b?)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise UsageError(f"not a size: {text!r}; give one like 10GB, 500MB or 1024")
+    number, unit, binary = match.group(1), (match.group(2) or "").lower(), match.group(3)
+    power = "bkmgt".index(unit or "b")
+    return int(float(number) * (1024**power if binary else _UNITS[unit]))
+
+
+def max_bytes() -> int:
+    """``$ARTIFACTS_CACHE_MAX_SIZE`` (``"50GB"``), else 10 GiB."""
+    configured = os.environ.get("ARTIFACTS_CACHE_MAX_SIZE")
+    return parse_size(configured) if configured else DEFAULT_MAX_BYTES
+
+
+def download_cache(store: ObjectStore, skip_cache: bool | None = None) -> DownloadCache | None:
+    """The cache to download ``store``'s blobs through: None for a store on this machine
+    (or in memory), or if ``skip_cache``."""
+    capabilities = store.storage.capabilities
+    if skip_cache or capabilities.local or not capabilities.durable:
+        return None
+    return DownloadCache(cache_dir(), max_bytes())
+
+
+class DownloadCache:
+    def __init__(self, root: str, limit: int = DEFAULT_MAX_BYTES) -> None:
+        self.root = root
+        self.limit = limit
+        self.added = 0  # bytes this instance stored: trim() has work only if some
+
+    def path(self, blob_id: bytes) -> str:
+        name = blob_id.hex()
+        return os.path.join(self.root, name[:2], name[2:])
+
+    def has(self, blob_id: bytes) -> bool:
+        return os.path.isfile(self.path(blob_id))
+
+    def copy_to(self, blob_id: bytes, size: int, dest: str) -> bool:
+        """Copy the blob into ``dest`` (a file no one else writes) and say True; False if
+        the cache has no good copy of it (a bad one is dropped)."""
+        entry = self.path(blob_id)
+        try:
+            before = os.stat(entry)
+            if before.st_size != size:
+                self._drop(entry)
+                return False
+            shutil.copyfile(entry, dest)  # the kernel's copy (copy_file_range, sendfile)
+            after = os.stat(entry)
+        except FileNotFoundError:
+            return False  # not cached, or trimmed meanwhile
+        unchanged = _same_file(before, after) and _stamped(after)
+        if unchanged or blob_id_of_file(dest) == blob_id:
+            if not unchanged:
+                self.put_file(blob_id, dest)  # a fresh entry, with a fresh stamp
+            return True
+        self._drop(entry)
+        return False
+
+    def put_file(self, blob_id: bytes, path: str) -> None:
+        """Store a copy of ``path``, whose bytes were just verified to be the blob's."""
+        self._put(blob_id, lambda tmp: shutil.copyfile(path, tmp))
+
+    def put_bytes(self, blob_id: bytes, data: bytes) -> None:
+        """Store ``data``, just verified to be the blob's payload."""
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                f.write(data)
+
+        self._put(blob_id, write)
+
+    def _put(self, blob_id: bytes, write: Callable[[str], object]) -> None:
+        entry = self.path(blob_id)
+        tmp_dir = os.path.join(self.root, "tmp")
+        os.makedirs(tmp_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        tmp = os.path.join(tmp_dir, f"{os.getpid()}-{next(_tmp_names)}")
+        try:
+            write(tmp)
+            os.utime(tmp, ns=(time.time_ns() + STAMP_AHEAD_NS, STAMP_MTIME_NS))
+            os.replace(tmp, entry)  # whole, or not at all; a racing writer's is the same
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        self.added += os.path.getsize(entry)
+
+    def _drop(self, entry: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry)
+
+    def entries(self) -> list[tuple[os.stat_result, str]]:
+        """(stat, path) of every entry, oldest first: by atime, the time it was stored
+        (or stored again after a check), moved by reads only as relatime does, daily."""
+        found = []
+        for folder in _listdir(self.root):
+            if len(folder) != 2:
+                continue  # tmp/
+            here = os.path.join(self.root, folder)
+            for name in _listdir(here):
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((os.stat(os.path.join(here, name)), os.path.join(here, name)))
+        found.sort(key=lambda item: item[0].st_atime_ns)
+        return found
+
+    def trim(self, target: int | None = None) -> int:
+        """Delete entries, oldest first, until they fill at most ``target`` bytes (default:
+        the cache's limit); returns the bytes reclaimed."""
+        target = self.limit if target is None else target
+        entries = self.entries()
+        total = sum(st.st_size for st, _ in entries)
+        reclaimed = 0
+        for st, path in entries:
+            if total - reclaimed <= target:
+                break
+            self._drop(path)
+            reclaimed += st.st_size
+        self.added = 0
+        return reclaimed
+
+    def bound(self) -> None:
+        """Trim to the limit, if this instance stored anything."""
+        if self.added:
+            self.trim()
+
+    def remove_temp(self) -> int:
+        """Delete the files being written (left by killed downloads, or by running ones);
+        returns their bytes."""
+        tmp_dir = os.path.join(self.root, "tmp")
+        removed = 0
+        for name in _listdir(tmp_dir):
+            with contextlib.suppress(FileNotFoundError):
+                path = os.path.join(tmp_dir, name)
+                size = os.path.getsize(path)
+                os.unlink(path)
+                removed += size
+        return removed
+
+
+def _stamped(st: os.stat_result) -> bool:
+    """Not written since it was stored: the mtime it was given, and the ctime of that
+    moment (writing the mtime back moves the ctime, which no one can set)."""
+    ahead = st.st_atime_ns - st.st_ctime_ns
+    return st.st_mtime_ns == STAMP_MTIME_NS and 0 <= ahead <= STAMP_MARGIN_NS
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+    )
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+_tmp_names = itertools.count()

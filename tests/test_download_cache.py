@@ -1,0 +1,230 @@
+"""The download cache (artifacts.cache): a version downloaded from a bucket once is
+copied from this machine the next time, in any process, and never handed back unchecked.
+
+The bucket is moto's, behind a recording proxy (tests/httpproxy.py), so the tests
+count the requests that fetch blob data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pytest
+
+import artifacts
+from artifacts.cache import DownloadCache, parse_size
+from artifacts.hashing import blob_id_of_file
+from cas.errors import UsageError
+from cas.objects import encode_header
+from tests.helpers import tree_of, workspace, write_tree
+from tests.httpproxy import FaultProxy
+from tests.processes import ROOT
+
+pytest.importorskip("s3fs")
+
+BIG = os.urandom(3 << 20)  # loose in the store (blobs/…), past cas.store.LOOSE_THRESHOLD
+FILES = {"big.bin": BIG, "small/a.txt": b"alpha\n", "small/b.txt": b"beta\n" * 100}
+
+
+@pytest.fixture
+def bucket(moto_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A version of FILES logged to a fresh moto bucket, reached through a proxy that
+    records every request; yields (store url, store options, proxy)."""
+    from tests.servers import new_s3_spec
+
+    workspace(tmp_path / "ws", monkeypatch)
+    spec = new_s3_spec(moto_server)
+    with FaultProxy(moto_server.endpoint_url, lambda request: None) as proxy:
+        options = {**spec["options"], "endpoint_url": proxy.endpoint_url}
+        data = write_tree(tmp_path / "data", FILES)
+        with artifacts.init(store=spec["url"], store_options=options) as run:
+            artifact = artifacts.Artifact("data", "dataset")
+            artifact.add_dir(str(data))
+            run.log_artifact(artifact)
+        yield spec["url"], options, proxy
+
+
+def download(bucket: Any, root: Path, **kwargs: Any) -> list[tuple[str, str]]:
+    """Download data:latest in a fresh run (nothing kept in memory from an earlier one);
+    returns the GETs it sent, as (path, range)."""
+    url, options, proxy = bucket
+    start = len(proxy.log)
+    with artifacts.init(store=url, store_options=options) as run:
+        run.use_artifact("data:latest").download(str(root), **kwargs)
+    assert tree_of(root) == FILES
+    return [(r.path, r.headers.get("range", "")) for r, _ in proxy.log[start:] if r.method == "GET"]
+
+
+def blob_gets(gets: list[tuple[str, str]], bucket: Any) -> list[tuple[str, str]]:
+    """The GETs that read blob data: a large blob's key, or a span of a pack holding one
+    of the small files."""
+    url, options, _ = bucket
+    with artifacts.init(store=url, store_options=options) as run:
+        small = [_blob_id(data) for name, data in FILES.items() if name != "big.bin"]
+        located = run.registry.objects.locate_packed(small)
+    spans = [(pack, offset, offset + length) for _, pack, offset, length in located]
+    found = []
+    for path, byte_range in gets:
+        if "/blobs/" in path:
+            found.append((path, byte_range))
+            continue
+        for pack, start, end in spans:
+            if f"/packs/{pack}.pack" in path:
+                m = re.fullmatch(r"bytes=(\d+)-(\d+)", byte_range)
+                if m is None or (int(m[1]) < end and int(m[2]) >= start):
+                    found.append((path, byte_range))
+    return found
+
+
+def _blob_id(data: bytes) -> bytes:
+    return blake3.blake3(encode_header("blob", len(data)) + data).digest()
+
+
+def cache_entries(cache_dir: Path) -> dict[str, Path]:
+    return {p.parent.name + p.name: p for p in cache_dir.glob("??/*") if p.is_file()}
+
+
+def test_a_second_download_sends_no_get_for_blob_data(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path
+) -> None:
+    first = download(bucket, tmp_path / "one")
+    assert blob_gets(first, bucket), "the first download fetched the blobs"
+    second = download(bucket, tmp_path / "two")
+    assert blob_gets(second, bucket) == []
+    entries = cache_entries(download_cache_dir)
+    assert len(entries) == len(FILES)
+    for name, path in entries.items():
+        assert blob_id_of_file(str(path)).hex() == name, "every entry holds its blob's bytes"
+
+
+@pytest.mark.parametrize("how", ["rewritten", "rewritten, mtime put back", "truncated"])
+def test_a_corrupted_cache_entry_is_dropped_and_fetched_again(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path, how: str
+) -> None:
+    download(bucket, tmp_path / "one")
+    entry = cache_entries(download_cache_dir)[_blob_id(BIG).hex()]
+    st = entry.stat()
+    time.sleep(0.2)  # past the margin of the stamp's ctime (artifacts.cache.STAMP_MARGIN_NS)
+    with open(entry, "r+b") as f:
+        if how == "truncated":
+            f.truncate(1000)
+        else:
+            f.write(b"X" * 10)  # same size, other bytes
+    if how == "rewritten, mtime put back":
+        os.utime(entry, ns=(st.st_atime_ns, st.st_mtime_ns))
+    gets = download(bucket, tmp_path / "two")  # which checks the files are FILES
+    assert [p for p, _ in blob_gets(gets, bucket) if "/blobs/" in p], "fetched again"
+    assert blob_id_of_file(str(entry)) == _blob_id(BIG), "and cached again, whole"
+    assert blob_gets(download(bucket, tmp_path / "three"), bucket) == []
+
+
+def test_skip_cache_neither_reads_nor_fills_the_cache(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path
+) -> None:
+    gets = download(bucket, tmp_path / "one", skip_cache=True)
+    assert cache_entries(download_cache_dir) == {}
+    download(bucket, tmp_path / "two")
+    gets = download(bucket, tmp_path / "three", skip_cache=True)
+    assert [p for p, _ in blob_gets(gets, bucket) if "/blobs/" in p], "fetched, not copied"
+
+
+def test_the_cache_stays_within_its_size(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_CACHE_MAX_SIZE", str(len(BIG)))  # less than FILES
+    download(bucket, tmp_path / "one")
+    kept = cache_entries(download_cache_dir).values()
+    assert 0 < sum(p.stat().st_size for p in kept) <= len(BIG), "trimmed, oldest first"
+
+
+def test_a_local_store_has_no_download_cache(ws: Path, download_cache_dir: Path) -> None:
+    write_tree(ws / "data", FILES)
+    with artifacts.init() as run:
+        artifact = artifacts.Artifact("data", "dataset")
+        artifact.add_dir(str(ws / "data"))
+        run.log_artifact(artifact).download(str(ws / "out"))
+    assert tree_of(ws / "out") == FILES
+    assert not download_cache_dir.exists()
+
+
+def test_processes_filling_the_cache_at_once_leave_it_whole(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path
+) -> None:
+    url, options, _ = bucket
+    script = (
+        "import sys, artifacts\n"
+        f"with artifacts.init(store={url!r}, store_options={options!r}) as run:\n"
+        "    run.use_artifact('data:latest').download(sys.argv[1])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"out{i}")], env=env)
+        for i in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    for i in range(3):
+        assert tree_of(tmp_path / f"out{i}") == FILES
+    entries = cache_entries(download_cache_dir)
+    assert len(entries) == len(FILES)
+    for name, path in entries.items():
+        assert blob_id_of_file(str(path)).hex() == name
+    assert os.listdir(download_cache_dir / "tmp") == [], "no partial file left behind"
+
+
+def test_trim_removes_the_oldest_entries_first(tmp_path: Path) -> None:
+    cache = DownloadCache(str(tmp_path / "c"))
+    ids = [bytes([i]) * 32 for i in range(3)]
+    for age, blob_id in enumerate(ids):
+        cache.put_bytes(blob_id, b"x" * 100)
+        os.utime(cache.path(blob_id), ns=(10**18 - age * 10**9, 0))  # ids[2] is the oldest
+    assert cache.trim(150) == 200
+    assert [cache.has(i) for i in ids] == [True, False, False]
+    assert cache.trim(0) == 100 and not cache.has(ids[0])
+
+
+def test_sizes_are_read_as_wandb_reads_them() -> None:
+    assert parse_size("10GB") == 10 * 10**9
+    assert parse_size("500 MB") == 500 * 10**6
+    assert parse_size("1.5GiB") == 3 << 29
+    assert parse_size("1024") == 1024
+    assert parse_size("0") == 0
+    with pytest.raises(UsageError):
+        parse_size("ten gigs")
+
+
+def test_cache_cleanup_trims_to_size_oldest_first(
+    download_cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from artifacts.cli import main
+
+    cache = DownloadCache(str(download_cache_dir))
+    ids = [bytes([i]) * 32 for i in range(3)]
+    for age, blob_id in enumerate(ids):
+        cache.put_bytes(blob_id, b"x" * 1000)
+        os.utime(cache.path(blob_id), ns=(10**18 - age * 10**9, 0))  # ids[2] is the oldest
+    os.makedirs(download_cache_dir / "tmp", exist_ok=True)
+    (download_cache_dir / "tmp" / "123-0").write_bytes(b"partial")
+    assert main(["cache", "cleanup", "1.5KB"]) == 0
+    assert "reclaimed 2.0 KiB" in capsys.readouterr().out
+    assert [cache.has(i) for i in ids] == [True, False, False]
+    assert (download_cache_dir / "tmp" / "123-0").exists(), "kept without --remove-temp"
+    assert main(["cache", "cleanup", "--remove-temp", "0"]) == 0
+    assert not cache.has(ids[0]) and os.listdir(download_cache_dir / "tmp") == []
+
+
+def test_cache_cleanup_of_a_size_it_cannot_read_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from artifacts.cli import main
+
+    assert main(["cache", "cleanup", "ten gigs"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a size" in err and "internal" not in err
