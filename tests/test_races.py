@@ -1,7 +1,7 @@
 """Real processes racing on one ref: compare-and-swap must never lose an update.
 
-Each worker is a separate ``python -c`` process that opens the store from a
-*spec* (plain data), then increments a counter ref again and again through
+Each worker is a separate process (tests/processes.py) that opens the store from
+a *spec* (plain data), then increments a counter ref again and again through
 ``Repository.update_ref``: read the ref, read the blob it points to (a decimal
 number), put the blob of the next number, compare-and-swap the ref, retry on
 conflict. With W workers of R rounds the counter must end at exactly W * R, and
@@ -10,10 +10,6 @@ the values the workers report having written must be 1 .. W * R, each once.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +17,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from cas import Repository
+from cas import Blob, ObjectId, Repository
+from tests.processes import START_TIMEOUT, preload, run_processes, start_barrier
+from tests.servers import open_storage_from_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+preload(__name__)
 WORKERS = 8
 WORKER_TIMEOUT = 300  # for all the workers together
 
@@ -36,85 +34,26 @@ RACE_BACKENDS = [
     pytest.param("gcs", 20, id="gcs", marks=pytest.mark.slow),
 ]
 
-WORKER = r"""
-import json, sys, time
-from pathlib import Path
 
-spec, rounds = json.loads(sys.argv[1]), int(sys.argv[2])
-sync_dir, me = Path(sys.argv[3]), sys.argv[4]
-
-from cas import Blob, Repository, open_storage
-
-url = spec["url"]
-if "://" not in url or url.startswith("file://"):
-    storage = open_storage(url)
-else:
-    from tests.servers import open_storage_from_spec
+def _increment(spec: dict[str, Any], rounds: int, barrier: Any) -> dict[str, Any]:
+    """Add 1 to the counter ``rounds`` times: the values written, and the attempts."""
     storage = open_storage_from_spec(spec)
-repo = Repository(storage)
+    repo = Repository(storage)
+    barrier.wait(START_TIMEOUT)  # everyone starts at once, so the writes really overlap
+    attempts = 0
 
-# Everyone starts at once, so that the writes really overlap.
-(sync_dir / f"ready-{me}").touch()
-deadline = time.monotonic() + 60
-while not (sync_dir / "go").exists():
-    if time.monotonic() > deadline:
-        sys.exit("never told to go")
-    time.sleep(0.002)
+    def compute(old: ObjectId | None) -> ObjectId:
+        nonlocal attempts
+        attempts += 1
+        value = 0 if old is None else int(repo.objects.read_blob(old))
+        return repo.objects.put(Blob(str(value + 1).encode()))
 
-attempts = 0
-
-def compute(old):
-    global attempts
-    attempts += 1
-    value = 0 if old is None else int(repo.objects.read_blob(old))
-    return repo.objects.put(Blob(str(value + 1).encode()))
-
-written = []
-for _ in range(rounds):
-    new = repo.update_ref("counter", compute)
-    written.append(int(repo.objects.read_blob(new)))
-storage.close()
-print(json.dumps({"written": written, "attempts": attempts}))
-"""
-
-
-def run_workers(spec: dict[str, Any], workers: int, rounds: int, sync_dir: Path) -> list[dict]:
-    sync_dir.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "XDG_CACHE_HOME": str(sync_dir / "cache"),  # remote pack-index caches stay here
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(spec), str(rounds), str(sync_dir), str(i)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(workers)
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(sync_dir.glob("ready-*"))) < workers:
-            failed = [p for p in procs if p.poll() not in (None, 0)]
-            assert not failed, failed[0].communicate()[1].decode()
-            assert time.monotonic() < deadline, "workers did not start within 60 s"
-            time.sleep(0.01)
-        (sync_dir / "go").touch()
-        results = []
-        deadline = time.monotonic() + WORKER_TIMEOUT
-        for proc in procs:
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            assert proc.returncode == 0, err.decode()
-            results.append(json.loads(out))
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    written = []
+    for _ in range(rounds):
+        new = repo.update_ref("counter", compute)
+        written.append(int(repo.objects.read_blob(new)))
+    storage.close()
+    return {"written": written, "attempts": attempts}
 
 
 @pytest.mark.parametrize(("backend", "rounds"), RACE_BACKENDS)
@@ -123,7 +62,9 @@ def test_processes_racing_on_one_ref_lose_no_update(
 ) -> None:
     spec = make_spec(backend)
     started = time.monotonic()
-    results = run_workers(spec, WORKERS, rounds, tmp_path / "sync")
+    barrier = start_barrier(WORKERS)
+    calls = [(_increment, (spec, rounds, barrier))] * WORKERS
+    results = run_processes(calls, tmp_path / "procs", timeout=WORKER_TIMEOUT)
     elapsed = time.monotonic() - started
 
     total = WORKERS * rounds

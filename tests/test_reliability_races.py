@@ -1,6 +1,6 @@
 """Racing writers, racing pushes and a hostile gc, in real processes, on real servers.
 
-Every worker is a separate process started with multiprocessing's "forkserver" context:
+Every worker is a separate process started by tests/processes.py (``run_processes``):
 forked from a fresh interpreter that imported the project once, it inherits nothing of
 the test process but its arguments and environment. The workers of one test wait at a
 barrier, so that their writes really overlap. Stores are local directories or buckets
@@ -30,14 +30,11 @@ Timings are printed (``pytest -s``); long variants are marked ``slow``.
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import os
 import random
 import shutil
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,86 +52,12 @@ from cas.gc import gc
 from cas.lease import Leases
 from cas.walk import reachable
 from remotes import PushRejectedError
+from tests.processes import START_TIMEOUT, Call, Workers, preload, run_processes, start_barrier
 
 ENTITY, PROJECT = "team", "proj"
-# forkserver: every worker is forked from a fresh server process (nothing of the pytest
-# process is inherited), which imported the project once: 16 workers start in a second,
-# not in half a minute of imports on a loaded 2-core machine.
-WORKERS_CONTEXT = multiprocessing.get_context("forkserver")
-WORKERS_CONTEXT.set_forkserver_preload(
-    ["artifacts", "remotes", "cas.storage.s3", "cas.storage.gcs", __name__]
-)
-START_TIMEOUT = 120  # spawning and importing on a loaded 2-core machine is slow
+preload(__name__)
 
 Spec = dict[str, Any]
-
-
-# ---- running workers in processes ---------------------------------------------------
-
-
-def _child(fn: Callable[..., Any], args: tuple, out: str, env: dict[str, str]) -> None:
-    # The forkserver started with the environment of its time: take the test's, now.
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        payload = {"ok": True, "result": fn(*args)}
-    except BaseException:  # noqa: BLE001 - the parent reports it
-        payload = {"ok": False, "error": traceback.format_exc()}
-    Path(out).write_text(json.dumps(payload))
-
-
-class Workers:
-    """Processes running ``fn(*args)``, one per call, started by the forkserver."""
-
-    def __init__(self, calls: list[tuple[Callable[..., Any], tuple]], tmp: Path) -> None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "xdg-cache")}  # pack-index caches
-        self.outs = [tmp / f"result-{i}.json" for i in range(len(calls))]
-        self.procs = [
-            WORKERS_CONTEXT.Process(target=_child, args=(fn, args, str(out), env))
-            for (fn, args), out in zip(calls, self.outs, strict=True)
-        ]
-        for proc in self.procs:
-            proc.start()
-
-    def wait(self, which: list[int] | None = None, timeout: float = 300) -> None:
-        """Wait for the workers ``which`` (all by default) to end; fail if one fails."""
-        which = list(range(len(self.procs))) if which is None else which
-        deadline = time.monotonic() + timeout
-        for i in which:
-            self.procs[i].join(max(0.1, deadline - time.monotonic()))
-            if not self.procs[i].is_alive():
-                self.result(i)  # fail at once, with its traceback, if it failed
-        late = [i for i in which if self.procs[i].is_alive()]
-        assert not late, f"workers {late} still running after {timeout} s"
-
-    def result(self, i: int) -> Any:
-        out = self.outs[i]
-        assert out.exists(), f"worker {i} died with exit code {self.procs[i].exitcode}"
-        payload = json.loads(out.read_text())
-        assert payload["ok"], f"worker {i} failed:\n{payload['error']}"
-        return payload["result"]
-
-    def kill(self) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-
-
-def run_processes(
-    calls: list[tuple[Callable[..., Any], tuple]], tmp: Path, timeout: float = 300
-) -> list[Any]:
-    """Run ``fn(*args)`` for each call in a process of its own; their results, in order.
-
-    A worker that raises fails the test with the worker's traceback.
-    """
-    workers = Workers(calls, tmp)
-    try:
-        workers.wait(timeout=timeout)
-        return [workers.result(i) for i in range(len(calls))]
-    finally:
-        workers.kill()
 
 
 def open_spec_repo(spec: Spec, cache: str | None = None) -> Repository:
@@ -207,7 +130,7 @@ def test_racing_loggers_get_consecutive_versions_and_keep_every_content(
 ) -> None:
     spec = make_spec(backend)
     total = workers * rounds
-    barrier = WORKERS_CONTEXT.Barrier(workers)
+    barrier = start_barrier(workers)
     started = time.monotonic()
     results = run_processes(
         [(_logger, (spec, me, rounds, str(tmp_path / "work"), barrier)) for me in range(workers)],
@@ -267,7 +190,7 @@ def test_sixteen_processes_upsert_into_a_bucket_then_one_finishes(
 ) -> None:
     spec = make_spec("s3-moto")
     workers = 16
-    barrier = WORKERS_CONTEXT.Barrier(workers)
+    barrier = start_barrier(workers)
     started = time.monotonic()
     results = run_processes(
         [(_upserter, (spec, me, str(tmp_path / "work"), barrier)) for me in range(workers)],
@@ -349,7 +272,7 @@ def test_two_pushes_race_one_wins_the_other_rebases_and_nothing_is_lost(
             remotes.pull(repo, "origin", policy=ARTIFACT_REFS)
             files = {"weights.bin": content("round", r, side)}
             _log_files(repo.url, "model", files, tmp_path / f"src-{side}-{r}")
-        barrier = WORKERS_CONTEXT.Barrier(2)
+        barrier = start_barrier(2)
         results = run_processes(
             [(_push_once, (repo.url, barrier)) for repo in clones.values()],
             tmp_path / f"procs-{r}",
@@ -589,9 +512,9 @@ def test_gc_with_grace_zero_beside_slow_writers_and_pushes_loses_nothing(
 
     stop, counter = str(tmp_path / "stop"), str(tmp_path / "gc-runs")
     n = writers + 5
-    barrier = WORKERS_CONTEXT.Barrier(n)
+    barrier = start_barrier(n)
     work = str(tmp_path / "work")
-    calls: list[tuple[Callable[..., Any], tuple]] = [
+    calls: list[Call] = [
         (_gc_writer, (spec, me, rounds, work, counter, barrier)) for me in range(writers)
     ]
     calls += [

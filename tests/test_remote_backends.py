@@ -12,9 +12,7 @@ tests/servers.py; importing them here too would start a second copy of each.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import queue
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ from cas.storage.base import Capabilities, IfMatch, Storage
 from cas.storage.network import Policy
 from tests.backends import storage_spec
 from tests.httpproxy import Action, FaultProxy, Request, lose_first
+from tests.processes import START_TIMEOUT, preload, run_processes, start_barrier
 from tests.servers import (  # noqa: F401 - fixtures are found by name
     GCSServer,
     S3Server,
@@ -39,6 +38,7 @@ from tests.servers import (  # noqa: F401 - fixtures are found by name
 )
 from tests.storage_contract import StorageContract
 
+preload(__name__)
 WORKERS = 8
 ROUNDS = 20
 
@@ -156,24 +156,10 @@ class RemoteContract(StorageContract):
             storage.put_file("big", str(src), mode=IfMatch(stale))
         assert storage.get("big") == b"v2"
 
-    def test_concurrent_counter(self, remote_spec: Spec) -> None:
-        ctx = _race_context()
-        barrier = ctx.Barrier(WORKERS)
-        results = ctx.Queue()
-        procs = [
-            ctx.Process(target=_increment, args=(remote_spec, "counter", ROUNDS, barrier, results))
-            for _ in range(WORKERS)
-        ]
-        for p in procs:
-            p.start()
-        try:
-            conflicts = _collect(results, procs)
-        finally:
-            for p in procs:
-                p.join(timeout=30)
-                if p.is_alive():
-                    p.kill()
-        assert [p.exitcode for p in procs] == [0] * WORKERS
+    def test_concurrent_counter(self, remote_spec: Spec, tmp_path: Path) -> None:
+        barrier = start_barrier(WORKERS)
+        calls = [(_increment, (remote_spec, "counter", ROUNDS, barrier))] * WORKERS
+        conflicts = run_processes(calls, tmp_path / "procs", timeout=180)
         with open_storage_from_spec(remote_spec) as store:
             assert store.get("counter") == str(WORKERS * ROUNDS).encode()
         # Not asserted (timing-dependent), but shown with -s: how hard the CAS was hit.
@@ -264,12 +250,12 @@ def test_gcs_factory_gives_empty_buckets(
 # -- many processes racing on one counter -----------------------------------
 
 
-def _increment(spec: Spec, key: str, rounds: int, barrier: Any, results: Any) -> None:
+def _increment(spec: Spec, key: str, rounds: int, barrier: Any) -> int:
     """Add 1 to the counter ``rounds`` times with read / compare-and-swap loops."""
     store = open_storage_from_spec(spec)
     store.exists(key)  # connect now: making a client costs more than the race itself
     conflicts = 0
-    barrier.wait(timeout=120)  # start together so the writes really collide
+    barrier.wait(START_TIMEOUT)  # start together so the writes really collide
     for _ in range(rounds):
         attempt = 0
         while True:
@@ -291,54 +277,8 @@ def _increment(spec: Spec, key: str, rounds: int, barrier: Any, results: Any) ->
                 # Jittered exponential backoff, as real clients do: 8 processes spinning
                 # on 2 cores would otherwise spend the test's time on doomed requests.
                 time.sleep(random.uniform(0, min(0.2, 0.01 * 2**attempt)))
-    results.put(conflicts)
     store.close()
-
-
-def _race_context() -> Any:
-    """Fresh processes, started cheaply.
-
-    Each worker must be its own process with its own connections (never a fork of
-    this threaded pytest process). forkserver forks them from a clean server that
-    imported the heavy modules once; with spawn, 8 workers each importing botocore
-    on 2 cores take longer than the race itself.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD + [_increment.__module__])
-    return ctx
-
-
-# Imported once by the fork server (missing ones are skipped): the backends, and the
-# parts of aiobotocore that s3fs only imports when it makes its first client.
-
-
-_PRELOAD = [
-    "cas.storage.s3",
-    "cas.storage.gcs",
-    "tests.servers",
-    "aiobotocore.session",
-    "aiobotocore.client",
-    "aiobotocore.endpoint",
-    "aiobotocore.httpsession",
-]
-
-
-def _collect(results: Any, procs: list[Any], timeout: float = 180) -> list[int]:
-    """One result per worker; fail fast if a worker dies instead of waiting it out."""
-    out: list[int] = []
-    deadline = time.monotonic() + timeout
-    while len(out) < len(procs):
-        try:
-            out.append(results.get(timeout=0.5))
-        except queue.Empty:
-            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-            if dead:
-                pytest.fail(f"racing worker(s) crashed with exit codes {dead}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"racing workers did not finish in {timeout} s")
-    return out
+    return conflicts
 
 
 # -- a conditional write whose answer is lost ---------------------------------------
