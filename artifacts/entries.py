@@ -80,11 +80,10 @@ class Entry:
     def download(self, root: str | None = None, skip_cache: bool | None = None) -> str:
         """Write this file (verified) below ``root`` (default: its artifact's default root),
         at its path in the version; returns the file's local path. Other files in ``root``
-        stay. ``skip_cache`` is accepted as in W&B; it changes nothing while no download
-        cache exists."""
+        stay. ``skip_cache``: neither read nor fill the download cache (artifacts.cache)."""
         artifact, store, tree_entry = self._origin()
         root = root or artifact.default_root()
-        write_files(store, root, [(self.path, tree_entry)])
+        write_files(store, root, [(self.path, tree_entry)], skip_cache=skip_cache)
         return os.path.join(root, *split_path(self.path))
 
     def ref_target(self) -> str:

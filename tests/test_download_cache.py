@@ -228,3 +228,16 @@ def test_cache_cleanup_of_a_size_it_cannot_read_is_a_one_line_error(
     assert main(["cache", "cleanup", "ten gigs"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a size" in err and "internal" not in err
+
+
+@pytest.mark.parametrize("skip_cache", [False, True])
+def test_an_entry_downloads_through_the_cache_unless_told_not_to(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path, skip_cache: bool
+) -> None:
+    url, options, proxy = bucket
+    with artifacts.init(store=url, store_options=options) as run:
+        entry = run.use_artifact("data:latest").get_entry("big.bin")
+        path = entry.download(str(tmp_path / "one"), skip_cache=skip_cache)
+    assert Path(path).read_bytes() == BIG
+    cached = _blob_id(BIG).hex() in cache_entries(download_cache_dir)
+    assert cached is not skip_cache
