@@ -767,3 +767,18 @@ def test_remotes_and_cas_know_no_artifact_ref_names() -> None:
         if found:
             problems[str(path.relative_to(ROOT))] = found
     assert problems == {}
+
+
+# ---- the house: one concern per module (issue 18) ------------------------------------
+
+MODULE_LINES = 420  # "about 400": a module past this holds more than one concern
+
+
+def test_no_module_of_the_packages_is_over_about_400_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for package in ("cas", "remotes", "artifacts")
+        for path in (ROOT / package).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MODULE_LINES
+    }
+    assert long == {}, "split these along their concerns (docs/architecture.md)"
