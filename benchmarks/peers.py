@@ -287,6 +287,11 @@ def raw_cp(tool: Tool, ctx: Ctx) -> Sample:
     return timed([tool.exe("cp"), "-r", ctx.data, ctx.work / "copy"])
 
 
+def raw_cp_sync(tool: Tool, ctx: Ctx) -> Sample:
+    """A copy that is on disk when it returns, as a log is (docs/reliability.md, power loss)."""
+    return timed(["sh", "-c", 'cp -r "$0" "$1" && sync', ctx.data, ctx.work / "copy"])
+
+
 def raw_blake3(tool: Tool, ctx: Ctx) -> Sample:
     return timed([tool.python, "-c", BLAKE3_SCRIPT, ctx.data])
 

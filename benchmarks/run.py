@@ -4,8 +4,8 @@
                              [--peers git,dvc]
 
 `--only` takes case names or prefixes (e.g. `d1`); `--peers` takes peer labels (git, dvc,
-wandb, "raw cp", "raw blake3", "one PUT per file", "10k entries") or "none" to time only
-ours. The issue's targets (each case's `goals`) are judged at the end of the report.
+wandb, "raw cp", "raw cp+sync", "raw blake3", "one PUT per file", "10k entries") or "none"
+to time only ours. The issue's targets (each case's `goals`) are judged at the end of the report.
 """
 
 from __future__ import annotations
