@@ -58,6 +58,7 @@ def test_a_logged_versions_description_metadata_and_tags_are_edited_and_saved(ws
         version.metadata["accuracy"] = 0.93
         version.tags.append("reviewed")
         version.save()
+        assert version.annotation_history()[0].run == run.id  # who edited, for lineage
     again = fresh()
     assert again.description == "after evaluation"
     assert again.metadata == {"lr": 0.1, "accuracy": 0.93}
