@@ -1,14 +1,17 @@
 """``Artifact``: a draft you add files to, then a logged version you read from.
 
-An artifact is *open* (a draft) until a run logs it; then it is *logged* and
-read-only, and ``new_draft()`` starts the next change. A draft records edits
-(files to add, paths to remove) against its base version; logging applies
-them to the base tree, so only the touched subtrees are rewritten and
-untouched files are never read, hashed or uploaded.
+An artifact is *open* (a draft) until a run logs it; then it is *logged*: its
+files are read-only (``new_draft()`` starts the next change), while its
+description, metadata, tags and aliases may be edited and stored with
+``save()`` (artifacts.annotations). A draft records edits (files to add, paths
+to remove) against its base version; logging applies them to the base tree, so
+only the touched subtrees are rewritten and untouched files are never read,
+hashed or uploaded.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +20,7 @@ from typing import IO, Any
 from cas.errors import UsageError
 from cas.objects import TreeEntry
 
-from . import references, trees
+from . import annotations, references, trees
 from .draft import Draft
 from .entries import Entry, Manifest
 from .errors import (
@@ -54,6 +57,10 @@ class Artifact(VersionInfo):
     ) -> None:
         self._registry: Registry | None = None
         self._logged: Version | None = None
+        self._saved: annotations.Annotations | None = None  # a logged version's, as read
+        self._tags: list[str] = []
+        self._aliases: list[str] = []
+        self._saved_aliases: list[str] = []
         self.name = validate_artifact_name(name)
         if not isinstance(type, str) or not type:
             raise UsageError("an artifact needs a non-empty type")
@@ -76,6 +83,15 @@ class Artifact(VersionInfo):
     def name(self, name: str) -> None:
         self._check_open()
         self._name = name  # checked when logged
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @type.setter
+    def type(self, type: str) -> None:
+        self._check_open()  # a version's type is its artifact's, for good
+        self._type = type
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -185,10 +201,17 @@ class Artifact(VersionInfo):
         self._draft.cleanup()
         self._draft = Draft()
         self._name = version.name
-        self.type = version.type
-        self.description = version.commit.meta.get("description")
-        self._metadata = dict(version.commit.meta.get("metadata") or {})  # as stored
+        self._type = version.type
+        self._saved = annotations.current(registry, version)
+        self._show(self._saved)
+        self._aliases, self._saved_aliases = [], []
         return self
+
+    def _show(self, state: annotations.Annotations) -> None:
+        self.description = state.description
+        # A copy to the bottom: an edit in place of a nested value must show in the diff.
+        self._metadata = copy.deepcopy(state.metadata)  # as stored
+        self._tags = list(state.tags)
 
     @classmethod
     def _from_version(cls, registry: Registry, version: Version) -> Artifact:
@@ -236,15 +259,6 @@ class Artifact(VersionInfo):
     @property
     def size(self) -> int:
         return self._version()[1].commit.meta["size"]
-
-    @property
-    def tags(self) -> list[str]:
-        return list(self._version()[1].commit.meta.get("tags") or [])
-
-    @property
-    def aliases(self) -> list[str]:
-        registry, version = self._version()
-        return registry.aliases(version)
 
     @property
     def manifest(self) -> Manifest:
@@ -352,7 +366,10 @@ class Artifact(VersionInfo):
         return draft
 
     def save(self, project: str | None = None, settings: Any = None) -> Artifact:
-        """Log this artifact: through the active run, or a short one of its own."""
+        """Log this artifact: through the active run, or a short one of its own. Of a
+        logged version, store the edits of its description, metadata, tags and aliases."""
+        if self._logged is not None:
+            return self._save_edits()
         active = current_run()
         if active is not None:
             return active.log_artifact(self)
@@ -362,6 +379,22 @@ class Artifact(VersionInfo):
         with RunLog.start(project=project, job_type="auto", store=store) as run:
             version = Saver(run).log(self.staged(), Header.of(self), [], [])
             return self.become(run.registry, version)
+
+    def _save_edits(self) -> Artifact:
+        registry, version = self._version()
+        assert self._saved is not None
+        edited = annotations.Annotations(
+            self.description, normalize_metadata(self._metadata), list(self._tags)
+        )
+        change = annotations.check_change(annotations.diff(self._saved, edited))
+        annotations.move_aliases(registry, version, self._saved_aliases, self._aliases)
+        self._saved_aliases[:] = self._aliases
+        if change:
+            run = current_run()
+            run_id = run.id if run is not None else None
+            self._saved = annotations.update(registry, version, change, run_id)
+        self._show(self._saved)  # the newest annotations: this edit over everyone else's
+        return self
 
     def delete(self) -> None:
         raise UsageError("versions are immutable; remove aliases instead, and let gc reclaim space")

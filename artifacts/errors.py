@@ -12,10 +12,11 @@
     ├── UsageError
     │   ├── ArtifactStateError       editing a logged artifact, using a finished run
     │   │   ├── ArtifactNotLoggedError   reading a draft as a version      (AttributeError)
-    │   │   └── ArtifactFinalizedError   editing a logged version          (AttributeError)
+    │   │   └── ArtifactFinalizedError   editing a logged version's files  (AttributeError)
     │   ├── LocalPathError           a local path add_file cannot add      (ValueError)
     │   ├── NotOneFileError          file() of a version of several files  (ValueError)
     │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
+    │   ├── InvalidTagError          a tag W&B would refuse                (ValueError)
     │   ├── TypeMismatchError        one name, two artifact types
     │   └── DuplicateEntryError      two different files at one path
     └── MergeConflictError           distributed parts disagree about a path
@@ -61,7 +62,8 @@ class ArtifactNotLoggedError(ArtifactStateError, AttributeError):
 
 
 class ArtifactFinalizedError(ArtifactStateError, AttributeError):
-    """Editing a logged version (W&B's ArtifactFinalizedError, an AttributeError)."""
+    """Editing the files or name of a logged version (W&B's ArtifactFinalizedError, an
+    AttributeError); its description, metadata, tags and aliases may change."""
 
 
 class LocalPathError(UsageError, ValueError):
@@ -75,6 +77,11 @@ class NotOneFileError(UsageError, ValueError):
 
 class NotAReferenceError(UsageError, ValueError):
     """``ref_target()`` of an entry that is not a reference (W&B: ValueError)."""
+
+
+class InvalidTagError(UsageError, ValueError):
+    """A tag that is not words of letters, digits, "-" and "_" separated by spaces
+    (W&B: ValueError)."""
 
 
 class TypeMismatchError(UsageError):

@@ -101,11 +101,8 @@ class ArtifactCollection:
     def versions(self, per_page: int = 50, tags: list[str] | None = None) -> list[Any]:
         """Every version, newest first; with ``tags``, those that have all of them."""
         wanted = set(tags or ())
-        return [
-            self._make(self._registry, version)
-            for version in self._registry.history(self._head())
-            if wanted <= set(version.commit.meta.get("tags") or ())
-        ]
+        made = (self._make(self._registry, v) for v in self._registry.history(self._head()))
+        return [artifact for artifact in made if wanted <= set(artifact.tags)]
 
     artifacts = versions  # W&B's name for the same list
 

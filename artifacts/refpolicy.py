@@ -7,6 +7,10 @@ The refs (see :mod:`artifacts.registry`) and their kinds:
   remote's with the next numbers.
 - ``<e>/<p>/artifacts/<name>/aliases/<alias>``: belongs with its artifact's head,
   so nobody's alias is clobbered and a refused head keeps its aliases back.
+- ``<e>/<p>/artifacts/<name>/annotations/<commit>``: a head too, the chain of a
+  version's annotation records (artifacts.annotations). Two stores that both
+  edited a version diverge like two version chains: pull reports it, and
+  ``rebase`` re-applies each local edit over the remote's newest record.
 - ``<e>/<p>/runs/<id>`` and ``<e>/<p>/dist/<name>/…``: records, one writer each.
   A run's record stays when the remote drops it; a part goes once merged.
 
@@ -21,6 +25,7 @@ from collections.abc import Collection
 
 from cas import Commit, ObjectId
 
+from . import annotations
 from .registry import ref_label
 
 
@@ -29,6 +34,8 @@ class ArtifactRefPolicy:
 
     def is_head(self, ref: str) -> bool:
         parts = ref.split("/")
+        if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "annotations":
+            return True
         return len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest"
 
     def head_of(self, ref: str) -> str | None:
@@ -45,8 +52,16 @@ class ArtifactRefPolicy:
         named = len(parts) > 3 and parts[2] in ("artifacts", "dist") and parts[3] in names
         return named or _is_run(ref)
 
-    def rebased(self, commit: Commit, commit_id: ObjectId, onto: ObjectId, tip: Commit) -> Commit:
-        """The version after ``tip``, with the tree and metadata of ``commit``."""
+    def rebased(
+        self, commit: Commit, commit_id: ObjectId, onto: ObjectId, tip: Commit
+    ) -> Commit | None:
+        """The version after ``tip``, with the tree and metadata of ``commit`` (None if
+        ``tip`` has that tree); or an annotation record's change re-applied over ``tip``
+        (None if ``tip`` already says what it would)."""
+        if annotations.is_record(commit):
+            return _rebased_record(commit, commit_id, onto, tip)
+        if commit.tree == tip.tree:
+            return None
         meta = dict(commit.meta)
         meta.update(version=tip.meta["version"] + 1, rebased_from=commit_id.hex())
         meta["time"] = meta.get("time") or time.time_ns()
@@ -54,6 +69,20 @@ class ArtifactRefPolicy:
 
     def describe(self, ref: str) -> str:
         return ref_label(ref)
+
+
+def _rebased_record(
+    commit: Commit, commit_id: ObjectId, onto: ObjectId, tip: Commit
+) -> Commit | None:
+    edit = annotations.read_record(commit_id, commit)
+    base = annotations.read_record(onto, tip).annotations
+    state = annotations.apply(base, edit.change)
+    if state == base:
+        return None
+    meta = dict(commit.meta)
+    meta.update(description=state.description, metadata=state.metadata, tags=state.tags)
+    meta["rebased_from"] = commit_id.hex()
+    return Commit(commit.tree, (onto,), meta)
 
 
 def _is_run(ref: str) -> bool:

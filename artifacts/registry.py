@@ -4,6 +4,7 @@ Every ref lives under its team's namespace ``<entity>/<project>/``::
 
     <e>/<p>/artifacts/<name>/latest          the newest version's commit
     <e>/<p>/artifacts/<name>/aliases/<alias> the version holding that alias
+    <e>/<p>/artifacts/<name>/annotations/<commit> the version's newest annotation record
     <e>/<p>/dist/<name>/<distributed_id>/<run> one run's part of a distributed version
     <e>/<p>/runs/<run>                       the run's record (a msgpack blob)
 
@@ -38,6 +39,11 @@ def alias_ref(entity: str, project: str, name: str, alias: str) -> str:
     return f"{entity}/{project}/artifacts/{name}/aliases/{alias}"
 
 
+def annotation_ref(entity: str, project: str, name: str, commit_id: ObjectId) -> str:
+    """The newest annotation record of a version (artifacts.annotations)."""
+    return f"{entity}/{project}/artifacts/{name}/annotations/{commit_id.hex()}"
+
+
 def dist_prefix(entity: str, project: str, name: str, distributed_id: str) -> str:
     return f"{entity}/{project}/dist/{name}/{distributed_id}/"
 
@@ -48,12 +54,15 @@ def run_ref(entity: str, project: str, run_id: str) -> str:
 
 def ref_label(ref: str) -> str:
     """How a user names a version ref: ``e/p/artifacts/n/latest`` -> ``e/p/n``,
-    ``e/p/artifacts/n/aliases/a`` -> ``e/p/n:a``; any other ref as it is."""
+    ``e/p/artifacts/n/aliases/a`` -> ``e/p/n:a``, ``e/p/artifacts/n/annotations/<id>`` ->
+    ``e/p/n@<id> (annotations)``; any other ref as it is."""
     parts = ref.split("/")
     if len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest":
         return "/".join(parts[:2] + parts[3:4])
     if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "aliases":
         return f"{'/'.join(parts[:2] + parts[3:4])}:{parts[5]}"
+    if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "annotations":
+        return f"{'/'.join(parts[:2] + parts[3:4])}@{parts[5][:12]} (annotations)"
     return ref
 
 

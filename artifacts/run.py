@@ -113,10 +113,16 @@ class Run(RunLog):
         return artifact.become(self.registry, version)
 
     def use_artifact(
-        self, artifact_or_name: Artifact | str, type: str | None = None, **_: Any
+        self,
+        artifact_or_name: Artifact | str,
+        type: str | None = None,
+        aliases: list[str] | str | None = None,
+        **_: Any,
     ) -> Artifact:
-        """Fetch a logged version and record that this run used it."""
+        """Fetch a logged version and record that this run used it; ``aliases`` are
+        added to the version, as in W&B."""
         self._check_open()
+        added, _ = _checked_labels(aliases, None)
         if isinstance(artifact_or_name, Artifact):
             used = artifact_or_name
         else:
@@ -124,6 +130,9 @@ class Run(RunLog):
             version = self.registry.resolve(spec, type)
             used = Artifact(version.name, version.type).become(self.registry, version)
         self._note_used(used.id)
+        if added:
+            used.aliases = sorted(set(used.aliases) | set(added))
+            used.save()
         return used
 
     # ---- distributed runs ---------------------------------------------

@@ -5,14 +5,19 @@ the collection it belongs to, and the runs that logged and used it.
 module short. It relies on what ``Artifact`` defines: ``_version()`` (the registry and
 the version, or ArtifactStateError for a draft), ``_logged`` (None for a draft),
 ``_name`` (the name without version), ``_distributed_id``, ``_check_open()``,
-``version``, ``entity``, ``project`` and ``from_version``.
+``version``, ``entity``, ``project`` and ``from_version``; and, for the editable
+tags and aliases (saved by ``Artifact.save``), ``_tags``, ``_aliases`` and
+``_saved_aliases``.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from . import trees
+from cas.errors import UsageError
+
+from . import annotations, trees
 from .public import ArtifactCollection, RecordedRun, iso_time
 
 
@@ -26,6 +31,9 @@ class VersionInfo:
     version: Any
     entity: Any
     project: Any
+    _tags: list[str]
+    _aliases: list[str]
+    _saved_aliases: list[str]
 
     @property
     def source_name(self) -> str:
@@ -76,14 +84,56 @@ class VersionInfo:
         self._distributed_id = distributed_id
 
     @property
+    def tags(self) -> list[str]:
+        """The version's tags: a list to edit in place, or set; ``save()`` stores them."""
+        self._version()
+        return self._tags
+
+    @tags.setter
+    def tags(self, tags: list[str]) -> None:
+        self._version()
+        self._tags = annotations.validate_tags([tags] if isinstance(tags, str) else tags)
+
+    @property
+    def aliases(self) -> list[str]:
+        """The version's aliases, ``latest`` included: a list to edit in place, or set;
+        ``save()`` moves them. Read afresh from the store until edited."""
+        registry, version = self._version()
+        if self._aliases == self._saved_aliases:
+            self._aliases[:] = self._saved_aliases[:] = registry.aliases(version)
+        return self._aliases
+
+    @aliases.setter
+    def aliases(self, aliases: list[str]) -> None:
+        self.aliases  # noqa: B018  (read the saved ones first: save() moves the difference)
+        self._aliases = [aliases] if isinstance(aliases, str) else list(aliases)
+
+    @property
+    def ttl(self) -> timedelta | None:
+        """Versions do not expire in this store: there is no TTL policy."""
+        return None
+
+    @ttl.setter
+    def ttl(self, ttl: Any) -> None:
+        raise UsageError("versions do not expire in this store yet: a TTL cannot be set")
+
+    @property
     def created_at(self) -> str:
         """When the version was logged, ISO 8601 in UTC."""
         return iso_time(self._version()[1].commit.meta["time"])
 
     @property
     def updated_at(self) -> str:
-        """A version never changes (the moves of its aliases are not recorded)."""
-        return self.created_at
+        """When its annotations were last edited, else when it was logged (the moves
+        of its aliases are not recorded)."""
+        registry, version = self._version()
+        newest = next(annotations.history(registry, version), None)
+        return iso_time(newest.time) if newest is not None else self.created_at
+
+    def annotation_history(self) -> list[annotations.Record]:
+        """Every saved edit of the description, metadata and tags, newest first."""
+        registry, version = self._version()
+        return list(annotations.history(registry, version))
 
     @property
     def file_count(self) -> int:

@@ -40,9 +40,12 @@ class RefPolicy(Protocol):
         """Does a push or rebase of the things called ``names`` take ``ref``?"""
         ...
 
-    def rebased(self, commit: Commit, commit_id: ObjectId, onto: ObjectId, tip: Commit) -> Commit:
+    def rebased(
+        self, commit: Commit, commit_id: ObjectId, onto: ObjectId, tip: Commit
+    ) -> Commit | None:
         """``commit`` (whose id is ``commit_id``) re-applied on top of ``onto``, whose
-        commit is ``tip``: the same tree, ``onto`` as its parent."""
+        commit is ``tip``: the same tree, ``onto`` as its parent; None if ``tip``
+        already holds what ``commit`` brings (then ``commit`` becomes ``onto``)."""
         ...
 
     def describe(self, ref: str) -> str:

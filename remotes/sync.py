@@ -310,11 +310,10 @@ def _reapply(
     tip, tip_commit = upstream, repo.objects.get_commit(upstream)
     renamed: dict[ObjectId, ObjectId] = {}
     for old in reversed(local_only):
-        commit = repo.objects.get_commit(old)
-        if commit.tree == tip_commit.tree:
-            renamed[old] = tip  # same content is already the remote's latest
+        new_commit = policy.rebased(repo.objects.get_commit(old), old, tip, tip_commit)
+        if new_commit is None:
+            renamed[old] = tip  # the remote's latest already holds it
             continue
-        new_commit = policy.rebased(commit, old, tip, tip_commit)
         tip, tip_commit = repo.objects.put(new_commit), new_commit
         renamed[old] = tip
     repo.refs.set_if_equals(name, ours, tip)

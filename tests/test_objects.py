@@ -82,7 +82,14 @@ GOLDEN: dict[str, tuple[str, str]] = {
     ),
 }
 # Vectors in docs/format.md that other modules check (refs, packs).
-OTHER_DOC_VECTORS = {"ref-hello-seq1", "ref-tombstone-seq2", "pack-example", "idx-example"}
+OTHER_DOC_VECTORS = {
+    "ref-hello-seq1",
+    "ref-tombstone-seq2",
+    "pack-example",
+    "idx-example",
+    "annotation-first",  # tests/test_annotations.py
+    "annotation-second",
+}
 
 
 def golden_objects() -> dict[str, objects.Object]:
