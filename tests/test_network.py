@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +25,7 @@ from cas import Repository
 from cas.errors import StorageUnavailableError
 from tests.faultproxy import FaultProxy
 from tests.servers import Spec, new_gcs_spec, new_s3_spec, open_storage_from_spec
-from tests.test_cli import cli_env, run_in_pty
+from tests.test_cli import cli_env, run, run_in_pty
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,16 +160,10 @@ def _s3_env(server: Any, endpoint: str, **extra: str) -> dict[str, str]:
 
 
 def _cli(args: tuple[str, ...], cwd: Path, env: dict[str, str]) -> tuple[int, str, float]:
+    """test_cli's runner, timed: (exit status, stderr, seconds)."""
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "artifacts", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return proc.returncode, proc.stderr, time.monotonic() - start
+    result = run(args, cwd, env)
+    return result.rc, result.err, time.monotonic() - start
 
 
 def _one_line_error(rc: int, err: str) -> str:
@@ -192,7 +184,7 @@ def test_cli_ls_on_a_dead_store_fails_in_one_line_within_the_timeout(
     assert elapsed < 2 + 5  # the bound, plus starting Python
 
 
-def test_cli_push_to_a_dead_remote_names_the_remote_not_the_lock(
+def test_cli_push_to_a_dead_remote_names_the_remote_and_the_request(
     moto_server: Any, tmp_path: Path
 ) -> None:
     url = new_s3_spec(moto_server)["url"]
