@@ -13,40 +13,28 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
 from cas.errors import UsageError
-from cas.objects import TreeEntry
 
-from . import annotations, references, trees
+from . import annotations, references
 from .draft import Draft
-from .entries import Entry, Manifest
-from .errors import (
-    ArtifactFinalizedError,
-    ArtifactNotLoggedError,
-    EntryNotFoundError,
-    NotOneFileError,
-)
-from .files import (
-    Reference,
-    check_destinations,
-    remove_others,
-    stage_file,
-    verify_dir,
-    write_files,
-)
+from .entries import Entry
+from .errors import ArtifactFinalizedError, ArtifactNotLoggedError
+from .files import Reference, stage_file
 from .lineage import RunLog, current_run
 from .metadata import normalize_metadata
 from .names import split_path, validate_artifact_name
 from .registry import Registry, Version
 from .saver import Header, Saver
 from .scan import scan_tree
+from .version_files import VersionFiles
 from .version_info import VersionInfo
 
 
-class Artifact(VersionInfo):
+class Artifact(VersionFiles, VersionInfo):
     def __init__(
         self,
         name: str,
@@ -260,102 +248,6 @@ class Artifact(VersionInfo):
     def size(self) -> int:
         return self._version()[1].commit.meta["size"]
 
-    @property
-    def manifest(self) -> Manifest:
-        registry, version = self._version()
-        return Manifest(registry.objects, version.tree, self)
-
-    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[Entry]:
-        """Every file, or those of ``names`` the version has, in path order (all at once:
-        ``per_page`` is W&B's page size, and a store needs no pages)."""
-        if names is None:
-            return list(self.manifest.entries.values())
-        found = map(self.manifest.get_entry_by_path, sorted(set(names)))
-        return [entry for entry in found if entry is not None]
-
-    def get_entry(self, name: str) -> Entry:
-        entry = self.manifest.get_entry_by_path(name)
-        if entry is None:
-            raise EntryNotFoundError(f"{self.qualified_name} has no file {name!r}")
-        return entry
-
-    get_path = get_entry  # W&B's older name
-
-    def file(self, root: str | None = None) -> str:
-        """Download the one file of a single-file version; returns its local path."""
-        files = self.files()
-        if len(files) != 1:
-            raise NotOneFileError(
-                f"{self.qualified_name} holds {len(files)} files, not one: use download(), "
-                'or get_entry("path").download()'
-            )
-        return files[0].download(root)
-
-    def _files(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:
-        """Every file whose path starts with ``path_prefix`` (a plain string prefix, as in
-        W&B: "d" matches "d/x" and "dd"), reading only the trees the prefix reaches."""
-        registry, version = self._version()
-        store, root = registry.objects, version.tree
-        if not path_prefix:
-            return list(trees.walk(store, root))
-        *dirs, last = path_prefix.split("/")
-        if dirs:
-            parent = trees.lookup(store, root, tuple(dirs))
-            if parent is None or parent.kind != "tree":
-                return []
-            root = parent.id
-        found: list[tuple[str, TreeEntry]] = []
-        for entry in store.get_tree(root).entries:
-            if entry.name.startswith(last):
-                path = (*dirs, entry.name)
-                if entry.kind == "tree":
-                    found.extend(trees.walk(store, entry.id, path))
-                else:
-                    found.append(("/".join(path), entry))
-        return found
-
-    def default_root(self) -> str:
-        return os.path.join(".", "artifacts", self.source_name)
-
-    def download(
-        self,
-        root: str | None = None,
-        path_prefix: str | None = None,
-        skip_cache: bool | None = None,
-        **_: Any,
-    ) -> str:
-        """``skip_cache``: neither read nor fill the download cache (artifacts.cache)."""
-        registry, _version = self._version()
-        root = root or self.default_root()
-        write_files(registry.objects, root, self._files(path_prefix), skip_cache=skip_cache)
-        return root
-
-    def checkout(
-        self,
-        root: str | None = None,
-        on_written: Callable[[int], object] | None = None,
-        on_removed: Callable[[str], object] | None = None,
-    ) -> str:
-        """Make ``root`` hold exactly this version: delete extra files, then download.
-
-        Deleting first clears a file (or a symlink) standing where the version has a
-        directory, and empties a directory standing where it has a file. A store in
-        ``root`` is never touched: a version that would write into one is refused before
-        anything is deleted. ``on_written(size)`` is called as each file is written,
-        ``on_removed(path)`` as each other file (or link) is deleted.
-        """
-        registry, _version = self._version()
-        root = root or self.default_root()
-        files = self._files()
-        check_destinations(root, files, links_removed=True)
-        remove_others(root, files, on_removed)
-        write_files(registry.objects, root, files, on_written=on_written)
-        return root
-
-    def verify(self, root: str | None = None) -> None:
-        registry, _ = self._version()
-        verify_dir(registry.objects, root or self.default_root(), self._files())
-
     def new_draft(self) -> Artifact:
         registry, version = self._version()
         draft = Artifact(version.name, version.type, self.description)
@@ -406,10 +298,6 @@ class Artifact(VersionInfo):
     def from_version(cls, registry: Registry, version: Version) -> Artifact:
         """The logged ``version`` (from ``registry.resolve``), read-only."""
         return cls._from_version(registry, version)
-
-    def iter_entries(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:
-        """(path, tree entry) of every file whose path starts with ``path_prefix``."""
-        return self._files(path_prefix)
 
     def staged_bytes(self) -> int:
         """Bytes of the local files staged in this draft: at most what logging will read."""
