@@ -15,10 +15,12 @@ from typing import Any
 from cas import Repository
 from cas.errors import UsageError
 
+from . import registries
 from .artifact import Artifact
 from .errors import ArtifactNotFoundError, RunNotFoundError
 from .lineage import default_entity, find_store_url, local_dir
 from .names import parse_spec, validate_namespace
+from .org_registry import OrgRegistry, Registries, registries_of
 from .public import ArtifactCollection, ArtifactType, RecordedRun, collections
 from .registry import Registry, RunRecord
 
@@ -55,10 +57,10 @@ class Api:
         local = local_dir(url)
         if local is not None and not os.path.isdir(local):  # opening would create it
             raise UsageError(f"no store at {local}; pass store=... or set ARTIFACTS_STORE")
-        self.registry = Registry(Repository.open(url, **(store_options or {})))
+        self._store = Registry(Repository.open(url, **(store_options or {})))
 
     def __repr__(self) -> str:
-        return f"<Api {self.registry.repo.url} {self.entity}/{self.project}>"
+        return f"<Api {self._store.repo.url} {self.entity}/{self.project}>"
 
     # ---- names ---------------------------------------------------------
 
@@ -82,10 +84,10 @@ class Api:
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """One version: ``[[entity/]project/]name[:vN|alias]`` (``latest`` if none)."""
         spec = parse_spec(name, self.entity, self.project)
-        version = self.registry.resolve(spec)
+        version = self._store.resolve(spec)
         if type is not None and version.type != type:
             raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
-        return Artifact.from_version(self.registry, version)
+        return Artifact.from_version(self._store, version)
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
         try:
@@ -111,13 +113,13 @@ class Api:
 
     def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
         entity, project, artifact = self._collection_path(name)
-        head = self.registry.head(entity, project, artifact)
+        head = self._store.head(entity, project, artifact)
         if head is None or head.type != type_name:
             raise ArtifactNotFoundError(
                 f"no artifact {entity}/{project}/{artifact} of type {type_name!r}"
             )
         return ArtifactCollection(
-            self.registry, entity, project, artifact, head.type, Artifact.from_version
+            self._store, entity, project, artifact, head.type, Artifact.from_version
         )
 
     def artifact_collection_exists(self, name: str, type: str) -> bool:
@@ -146,10 +148,38 @@ class Api:
         return self._type(entity, project, type_name)
 
     def _collections(self, entity: str, project: str) -> list[ArtifactCollection]:
-        return collections(self.registry, entity, project, Artifact.from_version)
+        return collections(self._store, entity, project, Artifact.from_version)
 
     def _type(self, entity: str, project: str, name: str) -> ArtifactType:
-        return ArtifactType(self.registry, entity, project, name, Artifact.from_version)
+        return ArtifactType(self._store, entity, project, name, Artifact.from_version)
+
+    # ---- registries (artifacts.registries) ------------------------------
+    # An organization is an entity here: by default this Api's.
+
+    def registries(
+        self, organization: str | None = None, filter: dict[str, Any] | None = None, **_: Any
+    ) -> Registries:
+        """The organization's registries (``filter``: ``name``, ``description``)."""
+        org = validate_namespace(organization or self.entity, "organization")
+        return registries_of(self._store, org, filter, Artifact.from_version)
+
+    def registry(self, name: str, organization: str | None = None) -> OrgRegistry:
+        """Registry ``name`` (without the ``wandb-registry-`` prefix)."""
+        org = validate_namespace(organization or self.entity, "organization")
+        return OrgRegistry(self._store, org, name, Artifact.from_version)
+
+    def create_registry(
+        self,
+        name: str,
+        visibility: str,
+        organization: str | None = None,
+        description: str | None = None,
+        artifact_types: list[str] | None = None,
+    ) -> OrgRegistry:
+        """A new registry; ``artifact_types`` (default: all) are those it accepts."""
+        org = validate_namespace(organization or self.entity, "organization")
+        registries.create(self._store, org, name, visibility, description, artifact_types)
+        return OrgRegistry(self._store, org, name, Artifact.from_version)
 
     # ---- runs ----------------------------------------------------------
 
@@ -160,7 +190,7 @@ class Api:
             raise UsageError(f"expected [[ENTITY/]PROJECT/]RUN_ID, not {path!r}")
         run_id = validate_namespace(parts[-1], "run id")
         entity, project = self._project_path("/".join(parts[:-1]))
-        record = self.registry.read_run(entity, project, run_id)
+        record = self._store.read_run(entity, project, run_id)
         if record is None:
             raise RunNotFoundError(f"no run {entity}/{project}/{run_id}")
         return self._recorded(record)
@@ -180,14 +210,12 @@ class Api:
         if order not in ("+created_at", "created_at", "-created_at"):
             raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
         checks = [_run_filter(key, value) for key, value in (filters or {}).items()]
-        found = [
-            r for r in self.registry.runs(entity, project) if all(check(r) for check in checks)
-        ]
+        found = [r for r in self._store.runs(entity, project) if all(check(r) for check in checks)]
         found.sort(key=lambda r: (r.started, r.id), reverse=order.startswith("-"))
         return [self._recorded(r) for r in found]
 
     def _recorded(self, record: RunRecord) -> RecordedRun:
-        return RecordedRun(record, self.registry, Artifact.from_version)
+        return RecordedRun(record, self._store, Artifact.from_version)
 
 
 def _run_filter(key: str, value: Any) -> Any:

@@ -25,6 +25,7 @@ from .entries import Entry
 from .errors import ArtifactFinalizedError, ArtifactNotLoggedError
 from .files import Reference, stage_file
 from .lineage import RunLog, current_run
+from .link_info import LinkInfo
 from .metadata import normalize_metadata
 from .names import split_path, validate_artifact_name
 from .registry import Registry, Version
@@ -34,7 +35,7 @@ from .version_files import VersionFiles
 from .version_info import VersionInfo
 
 
-class Artifact(VersionFiles, VersionInfo):
+class Artifact(VersionFiles, LinkInfo, VersionInfo):
     def __init__(
         self,
         name: str,
@@ -65,7 +66,7 @@ class Artifact(VersionFiles, VersionInfo):
     @property
     def name(self) -> str:
         """The artifact's name; ``name:vN`` once logged, as in W&B."""
-        return self._name if self._logged is None else self.source_name
+        return self._name if self._logged is None else f"{self._name}:{self.version}"
 
     @name.setter
     def name(self, name: str) -> None:
@@ -289,6 +290,8 @@ class Artifact(VersionFiles, VersionInfo):
         return self
 
     def delete(self) -> None:
+        if self.is_link:  # W&B: deleting a link unlinks it, the source stays
+            return self.unlink()
         raise UsageError("versions are immutable; remove aliases instead, and let gc reclaim space")
 
     # ---- for tools built on the library (the CLI) ----------------------

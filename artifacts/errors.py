@@ -8,7 +8,8 @@
     │   │   ├── ArtifactTypeError    a version of another type than asked  (ValueError)
     │   │   ├── EntryNotFoundError   no such file in a version             (KeyError)
     │   │   └── PathNotFoundError    nothing to remove at a path           (FileNotFoundError)
-    │   └── RunNotFoundError         no such run (Api.run)
+    │   ├── RunNotFoundError         no such run (Api.run)
+    │   └── RegistryNotFoundError    no such registry                      (ValueError)
     ├── UsageError
     │   ├── ArtifactStateError       editing a logged artifact, using a finished run
     │   │   ├── ArtifactNotLoggedError   reading a draft as a version      (AttributeError)
@@ -18,6 +19,9 @@
     │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── InvalidTagError          a tag W&B would refuse                (ValueError)
     │   ├── TypeMismatchError        one name, two artifact types
+    │   ├── RegistryError            a registry refusing a setting or a link (ValueError)
+    │   ├── NotALinkError            unlink() of a version that is no link (ValueError)
+    │   ├── NotAModelError           use_model() of a version of no model type (AssertionError)
     │   └── DuplicateEntryError      two different files at one path
     └── MergeConflictError           distributed parts disagree about a path
 
@@ -50,6 +54,10 @@ class PathNotFoundError(ArtifactNotFoundError, FileNotFoundError):
 
 class RunNotFoundError(NotFoundError):
     """A run that no record names."""
+
+
+class RegistryNotFoundError(NotFoundError, ValueError):
+    """A registry that the organization does not have (W&B: ValueError)."""
 
 
 class ArtifactStateError(UsageError):
@@ -90,6 +98,19 @@ class TypeMismatchError(UsageError):
         super().__init__(
             f"artifact {name!r} has type {existing!r}; cannot log it as type {requested!r}"
         )
+
+
+class RegistryError(UsageError, ValueError):
+    """A registry setting, or a link, that W&B's rules refuse (W&B: ValueError)."""
+
+
+class NotALinkError(UsageError, ValueError):
+    """``unlink()`` of a version that is not a link (W&B: ValueError)."""
+
+
+class NotAModelError(UsageError, AssertionError):
+    """``use_model()`` of a version whose type does not contain "model" (W&B:
+    AssertionError)."""
 
 
 class DuplicateEntryError(UsageError):

@@ -13,9 +13,11 @@ The refs (see :mod:`artifacts.registry`) and their kinds:
   ``rebase`` re-applies each local edit over the remote's newest record.
 - ``<e>/<p>/runs/<id>`` and ``<e>/<p>/dist/<name>/…``: records, one writer each.
   A run's record stays when the remote drops it; a part goes once merged.
+- ``<org>/wandb-registry-<r>/registry``: a record, a registry's settings
+  (artifacts.registries); it stays when the remote drops it, as a run's does.
 
 ``push NAME…`` and ``rebase NAME…`` take the artifacts called NAME (their head,
-aliases and distributed parts) and every run record.
+aliases and distributed parts), every run record and every registry's settings.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Collection
 from cas import Commit, ObjectId
 
 from . import annotations
-from .registry import ref_label
+from .registry import ref_label, registry_settings_ref
 
 
 class ArtifactRefPolicy:
@@ -45,12 +47,12 @@ class ArtifactRefPolicy:
         return None
 
     def is_kept(self, ref: str) -> bool:
-        return self.is_head(ref) or _is_run(ref)
+        return self.is_head(ref) or _is_run(ref) or _is_registry_settings(ref)
 
     def selects(self, ref: str, names: Collection[str]) -> bool:
         parts = ref.split("/")
         named = len(parts) > 3 and parts[2] in ("artifacts", "dist") and parts[3] in names
-        return named or _is_run(ref)
+        return named or _is_run(ref) or _is_registry_settings(ref)
 
     def rebased(
         self, commit: Commit, commit_id: ObjectId, onto: ObjectId, tip: Commit
@@ -88,6 +90,11 @@ def _rebased_record(
 def _is_run(ref: str) -> bool:
     parts = ref.split("/")
     return len(parts) == 4 and parts[2] == "runs"
+
+
+def _is_registry_settings(ref: str) -> bool:
+    parts = ref.split("/")
+    return len(parts) == 3 and registry_settings_ref(parts[0], parts[1]) == ref
 
 
 ARTIFACT_REFS = ArtifactRefPolicy()

@@ -7,6 +7,7 @@ Every ref lives under its team's namespace ``<entity>/<project>/``::
     <e>/<p>/artifacts/<name>/annotations/<commit> the version's newest annotation record
     <e>/<p>/dist/<name>/<distributed_id>/<run> one run's part of a distributed version
     <e>/<p>/runs/<run>                       the run's record (a msgpack blob)
+    <org>/wandb-registry-<r>/registry        a registry's settings (artifacts.registries)
 
 A version is a commit whose parent is the previous version and whose
 metadata says its number. Logging is a compare-and-swap of ``latest`` from
@@ -50,6 +51,11 @@ def dist_prefix(entity: str, project: str, name: str, distributed_id: str) -> st
 
 def run_ref(entity: str, project: str, run_id: str) -> str:
     return f"{entity}/{project}/runs/{run_id}"
+
+
+def registry_settings_ref(organization: str, project: str) -> str:
+    """The settings record of the registry whose namespace is ``organization/project``."""
+    return f"{organization}/{project}/registry"
 
 
 def ref_label(ref: str) -> str:
@@ -229,14 +235,22 @@ class Registry:
         size: int,
         meta: dict[str, Any],
         aliases: list[str] | tuple[str, ...] = (),
+        reuse: Callable[[Version], Version | None] | None = None,
     ) -> tuple[Version, bool]:
-        """Make ``tree`` the next version unless it equals the latest one.
+        """Make ``tree`` the next version unless it equals the latest one (or, with
+        ``reuse``, unless ``reuse(head)`` names a version to give back instead).
 
         Returns (version, created). Retries on conflict: each attempt re-reads
         the head, so a concurrent writer's version is never overwritten.
         """
+
+        def same_tree(head: Version) -> Version | None:
+            return head if head.tree == tree else None
+
         with self.repo.writing():
-            return self._log(entity, project, name, type, tree, size, meta, aliases)
+            return self._log(
+                entity, project, name, type, tree, size, meta, aliases, reuse or same_tree
+            )
 
     def _log(
         self,
@@ -248,6 +262,7 @@ class Registry:
         size: int,
         meta: dict[str, Any],
         aliases: list[str] | tuple[str, ...],
+        reuse: Callable[[Version], Version | None],
     ) -> tuple[Version, bool]:
         for alias in aliases:  # before committing: a bad alias must not leave a version behind
             if alias != "latest":
@@ -258,8 +273,9 @@ class Registry:
             head = None if old is None else self.version(entity, project, old, name)
             if head is not None and head.type != type:
                 raise TypeMismatchError(name, head.type, type)
-            if head is not None and head.tree == tree:
-                version, created = head, False
+            existing = None if head is None else reuse(head)
+            if existing is not None:
+                version, created = existing, False
                 break
             body = dict(meta)
             body.update(

@@ -19,8 +19,11 @@ from cas.ingest import OnStored
 from cas.storage.local import STORE_DIR
 
 from .artifact import Artifact
+from .errors import NotAModelError
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
+from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
+from .registries import is_registry_project
 from .registry import Registry
 from .saver import Header, Saver
 
@@ -134,6 +137,66 @@ class Run(RunLog):
             used.aliases = sorted(set(used.aliases) | set(added))
             used.save()
         return used
+
+    # ---- models and links (W&B's model registry) -----------------------
+
+    def link_artifact(
+        self, artifact: Artifact, target_path: str, aliases: list[str] | str | None = None
+    ) -> Artifact:
+        """Link ``artifact`` (logged first if a draft) into ``target_path``; a target
+        outside any registry defaults to this run's entity and project."""
+        self._check_open()
+        if artifact.is_draft():
+            artifact = self.log_artifact(artifact)
+        parts = target_path.split("/") if isinstance(target_path, str) else []
+        if len(parts) == 1 or (len(parts) == 2 and not is_registry_project(parts[0])):
+            target_path = "/".join([self.entity, self.project][: 3 - len(parts)] + parts)
+        return artifact.link(target_path, aliases)
+
+    def log_model(
+        self, path: str, name: str | None = None, aliases: list[str] | str | None = None
+    ) -> None:
+        """Log the file or directory ``path`` as a "model" artifact, named ``name`` or,
+        as in W&B, ``run-<run id>-<basename of path>``."""
+        self.log_artifact(path, name or self._model_name(path), "model", aliases)
+
+    def use_model(self, name: str) -> str:
+        """Download model ``name`` (a version whose type contains "model"); the path of
+        its one file, or of the directory of its files."""
+        artifact = self.use_artifact(name)
+        if "model" not in artifact.type.lower():
+            raise NotAModelError(
+                f"{artifact.qualified_name} has type {artifact.type!r}: use_model takes "
+                "versions whose type contains 'model'; use use_artifact"
+            )
+        root = artifact.download()
+        found = os.listdir(root)
+        return os.path.join(root, found[0]) if len(found) == 1 else root
+
+    def link_model(
+        self,
+        path: str,
+        registered_model_name: str,
+        name: str | None = None,
+        aliases: list[str] | str | None = None,
+    ) -> Artifact:
+        """Log ``path`` as a model (a new version of ``name`` if its files changed) and
+        link it into the legacy model registry's ``registered_model_name``."""
+        if "/" in registered_model_name:
+            raise UsageError("give the registered model's name alone, without entity or project")
+        name = name or self._model_name(path)
+        head = self.registry.head(self.entity, self.project, name)
+        if head is not None and "model" not in head.type.lower():
+            raise NotAModelError(
+                f"{self.entity}/{self.project}/{name} has type {head.type!r}: link_model "
+                "takes artifacts whose type contains 'model'"
+            )
+        model = self.log_artifact(path, name, head.type if head else "model")
+        target = f"{self.entity}/{LEGACY_MODEL_REGISTRY}/{registered_model_name}"
+        return self.link_artifact(model, target, aliases)
+
+    def _model_name(self, path: str) -> str:
+        return f"run-{self.id}-{os.path.basename(os.path.abspath(path))}"
 
     # ---- distributed runs ---------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What W&B tells of an artifact besides its files: source names, state, times, counts,
+"""What W&B tells of an artifact besides its files and links: state, times, counts,
 the collection it belongs to, and the runs that logged and used it.
 
 ``VersionInfo`` is a part of ``Artifact`` (artifacts.artifact), kept apart to keep that
@@ -36,36 +36,10 @@ class VersionInfo:
     _saved_aliases: list[str]
 
     @property
-    def source_name(self) -> str:
-        """``name:vN``; a draft's name alone (its version is not known yet)."""
-        return self._name if self._logged is None else f"{self._name}:{self.version}"
-
-    # There are no linked versions here: every version is its own source.
-    @property
-    def source_entity(self) -> str:
-        return self.entity
-
-    @property
-    def source_project(self) -> str:
-        return self.project
-
-    @property
-    def source_version(self) -> str:
-        return self.version
-
-    @property
-    def source_qualified_name(self) -> str:
-        return f"{self.source_entity}/{self.source_project}/{self.source_name}"
-
-    @property
     def collection(self) -> ArtifactCollection:
         """The versions of this artifact (W&B's collection)."""
         registry, v = self._version()
         return ArtifactCollection(registry, v.entity, v.project, v.name, v.type, self.from_version)
-
-    @property
-    def source_collection(self) -> ArtifactCollection:
-        return self.collection
 
     @property
     def state(self) -> str:

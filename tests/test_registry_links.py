@@ -1,0 +1,250 @@
+"""Links and registries (issue 20, item 4), called as a W&B user calls them: code written
+for ``wandb`` runs with ``wandb`` replaced by ``artifacts``. Where a test follows an
+example of wandb's own docstrings (0.31), its name or a comment says so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import artifacts
+import remotes
+from artifacts.errors import NotAModelError, RegistryError, RegistryNotFoundError
+from artifacts.refpolicy import ARTIFACT_REFS
+from artifacts.registries import Settings
+from cas import Repository
+from cas.fsck import fsck
+from tests.helpers import ENTITY, PROJECT, tree_of, write
+
+MODEL = b"weights" * 1000
+
+
+def store_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def model(run, name: str = "net", data: bytes = MODEL, type: str = "model") -> artifacts.Artifact:
+    artifact = artifacts.Artifact(name, type)
+    artifact.add_file(write(Path(os.getcwd()) / f"src-{name}" / "weights.bin", data))
+    return run.log_artifact(artifact)
+
+
+# ---- linking ----------------------------------------------------------------------
+
+
+def test_link_artifact_as_w_and_b_documents_it(ws: Path) -> None:
+    """wandb_run.link_artifact's docstring example."""
+    write(ws / "path/to/local/file", "data")
+    registry_name, collection_name = "model", "collection_name"
+    target_path = f"wandb-registry-{registry_name}/{collection_name}"
+    with artifacts.init(entity=ENTITY, project=PROJECT) as run:
+        artifact = artifacts.Artifact(name="artifact_name", type="model")
+        artifact.add_file(local_path="path/to/local/file")
+        linked = run.link_artifact(artifact=artifact, target_path=target_path)
+    assert linked.qualified_name == f"{ENTITY}/wandb-registry-model/collection_name:v0"
+    assert linked.is_link and not artifact.is_link
+    assert linked.source_qualified_name == f"{ENTITY}/{PROJECT}/artifact_name:v0"
+    assert (linked.source_entity, linked.source_project) == (ENTITY, PROJECT)
+    assert (linked.source_name, linked.source_version) == ("artifact_name:v0", "v0")
+    assert linked.linked_at is not None and artifact.linked_at is None
+    assert linked.aliases == ["latest"]
+    assert tree_of(linked.download(str(ws / "out"))) == {"file": b"data"}
+
+
+def test_a_link_copies_no_data_and_shares_the_source_tree(ws: Path) -> None:
+    with artifacts.init() as run:
+        source = model(run)
+        before = store_bytes(ws / ".artifacts")
+        linked = source.link("wandb-registry-model/classifier", aliases=["staging"])
+    assert linked.digest == source.digest
+    # A commit and a few refs: nowhere near the model's bytes.
+    assert store_bytes(ws / ".artifacts") - before < len(MODEL) // 4
+    assert artifacts.Api().artifact(f"{ENTITY}/wandb-registry-model/classifier:staging").id == (
+        linked.id
+    )
+
+
+def test_linking_a_version_twice_gives_back_its_link(ws: Path) -> None:
+    with artifacts.init() as run:
+        first = model(run, data=b"one")
+        second = model(run, data=b"two")
+        a = first.link("wandb-registry-model/clf")
+        b = second.link("wandb-registry-model/clf")
+        again = first.link("wandb-registry-model/clf", aliases=["best"])
+        of_link = b.link("wandb-registry-model/clf")  # a link's link is its source's
+    assert (a.version, b.version, again.version, of_link.version) == ("v0", "v1", "v0", "v1")
+    assert again.aliases == ["best"]
+    assert [v.version for v in artifacts.Api().registry("model").versions()] == ["v1", "v0"]
+
+
+def test_production_moves_from_one_linked_model_to_the_next(ws: Path) -> None:
+    with artifacts.init() as run:
+        old = model(run, data=b"old").link("wandb-registry-model/clf", aliases=["production"])
+        new = model(run, data=b"new").link("wandb-registry-model/clf")
+    new.aliases.append("production")
+    new.save()
+    api = artifacts.Api()
+    assert api.artifact(f"{ENTITY}/wandb-registry-model/clf:production").id == new.id
+    assert api.artifact(old.qualified_name).aliases == []
+
+
+def test_a_source_lists_its_links_and_a_link_resolves_its_source(ws: Path) -> None:
+    artifacts.Api().create_registry("team-models", "organization")
+    with artifacts.init() as run:
+        source = model(run)
+        one = source.link("wandb-registry-model/clf")
+        two = source.link("wandb-registry-team-models/best")
+        legacy = run.link_artifact(source, "model-registry/my-model")
+        model(run, "other")
+    fresh = artifacts.Api().artifact("net:v0")
+    assert sorted(a.qualified_name for a in fresh.linked_artifacts) == sorted(
+        a.qualified_name for a in (one, two, legacy)
+    )
+    assert one.linked_artifacts == []
+    assert one.source_artifact.qualified_name == source.qualified_name
+    assert source.source_artifact is source
+    assert one.source_collection.name == "net" and one.collection.name == "clf"
+
+
+def test_a_registry_refuses_a_type_it_does_not_accept_and_a_missing_one_says_so(ws) -> None:
+    with artifacts.init() as run:
+        data = model(run, "data", type="dataset")
+        with pytest.raises(RegistryError, match="accepts artifact types model, not 'dataset'"):
+            data.link("wandb-registry-model/clf")
+        with pytest.raises(RegistryNotFoundError, match="create it with Api"):
+            data.link("wandb-registry-nowhere/clf")
+        assert data.link("wandb-registry-dataset/train").is_link
+    assert artifacts.Api().registry("model").collections() == []
+
+
+# ---- log_model, use_model, link_model (wandb_run's docstrings) ---------------------
+
+
+def test_log_model_use_model_and_link_model(ws: Path) -> None:
+    write(ws / "model" / "weights.bin", MODEL)
+    with artifacts.init() as run:
+        run.log_model(path="model", name="my-model", aliases=["best"])
+        run.log_model(path="model/weights.bin")  # W&B's default name: run-<id>-<basename>
+        default_name = f"run-{run.id}-weights.bin"
+        linked = run.link_model(
+            path="model", registered_model_name="my-registered-model", name="my-model"
+        )
+    assert linked.qualified_name == f"{ENTITY}/model-registry/my-registered-model:v0"
+    assert linked.source_name == "my-model:v0"  # the same files: no new version
+    with artifacts.init() as run:
+        path = run.use_model(name="my-model:best")
+        assert Path(path).read_bytes() == MODEL  # one file: its path
+        assert Path(run.use_model(default_name)).name == "weights.bin"
+        model(run, "data", type="dataset")
+        with pytest.raises(NotAModelError):
+            run.use_model("data:latest")
+        with pytest.raises(artifacts.UsageError, match="name alone"):
+            run.link_model("model", "team/proj/reg")
+
+
+# ---- registries -------------------------------------------------------------------
+
+
+def test_create_registry_registries_and_registry_as_w_and_b_documents_them(ws: Path) -> None:
+    """Api.create_registry's, .registry's and .registries' docstring examples."""
+    api = artifacts.Api()
+    registry = api.create_registry(
+        name="my-registry",
+        visibility="restricted",
+        organization=ENTITY,
+        description="This is a test registry",
+        artifact_types=["model"],
+    )
+    assert (registry.name, registry.full_name, registry.visibility) == (
+        "my-registry",
+        "wandb-registry-my-registry",
+        "restricted",
+    )
+    with pytest.raises(RegistryError, match="already exists"):
+        api.create_registry(name="my-registry", visibility="restricted")
+
+    registry = api.registry(name="my-registry", organization=ENTITY)
+    registry.description = "This is an updated description"
+    registry.artifact_types.append("checkpoint")
+    registry.save()
+    again = artifacts.Api().registry("my-registry")
+    assert again.description == "This is an updated description"
+    assert again.artifact_types == ["model", "checkpoint"]
+    again.artifact_types.remove("model")
+    with pytest.raises(RegistryError, match="cannot be removed"):
+        again.save()
+
+    with artifacts.init() as run:
+        model(run).link("wandb-registry-my-registry/my_collection", aliases=["best"])
+    names = [r.name for r in api.registries(filter={"name": {"$regex": "model"}})]
+    assert names == ["model"]
+    found = api.registries().collections(filter={"name": "my_collection"})
+    assert [c.name for c in found] == ["my_collection"]
+    assert [a.qualified_name for a in found.versions(filter={"alias": "best"})] == [
+        f"{ENTITY}/wandb-registry-my-registry/my_collection:v0"
+    ]
+    with pytest.raises(RegistryError, match="still has collections"):
+        registry.delete()
+
+
+def test_the_registry_settings_vector_of_the_format_doc(format_vectors) -> None:
+    made = Settings(
+        "Models we ship", ("model",), "restricted", 1700000000000000000, 1700000001000000000
+    ).to_blob()
+    assert format_vectors["registry-settings"]["bytes"] == made.to_bytes()
+    assert format_vectors["registry-settings"]["id"] == made.id
+    assert Settings.from_blob(made.id, made.data).visibility == "restricted"
+
+
+# ---- push and pull ----------------------------------------------------------------
+
+
+def test_a_registry_goes_through_a_push_and_a_clone(ws: Path) -> None:
+    artifacts.Api().create_registry("shipped", "organization", description="ours")
+    with artifacts.init() as run:
+        linked = model(run).link("wandb-registry-shipped/clf", aliases=["production"])
+    repo = Repository.open(str(ws / ".artifacts"))
+    remotes.add_remote(repo, "origin", str(ws / "remote"))
+    remotes.push(repo, "origin", ["clf"], policy=ARTIFACT_REFS)
+    clone = remotes.clone(str(ws / "remote"), str(ws / "b"), policy=ARTIFACT_REFS)
+    assert fsck(clone).ok
+    api = artifacts.Api(store=clone.url)
+    assert api.registry("shipped").description == "ours"
+    got = api.artifact(f"{ENTITY}/wandb-registry-shipped/clf:production")
+    assert got.id == linked.id and got.is_link
+    assert tree_of(got.download(str(ws / "out"))) == {"weights.bin": MODEL}
+    with pytest.raises(artifacts.ArtifactNotFoundError, match="pull it"):
+        got.source_artifact  # noqa: B018  (the source project was not pushed)
+
+
+# ---- the CLI ----------------------------------------------------------------------
+
+
+def test_the_cli_links_a_version_and_lists_registries(ws: Path, capsys) -> None:
+    from artifacts.cli import main
+
+    with artifacts.init() as run:
+        model(run)
+    assert main(["link", "net:v0", "wandb-registry-model/clf", "--alias", "staging"]) == 0
+    assert "team/wandb-registry-model/clf:v0" in capsys.readouterr().out
+    assert main(["registry", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset" in out and "model" in out
+    assert main(["link", "net:v0", "wandb-registry-nope/clf"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "create it with" in err[0]
+
+
+def test_unlink_waits_for_version_deletion_and_refuses_a_version_that_is_no_link(ws) -> None:
+    with artifacts.init() as run:
+        source = model(run)
+        linked = source.link("wandb-registry-model/clf")
+    with pytest.raises(artifacts.UsageError, match="is not a link"):
+        source.unlink()
+    with pytest.raises(artifacts.UsageError, match="needs version deletion"):
+        linked.unlink()
+    with pytest.raises(artifacts.UsageError, match="needs version deletion"):
+        linked.delete()
