@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,18 @@ def test_a_ttl_is_set_edited_deactivated_and_inherited_after_logging(ws):
         365 * DAY,
         730 * DAY,
     ]
+
+
+def test_the_ttl_section_of_the_api_doc_runs_as_written(ws, capsys):
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "artifacts.md").read_text()
+    section = doc.split("## 3b. TTL", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    write("my_file", "data")
+    exec(code[1], {})
+    assert capsys.readouterr().out == "None\n"
+    history = fresh(f"{ENTITY}/my-project/scratch:v0").annotation_history()
+    assert [r.change for r in history] == [{"ttl": "inherit"}, {"ttl": None}, {"ttl": 365 * DAY}]
 
 
 def test_ttl_refuses_what_w_and_b_refuses(ws):
@@ -196,6 +209,36 @@ def test_ttl_edits_travel_by_push_and_pull(ws):
     remotes.push(local, "origin", policy=ARTIFACT_REFS)
     remotes.pull(other, "origin", policy=ARTIFACT_REFS)
     assert fresh(store=other.url).ttl == timedelta(hours=5)
+
+
+def test_a_ttl_edit_on_one_side_and_another_edit_on_the_other_both_survive_rebase(ws):
+    with artifacts.init() as run:
+        logged(run, ttl=timedelta(days=3))
+    local = Repository.open(str(ws / ".artifacts"))
+    remotes.add_remote(local, "origin", str(ws / "remote"))
+    remotes.push(local, "origin", policy=ARTIFACT_REFS)
+    other = remotes.clone(str(ws / "remote"), str(ws / "other"), policy=ARTIFACT_REFS)
+    theirs = fresh(store=other.url)
+    theirs.ttl = timedelta(hours=1)
+    theirs.save()
+    remotes.push(other, "origin", policy=ARTIFACT_REFS)
+    ours = fresh()
+    ours.description = "ours"
+    ours.save()
+    remotes.pull(local, "origin", policy=ARTIFACT_REFS)
+    remotes.rebase(local, "origin", policy=ARTIFACT_REFS)
+    assert (fresh().ttl, fresh().description) == (timedelta(hours=1), "ours")
+    ours = fresh()
+    ours.ttl = timedelta(hours=2)
+    ours.save()
+    theirs = fresh(store=other.url)
+    theirs.description = "theirs"
+    theirs.save()
+    remotes.push(local, "origin", policy=ARTIFACT_REFS)
+    remotes.pull(other, "origin", policy=ARTIFACT_REFS)
+    remotes.rebase(other, "origin", policy=ARTIFACT_REFS)
+    final = fresh(store=other.url)
+    assert (final.ttl, final.description) == (timedelta(hours=2), "theirs")
 
 
 # ---- expiry --------------------------------------------------------------------------
