@@ -1,4 +1,4 @@
-"""What a user may edit of a logged version: its description, metadata and tags.
+"""What a user may edit of a logged version: its description, metadata, tags and TTL.
 
 A version's commit and tree never change. Its annotations live beside it, in a
 chain of **annotation records** under the ref ``annotation_ref(...)`` (one per
@@ -11,7 +11,8 @@ Saving an edit is a compare-and-swap of that ref, retried on conflict by
 re-applying the same change to whatever record is newest: two editors never
 lose each other's edits. Edits to different keys both hold; two edits of the
 same metadata key, or of the description, end with the last one to land, and
-both stay in the history. A version with no record reads as its commit says.
+both stay in the history. A version with no record reads as its commit says, and a
+record with no ``ttl`` leaves the TTL the version was logged with (artifacts.ttl).
 See docs/format.md ("Annotation records").
 """
 
@@ -21,7 +22,7 @@ import getpass
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cas import Commit, ObjectId
@@ -31,11 +32,22 @@ from .errors import InvalidTagError
 from .metadata import normalize_metadata
 from .names import validate_alias
 from .registry import Registry, Version, annotation_ref
+from .ttl import from_stored, of_version, to_stored
 
 # W&B's rule for tags: words of letters, digits, "_" and "-", separated by spaces.
 TAG = re.compile(r"[-\w]+( +[-\w]+)*")
-CHANGE_KEYS = ("description", "metadata_set", "metadata_unset", "tags_add", "tags_remove")
+CHANGE_KEYS = ("description", "metadata_set", "metadata_unset", "tags_add", "tags_remove", "ttl")
 _ABSENT = object()
+
+
+class _AsLogged:
+    """The TTL of a state no edit has set: the version's own, as its commit says."""
+
+    def __repr__(self) -> str:
+        return "AS_LOGGED"
+
+
+AS_LOGGED: Any = _AsLogged()
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class Annotations:
     description: str | None
     metadata: dict[str, Any]
     tags: list[str]
+    ttl: Any = AS_LOGGED  # an artifacts.ttl.Policy, or AS_LOGGED
 
     @classmethod
     def of_meta(cls, meta: dict[str, Any]) -> Annotations:
@@ -89,9 +102,11 @@ def diff(before: Annotations, after: Annotations) -> dict[str, Any]:
     removed = sorted(k for k in before.metadata if k not in after.metadata)
     added = [t for t in after.tags if t not in before.tags]
     dropped = [t for t in before.tags if t not in after.tags]
-    for key, value in zip(CHANGE_KEYS[1:], (changed, removed, added, dropped), strict=True):
+    for key, value in zip(CHANGE_KEYS[1:5], (changed, removed, added, dropped), strict=True):
         if value:
             change[key] = value
+    if after.ttl != before.ttl:
+        change["ttl"] = to_stored(after.ttl)
     return change
 
 
@@ -104,7 +119,17 @@ def apply(state: Annotations, change: dict[str, Any]) -> Annotations:
     tags = [t for t in state.tags if t not in removed]
     tags += [t for t in change.get("tags_add", ()) if t not in tags]
     description = change["description"] if "description" in change else state.description
-    return Annotations(description, metadata, tags)
+    ttl = from_stored(change["ttl"]) if "ttl" in change else state.ttl
+    return Annotations(description, metadata, tags, ttl)
+
+
+def state_meta(state: Annotations) -> dict[str, Any]:
+    """The keys of a record's ``meta`` that hold ``state``: ``ttl`` only once an edit
+    has set it, so that records that never touch it keep the bytes they had before it."""
+    meta = {"description": state.description, "metadata": state.metadata, "tags": state.tags}
+    if state.ttl is not AS_LOGGED:
+        meta["ttl"] = to_stored(state.ttl)
+    return meta
 
 
 def record_commit(
@@ -120,9 +145,7 @@ def record_commit(
     meta = {
         "annotates": version.commit_id,
         "change": change,
-        "description": state.description,
-        "metadata": state.metadata,
-        "tags": state.tags,
+        **state_meta(state),
         "time": when,
         "run": run,
         "user": user,
@@ -158,9 +181,12 @@ def read_record(
         problem = "its change is not a map of known edits"
     elif not isinstance(meta.get("time"), int):
         problem = "it has no time"
+    elif "ttl" in meta and not _is_stored_ttl(meta["ttl"]):
+        problem = "its TTL is not seconds > 0, nil or 'inherit'"
     if problem:
         raise InvalidObjectError(f"commit {commit_id.hex()} is not an annotation record: {problem}")
-    state = Annotations(description, metadata, tags)
+    ttl = from_stored(meta["ttl"]) if "ttl" in meta else AS_LOGGED
+    state = Annotations(description, metadata, tags, ttl)
     return Record(commit_id, state, change, meta["time"], meta.get("run"), meta.get("user"))
 
 
@@ -172,7 +198,16 @@ def _is_change(change: Any) -> bool:
         isinstance(change.get("description"), (str, type(None)))
         and isinstance(change.get("metadata_set", {}), dict)
         and all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists)
+        and ("ttl" not in change or _is_stored_ttl(change["ttl"]))
     )
+
+
+def _is_stored_ttl(value: Any) -> bool:
+    try:
+        from_stored(value)
+    except InvalidObjectError:
+        return False
+    return True
 
 
 def _annotated(version: Version) -> list[ObjectId]:
@@ -196,9 +231,17 @@ def _newest(registry: Registry, version: Version) -> ObjectId | None:
 
 
 def current(registry: Registry, version: Version) -> Annotations:
-    """The version's annotations now: its newest record's, or its commit's if none."""
+    """The version's annotations now: its newest record's, or its commit's if none
+    (the TTL is the version's own unless an edit set it)."""
     newest = next(history(registry, version), None)
-    return newest.annotations if newest is not None else Annotations.of_meta(version.commit.meta)
+    state = newest.annotations if newest is not None else Annotations.of_meta(version.commit.meta)
+    return _with_ttl(version, state)
+
+
+def _with_ttl(version: Version, state: Annotations) -> Annotations:
+    if state.ttl is not AS_LOGGED:
+        return state
+    return replace(state, ttl=of_version(version.commit.meta))
 
 
 def history(registry: Registry, version: Version) -> Iterator[Record]:
@@ -233,7 +276,7 @@ def update(
 
     with registry.repo.writing():
         registry.repo.update_ref(ref, compute)
-    return written[0]
+    return _with_ttl(version, written[0])
 
 
 def check_change(change: dict[str, Any]) -> dict[str, Any]:
@@ -245,6 +288,8 @@ def check_change(change: dict[str, Any]) -> dict[str, Any]:
         checked["metadata_set"] = normalize_metadata(checked["metadata_set"])
     if "tags_add" in checked:
         checked["tags_add"] = validate_tags(checked["tags_add"])
+    if "ttl" in checked and not _is_stored_ttl(checked["ttl"]):
+        raise UsageError(f"a TTL edit is seconds > 0, None or 'inherit', not {checked['ttl']!r}")
     return checked
 
 

@@ -2,7 +2,7 @@
 
 An artifact is *open* (a draft) until a run logs it; then it is *logged*: its
 files are read-only (``new_draft()`` starts the next change), while its
-description, metadata, tags and aliases may be edited and stored with
+description, metadata, tags, aliases and TTL may be edited and stored with
 ``save()`` (artifacts.annotations). A draft records edits (files to add, paths
 to remove) against its base version; logging applies them to the base tree, so
 only the touched subtrees are rewritten and untouched files are never read,
@@ -20,6 +20,7 @@ from typing import IO, Any
 from cas.errors import UsageError
 
 from . import annotations, references
+from . import ttl as ttl_rules
 from .draft import Draft
 from .entries import Entry
 from .errors import ArtifactFinalizedError, ArtifactNotLoggedError
@@ -58,6 +59,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         self.metadata = metadata  # the setter converts it
         self._draft = Draft()  # the edits, and the version they apply to
         self._distributed_id: str | None = None
+        self._ttl: ttl_rules.Policy = ttl_rules.ArtifactTTL.INHERIT
 
     def __repr__(self) -> str:
         state = f"{self._logged.name}:v{self._logged.number}" if self._logged else "draft"
@@ -201,6 +203,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         # A copy to the bottom: an edit in place of a nested value must show in the diff.
         self._metadata = copy.deepcopy(state.metadata)  # as stored
         self._tags = list(state.tags)
+        self._ttl = state.ttl
 
     @classmethod
     def _from_version(cls, registry: Registry, version: Version) -> Artifact:
@@ -260,7 +263,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
 
     def save(self, project: str | None = None, settings: Any = None) -> Artifact:
         """Log this artifact: through the active run, or a short one of its own. Of a
-        logged version, store the edits of its description, metadata, tags and aliases."""
+        logged version, store the edits of its description, metadata, tags, aliases and TTL."""
         if self._logged is not None:
             return self._save_edits()
         active = current_run()
@@ -277,7 +280,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         registry, version = self._version()
         assert self._saved is not None
         edited = annotations.Annotations(
-            self.description, normalize_metadata(self._metadata), list(self._tags)
+            self.description, normalize_metadata(self._metadata), list(self._tags), self._ttl
         )
         change = annotations.check_change(annotations.diff(self._saved, edited))
         annotations.move_aliases(registry, version, self._saved_aliases, self._aliases)

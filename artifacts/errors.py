@@ -18,6 +18,7 @@
     │   ├── NotOneFileError          file() of a version of several files  (ValueError)
     │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── InvalidTagError          a tag W&B would refuse                (ValueError)
+    │   ├── InvalidTTLError          a TTL W&B would refuse                (ValueError)
     │   ├── TypeMismatchError        one name, two artifact types
     │   ├── RegistryError            a registry refusing a setting or a link (ValueError)
     │   ├── NotALinkError            unlink() of a version that is no link (ValueError)
@@ -90,6 +91,11 @@ class NotAReferenceError(UsageError, ValueError):
 class InvalidTagError(UsageError, ValueError):
     """A tag that is not words of letters, digits, "-" and "_" separated by spaces
     (W&B: ValueError)."""
+
+
+class InvalidTTLError(UsageError, ValueError):
+    """A TTL W&B would refuse: not a positive timedelta, None or ArtifactTTL.INHERIT, or
+    set on a type W&B keeps for itself (W&B: ValueError)."""
 
 
 class TypeMismatchError(UsageError):

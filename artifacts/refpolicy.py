@@ -81,8 +81,8 @@ def _rebased_record(
     state = annotations.apply(base, edit.change)
     if state == base:
         return None
-    meta = dict(commit.meta)
-    meta.update(description=state.description, metadata=state.metadata, tags=state.tags)
+    meta = {k: v for k, v in commit.meta.items() if k != "ttl"}
+    meta.update(annotations.state_meta(state))
     meta["rebased_from"] = commit_id.hex()
     return Commit(commit.tree, (onto,), meta)
 

@@ -15,7 +15,7 @@ from cas.errors import RefConflictError, UsageError
 from cas.ingest import OnStored, store_files
 from cas.objects import TreeEntry, canonical_packb
 
-from . import trees
+from . import trees, ttl
 from .draft import Draft, Staged
 from .errors import MergeConflictError
 from .files import LocalFile, Reference
@@ -33,10 +33,17 @@ class Header:
     type: str
     description: str | None
     metadata: dict[str, Any]
+    ttl: ttl.Policy
 
     @classmethod
     def of(cls, artifact: Any) -> Header:
-        return cls(artifact.name, artifact.type, artifact.description, artifact.metadata)
+        return cls(
+            artifact.name,
+            artifact.type,
+            artifact.description,
+            artifact.metadata,
+            artifact.ttl_policy(),
+        )
 
 
 def build(
@@ -176,6 +183,7 @@ class Saver:
             "metadata": header.metadata,
             "run": self.run.id,
             "tags": list(tags or []),
+            **ttl.commit_meta(header.ttl),
             **extra,
         }
         version, created = self.registry.log(

@@ -6,8 +6,8 @@ module short. It relies on what ``Artifact`` defines: ``_version()`` (the regist
 the version, or ArtifactStateError for a draft), ``_logged`` (None for a draft),
 ``_name`` (the name without version), ``_distributed_id``, ``_check_open()``,
 ``version``, ``entity``, ``project`` and ``from_version``; and, for the editable
-tags and aliases (saved by ``Artifact.save``), ``_tags``, ``_aliases`` and
-``_saved_aliases``.
+tags, aliases and TTL (saved by ``Artifact.save``), ``_tags``, ``_aliases``,
+``_saved_aliases``, ``_ttl`` and ``_saved``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from cas.errors import UsageError
-
 from . import annotations, trees
+from . import ttl as ttl_rules
+from .errors import ArtifactNotLoggedError, InvalidTTLError
 from .public import ArtifactCollection, RecordedRun, iso_time
 
 
@@ -34,6 +34,9 @@ class VersionInfo:
     _tags: list[str]
     _aliases: list[str]
     _saved_aliases: list[str]
+    _ttl: ttl_rules.Policy
+    _saved: annotations.Annotations | None
+    type: str
 
     @property
     def collection(self) -> ArtifactCollection:
@@ -84,12 +87,29 @@ class VersionInfo:
 
     @property
     def ttl(self) -> timedelta | None:
-        """Versions do not expire in this store: there is no TTL policy."""
-        return None
+        """How long the version lives from when it was logged; None: for ever. Inherited,
+        it is the project's default, known once logged and saved (W&B's rule)."""
+        if self._ttl is not ttl_rules.ArtifactTTL.INHERIT:
+            return ttl_rules.as_timedelta(self._ttl)
+        if self._logged is None or self._saved is None or self._saved.ttl != self._ttl:
+            raise ArtifactNotLoggedError(
+                f"the inherited TTL of {self._name!r} is known once it is logged and saved"
+            )
+        registry, version = self._version()
+        default = ttl_rules.default(registry.repo, version.entity, version.project)
+        return ttl_rules.as_timedelta(default)
 
     @ttl.setter
-    def ttl(self, ttl: Any) -> None:
-        raise UsageError("versions do not expire in this store yet: a TTL cannot be set")
+    def ttl(self, ttl: timedelta | ttl_rules.ArtifactTTL | None) -> None:
+        """A positive timedelta, None (never expires) or ``ArtifactTTL.INHERIT``; of a
+        logged version, stored by ``save()``."""
+        if self.type == "wandb-history":
+            raise InvalidTTLError("Cannot set artifact TTL for type wandb-history")
+        self._ttl = ttl_rules.check(ttl)
+
+    def ttl_policy(self) -> ttl_rules.Policy:
+        """The TTL as set: seconds, None, or ``ArtifactTTL.INHERIT`` (for the CLI)."""
+        return self._ttl
 
     @property
     def created_at(self) -> str:

@@ -8,7 +8,6 @@ stores; push, pull and rebase; gc and fsck; the record's bytes; the CLI.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from pathlib import Path
@@ -150,15 +149,10 @@ def test_a_bad_tag_is_refused_as_w_and_b_refuses_it(ws):
 
 def test_setters_that_cannot_be_honoured_raise(ws):
     draft = artifacts.Artifact("model", "model")
-    with pytest.raises(artifacts.UsageError, match="TTL"):
-        draft.ttl = datetime.timedelta(days=30)
     with pytest.raises(artifacts.ArtifactNotLoggedError):
         draft.tags = ["x"]  # W&B: a draft has no tags yet (log_artifact(tags=...) gives them)
     with artifacts.init() as run:
         version = logged(run)
-    with pytest.raises(artifacts.UsageError, match="TTL"):
-        version.ttl = None
-    assert version.ttl is None
     with pytest.raises(artifacts.ArtifactFinalizedError):
         version.name = "other"  # files, name and type stay what was logged
     with pytest.raises(artifacts.ArtifactFinalizedError):

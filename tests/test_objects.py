@@ -90,6 +90,7 @@ OTHER_DOC_VECTORS = {
     "annotation-first",  # tests/test_annotations.py
     "annotation-second",
     "registry-settings",  # tests/test_registry_links.py
+    "annotation-ttl",  # tests/test_ttl.py
 }
 
 

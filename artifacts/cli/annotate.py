@@ -1,5 +1,5 @@
 """``artifacts tag add|rm`` and ``artifacts edit``: change what a version says of itself
-(its tags, description and metadata), never its files."""
+(its tags, description, metadata and TTL), never its files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from cas.errors import UsageError
 
+from .. import ttl
 from . import context
 from .commands import Commands
 from .output import printable
@@ -31,8 +32,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    if args.description is None and not args.metadata and not args.unset:
-        raise UsageError("nothing to edit: give --description, --metadata KEY=VALUE or --unset KEY")
+    if args.description is None and not args.metadata and not args.unset and args.ttl is None:
+        raise UsageError(
+            "nothing to edit: give --description, --metadata KEY=VALUE, --unset KEY or --ttl"
+        )
+    policy = ttl.parse(args.ttl) if args.ttl is not None else None
     registry = context.open_registry(args)
     artifact = context.load(registry, context.spec(args, args.spec))
     if args.description is not None:
@@ -42,6 +46,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
             raise UsageError(f"{artifact.qualified_name} has no metadata key {key!r}")
         del artifact.metadata[key]
     artifact.metadata.update(_metadata_item(item) for item in args.metadata)
+    if args.ttl is not None:
+        artifact.ttl = ttl.as_timedelta(policy) if isinstance(policy, int) else policy
     artifact.save()
     print(f"edited {artifact.qualified_name}")
     return 0
@@ -72,7 +78,7 @@ def register(commands: Commands) -> None:
     p = commands.add(
         "edit",
         cmd_edit,
-        "edit a version's description and metadata (its files never change)",
+        "edit a version's description, metadata and TTL (its files never change)",
         "artifacts edit model:v3 --description 'after eval' --metadata accuracy=0.93",
     )
     p.add_argument("spec", metavar="NAME:VER")
@@ -86,4 +92,10 @@ def register(commands: Commands) -> None:
     )
     p.add_argument(
         "--unset", metavar="KEY", action="append", default=[], help="remove a metadata key"
+    )
+    p.add_argument(
+        "--ttl",
+        metavar="DURATION",
+        help="time to live from when the version was logged: 30d, 12h, 90m, 45s, 2w; "
+        "none (never expires); inherit (the project's default)",
     )

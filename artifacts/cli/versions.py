@@ -12,7 +12,7 @@ from typing import Any
 from cas import ObjectId
 from cas.errors import CasError, UsageError
 
-from .. import trees
+from .. import trees, ttl
 from ..artifact import Artifact
 from ..files import read_descriptor
 from ..registry import Registry, RunRecord, alias_ref
@@ -211,6 +211,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "tags": artifact.tags,
         "description": artifact.description,
         "metadata": artifact.metadata,
+        "ttl": _ttl_info(registry, version, artifact.ttl_policy()),
         "logged_by": _run_info(logged_by) if logged_by else None,
         "used_by": [_run_info(r) for r in artifact.used_by()],
         "files": files,
@@ -220,6 +221,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     _print_show(info)
     return 0
+
+
+def _ttl_info(registry: Registry, version: Any, policy: ttl.Policy) -> dict[str, Any]:
+    """The TTL as set (``30d``, ``none``, ``inherit``), what it comes to, and when."""
+    default = ttl.default(registry.repo, version.entity, version.project)
+    seconds = ttl.effective(policy, default)
+    expires = ttl.expires_at(version.commit.meta["time"], seconds)
+    return {"policy": ttl.describe(policy), "seconds": seconds, "expires": when(expires)}
 
 
 def _print_show(info: dict[str, Any]) -> None:
@@ -234,6 +243,10 @@ def _print_show(info: dict[str, Any]) -> None:
         print(f"  {'description:':13}{printable(info['description'])}")
     if info["metadata"]:
         print(f"  {'metadata:':13}{json.dumps(info['metadata'], sort_keys=True)}")
+    lives = info["ttl"]
+    if lives["seconds"] is not None:
+        inherited = f" {ttl.describe(lives['seconds'])}" if lives["policy"] == "inherit" else ""
+        print(f"  {'ttl:':13}{lives['policy']}{inherited} (expires {lives['expires']})")
     print("lineage:")
     run = info["logged_by"]
     print(f"  {'logged by:':13}{printable(_describe_run(run)) if run else '-'}")

@@ -1,0 +1,5 @@
+"""``from wandb.sdk.artifacts.artifact_ttl import ArtifactTTL``, with ``artifacts``."""
+
+from artifacts.ttl import ArtifactTTL
+
+__all__ = ["ArtifactTTL"]
