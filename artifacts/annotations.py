@@ -228,7 +228,7 @@ def update(
             base = read_record(parent, registry.commit(parent)).annotations
         state = apply(base, change)
         written[:] = [state]
-        commit = record_commit(version, parent, state, change, time.time_ns(), run, _user())
+        commit = record_commit(version, parent, state, change, time.time_ns(), run, user_name())
         return registry.objects.put(commit)
 
     with registry.repo.writing():
@@ -273,7 +273,7 @@ def move_aliases(
         registry.remove_alias(version, alias)
 
 
-def _user() -> str | None:
+def user_name() -> str | None:
     try:
         return getpass.getuser()
     except Exception:  # no user name to be found (e.g. a container without one)

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from cas.errors import UsageError
 
-from . import annotations, references
+from . import annotations, deletion, references
 from .draft import Draft
 from .entries import Entry
 from .errors import ArtifactFinalizedError, ArtifactNotLoggedError
@@ -288,8 +288,13 @@ class Artifact(VersionFiles, VersionInfo):
         self._show(self._saved)  # the newest annotations: this edit over everyone else's
         return self
 
-    def delete(self) -> None:
-        raise UsageError("versions are immutable; remove aliases instead, and let gc reclaim space")
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Delete this version: gone from listings, its data freed by the next gc (only
+        what no other version holds). Refused while it has aliases, unless
+        ``delete_aliases`` (artifacts.deletion)."""
+        registry, version = self._version()
+        run = current_run()
+        deletion.delete_version(registry, version, delete_aliases, run.id if run else None)
 
     # ---- for tools built on the library (the CLI) ----------------------
     # Named apart from W&B's Artifact API, which may give its own names other meanings.

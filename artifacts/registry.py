@@ -5,13 +5,16 @@ Every ref lives under its team's namespace ``<entity>/<project>/``::
     <e>/<p>/artifacts/<name>/latest          the newest version's commit
     <e>/<p>/artifacts/<name>/aliases/<alias> the version holding that alias
     <e>/<p>/artifacts/<name>/annotations/<commit> the version's newest annotation record
+    <e>/<p>/artifacts/<name>/deleted/<commit> the version's deletion record (a blob)
     <e>/<p>/dist/<name>/<distributed_id>/<run> one run's part of a distributed version
     <e>/<p>/runs/<run>                       the run's record (a msgpack blob)
 
 A version is a commit whose parent is the previous version and whose
 metadata says its number. Logging is a compare-and-swap of ``latest`` from
 the commit it was built on, retried on conflict, so racing writers get
-consecutive numbers with no gap and no duplicate.
+consecutive numbers with no gap and no duplicate. A deleted version
+(artifacts.deletion_records) is left out of ``head``, ``history`` and listings,
+and naming it raises :class:`VersionDeletedError`; ``latest`` is never rewound.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from cas import Commit, ObjectId, Repository
 from cas.errors import InvalidObjectError, RefConflictError
 from cas.objects import Blob, canonical_packb
 
-from .errors import ArtifactNotFoundError, ArtifactTypeError, TypeMismatchError
+from .deletion_records import deleted_ids, read_deletion
+from .errors import (
+    ArtifactNotFoundError,
+    ArtifactTypeError,
+    TypeMismatchError,
+    VersionDeletedError,
+)
 from .names import ARTIFACT_NAME, VERSION, Spec, validate_alias
 
 
@@ -140,27 +149,34 @@ class Registry:
     # ---- resolving -----------------------------------------------------
 
     def head(self, entity: str, project: str, name: str) -> Version | None:
+        """The newest version not deleted; None if there is none."""
         commit_id = self.refs.read(head_ref(entity, project, name))
-        return None if commit_id is None else self.version(entity, project, commit_id, name)
+        if commit_id is None:
+            return None
+        return next(self.history(self.version(entity, project, commit_id, name)), None)
 
-    def resolve(self, spec: Spec, type: str | None = None) -> Version:
-        """The version ``spec`` names; if ``type`` is given, it must be the artifact's."""
+    def resolve(self, spec: Spec, type: str | None = None, deleted: bool = False) -> Version:
+        """The version ``spec`` names; if ``type`` is given, it must be the artifact's.
+        A deleted one raises VersionDeletedError, unless ``deleted``."""
         version = self._resolve(spec)
+        if not deleted:
+            self.not_deleted(version, spec)
         if type is not None and version.type != type:
             raise ArtifactTypeError(f"{spec} has type {version.type!r}, not {type!r}")
         return version
 
     def _resolve(self, spec: Spec) -> Version:
-        head = self.head(spec.entity, spec.project, spec.name)
-        if head is None:
+        commit_id = self.refs.read(head_ref(spec.entity, spec.project, spec.name))
+        if commit_id is None:
             raise ArtifactNotFoundError(
                 f"artifact {spec.entity}/{spec.project}/{spec.name} not found"
             )
+        head = self.version(spec.entity, spec.project, commit_id, spec.name)
         if spec.selector == "latest":
-            return head
+            return next(self.history(head), head)
         if VERSION.fullmatch(spec.selector):
             wanted = int(spec.selector[1:])
-            for version in self.history(head):
+            for version in self.chain(head):
                 if version.number == wanted:
                     return version
                 if version.number < wanted:
@@ -171,8 +187,24 @@ class Registry:
             raise ArtifactNotFoundError(f"{spec} not found: no version has alias {spec.selector!r}")
         return self.version(spec.entity, spec.project, commit_id, spec.name)
 
+    def not_deleted(self, version: Version, spec: Spec | None = None) -> Version:
+        """``version``, or VersionDeletedError saying who deleted it and when."""
+        v = version
+        found = read_deletion(self.repo, v.entity, v.project, v.name, v.commit_id)
+        if found is None:
+            return version
+        named = f"{v.entity}/{v.project}/{v.name}:v{v.number}"
+        if spec is not None and spec.selector != f"v{v.number}":
+            named = f"{spec} ({named})"
+        raise VersionDeletedError(f"{named} was deleted {found.describe()}")
+
     def history(self, head: Version) -> Iterator[Version]:
-        """The versions from ``head`` back to v0."""
+        """The versions from ``head`` back to v0, deleted ones left out."""
+        deleted = deleted_ids(self.repo, head.entity, head.project, head.name)
+        return (v for v in self.chain(head) if v.commit_id not in deleted)
+
+    def chain(self, head: Version) -> Iterator[Version]:
+        """The versions from ``head`` back to v0, deleted ones included."""
         version: Version | None = head
         while version is not None:
             yield version
@@ -186,8 +218,9 @@ class Registry:
         found = [
             n[len(prefix) :] for n, t in self.refs.list(prefix).items() if t == version.commit_id
         ]
-        head = self.refs.read(head_ref(version.entity, version.project, version.name))
-        return (["latest"] if head == version.commit_id else []) + sorted(found)
+        head = self.head(version.entity, version.project, version.name)
+        is_head = head is not None and head.commit_id == version.commit_id
+        return (["latest"] if is_head else []) + sorted(found)
 
     def version_labels(self, entity: str, project: str, name: str) -> list[str]:
         """Every name a version of artifact ``name`` goes by: v0…vN, latest, its aliases."""
@@ -258,7 +291,11 @@ class Registry:
             head = None if old is None else self.version(entity, project, old, name)
             if head is not None and head.type != type:
                 raise TypeMismatchError(name, head.type, type)
-            if head is not None and head.tree == tree:
+            if (
+                head is not None
+                and head.tree == tree
+                and not read_deletion(self.repo, entity, project, name, head.commit_id)
+            ):
                 version, created = head, False
                 break
             body = dict(meta)

@@ -89,6 +89,7 @@ OTHER_DOC_VECTORS = {
     "idx-example",
     "annotation-first",  # tests/test_annotations.py
     "annotation-second",
+    "deletion-record",  # tests/test_deletion.py
 }
 
 
