@@ -17,7 +17,7 @@ raises :class:`~cas.errors.CorruptObjectError` and is never written.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -187,7 +187,12 @@ def _copy_loose(
 # ---- repair --------------------------------------------------------------------
 
 
-def repair(repo: Repository, remote: str | Repository, rounds: int = 100) -> RepairResult:
+def repair(
+    repo: Repository,
+    remote: str | Repository,
+    rounds: int = 100,
+    released: Collection[ObjectId] = frozenset(),
+) -> RepairResult:
     """Replace every object fsck finds missing or corrupt with a verified copy from
     ``remote`` (a remote's name, or a repository): :func:`cas.repair.repair`."""
     if isinstance(remote, Repository):
@@ -196,4 +201,4 @@ def repair(repo: Repository, remote: str | Repository, rounds: int = 100) -> Rep
         from .config import open_remote
 
         other = open_remote(repo, remote)
-    return repair_from(repo, other.objects, rounds)
+    return repair_from(repo, other.objects, rounds, released)

@@ -264,3 +264,92 @@ def test_only_the_stores_own_deletions_release_a_commit_whose_tree_is_here(ws):
     assert deletion.released(repo) == set()
     repo.refs.set_if_equals(ref, None, record)
     assert deletion.released(repo) == {v0.commit_id}
+
+
+# ---- the CLI -----------------------------------------------------------------------
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from artifacts.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_rm_deletes_a_version_and_says_what_to_do_otherwise(ws):
+    with artifacts.init() as run:
+        log(run, b"a", aliases=["best"])
+        log(run, b"b")
+    code, _, err = cli("rm", "ckpt:v0")
+    assert code == 1 and err.count("\n") == 1
+    assert "has aliases best: remove them first" in err and "--delete-aliases" in err
+    code, out, _ = cli("rm", "ckpt:v0", "--delete-aliases", "--json")
+    assert code == 0 and '"deleted"' in out and f"{ENTITY}/{PROJECT}/ckpt:v0" in out
+    code, _, err = cli("rm", "ckpt:v0")
+    assert code == 1 and "ckpt:v0 was already deleted by" in err
+    code, _, err = cli("rm", "ckpt")
+    assert code == 1 and "add --all" in err
+    assert artifacts.Api().artifact("ckpt:latest").version == "v1"
+    code, out, _ = cli("rm", "ckpt", "--all")
+    assert code == 0 and out == f"deleted {ENTITY}/{PROJECT}/ckpt:v1\n"
+    code, _, err = cli("rm", "nothing", "--all")
+    assert code == 1 and "not found" in err
+
+
+def test_cli_gc_and_fsck_pass_the_released_commits(ws):
+    big = os.urandom(3 * MiB)
+    three_versions(big)
+    assert cli("rm", "ckpt:v1")[0] == 0 and cli("rm", "ckpt:v0")[0] == 0
+    Repository.open(str(ws / ".artifacts")).set_lease_seconds(0.2)
+    before = store_bytes(ws / ".artifacts")
+    assert cli("gc", "--grace", "0")[0] == 0
+    import time
+
+    time.sleep(0.5)
+    assert cli("gc", "--grace", "0")[0] == 0
+    assert before - store_bytes(ws / ".artifacts") >= 3 * MiB
+    code, out, err = cli("fsck")
+    assert code == 0, out + err
+
+
+def test_a_delete_killed_at_any_instant_leaves_each_version_deleted_or_not(ws):
+    import signal
+    import subprocess
+    import sys
+
+    with artifacts.init() as run:
+        for n in range(12):
+            version = log(run, f"data {n}".encode(), aliases=[f"a{n}"])
+            version.description = f"edited {n}"
+            version.save()
+    repo = Repository.open(str(ws / ".artifacts"))
+    prefix = f"{ENTITY}/{PROJECT}/artifacts/ckpt/"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "artifacts", "rm", "ckpt", "--all"],
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    while child.poll() is None and not repo.refs.list(prefix + "deleted/"):
+        pass
+    assert child.poll() is None, child.communicate()[1]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    refs = repo.refs.list(prefix)
+    deleted = {released_by(r) for r in refs if "/deleted/" in r}
+    assert deleted, "the child was killed before it deleted anything"
+    registry = Registry(repo)
+    for version in registry.chain(registry.version(ENTITY, PROJECT, refs[prefix + "latest"])):
+        if version.commit_id not in deleted:  # not deleted: untouched
+            assert refs[prefix + f"aliases/a{version.number}"] == version.commit_id
+            assert prefix + f"annotations/{version.commit_id.hex()}" in refs
+    assert fsck(repo, released=deletion.released(repo)).ok
+    assert cli("rm", "ckpt", "--all")[0] == 0  # finishes the cleanup
+    left = repo.refs.list(prefix)
+    assert not [r for r in left if "/aliases/" in r or "/annotations/" in r]
+    assert len([r for r in left if "/deleted/" in r]) == 12
