@@ -40,15 +40,21 @@ class Transfer:
     bytes: int = 0
 
 
-def missing(src: ObjectStore, dst: ObjectStore, roots: Iterable[ObjectId]) -> list[ObjectId]:
-    """Ids reachable from ``roots`` in ``src`` that ``dst`` lacks."""
+def missing(
+    src: ObjectStore,
+    dst: ObjectStore,
+    roots: Iterable[ObjectId],
+    released: Collection[ObjectId] = frozenset(),
+) -> list[ObjectId]:
+    """Ids reachable from ``roots`` in ``src`` that ``dst`` lacks; the tree of a
+    ``released`` commit is not asked for (it may be gone)."""
     roots = [r for r in roots if r is not None]
     present = dst.has_many(roots)
     todo = [r for r in roots if r not in present]
     if not todo:
         return []
     dst_ids = set(dst)  # one listing, instead of a request per object
-    return [i for i, _ in reachable(src, todo, lambda i, kind: i in dst_ids)]
+    return [i for i, _ in reachable(src, todo, lambda i, kind: i in dst_ids, released)]
 
 
 def copy_objects(

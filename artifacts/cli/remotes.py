@@ -83,7 +83,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from remotes import fetch
 
-    result = fetch(context.open_repo(args), args.remote, progress_shown())
+    result = fetch(context.open_repo(args), args.remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
         return 0
