@@ -31,7 +31,8 @@ from cas.errors import InvalidObjectError, UsageError
 from .errors import InvalidTagError
 from .metadata import normalize_metadata
 from .names import validate_alias
-from .registry import Registry, Version, annotation_ref
+from .ref_names import annotation_ref
+from .registry import Registry, Version
 from .ttl import from_stored, of_version, to_stored
 
 # W&B's rule for tags: words of letters, digits, "_" and "-", separated by spaces.
@@ -271,7 +272,7 @@ def update(
             base = read_record(parent, registry.commit(parent)).annotations
         state = apply(base, change)
         written[:] = [state]
-        commit = record_commit(version, parent, state, change, time.time_ns(), run, _user())
+        commit = record_commit(version, parent, state, change, time.time_ns(), run, user_name())
         return registry.objects.put(commit)
 
     with registry.repo.writing():
@@ -318,7 +319,7 @@ def move_aliases(
         registry.remove_alias(version, alias)
 
 
-def _user() -> str | None:
+def user_name() -> str | None:
     try:
         return getpass.getuser()
     except Exception:  # no user name to be found (e.g. a container without one)

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from cas.errors import UsageError
 
-from . import annotations, references
+from . import annotations, deletion, references
 from . import ttl as ttl_rules
 from .draft import Draft
 from .entries import Entry
@@ -292,10 +292,15 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         self._show(self._saved)  # the newest annotations: this edit over everyone else's
         return self
 
-    def delete(self) -> None:
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Delete this version: gone from listings, its data freed by the next gc (only
+        what no other version holds). Refused while it has aliases, unless
+        ``delete_aliases`` (artifacts.deletion)."""
         if self.is_link:  # W&B: deleting a link unlinks it, the source stays
             return self.unlink()
-        raise UsageError("versions are immutable; remove aliases instead, and let gc reclaim space")
+        registry, version = self._version()
+        run = current_run()
+        deletion.delete_version(registry, version, delete_aliases, run.id if run else None)
 
     # ---- for tools built on the library (the CLI) ----------------------
     # Named apart from W&B's Artifact API, which may give its own names other meanings.

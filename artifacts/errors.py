@@ -6,6 +6,7 @@
     ├── NotFoundError
     │   ├── ArtifactNotFoundError    no such artifact, version or alias
     │   │   ├── ArtifactTypeError    a version of another type than asked  (ValueError)
+    │   │   ├── VersionDeletedError  a deleted version, named or downloaded
     │   │   ├── EntryNotFoundError   no such file in a version             (KeyError)
     │   │   └── PathNotFoundError    nothing to remove at a path           (FileNotFoundError)
     │   ├── RunNotFoundError         no such run (Api.run)
@@ -37,6 +38,10 @@ from cas.errors import CasError, NotFoundError, UsageError
 
 class ArtifactNotFoundError(NotFoundError):
     """An artifact, version or alias that does not exist."""
+
+
+class VersionDeletedError(ArtifactNotFoundError):
+    """A deleted version, named, used or downloaded: says who deleted it and when."""
 
 
 class ArtifactTypeError(ArtifactNotFoundError, ValueError):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import time
 
 from . import annotations, ttl
-from .registry import Registry, Version, annotation_ref
+from .ref_names import annotation_ref
+from .registry import Registry, Version
 
 
 def expired(registry: Registry, now: int | None = None) -> list[Version]:

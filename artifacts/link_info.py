@@ -122,4 +122,5 @@ class LinkInfo:
                 f"{self.entity}/{self.project}/{self._name}:{self.version} is not a link; "
                 "delete() deletes a version"
             )
-        links.unlink(registry, version)
+        run = current_run()
+        links.unlink(registry, version, run.id if run else None)

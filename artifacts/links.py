@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cas import ObjectId
-from cas.errors import InvalidNameError, UsageError
+from cas.errors import InvalidNameError
 
-from . import annotations, registries
+from . import annotations, deletion, registries
 from .errors import ArtifactNotFoundError, RegistryError
 from .names import ARTIFACT_NAME, NAMESPACE, validate_artifact_name, validate_namespace
 from .registry import Registry, Version
@@ -198,9 +198,7 @@ def linked_at(version: Version) -> int | None:
     return version.commit.meta["time"] if source_of(version) is not None else None
 
 
-def unlink(registry: Registry, link: Version) -> None:
-    """Remove ``link`` from its collection: the deletion of that version alone."""
-    raise UsageError(
-        f"unlinking {link.entity}/{link.project}/{link.name}:v{link.number} needs version "
-        "deletion (issue 20, item 2), which this store does not have yet"
-    )
+def unlink(registry: Registry, link: Version, run: str | None = None) -> None:
+    """Remove ``link`` from its collection: the deletion of that version alone, its
+    aliases with it (the source version and its data stay)."""
+    deletion.delete_version(registry, link, delete_aliases=True, run=run, reason="unlink")

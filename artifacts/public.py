@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from .deletion import delete_collection
 from .errors import ArtifactNotFoundError
 from .names import VERSION
 from .registry import Registry, RunRecord, Version
@@ -112,6 +113,10 @@ class ArtifactCollection:
         self._head()
         labels = self._registry.version_labels(self.entity, self.project, self.name)
         return [label for label in labels if not VERSION.fullmatch(label)]
+
+    def delete(self) -> None:
+        """Delete every version of this artifact, and their aliases (artifacts.deletion)."""
+        delete_collection(self._registry, self.entity, self.project, self.name)
 
     @property
     def created_at(self) -> str | None:

@@ -1,6 +1,6 @@
 """What each of artifacts' refs is for, told to ``remotes`` (which knows no ref names).
 
-The refs (see :mod:`artifacts.registry`) and their kinds:
+The refs (see :mod:`artifacts.ref_names`) and their kinds:
 
 - ``<e>/<p>/artifacts/<name>/latest``: a head, the version chain. Push and pull
   only fast-forward it; ``rebase`` re-applies local-only versions after the
@@ -11,6 +11,8 @@ The refs (see :mod:`artifacts.registry`) and their kinds:
   version's annotation records (artifacts.annotations). Two stores that both
   edited a version diverge like two version chains: pull reports it, and
   ``rebase`` re-applies each local edit over the remote's newest record.
+- ``<e>/<p>/artifacts/<name>/deleted/<commit>``: a record (artifacts.deletion_records)
+  that releases the version's commit; kept when the remote lacks it.
 - ``<e>/<p>/runs/<id>`` and ``<e>/<p>/dist/<name>/…``: records, one writer each.
   A run's record stays when the remote drops it; a part goes once merged.
 - ``<org>/wandb-registry-<r>/registry``: a record, a registry's settings
@@ -28,7 +30,8 @@ from collections.abc import Collection
 from cas import Commit, ObjectId
 
 from . import annotations
-from .registry import ref_label, registry_settings_ref
+from .deletion_records import released_by
+from .ref_names import ref_label, registry_settings_ref
 
 
 class ArtifactRefPolicy:
@@ -47,7 +50,12 @@ class ArtifactRefPolicy:
         return None
 
     def is_kept(self, ref: str) -> bool:
-        return self.is_head(ref) or _is_run(ref) or _is_registry_settings(ref)
+        return (
+            self.is_head(ref)
+            or _is_run(ref)
+            or _is_registry_settings(ref)
+            or released_by(ref) is not None
+        )
 
     def selects(self, ref: str, names: Collection[str]) -> bool:
         parts = ref.split("/")
@@ -68,6 +76,9 @@ class ArtifactRefPolicy:
         meta.update(version=tip.meta["version"] + 1, rebased_from=commit_id.hex())
         meta["time"] = meta.get("time") or time.time_ns()
         return Commit(commit.tree, (onto,), meta)
+
+    def releases(self, ref: str) -> ObjectId | None:
+        return released_by(ref)
 
     def describe(self, ref: str) -> str:
         return ref_label(ref)

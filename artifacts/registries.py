@@ -27,7 +27,8 @@ from cas.objects import Blob, canonical_packb
 
 from .errors import RegistryError, RegistryNotFoundError
 from .names import validate_namespace
-from .registry import Registry, registry_settings_ref
+from .ref_names import registry_settings_ref
+from .registry import Registry
 
 PREFIX = "wandb-registry-"
 CORE = {"model": ("model",), "dataset": ("dataset",)}  # W&B's core registries, their types

@@ -1,18 +1,13 @@
 """Artifact versions, aliases, runs and distributed parts, as refs over a cas repository.
 
-Every ref lives under its team's namespace ``<entity>/<project>/``::
-
-    <e>/<p>/artifacts/<name>/latest          the newest version's commit
-    <e>/<p>/artifacts/<name>/aliases/<alias> the version holding that alias
-    <e>/<p>/artifacts/<name>/annotations/<commit> the version's newest annotation record
-    <e>/<p>/dist/<name>/<distributed_id>/<run> one run's part of a distributed version
-    <e>/<p>/runs/<run>                       the run's record (a msgpack blob)
-    <org>/wandb-registry-<r>/registry        a registry's settings (artifacts.registries)
+The refs are named in :mod:`artifacts.ref_names`.
 
 A version is a commit whose parent is the previous version and whose
 metadata says its number. Logging is a compare-and-swap of ``latest`` from
 the commit it was built on, retried on conflict, so racing writers get
-consecutive numbers with no gap and no duplicate.
+consecutive numbers with no gap and no duplicate. A deleted version
+(artifacts.deletion_records) is left out of ``head``, ``history`` and listings,
+and naming it raises :class:`VersionDeletedError`; ``latest`` is never rewound.
 """
 
 from __future__ import annotations
@@ -28,48 +23,15 @@ from cas import Commit, ObjectId, Repository
 from cas.errors import InvalidObjectError, RefConflictError
 from cas.objects import Blob, canonical_packb
 
-from .errors import ArtifactNotFoundError, ArtifactTypeError, TypeMismatchError
+from .deletion_records import deleted_ids, read_deletion
+from .errors import (
+    ArtifactNotFoundError,
+    ArtifactTypeError,
+    TypeMismatchError,
+    VersionDeletedError,
+)
 from .names import ARTIFACT_NAME, VERSION, Spec, validate_alias
-
-
-def head_ref(entity: str, project: str, name: str) -> str:
-    return f"{entity}/{project}/artifacts/{name}/latest"
-
-
-def alias_ref(entity: str, project: str, name: str, alias: str) -> str:
-    return f"{entity}/{project}/artifacts/{name}/aliases/{alias}"
-
-
-def annotation_ref(entity: str, project: str, name: str, commit_id: ObjectId) -> str:
-    """The newest annotation record of a version (artifacts.annotations)."""
-    return f"{entity}/{project}/artifacts/{name}/annotations/{commit_id.hex()}"
-
-
-def dist_prefix(entity: str, project: str, name: str, distributed_id: str) -> str:
-    return f"{entity}/{project}/dist/{name}/{distributed_id}/"
-
-
-def run_ref(entity: str, project: str, run_id: str) -> str:
-    return f"{entity}/{project}/runs/{run_id}"
-
-
-def registry_settings_ref(organization: str, project: str) -> str:
-    """The settings record of the registry whose namespace is ``organization/project``."""
-    return f"{organization}/{project}/registry"
-
-
-def ref_label(ref: str) -> str:
-    """How a user names a version ref: ``e/p/artifacts/n/latest`` -> ``e/p/n``,
-    ``e/p/artifacts/n/aliases/a`` -> ``e/p/n:a``, ``e/p/artifacts/n/annotations/<id>`` ->
-    ``e/p/n@<id> (annotations)``; any other ref as it is."""
-    parts = ref.split("/")
-    if len(parts) == 5 and parts[2] == "artifacts" and parts[4] == "latest":
-        return "/".join(parts[:2] + parts[3:4])
-    if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "aliases":
-        return f"{'/'.join(parts[:2] + parts[3:4])}:{parts[5]}"
-    if len(parts) == 6 and parts[2] == "artifacts" and parts[4] == "annotations":
-        return f"{'/'.join(parts[:2] + parts[3:4])}@{parts[5][:12]} (annotations)"
-    return ref
+from .ref_names import alias_ref, head_ref, run_ref
 
 
 @dataclass
@@ -146,27 +108,34 @@ class Registry:
     # ---- resolving -----------------------------------------------------
 
     def head(self, entity: str, project: str, name: str) -> Version | None:
+        """The newest version not deleted; None if there is none."""
         commit_id = self.refs.read(head_ref(entity, project, name))
-        return None if commit_id is None else self.version(entity, project, commit_id, name)
+        if commit_id is None:
+            return None
+        return next(self.history(self.version(entity, project, commit_id, name)), None)
 
-    def resolve(self, spec: Spec, type: str | None = None) -> Version:
-        """The version ``spec`` names; if ``type`` is given, it must be the artifact's."""
+    def resolve(self, spec: Spec, type: str | None = None, deleted: bool = False) -> Version:
+        """The version ``spec`` names; if ``type`` is given, it must be the artifact's.
+        A deleted one raises VersionDeletedError, unless ``deleted``."""
         version = self._resolve(spec)
+        if not deleted:
+            self.not_deleted(version, spec)
         if type is not None and version.type != type:
             raise ArtifactTypeError(f"{spec} has type {version.type!r}, not {type!r}")
         return version
 
     def _resolve(self, spec: Spec) -> Version:
-        head = self.head(spec.entity, spec.project, spec.name)
-        if head is None:
+        commit_id = self.refs.read(head_ref(spec.entity, spec.project, spec.name))
+        if commit_id is None:
             raise ArtifactNotFoundError(
                 f"artifact {spec.entity}/{spec.project}/{spec.name} not found"
             )
+        head = self.version(spec.entity, spec.project, commit_id, spec.name)
         if spec.selector == "latest":
-            return head
+            return next(self.history(head), head)
         if VERSION.fullmatch(spec.selector):
             wanted = int(spec.selector[1:])
-            for version in self.history(head):
+            for version in self.chain(head):
                 if version.number == wanted:
                     return version
                 if version.number < wanted:
@@ -177,8 +146,24 @@ class Registry:
             raise ArtifactNotFoundError(f"{spec} not found: no version has alias {spec.selector!r}")
         return self.version(spec.entity, spec.project, commit_id, spec.name)
 
+    def not_deleted(self, version: Version, spec: Spec | None = None) -> Version:
+        """``version``, or VersionDeletedError saying who deleted it and when."""
+        v = version
+        found = read_deletion(self.repo, v.entity, v.project, v.name, v.commit_id)
+        if found is None:
+            return version
+        named = f"{v.entity}/{v.project}/{v.name}:v{v.number}"
+        if spec is not None and spec.selector != f"v{v.number}":
+            named = f"{spec} ({named})"
+        raise VersionDeletedError(f"{named} was deleted {found.describe()}")
+
     def history(self, head: Version) -> Iterator[Version]:
-        """The versions from ``head`` back to v0."""
+        """The versions from ``head`` back to v0, deleted ones left out."""
+        deleted = deleted_ids(self.repo, head.entity, head.project, head.name)
+        return (v for v in self.chain(head) if v.commit_id not in deleted)
+
+    def chain(self, head: Version) -> Iterator[Version]:
+        """The versions from ``head`` back to v0, deleted ones included."""
         version: Version | None = head
         while version is not None:
             yield version
@@ -192,8 +177,9 @@ class Registry:
         found = [
             n[len(prefix) :] for n, t in self.refs.list(prefix).items() if t == version.commit_id
         ]
-        head = self.refs.read(head_ref(version.entity, version.project, version.name))
-        return (["latest"] if head == version.commit_id else []) + sorted(found)
+        head = self.head(version.entity, version.project, version.name)
+        is_head = head is not None and head.commit_id == version.commit_id
+        return (["latest"] if is_head else []) + sorted(found)
 
     def version_labels(self, entity: str, project: str, name: str) -> list[str]:
         """Every name a version of artifact ``name`` goes by: v0…vN, latest, its aliases."""
@@ -274,7 +260,9 @@ class Registry:
             if head is not None and head.type != type:
                 raise TypeMismatchError(name, head.type, type)
             existing = None if head is None else reuse(head)
-            if existing is not None:
+            if existing is not None and not read_deletion(
+                self.repo, entity, project, name, existing.commit_id
+            ):
                 version, created = existing, False
                 break
             body = dict(meta)

@@ -20,7 +20,8 @@ from .draft import Draft, Staged
 from .errors import MergeConflictError
 from .files import LocalFile, Reference
 from .lineage import RunLog
-from .registry import Registry, Version, dist_prefix
+from .ref_names import dist_prefix
+from .registry import Registry, Version
 from .snapshot import DirSource, build_tree
 from .statcache import StatCache
 

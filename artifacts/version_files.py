@@ -28,6 +28,7 @@ class VersionFiles:
     @property
     def manifest(self) -> Manifest:
         registry, version = self._version()
+        registry.not_deleted(version)  # its files may be gone: say who deleted it
         return Manifest(registry.objects, version.tree, self)
 
     def files(self, names: list[str] | None = None, per_page: int = 50) -> list[Entry]:
@@ -60,6 +61,7 @@ class VersionFiles:
         """Every file whose path starts with ``path_prefix`` (a plain string prefix, as in
         W&B: "d" matches "d/x" and "dd"), reading only the trees the prefix reaches."""
         registry, version = self._version()
+        registry.not_deleted(version)
         store, root = registry.objects, version.tree
         if not path_prefix:
             return list(trees.walk(store, root))

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import annotations, trees
 from . import ttl as ttl_rules
+from .deletion_records import read_deletion
 from .errors import ArtifactNotLoggedError, InvalidTTLError
 from .public import ArtifactCollection, RecordedRun, iso_time
 
@@ -46,7 +47,12 @@ class VersionInfo:
 
     @property
     def state(self) -> str:
-        return "PENDING" if self._logged is None else "COMMITTED"
+        """``PENDING`` (a draft), ``COMMITTED``, or ``DELETED`` (artifacts.deletion)."""
+        if self._logged is None:
+            return "PENDING"
+        registry, v = self._version()
+        deleted = read_deletion(registry.repo, v.entity, v.project, v.name, v.commit_id)
+        return "COMMITTED" if deleted is None else "DELETED"
 
     @property
     def distributed_id(self) -> str | None:

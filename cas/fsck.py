@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +41,15 @@ class _Discard:
         return len(data)
 
 
-def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckReport:
+def fsck(
+    repo: Repository,
+    on_object: Callable[[], None] | None = None,
+    released: Collection[ObjectId] = frozenset(),
+) -> FsckReport:
     """Read and verify every object reachable from every ref but locks, blobs included.
+
+    A ``released`` commit's tree is not followed (:func:`cas.walk.reachable`): it
+    may be gone. Without the set, such a tree is reported missing, at worst.
 
     Like :func:`cas.walk.reachable`, but a missing or damaged object is
     recorded and the walk goes on, so one bad object does not hide others
@@ -93,7 +100,8 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
                 report.problems.append(_problem("invalid", object_id, kind, ref, exc))
                 continue
             if isinstance(obj, Commit):
-                stack.append((obj.tree, "tree"))
+                if object_id not in released:
+                    stack.append((obj.tree, "tree"))
                 stack.extend((p, "commit") for p in obj.parents)
             elif isinstance(obj, Tree):
                 for entry in obj.entries:

@@ -18,13 +18,16 @@ Each run, in this order:
    fossil pack, then the old pack is deleted.
 
 **If a present tree or commit, everything it reaches is present or a fossil
-that gc keeps**: objects are moved referrers first and restored children
-first, and a fossil a present object reaches is never deleted. Killed at any
+that gc keeps** (but a released commit's tree: ``released`` below): objects
+are moved referrers first and restored children first, and a fossil a
+present object reaches is never deleted. Killed at any
 instant, gc leaves only fossils, copies of objects still present (dropped by
 a later run) and rewritten packs: nothing anyone waits for. Why no writer
 ever publishes a ref to a deleted object is docs/reliability.md's argument.
 
-Temporary files are cleaned up once older than :data:`TMP_MIN_AGE`, and lock
+A commit in ``released`` (the caller's layer deleted its version) is walked
+like any other but its tree is not: the tree then goes like an object whose
+only ref was deleted. Temporary files older than :data:`TMP_MIN_AGE` and lock
 refs left under ``refs/locks/`` by older versions are deleted.
 """
 
@@ -33,7 +36,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from . import keys, objects
@@ -47,8 +50,7 @@ from .walk import reachable, references
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
 TMP_MIN_AGE = 3600  # temporary files younger than this are never touched
-# Bucket modification times are kept to the second: there, every age is judged this
-# much on the safe side.
+# Buckets keep modification times to the second: there, ages are judged this much safer.
 BUCKET_CLOCK_RESOLUTION = 1.0
 
 
@@ -98,7 +100,10 @@ class _TooSlow(Exception):
 
 
 def gc(
-    repo: Repository, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+    repo: Repository,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    dry_run: bool = False,
+    released: Collection[ObjectId] = frozenset(),
 ) -> GcReport:
     report = GcReport(dry_run=dry_run)
     store = repo.objects
@@ -109,7 +114,7 @@ def gc(
     now = clock.now()
     margin = 0.0 if repo.storage.capabilities.local else BUCKET_CLOCK_RESOLUTION
     roots = _roots(repo, report)
-    live = {object_id for object_id, _ in reachable(store, roots)}
+    live = {object_id for object_id, _ in reachable(store, roots, released=released)}
     report.reachable = len(live)
     present = _scan(store, live)
     fossil = _scan(fossils, set())

@@ -11,6 +11,7 @@ new objects take.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -35,9 +36,14 @@ class RepairResult:
         return self.report.ok
 
 
-def repair(repo: Repository, source: ObjectStore, rounds: int = 100) -> RepairResult:
+def repair(
+    repo: Repository,
+    source: ObjectStore,
+    rounds: int = 100,
+    released: Collection[ObjectId] = frozenset(),
+) -> RepairResult:
     """Replace every object fsck finds missing or corrupt with a verified copy from
-    ``source``.
+    ``source`` (``released``: as for :func:`cas.fsck.fsck`).
 
     fsck stops below a damaged tree, so the repair runs fsck again until it
     finds nothing new to fix. Objects ``source`` lacks stay in ``unrepaired``.
@@ -46,7 +52,7 @@ def repair(repo: Repository, source: ObjectStore, rounds: int = 100) -> RepairRe
     tried: set[ObjectId] = set()
     with repo.writing():
         for _ in range(rounds):
-            result.report = fsck(repo)
+            result.report = fsck(repo, released=released)
             bad = [
                 bytes.fromhex(p.object_id)
                 for p in result.report.problems

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from . import objects
 from .objects import ObjectId
@@ -13,12 +13,15 @@ def reachable(
     store: ObjectStore,
     roots: Iterable[ObjectId],
     skip: Callable[[ObjectId, str], bool] = lambda object_id, kind: False,
+    released: Collection[ObjectId] = frozenset(),
 ) -> Iterator[tuple[ObjectId, str]]:
     """Yield (id, kind) of every object reachable from ``roots``, each once.
 
     ``skip(id, kind)`` returning True prunes the walk below that object (and
     omits it): a push skips trees the remote already has, because objects are
     always published before anything that refers to them.
+    A ``released`` commit is yielded and its parents followed, never its tree:
+    the caller's layer deleted what it held (its tree may be gone).
     Blobs are yielded without being read.
     """
     seen: set[ObjectId] = set()
@@ -38,7 +41,8 @@ def reachable(
             continue
         yield object_id, kind
         if isinstance(obj, objects.Commit):
-            stack.append((obj.tree, "tree"))
+            if object_id not in released:
+                stack.append((obj.tree, "tree"))
             stack.extend((p, "commit") for p in obj.parents)
         elif isinstance(obj, objects.Tree):
             for entry in obj.entries:

@@ -12,6 +12,12 @@ one of three kinds:
   other side still holds what we last saw (or has none), held back when its
   head is refused, and moved along when its head is rebased.
 - a **record**: one writer each; copied as it is.
+
+A record may **release** a commit (an artifact's deletion record): that commit's
+tree is no longer followed (:func:`cas.walk.reachable`), so transfers do not ask
+for it (it may be gone), and such a record lands on the other side before any
+head that reaches the commit. Two stores' records releasing the same commit
+agree: neither replaces the other.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ class RefPolicy(Protocol):
         """``commit`` (whose id is ``commit_id``) re-applied on top of ``onto``, whose
         commit is ``tip``: the same tree, ``onto`` as its parent; None if ``tip``
         already holds what ``commit`` brings (then ``commit`` becomes ``onto``)."""
+        ...
+
+    def releases(self, ref: str) -> ObjectId | None:
+        """The commit ``ref`` releases (a record saying it is deleted); None for most refs."""
         ...
 
     def describe(self, ref: str) -> str:

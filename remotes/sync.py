@@ -89,6 +89,16 @@ def _is_ancestor(repo: Repository, ancestor: ObjectId, head: ObjectId) -> bool:
     return False
 
 
+def _released(policy: RefPolicy, refs: Collection[str]) -> set[ObjectId]:
+    """The commits ``refs`` release: their trees are neither sent nor asked for."""
+    return {c for name in refs if (c := policy.releases(name)) is not None}
+
+
+def _order(policy: RefPolicy, ref: str) -> int:
+    """Releasing records land first, then heads, then the rest."""
+    return 0 if policy.releases(ref) is not None else 1 if policy.is_head(ref) else 2
+
+
 def _tracking(remote: str, name: str) -> str:
     return f"{TRACKING}/{remote}/{name}"
 
@@ -156,13 +166,14 @@ def _push(
 ) -> PushResult:
     result = PushResult()
     local = _own_refs(repo, policy, names)
-    ids = missing(repo.objects, other.objects, local.values())
+    ids = missing(repo.objects, other.objects, local.values(), _released(policy, local))
     sent = copy_objects(repo.objects, other.objects, ids, progress)
     result.objects_uploaded, result.bytes_uploaded = sent.objects, sent.bytes
     rejected: list[str] = []
     denied: list[str] = []
-    # Heads first: a head that is refused keeps the refs that belong with it back too.
-    for name, target in sorted(local.items(), key=lambda item: not policy.is_head(item[0])):
+    # Releasing records first: a head must not land where it reaches a commit whose tree
+    # is not sent. Then heads: a head that is refused keeps the refs of it back too.
+    for name, target in sorted(local.items(), key=lambda item: _order(policy, item[0])):
         head = policy.head_of(name)
         if head is not None and any(r == head or policy.head_of(r) == head for r in rejected):
             continue
@@ -170,6 +181,8 @@ def _push(
         if theirs == target:
             _set_tracking(repo, remote, name, target)
             continue
+        if theirs is not None and policy.releases(name) is not None:
+            continue  # deleted there too: either record says so
         seen = repo.refs.read(_tracking(remote, name)) if trust_tracking else None
         if seen == target and not force:
             # Unchanged here since we fetched it; the remote changed it since: theirs is
@@ -195,6 +208,8 @@ def _push(
             continue
         except PermissionError:
             denied.append(name)  # e.g. another team's namespace in a shared store
+            if policy.releases(name) is not None:
+                break  # no head may follow a release that did not land
             continue
         _set_tracking(repo, remote, name, target)
         result.refs_updated.append(name)
@@ -208,19 +223,25 @@ def _push(
     return result
 
 
-def fetch(repo: Repository, remote: str, progress: bool = False) -> FetchResult:
-    """Bring the remote's objects here and record its refs as remote-tracking refs."""
+def fetch(
+    repo: Repository, remote: str, progress: bool = False, *, policy: RefPolicy | None = None
+) -> FetchResult:
+    """Bring the remote's objects here and record its refs as remote-tracking refs
+    (without the ``policy``, the trees of commits its refs release are asked for too)."""
     other = open_remote(repo, remote)
     try:
         with naming_remote(remote, other.url), repo.writing():
-            return _fetch(repo, other, remote, progress)
+            return _fetch(repo, other, remote, progress, policy)
     except PermissionError as exc:
         raise RemoteAccessDeniedError(remote, other.url, "read it", _reason(exc)) from exc
 
 
-def _fetch(repo: Repository, other: Repository, remote: str, progress: bool) -> FetchResult:
+def _fetch(
+    repo: Repository, other: Repository, remote: str, progress: bool, policy: RefPolicy | None
+) -> FetchResult:
     theirs = {n: t for n, t in other.refs.list("").items() if not n.startswith("locks/")}
-    ids = missing(other.objects, repo.objects, theirs.values())
+    released = _released(policy, theirs) if policy is not None else set()
+    ids = missing(other.objects, repo.objects, theirs.values(), released)
     got = copy_objects(other.objects, repo.objects, ids, progress)
     result = FetchResult(got.objects, got.bytes)
     for name, target in theirs.items():
@@ -242,10 +263,10 @@ def pull(repo: Repository, remote: str, progress: bool = False, *, policy: RefPo
     """
     prefix = f"{TRACKING}/{remote}/"
     seen_before = {n[len(prefix) :]: t for n, t in repo.refs.list(prefix).items()}
-    fetched = fetch(repo, remote, progress)
+    fetched = fetch(repo, remote, progress, policy=policy)
     result = PullResult(objects_downloaded=fetched.objects_downloaded)
     now = {n[len(prefix) :]: t for n, t in repo.refs.list(prefix).items()}
-    for name, target in sorted(now.items()):
+    for name, target in sorted(now.items(), key=lambda item: (_order(policy, item[0]), item[0])):
         ours = repo.refs.read(name)
         if ours == target:
             continue

@@ -17,7 +17,7 @@ raises :class:`~cas.errors.CorruptObjectError` and is never written.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -40,15 +40,21 @@ class Transfer:
     bytes: int = 0
 
 
-def missing(src: ObjectStore, dst: ObjectStore, roots: Iterable[ObjectId]) -> list[ObjectId]:
-    """Ids reachable from ``roots`` in ``src`` that ``dst`` lacks."""
+def missing(
+    src: ObjectStore,
+    dst: ObjectStore,
+    roots: Iterable[ObjectId],
+    released: Collection[ObjectId] = frozenset(),
+) -> list[ObjectId]:
+    """Ids reachable from ``roots`` in ``src`` that ``dst`` lacks; the tree of a
+    ``released`` commit is not asked for (it may be gone)."""
     roots = [r for r in roots if r is not None]
     present = dst.has_many(roots)
     todo = [r for r in roots if r not in present]
     if not todo:
         return []
     dst_ids = set(dst)  # one listing, instead of a request per object
-    return [i for i, _ in reachable(src, todo, lambda i, kind: i in dst_ids)]
+    return [i for i, _ in reachable(src, todo, lambda i, kind: i in dst_ids, released)]
 
 
 def copy_objects(
@@ -187,7 +193,12 @@ def _copy_loose(
 # ---- repair --------------------------------------------------------------------
 
 
-def repair(repo: Repository, remote: str | Repository, rounds: int = 100) -> RepairResult:
+def repair(
+    repo: Repository,
+    remote: str | Repository,
+    rounds: int = 100,
+    released: Collection[ObjectId] = frozenset(),
+) -> RepairResult:
     """Replace every object fsck finds missing or corrupt with a verified copy from
     ``remote`` (a remote's name, or a repository): :func:`cas.repair.repair`."""
     if isinstance(remote, Repository):
@@ -196,4 +207,4 @@ def repair(repo: Repository, remote: str | Repository, rounds: int = 100) -> Rep
         from .config import open_remote
 
         other = open_remote(repo, remote)
-    return repair_from(repo, other.objects, rounds)
+    return repair_from(repo, other.objects, rounds, released)

@@ -19,8 +19,9 @@ import artifacts
 import remotes
 from artifacts import annotations
 from artifacts.cli import main
+from artifacts.ref_names import annotation_ref
 from artifacts.refpolicy import ARTIFACT_REFS
-from artifacts.registry import Registry, Version, annotation_ref
+from artifacts.registry import Registry, Version
 from cas import Commit, Repository
 from cas.errors import InvalidObjectError
 from cas.fsck import fsck

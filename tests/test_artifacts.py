@@ -26,7 +26,7 @@ from artifacts import (
     VerificationError,
 )
 from artifacts.files import blob_id_of_file, stage_file
-from artifacts.registry import alias_ref, dist_prefix, head_ref, ref_label
+from artifacts.ref_names import alias_ref, dist_prefix, head_ref, ref_label
 from artifacts.statcache import StatCache
 from cas import InvalidNameError, ingest
 from cas.store import LOOSE_THRESHOLD

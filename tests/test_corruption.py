@@ -37,8 +37,9 @@ import pytest
 
 from artifacts import Artifact
 from artifacts.names import parse_spec
+from artifacts.ref_names import head_ref
 from artifacts.refpolicy import ARTIFACT_REFS
-from artifacts.registry import Registry, head_ref
+from artifacts.registry import Registry
 from artifacts.run import Run
 from cas import ObjectId, Repository
 from cas.errors import CorruptObjectError

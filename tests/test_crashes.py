@@ -47,8 +47,8 @@ import pytest
 import artifacts
 from artifacts import trees
 from artifacts.files import verify_dir
+from artifacts.ref_names import dist_prefix, head_ref
 from artifacts.refpolicy import ARTIFACT_REFS
-from artifacts.registry import dist_prefix, head_ref
 from cas import ObjectId, Repository
 from cas.fsck import fsck
 

@@ -17,7 +17,7 @@ import pytest
 
 import artifacts
 from artifacts import Artifact, UsageError, VerificationError
-from artifacts.registry import alias_ref, head_ref
+from artifacts.ref_names import alias_ref, head_ref
 from cas import (
     Blob,
     CasError,

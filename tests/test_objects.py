@@ -91,6 +91,7 @@ OTHER_DOC_VECTORS = {
     "annotation-second",
     "registry-settings",  # tests/test_registry_links.py
     "annotation-ttl",  # tests/test_ttl.py
+    "deletion-record",  # tests/test_deletion.py
 }
 
 

@@ -238,13 +238,22 @@ def test_the_cli_links_a_version_and_lists_registries(ws: Path, capsys) -> None:
     assert len(err) == 1 and "create it with" in err[0]
 
 
-def test_unlink_waits_for_version_deletion_and_refuses_a_version_that_is_no_link(ws) -> None:
+def test_unlink_and_delete_of_a_link_remove_the_link_alone(ws) -> None:
     with artifacts.init() as run:
         source = model(run)
-        linked = source.link("wandb-registry-model/clf")
+        linked = source.link("wandb-registry-model/clf", aliases=["production"])
+        again = source.link("wandb-registry-model/other")
     with pytest.raises(artifacts.UsageError, match="is not a link"):
         source.unlink()
-    with pytest.raises(artifacts.UsageError, match="needs version deletion"):
-        linked.unlink()
-    with pytest.raises(artifacts.UsageError, match="needs version deletion"):
-        linked.delete()
+    linked.unlink()  # its alias goes with it, as in W&B
+    again.delete()  # W&B: deleting a link unlinks it
+    api = artifacts.Api()
+    for gone in ("team/wandb-registry-model/clf:v0", "team/wandb-registry-model/other:v0"):
+        with pytest.raises(artifacts.ArtifactNotFoundError, match="deleted"):
+            api.artifact(gone)
+    assert not api.artifact_exists("team/wandb-registry-model/clf:production")
+    kept = api.artifact(source.qualified_name)
+    assert kept.state == "COMMITTED" and kept.linked_artifacts == []
+    with artifacts.init() as run:  # linking again makes a new link, the next version
+        relinked = run.use_artifact(source.qualified_name).link("wandb-registry-model/clf")
+    assert relinked.version == "v1" and relinked.source_artifact.id == source.id

@@ -43,8 +43,9 @@ import pytest
 import artifacts
 import remotes
 from artifacts import Artifact, ArtifactNotFoundError
+from artifacts.ref_names import dist_prefix, head_ref
 from artifacts.refpolicy import ARTIFACT_REFS
-from artifacts.registry import Registry, dist_prefix, head_ref
+from artifacts.registry import Registry
 from artifacts.run import Run
 from cas import Blob, ObjectNotFoundError, Repository, open_storage
 from cas.fsck import fsck

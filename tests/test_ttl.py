@@ -20,8 +20,9 @@ import artifacts
 import remotes
 from artifacts import annotations, expiry, ttl
 from artifacts.cli import main
+from artifacts.ref_names import annotation_ref
 from artifacts.refpolicy import ARTIFACT_REFS
-from artifacts.registry import Registry, Version, annotation_ref
+from artifacts.registry import Registry, Version
 from cas import Commit, Repository
 from tests.helpers import ENTITY, PROJECT, write
 
@@ -85,7 +86,7 @@ def test_a_ttl_is_set_edited_deactivated_and_inherited_after_logging(ws):
         artifact.ttl  # noqa: B018  (W&B: the inherited value is known once saved)
     artifact.save()
     assert artifact.ttl is None  # no project default: inheriting means no TTL
-    ttl.set_default(api.registry.repo, ENTITY, PROJECT, 7 * DAY)
+    ttl.set_default(api._store.repo, ENTITY, PROJECT, 7 * DAY)
     assert fresh().ttl == timedelta(days=7)
     assert [r.change.get("ttl", "-") for r in fresh().annotation_history()] == [
         "inherit",

@@ -24,12 +24,24 @@ from collections.abc import Iterator, Sequence
 from cas.errors import CasError
 from cas.fsck import fsck  # noqa: F401  (documented as artifacts.cli.fsck in docs/cli.md)
 
-from . import aliases, annotate, cache, files, gc, init, links, objects, remotes, versions
+from . import (
+    aliases,
+    annotate,
+    cache,
+    delete,
+    files,
+    gc,
+    init,
+    links,
+    objects,
+    remotes,
+    versions,
+)
 from .commands import Commands
 from .output import PROG, one_line, printable, progress_shown, show_warning
 
 # In the order of `artifacts --help`.
-GROUPS = (init, versions, files, aliases, annotate, links, objects, remotes, gc, cache)
+GROUPS = (init, versions, files, aliases, annotate, delete, links, objects, remotes, gc, cache)
 
 
 def _global_options() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
+from ..deletion import released
 from . import context
 from .commands import Commands
 from .output import count, human, print_json, printable
@@ -13,7 +14,9 @@ from .output import count, human, print_json, printable
 def cmd_gc(args: argparse.Namespace) -> int:
     from cas.gc import gc
 
-    report = gc(context.open_repo(args), grace_seconds=args.grace, dry_run=args.dry_run)
+    repo = context.open_repo(args)
+    # A deleted version's commit stays, its data goes: gc must not follow its tree.
+    report = gc(repo, grace_seconds=args.grace, dry_run=args.dry_run, released=released(repo))
     if args.json:
         print_json(asdict(report))
         return 0

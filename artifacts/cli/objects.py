@@ -16,6 +16,7 @@ from cas.fsck import fsck
 from cas.ids import resolve_id
 from cas.walk import obj_kind
 
+from ..deletion import released
 from . import context
 from .commands import Commands
 from .output import Failed, bar, count, human, print_json, printable, progress_shown
@@ -80,7 +81,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     if args.repair:
         from remotes import repair
 
-        result = repair(repo, args.repair)
+        result = repair(repo, args.repair, released=released(repo))
         report = result.report
         repaired = {
             "repaired": result.repaired,
@@ -89,9 +90,9 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         }
     elif progress_shown():
         with bar(None, "checking", unit="obj") as checking:
-            report = fsck(repo, on_object=lambda: checking.update(1))
+            report = fsck(repo, lambda: checking.update(1), released(repo))
     else:
-        report = fsck(repo)
+        report = fsck(repo, released=released(repo))
     if args.json:
         print_json({**asdict(report), **repaired, "ok": report.ok})
     else:

@@ -11,8 +11,8 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
 
+from ..ref_names import ref_label
 from ..refpolicy import ARTIFACT_REFS
-from ..registry import ref_label
 from . import context
 from .commands import Commands
 from .output import PROG, count, human, print_json, progress_shown, warn
@@ -83,7 +83,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from remotes import fetch
 
-    result = fetch(context.open_repo(args), args.remote, progress_shown())
+    result = fetch(context.open_repo(args), args.remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
         return 0

@@ -15,7 +15,8 @@ from cas.errors import CasError, UsageError
 from .. import trees, ttl
 from ..artifact import Artifact
 from ..files import read_descriptor
-from ..registry import Registry, RunRecord, alias_ref
+from ..ref_names import alias_ref
+from ..registry import Registry, RunRecord
 from ..run import init
 from . import context
 from .commands import Commands
