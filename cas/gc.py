@@ -87,6 +87,7 @@ class _Clock:
     advanced by this machine's monotonic clock since."""
 
     def __init__(self, store: ObjectStore) -> None:
+        self.resolution = 0.0 if store.storage.capabilities.local else BUCKET_CLOCK_RESOLUTION
         store.storage.put(keys.GC_CLOCK_KEY, b"")
         self._at = time.monotonic()
         self._base = store.storage.stat(keys.GC_CLOCK_KEY).mtime
@@ -111,8 +112,7 @@ def gc(
     assert fossils is not None
     lease = repo.lease_seconds()
     clock = _Clock(store)
-    now = clock.now()
-    margin = 0.0 if repo.storage.capabilities.local else BUCKET_CLOCK_RESOLUTION
+    now, margin = clock.now(), clock.resolution
     roots = _roots(repo, report)
     live = {object_id for object_id, _ in reachable(store, roots, released=released)}
     report.reachable = len(live)
@@ -376,7 +376,7 @@ def _rewrite_pack(
     # long ago (by a gc killed before it deleted this pack) keeps its older time.
     if fossil_pack is not None:
         written = fossils.storage.stat(keys.pack_key(fossil_pack)).mtime
-        if clock.now() - written > lease / 2:
+        if clock.now() - written > lease / 2 + clock.resolution:
             raise _TooSlow
     # Index first: readers stop finding the old pack before its bytes go.
     store.delete_packs([pack])
