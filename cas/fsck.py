@@ -8,7 +8,7 @@ from typing import Any
 
 from . import keys
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
-from .objects import Commit, ObjectId, Tree
+from .objects import TREE_KINDS, Commit, ObjectId, Tree
 from .refs import LEGACY_LOCKS
 from .repo import Repository
 
@@ -97,7 +97,7 @@ def fsck(repo: Repository, on_object: Callable[[], None] | None = None) -> FsckR
                 stack.extend((p, "commit") for p in obj.parents)
             elif isinstance(obj, Tree):
                 for entry in obj.entries:
-                    stack.append((entry.id, "tree" if entry.kind == "tree" else "blob"))
+                    stack.append((entry.id, "tree" if entry.kind in TREE_KINDS else "blob"))
             else:
                 report.blobs += 1
                 report.blob_bytes += len(obj.data)
