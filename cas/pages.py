@@ -98,7 +98,8 @@ class Reader:
         self._index: dict[ObjectId, Tree] = {}  # index pages read or written (few)
 
     def root(self, tree_id: ObjectId) -> Tree:
-        tree = self._get(tree_id)
+        tree = self._index.get(tree_id) or self.store.get_tree(tree_id)
+        self._index[tree_id] = tree  # kept: a look-up and an edit of it read it once
         height = height_of(tree)
         if height > MAX_HEIGHT or (height and len(tree.entries) < 2):
             raise InvalidObjectError(f"object {tree_id.hex()}: not a directory's index")
@@ -162,12 +163,11 @@ def entries(store: ObjectStore, tree_id: ObjectId) -> Iterator[TreeEntry]:
         stack.append((reader.child(items[at], after).entries, 0, after))
 
 
-def get(store: ObjectStore, tree_id: ObjectId, name: str) -> TreeEntry | None:
+def get(store: ObjectStore | Reader, tree_id: ObjectId, name: str) -> TreeEntry | None:
     """The entry ``name`` of the directory ``tree_id``: reads one page per height."""
-    reader = Reader(store)
+    reader = store if isinstance(store, Reader) else Reader(store)
     tree = reader.root(tree_id)
-    height = height_of(tree)
-    if height:
+    if height_of(tree):
         tree = reader.find(tree, 0, name)[1]
     entries = tree.entries
     at = bisect_right([e.name for e in entries], name) - 1
@@ -175,7 +175,7 @@ def get(store: ObjectStore, tree_id: ObjectId, name: str) -> TreeEntry | None:
 
 
 def edit(
-    store: ObjectStore,
+    store: ObjectStore | Reader,
     writer: PackWriter,
     tree_id: ObjectId | None,
     changes: Mapping[str, TreeEntry | None],
@@ -185,10 +185,11 @@ def edit(
 
     At each height, from the leaves up, the pages holding a change are cut again from
     their start until a boundary falls where one fell before; the index entries of the
-    pages replaced and made are the changes one height up."""
+    pages replaced and made are the changes one height up. (``store`` may be a
+    :class:`Reader` that read the directory already.)"""
     if tree_id is None:
         return build(writer, (e for e in changes.values() if e is not None))
-    reader = Reader(store)
+    reader = store if isinstance(store, Reader) else Reader(store)
     root = reader.root(tree_id)
     top = height_of(root)
     for height in range(top):
@@ -244,3 +245,52 @@ def _edit_height(
             made.append(reader.write(writer, pending, height))
     above.update((entry.name, entry) for entry in made)  # after the removals
     return above
+
+
+def diff(
+    store: ObjectStore, a: ObjectId, b: ObjectId
+) -> Iterator[tuple[TreeEntry | None, TreeEntry | None]]:
+    """(old, new) for each name whose entry differs between the directories ``a`` and
+    ``b`` (None where a side has none), in name order. A page of the same id on both
+    sides is skipped unread, so two versions of a million entries that differ in ten
+    compare about ten pages."""
+    reader = Reader(store)
+    left, right = _pending(reader.root(a), None), _pending(reader.root(b), None)
+    while left and right:
+        (x, x_upper), (y, y_upper) = left[-1], right[-1]
+        x_page, y_page = x.kind == "page", y.kind == "page"
+        if x_page and y_page and x.id == y.id:
+            left.pop()
+            right.pop()
+        elif not x_page and (x.name < y.name or (x.name == y.name and not y_page)):
+            left.pop()
+            if x.name < y.name:
+                yield x, None
+            else:
+                right.pop()
+                if x != y:
+                    yield x, y
+        elif not y_page and y.name < x.name:
+            right.pop()
+            yield None, y
+        else:  # open a page that starts first, or the taller of two that start together
+            if x_page and (not y_page or (x.name, -x.executable) <= (y.name, -y.executable)):
+                left.pop()
+                left.extend(_pending(reader.child(x, x_upper), x_upper))
+            if y_page and (not x_page or (y.name, -y.executable) <= (x.name, -x.executable)):
+                right.pop()
+                right.extend(_pending(reader.child(y, y_upper), y_upper))
+    for side, rest in ((0, left), (1, right)):
+        while rest:
+            item, upper = rest.pop()
+            if item.kind == "page":
+                rest.extend(_pending(reader.child(item, upper), upper))
+            else:
+                yield (item, None) if side == 0 else (None, item)
+
+
+def _pending(page: Tree, upper: str | None) -> list[tuple[TreeEntry, str | None]]:
+    """``page``'s items, last first (a stack), each with the name the next one starts at."""
+    items = page.entries
+    uppers = [e.name for e in items[1:]] + [upper]
+    return list(zip(reversed(items), reversed(uppers), strict=True))

@@ -4,13 +4,18 @@ pages refused."""
 from __future__ import annotations
 
 import random
+import zlib
+from pathlib import Path
 
 import msgpack
 import pytest
 
-from cas import InvalidObjectError, ObjectStore, Tree, TreeEntry, pages
+from cas import Blob, InvalidObjectError, ObjectStore, Tree, TreeEntry, pages
 from cas.storage import MemoryStorage
 from tests.helpers import CountingStore
+from tests.test_objects import golden_objects
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -183,3 +188,33 @@ def test_a_page_entry_with_a_bool_for_its_height_is_refused() -> None:
     for height in (False, -1, "0"):
         with pytest.raises(InvalidObjectError):
             Tree.from_payload(_packed([["a", "page", bytes(32), 0, height]]))
+
+
+# ---- the rule of docs/format.md 2.2.1 --------------------------------------
+
+
+def test_the_cut_is_the_crc_rule_of_the_format_doc() -> None:
+    assert zlib.crc32(b"123456789") == 0xCBF43926  # the CRC-32 the doc names
+    for name in ("f0001111", "f0004119", "f0004120", "x"):
+        for height in (0, 1, 5):
+            crc = zlib.crc32(bytes([height]) + name.encode())
+            for count in (1, 2047, 2048, 16383, 16384):
+                want = count >= 16384 or (count >= 2048 and crc % 2048 == 0)
+                assert pages._ends_page(name, height, count) == want
+
+
+def test_the_100k_example_of_the_format_doc(store: ObjectStore) -> None:
+    empty = Blob(b"").id
+    root = build(store, [TreeEntry(f"f{i:07d}", "blob", empty, 0) for i in range(100_000)])
+    index = store.get_tree(root)
+    assert len(index.entries) == 26 and index.entries[1].name == "f0004120"
+    assert root.hex() in (ROOT / "docs" / "format.md").read_text(encoding="utf-8")
+    assert root.hex() == "96bef23349f8fe538ed0a58f36544ae35cbdeed7b435321c170d45b673d001e5"
+
+
+def test_the_index_vector_reads_as_its_directory(store: ObjectStore) -> None:
+    made = golden_objects()
+    for name in ("tree-sub", "tree-top", "tree-tail", "tree-index"):
+        store.put(made[name])
+    names = [e.name for e in pages.entries(store, made["tree-index"].id)]
+    assert names == ["README.md", "run.sh", "sub", "tail.txt"]
