@@ -31,9 +31,12 @@ from .objects import ObjectId, Tree, TreeEntry
 from .packs import PackWriter
 from .store import ObjectStore
 
-MIN_PAGE = 2048  # no page ends before this many entries: smaller directories are one tree
-BOUNDARY_ODDS = 2048  # past MIN_PAGE, each entry ends its page with odds 1 in this
-MAX_PAGE = 16384  # a page ends here whatever its names (hostile names can't grow one)
+# Pages of about 1,500 entries: a page costs ~2 ms to decode and rewrite, so a draft
+# and a diff of a few changes stay in milliseconds, and directories of up to 1,024
+# entries (D2's have 1,000) keep the single tree they had before pages.
+MIN_PAGE = 1024  # no page ends before this many entries: smaller directories are one tree
+BOUNDARY_ODDS = 512  # past MIN_PAGE, each entry ends its page with odds 1 in this
+MAX_PAGE = 8192  # a page ends here whatever its names (hostile names can't grow one)
 MAX_HEIGHT = 16  # 2048**16 entries: a taller index is a hostile one
 _SALTS = [zlib.crc32(bytes([height])) for height in range(MAX_HEIGHT + 1)]
 
@@ -262,6 +265,10 @@ def diff(
         if x_page and y_page and x.id == y.id:
             left.pop()
             right.pop()
+        elif x_page and y_page and x.executable == y.executable == 0 and x_upper == y_upper:
+            left.pop()  # two leaf pages of the same names' range: compare them whole
+            right.pop()
+            yield from _leaf_diff(reader.child(x, x_upper), reader.child(y, y_upper))
         elif not x_page and (x.name < y.name or (x.name == y.name and not y_page)):
             left.pop()
             if x.name < y.name:
@@ -287,6 +294,13 @@ def diff(
                 rest.extend(_pending(reader.child(item, upper), upper))
             else:
                 yield (item, None) if side == 0 else (None, item)
+
+
+def _leaf_diff(a: Tree, b: Tree) -> Iterator[tuple[TreeEntry | None, TreeEntry | None]]:
+    old = {e.name: e for e in set(a.entries).difference(b.entries)}
+    new = {e.name: e for e in set(b.entries).difference(a.entries)}
+    for name in sorted(old.keys() | new.keys()):
+        yield old.get(name), new.get(name)
 
 
 def _pending(page: Tree, upper: str | None) -> list[tuple[TreeEntry, str | None]]:
