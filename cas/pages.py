@@ -92,6 +92,44 @@ def build(writer: PackWriter, entries: Iterable[TreeEntry]) -> tuple[ObjectId, i
     return _stack(writer, items, 0) if items else None
 
 
+def check_root(tree_id: ObjectId, tree: Tree) -> None:
+    """Refuse a directory's tree that no writer makes: an index of one page, or taller
+    than any store could hold."""
+    height = height_of(tree)
+    if height > MAX_HEIGHT or (height and len(tree.entries) < 2):
+        raise InvalidObjectError(f"object {tree_id.hex()}: not a directory's index")
+
+
+def check_page(tree: Tree, item: TreeEntry, upper: str | None) -> None:
+    """Refuse ``tree`` as the page that ``item`` names, the next page starting at ``upper``
+    (None: the last), unless it is what ``item`` says and stays within its range."""
+    entries = tree.entries
+    where = f"page {item.id.hex()}"
+    if not entries or height_of(tree) != item.executable:
+        raise InvalidObjectError(f"{where} is empty or not of the height its index says")
+    if entries[0].name != item.name or (upper is not None and entries[-1].name >= upper):
+        raise InvalidObjectError(f"{where} overlaps the pages beside it or is out of order")
+    if tree.size != item.size:
+        raise InvalidObjectError(f"{where} does not hold the size its index says")
+
+
+def check(tree_id: ObjectId, tree: Tree, named: tuple[TreeEntry, str | None] | None) -> None:
+    """``check_page`` of a page, given (the entry naming it, its range's end); else
+    ``check_root``."""
+    if named is None:
+        check_root(tree_id, tree)
+    else:
+        check_page(tree, *named)
+
+
+def page_ranges(index: Tree, upper: str | None) -> Iterator[tuple[TreeEntry, str | None]]:
+    """Each page entry of ``index`` (whose range ends at ``upper``) with the name its
+    next page starts at."""
+    items = index.entries
+    for at, item in enumerate(items):
+        yield item, items[at + 1].name if at + 1 < len(items) else upper
+
+
 class Reader:
     """Reads a store's pages, checking each against the entry that names it; keeps
     the pages it read, for a walk that passes the same index pages again."""
@@ -103,9 +141,7 @@ class Reader:
     def root(self, tree_id: ObjectId) -> Tree:
         tree = self._index.get(tree_id) or self.store.get_tree(tree_id)
         self._index[tree_id] = tree  # kept: a look-up and an edit of it read it once
-        height = height_of(tree)
-        if height > MAX_HEIGHT or (height and len(tree.entries) < 2):
-            raise InvalidObjectError(f"object {tree_id.hex()}: not a directory's index")
+        check_root(tree_id, tree)
         return tree
 
     def write(self, writer: PackWriter, page: list[TreeEntry], height: int) -> TreeEntry:
@@ -118,14 +154,7 @@ class Reader:
     def child(self, item: TreeEntry, upper: str | None) -> Tree:
         """The page ``item`` names; ``upper``: the name the next page starts at."""
         tree = self._get(item.id)
-        entries = tree.entries
-        where = f"page {item.id.hex()}"
-        if not entries or height_of(tree) != item.executable:
-            raise InvalidObjectError(f"{where} is empty or not of the height its index says")
-        if entries[0].name != item.name or (upper is not None and entries[-1].name >= upper):
-            raise InvalidObjectError(f"{where} overlaps the pages beside it or is out of order")
-        if tree.size != item.size:
-            raise InvalidObjectError(f"{where} does not hold the size its index says")
+        check_page(tree, item, upper)
         return tree
 
     def _get(self, tree_id: ObjectId) -> Tree:
@@ -305,6 +334,4 @@ def _leaf_diff(a: Tree, b: Tree) -> Iterator[tuple[TreeEntry | None, TreeEntry |
 
 def _pending(page: Tree, upper: str | None) -> list[tuple[TreeEntry, str | None]]:
     """``page``'s items, last first (a stack), each with the name the next one starts at."""
-    items = page.entries
-    uppers = [e.name for e in items[1:]] + [upper]
-    return list(zip(reversed(items), reversed(uppers), strict=True))
+    return list(page_ranges(page, upper))[::-1]

@@ -10,7 +10,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from cas import Blob, InvalidObjectError, ObjectStore, Tree, TreeEntry, pages
+from cas import Blob, Commit, InvalidObjectError, ObjectStore, Repository, Tree, TreeEntry, pages
+from cas.fsck import fsck
 from cas.storage import MemoryStorage
 from tests.helpers import CountingStore
 from tests.test_objects import golden_objects
@@ -223,3 +224,14 @@ def test_the_index_vector_reads_as_its_directory(store: ObjectStore) -> None:
         store.put(made[name])
     names = [e.name for e in pages.entries(store, made["tree-index"].id)]
     assert names == ["README.md", "run.sh", "sub", "tail.txt"]
+
+
+def test_fsck_finds_a_hostile_page_where_it_stands() -> None:
+    repo = Repository(MemoryStorage())
+    store = repo.objects
+    a, b = page_of(store, flat(3, "a")), page_of(store, [entry("a0000001x"), entry("b")])
+    good = build(store, flat(5000))
+    for name, root in (("good", good), ("bad", index(store, [a, b]))):
+        repo.refs.set_if_equals(name, None, store.put(Commit(root)))
+    invalid = [(p.object_id, p.ref) for p in fsck(repo).problems if p.problem == "invalid"]
+    assert invalid == [(a.id.hex(), "bad")]  # (the entries' blobs are missing: not written)
