@@ -10,7 +10,7 @@ import pytest
 import artifacts
 import remotes
 from artifacts.refpolicy import ARTIFACT_REFS
-from artifacts.trees import Part, apply_edits, diff, lookup, merge, walk
+from artifacts.trees import Diff, Part, apply_edits, diff, lookup, merge, walk
 from cas import Blob, ObjectStore, Repository, Tree, TreeEntry, pages
 from cas.fsck import fsck
 from cas.storage import MemoryStorage
@@ -143,3 +143,34 @@ def test_reachable_follows_pages(store: ObjectStore) -> None:
     root = paged(store, entries)
     found = {object_id for object_id, kind in reachable(store, [root]) if kind == "blob"}
     assert found == set(blobs)
+
+
+def test_a_version_logged_before_pages_reads_downloads_and_drafts(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code before pages wrote a directory as one tree whatever its size: as this code
+    does with no page boundary at all."""
+    files = {f"flat/f{i:04d}": b"%d" % i for i in range(2500)}  # two pages
+    local = ws / ".artifacts"
+    with monkeypatch.context() as before_pages:
+        before_pages.setattr(pages, "MIN_PAGE", 10**9)
+        log(local, files)
+    repo = Repository.open(str(local))
+    head = f"team/{PROJECT}/artifacts/data/latest"
+    v0_root = repo.objects.get_commit(repo.refs.read(head)).tree  # type: ignore[arg-type]
+    flat_dir = lookup(repo.objects, v0_root, ("flat",))
+    assert len(repo.objects.get_tree(flat_dir.id).entries) == 2500  # type: ignore[union-attr]
+    with artifacts.init(store=str(local), project=PROJECT, job_type="check") as run:
+        artifact = run.use_artifact("data:v0")
+        assert tree_of(artifact.download(str(tmp_path / "dl"))) == files
+        draft = artifact.new_draft()
+        change = tmp_path / "change"
+        change.write_bytes(b"new")
+        draft.add_file(str(change), name="flat/f0007")
+        run.log_artifact(draft)
+    repo = Repository.open(str(local))
+    v1_root = repo.objects.get_commit(repo.refs.read(head)).tree  # type: ignore[arg-type]
+    flat_dir = lookup(repo.objects, v1_root, ("flat",))
+    assert pages.height_of(repo.objects.get_tree(flat_dir.id)) == 1  # type: ignore[union-attr]
+    assert diff(repo.objects, v0_root, v1_root) == Diff([], [], ["flat/f0007"])
+    assert fsck(repo).ok
