@@ -175,6 +175,16 @@ def test_an_index_of_one_page_is_refused(store: ObjectStore) -> None:
     refused(store, index(store, [page_of(store, flat(3, "a"))]))
 
 
+def test_an_index_taller_than_any_store_could_hold_is_refused(store: ObjectStore) -> None:
+    def chain(prefix: str) -> TreeEntry:  # a page over one page over ... over a leaf
+        item = page_of(store, flat(3, prefix))
+        for height in range(1, pages.MAX_HEIGHT + 1):
+            item = TreeEntry(item.name, "page", index(store, [item]), item.size, height)
+        return item
+
+    refused(store, index(store, [chain("a"), chain("b")]))
+
+
 def test_page_entries_beside_files_or_of_mixed_heights_are_refused(store: ObjectStore) -> None:
     a, b = page_of(store, flat(3, "a")), page_of(store, flat(3, "b"))
     for items in ([a, entry("c")], [a, b._replace(executable=1)]):
