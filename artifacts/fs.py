@@ -27,7 +27,7 @@ from typing import Any
 import fsspec
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from cas import Repository
+from cas import Repository, pages
 from cas.errors import InvalidNameError, UsageError
 from cas.objects import TreeEntry
 from cas.store import LOOSE_THRESHOLD, InOrderVerifier
@@ -238,8 +238,9 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
             if entry is not None and entry.kind != "tree":
                 found = [self._entry_info(path, entry, version)]
             else:
-                tree = self.registry.objects.get_tree(version.tree if entry is None else entry.id)
-                found = [self._entry_info(f"{path}/{e.name}", e, version) for e in tree.entries]
+                store = self.registry.objects
+                listed = pages.entries(store, version.tree if entry is None else entry.id)
+                found = [self._entry_info(f"{path}/{e.name}", e, version) for e in listed]
         return found if detail else [f["name"] for f in found]
 
     def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:

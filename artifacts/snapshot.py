@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cas import ObjectStore, PackWriter, Tree, TreeEntry
+from cas import ObjectStore, PackWriter, TreeEntry, pages
 from cas.ingest import OnStored, store_files
 
 from .scan import DirScan
@@ -100,10 +100,7 @@ def build_tree(
             sub = built[id(child)]
             if sub is not None:  # an empty directory disappears, as in a version
                 entries.append(TreeEntry(name, "tree", sub[0], sub[1]))
-        if not entries:
-            built[id(node)] = None
-            continue
-        tree = Tree(tuple(entries))
-        built[id(node)] = (writer.add(tree), tree.size)
-        cache.record_tree(node.path, node.signature, *built[id(node)], rows, now)
+        found = built[id(node)] = pages.build(writer, entries)  # None: an empty directory
+        if found is not None:
+            cache.record_tree(node.path, node.signature, *found, rows, now)
     return built[id(scan)]

@@ -1,8 +1,9 @@
 """Tree operations on paths: edit, merge, walk, look up, diff.
 
-Every function here touches only the subtrees on the paths it is asked about.
-Editing one file of a 100,000-file tree reads and rewrites the trees on that
-file's path, and nothing else.
+Every function here touches only the subtrees on the paths it is asked about,
+and in a large directory only the pages on those paths (:mod:`cas.pages`).
+Editing one file of a 100,000-file tree reads and rewrites the trees and pages
+on that file's path, and nothing else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cas import pages
 from cas.objects import ObjectId, Tree, TreeEntry
 from cas.store import ObjectStore, PackWriter
 
@@ -79,7 +81,6 @@ def _apply(
     where: Path,
 ) -> Call:
     """Yields to _iteratively; returns the new entry at ``where`` (None: nothing left)."""
-    entries = {e.name: e for e in store.get_tree(base).entries} if base else {}
     here: dict[str, Edit] = {}
     below: dict[str, dict[Path, Edit]] = {}
     depth = len(where)  # edits keep their whole paths: slicing them at every level is O(depth²)
@@ -88,28 +89,27 @@ def _apply(
             here[path[depth]] = edit
         else:
             below.setdefault(path[depth], {})[path] = edit
+    changes: dict[str, TreeEntry | None] = {}
+    reader = pages.Reader(store)
     for name, edit in here.items():
         if isinstance(edit, TreeEntry):
             if name in below:
                 raise UsageError(f"{'/'.join(where + (name,))} is added as a file and a directory")
-            entries[name] = edit
+            changes[name] = edit
         else:
-            entries.pop(name, None)
+            changes[name] = None
     for name, sub in below.items():
-        existing = entries.get(name)
-        if here.get(name) is REMOVE:
-            existing = None
-        elif existing is not None and existing.kind != "tree":
+        existing = None
+        if base is not None and here.get(name) is not REMOVE:
+            existing = pages.get(reader, base, name)
+        if existing is not None and existing.kind != "tree":
             raise UsageError(f"{'/'.join(where + (name,))} is a file, not a directory")
         child = yield _apply(store, writer, existing.id if existing else None, sub, where + (name,))
-        if child is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = TreeEntry(name, "tree", child.id, child.size)
-    if not entries:
+        changes[name] = None if child is None else TreeEntry(name, "tree", child.id, child.size)
+    found = pages.edit(reader, writer, base, changes)
+    if found is None:
         return None
-    tree = Tree(tuple(entries.values()))
-    return TreeEntry(where[-1] if where else "root", "tree", writer.add(tree), tree.size)
+    return TreeEntry(where[-1] if where else "root", "tree", *found)
 
 
 def lookup(store: ObjectStore, root: ObjectId, path: Path) -> TreeEntry | None:
@@ -119,7 +119,7 @@ def lookup(store: ObjectStore, root: ObjectId, path: Path) -> TreeEntry | None:
     for i, name in enumerate(path):
         if entry is not None and entry.kind != "tree":
             return None
-        entry = store.get_tree(tree_id).get(name)
+        entry = pages.get(store, tree_id, name)
         if entry is None:
             return None
         if i < len(path) - 1:
@@ -134,13 +134,13 @@ def walk(store: ObjectStore, root: ObjectId, prefix: Path = ()) -> Iterator[tupl
 
     Iterative, so a deep tree (a hostile one, say) cannot exhaust Python's stack.
     """
-    stack = [(prefix, iter(store.get_tree(root).entries))]
+    stack = [(prefix, pages.entries(store, root))]
     while stack:
         where, entries = stack[-1]
         for entry in entries:
             path = where + (entry.name,)
             if entry.kind == "tree":
-                stack.append((path, iter(store.get_tree(entry.id).entries)))
+                stack.append((path, pages.entries(store, entry.id)))
                 break
             yield "/".join(path), entry
         else:
@@ -176,27 +176,34 @@ def _merge(
     if len(unique) == 1:  # all parts agree below here: nothing to read
         tree_id = unique.pop()
         return TreeEntry(where[-1] if where else "root", "tree", tree_id, _size(store, tree_id))
+    # The largest part is the base, edited with the others: the cost follows their sizes.
+    base = max(unique, key=lambda tree_id: _size(store, tree_id))
+    base_labels = [label for label, tree_id in parts if tree_id == base]
     by_name: dict[str, list[tuple[str, TreeEntry]]] = {}
     for label, tree_id in parts:
-        for entry in store.get_tree(tree_id).entries:
-            by_name.setdefault(entry.name, []).append((label, entry))
-    merged = []
+        if tree_id != base:
+            for entry in pages.entries(store, tree_id):
+                by_name.setdefault(entry.name, []).append((label, entry))
+    changes: dict[str, TreeEntry | None] = {}
+    reader = pages.Reader(store)
     for name, found in by_name.items():
+        existing = pages.get(reader, base, name)
+        if existing is not None:
+            found = [(label, existing) for label in base_labels] + found
         kinds = {e.kind == "tree" for _, e in found}
         if kinds == {True}:
             child = yield _merge(
                 store, writer, [(lbl, e.id) for lbl, e in found], where + (name,), conflicts
             )
-            if child is not None:
-                merged.append(TreeEntry(name, "tree", child.id, child.size))
+            changes[name] = None if child is None else TreeEntry(name, "tree", child.id, child.size)
         elif len({(e.kind, e.id, e.executable) for _, e in found}) == 1:
-            merged.append(found[0][1])
+            changes[name] = found[0][1]
         else:
             conflicts["/".join(where + (name,))] = sorted({lbl for lbl, _ in found})
-    if not merged:
+    merged = pages.edit(reader, writer, base, changes)
+    if merged is None:
         return None
-    tree = Tree(tuple(merged))
-    return TreeEntry(where[-1] if where else "root", "tree", writer.add(tree), tree.size)
+    return TreeEntry(where[-1] if where else "root", "tree", *merged)
 
 
 def _size(store: ObjectStore, tree_id: ObjectId) -> int:
@@ -223,10 +230,8 @@ def _diff(store: ObjectStore, a: ObjectId, b: ObjectId, prefix: Path, out: Diff)
     """Yields to _iteratively; adds the changes below ``prefix`` to ``out``."""
     if a == b:
         return
-    left = {e.name: e for e in store.get_tree(a).entries}
-    right = {e.name: e for e in store.get_tree(b).entries}
-    for name in left.keys() | right.keys():
-        x, y, path = left.get(name), right.get(name), prefix + (name,)
+    for x, y in pages.diff(store, a, b):
+        path = prefix + ((x or y).name,)  # type: ignore[union-attr]
         if x is not None and y is not None and x.kind == "tree" and y.kind == "tree":
             yield _diff(store, x.id, y.id, path, out)
             continue

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from cas import pages
 from cas.objects import TreeEntry
 
 from . import trees
@@ -72,7 +73,7 @@ class VersionFiles:
                 return []
             root = parent.id
         found: list[tuple[str, TreeEntry]] = []
-        for entry in store.get_tree(root).entries:
+        for entry in pages.entries(store, root):
             if entry.name.startswith(last):
                 path = (*dirs, entry.name)
                 if entry.kind == "tree":

@@ -6,9 +6,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import keys
+from . import keys, pages
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
-from .objects import Commit, ObjectId, Tree
+from .objects import TREE_KINDS, Commit, ObjectId, Tree, TreeEntry
 from .refs import LEGACY_LOCKS
 from .repo import Repository
 
@@ -59,6 +59,7 @@ def fsck(
     store = repo.objects
     report = FsckReport()
     seen: set[ObjectId] = set()
+    page_of: dict[ObjectId, tuple[TreeEntry, str | None]] = {}  # a page: what names it, where
     sink: Any = _Discard()  # copy_blob_to verifies as it streams; the bytes are not needed
     for ref in sorted(repo.refs.names("")):
         if ref.startswith(LEGACY_LOCKS):
@@ -86,6 +87,8 @@ def fsck(
                     report.blobs += 1
                     continue
                 obj = store.get(object_id, kind)
+                if isinstance(obj, Tree):  # checked where it stands, as readers do
+                    pages.check(object_id, obj, page_of.get(object_id))
             except NotFoundError as exc:
                 report.problems.append(_problem("missing", object_id, kind, ref, exc))
                 continue
@@ -104,8 +107,11 @@ def fsck(
                     stack.append((obj.tree, "tree"))
                 stack.extend((p, "commit") for p in obj.parents)
             elif isinstance(obj, Tree):
+                if pages.height_of(obj):
+                    upper = page_of[object_id][1] if object_id in page_of else None
+                    page_of.update((e.id, (e, end)) for e, end in pages.page_ranges(obj, upper))
                 for entry in obj.entries:
-                    stack.append((entry.id, "tree" if entry.kind == "tree" else "blob"))
+                    stack.append((entry.id, "tree" if entry.kind in TREE_KINDS else "blob"))
             else:
                 report.blobs += 1
                 report.blob_bytes += len(obj.data)

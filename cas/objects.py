@@ -32,8 +32,10 @@ ObjectId = bytes  # always the raw 32-byte digest; hex only in paths and output
 Kind = Literal["blob", "tree", "commit"]
 KINDS: tuple[str, ...] = ("blob", "tree", "commit")
 # A tree entry points to a blob, a subtree, or a blob that describes an
-# external object (an artifact's reference: its URI, ETag and size).
-ENTRY_KINDS: tuple[str, ...] = ("blob", "tree", "ref")
+# external object (an artifact's reference: its URI, ETag and size); or, in a
+# large directory's index pages, to one of its pages (cas.pages).
+ENTRY_KINDS: tuple[str, ...] = ("blob", "tree", "ref", "page")
+TREE_KINDS = frozenset({"tree", "page"})  # entry kinds that point to a tree object
 MAX_HEADER = 32  # the longest header is 1 + 1 + 7 + 9 = 18 bytes
 MAX_NAME_BYTES = 255
 
@@ -220,7 +222,7 @@ class _EntryFields(NamedTuple):
     kind: str  # one of ENTRY_KINDS
     id: ObjectId
     size: int  # bytes of the file, or of everything below a subtree
-    executable: bool = False
+    executable: bool = False  # for a "page" entry: the height of that page (an int)
 
 
 class TreeEntry(_EntryFields):
@@ -238,7 +240,10 @@ class TreeEntry(_EntryFields):
         _check_id(id, f"entry {name!r}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidObjectError(f"entry {name!r} has an invalid size")
-        if not isinstance(executable, bool):
+        if kind == "page":
+            if type(executable) is not int or executable < 0:
+                raise InvalidObjectError(f"page entry {name!r} has an invalid height")
+        elif not isinstance(executable, bool):
             raise InvalidObjectError(f"entry {name!r} has an invalid executable bit")
         return tuple.__new__(cls, (name, kind, id, size, executable))
 
@@ -261,6 +266,7 @@ class Tree:
                 if a == b:
                     raise InvalidObjectError(f"tree has two entries named {a!r}")
             object.__setattr__(self, "entries", ordered)
+        _check_pages(self.entries)
 
     @property
     def size(self) -> int:
@@ -298,6 +304,7 @@ class Tree:
         # the canonical bytes: cheaper than the general check, same verdict.
         if msgpack.packb(raw, use_bin_type=True) != payload:
             raise InvalidObjectError("tree payload is not in canonical form")
+        _check_pages(entries)
         return cls(tuple(entries))
 
     @staticmethod
@@ -325,7 +332,7 @@ def _checked_entries(raw: list[Any]) -> list[TreeEntry] | None:
         and all(names)
         and "." not in names
         and ".." not in names
-        and set(kinds) <= _ENTRY_KIND_SET
+        and set(kinds) <= _FILE_KINDS  # (pages, whose last field is an int: one by one)
         and all(type(i) is bytes and len(i) == ID_SIZE for i in ids)
         and all(type(size) is int for size in sizes)
         and min(sizes, default=0) >= 0
@@ -346,7 +353,16 @@ def _checked_entries(raw: list[Any]) -> list[TreeEntry] | None:
     return [new(TreeEntry, item) for item in raw]  # checked above: skip TreeEntry's checks
 
 
-_ENTRY_KIND_SET = frozenset(ENTRY_KINDS)
+_FILE_KINDS = frozenset(ENTRY_KINDS) - {"page"}
+
+
+def _check_pages(entries: tuple[TreeEntry, ...] | list[TreeEntry]) -> None:
+    """An index page names pages only, all of one height; any other tree names none."""
+    pages = [e for e in entries if e.kind == "page"]
+    if pages and len(pages) != len(entries):
+        raise InvalidObjectError("tree mixes page entries with other entries")
+    if len({e.executable for e in pages}) > 1:
+        raise InvalidObjectError("index page names pages of different heights")
 
 
 @dataclass(frozen=True, slots=True)

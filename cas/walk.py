@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from . import objects
-from .objects import ObjectId
+from .objects import TREE_KINDS, ObjectId
 from .store import ObjectStore
 
 
@@ -46,7 +46,7 @@ def reachable(
             stack.extend((p, "commit") for p in obj.parents)
         elif isinstance(obj, objects.Tree):
             for entry in obj.entries:
-                stack.append((entry.id, "tree" if entry.kind == "tree" else "blob"))
+                stack.append((entry.id, "tree" if entry.kind in TREE_KINDS else "blob"))
 
 
 def references(obj: objects.Object) -> list[ObjectId]:

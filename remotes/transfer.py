@@ -154,7 +154,7 @@ def dependency_order(found: dict[ObjectId, bytes]) -> list[ObjectId]:
         if isinstance(obj, objects.Commit):
             reached = [obj.tree, *obj.parents]
         elif isinstance(obj, objects.Tree):
-            reached = [e.id for e in obj.entries if e.kind == "tree"]
+            reached = [e.id for e in obj.entries if e.kind in objects.TREE_KINDS]
         else:
             reached = []
         deps[object_id] = [r for r in reached if r in found]
