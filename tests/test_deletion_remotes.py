@@ -54,12 +54,14 @@ def stored_bytes(repo: Repository) -> int:
 
 def collect(repo: Repository) -> int:
     """gc twice, the fossils' life apart; bytes freed. A bucket stamps times to the
-    second, on the fossil and on gc's clock marker alike: up to a second each way."""
-    repo.set_lease_seconds(LEASE)
+    second, on the fossil and on gc's clock marker alike (up to a second each way), and
+    gc stops moving objects aside when a copy takes half a lease: a longer one there."""
+    local = repo.storage.capabilities.local
+    lease, margin = (LEASE, 0) if local else (1.0, 1)
+    repo.set_lease_seconds(lease)
     before = stored_bytes(repo)
-    margin = 0 if repo.storage.capabilities.local else 1
     gc(repo, grace_seconds=0, released=deletion.released(repo))
-    time.sleep(2 * LEASE + 2 * margin + 0.1)
+    time.sleep(2 * lease + 2 * margin + 0.1)
     gc(repo, grace_seconds=0, released=deletion.released(repo))
     return before - stored_bytes(repo)
 
