@@ -15,7 +15,7 @@ from .output import count, human, print_json, printable
 def cmd_gc(args: argparse.Namespace) -> int:
     registry = context.open_registry(args)
     collected = collect_garbage(registry, grace_seconds=args.grace, dry_run=args.dry_run)
-    report, expired = collected.gc, [context.label(v) for v in collected.expired]
+    report, expired = collected.gc, [v.label for v in collected.expired]
     if args.json:
         print_json({"expired": expired, **asdict(report)})
         return 0
