@@ -200,6 +200,31 @@ def test_the_registry_settings_vector_of_the_format_doc(format_vectors) -> None:
     assert Settings.from_blob(made.id, made.data).visibility == "restricted"
 
 
+def test_the_link_commit_vector_of_the_format_doc(format_vectors, ws: Path) -> None:
+    from artifacts import links
+    from artifacts.registry import Version
+    from cas import Commit
+
+    commit_root = bytes.fromhex("0aa7dc8615a45dad7604fe9f275e1d8b738508c20ae0fa20bc4a549326a1ca70")
+    tree_empty = bytes.fromhex("ea0c5cf4c63d18f6ed012cc79e8d60c008c76648023c6635b4009f2e541a29c2")
+    link = {"artifact": "net", "commit": commit_root, "entity": "team", "project": "proj"}
+    meta = {
+        **{"artifact": "clf", "description": None, "entity": "acme", "metadata": {}},
+        **{"link": {**link, "version": 0}, "project": "wandb-registry-model", "run": None},
+        **{"size": 0, "time": 1700000000000000000, "type": "model", "version": 0},
+    }
+    made = Commit(tree_empty, (), meta)
+    assert format_vectors["link-commit"]["bytes"] == made.to_bytes()
+    assert format_vectors["link-commit"]["id"] == made.id
+    source = links.source_of(Version("acme", "wandb-registry-model", made.id, made))
+    assert source == links.Source("team", "proj", "net", 0, commit_root)
+    with artifacts.init() as run:  # a link made here has the vector's keys, no more
+        linked = model(run).link("wandb-registry-model/clf")
+    written = Repository.open(str(ws / ".artifacts")).objects.get_commit(bytes.fromhex(linked.id))
+    assert written.meta.keys() == meta.keys()
+    assert written.meta["link"].keys() == meta["link"].keys()
+
+
 # ---- push and pull ----------------------------------------------------------------
 
 
