@@ -264,6 +264,31 @@ def test_the_cli_links_a_version_and_lists_registries(ws: Path, capsys) -> None:
     assert len(err) == 1 and "create it with" in err[0]
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["net:v0", "wandb-registry-model/clf:v1"], "a link target is [[ORG/]PROJECT/]COLLECTION"),
+        (["net:v0", "a/b/c/d"], "a link target is [[ORG/]PROJECT/]COLLECTION"),
+        (["net:v9", "wandb-registry-model/clf"], "not found: the latest version is v0"),
+        (["net:v0", "wandb-registry-dataset/clf"], "accepts artifact types dataset, not 'model'"),
+        (["net:v0", "wandb-registry-model/clf", "--alias", "a/b"], "invalid name 'a/b'"),
+        (["net:v0", "wandb-registry-nope/clf"], "create it with"),
+    ],
+)
+def test_the_cli_link_refuses_in_one_line_and_links_nothing(ws, capsys, argv, message) -> None:
+    from artifacts.cli import main
+
+    with artifacts.init() as run:
+        model(run)
+    refs = Repository.open(str(ws / ".artifacts")).refs.list("")
+    capsys.readouterr()
+    assert main(["link", *argv]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("artifacts: error: ")
+    assert message in captured.err and captured.err.count("\n") == 1
+    assert Repository.open(str(ws / ".artifacts")).refs.list("") == refs
+
+
 def test_unlink_and_delete_of_a_link_remove_the_link_alone(ws) -> None:
     with artifacts.init() as run:
         source = model(run)
