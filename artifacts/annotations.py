@@ -240,7 +240,7 @@ def current(registry: Registry, version: Version) -> Annotations:
 
 
 def _with_ttl(version: Version, state: Annotations) -> Annotations:
-    if state.ttl is not AS_LOGGED:
+    if state.ttl is not AS_LOGGED and "link" not in version.commit.meta:  # a link has none
         return state
     return replace(state, ttl=of_version(version.commit.meta))
 

@@ -39,7 +39,7 @@ def delete_version(
     """Delete ``version``; refuse one holding aliases unless ``delete_aliases``
     (``latest`` is not an alias: it moves to the newest version left). Raises
     VersionDeletedError, once the cleanup is finished, if it was deleted already."""
-    label = f"{version.entity}/{version.project}/{version.name}:v{version.number}"
+    label = version.label
     found = read_deletion(registry.repo, *_where(version))
     if found is None:
         held = [a for a in registry.aliases(version) if a != "latest"]

@@ -21,7 +21,8 @@ from cas import ObjectId
 from cas.errors import InvalidNameError
 
 from . import annotations, deletion, registries
-from .errors import ArtifactNotFoundError, RegistryError
+from .deletion_records import read_deletion
+from .errors import ArtifactNotFoundError, RegistryError, VersionDeletedError
 from .names import ARTIFACT_NAME, NAMESPACE, validate_artifact_name, validate_namespace
 from .registry import Registry, Version
 
@@ -109,11 +110,18 @@ def source_version(registry: Registry, link: Version) -> Version:
     assert source is not None
     if not registry.objects.has(source.commit_id):
         raise ArtifactNotFoundError(
-            f"{link.entity}/{link.project}/{link.name}:v{link.number} links "
-            f"{source.entity}/{source.project}/{source.name}:v{source.number}, which this "
-            "store does not hold: pull it"
+            f"{link.label} links {source.entity}/{source.project}/{source.name}:v"
+            f"{source.number}, which this store does not hold: pull it"
         )
-    return registry.version(source.entity, source.project, source.commit_id, source.name)
+    found = registry.version(source.entity, source.project, source.commit_id, source.name)
+    gone = read_deletion(
+        registry.repo, source.entity, source.project, source.name, source.commit_id
+    )
+    if gone is not None:  # the link's tree is its own: its files stay readable
+        raise VersionDeletedError(
+            f"{link.label} links {found.label}, which was deleted {gone.describe()}"
+        )
+    return found
 
 
 def link(

@@ -59,6 +59,11 @@ class Version:
     def tree(self) -> ObjectId:
         return self.commit.tree
 
+    @property
+    def label(self) -> str:
+        """``entity/project/name:vN``: how messages name it."""
+        return f"{self.entity}/{self.project}/{self.name}:v{self.number}"
+
 
 @dataclass
 class RunRecord:
@@ -152,7 +157,7 @@ class Registry:
         found = read_deletion(self.repo, v.entity, v.project, v.name, v.commit_id)
         if found is None:
             return version
-        named = f"{v.entity}/{v.project}/{v.name}:v{v.number}"
+        named = v.label
         if spec is not None and spec.selector != f"v{v.number}":
             named = f"{spec} ({named})"
         raise VersionDeletedError(f"{named} was deleted {found.describe()}")

@@ -75,7 +75,11 @@ def commit_meta(policy: Policy) -> dict[str, Any]:
 
 
 def of_version(meta: dict[str, Any]) -> Policy:
-    """The policy a version was logged with: its commit's ``ttl``, inherit if none."""
+    """The policy a version was logged with: its commit's ``ttl``, inherit if none. A
+    link (artifacts.links) has none, whatever it holds: W&B turns TTL off for a linked
+    version, so that what a registry serves never expires."""
+    if "link" in meta:
+        return None
     if "ttl" not in meta:
         return ArtifactTTL.INHERIT
     if meta["ttl"] == INHERIT_STORED:

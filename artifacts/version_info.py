@@ -5,7 +5,7 @@ the collection it belongs to, and the runs that logged and used it.
 module short. It relies on what ``Artifact`` defines: ``_version()`` (the registry and
 the version, or ArtifactStateError for a draft), ``_logged`` (None for a draft),
 ``_name`` (the name without version), ``_distributed_id``, ``_check_open()``,
-``version``, ``entity``, ``project`` and ``from_version``; and, for the editable
+``version``, ``entity``, ``project``, ``is_link`` and ``from_version``; and, for the editable
 tags, aliases and TTL (saved by ``Artifact.save``), ``_tags``, ``_aliases``,
 ``_saved_aliases``, ``_ttl`` and ``_saved``.
 """
@@ -38,6 +38,7 @@ class VersionInfo:
     _ttl: ttl_rules.Policy
     _saved: annotations.Annotations | None
     type: str
+    is_link: bool
 
     @property
     def collection(self) -> ArtifactCollection:
@@ -111,6 +112,11 @@ class VersionInfo:
         logged version, stored by ``save()``."""
         if self.type == "wandb-history":
             raise InvalidTTLError("Cannot set artifact TTL for type wandb-history")
+        if self.is_link:  # W&B's rule and words: a link never expires (artifacts.ttl)
+            raise InvalidTTLError(
+                "Cannot set TTL for link artifact. Unlink the artifact first then set the "
+                "TTL for the source artifact"
+            )
         self._ttl = ttl_rules.check(ttl)
 
     def ttl_policy(self) -> ttl_rules.Policy:

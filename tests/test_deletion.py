@@ -353,3 +353,25 @@ def test_a_delete_killed_at_any_instant_leaves_each_version_deleted_or_not(ws):
     left = repo.refs.list(prefix)
     assert not [r for r in left if "/aliases/" in r or "/annotations/" in r]
     assert len([r for r in left if "/deleted/" in r]) == 12
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["rm", "ckpt:v0"], "has aliases best: remove them first"),
+        (["rm", "ckpt"], "would delete every version: add --all"),
+        (["rm", "ckpt:v0", "--all"], "--all deletes a whole artifact"),
+        (["rm", "ckpt:v7"], "not found: the latest version is v1"),
+        (["rm", "nothing:v0"], "artifact team/proj/nothing not found"),
+    ],
+)
+def test_cli_rm_refuses_in_one_line_and_deletes_nothing(ws, argv, message):
+    with artifacts.init() as run:
+        log(run, b"a", aliases=["best"])
+        log(run, b"b")
+    repo = Repository.open(str(ws / ".artifacts"))
+    refs = repo.refs.list("")
+    code, out, err = cli(*argv)
+    assert code == 1 and out == ""
+    assert err.startswith("artifacts: error: ") and message in err and err.count("\n") == 1
+    assert repo.refs.list("") == refs

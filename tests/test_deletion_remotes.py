@@ -141,3 +141,17 @@ def test_two_stores_that_deleted_the_same_version_do_not_conflict(ws):
     with pytest.raises(VersionDeletedError):
         api.artifact(f"{ENTITY}/{PROJECT}/ckpt:v1")
     assert [v.version for v in api.artifact_collection("model", "ckpt").versions()] == ["v2", "v0"]
+
+
+def test_a_collection_delete_on_a_moto_bucket_frees_every_version(ws, make_spec):
+    spec = make_spec("s3-moto")
+    url, options = spec["url"], spec.get("options")
+    big = log_three(url, options)
+    api = artifacts.Api(store=url, store_options=options)
+    api.artifact_collection("model", f"{ENTITY}/{PROJECT}/ckpt").delete()
+    repo = open_repo(url, options)
+    assert collect(repo) >= len(big)
+    assert fsck(repo, released=deletion.released(repo)).ok
+    api = artifacts.Api(store=url, store_options=options)
+    for gone in ("v0", "v1", "v2", "latest"):
+        assert not api.artifact_exists(f"{ENTITY}/{PROJECT}/ckpt:{gone}")

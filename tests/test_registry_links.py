@@ -6,6 +6,7 @@ example of wandb's own docstrings (0.31), its name or a comment says so.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,31 @@ def test_the_registry_settings_vector_of_the_format_doc(format_vectors) -> None:
     assert Settings.from_blob(made.id, made.data).visibility == "restricted"
 
 
+def test_the_link_commit_vector_of_the_format_doc(format_vectors, ws: Path) -> None:
+    from artifacts import links
+    from artifacts.registry import Version
+    from cas import Commit
+
+    commit_root = bytes.fromhex("0aa7dc8615a45dad7604fe9f275e1d8b738508c20ae0fa20bc4a549326a1ca70")
+    tree_empty = bytes.fromhex("ea0c5cf4c63d18f6ed012cc79e8d60c008c76648023c6635b4009f2e541a29c2")
+    link = {"artifact": "net", "commit": commit_root, "entity": "team", "project": "proj"}
+    meta = {
+        **{"artifact": "clf", "description": None, "entity": "acme", "metadata": {}},
+        **{"link": {**link, "version": 0}, "project": "wandb-registry-model", "run": None},
+        **{"size": 0, "time": 1700000000000000000, "type": "model", "version": 0},
+    }
+    made = Commit(tree_empty, (), meta)
+    assert format_vectors["link-commit"]["bytes"] == made.to_bytes()
+    assert format_vectors["link-commit"]["id"] == made.id
+    source = links.source_of(Version("acme", "wandb-registry-model", made.id, made))
+    assert source == links.Source("team", "proj", "net", 0, commit_root)
+    with artifacts.init() as run:  # a link made here has the vector's keys, no more
+        linked = model(run).link("wandb-registry-model/clf")
+    written = Repository.open(str(ws / ".artifacts")).objects.get_commit(bytes.fromhex(linked.id))
+    assert written.meta.keys() == meta.keys()
+    assert written.meta["link"].keys() == meta["link"].keys()
+
+
 # ---- push and pull ----------------------------------------------------------------
 
 
@@ -238,6 +264,31 @@ def test_the_cli_links_a_version_and_lists_registries(ws: Path, capsys) -> None:
     assert len(err) == 1 and "create it with" in err[0]
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["net:v0", "wandb-registry-model/clf:v1"], "a link target is [[ORG/]PROJECT/]COLLECTION"),
+        (["net:v0", "a/b/c/d"], "a link target is [[ORG/]PROJECT/]COLLECTION"),
+        (["net:v9", "wandb-registry-model/clf"], "not found: the latest version is v0"),
+        (["net:v0", "wandb-registry-dataset/clf"], "accepts artifact types dataset, not 'model'"),
+        (["net:v0", "wandb-registry-model/clf", "--alias", "a/b"], "invalid name 'a/b'"),
+        (["net:v0", "wandb-registry-nope/clf"], "create it with"),
+    ],
+)
+def test_the_cli_link_refuses_in_one_line_and_links_nothing(ws, capsys, argv, message) -> None:
+    from artifacts.cli import main
+
+    with artifacts.init() as run:
+        model(run)
+    refs = Repository.open(str(ws / ".artifacts")).refs.list("")
+    capsys.readouterr()
+    assert main(["link", *argv]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("artifacts: error: ")
+    assert message in captured.err and captured.err.count("\n") == 1
+    assert Repository.open(str(ws / ".artifacts")).refs.list("") == refs
+
+
 def test_unlink_and_delete_of_a_link_remove_the_link_alone(ws) -> None:
     with artifacts.init() as run:
         source = model(run)
@@ -257,3 +308,74 @@ def test_unlink_and_delete_of_a_link_remove_the_link_alone(ws) -> None:
     with artifacts.init() as run:  # linking again makes a new link, the next version
         relinked = run.use_artifact(source.qualified_name).link("wandb-registry-model/clf")
     assert relinked.version == "v1" and relinked.source_artifact.id == source.id
+
+
+# ---- TTL, and a source that expires or is deleted -------------------------------------
+
+
+def test_a_link_has_no_ttl_and_refuses_one_as_w_and_b(ws) -> None:
+    """W&B turns TTL off for a linked version and refuses setting it (artifact.ttl)."""
+    from datetime import timedelta
+
+    from artifacts import expiry, ttl
+    from artifacts.registry import Registry
+
+    with artifacts.init() as run:
+        source = model(run)
+        source.ttl = timedelta(seconds=1)
+        source.save()
+        linked = source.link("wandb-registry-model/clf")
+    repo = Repository.open(str(ws / ".artifacts"))
+    ttl.set_default(repo, ENTITY, "wandb-registry-model", 1)  # not even a default applies
+    linked = artifacts.Api().artifact(linked.qualified_name)
+    assert linked.ttl is None
+    message = "Cannot set TTL for link artifact. Unlink the artifact first then set the TTL"
+    with pytest.raises(ValueError, match=message):
+        linked.ttl = timedelta(days=1)
+    assert linked.ttl is None
+    far = repo.objects.get_commit(bytes.fromhex(linked.id)).meta["time"] + 10**12
+    assert [v.name for v in expiry.expired(Registry(repo), far)] == ["net"]  # the source alone
+
+
+def test_cli_edit_refuses_a_ttl_on_a_link_in_one_line(ws, capsys) -> None:
+    from artifacts.cli import main
+
+    with artifacts.init() as run:
+        model(run).link("wandb-registry-model/clf")
+    assert main(["edit", "team/wandb-registry-model/clf:v0", "--ttl", "30d"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Cannot set TTL for link artifact" in err[0]
+
+
+def test_a_link_outlives_its_expired_source_and_says_who_deleted_it(ws) -> None:
+    from datetime import timedelta
+
+    from artifacts import deletion
+    from artifacts.collect import collect_garbage
+    from artifacts.registry import Registry
+
+    with artifacts.init() as run:
+        draft = artifacts.Artifact("net", "model")
+        draft.add_file(write(ws / "src" / "weights.bin", MODEL))
+        draft.ttl = timedelta(seconds=1)
+        source = run.log_artifact(draft)
+        source.link("wandb-registry-model/clf", aliases=["production"])
+    repo = Repository.open(str(ws / ".artifacts"))
+    repo.set_lease_seconds(0.2)
+    registry = Registry(repo)
+    far = repo.objects.get_commit(bytes.fromhex(source.id)).meta["time"] + 10 * 10**9
+    assert [v.name for v in collect_garbage(registry, 0, now=far).expired] == ["net"]
+    import time
+
+    time.sleep(0.5)  # the fossils' life: whatever the source alone held is gone now
+    collect_garbage(registry, 0, now=far)
+    assert fsck(repo, released=deletion.released(repo)).ok
+    link = artifacts.Api().artifact(f"{ENTITY}/wandb-registry-model/clf:production")
+    assert tree_of(link.download(str(ws / "out"))) == {"weights.bin": MODEL}
+    assert link.source_qualified_name == f"{ENTITY}/{PROJECT}/net:v0"
+    with pytest.raises(artifacts.ArtifactNotFoundError) as raised:
+        assert link.source_artifact is None  # raises
+    said = str(raised.value)
+    assert "\n" not in said
+    assert said.startswith(f"{ENTITY}/wandb-registry-model/clf:v0 links {ENTITY}/{PROJECT}/net:v0")
+    assert re.search(r"was deleted by \S+ at .* UTC \(its TTL expired\)", said)

@@ -13,10 +13,10 @@ def cmd_alias(args: argparse.Namespace) -> int:
     version = registry.resolve(context.spec(args, args.spec))
     if args.alias_cmd == "add":
         registry.set_alias(version, args.alias)
-        print(f"{context.label(version)} is now {args.alias!r}")
+        print(f"{version.label} is now {args.alias!r}")
     else:
         registry.remove_alias(version, args.alias)
-        print(f"removed alias {args.alias!r} from {context.label(version)}")
+        print(f"removed alias {args.alias!r} from {version.label}")
     return 0
 
 

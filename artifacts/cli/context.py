@@ -13,7 +13,7 @@ from cas.errors import UsageError
 from ..artifact import Artifact
 from ..lineage import local_dir
 from ..names import Spec, parse_spec, validate_namespace
-from ..registry import Registry, Version
+from ..registry import Registry
 from ..run import default_entity, find_store_url
 from .output import PROG
 
@@ -71,10 +71,6 @@ def new_artifact(args: argparse.Namespace, text: str) -> Spec:
 def load(registry: Registry, version_spec: Spec, type: str | None = None) -> Artifact:
     """The version ``version_spec`` names; if ``type`` is given, it must be the artifact's."""
     return Artifact.from_version(registry, registry.resolve(version_spec, type))
-
-
-def label(version: Version) -> str:
-    return f"{version.entity}/{version.project}/{version.name}:v{version.number}"
 
 
 def json_object(text: str | None, option: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
         version = registry.resolve(spec, deleted=True)
         delete_version(registry, version, args.delete_aliases)
         deleted = [version]
-    labels = [context.label(v) for v in deleted]
+    labels = [v.label for v in deleted]
     if args.json:
         print_json({"deleted": labels})
     elif not labels:

@@ -1,26 +1,30 @@
-"""``artifacts gc``: move what no ref reaches to fossils, and delete old fossils."""
+"""``artifacts gc``: delete expired versions, move what no ref reaches to fossils, and
+delete old fossils (artifacts.collect)."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
 
-from ..deletion import released
+from ..collect import collect_garbage
 from . import context
 from .commands import Commands
 from .output import count, human, print_json, printable
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from cas.gc import gc
-
-    repo = context.open_repo(args)
-    # A deleted version's commit stays, its data goes: gc must not follow its tree.
-    report = gc(repo, grace_seconds=args.grace, dry_run=args.dry_run, released=released(repo))
+    registry = context.open_registry(args)
+    collected = collect_garbage(registry, grace_seconds=args.grace, dry_run=args.dry_run)
+    report, expired = collected.gc, [v.label for v in collected.expired]
     if args.json:
-        print_json(asdict(report))
+        print_json({"expired": expired, **asdict(report)})
         return 0
     would = "would " if report.dry_run else ""
+    if expired:
+        deleted = "would delete" if report.dry_run else "deleted"
+        print(
+            printable(f"{deleted} {count(len(expired), 'expired version')}: {', '.join(expired)}")
+        )
     print(
         f"{would}delete {count(report.objects_deleted, 'fossil')} "
         f"({human(report.bytes_freed)}), {would}move "
@@ -40,8 +44,8 @@ def register(commands: Commands) -> None:
     p = commands.add(
         "gc",
         cmd_gc,
-        "move objects no ref reaches (older than the grace period) to fossils, and delete "
-        "old fossils",
+        "delete the versions whose TTL ran out, move objects no ref reaches (older than the "
+        "grace period) to fossils, and delete old fossils",
         "artifacts gc --grace 3600",
         json=True,
     )
@@ -53,5 +57,7 @@ def register(commands: Commands) -> None:
         help="keep unreachable objects younger than this (default: 86400)",
     )
     p.add_argument(
-        "--dry-run", action="store_true", help="say what gc would do, and change nothing"
+        "--dry-run",
+        action="store_true",
+        help="say what gc would do (the expired versions it would delete too), and change nothing",
     )

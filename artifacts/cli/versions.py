@@ -202,7 +202,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         for path, entry in artifact.iter_entries()
     ]
     info = {
-        "name": context.label(version),
+        "name": version.label,
         "type": version.type,
         "id": version.commit_id.hex(),
         "digest": version.tree.hex(),
@@ -273,7 +273,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     b = registry.resolve(context.spec(args, args.b))
     result = trees.diff(registry.objects, a.tree, b.tree)
     if args.json:
-        print_json({"from": context.label(a), "to": context.label(b), **asdict(result)})
+        print_json({"from": a.label, "to": b.label, **asdict(result)})
         return 0
     changes = [(p, "A") for p in result.added] + [(p, "D") for p in result.removed]
     changes += [(p, "M") for p in result.modified]
