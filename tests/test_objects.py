@@ -104,6 +104,7 @@ OTHER_DOC_VECTORS = {
     "registry-settings",  # tests/test_registry_links.py
     "annotation-ttl",  # tests/test_ttl.py
     "deletion-record",  # tests/test_deletion.py
+    "link-commit",  # tests/test_registry_links.py
 }
 
 
