@@ -2,13 +2,13 @@
 as a part straight into a bucket (moto), one finisher commits the version.
 
 One ``LocalCluster`` of worker processes serves the module. The tasks get plain data
-(the store's URL and options, their shard's directory); a run cannot be pickled.
+(the store's URL and options, their shard's directory): a run cannot be pickled
+(tests/test_artifacts.py checks that it says so).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import threading
 from collections.abc import Iterator
@@ -20,7 +20,6 @@ import pytest
 import artifacts
 from artifacts.ref_names import dist_prefix
 from cas import Repository
-from cas.errors import UsageError
 from tests.helpers import write
 from tests.httpproxy import FaultProxy, Request
 from tests.servers import new_s3_spec
@@ -205,9 +204,3 @@ def test_a_worker_killed_mid_upsert_leaves_earlier_versions_intact(
     version = finish(spec)
     assert version.version == "v1"
     assert version.digest == single_process_digest(new, tmp_path / "single")
-
-
-def test_a_run_sent_to_another_process_says_what_to_send_instead(tmp_path: Path) -> None:
-    with artifacts.init(store=str(tmp_path / "store"), project=PROJECT, entity=ENTITY) as run:
-        with pytest.raises(UsageError, match="artifacts.init"):
-            pickle.dumps(run)
