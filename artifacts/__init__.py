@@ -46,6 +46,7 @@ _EXPORTS = {
     "VerificationError": ".files",
     "current_run": ".run",
     "init": ".run",
+    "upsert_part": ".distributed",
 }
 __all__ = [
     "Api",
@@ -74,6 +75,7 @@ __all__ = [
     "VerificationError",
     "current_run",
     "init",
+    "upsert_part",
 ]
 
 

@@ -128,6 +128,14 @@ class RunLog:
     def __repr__(self) -> str:
         return f"<Run {self.entity}/{self.project}/{self.id}>"
 
+    def __reduce__(self) -> Any:
+        # A run holds its store's connections: a Dask or Ray task would otherwise fail on
+        # "cannot pickle '_thread.lock'", which says nothing of what to send instead.
+        raise UsageError(
+            f"run {self.id} cannot be sent to another process: send the store's URL and "
+            "options and start a run there with artifacts.init(...) (docs/scale.md)"
+        )
+
     def __enter__(self: R) -> R:
         return self
 

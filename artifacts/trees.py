@@ -156,7 +156,9 @@ class Part:
 def merge(store: ObjectStore, writer: PackWriter, parts: list[Part]) -> tuple[ObjectId, int]:
     """Union of the parts' trees. Two parts may agree on a path, never differ."""
     conflicts: dict[str, list[str]] = {}
-    result = _iteratively(_merge(store, writer, [(p.label, p.tree) for p in parts], (), conflicts))
+    roots = [(p.label, p.tree) for p in parts]
+    sizes = {tree: _size(store, tree) for tree in {p.tree for p in parts}}
+    result = _iteratively(_merge(store, writer, roots, sizes, (), conflicts))
     if conflicts:
         raise MergeConflictError(conflicts)
     if result is None:
@@ -168,16 +170,18 @@ def _merge(
     store: ObjectStore,
     writer: PackWriter,
     parts: list[tuple[str, ObjectId]],
+    sizes: Mapping[ObjectId, int],
     where: Path,
     conflicts: dict[str, list[str]],
 ) -> Call:
-    """Yields to _iteratively; returns the merged entry at ``where`` (None: nothing)."""
+    """Yields to _iteratively; returns the merged entry at ``where`` (None: nothing).
+    ``sizes`` are the parts' trees' sizes, as their entries say: nothing is read for them."""
     unique = {tree for _, tree in parts}
     if len(unique) == 1:  # all parts agree below here: nothing to read
         tree_id = unique.pop()
-        return TreeEntry(where[-1] if where else "root", "tree", tree_id, _size(store, tree_id))
+        return TreeEntry(where[-1] if where else "root", "tree", tree_id, sizes[tree_id])
     # The largest part is the base, edited with the others: the cost follows their sizes.
-    base = max(unique, key=lambda tree_id: _size(store, tree_id))
+    base = max(unique, key=lambda tree_id: sizes[tree_id])
     base_labels = [label for label, tree_id in parts if tree_id == base]
     by_name: dict[str, list[tuple[str, TreeEntry]]] = {}
     for label, tree_id in parts:
@@ -192,9 +196,9 @@ def _merge(
             found = [(label, existing) for label in base_labels] + found
         kinds = {e.kind == "tree" for _, e in found}
         if kinds == {True}:
-            child = yield _merge(
-                store, writer, [(lbl, e.id) for lbl, e in found], where + (name,), conflicts
-            )
+            below = [(lbl, e.id) for lbl, e in found]
+            child_sizes = {e.id: e.size for _, e in found}
+            child = yield _merge(store, writer, below, child_sizes, where + (name,), conflicts)
             changes[name] = None if child is None else TreeEntry(name, "tree", child.id, child.size)
         elif len({(e.kind, e.id, e.executable) for _, e in found}) == 1:
             changes[name] = found[0][1]

@@ -61,6 +61,25 @@ DRAFT_10K_ALONE = p.PeerOp(
     "ours, the same drafts with no gc running",
 )
 
+NESTED_LOG = p.PeerOp(
+    "ours",
+    lambda tool, ctx: ours.nested_100k_add(ctx),
+    "ours, the same files as D2 has them (100 directories x 1,000), timed beside",
+    reuse=False,
+)
+NESTED_DRAFT = p.PeerOp(
+    "ours",
+    lambda tool, ctx: ours.draft_100k(ctx),
+    "ours, the same drafts of D2 as it is (100 directories x 1,000)",
+    reuse=False,
+)
+ONE_PROCESS = p.PeerOp(
+    "ours",
+    lambda tool, ctx: ours.d2_one_process_s3_log(ctx),
+    "ours, one process: log D2 into a fresh bucket (in-process; root id checked equal)",
+    reuse=False,
+)
+
 CASES: list[Case] = [
     Case(
         "d1_add",
@@ -197,6 +216,64 @@ CASES: list[Case] = [
         {"10k entries": DRAFT_10K},
         target="≤ 50 ms, and ≤ 1.5 × the 10k case",
         goals=(Goal(0.05), Goal(1.5, "10k entries")),
+    ),
+    Case(
+        "flat_100k_add",
+        "d2",
+        "first log of D2's 100k files in one directory (hard links)",
+        ours.flat_100k_add,
+        {"nested": NESTED_LOG},
+        target="≤ 1.2 × the same files nested (issue 21)",
+        slow=True,
+        goals=(Goal(1.2, "nested"),),
+    ),
+    Case(
+        "flat_100k_draft",
+        "d2",
+        "the drafts of draft_100k, one file of the flat 100k-file version "
+        f"(in-process, median of {ours.DRAFT_REPS})",
+        ours.flat_100k_draft,
+        {"nested": NESTED_DRAFT},
+        target="≤ 50 ms, and ≤ 2 × nested (issue 21)",
+        goals=(Goal(0.05), Goal(2.0, "nested")),
+    ),
+    Case(
+        "flat_1m_draft",
+        "d2",
+        "the drafts of draft_100k, one file of a flat 1M-entry version built by trees "
+        f"(in-process, median of {ours.DRAFT_REPS})",
+        ours.flat_1m_draft,
+        target="≤ 50 ms (issue 21)",
+        goals=(Goal(0.05),),
+    ),
+    Case(
+        "flat_1m_diff",
+        "d2",
+        "diff of two flat 1M-entry versions differing in 10 entries "
+        f"(in-process, median of {ours.DRAFT_REPS})",
+        ours.flat_1m_diff,
+        target="≤ 100 ms (issue 21)",
+        goals=(Goal(0.1),),
+    ),
+    Case(
+        "flat_1m_push",
+        "d2",
+        "push to a directory remote of a flat 1M-entry version with 10 entries changed, "
+        "10 pages apart (the remote has the version before)",
+        ours.flat_1m_push,
+        target="≤ 20 objects sent (issue 21)",
+        goals=(Goal(20, count="objects sent"),),
+    ),
+    Case(
+        "d2_dask_parts",
+        "d2",
+        f"D2 as {ours.DASK_WORKERS} parts upserted by {ours.DASK_WORKERS} Dask worker "
+        "processes into a fresh bucket (moto), then a finish (in-process, cluster start "
+        "untimed)",
+        ours.d2_dask_parts,
+        {"one process": ONE_PROCESS},
+        target="the same root id as one process; time reported (issue 21)",
+        slow=True,
     ),
     Case(
         "draft_10k_beside_gc",

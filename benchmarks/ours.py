@@ -26,6 +26,9 @@ What a dataset's `ctx.shared` holds (made by the first-log case, or on demand, u
     <name>/         the hard-linked work tree that is logged (d1/, d2/)
     remote/         the local-directory remote of the push cases
     drafts-<n>/     stores holding one version of the first n directories (draft cases)
+    flat/           D2's files hard-linked into one directory (flat_* cases)
+    drafts-flat/    a store holding one version of flat/
+    m-store/, m-remote/  a version of 1M flat entries built by trees, and its remote
     .cache/         XDG_CACHE_HOME of every command (remote pack indexes)
     added, changed, pushed-dir, s3-pushed, s3-bucket: what has been done so far
 """
@@ -39,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import s3server
-from benchmarks.datasets import change_one_file, copy_tree, remove
+from benchmarks.datasets import change_one_file, copy_tree, info, remove
 from benchmarks.timing import Ctx, Sample, timed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +56,7 @@ PYTHON = str(_VENV_BIN / "python") if (_VENV_BIN / "python").exists() else sys.e
 
 NAMESPACE = {"ARTIFACTS_ENTITY": "bench", "ARTIFACTS_PROJECT": "bench"}
 DRAFT_REPS = 7  # draft cases: median of this many drafts, each one a new version
+NESTED_FILE = "dir000/file0000.bin"  # the file the drafts of D2 change
 
 
 def _env(ctx: Ctx, store: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -285,7 +289,7 @@ with artifacts.init(store=store, job_type="draft") as run:
     for path in changes:
         start = time.perf_counter()
         draft = run.use_artifact("entries:latest").new_draft()
-        draft.add_file(path, name="dir000/file0000.bin")
+        draft.add_file(path, name=sys.argv[3])
         run.log_artifact(draft)
         times.append(time.perf_counter() - start)
 shutil.rmtree(tmp)
@@ -309,7 +313,7 @@ def _draft_store(ctx: Ctx, dirs: int) -> Path:
 def _draft(ctx: Ctx, dirs: int) -> Sample:
     """Median time of one-change drafts of the version of `_draft_store`."""
     store = _draft_store(ctx, dirs)
-    return _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), store=store)
+    return _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), NESTED_FILE, store=store)
 
 
 def draft_100k(ctx: Ctx) -> Sample | float:
@@ -387,3 +391,238 @@ def m1_log(ctx: Ctx) -> Sample | float:
     """`artifacts log` of a million 16-byte files into a new store."""
     store = ctx.work / "store"
     return _log(ctx, store, ctx.data)
+
+
+# ---------------------------------------------------------------- large flat directories
+
+
+def _flat_tree(ctx: Ctx) -> Path:
+    """D2's files hard-linked into one directory (`dir000/file0000.bin` becomes
+    `dir000_file0000.bin`): the same bytes, no data copied; made once, untimed."""
+    flat = ctx.shared / "flat"
+    if not (ctx.shared / "flat.done").exists():
+        remove(flat)
+        flat.mkdir(parents=True)
+        for sub in sorted(ctx.data.iterdir()):
+            for file in sub.iterdir():
+                os.link(file, flat / f"{sub.name}_{file.name}")
+        (ctx.shared / "flat.done").touch()
+    return flat
+
+
+def flat_100k_add(ctx: Ctx) -> Sample | float:
+    """First log of D2's files in one directory, into a new store."""
+    return _log(ctx, ctx.work / "store", _flat_tree(ctx))
+
+
+def nested_100k_add(ctx: Ctx) -> Sample | float:
+    """The same first log of D2 as it is (100 directories), timed beside the flat one."""
+    return _log(ctx, ctx.work / "store", ctx.data)
+
+
+def flat_100k_draft(ctx: Ctx) -> Sample | float:
+    """The drafts of `draft_100k`, changing one file of the flat version."""
+    store = ctx.shared / "drafts-flat"
+    if not (ctx.shared / "drafts-flat.done").exists():
+        remove(store)
+        artifacts(ctx, ["log", _flat_tree(ctx), "--name", "entries", "--type", "dataset"], store)
+        (ctx.shared / "drafts-flat.done").touch()
+    flat_file = NESTED_FILE.replace("/", "_")
+    return _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), flat_file, store=store)
+
+
+# A version "entries" of one directory of `count` 16-byte files, built through trees: a
+# million files would take longer to create than everything timed here. Its entries
+# are freed before the timed cases run (a million live objects slow every allocation).
+MILLION_SETUP = """
+import sys
+import artifacts
+from cas import Blob, pages, TreeEntry
+store, count = sys.argv[1], int(sys.argv[2])
+with artifacts.init(store=store, job_type="setup") as run:
+    registry = run.registry
+    with registry.repo.writing(), registry.objects.writer() as writer:
+        entries = [
+            TreeEntry(f"f{i:07d}", "blob", writer.add(Blob(b"%016d" % i)), 16)
+            for i in range(count)
+        ]
+        root, size = pages.build(writer, entries)
+    registry.log(run.entity, run.project, "entries", "dataset", root, size, {})
+"""
+
+# The next version of "entries" with 10 files changed, spread over the directory (10
+# pages apart at full scale): a draft, untimed.
+TEN_CHANGES = """
+import os, sys, tempfile
+import artifacts
+store, count = sys.argv[1], int(sys.argv[2])
+tmp = tempfile.mkdtemp()
+with artifacts.init(store=store, job_type="changes") as run:
+    draft = run.use_artifact("entries:latest").new_draft()
+    for i in range(5, count, count // 10):
+        path = os.path.join(tmp, str(i))
+        with open(path, "wb") as f:
+            f.write(os.urandom(16))
+        draft.add_file(path, name=f"f{i:07d}")
+    run.log_artifact(draft)
+"""
+
+DIFF_SCRIPT = """
+import statistics, sys, time
+import artifacts
+from artifacts.trees import diff
+store, reps = sys.argv[1], int(sys.argv[2])
+with artifacts.init(store=store, job_type="diff") as run:
+    a, b = run.use_artifact("entries:v0"), run.use_artifact("entries:v1")
+    objects = run.registry.objects
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        found = diff(objects, bytes.fromhex(a.digest), bytes.fromhex(b.digest))
+        times.append(time.perf_counter() - start)
+    assert len(found.modified) == 10, found
+print("BENCH_NOTE=diff ms: " + " ".join(f"{t * 1e3:.1f}" for t in times))
+print(f"BENCH_SECONDS={statistics.median(times)}")
+"""
+
+MILLION = 1_000_000
+
+
+def _million_count(ctx: Ctx) -> int:
+    return max(20, round(MILLION * float(info(ctx.data)["scale"])))
+
+
+def _million_store(ctx: Ctx) -> Path:
+    """A store with v0 (the flat 1M-entry version) and v1 (10 entries changed), and a
+    directory remote `origin`; made once, untimed."""
+    store, remote = ctx.shared / "m-store", ctx.shared / "m-remote"
+    if not (ctx.shared / "m-store.done").exists():
+        remove(store)
+        remove(remote)
+        count = str(_million_count(ctx))
+        _python(ctx, MILLION_SETUP, store, count, store=store)
+        _python(ctx, TEN_CHANGES, store, count, store=store)
+        artifacts(ctx, ["remote", "add", "origin", remote], store)
+        (ctx.shared / "m-store.done").touch()
+    return store
+
+
+def flat_1m_draft(ctx: Ctx) -> Sample | float:
+    store = _million_store(ctx)
+    middle = f"f{_million_count(ctx) // 2:07d}"
+    return _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), middle, store=store)
+
+
+def flat_1m_diff(ctx: Ctx) -> Sample | float:
+    """In-process `trees.diff` of v0 and v1 (what `artifacts diff` does), median of 7."""
+    store = _million_store(ctx)
+    return _python(ctx, DIFF_SCRIPT, store, str(DRAFT_REPS), store=store)
+
+
+def flat_1m_push(ctx: Ctx) -> Sample | float:
+    """`artifacts push origin` of a new version with 10 entries changed (made untimed,
+    the remote holding every version before); the count is the objects it sent."""
+    store = _million_store(ctx)
+    artifacts(ctx, ["push", "origin"], store)
+    _python(ctx, TEN_CHANGES, store, str(_million_count(ctx)), store=store)
+    return _python(ctx, COUNTED_PUSH, *CLI, "push", "origin", "--json", store=store)
+
+
+# `artifacts push --json`, timed, and the objects it sent as BENCH_COUNT.
+COUNTED_PUSH = """
+import json, subprocess, sys, time
+start = time.perf_counter()
+out = subprocess.run(sys.argv[1:], check=True, capture_output=True, text=True).stdout
+print(f"BENCH_SECONDS={time.perf_counter() - start}")
+print(f"BENCH_COUNT={json.loads(out)['objects_uploaded']}")
+"""
+
+
+# ---------------------------------------------------------------- many processes: Dask
+
+DASK_WORKERS = 4
+DISTRIBUTED_ID = "d2-bench"
+
+# D2 logged by DASK_WORKERS worker processes, each upserting a quarter of its directories
+# as a part straight into the bucket, then finished here. The cluster's start and the
+# workers' imports are untimed (a real cluster is up before its jobs come); the tasks and
+# the finish are timed. The version's root id goes to argv[4] for the one-process log.
+DASK_PARTS = """
+import importlib, os, sys, time
+import artifacts
+from distributed import Client, LocalCluster
+store, data, workers, digest_file, did = sys.argv[1:6]
+workers = int(workers)
+
+def upsert(dirs, part):
+    artifact = artifacts.Artifact("d2", "dataset")
+    for d in dirs:
+        artifact.add_dir(os.path.join(data, d), name=d)
+    artifacts.upsert_part(artifact, did, part, store=store)
+
+dirs = sorted(os.listdir(data))
+with LocalCluster(
+    n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None
+) as cluster, Client(cluster) as client:
+    client.run(importlib.import_module, "artifacts.distributed")
+    client.run(importlib.import_module, "cas.storage.s3")
+    start = time.perf_counter()
+    parts = [
+        client.submit(upsert, dirs[i::workers], str(i), pure=False) for i in range(workers)
+    ]
+    client.gather(parts)
+    upserted = time.perf_counter() - start
+    with artifacts.init(store=store, job_type="finish") as run:
+        version = run.finish_artifact(artifacts.Artifact("d2", "dataset"), distributed_id=did)
+    took = time.perf_counter() - start
+with open(digest_file, "w") as f:
+    f.write(version.digest)
+print(f"BENCH_NOTE=parts {upserted:.2f} s, finish {took - upserted:.2f} s")
+print(f"BENCH_SECONDS={took}")
+"""
+
+# The same D2 logged by one process into a fresh bucket; its root id must be the Dask one.
+ONE_PROCESS_LOG = """
+import os, sys, time
+import artifacts
+store, data, digest_file = sys.argv[1:4]
+with artifacts.init(store=store, job_type="log") as run:
+    start = time.perf_counter()
+    artifact = artifacts.Artifact("d2", "dataset")
+    artifact.add_dir(data)
+    version = run.log_artifact(artifact)
+    took = time.perf_counter() - start
+if os.path.exists(digest_file):
+    with open(digest_file) as f:
+        dask_digest = f.read()
+    if dask_digest != version.digest:
+        sys.exit(f"root ids differ: Dask {dask_digest}, one process {version.digest}")
+    print("BENCH_NOTE=same root id as the Dask parts: " + version.digest[:16])
+print(f"BENCH_SECONDS={took}")
+"""
+
+
+def _in_bucket(ctx: Ctx, script: str, *args: str | os.PathLike[str]) -> Sample:
+    """`script` with a fresh bucket's store URL as its first argument (dropped after)."""
+    bucket = s3server.new_bucket()
+    try:
+        return timed(
+            [PYTHON, "-c", script, f"s3://{bucket}/store", *args],
+            cwd=ctx.work,
+            env={**_env(ctx, ctx.work / "unused"), **s3server.env()},
+        )
+    finally:
+        s3server.drop_bucket(bucket)
+
+
+def d2_dask_parts(ctx: Ctx) -> Sample | float:
+    probe = subprocess.run([PYTHON, "-c", "import distributed"], capture_output=True)
+    if probe.returncode != 0:
+        raise NotImplementedError("pending: dask[distributed] is not installed (make rebuilds)")
+    digest = ctx.shared / "dask-digest"
+    remove(digest)
+    return _in_bucket(ctx, DASK_PARTS, ctx.data, str(DASK_WORKERS), digest, DISTRIBUTED_ID)
+
+
+def d2_one_process_s3_log(ctx: Ctx) -> Sample | float:
+    return _in_bucket(ctx, ONE_PROCESS_LOG, ctx.data, ctx.shared / "dask-digest")

@@ -23,13 +23,17 @@ def seconds(value: float) -> str:
 @dataclass(frozen=True, slots=True)
 class Goal:
     """A target of ours, checked in the report: our seconds <= `limit` (peer None), our
-    seconds / the peer's <= `limit` (peer: its label), or our peak RSS <= `limit` bytes."""
+    seconds / the peer's <= `limit` (peer: its label), our peak RSS <= `limit` bytes, or
+    the count our run reported (`count`: what it counts, e.g. "objects sent") <= `limit`."""
 
     limit: float
     peer: str | None = None
     rss: bool = False
+    count: str = ""
 
     def describe(self) -> str:
+        if self.count:
+            return f"≤ {self.limit:g} {self.count}"
         if self.rss:
             return f"peak RSS ≤ {self.limit / 1e6:g} MB"
         if self.peer is not None:
@@ -41,7 +45,9 @@ class Goal:
         value: float | None = None
         shown = ""
         if ours.sample is not None:
-            if self.rss:
+            if self.count:
+                value, shown = ours.sample.count, f"{ours.sample.count} {self.count}"
+            elif self.rss:
                 value = ours.sample.peak_rss or None
                 shown = f"{ours.sample.peak_rss / 1e6:.0f} MB" if value else ""
             elif self.peer is None:

@@ -8,6 +8,7 @@ A child may report the time of its measured section itself by printing a line
 `BENCH_SECONDS=<float>` on stdout (used where interpreter start-up is not part of the
 operation, e.g. W&B `add_dir` or the raw blake3 loop); that figure then replaces wall time.
 Lines `BENCH_NOTE=<text>` are echoed to the harness's stderr (e.g. every repetition's time).
+A line `BENCH_COUNT=<int>` reports a count the case is judged on (e.g. objects a push sent).
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ from pathlib import Path
 
 SECONDS_TAG = "BENCH_SECONDS="
 NOTE_TAG = "BENCH_NOTE="
+COUNT_TAG = "BENCH_COUNT="
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else ""
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One timed run: seconds and the child's peak resident set size in bytes (0 if unknown)."""
+    """One timed run: seconds, the child's peak resident set size in bytes (0 if unknown),
+    and what the child counted (BENCH_COUNT; 0 if nothing)."""
 
     seconds: float
     peak_rss: int = 0
+    count: int = 0
 
 
 class CommandFailed(RuntimeError):
@@ -92,17 +96,21 @@ def timed(
             peak_kib = int(rss.read().split()[-1])
     if proc.returncode != 0:
         raise CommandFailed(args, proc.returncode, output)
+    count = 0
     for line in output.splitlines():
         if line.startswith(SECONDS_TAG):
             seconds = float(line[len(SECONDS_TAG) :])
+        elif line.startswith(COUNT_TAG):
+            count = int(line[len(COUNT_TAG) :])
         elif line.startswith(NOTE_TAG):
             print(f"      {line[len(NOTE_TAG) :]}", file=sys.stderr)
-    return Sample(seconds, peak_kib * 1024)
+    return Sample(seconds, peak_kib * 1024, count)
 
 
 def median(samples: Sequence[Sample]) -> Sample:
-    """Median seconds and median peak RSS of several runs."""
+    """Median seconds, peak RSS and count of several runs."""
     return Sample(
         statistics.median(s.seconds for s in samples),
         int(statistics.median(s.peak_rss for s in samples)),
+        int(statistics.median(s.count for s in samples)),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+import pickle
 import shutil
 import tempfile
 import textwrap
@@ -795,6 +796,13 @@ def test_upsert_needs_a_distributed_id_or_a_group(ws):
             run.upsert_artifact(artifact)
         with pytest.raises(UsageError, match="distributed_id"):
             run.finish_artifact(artifact)
+
+
+def test_a_run_sent_to_another_process_says_what_to_send_instead(ws):
+    # A Dask or Ray task's arguments are pickled: a run must say what to send instead.
+    with artifacts.init() as run:
+        with pytest.raises(UsageError, match=r"artifacts\.init"):
+            pickle.dumps(run)
 
 
 def test_the_group_is_the_default_distributed_id(ws):

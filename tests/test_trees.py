@@ -211,6 +211,17 @@ def test_merge_skips_subtrees_all_parts_agree_on(store):
     assert len(contents(store, root)) == 12
 
 
+def test_merge_of_parts_of_disjoint_directories_reads_none_of_them(store):
+    # Dask parts of a dataset split by directory: on a bucket, every tree read is a
+    # request, so a finish must take each directory's size from its entry, not its tree.
+    parts = [build(store, {f"d{i}/f{j}": b"x" for j in range(3)}) for i in range(4)]
+    store.trees_read.clear()
+    with store.writer() as writer:
+        root, size = merge(store, writer, [Part(f"r{i}", t) for i, t in enumerate(parts)])
+    assert set(store.trees_read) <= set(parts)  # the part roots alone
+    assert size == 12 and len(contents(store, root)) == 12
+
+
 def test_merge_reports_every_conflicting_path_with_the_parts_involved(store):
     one = build(store, {"x": b"1", "d/y": b"same", "d/z": b"a"})
     two = build(store, {"x": b"2", "d/y": b"same", "d/z": b"b"})
