@@ -104,6 +104,8 @@ OTHER_DOC_VECTORS = {
     "registry-settings",  # tests/test_registry_links.py
     "annotation-ttl",  # tests/test_ttl.py
     "deletion-record",  # tests/test_deletion.py
+    "chunklist-example",  # tests/test_chunked.py
+    "chunk-cuts",
 }
 
 

@@ -1,0 +1,201 @@
+"""Large files stored as content-defined chunks (docs/format.md, 4.2): the chunk list
+format, storing a file as chunks, and reading it back, whole or a range, verified."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import struct
+from pathlib import Path
+
+import blake3
+import pytest
+
+from cas import chunked, chunklists, keys
+from cas.errors import CorruptObjectError, InvalidObjectError, UsageError
+from cas.objects import Blob
+from cas.storage import Storage
+from cas.store import InOrderVerifier, ObjectStore
+from tests.helpers import corrupt
+
+THRESHOLD = 1 << 20
+
+
+@pytest.fixture
+def store(storage: Storage) -> ObjectStore:
+    store = ObjectStore(storage)
+    store.chunk_threshold = THRESHOLD
+    return store
+
+
+def write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def stored_bytes(store: ObjectStore) -> int:
+    return sum(store.storage.stat(k).size for k in store.storage.list(""))
+
+
+# ---- the format ------------------------------------------------------------------
+
+
+def test_the_chunk_list_vector_of_the_format_doc(format_vectors):
+    hello, world = Blob(b"hello "), Blob(b"world\n")
+    data = chunklists.encode([hello.id, world.id], [6, 6])
+    assert format_vectors["chunklist-example"]["bytes"] == data
+    assert chunklists.decode(data, "x") == chunklists.ChunkList(12, (hello.id, world.id), (6, 6))
+    assert Blob(b"hello world\n").id.hex().startswith("20b421d2")
+
+
+def test_the_chunk_cuts_vector_of_the_format_doc(format_vectors):
+    data = blake3.blake3(b"cas chunking").digest(length=1 << 20)
+    cuts = b"".join(struct.pack(">I", n) for n in chunked.cut_points(data))
+    assert format_vectors["chunk-cuts"]["bytes"] == cuts
+
+
+def test_a_chunk_list_of_many_blocks_has_fences_and_reads_back():
+    rng = random.Random(1)
+    lengths = [rng.randrange(1, 5000) for _ in range(2 * chunklists.BLOCK + 7)]
+    ids = [rng.randbytes(32) for _ in lengths]
+    data = chunklists.encode(ids, lengths)
+    head = chunklists.decode_head(data, "x")
+    assert head.fences == (sum(lengths[:1024]), sum(lengths[:2048]))
+    assert head.block_of(0) == 0 and head.block_of(head.fences[0]) == 1
+    decoded = chunklists.decode(data, "x")
+    assert decoded.ids == tuple(ids) and decoded.lengths == tuple(lengths)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d[:-1],  # truncated
+        lambda d: d + b"\0",  # trailing bytes
+        lambda d: b"CASCHNK2" + d[8:],  # another magic
+        lambda d: d[:8] + struct.pack(">Q", 1) + d[16:],  # a size the lengths do not make
+        lambda d: d[:20] + struct.pack(">Q", 0) + d[28:],  # a fence that does not rise
+        lambda d: d[:-4] + struct.pack(">I", 0),  # an empty chunk
+    ],
+)
+def test_a_damaged_chunk_list_is_refused(damage):
+    lengths = [100] * (chunklists.BLOCK + 1)
+    data = chunklists.encode([bytes(32)] * len(lengths), lengths)
+    with pytest.raises(InvalidObjectError):
+        chunklists.decode(damage(data), "x")
+
+
+# ---- storing and reading -----------------------------------------------------------
+
+
+def test_a_large_file_is_stored_as_chunks_under_its_blob_id(store, tmp_path):
+    data = random.Random(2).randbytes(3 * THRESHOLD + 5)
+    object_id, size = store.put_blob_file(write(tmp_path / "f", data))
+    assert (object_id, size) == (Blob(data).id, len(data))
+    assert store.loose_location(object_id) == keys.chunked_key(object_id)
+    assert not store.storage.exists(keys.content_key(object_id))
+    chunks = store.chunk_list(object_id)
+    assert chunks is not None and chunks.size == len(data)
+    assert all(chunked.MIN_CHUNK <= n <= chunked.MAX_CHUNK for n in chunks.lengths[:-1])
+    assert all(store.pack_of(i) is not None for i in chunks.ids)  # every chunk is packed
+    assert b"".join(store.read_blob(i) for i in chunks.ids) == data
+    out = io.BytesIO()
+    assert store.copy_blob_to(object_id, out) == len(data)
+    assert out.getvalue() == data
+    assert store.read_blob(object_id) == data
+    assert object_id in store and object_id in set(store)
+
+
+def test_a_range_reads_only_the_chunks_covering_it(store, tmp_path):
+    data = random.Random(3).randbytes(4 * THRESHOLD)
+    object_id, _ = store.put_blob_file(write(tmp_path / "f", data))
+    fetched: list[int] = []
+    get = store.storage.get
+
+    def counting_get(key, start=None, end=None):
+        got = get(key, start, end)
+        fetched.append(len(got))
+        return got
+
+    store.storage.get = counting_get  # type: ignore[method-assign]
+    rng = random.Random(4)
+    for _ in range(20):
+        start = rng.randrange(len(data))
+        end = min(len(data), start + rng.randrange(1, 300_000))
+        fetched.clear()
+        assert store.read_blob_range(object_id, start, end) == data[start:end]
+        assert sum(fetched) <= (end - start) + 2 * chunked.MAX_CHUNK + 8192
+    verifier = InOrderVerifier(object_id, len(data))
+    for start in range(0, len(data), 700_000):
+        end = min(len(data), start + 700_000)
+        verifier.feed(start, store.read_blob_range(object_id, start, end))
+
+
+def test_an_edit_in_the_middle_stores_only_the_chunks_around_it(store, tmp_path):
+    data = random.Random(5).randbytes(6 * THRESHOLD)
+    store.put_blob_file(write(tmp_path / "f", data))
+    before = stored_bytes(store)
+    edited = data[: 3 * THRESHOLD] + os.urandom(1000) + data[3 * THRESHOLD + 1000 :]
+    object_id, _ = store.put_blob_file(write(tmp_path / "f", edited))
+    grown = stored_bytes(store) - before
+    assert grown < 3 * chunked.MAX_CHUNK + 10_000  # the chunks around it, the list, an index
+    assert store.read_blob(object_id) == edited
+
+
+def test_bytes_inserted_at_the_start_store_only_a_chunk_or_two(store, tmp_path):
+    data = random.Random(6).randbytes(6 * THRESHOLD)
+    store.put_blob_file(write(tmp_path / "f", data))
+    before = stored_bytes(store)
+    inserted = os.urandom(100) + data
+    object_id, _ = store.put_blob_file(write(tmp_path / "f", inserted))
+    assert stored_bytes(store) - before < 2 * chunked.MAX_CHUNK + 10_000
+    assert store.read_blob(object_id) == inserted
+
+
+def test_a_file_already_stored_whole_is_not_chunked_again(store, tmp_path):
+    path = write(tmp_path / "f", random.Random(7).randbytes(2 * THRESHOLD))
+    store.chunk_threshold = None
+    object_id, _ = store.put_blob_file(path)
+    store.chunk_threshold = THRESHOLD
+    packs = set(store.storage.list("packs/"))
+    assert store.put_blob_file(path)[0] == object_id
+    assert set(store.storage.list("packs/")) == packs  # nothing cut, nothing packed
+    assert not store.storage.exists(keys.chunked_key(object_id))
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(store, tmp_path, monkeypatch):
+    path = write(tmp_path / "f", random.Random(8).randbytes(2 * THRESHOLD))
+    # The file as first hashed differs from the bytes read afterwards: it changed between.
+    monkeypatch.setattr(chunked, "file_id", lambda *args: bytes(32))
+    with pytest.raises(UsageError, match="changed while"):
+        store.put_blob_file(path)
+    assert not list(store.storage.list(keys.CHUNKED_PREFIX))
+
+
+def test_a_damaged_chunk_is_caught_by_its_own_id(store, tmp_path):
+    data = random.Random(9).randbytes(3 * THRESHOLD)
+    object_id, _ = store.put_blob_file(write(tmp_path / "f", data))
+    chunks = store.chunk_list(object_id)
+    assert chunks is not None
+    victim = chunks.ids[5]
+    corrupt(store.storage, victim, lambda n: n - 1)
+    fresh = ObjectStore(store.storage)
+    with pytest.raises(CorruptObjectError) as caught:
+        fresh.copy_blob_to(object_id, io.BytesIO())
+    assert caught.value.object_id == victim
+    start = sum(chunks.lengths[:5])
+    with pytest.raises(CorruptObjectError):
+        fresh.read_blob_range(object_id, start, start + 10)
+    assert fresh.read_blob_range(object_id, 0, 10) == data[:10]  # other chunks read fine
+
+
+def test_a_chunk_list_naming_other_chunks_fails_the_whole_id(store, tmp_path):
+    a = random.Random(10).randbytes(2 * THRESHOLD)
+    b = random.Random(11).randbytes(2 * THRESHOLD)
+    id_a, _ = store.put_blob_file(write(tmp_path / "a", a))
+    id_b, _ = store.put_blob_file(write(tmp_path / "b", b))
+    store.storage.put(keys.chunked_key(id_a), store.storage.get(keys.chunked_key(id_b)))
+    with pytest.raises(CorruptObjectError):
+        store.copy_blob_to(id_a, io.BytesIO())
+    with pytest.raises(CorruptObjectError):
+        store.read_blob(id_a)
