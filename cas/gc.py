@@ -39,7 +39,7 @@ import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from . import keys, objects
+from . import chunklists, keys, objects
 from .errors import CasError, KeyNotFoundError, ObjectNotFoundError
 from .fossils import restore
 from .objects import ObjectId
@@ -193,7 +193,10 @@ def _scan(store: ObjectStore, skip: set[ObjectId]) -> _Scan:
             continue
         found.loose[object_id] = found.sizes[object_id] = stat.size
         found.mtimes[object_id] = stat.mtime
-        found.refs_of[object_id] = _references(object_id, data) if data else []
+        if key == keys.chunked_key(object_id):
+            found.refs_of[object_id] = _chunks(object_id, data)
+        else:
+            found.refs_of[object_id] = _references(object_id, data) if data else []
     for pack in sorted(store.packs()):
         entries = [(i, o, n) for i, o, n in store.pack_entries(pack) if i not in skip]
         if not entries:
@@ -217,6 +220,14 @@ def _references(object_id: ObjectId, data: bytes) -> list[ObjectId]:
     nothing, and goes first)."""
     try:
         return references(objects.decode(objects.verify(object_id, data)))
+    except CasError:
+        return []
+
+
+def _chunks(object_id: ObjectId, data: bytes) -> list[ObjectId]:
+    """The chunks a chunk list names; nothing if it cannot be read (as for objects)."""
+    try:
+        return list(chunklists.decode(data, object_id.hex()).ids)
     except CasError:
         return []
 

@@ -7,19 +7,25 @@ import io
 import os
 import random
 import struct
+import time
 from pathlib import Path
 
 import blake3
 import pytest
 
-from cas import chunked, chunklists, keys
+from cas import Repository, chunked, chunklists, keys
 from cas.errors import CorruptObjectError, InvalidObjectError, UsageError
-from cas.objects import Blob
+from cas.fsck import fsck
+from cas.gc import gc
+from cas.objects import Blob, Commit, Tree, TreeEntry
+from cas.repair import repair
 from cas.storage import Storage
 from cas.store import InOrderVerifier, ObjectStore
+from cas.walk import reachable
 from tests.helpers import corrupt
 
 THRESHOLD = 1 << 20
+GRACE = 3600.0
 
 
 @pytest.fixture
@@ -199,3 +205,125 @@ def test_a_chunk_list_naming_other_chunks_fails_the_whole_id(store, tmp_path):
         store.copy_blob_to(id_a, io.BytesIO())
     with pytest.raises(CorruptObjectError):
         store.read_blob(id_a)
+
+
+# ---- walk, gc, fsck, repair ------------------------------------------------------
+
+
+def log_files(repo: Repository, ref: str, files: dict[str, bytes], tmp_path: Path) -> Commit:
+    """Store ``files`` (chunked when large) under one tree, and point ``ref`` at a commit
+    of it."""
+    repo.objects.chunk_threshold = THRESHOLD
+    entries = []
+    for name, data in files.items():
+        object_id, size = repo.objects.put_blob_file(write(tmp_path / name, data))
+        entries.append(TreeEntry(name, "blob", object_id, size))
+    tree = Tree(tuple(entries))
+    commit = Commit(tree.id, meta={"ref": ref})
+    repo.objects.put(tree)
+    repo.objects.put(commit)
+    repo.update_ref(ref, lambda old: commit.id)
+    return commit
+
+
+def edited(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + b"an edit" * 100 + data[middle + 700 :]
+
+
+def age(root: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))
+
+
+def test_a_walk_reaches_the_chunks_of_a_chunked_file(repo, tmp_path):
+    data = random.Random(12).randbytes(2 * THRESHOLD)
+    commit = log_files(repo, "a", {"a.bin": data}, tmp_path)
+    file_id = Blob(data).id
+    chunks = repo.objects.chunk_list(file_id)
+    assert chunks is not None
+    walked = {i for i, _ in reachable(repo.objects, [commit.id])}
+    assert set(chunks.ids) | {file_id, commit.id, commit.tree} == walked
+
+
+def test_gc_keeps_the_chunks_a_reachable_file_shares_and_moves_the_rest(tmp_path):
+    repo = Repository.open(str(tmp_path / "store"))
+    repo.set_lease_seconds(60)
+    a = random.Random(13).randbytes(4 * THRESHOLD)
+    b = edited(a)
+    log_files(repo, "a", {"a.bin": a}, tmp_path)
+    log_files(repo, "b", {"b.bin": b}, tmp_path)
+    id_a, id_b = Blob(a).id, Blob(b).id
+    chunks_a, chunks_b = repo.objects.chunk_list(id_a), repo.objects.chunk_list(id_b)
+    assert chunks_a is not None and chunks_b is not None
+    only_a = set(chunks_a.ids) - set(chunks_b.ids)
+    assert only_a and set(chunks_a.ids) & set(chunks_b.ids)
+    commit_a = repo.refs.read("a")
+    repo.refs.delete_if_equals("a", commit_a)
+    age(tmp_path / "store", 2 * GRACE)
+
+    gc(repo, grace_seconds=GRACE)
+    fresh = Repository.open(str(tmp_path / "store"))
+    assert fsck(fresh).ok
+    assert fresh.objects.read_blob(id_b) == b
+    assert not fresh.storage.exists(keys.chunked_key(id_a))  # the list went, referrer first
+    assert fresh.objects.has_many(only_a) == set()
+    assert fresh.objects.has_many(chunks_b.ids) == set(chunks_b.ids)  # shared ones stay
+
+    # Reached again: the next gc restores the list and its chunks, chunks first.
+    fresh.refs.set_if_equals("a", None, commit_a)
+    age(tmp_path / "store" / "fossils", 200)
+    gc(fresh, grace_seconds=GRACE)
+    again = Repository.open(str(tmp_path / "store"))
+    assert again.objects.has_many(chunks_a.ids) == set(chunks_a.ids)
+    assert again.storage.exists(keys.chunked_key(id_a))
+    assert again.objects.read_blob(id_a) == a and fsck(again).ok
+
+    # Unreached for good: moved, then deleted, and the shared chunks still stay.
+    again.refs.delete_if_equals("a", commit_a)
+    age(tmp_path / "store", 2 * GRACE)
+    gc(again, grace_seconds=GRACE)
+    age(tmp_path / "store" / "fossils", 200)
+    gc(again, grace_seconds=GRACE)
+    last = Repository.open(str(tmp_path / "store"))
+    assert last.objects.fossils.has_many(only_a) == set()
+    assert not last.storage.exists("fossils/" + keys.chunked_key(id_a))
+    assert last.objects.read_blob(id_b) == b and fsck(last).ok
+
+
+def test_fsck_names_a_damaged_chunk_with_the_files_using_it_and_repair_fixes_it(repo, tmp_path):
+    a = random.Random(14).randbytes(3 * THRESHOLD)
+    files = {"a.bin": a, "b.bin": edited(a)}
+    log_files(repo, "v", files, tmp_path)
+    chunks = repo.objects.chunk_list(Blob(a).id)
+    assert chunks is not None
+    shared = chunks.ids[1]
+    corrupt(repo.storage, shared, lambda n: n - 1)
+    damaged = Repository(repo.storage)
+    report = fsck(damaged)
+    assert [(p.problem, p.object_id) for p in report.problems] == [("corrupt", shared.hex())]
+    assert sorted(report.problems[0].used_by) == ["a.bin", "b.bin"]
+    assert report.problems[0].where.startswith("packs/")
+
+    copy = Repository.open(str(tmp_path / "copy"))
+    log_files(copy, "v", files, tmp_path)
+    result = repair(damaged, copy.objects)
+    assert result.ok and shared.hex() in result.repaired
+    assert damaged.objects.read_blob(Blob(a).id) == a
+
+
+def test_fsck_names_a_missing_chunk(repo, tmp_path):
+    a = random.Random(15).randbytes(2 * THRESHOLD)
+    log_files(repo, "v", {"a.bin": a}, tmp_path)
+    chunks = repo.objects.chunk_list(Blob(a).id)
+    assert chunks is not None
+    # A chunk list naming a chunk no store holds (as a hostile or damaged store might).
+    ids = [*chunks.ids]
+    ids[0] = bytes(32)
+    repo.storage.put(keys.chunked_key(Blob(a).id), chunklists.encode(ids, [*chunks.lengths]))
+    report = fsck(Repository(repo.storage))
+    assert [(p.problem, p.object_id, p.used_by) for p in report.problems] == [
+        ("missing", bytes(32).hex(), ["a.bin"])
+    ]
