@@ -90,14 +90,18 @@ def _read_chunks(
         yield payload
 
 
-def copy_to(store: ObjectStore, object_id: ObjectId, chunks: ChunkList, dest: BinaryIO) -> int:
-    """Stream a chunked blob's content into ``dest``, verified chunk by chunk and as a
-    whole; its size. On an error the caller must discard ``dest``."""
+def copy_to(
+    store: ObjectStore, object_id: ObjectId, chunks: ChunkList, dest: BinaryIO | None
+) -> int:
+    """Stream a chunked blob's content into ``dest`` (None: only check it), verified
+    chunk by chunk and as a whole; its size. On an error the caller must discard
+    ``dest``."""
     hasher = blake3.blake3()
     hasher.update(objects.encode_header("blob", chunks.size))
     for payload in chunks_of(store, chunks):
         hasher.update(payload)
-        dest.write(payload)
+        if dest is not None:
+            dest.write(payload)
     if hasher.digest() != object_id:
         raise CorruptObjectError(object_id, hasher.digest())
     return chunks.size

@@ -38,13 +38,12 @@ class ChunkList:
     ids: tuple[ObjectId, ...]
     lengths: tuple[int, ...]
 
-    def starts(self) -> list[int]:
-        """The content offset of each chunk."""
-        offsets, at = [], 0
-        for length in self.lengths:
-            offsets.append(at)
-            at += length
-        return offsets
+    def encode(self) -> bytes:
+        return encode(list(self.ids), list(self.lengths))
+
+    def encoded_size(self) -> int:
+        count = len(self.ids)
+        return _HEADER.size + _FENCE.size * fence_count(count) + _ENTRY.size * count
 
 
 def encode(ids: list[ObjectId], lengths: list[int]) -> bytes:

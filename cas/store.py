@@ -371,9 +371,10 @@ class ObjectStore:
     def writer(self, limit: int | None = None) -> PackWriter:
         return PackWriter(self, limit)
 
-    def put_chunk_list(self, object_id: ObjectId, data: bytes) -> None:
+    def put_chunk_list(self, object_id: ObjectId, chunks: ChunkList | bytes) -> None:
         """Publish the chunk list of a blob stored as chunks: only once every chunk it
         names is stored (a present object has everything it reaches)."""
+        data = chunks if isinstance(chunks, bytes) else chunks.encode()
         try:
             self.storage.put(keys.chunked_key(object_id), data, mode="create")
         except PreconditionFailedError:

@@ -22,7 +22,9 @@ from cas.repair import repair
 from cas.storage import Storage
 from cas.store import InOrderVerifier, ObjectStore
 from cas.walk import reachable
+from remotes import transfer
 from tests.helpers import corrupt
+from tests.processes import python
 
 THRESHOLD = 1 << 20
 GRACE = 3600.0
@@ -327,3 +329,94 @@ def test_fsck_names_a_missing_chunk(repo, tmp_path):
     assert [(p.problem, p.object_id, p.used_by) for p in report.problems] == [
         ("missing", bytes(32).hex(), ["a.bin"])
     ]
+
+
+# ---- copies between stores -------------------------------------------------------
+
+
+def test_a_copy_sends_only_the_chunks_the_other_side_lacks(repo, tmp_path):
+    src = Repository.open(str(tmp_path / "src"))
+    a = random.Random(16).randbytes(6 * THRESHOLD)
+    first = log_files(src, "v", {"f.bin": a}, tmp_path)
+    ids = transfer.missing(src.objects, repo.objects, [first.id])
+    sent = transfer.copy_objects(src.objects, repo.objects, ids)
+    assert sent.bytes >= len(a)
+    dst = Repository(repo.storage)
+    assert dst.storage.exists(keys.chunked_key(Blob(a).id))
+    assert dst.objects.read_blob(Blob(a).id) == a
+
+    second = log_files(src, "v", {"f.bin": edited(a)}, tmp_path)
+    ids = transfer.missing(src.objects, dst.objects, [second.id])
+    sent = transfer.copy_objects(src.objects, dst.objects, ids)
+    assert sent.bytes < 3 * chunked.MAX_CHUNK + 20_000  # the new chunks and the list
+    dst.update_ref("v", lambda old: second.id)
+    assert fsck(Repository(repo.storage)).ok
+
+    # Back the other way, into a new local store: verified there against the file's id.
+    back = Repository.open(str(tmp_path / "back"))
+    transfer.copy_objects(
+        dst.objects, back.objects, transfer.missing(dst.objects, back.objects, [second.id])
+    )
+    assert back.objects.read_blob(Blob(edited(a)).id) == edited(a)
+
+
+def test_a_fetched_chunk_list_naming_other_chunks_is_refused(tmp_path):
+    src = Repository.open(str(tmp_path / "src"))
+    a, b = random.Random(17).randbytes(2 * THRESHOLD), random.Random(18).randbytes(2 * THRESHOLD)
+    commit = log_files(src, "a", {"a.bin": a}, tmp_path)
+    log_files(src, "b", {"b.bin": b}, tmp_path)
+    lying = src.storage.get(keys.chunked_key(Blob(b).id))
+    src.storage.put(keys.chunked_key(Blob(a).id), lying)  # a hostile remote's list
+    dst = Repository.open(str(tmp_path / "dst"))
+    with pytest.raises(CorruptObjectError):
+        transfer.copy_objects(
+            src.objects, dst.objects, transfer.missing(src.objects, dst.objects, [commit.id])
+        )
+    assert not dst.storage.exists(keys.chunked_key(Blob(a).id))
+
+
+KILLED_COPY = """
+import os, signal, sys
+import cas.store
+from cas import Repository
+from remotes import transfer
+
+src, dst = Repository.open(sys.argv[1]), Repository.open(sys.argv[2])
+root = bytes.fromhex(sys.argv[3])
+real_publish = cas.store.ObjectStore.publish_pack
+published = 0
+
+def publish(self, *args):
+    global published
+    real_publish(self, *args)
+    published += 1
+    if published == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of the file
+
+cas.store.ObjectStore.publish_pack = publish
+transfer.copy_objects(src.objects, dst.objects, transfer.missing(src.objects, dst.objects, [root]))
+"""
+
+
+def test_a_copy_killed_in_the_middle_of_a_file_resumes_from_the_chunks_it_sent(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(chunked, "CHUNK_PACK_LIMIT", THRESHOLD)  # many packs of chunks
+    src = Repository.open(str(tmp_path / "src"))
+    data = random.Random(19).randbytes(8 * THRESHOLD)
+    commit = log_files(src, "v", {"f.bin": data}, tmp_path)
+    dst = str(tmp_path / "dst")
+    killed = python("-c", KILLED_COPY, str(tmp_path / "src"), dst, commit.id.hex(), cwd=tmp_path)
+    killed.communicate(timeout=120)
+    assert killed.returncode == -9
+    resumed = Repository.open(dst)
+    assert len(resumed.objects.packs()) == 3 and not resumed.storage.exists(
+        keys.chunked_key(Blob(data).id)
+    )
+
+    ids = transfer.missing(src.objects, resumed.objects, [commit.id])
+    sent = transfer.copy_objects(src.objects, resumed.objects, ids)
+    assert sent.bytes < len(data) - 2 * THRESHOLD  # three packs of about 1 MiB were kept
+    resumed.update_ref("v", lambda old: commit.id)
+    assert fsck(Repository.open(dst)).ok
+    assert Repository.open(dst).objects.read_blob(Blob(data).id) == data
