@@ -9,7 +9,7 @@ children first, so a present tree or commit always has everything it reaches.
 
 from __future__ import annotations
 
-from . import keys, objects
+from . import chunked, keys, objects
 from .errors import KeyNotFoundError, ObjectNotFoundError
 from .objects import ObjectId
 from .store import ObjectStore
@@ -41,10 +41,14 @@ def restore(store: ObjectStore, roots: set[ObjectId]) -> set[ObjectId]:
         if not fossils.has(object_id):
             raise ObjectNotFoundError(object_id, store.storage.url)
         stack.append((object_id, True))
-        if fossils.loose_location(object_id) == keys.content_key(object_id):
+        key = fossils.loose_location(object_id)
+        if key == keys.content_key(object_id):
             continue  # a large blob: its content alone, referencing nothing
-        obj = objects.decode(fossils.get_raw(object_id))
-        stack.extend((child, False) for child in references(obj))
+        if key == keys.chunked_key(object_id):
+            children = list(chunked.read_list(fossils.storage, object_id).ids)
+        else:
+            children = references(objects.decode(fossils.get_raw(object_id)))
+        stack.extend((child, False) for child in children)
     for object_id in order:
         _copy_back(store, object_id)
     return set(order)
@@ -53,7 +57,11 @@ def restore(store: ObjectStore, roots: set[ObjectId]) -> set[ObjectId]:
 def _copy_back(store: ObjectStore, object_id: ObjectId) -> None:
     fossils = store.fossils
     assert fossils is not None
-    if fossils.loose_location(object_id) != keys.content_key(object_id):
+    key = fossils.loose_location(object_id)
+    if key == keys.chunked_key(object_id):  # its chunks are back: the list follows
+        store.put_chunk_list(object_id, fossils.storage.get(key))
+        return
+    if key != keys.content_key(object_id):
         store.put_raw(fossils.get_raw(object_id))
         return
     try:  # a large blob is streamed, never read whole, and checked on the way

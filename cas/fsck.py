@@ -9,8 +9,10 @@ from typing import Any
 from . import keys, pages
 from .errors import CasError, CorruptObjectError, InvalidObjectError, NotFoundError
 from .objects import TREE_KINDS, Commit, ObjectId, Tree, TreeEntry
+from .packs import LOOSE_THRESHOLD
 from .refs import LEGACY_LOCKS
 from .repo import Repository
+from .store import ObjectStore
 
 
 @dataclass
@@ -21,6 +23,8 @@ class FsckProblem:
     ref: str  # a ref it was reached from
     message: str
     where: str = ""  # for a corrupt object: the key holding the copy that is read
+    # For a chunk of large files (docs/format.md, 4.2): the paths of the files using it.
+    used_by: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -55,12 +59,16 @@ def fsck(
     recorded and the walk goes on, so one bad object does not hide others
     (the objects only a damaged tree or commit reaches are checked once it is
     repaired: :func:`cas.repair.repair` runs fsck until nothing new is found).
+    A missing or damaged chunk of a file stored as chunks is reported as itself,
+    with the paths of the files found using it.
     """
     store = repo.objects
     report = FsckReport()
     seen: set[ObjectId] = set()
     page_of: dict[ObjectId, tuple[TreeEntry, str | None]] = {}  # a page: what names it, where
     sink: Any = _Discard()  # copy_blob_to verifies as it streams; the bytes are not needed
+    path_of: dict[ObjectId, str] = {}  # of trees and files, as first reached
+    chunk_problems: dict[ObjectId, FsckProblem] = {}
     for ref in sorted(repo.refs.names("")):
         if ref.startswith(LEGACY_LOCKS):
             continue  # an older version's lock: no data
@@ -89,14 +97,19 @@ def fsck(
                 obj = store.get(object_id, kind)
                 if isinstance(obj, Tree):  # checked where it stands, as readers do
                     pages.check(object_id, obj, page_of.get(object_id))
-            except NotFoundError as exc:
-                report.problems.append(_problem("missing", object_id, kind, ref, exc))
-                continue
-            except CorruptObjectError as exc:
-                problem = _problem("corrupt", object_id, kind, ref, exc)
-                pack = store.pack_of(object_id)
-                where = keys.pack_key(pack) if pack else store.loose_location(object_id)
-                problem.where = where or ""
+            except (NotFoundError, CorruptObjectError) as exc:
+                problem_kind = "missing" if isinstance(exc, NotFoundError) else "corrupt"
+                bad = getattr(exc, "object_id", object_id)
+                if bad != object_id:  # a chunk of this file
+                    if bad not in chunk_problems:
+                        chunk_problems[bad] = _problem(problem_kind, bad, "blob", ref, exc)
+                        report.problems.append(chunk_problems[bad])
+                        _locate(store, chunk_problems[bad])
+                    chunk_problems[bad].used_by.append(path_of.get(object_id, object_id.hex()))
+                    continue
+                problem = _problem(problem_kind, object_id, kind, ref, exc)
+                if problem_kind == "corrupt":
+                    _locate(store, problem)
                 report.problems.append(problem)
                 continue
             except InvalidObjectError as exc:
@@ -112,10 +125,21 @@ def fsck(
                     page_of.update((e.id, (e, end)) for e, end in pages.page_ranges(obj, upper))
                 for entry in obj.entries:
                     stack.append((entry.id, "tree" if entry.kind in TREE_KINDS else "blob"))
+                    if entry.kind in TREE_KINDS or entry.size >= LOOSE_THRESHOLD:
+                        above = path_of.get(object_id)
+                        name = entry.name if entry.kind != "page" else None
+                        path_of.setdefault(entry.id, "/".join(p for p in (above, name) if p))
             else:
                 report.blobs += 1
                 report.blob_bytes += len(obj.data)
     return report
+
+
+def _locate(store: ObjectStore, problem: FsckProblem) -> None:
+    """Name the key holding the copy of a corrupt object that is read."""
+    object_id = bytes.fromhex(problem.object_id)
+    pack = store.pack_of(object_id)
+    problem.where = (keys.pack_key(pack) if pack else store.loose_location(object_id)) or ""
 
 
 def _problem(

@@ -39,14 +39,15 @@ import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from . import keys, objects
+from . import keys
 from .errors import CasError, KeyNotFoundError, ObjectNotFoundError
 from .fossils import restore
+from .inventory import Inventory, take_inventory
 from .objects import ObjectId
 from .refs import LEGACY_LOCKS
 from .repo import Repository
 from .store import ObjectStore
-from .walk import reachable, references
+from .walk import reachable
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
 TMP_MIN_AGE = 3600  # temporary files younger than this are never touched
@@ -68,18 +69,6 @@ class GcReport:
     lock_refs_deleted: int = 0
     unreadable_refs: list[str] = field(default_factory=list)
     dry_run: bool = False
-
-
-@dataclass
-class _Scan:
-    """The objects of one area (the store or its fossils) outside a set of ids."""
-
-    loose: dict[ObjectId, int] = field(default_factory=dict)  # id -> size
-    packs: dict[str, set[ObjectId]] = field(default_factory=dict)  # pack -> its ids
-    pack_mtimes: dict[str, float] = field(default_factory=dict)
-    mtimes: dict[ObjectId, float] = field(default_factory=dict)  # its newest copy's
-    sizes: dict[ObjectId, int] = field(default_factory=dict)
-    refs_of: dict[ObjectId, list[ObjectId]] = field(default_factory=dict)
 
 
 class _Clock:
@@ -116,8 +105,8 @@ def gc(
     roots = _roots(repo, report)
     live = {object_id for object_id, _ in reachable(store, roots, released=released)}
     report.reachable = len(live)
-    present = _scan(store, live)
-    fossil = _scan(fossils, set())
+    present = take_inventory(store, live)
+    fossil = take_inventory(fossils, set())
     in_store = store.has_many(fossil.sizes)
 
     # Second step: old fossils leave the fossil area, restored if anything reaches them.
@@ -176,51 +165,6 @@ def _roots(repo: Repository, report: GcReport) -> list[ObjectId]:
     return roots
 
 
-def _scan(store: ObjectStore, skip: set[ObjectId]) -> _Scan:
-    """Every copy of every object outside ``skip``, read once to learn what it references."""
-    found = _Scan()
-    storage = store.storage
-    for object_id in list(store.iter_loose()):
-        if object_id in skip:
-            continue
-        key = store.loose_location(object_id)
-        if key is None:
-            continue  # gone since the listing
-        try:
-            stat = storage.stat(key)
-            data = storage.get(key) if key != keys.content_key(object_id) else b""
-        except KeyNotFoundError:
-            continue
-        found.loose[object_id] = found.sizes[object_id] = stat.size
-        found.mtimes[object_id] = stat.mtime
-        found.refs_of[object_id] = _references(object_id, data) if data else []
-    for pack in sorted(store.packs()):
-        entries = [(i, o, n) for i, o, n in store.pack_entries(pack) if i not in skip]
-        if not entries:
-            continue
-        try:
-            mtime = storage.stat(keys.pack_key(pack)).mtime
-            data = store.read_pack(pack)
-        except KeyNotFoundError:
-            continue  # rewritten since the listing
-        found.packs[pack] = {i for i, _, _ in entries}
-        found.pack_mtimes[pack] = mtime
-        for object_id, offset, length in entries:
-            found.sizes.setdefault(object_id, length)
-            found.mtimes[object_id] = max(mtime, found.mtimes.get(object_id, mtime))
-            found.refs_of[object_id] = _references(object_id, data[offset : offset + length])
-    return found
-
-
-def _references(object_id: ObjectId, data: bytes) -> list[ObjectId]:
-    """What an object references; nothing if it cannot be read (it then protects
-    nothing, and goes first)."""
-    try:
-        return references(objects.decode(objects.verify(object_id, data)))
-    except CasError:
-        return []
-
-
 def _closure(roots: Iterable[ObjectId], refs_of: dict[ObjectId, list[ObjectId]]) -> set[ObjectId]:
     """``roots`` and every object of ``refs_of`` they reach."""
     kept: set[ObjectId] = set()
@@ -234,7 +178,7 @@ def _closure(roots: Iterable[ObjectId], refs_of: dict[ObjectId, list[ObjectId]])
     return kept
 
 
-def _drop_fossils(fossils: ObjectStore, found: _Scan, old: set[ObjectId]) -> None:
+def _drop_fossils(fossils: ObjectStore, found: Inventory, old: set[ObjectId]) -> None:
     """Delete the old fossils' copies (restored ones are present by now). A fossil pack
     is as old as its file: all of it goes at once."""
     for object_id in old & set(found.loose):
@@ -244,7 +188,7 @@ def _drop_fossils(fossils: ObjectStore, found: _Scan, old: set[ObjectId]) -> Non
 
 def _move_referrers_first(
     store: ObjectStore,
-    found: _Scan,
+    found: Inventory,
     dead: set[ObjectId],
     report: GcReport,
     clock: _Clock,

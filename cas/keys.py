@@ -4,6 +4,7 @@ Nothing else builds or takes apart a key by hand::
 
     objects/<2 hex>/<62 hex>     one loose object: its exact bytes
     blobs/<2 hex>/<62 hex>       one large blob: its content alone, no header
+    chunked/<2 hex>/<62 hex>     one large blob stored as chunks: its chunk list
     packs/<64 hex>.pack          many small objects, back to back
     packs/<64 hex>.idx           where each object of that pack starts
     refs/<name>                  a ref
@@ -19,7 +20,8 @@ from .objects import ObjectId
 
 LOOSE_PREFIX = "objects/"
 CONTENT_PREFIX = "blobs/"
-LOOSE_PREFIXES = (CONTENT_PREFIX, LOOSE_PREFIX)
+CHUNKED_PREFIX = "chunked/"
+LOOSE_PREFIXES = (CONTENT_PREFIX, CHUNKED_PREFIX, LOOSE_PREFIX)
 PACKS_PREFIX = "packs/"
 _PACK_SUFFIX = ".pack"
 _INDEX_SUFFIX = ".idx"
@@ -48,8 +50,14 @@ def content_key(object_id: ObjectId) -> str:
     return _fanned_out(CONTENT_PREFIX, object_id)
 
 
+def chunked_key(object_id: ObjectId) -> str:
+    """Where the chunk list of a large blob stored as chunks lives (its id covers the
+    whole content, as for any blob)."""
+    return _fanned_out(CHUNKED_PREFIX, object_id)
+
+
 def parse_loose_key(key: str) -> ObjectId | None:
-    """The id a loose key (either form) names, or None for any other key."""
+    """The id a loose key (any form) names, or None for any other key."""
     parts = key.split("/")
     if len(parts) != 3 or f"{parts[0]}/" not in LOOSE_PREFIXES:
         return None

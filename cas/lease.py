@@ -91,6 +91,13 @@ class Leases:
         if lease is not None:
             lease.stored.add(objects.object_id(data))
 
+    def referencing(self, ids: Iterable[ObjectId]) -> None:
+        """Something that references ``ids`` (found already stored) is about to be
+        stored: past the lease, they are checked again first."""
+        lease = self._current()
+        if lease is not None and self._expired(lease):
+            self._recheck(lease, ids)
+
     def read_fossil(self, object_id: ObjectId) -> None:
         """An object was read from the fossils: a writer builds on present ones only."""
         lease = self._current()

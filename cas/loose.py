@@ -1,8 +1,9 @@
-"""Loose objects: one key each, in one of two forms (docs/format.md).
+"""Loose objects: one key each, in one of three forms (docs/format.md).
 
 A large blob is kept as its content alone (``blobs/``), so the kernel can copy
-it in and out page-aligned; anything else loose (and large blobs of older
-stores) as its exact bytes (``objects/``). Every read here is verified.
+it in and out page-aligned, or as its chunk list (``chunked/``, read through
+:mod:`cas.chunked`); anything else loose (and large blobs of older stores) as
+its exact bytes (``objects/``). Every read here is verified.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def get(storage: Storage, object_id: ObjectId) -> bytes:
 
 def location(storage: Storage, object_id: ObjectId) -> str | None:
     """The key holding ``object_id`` loose, or None."""
-    for key in (keys.content_key(object_id), keys.loose_key(object_id)):
+    forms = (keys.content_key, keys.chunked_key, keys.loose_key)
+    for key in (form(object_id) for form in forms):
         if storage.exists(key):
             return key
     return None
@@ -49,8 +51,9 @@ def iter_ids(storage: Storage) -> Iterator[ObjectId]:
 
 
 def delete(storage: Storage, object_id: ObjectId) -> None:
-    """Delete the loose copies of ``object_id``, in either form."""
+    """Delete the loose copies of ``object_id``, in any form."""
     storage.delete(keys.content_key(object_id))
+    storage.delete(keys.chunked_key(object_id))
     storage.delete(keys.loose_key(object_id))
 
 

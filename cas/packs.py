@@ -118,8 +118,9 @@ class PackWriter:
     half-written pack.
     """
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, limit: int | None = None) -> None:
         self.store = store
+        self.limit = limit  # a pack is published past this many bytes (None: PACK_LIMIT)
         self._tmp: str | None = None
         self._file: BinaryIO | None = None
         self._entries: list[Entry] = []
@@ -159,9 +160,14 @@ class PackWriter:
         self._offset += len(data)
         self.objects_written += 1
         self.bytes_written += len(data)
-        if self._offset >= PACK_LIMIT:
+        if self._offset >= (self.limit or PACK_LIMIT):
             self.flush()
         return object_id
+
+    @property
+    def added(self) -> set[ObjectId]:
+        """The ids this writer packed (not those it found in other packs)."""
+        return self._ids
 
     def add_blob(self, data: bytes) -> ObjectId:
         return self.add_raw(objects.encode_header("blob", len(data)) + data)

@@ -5,7 +5,8 @@ same bytes. A loose object is rewritten in place. A packed object is restored
 by rewriting its whole pack: its intact objects, the good copies of the
 damaged ones, checked against the pack's name (the hash of its bytes) before
 it replaces the damaged file. A missing object is written loose, in the form
-new objects take.
+new objects take (a large blob as its content alone, even one the source keeps
+as chunks; a missing or damaged chunk is an object like any other).
 """
 
 from __future__ import annotations
@@ -100,9 +101,10 @@ def _rewrite_loose(
             except (NotFoundError, CorruptObjectError):
                 return  # the source lacks it too, or its copy is damaged as well
         store.storage.move_in(key, tmp, mode="overwrite")
-        # A damaged copy in the other form would still be read: drop it.
-        content, whole = keys.content_key(object_id), keys.loose_key(object_id)
-        store.storage.delete(whole if key == content else content)
+        # A damaged copy in another form would still be read: drop it.
+        for form in (keys.content_key, keys.chunked_key, keys.loose_key):
+            if form(object_id) != key:
+                store.storage.delete(form(object_id))
         result.repaired.append(object_id.hex())
     finally:
         if os.path.exists(tmp):
@@ -168,7 +170,8 @@ def _read_loose_form(src: ObjectStore, object_id: ObjectId, out: BinaryIO) -> st
     A large blob stored that way streams. On an error the caller must discard ``out``.
     """
     content = keys.content_key(object_id)
-    if src.pack_of(object_id) is None and src.loose_location(object_id) == content:
+    streamed = (content, keys.chunked_key(object_id))  # large blobs, never read whole
+    if src.pack_of(object_id) is None and src.loose_location(object_id) in streamed:
         src.copy_blob_to(object_id, out)
         return content
     data = src.get_raw(object_id)

@@ -5,26 +5,28 @@ by id, and ask which ids exist. Large blobs are written loose, as the file's
 bytes exactly, so the kernel can copy them in and out (:mod:`cas.loose`);
 small objects written through a :class:`~cas.packs.PackWriter` are appended to
 one pack, which becomes visible only when its index is published, after the
-pack itself (:mod:`cas.packs`, :mod:`cas.packset`).
+pack itself (:mod:`cas.packs`, :mod:`cas.packset`). Files from
+``chunk_threshold`` up are stored as content-defined chunks (:mod:`cas.chunked`).
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
-from . import keys, loose, objects
+from . import chunked, keys, largeblobs, loose, objects
 
 # CORES and InOrderVerifier are imported from here by artifacts.
 from ._fastio import CORES, HASH_CHUNK, HASH_THREADS, copy_hashed  # noqa: F401
+from .chunklists import ChunkList
 from .errors import (
     CorruptObjectError,
     InvalidObjectError,
     KeyNotFoundError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    UsageError,
 )
 from .loose import InOrderVerifier  # noqa: F401
 from .objects import Commit, ObjectId, Tree, verify
@@ -57,6 +59,11 @@ class ObjectStore:
         # A writer's lease (cas.lease) watches what it stores and reads: None outside one.
         self.watcher: Any = None
         self._packs = PackSet(storage, cache_dir)
+        self.chunk_threshold = chunked.CHUNK_THRESHOLD  # files this big go as chunks
+        # Where the chunks of a chunked blob are read: a fossil's chunks may be present.
+        self.chunk_source = self
+        if self.fossils is not None:
+            self.fossils.chunk_source = self
 
     # ---- reading -------------------------------------------------------
 
@@ -67,10 +74,17 @@ class ObjectStore:
             try:
                 return loose.get(self.storage, object_id)
             except KeyNotFoundError:
-                self.refresh_packs()
-                where = self._packs.find(object_id)
-                if where is None:
-                    return self._get_fossil(object_id)
+                pass
+            chunks = self._own_chunk_list(object_id)
+            if chunks is not None:
+                out = io.BytesIO()
+                out.write(objects.encode_header("blob", chunks.size))
+                chunked.copy_to(self.chunk_source, object_id, chunks, out)
+                return out.getvalue()
+            self.refresh_packs()
+            where = self._packs.find(object_id)
+            if where is None:
+                return self._get_fossil(object_id)
         pack, offset, length = where
         try:
             data = self._packs.read(pack, offset, offset + length)
@@ -134,7 +148,10 @@ class ObjectStore:
         try:
             return loose.copy_content(self.storage, object_id, dest)
         except KeyNotFoundError:
-            pass  # packed since we looked, or an object of the older whole-bytes form
+            pass  # chunked, packed since we looked, or of the older whole-bytes form
+        chunks = self._own_chunk_list(object_id)
+        if chunks is not None:
+            return chunked.copy_to(self.chunk_source, object_id, chunks, dest)
         try:
             src = self.storage.open(keys.loose_key(object_id))
         except KeyNotFoundError:
@@ -156,7 +173,8 @@ class ObjectStore:
         """Bytes ``[start, end)`` of a blob's content; ``end`` is at most its size.
 
         A large blob's range is read alone, without the rest of the blob, so it
-        cannot be checked against the id, which covers the whole blob: readers
+        cannot be checked against the id, which covers the whole blob (a chunked
+        one's chunks are each checked against their own id): readers
         that must hand out only verified bytes feed what they read to an
         :class:`~cas.loose.InOrderVerifier`, or read the whole blob. A packed (small) blob
         is read whole and verified. A blob shorter than ``end`` is corrupt.
@@ -165,8 +183,29 @@ class ObjectStore:
             try:
                 return loose.read_content_range(self.storage, object_id, start, end)
             except KeyNotFoundError:
-                pass  # packed since we looked, or an object of the older whole-bytes form
+                pass  # chunked, packed since we looked, or of the older whole-bytes form
+            try:
+                return chunked.read_range(self.chunk_source, self.storage, object_id, start, end)
+            except KeyNotFoundError:
+                pass
         return self.read_blob(object_id)[start:end]
+
+    def chunk_list(self, object_id: ObjectId) -> ChunkList | None:
+        """The chunk list of a blob stored as chunks, here or among the fossils (a writer
+        restores such a fossil first); None for any other object."""
+        chunks = self._own_chunk_list(object_id)
+        if chunks is not None or self.fossils is None:
+            return chunks
+        chunks = self.fossils.chunk_list(object_id)
+        if chunks is not None and self.watcher is not None:
+            self.watcher.read_fossil(object_id)
+        return chunks
+
+    def _own_chunk_list(self, object_id: ObjectId) -> ChunkList | None:
+        try:
+            return chunked.read_list(self.storage, object_id)
+        except KeyNotFoundError:
+            return None
 
     def locate_packed(self, ids: Iterable[ObjectId]) -> list[Located]:
         """(id, pack, offset, length) of those ``ids`` held in packs, in pack order."""
@@ -316,67 +355,30 @@ class ObjectStore:
     def put_blob_file(
         self, path: str, hash_threads: int = HASH_THREADS, expect: ObjectId | None = None
     ) -> tuple[ObjectId, int]:
-        """Store a file of any size as a loose blob; (id, size). With ``expect``, a
-        file whose blob has another id is refused (CorruptObjectError), not stored.
-
-        The id is always computed from the bytes written to the store, never
-        from the file, which may change meanwhile: what we name is exactly what
-        we stored. The content is kept without its header, so the copy stays
-        page-aligned (copying it behind a header measured twice as slow).
-        """
-        tmp = self.storage.tempfile()
-        try:
-            with open(path, "rb", buffering=0) as src, open(tmp, "r+b", buffering=0) as dst:
-                size = os.fstat(src.fileno()).st_size
-                copied, object_id = copy_hashed(src.fileno(), dst.fileno(), size, hash_threads)
-                if copied != size:
-                    raise UsageError(f"{path} changed size while it was being read")
-            if expect is not None and object_id != expect:
-                raise CorruptObjectError(expect, object_id)
-            if self._packs.find(object_id) is not None or self.loose_location(object_id):
-                return object_id, size
-            try:
-                self.storage.move_in(keys.content_key(object_id), tmp, mode="create")
-            except PreconditionFailedError:
-                pass
-            return object_id, size
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        """Store a file of any size as a large blob; (id, size): :func:`cas.largeblobs.put_file`."""
+        return largeblobs.put_file(self, path, hash_threads, expect)
 
     def copy_large_blob(self, source: ObjectStore, object_id: ObjectId) -> int | None:
-        """Stream a large blob ``source`` holds loose into this store, as its content
-        alone, verified on the way; its size. None, copying nothing, when ``source``
-        does not hold ``object_id`` loose as a large blob: read it whole instead."""
-        key = source.loose_location(object_id)
-        if key is None:
-            return None  # packed since we looked, or missing: get_raw says which
-        is_content = key == keys.content_key(object_id)
-        if not is_content and not loose.is_large_whole_blob(source.storage, key):
-            return None
-        path = source.storage.local_path(key) if is_content else None
-        if path is not None and self.storage.capabilities.local:
-            # Between two local stores the kernel copies, and the copy is checked.
-            return self.put_blob_file(path, hash_threads=1, expect=object_id)[1]
-        return self.stream_blob_from(source, object_id)
+        """Stream a large blob ``source`` holds loose into this store; its size, or None
+        when it is not held so: :func:`cas.largeblobs.copy_from`."""
+        return largeblobs.copy_from(self, source, object_id)
 
     def stream_blob_from(self, source: ObjectStore, object_id: ObjectId) -> int:
-        """Stream a blob from ``source`` into this store as its content alone, never
-        read whole, verified on the way; its size."""
-        tmp = self.storage.tempfile()
-        try:
-            with open(tmp, "wb") as out:
-                size = source.copy_blob_to(object_id, out)  # verifies while it streams
-            self.storage.move_in(keys.content_key(object_id), tmp, mode="create")
-        except PreconditionFailedError:
-            pass  # someone else published the same object meanwhile
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return size
+        """Stream a blob from ``source`` into this store as its content alone, verified on
+        the way; its size."""
+        return largeblobs.stream_from(self, source, object_id)
 
-    def writer(self) -> PackWriter:
-        return PackWriter(self)
+    def writer(self, limit: int | None = None) -> PackWriter:
+        return PackWriter(self, limit)
+
+    def put_chunk_list(self, object_id: ObjectId, chunks: ChunkList | bytes) -> None:
+        """Publish the chunk list of a blob stored as chunks: only once every chunk it
+        names is stored (a present object has everything it reaches)."""
+        data = chunks if isinstance(chunks, bytes) else chunks.encode()
+        try:
+            self.storage.put(keys.chunked_key(object_id), data, mode="create")
+        except PreconditionFailedError:
+            pass  # already there: the same blob, chunked the same way or another
 
     def adopt_pack(self, data: bytes, entries: list[Entry]) -> str:
         """Publish another store's pack as it is (``entries``: its index), once every
@@ -399,7 +401,7 @@ class ObjectStore:
         self._packs.publish(name, tmp, entries)
 
     def delete_loose(self, object_id: ObjectId) -> None:
-        """Delete the loose copies of ``object_id``, in either form."""
+        """Delete the loose copies of ``object_id``, in any form."""
         loose.delete(self.storage, object_id)
 
     def delete_packs(self, names: Iterable[str]) -> None:

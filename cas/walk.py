@@ -1,4 +1,5 @@
-"""Walking the object graph: commits reach parents and trees, trees reach entries."""
+"""Walking the object graph: commits reach parents and trees, trees reach entries, and a
+large blob stored as chunks reaches its chunks (docs/format.md, 4.2)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 
 from . import objects
 from .objects import TREE_KINDS, ObjectId
+from .packs import LOOSE_THRESHOLD
 from .store import ObjectStore
+
+_LARGE = "large blob"  # a blob big enough to be stored as chunks: its chunks are walked too
 
 
 def reachable(
@@ -22,7 +26,8 @@ def reachable(
     always published before anything that refers to them.
     A ``released`` commit is yielded and its parents followed, never its tree:
     the caller's layer deleted what it held (its tree may be gone).
-    Blobs are yielded without being read.
+    Blobs are yielded without being read; a large one stored as chunks is followed
+    by its chunks (blobs too), so what reaches it reaches them.
     """
     seen: set[ObjectId] = set()
     stack: list[tuple[ObjectId, str | None]] = [(r, None) for r in roots]
@@ -31,9 +36,13 @@ def reachable(
         if object_id in seen:
             continue
         seen.add(object_id)
-        if kind == "blob":
-            if not skip(object_id, "blob"):
-                yield object_id, "blob"
+        if kind in ("blob", _LARGE):
+            if skip(object_id, "blob"):
+                continue
+            yield object_id, "blob"
+            chunks = store.chunk_list(object_id) if kind == _LARGE else None
+            if chunks is not None:
+                stack.extend((chunk, "blob") for chunk in chunks.ids)
             continue
         obj = store.get(object_id, kind)
         kind = obj_kind(obj)
@@ -45,8 +54,13 @@ def reachable(
                 stack.append((obj.tree, "tree"))
             stack.extend((p, "commit") for p in obj.parents)
         elif isinstance(obj, objects.Tree):
-            for entry in obj.entries:
-                stack.append((entry.id, "tree" if entry.kind in TREE_KINDS else "blob"))
+            stack.extend((entry.id, entry_kind(entry)) for entry in obj.entries)
+
+
+def entry_kind(entry: objects.TreeEntry) -> str:
+    if entry.kind in TREE_KINDS:
+        return "tree"
+    return _LARGE if entry.size >= LOOSE_THRESHOLD else "blob"
 
 
 def references(obj: objects.Object) -> list[ObjectId]:

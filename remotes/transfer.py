@@ -10,8 +10,17 @@ packs, a few large requests; large ones loose, streamed, in parallel), then
 trees and commits in dependency order, each pack published before the next
 one starts. The destination's objects are all published before any ref moves.
 
+A file stored as chunks (docs/format.md, 4.2) travels as the chunks the
+destination lacks (the walk prunes the others, found in its pack indexes), in
+packs published every :data:`~cas.chunked.CHUNK_PACK_LIMIT`, so a copy killed
+half-way through a huge file resumes from the chunks it sent; its chunk list
+goes after them, with the blobs, before any tree.
+
 Every object copied is verified against its id on the way: a corrupt object
-raises :class:`~cas.errors.CorruptObjectError` and is never written.
+raises :class:`~cas.errors.CorruptObjectError` and is never written. A chunk
+list is checked against the file's id by reading its chunks where they are
+local: on the destination for a fetch (the remote is not trusted), on the
+source for a push.
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from cas import ObjectId, ObjectStore, Repository, objects
+from cas import ObjectId, ObjectStore, Repository, chunked, objects
+from cas.chunklists import ChunkList
 from cas.errors import KeyNotFoundError
 from cas.objects import BLOB_HEADER_PREFIX, verify
 from cas.packs import LOOSE_THRESHOLD, PackWriter
@@ -92,12 +102,13 @@ def copy_objects(
         done.bytes += len(data)
         bar.update(1)
 
+    chunk_lists: dict[ObjectId, ChunkList] = {}  # files stored as chunks: after their chunks
     with bar:
-        with dst.writer() as blobs:
+        with dst.writer(limit=chunked.CHUNK_PACK_LIMIT) as blobs:
             small: list[ObjectId] = []
 
             def copy_loose(object_id: ObjectId) -> int:
-                return _copy_loose(src, dst, object_id, small)
+                return _copy_loose(src, dst, object_id, small, chunk_lists)
 
             with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
                 for size in pool.map(copy_loose, loose):
@@ -126,7 +137,14 @@ def copy_objects(
                 for object_id, offset, length in entries:
                     if object_id in wanted:
                         take(object_id, verify(object_id, data[offset : offset + length]), blobs)
-        # Every blob is published now. Trees and commits follow, each after what it reaches.
+        # Every blob and chunk is published now: the chunk lists, then trees and commits,
+        # each after what it reaches.
+        checker = dst if dst.storage.capabilities.local else src
+        for object_id, chunks in chunk_lists.items():
+            chunked.copy_to(checker, object_id, chunks, None)  # verified, not kept
+            dst.put_chunk_list(object_id, chunks)
+            done.bytes += chunks.encoded_size()
+            bar.update(1)
         with dst.writer() as writer:
             for object_id in dependency_order(later):
                 data = later[object_id]
@@ -179,15 +197,23 @@ def dependency_order(found: dict[ObjectId, bytes]) -> list[ObjectId]:
 
 
 def _copy_loose(
-    src: ObjectStore, dst: ObjectStore, object_id: ObjectId, small: list[ObjectId]
+    src: ObjectStore,
+    dst: ObjectStore,
+    object_id: ObjectId,
+    small: list[ObjectId],
+    chunk_lists: dict[ObjectId, ChunkList],
 ) -> int:
-    """Stream a large blob across, to be kept as its content alone; anything else is
-    left in ``small`` (size 0)."""
+    """Stream a large blob across, to be kept as its content alone; a file stored as
+    chunks is left in ``chunk_lists``, anything else in ``small`` (size 0)."""
     size = dst.copy_large_blob(src, object_id)
-    if size is None:
+    if size is not None:
+        return size
+    chunks = src.chunk_list(object_id)
+    if chunks is not None:
+        chunk_lists[object_id] = chunks  # its chunks travel as blobs
+    else:
         small.append(object_id)  # small objects go through the pack writers
-        return 0
-    return size
+    return 0
 
 
 # ---- repair --------------------------------------------------------------------

@@ -105,6 +105,8 @@ OTHER_DOC_VECTORS = {
     "annotation-ttl",  # tests/test_ttl.py
     "deletion-record",  # tests/test_deletion.py
     "link-commit",  # tests/test_registry_links.py
+    "chunklist-example",  # tests/test_chunked.py
+    "chunk-cuts",
 }
 
 

@@ -108,7 +108,12 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         )
         for p in report.problems:
             what = f"{p.kind} " if p.kind else ""
-            print(printable(f"{p.problem} {what}{p.object_id} (reached from {p.ref}): {p.message}"))
+            used = f", a chunk of {', '.join(p.used_by)}" if p.used_by else ""
+            print(
+                printable(
+                    f"{p.problem} {what}{p.object_id} (reached from {p.ref}{used}): {p.message}"
+                )
+            )
     if report.ok:
         return 0
     raise Failed(f"fsck found {count(len(report.problems), 'missing or damaged object')}")

@@ -37,7 +37,7 @@ STORE_DIR = ".artifacts"  # a project's store; no tree may hold an entry of this
 # name to tell), and the rest of its layout (docs/format.md, section 5).
 _OWN_DIRS = ("tmp", "locks")
 _STORE_KEYS = ("refs", "packs", "blobs", "config.json")
-STORE_ENTRIES = frozenset((*_OWN_DIRS, *_STORE_KEYS, "objects", "cache", "fossils"))
+STORE_ENTRIES = frozenset((*_OWN_DIRS, *_STORE_KEYS, "objects", "chunked", "cache", "fossils"))
 
 
 def looks_like_store(has: Callable[[str], bool]) -> bool:
