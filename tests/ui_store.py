@@ -11,7 +11,7 @@ import artifacts
 from tests.helpers import write
 
 HOSTILE_NAMES = [
-    "<script>alert(1)</script>.txt",
+    "<script>alert(1)<script>.txt",  # no "/": that would make a directory
     "\"quoted' name&amp;.csv",
     "ünï ✓ 名前.txt",
     "100% ?#.txt",
