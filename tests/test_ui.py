@@ -61,9 +61,10 @@ def test_lineage_walks_from_the_model_to_the_raw_dataset(client: TestClient) -> 
     page = client.get("/team/proj/model/v0/~lineage").text
     for href in (
         "/team/proj/~runs/",  # the training run, and the cleaning one
-        "/team/proj/clean-data/v0",
-        "/team/proj/raw-data/v1",
-        "/team/wandb-registry-model/classifier/v0",  # its registry link
+        "/team/proj/clean-data/v0/~lineage",
+        "/team/proj/raw-data/v1/~lineage",
+        "/team/wandb-registry-model/classifier/v0/~lineage",  # its registry link
+        "/team/proj/model/v0",  # the graph's focus leads to its page
     ):
         assert f'href="{href}' in page, href
     assert "old-data:v0 (deleted)" in page  # used by the cleaning run, deleted since

@@ -17,7 +17,7 @@ import igraph
 from ..lineage_graph import LineageGraph, LineageNode
 
 NODE_WIDTH, NODE_HEIGHT = 180, 34
-LAYER_GAP, ROW_GAP = 250, 50  # px between layers (left to right), rows (top to bottom)
+LAYER_GAP, ROW_GAP = 220, 50  # px between layers (left to right), rows (top to bottom)
 MARGIN = 20
 
 
