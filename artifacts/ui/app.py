@@ -50,14 +50,18 @@ def human(size: int) -> str:
     raise AssertionError
 
 
+# One for every app: the templates are compiled once, on first use.
+TEMPLATES = Environment(
+    loader=PackageLoader("artifacts.ui"), autoescape=select_autoescape(default=True)
+)
+TEMPLATES.globals.update(urls=urls, human=human, iso_time=iso_time)
+
+
 class UI:
     def __init__(self, store: str) -> None:
         self.api = Api(store=store)
         self.files = ArtifactsFileSystem(store=store)
-        self.templates = Environment(
-            loader=PackageLoader("artifacts.ui"), autoescape=select_autoescape(default=True)
-        )
-        self.templates.globals.update(urls=urls, human=human, iso_time=iso_time)
+        self.templates = TEMPLATES
 
     def page(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(store=self.api.store_url, **values)
