@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
+	@command -v chromium >/dev/null || echo "no chromium: the UI's browser tests (tests/test_ui_browser.py) are skipped; apt-get install chromium runs them"
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -19,6 +19,7 @@ from . import registries
 from .artifact import Artifact
 from .errors import ArtifactNotFoundError, RunNotFoundError
 from .lineage import default_entity, find_store_url, local_dir
+from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
 from .public import ArtifactCollection, ArtifactType, RecordedRun, collections
@@ -216,6 +217,26 @@ class Api:
 
     def _recorded(self, record: RunRecord) -> RecordedRun:
         return RecordedRun(record, self._store, Artifact.from_version)
+
+    # ---- for tools built on the library (the UI) ------------------------
+    # Named apart from W&B's Api, which may give its own names other meanings.
+
+    @property
+    def store_url(self) -> str:
+        return self._store.repo.url
+
+    def namespaces(self) -> list[tuple[str, str]]:
+        """Every (entity, project) that holds an artifact, registries included, sorted."""
+        return self._store.namespaces()
+
+    def lineage_graph(self, of: Artifact | RecordedRun) -> LineageGraph:
+        """The runs and versions upstream and downstream of a logged version or a run,
+        across projects, with registry links (artifacts.lineage_graph)."""
+        if isinstance(of, RecordedRun):
+            focus = run_key(of.entity, of.project, of.id)
+        else:
+            focus = version_key(of.id)
+        return lineage_graph(self._store, focus)
 
 
 def _run_filter(key: str, value: Any) -> Any:

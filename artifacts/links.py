@@ -181,24 +181,30 @@ def _links_of(registry: Registry, head: Version, commit_id: ObjectId) -> Iterato
             yield candidate
 
 
-def linked(registry: Registry, version: Version) -> list[Version]:
-    """The links of ``version``: looked for in the registries of its entity (taken as
-    its organization) and in its entity's legacy model registry, not elsewhere, so only
-    those namespaces' refs are listed."""
-    found = []
-    prefixes = (
-        f"{version.entity}/{registries.PREFIX}",
-        f"{version.entity}/{LEGACY_MODEL_REGISTRY}/",
-    )
+def links_by_source(registry: Registry, entity: str) -> dict[ObjectId, list[Version]]:
+    """Every link in the registries of ``entity`` (taken as an organization) and in its
+    legacy model registry, by the commit id of the version each links: one listing of
+    those namespaces' refs, for all of an entity's versions at once."""
+    found: dict[ObjectId, list[Version]] = {}
+    prefixes = (f"{entity}/{registries.PREFIX}", f"{entity}/{LEGACY_MODEL_REGISTRY}/")
     for prefix in prefixes:
         for ref in sorted(registry.refs.names(prefix)):
             parts = ref.split("/")
             if len(parts) != 5 or parts[2] != "artifacts" or parts[4] != "latest":
                 continue
             head = registry.head(parts[0], parts[1], parts[3])
-            if head is not None:
-                found.extend(_links_of(registry, head, version.commit_id))
+            for candidate in registry.history(head) if head is not None else ():
+                source = source_of(candidate)
+                if source is not None:
+                    found.setdefault(source.commit_id, []).append(candidate)
     return found
+
+
+def linked(registry: Registry, version: Version) -> list[Version]:
+    """The links of ``version``: looked for in the registries of its entity (taken as
+    its organization) and in its entity's legacy model registry, not elsewhere, so only
+    those namespaces' refs are listed."""
+    return links_by_source(registry, version.entity).get(version.commit_id, [])
 
 
 def linked_at(version: Version) -> int | None:

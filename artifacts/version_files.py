@@ -8,17 +8,20 @@ the version, or ArtifactNotLoggedError for a draft), ``qualified_name`` and
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from typing import Any
 
 from cas import pages
+from cas.errors import InvalidNameError
 from cas.objects import TreeEntry
 
 from . import trees
 from .entries import Entry, Manifest
 from .errors import EntryNotFoundError, NotOneFileError
 from .files import check_destinations, remove_others, verify_dir, write_files
+from .names import split_path
 
 
 class VersionFiles:
@@ -127,3 +130,31 @@ class VersionFiles:
     def iter_entries(self, path_prefix: str | None = None) -> list[tuple[str, TreeEntry]]:
         """(path, tree entry) of every file whose path starts with ``path_prefix``."""
         return self._files(path_prefix)
+
+    # ---- for tools built on the library (the UI) ----------------------
+
+    def list_dir(
+        self, path: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[TreeEntry]:
+        """The entries of directory ``path`` (files, references and subdirectories, whose
+        size is all below them), in name order: at most ``limit``, those named after
+        ``after``. Reads only the pages from ``after`` on, so the pages of a directory of
+        a million entries each cost about the same."""
+        registry, version = self._version()
+        registry.not_deleted(version)
+        tree_id = version.tree
+        if path.strip("/"):
+            try:
+                found = trees.lookup(registry.objects, tree_id, split_path(path.strip("/")))
+            except InvalidNameError:  # no version holds such a path
+                found = None
+            if found is None or found.kind != "tree":
+                raise EntryNotFoundError(f"{self.qualified_name} has no directory {path!r}")
+            tree_id = found.id
+        return list(itertools.islice(pages.entries(registry.objects, tree_id, after), limit))
+
+    def diff_files(self, other: Any) -> trees.Diff:
+        """The paths added, removed and modified from this version to ``other`` (another
+        logged ``Artifact`` of the same store), as ``artifacts diff`` prints them."""
+        registry, version = self._version()
+        return trees.diff(registry.objects, version.tree, bytes.fromhex(other.digest))

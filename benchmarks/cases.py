@@ -286,6 +286,24 @@ CASES: list[Case] = [
         goals=(Goal(1.2, "alone"),),
     ),
     Case(
+        "ui_versions_100k",
+        "d2",
+        "artifacts ui: the versions page of 100 versions of 100k files, the version's page "
+        "and a directory's (slowest median of 5 first views, each by a new app)",
+        ours.ui_versions_100k,
+        target="≤ 300 ms each",
+        goals=(Goal(0.3),),
+    ),
+    Case(
+        "ui_lineage_1000",
+        "d2",
+        "artifacts ui: the lineage graph of 200 runs and 1,000 versions, laid out and drawn "
+        "(median of 5 first views, each by a new app)",
+        ours.ui_lineage_1000,
+        target="≤ 1 s",
+        goals=(Goal(1.0),),
+    ),
+    Case(
         "big_log",
         "big",
         "artifacts log of one 4 GiB file (peak memory)",

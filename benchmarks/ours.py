@@ -626,3 +626,87 @@ def d2_dask_parts(ctx: Ctx) -> Sample | float:
 
 def d2_one_process_s3_log(ctx: Ctx) -> Sample | float:
     return _in_bucket(ctx, ONE_PROCESS_LOG, ctx.data, ctx.shared / "dask-digest")
+
+
+# ---------------------------------------------------------------- the web UI (in-process)
+
+# 99 more versions of the draft store's 100k-entry version, one changed file each.
+UI_VERSIONS_SETUP = """
+import os, sys, tempfile
+import artifacts
+store = sys.argv[1]
+path = os.path.join(tempfile.mkdtemp(), "change.bin")
+with artifacts.init(store=store, job_type="setup") as run:
+    for i in range(99):
+        with open(path, "wb") as f:
+            f.write(os.urandom(64))
+        draft = run.use_artifact("entries:latest").new_draft()
+        draft.add_file(path, name="dir000/file0000.bin", overwrite=True)
+        run.log_artifact(draft)
+"""
+
+# 200 runs in a chain: each uses the 5 versions the one before logged and logs 5 more.
+UI_LINEAGE_SETUP = """
+import os, sys, tempfile
+import artifacts
+store = sys.argv[1]
+src = tempfile.mkdtemp()
+for r in range(200):
+    with artifacts.init(store=store, job_type="step") as run:
+        for i in range(5):
+            if r:
+                run.use_artifact(f"part{i}:v{r - 1}")
+            path = os.path.join(src, f"part{i}.txt")
+            with open(path, "w") as f:
+                f.write(f"{r} {i}")
+            art = artifacts.Artifact(f"part{i}", "dataset")
+            art.add_file(path)
+            run.log_artifact(art)
+"""
+
+# The median of 5 first views of each page, each by a new app that has served only the
+# project's page (a running server has opened the store: its pack indexes are read).
+UI_PAGES = """
+import statistics, sys, time
+from starlette.testclient import TestClient
+from artifacts.ui import create_app
+store, urls = sys.argv[1], sys.argv[2:]
+notes = []
+worst = 0.0
+for url in urls:
+    times = []
+    for _ in range(5):
+        client = TestClient(create_app(store))
+        assert client.get("/bench/bench").status_code == 200
+        start = time.perf_counter()
+        answer = client.get(url)
+        times.append(time.perf_counter() - start)
+        assert answer.status_code == 200, (url, answer.text[-300:])
+    notes.append(f"{url}: {statistics.median(times) * 1e3:.0f} ms")
+    worst = max(worst, statistics.median(times))
+print("BENCH_NOTE=" + "; ".join(notes))
+print(f"BENCH_SECONDS={worst}")
+"""
+
+
+def ui_versions_100k(ctx: Ctx) -> Sample | float:
+    """The versions page of 100 versions, and the root and a directory page of one."""
+    store = _draft_store(ctx, 100)
+    done = ctx.shared / "ui-versions.done"
+    if not done.exists():
+        _python(ctx, UI_VERSIONS_SETUP, store, store=store)
+        done.touch()
+    base = "/bench/bench/entries"
+    urls = [base, f"{base}/latest", f"{base}/latest/files/dir050"]
+    return _python(ctx, UI_PAGES, store, *urls, store=store)
+
+
+def ui_lineage_1000(ctx: Ctx) -> Sample | float:
+    """The lineage page of the last of 1,000 versions logged by a chain of 200 runs."""
+    store = ctx.shared / "ui-lineage"
+    done = ctx.shared / "ui-lineage.done"
+    if not done.exists():
+        remove(store)
+        _python(ctx, UI_LINEAGE_SETUP, store, store=store)
+        done.touch()
+    return _python(ctx, UI_PAGES, store, "/bench/bench/part0/v199/~lineage", store=store)

@@ -180,19 +180,24 @@ class Reader:
                 return item, tree, upper
 
 
-def entries(store: ObjectStore, tree_id: ObjectId) -> Iterator[TreeEntry]:
-    """Every entry of the directory ``tree_id``, in name order, page by page."""
+def entries(store: ObjectStore, tree_id: ObjectId, after: str | None = None) -> Iterator[TreeEntry]:
+    """Every entry of the directory ``tree_id``, in name order, page by page; with
+    ``after``, those named after it, reading no page that ends before it (a page of a
+    million-entry directory costs as much as the first)."""
     reader = Reader(store)
     stack = [(reader.root(tree_id).entries, 0, None)]
     while stack:
         items, at, upper = stack.pop()
         if not items or items[0].kind != "page":
-            yield from items
+            start = 0 if after is None else bisect_right([e.name for e in items], after)
+            yield from items[start:]
             continue
         if at + 1 < len(items):
             stack.append((items, at + 1, upper))
-        after = items[at + 1].name if at + 1 < len(items) else upper
-        stack.append((reader.child(items[at], after).entries, 0, after))
+        next_start = items[at + 1].name if at + 1 < len(items) else upper
+        if after is not None and next_start is not None and next_start <= after:
+            continue  # every name of this page is before ``after``
+        stack.append((reader.child(items[at], next_start).entries, 0, next_start))
 
 
 def get(store: ObjectStore | Reader, tree_id: ObjectId, name: str) -> TreeEntry | None:

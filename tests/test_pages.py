@@ -73,6 +73,23 @@ def test_a_large_directory_is_paged_and_reads_back_whole(store: ObjectStore) -> 
 
 
 @pytest.mark.usefixtures("tiny_pages")
+@pytest.mark.parametrize("after", [None, "", "a", "f0000000", "f0000150", "f0000150x", "g"])
+def test_entries_after_a_name_read_only_the_pages_from_there(
+    store: CountingStore, after: str | None
+) -> None:
+    entries = flat(300)
+    root = build(store, entries)
+    store.trees_read.clear()
+    found = list(pages.entries(store, root, after))
+    assert found == [e for e in entries if after is None or e.name > after]
+    if after == "f0000150x":  # one page per height is read, none of those before it
+        height = pages.height_of(store.get_tree(root))
+        store.trees_read.clear()
+        assert next(pages.entries(store, root, after)).name == "f0000151"
+        assert height >= 2 and len(store.trees_read) == 1 + height
+
+
+@pytest.mark.usefixtures("tiny_pages")
 @pytest.mark.parametrize("seed", range(12))
 def test_same_entries_same_root_whatever_the_edits(store: ObjectStore, seed: int) -> None:
     rng = random.Random(seed)

@@ -35,13 +35,14 @@ from . import (
     links,
     objects,
     remotes,
+    ui,
     versions,
 )
 from .commands import Commands
 from .output import PROG, one_line, printable, progress_shown, show_warning
 
 # In the order of `artifacts --help`.
-GROUPS = (init, versions, files, aliases, annotate, delete, links, objects, remotes, gc, cache)
+GROUPS = (init, versions, files, aliases, annotate, delete, links, objects, remotes, gc, cache, ui)
 
 
 def _global_options() -> argparse.ArgumentParser:

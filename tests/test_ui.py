@@ -1,0 +1,189 @@
+"""``artifacts ui`` through Starlette's TestClient: the pages, escaping, nothing served
+from outside the store, read-only, deleted versions, paging, and the CLI without the
+extra. The same pages in a real browser: tests/test_ui_browser.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the ui extra is not installed")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+import artifacts  # noqa: E402
+from artifacts.cli import main  # noqa: E402
+from artifacts.ui import create_app  # noqa: E402
+from tests.ui_store import HOSTILE_NAMES, logged, make_store  # noqa: E402
+
+HREF = re.compile(r'href="([^"]*)"')
+
+
+@pytest.fixture
+def client(ws: Path) -> TestClient:
+    make_store()
+    return TestClient(create_app(str(ws / ".artifacts")))
+
+
+def test_pages_lead_from_the_projects_to_a_file(client: TestClient) -> None:
+    home = client.get("/")
+    assert home.status_code == 200 and 'href="/team/proj"' in home.text
+    project = client.get("/team/proj").text
+    assert 'href="/team/proj/raw-data"' in project and ">model<" in project
+    versions = client.get("/team/proj/raw-data").text
+    assert (
+        "with birds" in versions and "latest" in versions and '<code>{"rows": 3}</code>' in versions
+    )
+    assert 'href="/team/proj/raw-data/v1"' in versions and "clean-run" not in versions
+    version = client.get("/team/proj/raw-data/v1").text
+    assert 'href="/team/proj/raw-data/v1/files/data.csv"' in version
+    csv = client.get("/team/proj/raw-data/v1/files/data.csv").text
+    assert "<th>label</th>" in csv and "<td>bird</td>" in csv
+    raw = client.get("/team/proj/raw-data/v1/raw/data.csv")
+    assert raw.content == b"id,label\n1,cat\n2,dog\n3,bird\n"
+    assert raw.headers["content-disposition"].startswith("attachment")
+    assert client.get("/team/proj/raw-data/latest/files/notes.txt").text.count("added birds")
+
+
+def test_the_diff_lists_changes_with_sizes_and_a_line_diff(client: TestClient) -> None:
+    page = client.get("/team/proj/raw-data/~diff", params={"from": "v0", "to": "v1"}).text
+    assert re.search(r'class="added"><td>added</td><td><a [^>]*>notes.txt', page)
+    assert re.search(r'class="modified"><td>modified</td><td><a [^>]*>data.csv', page)
+    assert "+3,bird" in page and "-2,dog" not in page
+
+
+def test_lineage_walks_from_the_model_to_the_raw_dataset(client: TestClient) -> None:
+    page = client.get("/team/proj/model/v0/~lineage").text
+    for href in (
+        "/team/proj/~runs/",  # the training run, and the cleaning one
+        "/team/proj/clean-data/v0/~lineage",
+        "/team/proj/raw-data/v1/~lineage",
+        "/team/wandb-registry-model/classifier/v0/~lineage",  # its registry link
+        "/team/proj/model/v0",  # the graph's focus leads to its page
+    ):
+        assert f'href="{href}' in page, href
+    assert "old-data:v0 (deleted)" in page  # used by the cleaning run, deleted since
+    assert 'href="/team/proj/old-data' not in page  # and not a link to a missing page
+    assert "raw-data:v0" not in page  # not upstream of the model
+
+
+def test_deleted_versions_do_not_show(client: TestClient) -> None:
+    assert ">old-data<" not in client.get("/team/proj").text
+    assert client.get("/team/proj/old-data/v0").status_code == 404
+    assert "was deleted" in client.get("/team/proj/old-data/v0").text
+
+
+def test_every_name_is_escaped_and_every_link_works(client: TestClient) -> None:
+    page = client.get("/team/proj/hostile/v0").text
+    assert (
+        "<script" not in page and "<img" not in page and not re.search(r"<[^>]*\sonerror\s*=", page)
+    )
+    assert "&lt;script&gt;alert(1)&lt;script&gt;.txt" in page
+    links = [h for h in HREF.findall(page) if "/hostile/v0/files/" in h]
+    assert len(links) == len(HOSTILE_NAMES)
+    for link in links:
+        url = link.replace("&amp;", "&")
+        shown = client.get(url)
+        assert shown.status_code == 200, url
+        assert "<script" not in shown.text and "<img" not in shown.text
+        assert re.search(r"file \d", shown.text)
+    assert "default-src 'none'" in client.get("/").headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/team/proj/raw-data/v1/files/../../../../etc/passwd",
+        "/team/proj/raw-data/v1/files/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/team/proj/raw-data/v1/files/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/team/proj/raw-data/v1/raw/%2Fetc%2Fpasswd",
+        "/team/proj/raw-data/v1/raw//etc/passwd",
+        "/team/proj/raw-data/v1/raw/..%5C..%5Cetc%5Cpasswd",
+        "/..%2F..%2Fetc/passwd/x/v0",
+        "/team/%2e%2e/raw-data/v1/raw/data.csv",
+        "/team/proj/raw-data/v1/raw/data.csv%00.txt",
+    ],
+)
+def test_nothing_outside_the_store_is_served(client: TestClient, url: str) -> None:
+    answer = client.get(url)
+    assert answer.status_code in (400, 404), answer.text
+    assert "root:" not in answer.text
+
+
+def _listing(root: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in [root, *root.rglob("*")]}
+
+
+def test_the_ui_is_read_only(ws: Path, client: TestClient) -> None:
+    before = _listing(ws / ".artifacts")
+    app = TestClient(create_app(str(ws / ".artifacts")))
+    for url in (
+        "/",
+        "/team/proj",
+        "/team/proj/raw-data",
+        "/team/proj/raw-data/v1",
+        "/team/proj/raw-data/v1/files/data.csv",
+        "/team/proj/raw-data/v1/raw/data.csv",
+        "/team/proj/raw-data/~diff",
+        "/team/proj/model/v0/~lineage",
+    ):
+        assert app.get(url).status_code == 200, url
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            assert app.request(method, url).status_code == 405
+    assert _listing(ws / ".artifacts") == before
+
+
+def test_a_large_directory_is_shown_a_page_at_a_time(ws: Path) -> None:
+    names = [f"f{i:05d}.txt" for i in range(2500)]
+    with artifacts.init() as run:
+        logged(run, "big", {f"d/{name}": name for name in names})
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    seen: list[str] = []
+    url = "/team/proj/big/v0/files/d"
+    while url:
+        page = client.get(url.replace("&amp;", "&")).text
+        seen += re.findall(r'class="entry" href="[^"]*">([^<]*)</a>', page)
+        found = re.search(r'id="next" href="([^"]*)"', page)
+        url = found.group(1) if found else ""
+    assert seen == names
+
+
+def test_images_show_inline_and_nothing_else_does(ws: Path) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    with artifacts.init() as run:
+        logged(run, "pics", {"a.png": png, "b.svg": svg})
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    assert (
+        'src="/team/proj/pics/v0/raw/a.png?inline=1"'
+        in client.get("/team/proj/pics/v0/files/a.png").text
+    )
+    inline = client.get("/team/proj/pics/v0/raw/a.png?inline=1")
+    assert inline.headers["content-type"] == "image/png" and inline.content == png
+    forced = client.get("/team/proj/pics/v0/raw/b.svg?inline=1")
+    assert forced.headers["content-type"] == "application/octet-stream"
+    assert forced.headers["content-disposition"].startswith("attachment")
+
+
+def test_without_the_ui_extra_the_command_says_how_to_install_it(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn raises ImportError
+    assert main(["ui"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "artifacts: error: artifacts ui needs the ui extra: pip install 'artifacts[ui]'"
+    )
+
+
+def test_the_server_listens_on_localhost_unless_told(ws: Path) -> None:
+    from artifacts.cli import build_parser
+
+    assert build_parser().parse_args(["ui"]).host == "127.0.0.1"
+    assert build_parser().parse_args(["ui", "--host", "0.0.0.0"]).host == "0.0.0.0"
+    assert os.path.isdir(ws / ".artifacts")
