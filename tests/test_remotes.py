@@ -825,8 +825,9 @@ def test_pool_per_team_fences_everything(
         "vision/proj/artifacts/data/latest"
     ]
 
-    with pytest.raises(RemoteAccessDeniedError, match="refused to let you push"):
+    with pytest.raises(RemoteAccessDeniedError, match="refused to let you push") as no:
         remotes.push(local, "speech", policy=ARTIFACT_REFS)
+    assert str(no.value).count("docs/sharing.md") == 1  # the storage's error adds no second
     with pytest.raises(RemoteAccessDeniedError, match="refused to let you read"):
         remotes.fetch(local, "speech")
     with pytest.raises(PermissionError):
