@@ -22,7 +22,7 @@ from typing import Any
 import msgpack
 
 from cas import ObjectId
-from cas.errors import InvalidObjectError
+from cas.errors import AccessDeniedError, InvalidObjectError
 from cas.objects import Blob, canonical_packb
 
 from .errors import RegistryError, RegistryNotFoundError
@@ -189,14 +189,21 @@ def delete(registry: Registry, organization: str, name: str) -> None:
 
 
 def names(registry: Registry, organization: str) -> list[str]:
-    """The registries of ``organization``: the core ones and those with settings (lists
-    the refs under the organization's registry prefix, and no other)."""
+    """The registries of ``organization`` we may read: the core ones and those with
+    settings (lists the refs under the organization's registry prefix, and no other)."""
     found = set(CORE)
     for ref in registry.refs.names(f"{organization}/{PREFIX}"):
         project = ref.split("/")[1]
         if is_registry_project(project) and ref == registry_settings_ref(organization, project):
             found.add(project.removeprefix(PREFIX))
-    return sorted(n for n in found if settings(registry, organization, n) is not None)
+    return sorted(n for n in found if _visible(registry, organization, n))
+
+
+def _visible(registry: Registry, organization: str, name: str) -> bool:
+    try:
+        return settings(registry, organization, name) is not None
+    except AccessDeniedError:  # a restricted registry, hidden from us (docs/sharing.md)
+        return False
 
 
 # ---- W&B's Registry objects (Api().registry(), .registries()) ----------------------

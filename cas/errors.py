@@ -124,7 +124,11 @@ class AccessDeniedError(CasError, PermissionError):
     def __init__(self, key: str, where: str = "") -> None:
         self.key = key
         suffix = f" in {where}" if where else ""
-        super().__init__(f"access denied to {key}{suffix}")
+        super().__init__(
+            f"access denied to {key}{suffix}: your credentials lack the permission; in a "
+            "store shared by many teams each may write only its own refs/<entity>/ and the "
+            "registries its policy names (see docs/sharing.md)"
+        )
 
 
 class ReferenceChangedError(CasError):

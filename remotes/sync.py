@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cas import ObjectId, Repository
-from cas.errors import RefConflictError, UsageError
+from cas.errors import AccessDeniedError, RefConflictError, UsageError
 
 from .config import (
     TRACKING,
@@ -151,6 +151,8 @@ def _record_tracking(repo: Repository, remote: str, refs: dict[str, ObjectId]) -
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, AccessDeniedError):  # RemoteAccessDeniedError gives the hint itself
+        return f"access denied to {exc.key}"
     return str(exc).strip() or type(exc).__name__
 
 

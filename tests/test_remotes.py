@@ -622,10 +622,29 @@ def doc_policies() -> dict[str, str]:
     return {"shared": blocks[0], "per-team": blocks[1]}
 
 
-def policy_for(template: str, bucket: str, team: str) -> str:
-    """The doc's policy for ``team`` on ``bucket`` (the doc says "bucket" and "vision")."""
-    text = template.replace("arn:aws:s3:::bucket", f"arn:aws:s3:::{bucket}")
-    return json.dumps(json.loads(text.replace("vision", team)))
+def registry_statements() -> dict[str, dict[str, Any]]:
+    """The statements of docs/sharing.md's "Registries" section, by Sid, as written."""
+    text = SHARING_DOC.read_text(encoding="utf-8")
+    section = text.split("### Registries", 1)[1].split("\n## ", 1)[0]
+    statements = [json.loads(b) for b in re.findall(r"```text\n(.*?)```", section, re.S)]
+    return {statement["Sid"]: statement for statement in statements}
+
+
+# Users of the shared pool with registry statements added: user -> (the team whose
+# shared-pool policy it has, the Sids of docs/sharing.md's registry statements it adds).
+REGISTRY_USERS = {
+    "admin": ("ops", ("AdministerFineTuned",)),
+    "vision": ("vision", ("LinkIntoFineTuned",)),
+    "audio": ("audio", ("HideFineTuned",)),  # fine-tuned is restricted: audio may not see it
+}
+
+
+def policy_for(template: str, bucket: str, team: str, extra: tuple[str, ...] = ()) -> str:
+    """The doc's policy for ``team`` on ``bucket`` (the doc says "bucket" and "vision"),
+    with the doc's registry statements ``extra`` added."""
+    policy = json.loads(template.replace("vision", team))
+    policy["Statement"] += [registry_statements()[sid] for sid in extra]
+    return json.dumps(policy).replace("arn:aws:s3:::bucket", f"arn:aws:s3:::{bucket}")
 
 
 class IAMBucket:
@@ -641,7 +660,8 @@ class IAMBucket:
 @pytest.fixture(scope="module")
 def iam_bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IAMBucket]:
     """A bucket on a moto server of its own, with IAM enforced: one user per team and
-    mode, each with exactly the policy docs/sharing.md gives. (A server of its own:
+    mode, each with exactly the policy docs/sharing.md gives, and the users of
+    REGISTRY_USERS (mode "registry"). (A server of its own:
     enforcement is process-wide in moto, and the session's moto is shared.)"""
     boto3 = pytest.importorskip("boto3")
     with moto_process(tmp_path_factory.mktemp("moto-iam")) as server:
@@ -654,18 +674,23 @@ def iam_bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IAMBucket]:
         bucket = f"bucket-{uuid.uuid4().hex[:12]}"
         boto3.client("s3", **root).create_bucket(Bucket=bucket)
         iam = boto3.client("iam", **root)
+        policies = doc_policies()
+        users = {
+            (mode, team): policy_for(template, bucket, team)
+            for mode, template in policies.items()
+            for team in TEAMS
+        }
+        for user, (team, extra) in REGISTRY_USERS.items():
+            users[("registry", user)] = policy_for(policies["shared"], bucket, team, extra)
         keys = {}
-        for mode, template in doc_policies().items():
-            for team in TEAMS:
-                user = f"{team}-{mode}"
-                iam.create_user(UserName=user)
-                iam.put_user_policy(
-                    UserName=user,
-                    PolicyName=f"artifacts-{mode}",
-                    PolicyDocument=policy_for(template, bucket, team),
-                )
-                made = iam.create_access_key(UserName=user)["AccessKey"]
-                keys[(mode, team)] = (made["AccessKeyId"], made["SecretAccessKey"])
+        for (mode, team), policy in users.items():
+            user = f"{team}-{mode}"
+            iam.create_user(UserName=user)
+            iam.put_user_policy(
+                UserName=user, PolicyName=f"artifacts-{mode}", PolicyDocument=policy
+            )
+            made = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[(mode, team)] = (made["AccessKeyId"], made["SecretAccessKey"])
         request = urllib.request.Request(
             f"{server.endpoint_url}/moto-api/reset-auth",
             data=b"0",  # the count of requests still let through unchecked
@@ -804,6 +829,78 @@ def test_shared_pool_objects_are_created_never_replaced(
         assert download(pool, "vision/proj/created:v0", entity="vision") == files
 
 
+def test_a_registry_is_fenced_by_its_statements(
+    iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/sharing.md's registry statements, as written, on the shared pool: the admin
+    creates registry fine-tuned of acme, vision links into it, speech (no statement)
+    cannot, only the admin may change its settings, and audio, denied it, cannot read it."""
+    pool = f"s3://{iam_bucket.bucket}/store"
+    net = {"weights.bin": b"w" * 5000, "config.json": b"{}"}
+    target = "acme/wandb-registry-fine-tuned/detector"
+    settings_key = "store/refs/acme/wandb-registry-fine-tuned/registry"
+    detector_refs = "store/refs/acme/wandb-registry-fine-tuned/artifacts/detector"
+
+    def api(entity: str) -> artifacts.Api:
+        return artifacts.Api({"entity": entity, "project": PROJECT}, store=pool)
+
+    def registry_refs() -> dict[str, bytes]:
+        return Repository.open(pool).refs.list("acme/wandb-registry-fine-tuned/")
+
+    iam_bucket.act_as(monkeypatch, "registry", "vision")
+    with pytest.raises(AccessDeniedError, match=settings_key):  # a linker creates no registry
+        api("vision").create_registry("fine-tuned", "organization", organization="acme")
+    assert registry_refs() == {}
+    iam_bucket.act_as(monkeypatch, "registry", "admin")
+    api("ops").create_registry("fine-tuned", "organization", organization="acme")
+    assert list(registry_refs()) == ["acme/wandb-registry-fine-tuned/registry"]
+
+    # vision links its version; the link reads back as the source's files.
+    iam_bucket.act_as(monkeypatch, "registry", "vision")
+    log(pool, net, name="net", entity="vision")
+    linked = api("vision").artifact("vision/proj/net:v0").link(target, aliases=["staging"])
+    assert linked.qualified_name == f"{target}:v0"
+    read = api("vision").artifact(f"{target}:staging")
+    assert read.source_qualified_name == "vision/proj/net:v0"
+    assert tree_of(read.download(str(ws / "linked"))) == net
+    linked_refs = registry_refs()
+
+    # speech, without the statement, reads the registry and cannot link into it.
+    iam_bucket.act_as(monkeypatch, "shared", "speech")
+    log(pool, {"asr.bin": b"speech"}, name="asr", entity="speech")
+    assert api("speech").artifact(f"{target}:v0").source_qualified_name == "vision/proj/net:v0"
+    with pytest.raises(AccessDeniedError, match=f"{detector_refs}/latest") as refused:
+        api("speech").artifact("speech/proj/asr:v0").link(target)
+    assert "docs/sharing.md" in str(refused.value) and "\n" not in str(refused.value)
+    assert registry_refs() == linked_refs
+
+    # Its settings are the admin's alone.
+    iam_bucket.act_as(monkeypatch, "registry", "vision")
+    registry = api("vision").registry("fine-tuned", organization="acme")
+    registry.description = "vision's now"
+    with pytest.raises(AccessDeniedError, match=settings_key):
+        registry.save()
+    assert registry_refs() == linked_refs
+    iam_bucket.act_as(monkeypatch, "registry", "admin")
+    registry = api("ops").registry("fine-tuned", organization="acme")
+    registry.description = "models fine-tuned on acme's data"
+    registry.visibility = "restricted"
+    registry.save()
+    assert api("ops").registry("fine-tuned", "acme").description == registry.description
+
+    # Restricted: audio, denied the registry's refs, cannot read it; the rest of the
+    # pool it reads as before.
+    iam_bucket.act_as(monkeypatch, "registry", "audio")
+    with pytest.raises(AccessDeniedError, match=settings_key):
+        api("audio").registry("fine-tuned", organization="acme")
+    with pytest.raises(AccessDeniedError, match=detector_refs):
+        api("audio").artifact(f"{target}:staging")
+    assert [r.name for r in api("audio").registries("acme")] == ["dataset", "model"]
+    assert download(pool, "vision/proj/net:v0", entity="audio") == net
+    iam_bucket.act_as(monkeypatch, "shared", "speech")
+    assert [r.name for r in api("speech").registries("acme")] == ["dataset", "fine-tuned", "model"]
+
+
 def test_pool_per_team_fences_everything(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -825,8 +922,9 @@ def test_pool_per_team_fences_everything(
         "vision/proj/artifacts/data/latest"
     ]
 
-    with pytest.raises(RemoteAccessDeniedError, match="refused to let you push"):
+    with pytest.raises(RemoteAccessDeniedError, match="refused to let you push") as no:
         remotes.push(local, "speech", policy=ARTIFACT_REFS)
+    assert str(no.value).count("docs/sharing.md") == 1  # the storage's error adds no second
     with pytest.raises(RemoteAccessDeniedError, match="refused to let you read"):
         remotes.fetch(local, "speech")
     with pytest.raises(PermissionError):
