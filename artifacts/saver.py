@@ -65,25 +65,26 @@ def build(
     # For a handful of files, hashing them beats loading a cache of the whole tree.
     use_cache = dirs or len(local_files) >= 64
     cache = StatCache.for_store(registry.repo) if use_cache else StatCache(None)
-    with store.writer() as writer:
-        edits: dict[trees.Path, trees.Edit] = {}
-        result = None
-        for prefix, scan in dirs.items():
-            built = build_tree(store, writer, scan, cache, on_stored)
-            if built is None:
-                continue  # an empty directory adds nothing
-            if not prefix:
-                base_tree, result = built[0], built  # the base had nothing: this is the root
-            else:
-                edits[prefix] = TreeEntry(prefix[-1], "tree", built[0], built[1])
-        singles_edits = _single_edits(store, writer, singles, cache, on_stored)
-        if edits or singles_edits or result is None:
-            writer.flush()  # the new trees must be readable to edit below them
-            if edits:
-                base_tree, _ = trees.apply_edits(store, writer, base_tree, edits)
-                writer.flush()
-            result = trees.apply_edits(store, writer, base_tree, singles_edits)
-    cache.save()
+    with cache:  # its next file is written as directories are built
+        with store.writer() as writer:
+            edits: dict[trees.Path, trees.Edit] = {}
+            result = None
+            for prefix, scan in dirs.items():
+                built = build_tree(store, writer, scan, cache, on_stored)
+                if built is None:
+                    continue  # an empty directory adds nothing
+                if not prefix:
+                    base_tree, result = built[0], built  # the base had nothing: this is the root
+                else:
+                    edits[prefix] = TreeEntry(prefix[-1], "tree", built[0], built[1])
+            singles_edits = _single_edits(store, writer, singles, cache, on_stored)
+            if edits or singles_edits or result is None:
+                writer.flush()  # the new trees must be readable to edit below them
+                if edits:
+                    base_tree, _ = trees.apply_edits(store, writer, base_tree, edits)
+                    writer.flush()
+                result = trees.apply_edits(store, writer, base_tree, singles_edits)
+        cache.save()
     return result
 
 

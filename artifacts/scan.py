@@ -15,9 +15,9 @@ its directories back.
 
 from __future__ import annotations
 
-import operator
 import os
 import warnings
+from array import array
 from collections.abc import Callable, Iterator
 from functools import partial
 
@@ -34,8 +34,54 @@ Path = tuple[str, ...]
 # A scanned file: (size, mtime_ns, ctime_ns, inode, executable, path of a link's target or None).
 # No path per file: at a million files, a string each weighs a hundred megabytes.
 ScanRow = tuple[int, int, int, int, bool, str | None]
+_STATS = 5  # numbers kept per file: size, mtime_ns, ctime_ns, inode, executable
 SPLIT_MIN_FILES = 5_000  # files seen before a helper is worth its fork (~10 ms)
 _CAN_SPLIT = hasattr(os, "fork") and CORES >= 2
+
+
+class FileRows:
+    """One directory's files, compact: a million of them weigh about 55 MB, where a dict
+    of tuples weighed 250. Names are one string (a NUL never is in a name), the
+    numbers one array, in scandir order; the rare link's target is kept by position."""
+
+    __slots__ = ("_names", "_stats", "_targets")
+
+    def __init__(self, names: str, stats: array[int], targets: dict[int, str] | None) -> None:
+        self._names = names
+        self._stats = stats
+        self._targets = targets
+
+    def names(self) -> list[str]:
+        return self._names.split("\0") if self._names or self._stats else []
+
+    def __len__(self) -> int:
+        return len(self._stats) // _STATS
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def items(self) -> Iterator[tuple[str, ScanRow]]:
+        stats, targets = self._stats, self._targets or {}
+        for i, name in enumerate(self.names()):
+            at = i * _STATS
+            size, mtime_ns, ctime_ns, inode, executable = stats[at : at + _STATS]
+            yield name, (size, mtime_ns, ctime_ns, inode, bool(executable), targets.get(i))
+
+    def packed(self) -> tuple[str, bytes, dict[int, str] | None]:
+        """The rows as plain values: what a directory's signature covers of its files."""
+        return self._names, self._stats.tobytes(), self._targets
+
+    def newest_mtime_ns(self) -> int:
+        return max(self._stats[1::_STATS], default=0)
+
+    def total_size(self) -> int:
+        return sum(self._stats[0::_STATS])
+
+    @classmethod
+    def unpacked(cls, packed: tuple[str, bytes, dict[int, str] | None]) -> FileRows:
+        """The rows of :meth:`packed` (as msgpack carries them from the helper)."""
+        names, stats, targets = packed
+        return cls(names, array("q", stats), targets)
 
 
 class DirScan:
@@ -45,7 +91,7 @@ class DirScan:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.files: dict[str, ScanRow] = {}
+        self.files = FileRows("", array("q"), None)
         self.dirs: dict[str, DirScan] = {}
         self.signature = b""
         self.newest_mtime_ns = 0
@@ -72,7 +118,7 @@ class DirScan:
                 yield where + (name,), _staged(node, name, row)
             stack.extend((where + (name,), child) for name, child in node.dirs.items())
 
-    def adopt(self, files: dict[str, ScanRow], dirs: list[str]) -> list[DirScan]:
+    def adopt(self, files: FileRows, dirs: list[str]) -> list[DirScan]:
         """Take one directory's listing; returns the subdirectories' (empty) scans."""
         self.files = files
         children = []
@@ -146,34 +192,34 @@ def scan_tree(root: str) -> DirScan:
 
 def _list_dir(
     path: str, follow: Callable[[os.DirEntry[str]], LocalFile | None]
-) -> tuple[dict[str, ScanRow], list[str]]:
-    """One directory's files (by name) and subdirectories (names), in scandir order."""
-    files: dict[str, ScanRow] = {}
+) -> tuple[FileRows, list[str]]:
+    """One directory's files and subdirectories (names), in scandir order."""
+    names: list[str] = []
+    stats = array("q")
+    targets: dict[int, str] = {}
     dirs: list[str] = []
     with os.scandir(path) as it:
         for entry in it:
             if entry.is_file(follow_symlinks=False):  # most entries: test it first
                 st = entry.stat(follow_symlinks=False)
-                files[entry.name] = (
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_ino,
-                    bool(st.st_mode & 0o100),
-                    None,
+                names.append(entry.name)
+                stats.extend(
+                    (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o100 > 0)
                 )
             elif entry.is_symlink():
                 staged = follow(entry)
                 if staged is not None:
-                    files[entry.name] = (*staged[1:], staged.path)
+                    targets[len(names)] = staged.path
+                    names.append(entry.name)
+                    stats.extend(staged[1:])
             elif entry.is_dir(follow_symlinks=False) and entry.name != STORE_DIR:
                 dirs.append(entry.name)
-    return files, dirs
+    return FileRows("\0".join(names), stats, targets or None), dirs
 
 
-def _is_store(files: dict[str, ScanRow], dirs: list[str]) -> bool:
+def _is_store(files: FileRows, dirs: list[str]) -> bool:
     """Is the directory listed so a store? (From its listing: no call of its own.)"""
-    return looks_like_store(lambda name: name in files or name in dirs)
+    return looks_like_store(lambda name: name in dirs or name in files)
 
 
 def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | None:
@@ -231,7 +277,7 @@ class _Helper:
         if status != 0:
             return self.nodes
         try:
-            records = msgpack.unpackb(data, use_list=False)
+            records = msgpack.unpackb(data, use_list=False, strict_map_key=False)
         except ValueError:  # msgpack's errors derive from it
             return self.nodes
         pending = {n.path: n for n in self.nodes}
@@ -242,7 +288,7 @@ class _Helper:
                 left.append(node)
                 continue
             order.append(node)
-            for child in node.adopt(files, dirs):
+            for child in node.adopt(FileRows.unpacked(files), dirs):
                 pending[child.path] = child
         return left + list(pending.values())  # none of the latter unless a record is missing
 
@@ -254,8 +300,11 @@ class _Helper:
             os.waitpid(self.pid, 0)
 
 
-def _scan_plain(paths: list[str]) -> list[tuple[str, dict[str, ScanRow] | None, list[str] | None]]:
-    records: list[tuple[str, dict[str, ScanRow] | None, list[str] | None]] = []
+Sent = tuple[str, bytes, dict[int, str] | None]  # FileRows.packed()
+
+
+def _scan_plain(paths: list[str]) -> list[tuple[str, Sent | None, list[str] | None]]:
+    records: list[tuple[str, Sent | None, list[str] | None]] = []
     stack = list(paths)
     while stack:
         path = stack.pop()
@@ -267,7 +316,7 @@ def _scan_plain(paths: list[str]) -> list[tuple[str, dict[str, ScanRow] | None, 
         if _is_store(files, dirs):
             records.append((path, None, None))  # the parent skips it
             continue
-        records.append((path, files, dirs))
+        records.append((path, files.packed(), dirs))
         stack.extend(os.path.join(path, name) for name in dirs)
     return records
 
@@ -277,15 +326,10 @@ def _sign(node: DirScan) -> None:
     # of an unchanged directory does not change; if it ever did, the cost is one cache miss.
     dirs = [(name, d.signature) for name, d in node.dirs.items()]
     node.signature = blake3.blake3(
-        msgpack.packb((node.path, node.files, dirs), use_bin_type=True)
+        msgpack.packb((node.path, node.files.packed(), dirs), use_bin_type=True)
     ).digest()
-    stats = node.files.values()
     children = node.dirs.values()
     node.newest_mtime_ns = max(
-        max(map(_MTIME, stats), default=0), max((d.newest_mtime_ns for d in children), default=0)
+        node.files.newest_mtime_ns(), max((d.newest_mtime_ns for d in children), default=0)
     )
-    node.total_size = sum(map(_SIZE, stats)) + sum(d.total_size for d in children)
-
-
-_MTIME = operator.itemgetter(1)
-_SIZE = operator.itemgetter(0)
+    node.total_size = node.files.total_size() + sum(d.total_size for d in children)

@@ -24,7 +24,7 @@ from cas.ingest import OnStored, store_files
 from .scan import DirScan
 from .statcache import FileRow, StatCache
 
-STORE_ROUND = 100_000  # files stored per round of worker processes
+STORE_ROUND = 50_000  # files stored per round of worker processes
 
 
 class DirSource(NamedTuple):
@@ -54,53 +54,76 @@ def build_tree(
         changed.append(node)
         stack.extend(node.dirs.values())
 
-    # Files of changed directories, in each one's order: (blob id, size, when hashed),
-    # from the cache where it vouches for them, else stored now.
-    blobs: list[list[tuple[bytes, int, int] | None]] = []
-    for node in changed:
+    # Children before their parents, a round of files at a time: a directory's files are
+    # looked up in the cache, the misses stored, and its tree written once the round is
+    # stored. Only a round's files are held at once, not the whole tree's.
+    now = cache.now_ns()
+    held: list[tuple[DirScan, list[tuple[bytes, int, int] | None]]] = []
+    files = 0
+    for node in reversed(changed):
         found: list[tuple[bytes, int, int] | None] = []
         for name, (size, mtime_ns, ctime_ns, inode, _, _) in node.files.items():
             row = cache.file(node.path, name, size, mtime_ns, ctime_ns, inode)
             found.append(None if row is None else (row[4], size, row[5]))
-        blobs.append(found)
-    known = {b[0] for found in blobs for b in found if b is not None}
+        held.append((node, found))
+        files += len(found)
+        if files >= STORE_ROUND or node is scan:
+            _store_round(store, held, now, on_stored)
+            for done, blobs in held:
+                built[id(done)] = _write_tree(writer, cache, done, blobs, built, now)
+            held, files = [], 0
+    return built[id(scan)]
+
+
+def _store_round(
+    store: ObjectStore,
+    held: list[tuple[DirScan, list[tuple[bytes, int, int] | None]]],
+    now: int,
+    on_stored: OnStored | None,
+) -> None:
+    """Store the files of ``held`` that the cache did not vouch for, or whose blob the
+    store lacks; fill in their (blob id, size, when hashed)."""
+    known = {b[0] for _, found in held for b in found if b is not None}
     present = store.has_many(known) if known else set()
-    now = cache.now_ns()
-    todo: list[tuple[int, int]] = []
+    todo: list[tuple[list[tuple[bytes, int, int] | None], int]] = []
     paths: list[tuple[str, int]] = []
-    for n, found in enumerate(blobs):
+    for node, found in held:
         items = None
         for i, b in enumerate(found):
             if b is None or b[0] not in present:
-                items = items or list(changed[n].files.items())
+                items = items or list(node.files.items())
                 name, (size, _, _, _, _, target) = items[i]
-                todo.append((n, i))
-                paths.append((target or f"{changed[n].path}/{name}", size))
-        if len(todo) >= STORE_ROUND or (n == len(blobs) - 1 and todo):
-            # In rounds: the lists of a million paths (and the workers forked
-            # while they exist) would weigh more than the rest of the log.
-            for (m, i), (blob_id, size) in zip(
-                todo, store_files(store, paths, on_stored), strict=True
-            ):
-                blobs[m][i] = (blob_id, size, now)
-            todo, paths = [], []
-
-    for n in reversed(range(len(changed))):  # children before their parents
-        node, found = changed[n], blobs[n]
-        entries = []
-        rows: dict[str, FileRow] = {}
-        for (name, (size, mtime_ns, ctime_ns, inode, executable, _)), blob in zip(
-            node.files.items(), found, strict=True
+                todo.append((found, i))
+                paths.append((target or f"{node.path}/{name}", size))
+    if paths:
+        for (found, i), (blob_id, size) in zip(
+            todo, store_files(store, paths, on_stored), strict=True
         ):
-            assert blob is not None
-            entries.append(TreeEntry(name, "blob", blob[0], blob[1], executable))
-            rows[name] = (size, mtime_ns, ctime_ns, inode, blob[0], blob[2])
-        blobs[n] = []  # done with: free as we go
-        for name, child in node.dirs.items():
-            sub = built[id(child)]
-            if sub is not None:  # an empty directory disappears, as in a version
-                entries.append(TreeEntry(name, "tree", sub[0], sub[1]))
-        found = built[id(node)] = pages.build(writer, entries)  # None: an empty directory
-        if found is not None:
-            cache.record_tree(node.path, node.signature, *found, rows, now)
-    return built[id(scan)]
+            found[i] = (blob_id, size, now)
+
+
+def _write_tree(
+    writer: PackWriter,
+    cache: StatCache,
+    node: DirScan,
+    blobs: list[tuple[bytes, int, int] | None],
+    built: dict[int, tuple[bytes, int] | None],
+    now: int,
+) -> tuple[bytes, int] | None:
+    """The tree of ``node`` (its subdirectories built already), recorded in the cache."""
+    entries = []
+    rows: dict[str, FileRow] = {}
+    for (name, (size, mtime_ns, ctime_ns, inode, executable, _)), blob in zip(
+        node.files.items(), blobs, strict=True
+    ):
+        assert blob is not None
+        entries.append(TreeEntry(name, "blob", blob[0], blob[1], executable))
+        rows[name] = (size, mtime_ns, ctime_ns, inode, blob[0], blob[2])
+    for name, child in node.dirs.items():
+        sub = built.pop(id(child))
+        if sub is not None:  # an empty directory disappears, as in a version
+            entries.append(TreeEntry(name, "tree", sub[0], sub[1]))
+    found = pages.build(writer, entries)  # None: an empty directory
+    if found is not None:
+        cache.record_tree(node.path, node.signature, *found, rows, now)
+    return found

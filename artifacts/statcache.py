@@ -18,8 +18,9 @@ only ever a hint; ids it returns are checked against the store before use.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
-from typing import Any
+from typing import IO, Any
 
 import msgpack
 
@@ -29,36 +30,70 @@ from cas.repo import default_cache_dir
 from .files import LocalFile
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse filesystem clocks (FAT: 2 s)
-_FORMAT = 3  # 3: rows hold the ctime
+# 4: a stream of records, read and written one directory at a time (3 was one map)
+_FORMAT = 4
 
 # (size, mtime_ns, ctime_ns, inode, blob id, when it was hashed)
 FileRow = tuple[int, int, int, int, bytes, int]
+# A directory's (signature, tree id, size, recorded_ns), and where its packed rows lie:
+# (file, offset, length); the rows are read only when asked for.
+_DirEntry = tuple[bytes, bytes, int, int, IO[bytes], int, int]
 
 
 class StatCache:
-    """Two maps, saved in one msgpack file:
+    """Two maps, saved in one file:
 
     - ``files``: absolute path -> :data:`FileRow`, for files added one by one;
     - ``dirs``: directory path -> (signature, tree id, size, recorded_ns, rows),
-      where ``rows`` maps each file's name to its :data:`FileRow`, packed, so
-      that loading the cache costs one entry per directory, not per file.
+      where ``rows`` maps each file's name to its :data:`FileRow`.
+
+    The file is a msgpack stream: ``{"format": 4}``, then one record per directory,
+    ``[path, signature, tree id, size, recorded_ns, rows]``, then the ``files`` map.
+    Loading it reads each record's header and skips its rows, so a cache of a
+    million files costs memory per directory, not per file; the rows of one
+    directory are read when asked for. A directory recorded here is written to the
+    next file at once, not held, and the rest are copied over when it is saved.
     """
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        self._old: IO[bytes] | None = None  # the file loaded
+        self._new: IO[bytes] | None = None  # the next one, written as directories are recorded
+        self._tmp: str | None = None  # its path, until it replaces the cache
+        self._open()
+
+    def _open(self) -> None:
         self._files: dict[str, FileRow] = {}
-        self._dirs: dict[str, list[Any]] = {}
-        self._rows: dict[str, dict[str, FileRow]] = {}  # unpacked rows, per directory
+        self._dirs: dict[str, _DirEntry] = {}
+        self._rows: tuple[str, dict[str, FileRow]] = ("", {})  # the last directory's, unpacked
         self._dirty = False
-        if path and os.path.exists(path):
+        if self.path and os.path.exists(self.path):
             try:
-                with open(path, "rb") as f:
-                    data = msgpack.unpackb(f.read(), raw=False, strict_map_key=False)
-                if data.get("format") == _FORMAT:
-                    self._files = data["files"]
-                    self._dirs = data["dirs"]
+                self._old = open(self.path, "rb")
+                self._files = self._load(self._old)
             except Exception:
                 self._files, self._dirs = {}, {}  # a damaged cache is only a slower cache
+
+    def _load(self, f: IO[bytes]) -> dict[str, FileRow]:
+        """Index the directories of the cache file ``f``; returns its ``files`` map."""
+        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False)
+        if unpacker.unpack() != {"format": _FORMAT}:
+            return {}
+        while True:
+            try:
+                count = unpacker.read_array_header()
+            except ValueError:  # not an array: the files map, which ends the stream
+                files = unpacker.unpack()
+                if not isinstance(files, dict):
+                    raise ValueError("no files map") from None
+                return files
+            if count != 6:
+                raise ValueError("not a directory record")
+            path, signature, tree_id, size, recorded_ns = (unpacker.unpack() for _ in range(5))
+            offset = unpacker.tell()
+            unpacker.skip()
+            length = unpacker.tell() - offset
+            self._dirs[path] = (signature, tree_id, size, recorded_ns, f, offset, length)
 
     @classmethod
     def for_store(cls, repo: Repository) -> StatCache:
@@ -115,32 +150,88 @@ class StatCache:
         hashed_ns: int,
     ) -> None:
         """``hashed_ns``: a time taken before any file of the tree was read."""
-        packed = msgpack.packb(rows, use_bin_type=True)
-        self._dirs[directory] = [signature, tree_id, size, hashed_ns, packed]
-        self._rows.pop(directory, None)  # unpacked again if asked: a million rows weigh
+        if not self.path:
+            return  # nowhere to keep it
+        self._write_dir(directory, (signature, tree_id, size, hashed_ns), rows_packed(rows))
+        if self._rows[0] == directory:
+            self._rows = ("", {})
         self._dirty = True
 
+    def _write_dir(self, directory: str, head: tuple[bytes, bytes, int, int], rows: bytes) -> None:
+        """Append a directory's record to the next file; its rows are read from there."""
+        new = self._next()
+        new.seek(0, os.SEEK_END)  # a read of rows may have moved it
+        packer = msgpack.Packer(use_bin_type=True)
+        new.write(packer.pack_array_header(6))
+        for field in (directory, *head):
+            new.write(packer.pack(field))
+        offset = new.tell()
+        new.write(rows)
+        self._dirs[directory] = (*head, new, offset, len(rows))
+
+    def _next(self) -> IO[bytes]:
+        """The next cache file, begun on first use beside the cache."""
+        if self._new is None:
+            assert self.path is not None
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
+            self._new = open(fd, "w+b")
+            self._new.write(msgpack.packb({"format": _FORMAT}))
+        return self._new
+
     def _dir_rows(self, directory: str) -> dict[str, FileRow]:
-        rows = self._rows.get(directory)
-        if rows is None:
-            entry = self._dirs.get(directory)
-            try:
-                rows = msgpack.unpackb(entry[4], raw=False) if entry else {}
-            except Exception:
-                rows = {}
-            self._rows[directory] = rows
+        if self._rows[0] == directory:
+            return self._rows[1]
+        entry = self._dirs.get(directory)
+        try:
+            rows = msgpack.unpackb(_read(*entry[4:]), raw=False) if entry else {}
+        except Exception:
+            rows = {}
+        self._rows = (directory, rows)  # one directory's: asked for file by file
         return rows
 
     def save(self) -> None:
+        """Finish the next cache file and put it in place: the directories recorded
+        here are in it already; the others are copied over, one at a time."""
         if not self.path or not self._dirty:
             return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        data = {"format": _FORMAT, "files": self._files, "dirs": self._dirs}
-        with open(tmp, "wb") as f:
-            f.write(msgpack.packb(data, use_bin_type=True))
-        os.replace(tmp, self.path)  # concurrent savers: one wins, both leave a valid cache
-        self._dirty = False
+        new = self._next()
+        for directory, entry in list(self._dirs.items()):
+            if entry[4] is not new:
+                self._write_dir(directory, entry[:4], _read(*entry[4:]))
+        new.seek(0, os.SEEK_END)
+        new.write(msgpack.packb(self._files, use_bin_type=True))
+        new.close()
+        assert self._tmp is not None
+        os.replace(self._tmp, self.path)  # concurrent savers: one wins, both leave a valid cache
+        self._tmp = self._new = None
+        self.close()
+        self._open()  # read back as another process would
+
+    def close(self) -> None:
+        """Let go of the cache's files; what was recorded and not saved is dropped."""
+        for f in (self._old, self._new):
+            if f is not None:
+                f.close()
+        if self._tmp is not None:
+            os.unlink(self._tmp)
+        self._old = self._new = self._tmp = None
+        self._files, self._dirs, self._rows, self._dirty = {}, {}, ("", {}), False
+
+    def __enter__(self) -> StatCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def rows_packed(rows: dict[str, FileRow]) -> bytes:
+    return msgpack.packb(rows, use_bin_type=True)
+
+
+def _read(f: IO[bytes], offset: int, length: int) -> bytes:
+    f.seek(offset)
+    return f.read(length)
 
 
 def _vouches(row: FileRow | list[Any], size: int, mtime_ns: int, ctime_ns: int, inode: int) -> bool:

@@ -140,13 +140,21 @@ def change_one_file(root: Path, seed: int = 0) -> Path:
     The file is written anew and renamed over the old one, never changed in place, so a
     hard-linked copy changes without touching the dataset it links to.
     """
+    return change_files(root, 1, seed)[0]
+
+
+def change_files(root: Path, count: int, seed: int = 0) -> list[Path]:
+    """`change_one_file` of `count` files, with one listing of `root`."""
     rng = random.Random(f"{SEED}:change:{seed}")
     paths = files(root)
-    path = paths[rng.randrange(len(paths))]
-    tmp = path.with_name(path.name + ".new")
-    _write_random(tmp, path.stat().st_size, rng)
-    os.replace(tmp, path)
-    return path
+    changed = []
+    for _ in range(count):
+        path = paths[rng.randrange(len(paths))]
+        tmp = path.with_name(path.name + ".new")
+        _write_random(tmp, path.stat().st_size, rng)
+        os.replace(tmp, path)
+        changed.append(path)
+    return changed
 
 
 def variant(src: Path, dst: Path, seed: int = 0, link: bool = True) -> Path:

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import s3server
-from benchmarks.datasets import change_one_file, copy_tree, info, remove
+from benchmarks.datasets import change_files, change_one_file, copy_tree, info, remove
 from benchmarks.timing import Ctx, Sample, timed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -388,9 +388,28 @@ def big_cas(ctx: Ctx) -> Sample | float:
 
 
 def m1_log(ctx: Ctx) -> Sample | float:
-    """`artifacts log` of a million 16-byte files into a new store."""
-    store = ctx.work / "store"
-    return _log(ctx, store, ctx.data)
+    """`artifacts log` of a million 16-byte files into a new store (a hard-linked copy,
+    left in ctx.shared for the diff and push cases)."""
+    return _first_log(ctx)
+
+
+M1_CHANGED = 10
+
+
+def m1_diff(ctx: Ctx) -> Sample | float:
+    """`diff` of v0 (the first log) and v1 (10 files changed)."""
+    store, tree = _prepared(ctx)
+    if not (ctx.shared / "changed").exists():
+        change_files(tree, M1_CHANGED, seed=1000)
+        _log(ctx, store, tree)
+        (ctx.shared / "changed").touch()
+    name = ctx.data.name
+    return artifacts(ctx, ["diff", f"{name}:v0", f"{name}:v1"], store)
+
+
+def m1_push(ctx: Ctx) -> Sample | float:
+    """`push` of the store (a million files) to an empty local-directory remote."""
+    return _push_dir(ctx)
 
 
 # ---------------------------------------------------------------- large flat directories

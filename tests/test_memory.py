@@ -1,0 +1,71 @@
+"""Memory follows a tree's depth and a round's size, not its count of files (issue #21).
+
+Each test logs or sends thousands of small files under ``tracemalloc`` and bounds
+the Python memory the operation holds at its peak, beyond what it held before:
+bounds that holding a record per file (of the whole tree) exceeds.
+"""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import artifacts
+from artifacts import snapshot
+from artifacts.scan import scan_tree
+
+DIRS, FILES = 10, 1500  # 15,000 files of 16 bytes, in packs of 1,500 (cas.packset.SMALL_PACK)
+# What any log holds whatever its size (a megabyte of pack writes pending, the pack
+# indexes' pages), and what it may hold per file: its pack index entry (44 bytes).
+FIXED, PER_FILE = 2_000_000, 100
+
+
+def make_tree(root: str) -> None:
+    for d in range(DIRS):
+        folder = os.path.join(root, f"dir{d:03d}")
+        os.makedirs(folder)
+        for i in range(FILES):
+            with open(os.path.join(folder, f"file{i:04d}.bin"), "wb") as f:
+                f.write(b"%016d" % (d * FILES + i))
+
+
+def peak_above_start(operation: Callable[[], Any]) -> int:
+    """Bytes that ``operation`` allocated and held at once, at most."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start, _ = tracemalloc.get_traced_memory()
+        operation()
+        return tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+
+
+def test_logging_a_tree_holds_a_round_of_files_not_the_tree(ws, monkeypatch):
+    """A log holds the files of one round of storing (here 1,500), and the stat cache is
+    written as directories are built: the old code held every file's blob id, row and
+    packed cache row until the end (about 300 bytes a file)."""
+    monkeypatch.setattr(snapshot, "STORE_ROUND", FILES)
+    make_tree("data")
+    with artifacts.init() as run:
+        artifact = artifacts.Artifact("many", "dataset")
+        artifact.add_dir("data")
+        peak = peak_above_start(lambda: run.log_artifact(artifact))
+    assert peak < FIXED + PER_FILE * DIRS * FILES, f"{peak / 1e6:.1f} MB held"
+
+
+def test_a_scan_keeps_a_hundred_bytes_a_file(ws):
+    """add_dir keeps the stat of every file until the log: as names in one string and
+    numbers in one array, not a dict of tuples (about 250 bytes a file)."""
+    make_tree("data")
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        scan = scan_tree("data")
+        held = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert sum(1 for _ in scan.iter_files()) == DIRS * FILES
+    assert held < 100 * DIRS * FILES, f"{held / 1e6:.1f} MB held"
