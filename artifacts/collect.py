@@ -31,9 +31,11 @@ def collect_garbage(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
     now: int | None = None,
+    cpu_share: float | None = None,
 ) -> Collected:
     """Delete the versions expired by ``now`` (ns since the epoch; default: now), then
-    gc. A dry run deletes nothing and reports what gc would do once they are deleted."""
+    gc. A dry run deletes nothing and reports what gc would do once they are deleted.
+    ``cpu_share`` keeps gc busy at most that share of the time (cas.pacing)."""
     found = expiry.expired(registry, now)
     deleted = []
     for version in [] if dry_run else found:
@@ -45,5 +47,11 @@ def collect_garbage(
     freed = released(registry.repo)
     if dry_run:
         freed |= {version.commit_id for version in found}
-    report = gc(registry.repo, grace_seconds=grace_seconds, dry_run=dry_run, released=freed)
+    report = gc(
+        registry.repo,
+        grace_seconds=grace_seconds,
+        dry_run=dry_run,
+        released=freed,
+        cpu_share=cpu_share,
+    )
     return Collected(found if dry_run else deleted, report)

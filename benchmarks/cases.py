@@ -286,6 +286,16 @@ CASES: list[Case] = [
         goals=(Goal(1.2, "alone"),),
     ),
     Case(
+        "draft_10k_beside_paced_gc",
+        "d2",
+        "the same, with the gc loop kept to a share of one CPU "
+        f"(`artifacts gc --max-cpu {ours.GC_SHARE}`)",
+        ours.draft_10k_beside_paced_gc,
+        {"alone": DRAFT_10K_ALONE},
+        target="≤ 1.2 × the same drafts alone",
+        goals=(Goal(1.2, "alone"),),
+    ),
+    Case(
         "ui_versions_100k",
         "d2",
         "artifacts ui: the versions page of 100 versions of 100k files, the version's page "

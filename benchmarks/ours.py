@@ -329,27 +329,29 @@ import os, sys
 from cas import Repository
 from cas.gc import gc
 repo = Repository.open(sys.argv[1])
+share = None if sys.argv[3] == "full" else float(sys.argv[3])
 passes = 0
 while not os.path.exists(sys.argv[2]):
-    gc(repo, grace_seconds=0)
+    gc(repo, grace_seconds=0, cpu_share=share)
     passes += 1
 print(passes)
 """
 
 
-def draft_10k_beside_gc(ctx: Ctx) -> Sample | float:
-    """The drafts of `draft_10k`, with gc (grace 0) running in a loop in another process."""
+def _draft_10k_beside_gc(ctx: Ctx, share: str) -> Sample | float:
+    """The drafts of `draft_10k`, with gc (grace 0) running in a loop in another process,
+    at full speed or at a share of one CPU (`artifacts gc --max-cpu`)."""
     store = _draft_store(ctx, 10)
     stop = ctx.shared / "gc.stop"
     remove(stop)
     loop = subprocess.Popen(
-        [PYTHON, "-c", GC_LOOP, store, stop],
+        [PYTHON, "-c", GC_LOOP, store, stop, share],
         env={**os.environ, **_env(ctx, store)},
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        sample = _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), store=store)
+        sample = _python(ctx, DRAFT_SCRIPT, store, str(DRAFT_REPS), NESTED_FILE, store=store)
     finally:
         stop.touch()
         passes, _ = loop.communicate(timeout=600)
@@ -357,6 +359,17 @@ def draft_10k_beside_gc(ctx: Ctx) -> Sample | float:
         raise RuntimeError(f"the gc loop failed (exit {loop.returncode})")
     print(f"  gc passes beside the drafts: {passes.strip()}")
     return sample
+
+
+def draft_10k_beside_gc(ctx: Ctx) -> Sample | float:
+    return _draft_10k_beside_gc(ctx, "full")
+
+
+GC_SHARE = "0.25"
+
+
+def draft_10k_beside_paced_gc(ctx: Ctx) -> Sample | float:
+    return _draft_10k_beside_gc(ctx, GC_SHARE)
 
 
 # ---------------------------------------------------------------- peak memory

@@ -44,6 +44,7 @@ from .errors import CasError, KeyNotFoundError, ObjectNotFoundError
 from .fossils import restore
 from .inventory import Inventory, take_inventory
 from .objects import ObjectId
+from .pacing import Pace
 from .refs import LEGACY_LOCKS
 from .repo import Repository
 from .store import ObjectStore
@@ -94,8 +95,12 @@ def gc(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
     released: Collection[ObjectId] = frozenset(),
+    cpu_share: float | None = None,
 ) -> GcReport:
+    """``cpu_share``: keep gc busy at most this share of the time (cas.pacing), for a
+    gc run beside writers on a small machine; None runs it at full speed."""
     report = GcReport(dry_run=dry_run)
+    pace = Pace(cpu_share)
     store = repo.objects
     fossils = store.fossils
     assert fossils is not None
@@ -103,10 +108,13 @@ def gc(
     clock = _Clock(store)
     now, margin = clock.now(), clock.resolution
     roots = _roots(repo, report)
-    live = {object_id for object_id, _ in reachable(store, roots, released=released)}
+    live = set()
+    for object_id, _ in reachable(store, roots, released=released):
+        live.add(object_id)
+        pace()
     report.reachable = len(live)
-    present = take_inventory(store, live)
-    fossil = take_inventory(fossils, set())
+    present = take_inventory(store, live, pace)
+    fossil = take_inventory(fossils, set(), pace)
     in_store = store.has_many(fossil.sizes)
 
     # Second step: old fossils leave the fossil area, restored if anything reaches them.
@@ -133,7 +141,7 @@ def gc(
         restore(store, to_restore)
     _drop_fossils(fossils, fossil, old)
     try:
-        _move_referrers_first(store, present, dead, report, clock, lease)
+        _move_referrers_first(store, present, dead, report, clock, lease, pace)
     except _TooSlow:
         warnings.warn("gc went on too long to move more objects aside; run it again", stacklevel=2)
     report.tmp_deleted = _delete_old_tmp(repo, now - max(grace_seconds, TMP_MIN_AGE))
@@ -193,6 +201,7 @@ def _move_referrers_first(
     report: GcReport,
     clock: _Clock,
     lease: float,
+    pace: Pace,
 ) -> None:
     """Move every copy of the ``dead`` objects to the fossils, each only once every dead
     object reaching it has moved: killed at any instant, gc leaves no present tree or
@@ -228,11 +237,13 @@ def _move_referrers_first(
     while loose or packs:
         progress = False
         for object_id in [i for i in loose if free(i)]:
+            pace()  # between moves, never between a copy and its delete
             _move_loose(store, object_id, lease)
             loose.discard(object_id)
             moved(object_id)
             progress = True
         for pack in sorted(packs):
+            pace()
             drop = _droppable(packs[pack], referrers, gone, copies)
             if not drop:
                 continue

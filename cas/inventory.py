@@ -4,6 +4,7 @@ this inventory of the store and of the fossils before deciding anything."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import chunklists, keys, objects
@@ -25,11 +26,14 @@ class Inventory:
     refs_of: dict[ObjectId, list[ObjectId]] = field(default_factory=dict)
 
 
-def take_inventory(store: ObjectStore, skip: set[ObjectId]) -> Inventory:
+def take_inventory(
+    store: ObjectStore, skip: set[ObjectId], pace: Callable[[], None] = lambda: None
+) -> Inventory:
     """Every copy of every object outside ``skip``, read once to learn what it references."""
     found = Inventory()
     storage = store.storage
     for object_id in list(store.iter_loose()):
+        pace()
         if object_id in skip:
             continue
         key = store.loose_location(object_id)
@@ -58,6 +62,7 @@ def take_inventory(store: ObjectStore, skip: set[ObjectId]) -> Inventory:
         found.packs[pack] = {i for i, _, _ in entries}
         found.pack_mtimes[pack] = mtime
         for object_id, offset, length in entries:
+            pace()
             found.sizes.setdefault(object_id, length)
             found.mtimes[object_id] = max(mtime, found.mtimes.get(object_id, mtime))
             found.refs_of[object_id] = _references(object_id, data[offset : offset + length])

@@ -190,3 +190,64 @@ def test_gc_deletes_each_object_after_everything_reaching_it(
     assert report.objects_fossilized > len(files) and len(checked) > 3
     assert not closure_holds(store)
     assert not set(Repository.open(str(store)).objects)  # everything went
+
+
+class FakeClock:
+    """time.monotonic and time.sleep of cas.pacing: work advances it (``step`` seconds
+    between two readings), sleeps are noted."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now, self.step, self.slept = 0.0, step, []
+
+    def monotonic(self) -> float:
+        self.now += self.step
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_paced_task_sleeps_three_times_its_work_at_a_quarter_share(monkeypatch) -> None:
+    from cas import pacing
+
+    clock = FakeClock()
+    monkeypatch.setattr(pacing, "time", clock)
+    pace = pacing.Pace(0.25)
+    for _ in range(100):  # 100 units of 2 ms of work
+        clock.now += 0.002
+        pace()
+    work = 100 * 0.002
+    assert sum(clock.slept) == pytest.approx(3 * work, rel=0.1)
+    assert max(clock.slept) <= 4 * pacing.STRETCH  # never one long stall
+    unpaced = pacing.Pace(None)
+    clock.slept.clear()
+    clock.now += 1.0
+    unpaced()
+    assert clock.slept == []
+    with pytest.raises(ValueError):
+        pacing.Pace(0)
+
+
+def test_a_paced_gc_collects_exactly_what_a_full_speed_one_does(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from cas import pacing
+
+    reports = []
+    for share in (None, 0.5):
+        store, src = tmp_path / f"store-{share}", tmp_path / f"src-{share}"
+        write_files(src, {f"d{i % 3}/f{i}": b"x%d" % i for i in range(60)})
+        log_dir(store, src)
+        repo = Repository.open(str(store))
+        drop_refs(repo)
+        clock = FakeClock(step=1e-3)  # a millisecond of "work" per object
+        if share is not None:
+            monkeypatch.setattr(pacing, "time", clock)
+        report = gc(repo, grace_seconds=0, cpu_share=share)
+        monkeypatch.undo()
+        reports.append((report.reachable, report.objects_fossilized, report.packs_rewritten))
+        if share is not None:
+            assert clock.slept, "a paced gc sleeps between objects"
+        assert fsck(Repository.open(str(store))).ok
+    assert reports[0] == reports[1] and reports[0][1] > 0

@@ -14,7 +14,9 @@ from .output import count, human, print_json, printable
 
 def cmd_gc(args: argparse.Namespace) -> int:
     registry = context.open_registry(args)
-    collected = collect_garbage(registry, grace_seconds=args.grace, dry_run=args.dry_run)
+    collected = collect_garbage(
+        registry, grace_seconds=args.grace, dry_run=args.dry_run, cpu_share=args.max_cpu
+    )
     report, expired = collected.gc, [v.label for v in collected.expired]
     if args.json:
         print_json({"expired": expired, **asdict(report)})
@@ -40,6 +42,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cpu_share(text: str) -> float:
+    share = float(text)
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"a share of the time is in (0, 1], not {text}")
+    return share
+
+
 def register(commands: Commands) -> None:
     p = commands.add(
         "gc",
@@ -60,4 +69,11 @@ def register(commands: Commands) -> None:
         "--dry-run",
         action="store_true",
         help="say what gc would do (the expired versions it would delete too), and change nothing",
+    )
+    p.add_argument(
+        "--max-cpu",
+        metavar="SHARE",
+        type=cpu_share,
+        help="be busy at most this share of the time (0.25: a quarter of one CPU), sleeping "
+        "between objects, to leave writers beside it their speed",
     )
