@@ -23,7 +23,13 @@ from cas.errors import InvalidNameError
 from . import annotations, deletion, registries
 from .deletion_records import read_deletion
 from .errors import ArtifactNotFoundError, RegistryError, VersionDeletedError
-from .names import ARTIFACT_NAME, NAMESPACE, validate_artifact_name, validate_namespace
+from .names import (
+    ARTIFACT_NAME,
+    NAMESPACE,
+    split_path_of,
+    validate_artifact_name,
+    validate_namespace,
+)
 from .registry import Registry, Version
 
 LEGACY_MODEL_REGISTRY = "model-registry"
@@ -54,15 +60,9 @@ def parse_target(path: str, entity: str, project: str) -> Target:
     ``project`` (for a registry, ``entity`` is its organization)."""
     if not isinstance(path, str) or ":" in path:
         raise InvalidNameError(str(path), "a link target is [[ORG/]PROJECT/]COLLECTION")
-    parts = path.split("/")
-    if len(parts) == 3:
-        entity, project, name = parts
-    elif len(parts) == 2:
-        project, name = parts
-    elif len(parts) == 1:
-        (name,) = parts
-    else:
-        raise InvalidNameError(path, "a link target is [[ORG/]PROJECT/]COLLECTION")
+    entity, project, name = split_path_of(
+        path, entity, project, path, "a link target is [[ORG/]PROJECT/]COLLECTION"
+    )
     if registries.is_registry_project(project):
         project = registries.project_of(project)
     return Target(

@@ -71,6 +71,18 @@ class Spec:
         return f"{self.entity}/{self.project}/{self.name}:{self.selector}"
 
 
+def split_path_of(
+    path: str, entity: str, project: str, text: str, expected: str
+) -> tuple[str, str, str]:
+    """``[[entity/]project/]name`` as (entity, project, name), the parts left out taken
+    from ``entity`` and ``project``; more parts are an InvalidNameError on ``text``."""
+    parts = path.split("/")
+    if len(parts) > 3:
+        raise InvalidNameError(text, expected)
+    defaults = (entity, project)[: 3 - len(parts)]
+    return (*defaults, *parts)  # type: ignore[return-value]
+
+
 def parse_spec(text: str, entity: str, project: str, default: str = "latest") -> Spec:
     if not isinstance(text, str) or not text:
         raise InvalidNameError(str(text), "expected NAME[:VERSION]")
@@ -78,15 +90,9 @@ def parse_spec(text: str, entity: str, project: str, default: str = "latest") ->
     if sep and not selector:
         raise InvalidNameError(text, "empty version after ':'")
     selector = selector or default
-    parts = body.split("/")
-    if len(parts) == 3:
-        entity, project, name = parts
-    elif len(parts) == 2:
-        project, name = parts
-    elif len(parts) == 1:
-        (name,) = parts
-    else:
-        raise InvalidNameError(text, "expected [[ENTITY/]PROJECT/]NAME[:VERSION]")
+    entity, project, name = split_path_of(
+        body, entity, project, text, "expected [[ENTITY/]PROJECT/]NAME[:VERSION]"
+    )
     if selector != "latest" and not VERSION.fullmatch(selector):
         validate_alias(selector)
     return Spec(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cas import Repository
+from cas import Repository, pages
 from cas.storage import Storage
 from tests.backends import (
     BACKENDS,
@@ -149,3 +149,12 @@ def format_vectors() -> dict[str, dict[str, bytes]]:
 def parse_vectors() -> Any:
     """The parser behind ``format_vectors``, for tests of the parser itself."""
     return parse_format_vectors
+
+
+@pytest.fixture
+def tiny_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Directory pages of a few entries (cas.pages), so that a few hundred entries make
+    an index of several heights."""
+    monkeypatch.setattr(pages, "MIN_PAGE", 3)
+    monkeypatch.setattr(pages, "BOUNDARY_ODDS", 3)
+    monkeypatch.setattr(pages, "MAX_PAGE", 8)

@@ -24,14 +24,6 @@ def store() -> CountingStore:
     return CountingStore(MemoryStorage())
 
 
-@pytest.fixture
-def tiny_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages of a few entries: a few hundred files make an index of several heights."""
-    monkeypatch.setattr(pages, "MIN_PAGE", 3)
-    monkeypatch.setattr(pages, "BOUNDARY_ODDS", 3)
-    monkeypatch.setattr(pages, "MAX_PAGE", 8)
-
-
 def fake(name: str, version: int = 0) -> TreeEntry:
     """An entry of a blob that is never read (edits, look-ups and diffs read no blob)."""
     return TreeEntry(name, "blob", bytes([version]) * 32, 16)

@@ -24,14 +24,6 @@ def store() -> CountingStore:
     return CountingStore(MemoryStorage())
 
 
-@pytest.fixture
-def tiny_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages of a few entries, so that a few hundred entries make a tall index."""
-    monkeypatch.setattr(pages, "MIN_PAGE", 3)
-    monkeypatch.setattr(pages, "BOUNDARY_ODDS", 3)
-    monkeypatch.setattr(pages, "MAX_PAGE", 8)
-
-
 def entry(name: str, version: int = 0) -> TreeEntry:
     return TreeEntry(name, "blob", bytes([version % 256]) * 32, version)
 
