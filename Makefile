@@ -32,6 +32,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
+	@command -v restic >/dev/null || echo "no restic: the f512 cases show it missing; apt-get install -y restic (Debian's package, as issue 22 measured) adds it"
 	$(BIN)/python -m benchmarks.run
 
 clean:

@@ -46,6 +46,7 @@ CP_BESIDE = p.PeerOp("cp", p.raw_cp, "cp -r <data> <dst>, timed beside this case
 BLAKE3 = p.PeerOp("raw", p.raw_blake3, "blake3 of every file, 1 thread, 8 MiB reads")
 GIT_ADD = p.PeerOp("git", p.git_add, p.GIT_COMMIT)
 DVC_ADD = p.PeerOp("dvc", p.dvc_add, "dvc add <dir>")
+RESTIC = p.PeerOp("restic", p.restic_backup, "restic init (untimed); restic backup <data>")
 WANDB = p.PeerOp("wandb", p.wandb_add_dir, 'Artifact("x","dataset").add_dir(<dir>), offline')
 
 PUT_PER_FILE = p.PeerOp("ours", p.s3_put_per_file, p.PUT_COMMAND)
@@ -329,6 +330,48 @@ CASES: list[Case] = [
         ours.big_cas,
         target="peak RSS ≤ 200 MB",
         goals=(Goal(200e6, rss=True),),
+    ),
+    Case(
+        "big_chunked",
+        "big",
+        "cas only: put_blob_file of the 4 GiB file stored as chunks (peak memory)",
+        ours.big_chunked,
+        target="peak RSS ≤ 200 MB (issue 22)",
+        goals=(Goal(200e6, rss=True),),
+    ),
+    Case(
+        "f512_log",
+        "f512",
+        "first log of one 512 MiB file",
+        ours.f512_log,
+        {"raw cp": CP, "restic": RESTIC},
+        target="≤ 1.3 × cp; ≤ 0.25 × restic's first backup (issue 22)",
+        goals=(Goal(1.3, "raw cp"), Goal(0.25, "restic")),
+    ),
+    Case(
+        "f512_edit_middle",
+        "f512",
+        "the 512 MiB file logged again with 1 MiB rewritten in its middle: bytes the store grew",
+        ours.f512_edit_middle,
+        target="≤ 2 MiB (restic: +3 MiB; issue 22)",
+        goals=(Goal(2 << 20, count="bytes stored"),),
+    ),
+    Case(
+        "f512_insert_start",
+        "f512",
+        "the 512 MiB file logged again with 100 bytes inserted at its start: bytes the store grew",
+        ours.f512_insert_start,
+        target="≤ 1 MiB (restic: +0 MiB; issue 22)",
+        goals=(Goal(1 << 20, count="bytes stored"),),
+    ),
+    Case(
+        "f512_edit_push_s3",
+        "f512",
+        "push to a moto bucket holding the 512 MiB file of the version with 1 MiB rewritten "
+        "in its middle: bytes sent",
+        ours.f512_edit_push_s3,
+        target="≤ 2 MiB (issue 22)",
+        goals=(Goal(2 << 20, count="bytes sent"),),
     ),
     Case(
         "m1_log",

@@ -3,6 +3,7 @@
 D1 "big":  4 files x 256 MiB of random bytes (1 GiB).
 D2 "many": 100,000 files of 1-8 KiB of random bytes, 100 directories x 1,000 files.
 BIG:       one file of 4 GiB of random bytes (peak memory while hashing one huge file).
+F512:      one file of 512 MiB of random bytes (a large file edited in place, issue 22).
 M1:        1,000,000 files of 16 bytes, 1,000 directories x 1,000 files (peak memory of a
            version with a million entries; slow to make, about 1M inodes and 4 GB on disk).
 
@@ -31,7 +32,7 @@ CACHE = Path(os.environ.get("BENCH_DATA", Path(__file__).resolve().parent / ".da
 SEED = 20_240_601
 MiB = 1 << 20
 CHUNK = 8 * MiB
-NAMES = ("d1", "d2", "big", "m1")
+NAMES = ("d1", "d2", "big", "m1", "f512")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,9 @@ def spec(name: str, scale: float = 1.0) -> Spec:
     if name == "big":
         size = max(4096, int(4096 * MiB * scale))
         return Spec("big", 0, 1, size, size)
+    if name == "f512":
+        size = max(4096, int(512 * MiB * scale))
+        return Spec("f512", 0, 1, size, size)
     if name == "m1":
         return Spec("m1", 1000, max(1, round(1000 * scale)), 16, 16)
     raise ValueError(f"unknown dataset {name!r} (expected one of {', '.join(NAMES)})")

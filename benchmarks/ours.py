@@ -36,6 +36,8 @@ What a dataset's `ctx.shared` holds (made by the first-log case, or on demand, u
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -400,6 +402,86 @@ def big_cas(ctx: Ctx) -> Sample | float:
     return _python(ctx, CAS_PUT, store, _only_file(ctx.data), store=store)
 
 
+CHUNKED_PUT = """
+import sys
+from cas import Repository
+r = Repository.open(sys.argv[1])
+r.objects.chunk_threshold = 16 << 20
+r.objects.put_blob_file(sys.argv[2])
+"""
+
+
+def big_chunked(ctx: Ctx) -> Sample | float:
+    """`ObjectStore.put_blob_file` of the 4 GiB file stored as chunks, on or off by default."""
+    store = ctx.work / "store"
+    return _python(ctx, CHUNKED_PUT, store, _only_file(ctx.data), store=store)
+
+
+# ---------------------------------------------------------------- a large file edited (issue 22)
+
+
+def f512_log(ctx: Ctx) -> Sample | float:
+    """`artifacts log` of one 512 MiB file into a new store."""
+    return artifacts(
+        ctx, ["log", _only_file(ctx.data), "--name", "f", "--type", "model"], ctx.work / "store"
+    )
+
+
+def _edited_versions(ctx: Ctx, edit: str) -> tuple[Path, Path]:
+    """A store holding the file as version 1 (logged untimed) and the file edited by
+    ``edit``: "middle" rewrites 1 MiB in its middle, "start" inserts 100 bytes first."""
+    store, original = ctx.work / "store", _only_file(ctx.data)
+    artifacts(ctx, ["log", original, "--name", "f", "--type", "model"], store)
+    edited = ctx.work / "edited" / original.name
+    edited.parent.mkdir()
+    noise = random.Random(ctx.run).randbytes(1 << 20)
+    with open(original, "rb") as src, open(edited, "wb") as out:
+        if edit == "start":
+            out.write(noise[:100])
+        shutil.copyfileobj(src, out, 8 << 20)
+        if edit == "middle":
+            out.seek(out.tell() // 2)
+            out.write(noise)
+    return store, edited
+
+
+def _store_bytes(store: Path) -> int:
+    return sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+
+
+def _growth(ctx: Ctx, edit: str) -> Sample:
+    """The edited file logged as version 2: its time, and the bytes the store grew."""
+    store, edited = _edited_versions(ctx, edit)
+    before = _store_bytes(store)
+    sample = artifacts(ctx, ["log", edited, "--name", "f", "--type", "model"], store)
+    return Sample(sample.seconds, sample.peak_rss, _store_bytes(store) - before)
+
+
+def f512_edit_middle(ctx: Ctx) -> Sample | float:
+    return _growth(ctx, "middle")
+
+
+def f512_insert_start(ctx: Ctx) -> Sample | float:
+    return _growth(ctx, "start")
+
+
+def f512_edit_push_s3(ctx: Ctx) -> Sample | float:
+    """Push version 2 (1 MiB rewritten in the middle) to a moto bucket holding version 1."""
+    store, edited = _edited_versions(ctx, "middle")
+    bucket = s3server.new_bucket()
+    try:
+        artifacts(ctx, ["remote", "add", "s3", f"s3://{bucket}/store"], store)
+        artifacts(ctx, ["push", "s3"], store, env=s3server.env())
+        artifacts(ctx, ["log", edited, "--name", "f", "--type", "model"], store)
+        return timed(
+            [PYTHON, "-c", BYTES_PUSH, *CLI, "push", "s3", "--json"],
+            cwd=ctx.work,
+            env=_env(ctx, store, s3server.env()),
+        )
+    finally:
+        s3server.drop_bucket(bucket)
+
+
 def m1_log(ctx: Ctx) -> Sample | float:
     """`artifacts log` of a million 16-byte files into a new store (a hard-linked copy,
     left in ctx.shared for the diff and push cases)."""
@@ -568,6 +650,8 @@ out = subprocess.run(sys.argv[1:], check=True, capture_output=True, text=True).s
 print(f"BENCH_SECONDS={time.perf_counter() - start}")
 print(f"BENCH_COUNT={json.loads(out)['objects_uploaded']}")
 """
+# The same, counting the bytes it sent.
+BYTES_PUSH = COUNTED_PUSH.replace("objects_uploaded", "bytes_uploaded")
 
 
 # ---------------------------------------------------------------- many processes: Dask

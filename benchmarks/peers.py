@@ -88,6 +88,15 @@ def _ensure_git() -> Tool | Missing:
     return Tool("git", version, Path(git).parent, Path(sys.executable))
 
 
+def _ensure_restic() -> Tool | Missing:
+    """restic from Debian's package (`apt-get install -y restic`), as the issue measured it."""
+    restic = shutil.which("restic")
+    if restic is None:
+        return Missing("restic", "restic not found on PATH: apt-get install -y restic")
+    version = subprocess.run([restic, "version"], capture_output=True, text=True).stdout
+    return Tool("restic", version.strip(), Path(restic).parent, Path(sys.executable))
+
+
 def _ensure_ours() -> Tool | Missing:
     """Our own virtualenv, for baselines made of our tool or of its dependencies (boto3)."""
     try:
@@ -104,6 +113,8 @@ def ensure(name: str) -> Tool | Missing:
         return _ensure_git()
     if name == "ours":
         return _ensure_ours()
+    if name == "restic":
+        return _ensure_restic()
     if name == "cp":
         cp = shutil.which("cp")
         return (
@@ -294,6 +305,21 @@ def raw_cp_sync(tool: Tool, ctx: Ctx) -> Sample:
 
 def raw_blake3(tool: Tool, ctx: Ctx) -> Sample:
     return timed([tool.python, "-c", BLAKE3_SCRIPT, ctx.data])
+
+
+RESTIC_ENV = {"RESTIC_PASSWORD": "bench", "RESTIC_PROGRESS_FPS": "0"}
+
+
+def restic_backup(tool: Tool, ctx: Ctx) -> Sample:
+    """restic's first backup of the dataset into a new local repository (init untimed)."""
+    repo = ctx.work / "restic"
+    env = {
+        **RESTIC_ENV,
+        "RESTIC_REPOSITORY": str(repo),
+        "RESTIC_CACHE_DIR": str(ctx.work / "cache"),
+    }
+    timed([tool.exe("restic"), "init", "-q"], env=env)
+    return timed([tool.exe("restic"), "backup", "-q", ctx.data], env=env)
 
 
 # One PUT per file to the harness's moto server: the baseline of pushing D2 file by file.

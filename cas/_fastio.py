@@ -147,6 +147,20 @@ def _hash_blob(fd: int, size: int, threads: int) -> ObjectId:
     return hasher.digest()
 
 
+def write_parts(fd: int, parts: list[bytes | memoryview]) -> None:
+    """Write ``parts`` back to back at ``fd``'s position, a system call per
+    :data:`_IOV_MAX` of them, with no copy to join them."""
+    for first in range(0, len(parts), _IOV_MAX):
+        batch = parts[first : first + _IOV_MAX]
+        written, total = os.writev(fd, batch), sum(len(p) for p in batch)
+        if written < total:  # a write may be short (rare): the rest joined
+            rest = memoryview(b"".join(batch))[written:]
+            _write_all(fd, rest)
+
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
+
+
 def _write_all(fd: int, data: memoryview) -> None:
     while data:  # a write may be short
         data = data[os.write(fd, data) :]

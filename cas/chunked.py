@@ -15,22 +15,24 @@ the block of entries that covers the range, and the chunks in it.
 
 from __future__ import annotations
 
+import bisect
 import functools
-import mmap
+import itertools
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
 
 from . import chunklists, keys, objects
-from ._fastio import HASH_WINDOW
 from .chunklists import ChunkList
 from .errors import CorruptObjectError, UsageError
 from .objects import ObjectId
 from .storage.base import Storage
 
 if TYPE_CHECKING:
+    from .packs import PackWriter
     from .store import ObjectStore
 
 # Files this big and up are stored as chunks. Off by default (None) until the whole
@@ -144,60 +146,144 @@ def read_range(
 # ---- writing ---------------------------------------------------------------------
 
 
-def file_id(path: str, size: int, threads: int) -> ObjectId:
-    """The id of the blob a file makes, hashed where it lies (mapped a window at a time),
-    on every core: cheap enough to skip chunking a file that is stored already."""
-    hasher = blake3.blake3(max_threads=threads)
-    hasher.update(objects.encode_header("blob", size))
-    with open(path, "rb") as f:
-        for offset in range(0, size, HASH_WINDOW):
-            length = min(HASH_WINDOW, size - offset)
-            with mmap.mmap(f.fileno(), length, offset=offset, access=mmap.ACCESS_READ) as view:
-                hasher.update(view)
-    return hasher.digest()
-
-
 def put_file(store: ObjectStore, path: str, threads: int) -> tuple[ObjectId, int]:
     """Store a file as chunks and a chunk list; (id, size).
 
-    The file is read a window at a time into a buffer of ours, and from that buffer
-    alone it is hashed, cut and packed: what the id names is what was stored, even
-    if the file changes meanwhile (then the id it was first hashed to is not met,
-    and nothing is published but chunks, which are garbage until used).
+    The file is read once, a window at a time, into buffers of ours, and from them
+    alone it is hashed whole, cut, its chunks hashed and packed: what the id names
+    is what was stored, even if the file changes meanwhile. Windows overlap: while
+    one is packed, the next is read, then cut on its own and hashed whole in threads
+    (blake3 and FastCDC let go of the GIL).
     """
-    size = os.path.getsize(path)
-    expected = file_id(path, size, threads)
-    if store.pack_of(expected) is not None or store.loose_location(expected) is not None:
-        return expected, size
     hasher = blake3.blake3()
-    hasher.update(objects.encode_header("blob", size))
     ids: list[ObjectId] = []
     lengths: list[int] = []
-    view = memoryview(bytearray(_WINDOW + MAX_CHUNK))
-    read = held = 0  # held: bytes of the last window not cut yet, moved to the front
-    with open(path, "rb", buffering=0) as src, store.writer(limit=CHUNK_PACK_LIMIT) as writer:
-        while True:
-            n = _fill(src, view[held : held + _WINDOW])
-            hasher.update(view[held : held + n])
-            read += n
-            filled, at_end = held + n, n < _WINDOW
-            cut = 0
-            for length in cut_points(view[:filled], last=at_end):
-                ids.append(writer.add_blob(bytes(view[cut : cut + length])))
-                lengths.append(length)
-                cut += length
-            held = filled - cut
-            view[:held] = view[cut:filled]  # less than a chunk, from the window's end
-            if at_end:
+    buffers = [memoryview(bytearray(MAX_CHUNK + _WINDOW)) for _ in range(2)]
+    with (
+        open(path, "rb", buffering=0) as src,
+        ThreadPoolExecutor(threads) as pool,
+        ThreadPoolExecutor(1) as in_order,  # the whole hash takes the windows in turn
+        store.writer(limit=CHUNK_PACK_LIMIT) as writer,
+    ):
+        size = os.fstat(src.fileno()).st_size
+        hasher.update(objects.encode_header("blob", size))
+        read, before = 0, None  # before: the window read last time, not packed yet
+        for i in itertools.count():
+            window = _Window(buffers[i % 2], src)
+            window.cut_alone = pool.submit(
+                _cut_ends, window.buffer, MAX_CHUNK, window.end, window.last
+            )
+            window.hashed = in_order.submit(hasher.update, window.buffer[MAX_CHUNK : window.end])
+            read += window.end - MAX_CHUNK
+            if before is not None:
+                _pack(before, window, pool, writer, threads, ids, lengths)
+            if window.last:
+                _pack(window, None, pool, writer, threads, ids, lengths)
                 break
-        if read != size or hasher.digest() != expected:
+            before = window
+        if read != size:
             writer.discard()  # publishes nothing
-            raise UsageError(f"{path} changed while it was being read")
+            raise UsageError(f"{path} changed size while it was being read")
+        object_id = hasher.digest()
+        if store.pack_of(object_id) is not None or store.loose_location(object_id) is not None:
+            writer.discard()  # stored already (whole, or as chunks): only the id was needed
+            return object_id, size
         found = set(ids) - writer.added
     if store.watcher is not None:
         store.watcher.referencing(found)  # found present: gc must not have taken them
-    store.put_chunk_list(expected, chunklists.encode(ids, lengths))
-    return expected, size
+    store.put_chunk_list(object_id, chunklists.encode(ids, lengths))
+    return object_id, size
+
+
+class _Window:
+    """A window of the file, read into ``buffer`` after :data:`MAX_CHUNK` bytes of room
+    where the bytes before it not cut yet are moved; its cuts found as if it started a
+    chunk, and its whole hash (both in threads)."""
+
+    def __init__(self, buffer: memoryview, src: BinaryIO) -> None:
+        n = _fill(src, buffer[MAX_CHUNK:])
+        self.buffer, self.end, self.last = buffer, MAX_CHUNK + n, n < _WINDOW
+        self.start = MAX_CHUNK  # where its bytes not cut yet start
+        self.cut_alone: Future[list[int]]
+        self.hashed: Future[None]
+
+
+def _pack(
+    window: _Window,
+    after: _Window | None,
+    pool: ThreadPoolExecutor,
+    writer: PackWriter,
+    threads: int,
+    ids: list[ObjectId],
+    lengths: list[int],
+) -> None:
+    """Cut ``window``, hash and pack its chunks, and move the bytes after its last cut
+    into the room before ``after``."""
+    spans = _true_spans(window)
+    chunk_ids = _hash_chunks(pool, window.buffer, spans, threads)
+    writer.add_hashed_blobs(zip(chunk_ids, (window.buffer[a:b] for a, b in spans), strict=True))
+    ids += chunk_ids
+    lengths += (b - a for a, b in spans)
+    if after is not None:
+        cut = spans[-1][1] if spans else window.start
+        after.start = MAX_CHUNK - (window.end - cut)
+        after.buffer[after.start : MAX_CHUNK] = window.buffer[cut : window.end]
+    window.hashed.result()  # its buffer may be read into again
+
+
+def _true_spans(window: _Window) -> list[tuple[int, int]]:
+    """The (start, end) of each chunk of ``window``, cut on from the bytes before it.
+
+    Those cuts meet the window's own cuts (found in a thread as if a chunk started at
+    the window) a chunk or two in, and are the same from there on: a cut depends only
+    on where its chunk starts and the bytes after.
+    """
+    alone = window.cut_alone.result()
+    if window.start == MAX_CHUNK:  # nothing carried over: its own cuts are the true ones
+        return list(_spans(window.start, alone))
+    spans: list[tuple[int, int]] = []
+    at = window.start
+    for length in cut_points(window.buffer[at : window.end], last=window.last):
+        spans.append((at, at + length))
+        at += length
+        met = bisect.bisect_left(alone, at)
+        if met < len(alone) and alone[met] == at:
+            return spans + list(_spans(at, alone[met + 1 :]))
+    return spans
+
+
+def _cut_ends(buffer: memoryview, start: int, end: int, last: bool) -> list[int]:
+    """Where the chunks of ``buffer[start:end]`` end, as offsets into ``buffer``."""
+    ends = []
+    for length in cut_points(buffer[start:end], last=last):
+        start += length
+        ends.append(start)
+    return ends
+
+
+def _spans(start: int, ends: list[int]) -> Iterator[tuple[int, int]]:
+    """The (start, end) of consecutive chunks from ``start`` ending at ``ends``."""
+    for end in ends:
+        yield start, end
+        start = end
+
+
+def _hash_chunks(
+    pool: ThreadPoolExecutor, view: memoryview, spans: list[tuple[int, int]], threads: int
+) -> list[ObjectId]:
+    """The blob ids of the chunks at ``spans`` of ``view``: a run of them per thread."""
+    step = -(-len(spans) // threads) or 1
+    runs = [spans[i : i + step] for i in range(0, len(spans), step)]
+    return [i for run in pool.map(_chunk_ids, [view] * len(runs), runs) for i in run]
+
+
+def _chunk_ids(view: memoryview, spans: list[tuple[int, int]]) -> list[ObjectId]:
+    ids = []
+    for start, end in spans:
+        hasher = blake3.blake3(objects.encode_header("blob", end - start))
+        hasher.update(view[start:end])  # hashed where it lies: no copy
+        ids.append(hasher.digest())
+    return ids
 
 
 def _fill(src: BinaryIO, view: memoryview) -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import blake3
 
 from . import objects
-from ._fastio import HASH_THREADS, read_small
+from ._fastio import HASH_THREADS, read_small, write_parts
 from .errors import InvalidObjectError, UsageError
 from .objects import ObjectId
 
@@ -126,7 +126,7 @@ class PackWriter:
         self._entries: list[Entry] = []
         self._ids: set[ObjectId] = set()
         self._hasher: Any = None
-        self._pending: list[bytes] = []  # added but not yet written
+        self._pending: list[bytes | memoryview] = []  # added but not yet written
         self._pending_bytes = 0
         self._offset = 0
         self.objects_written = 0
@@ -149,20 +149,37 @@ class PackWriter:
             if objects.decode_header(data)[0] != "blob":
                 self.flush()  # a big tree goes loose at once: what it references first
             return self.store.put_raw(data)
+        self._append(object_id, data)
+        return object_id
+
+    def add_hashed_blobs(self, blobs: Iterable[tuple[ObjectId, memoryview]]) -> None:
+        """Pack blobs, each under :data:`LOOSE_THRESHOLD`, whose ids the caller hashed
+        from these very bytes, but those stored already. Written before it returns:
+        the caller may reuse its buffer."""
+        if self._closed:
+            raise UsageError("this pack writer is closed")
+        for object_id, content in blobs:
+            if object_id not in self._ids and self.store.pack_of(object_id) is None:
+                self._append(object_id, objects.encode_header("blob", len(content)), content)
+        if self._file is not None:
+            self._drain()
+
+    def _append(self, object_id: ObjectId, *parts: bytes | memoryview) -> None:
+        """Add an object of the bytes ``parts`` to the pack being written."""
         if self._file is None:
             self._start()
-        self._pending.append(data)
-        self._pending_bytes += len(data)
+        length = sum(len(p) for p in parts)
+        self._pending += parts
+        self._pending_bytes += length
         if self._pending_bytes >= _WRITE_BATCH:
             self._drain()
-        self._entries.append((object_id, self._offset, len(data)))
+        self._entries.append((object_id, self._offset, length))
         self._ids.add(object_id)
-        self._offset += len(data)
+        self._offset += length
         self.objects_written += 1
-        self.bytes_written += len(data)
+        self.bytes_written += length
         if self._offset >= (self.limit or PACK_LIMIT):
             self.flush()
-        return object_id
 
     @property
     def added(self) -> set[ObjectId]:
@@ -192,14 +209,13 @@ class PackWriter:
         self._entries = []
 
     def _drain(self) -> None:
-        """Write and hash what is pending: a call per megabyte, not per object."""
+        """Write and hash what is pending: a call per megabyte, not per object, and
+        the parts written where they lie, not joined first."""
         assert self._file is not None
-        batch = b"".join(self._pending)
-        self._pending, self._pending_bytes = [], 0
-        self._hasher.update(batch)
-        written = 0
-        while written < len(batch):  # an unbuffered write may be short
-            written += self._file.write(batch[written:] if written else batch)
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        for part in pending:
+            self._hasher.update(part)
+        write_parts(self._file.fileno(), pending)
 
     def flush(self) -> str | None:
         """Publish what has been added so far: the pack, then its index."""

@@ -171,13 +171,32 @@ def test_a_file_already_stored_whole_is_not_chunked_again(store, tmp_path):
     assert not store.storage.exists(keys.chunked_key(object_id))
 
 
-def test_a_file_that_changes_while_it_is_read_is_refused(store, tmp_path, monkeypatch):
+def test_a_file_that_changes_size_while_it_is_read_is_refused(store, tmp_path, monkeypatch):
     path = write(tmp_path / "f", random.Random(8).randbytes(2 * THRESHOLD))
-    # The file as first hashed differs from the bytes read afterwards: it changed between.
-    monkeypatch.setattr(chunked, "file_id", lambda *args: bytes(32))
-    with pytest.raises(UsageError, match="changed while"):
+    real_fstat = os.fstat
+
+    def fstat_before_the_append(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        with open(path, "ab") as f:  # another writer appends right after we looked
+            f.write(b"more")
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_before_the_append)
+    with pytest.raises(UsageError, match="changed size"):
         store.put_blob_file(path)
+    monkeypatch.undo()
     assert not list(store.storage.list(keys.CHUNKED_PREFIX))
+
+
+@pytest.mark.parametrize("window", [200_000, 1 << 20])
+def test_windows_cut_in_threads_cut_as_the_whole_file_at_once(store, tmp_path, monkeypatch, window):
+    # Each window is cut alone in a thread, then joined to the cuts before it.
+    monkeypatch.setattr(chunked, "_WINDOW", window)
+    data = random.Random(10).randbytes(5 * THRESHOLD + 12345)
+    object_id, _ = store.put_blob_file(write(tmp_path / "f", data))
+    chunks = store.chunk_list(object_id)
+    assert chunks is not None and list(chunks.lengths) == list(chunked.cut_points(data))
+    assert store.read_blob(object_id) == data
 
 
 def test_a_damaged_chunk_is_caught_by_its_own_id(store, tmp_path):
