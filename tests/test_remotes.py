@@ -682,6 +682,7 @@ def big_loose(url: str) -> set[bytes]:
     return {i for i in store.iter_loose() if store.storage.exists(content_key(i))}
 
 
+@pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_shared_pool_each_team_writes_only_its_own_refs(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -767,6 +768,7 @@ def test_the_shared_pool_policy_lets_objects_only_be_created() -> None:
         ), statement
 
 
+@pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_shared_pool_objects_are_created_never_replaced(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -804,6 +806,7 @@ def test_shared_pool_objects_are_created_never_replaced(
         assert download(pool, "vision/proj/created:v0", entity="vision") == files
 
 
+@pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_pool_per_team_fences_everything(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
