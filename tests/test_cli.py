@@ -544,6 +544,8 @@ def error_results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, .
         return dict(zip(commands, pool.map(lambda a: run_cli(*a), commands), strict=True))
 
 
+# Under pytest-xdist (make test), one worker runs the error_results commands, once.
+@pytest.mark.xdist_group("cli-errors")
 @pytest.mark.parametrize("args, fragment", ERRORS, ids=[" ".join(a) for a, _ in ERRORS])
 def test_errors_are_one_line(
     error_results: dict[tuple[str, ...], Result], args: tuple[str, ...], fragment: str
@@ -553,6 +555,7 @@ def test_errors_are_one_line(
     assert result.out == ""
 
 
+@pytest.mark.xdist_group("cli-errors")
 def test_debug_shows_the_traceback(error_results: dict[tuple[str, ...], Result]) -> None:
     result = error_results[DEBUG]
     assert result.rc == 1

@@ -51,6 +51,9 @@ from remotes import add_remote, pull, push, sync
 from remotes.transfer import repair
 from tests.helpers import corrupt
 
+# Under pytest-xdist (make test), one worker runs them all: it builds the templates once.
+pytestmark = pytest.mark.xdist_group("corruption")
+
 ENTITY, PROJECT, NAME = "team", "proj", "data"
 POSITIONS = ["header", "middle", "last"]
 TARGETS = ["loose-blob", "packed-blob", "packed-tree", "loose-commit"]

@@ -52,6 +52,9 @@ from artifacts.refpolicy import ARTIFACT_REFS
 from cas import ObjectId, Repository
 from cas.fsck import fsck
 
+# Under pytest-xdist (make test), one worker runs them all: one zygote, one table of counts.
+pytestmark = pytest.mark.xdist_group("crashes")
+
 ROOT = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("CRASH_SEED", "6"))
 ENTITY, PROJECT = "team", "proj"

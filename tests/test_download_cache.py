@@ -34,22 +34,33 @@ BIG = os.urandom(3 << 20)  # loose in the store (blobs/…), past cas.store.LOOS
 FILES = {"big.bin": BIG, "small/a.txt": b"alpha\n", "small/b.txt": b"beta\n" * 100}
 
 
-@pytest.fixture
-def bucket(moto_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def logged(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A version of FILES logged to a fresh moto bucket, reached through a proxy that
-    records every request; yields (store url, store options, proxy)."""
+    records every request; yields (store url, store options, proxy). Logged once for the
+    module: the tests only read it (and count the requests they send themselves)."""
     from tests.servers import new_s3_spec
 
-    workspace(tmp_path / "ws", monkeypatch)
+    tmp = tmp_path_factory.mktemp("logged")
     spec = new_s3_spec(moto_server)
     with FaultProxy(moto_server.endpoint_url, lambda request: None) as proxy:
         options = {**spec["options"], "endpoint_url": proxy.endpoint_url}
-        data = write_tree(tmp_path / "data", FILES)
-        with artifacts.init(store=spec["url"], store_options=options) as run:
-            artifact = artifacts.Artifact("data", "dataset")
-            artifact.add_dir(str(data))
-            run.log_artifact(artifact)
+        with pytest.MonkeyPatch.context() as patch:
+            workspace(tmp / "ws", patch)
+            patch.setenv("ARTIFACTS_CACHE_DIR", str(tmp / "download-cache"))
+            data = write_tree(tmp / "data", FILES)
+            with artifacts.init(store=spec["url"], store_options=options) as run:
+                artifact = artifacts.Artifact("data", "dataset")
+                artifact.add_dir(str(data))
+                run.log_artifact(artifact)
         yield spec["url"], options, proxy
+
+
+@pytest.fixture
+def bucket(logged: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``logged``, from a workspace of the test's own (with an empty download cache)."""
+    workspace(tmp_path / "ws", monkeypatch)
+    return logged
 
 
 def download(bucket: Any, root: Path, **kwargs: Any) -> list[tuple[str, str]]:

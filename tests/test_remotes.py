@@ -707,6 +707,7 @@ def big_loose(url: str) -> set[bytes]:
     return {i for i in store.iter_loose() if store.storage.exists(content_key(i))}
 
 
+@pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_shared_pool_each_team_writes_only_its_own_refs(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -792,6 +793,7 @@ def test_the_shared_pool_policy_lets_objects_only_be_created() -> None:
         ), statement
 
 
+@pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_shared_pool_objects_are_created_never_replaced(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -829,6 +831,7 @@ def test_shared_pool_objects_are_created_never_replaced(
         assert download(pool, "vision/proj/created:v0", entity="vision") == files
 
 
+@pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_a_registry_is_fenced_by_its_statements(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -901,6 +904,9 @@ def test_a_registry_is_fenced_by_its_statements(
     assert [r.name for r in api("speech").registries("acme")] == ["dataset", "fine-tuned", "model"]
 
 
+
+
+@pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_pool_per_team_fences_everything(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
