@@ -904,8 +904,6 @@ def test_a_registry_is_fenced_by_its_statements(
     assert [r.name for r in api("speech").registries("acme")] == ["dataset", "fine-tuned", "model"]
 
 
-
-
 @pytest.mark.xdist_group("iam")  # under pytest-xdist: one worker starts its moto
 def test_pool_per_team_fences_everything(
     iam_bucket: IAMBucket, ws: Path, monkeypatch: pytest.MonkeyPatch
