@@ -868,3 +868,32 @@ def test_w_and_b_short_options_and_its_default_alias_work(run_cli: CLI, tmp_path
     assert [r["name"] for r in json.loads(run_cli("ls", "-t", "model", "--json").ok().out)] == [
         "weights"
     ]
+
+
+SWALLOWED_INTERRUPT = """
+import sys, time
+import artifacts.cli
+from artifacts import __main__ as entry
+
+class Finaliser:
+    def __del__(self):  # Python only reports what a finaliser raises
+        raise KeyboardInterrupt
+
+def command():
+    Finaliser()  # as if Ctrl-C landed in a finaliser while the command ran
+    time.sleep(5)  # where the interrupt must land instead
+    return 0
+
+artifacts.cli.main = command
+sys.exit(entry.main())
+"""
+
+
+def test_an_interrupt_python_swallows_lands_in_the_command(tmp_path: Path) -> None:
+    """Ctrl-C inside a finaliser (Python reports it, "Exception ignored in ...") is
+    raised again in the command's code: one line, exit 130, nothing about hooks."""
+    done = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_INTERRUPT],
+        cwd=tmp_path, env=cli_env(None), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 130 and done.stderr == "artifacts: interrupted\n", done.stderr
