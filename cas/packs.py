@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
@@ -108,6 +108,12 @@ class PackIndex:
 
     def entries(self) -> list[Entry]:
         return list(_INDEX_ENTRY.iter_unpack(self._data[_INDEX_HEADER:]))
+
+    def select(self, wanted: Collection[ObjectId]) -> list[Entry]:
+        """The entries of the ``wanted`` ids, in one pass over the index: for many ids,
+        much faster than a search each, and nothing the size of the index is built."""
+        body = memoryview(self._data)[_INDEX_HEADER:]
+        return [entry for entry in _INDEX_ENTRY.iter_unpack(body) if entry[0] in wanted]
 
 
 class PackWriter:

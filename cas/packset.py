@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from . import keys
 from .errors import KeyNotFoundError, PreconditionFailedError
@@ -33,7 +33,7 @@ class PackSet:
         # are searched in place.
         self._small: dict[ObjectId, Location] = {}
         self._big: dict[str, PackIndex] = {}
-        # Built only for bulk questions (has_many of many ids, iteration).
+        # Built only to iterate over every object.
         self._merged: dict[ObjectId, Location] | None = None
         self._lock = threading.Lock()
 
@@ -49,6 +49,30 @@ class PackSet:
             if at is not None:
                 return name, at[0], at[1]
         return None
+
+    def locate(self, ids: Collection[ObjectId]) -> dict[ObjectId, Location]:
+        """Where known packs hold each of ``ids``. Many ids are found in one pass over
+        each big index rather than a search each (a search costs about as much as
+        passing over 40 entries); no table of every packed object is built."""
+        if self._merged is not None:
+            return {i: at for i in ids if (at := self._merged.get(i)) is not None}
+        big = tuple(self._big.items())  # a copy: another thread may add one
+        if len(ids) * len(big) * 40 < sum(len(index) for _, index in big):
+            return {i: at for i in ids if (at := self.find(i)) is not None}
+        found = {i: at for i in ids if (at := self._small.get(i)) is not None}
+        for name, index in big:
+            for object_id, offset, length in index.select(ids):
+                found.setdefault(object_id, (name, offset, length))
+        return found
+
+    def holds_now(self) -> Callable[[ObjectId], bool]:
+        """Is an object in a pack known now? Big packs added later are not searched: a
+        long copy into this store must not slow its own checks with every pack it adds."""
+        big = tuple(self._big.values())
+        small = self._small
+        return lambda object_id: (
+            object_id in small or any(index.find(object_id) is not None for index in big)
+        )
 
     def merged(self) -> dict[ObjectId, Location]:
         """Every known packed object: built once, kept up to date from then on."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from . import chunked, keys, largeblobs, loose, objects
@@ -212,15 +212,22 @@ class ObjectStore:
         wanted = set(ids)
         if len(wanted) > 256:
             self.refresh_packs()
-            self._packs.merged()
-        found = [(i, *where) for i in wanted if (where := self._packs.find(i)) is not None]
+        found = [(i, *where) for i, where in self._packs.locate(wanted).items()]
         return sorted(found, key=lambda item: (item[1], item[2]))
 
     def read_packed_blobs(self, located: list[Located]) -> Iterator[tuple[ObjectId, bytes]]:
-        """(id, payload) of packed blobs from :meth:`locate_packed`, each verified.
+        """(id, payload) of packed blobs from :meth:`locate_packed`, each verified."""
+        for object_id, data in self.read_packed(located):
+            kind, payload = objects.split(data)
+            if kind != "blob":
+                raise InvalidObjectError(f"object {object_id.hex()}: expected a blob")
+            yield object_id, payload
+
+    def read_packed(self, located: list[Located]) -> Iterator[tuple[ObjectId, bytes]]:
+        """(id, object bytes) of packed objects from :meth:`locate_packed`, each verified.
 
         Neighbours in a pack are read together, up to 8 MiB a request: one read
-        for hundreds of small files instead of one each.
+        for hundreds of small files instead of one each, and never a whole pack.
         """
         i = 0
         while i < len(located):
@@ -245,10 +252,7 @@ class ObjectStore:
                     data = verify(object_id, span[offset - start : offset - start + length])
                 except CorruptObjectError:
                     data = self.get_raw(object_id)  # which may find a good loose copy
-                kind, payload = objects.split(data)
-                if kind != "blob":
-                    raise InvalidObjectError(f"object {object_id.hex()}: expected a blob")
-                yield object_id, payload
+                yield object_id, data
             i = j
 
     def has(self, object_id: ObjectId) -> bool:
@@ -259,8 +263,7 @@ class ObjectStore:
         wanted = set(ids)
         if len(wanted) > 256:
             self.refresh_packs()
-            self._packs.merged()
-        found = {i for i in wanted if self._packs.find(i) is not None}
+        found = set(self._packs.locate(wanted))
         rest = wanted - found
         if rest:
             self.refresh_packs()
@@ -272,6 +275,15 @@ class ObjectStore:
         else:
             found |= {i for i in rest if self.loose_location(i) is not None}
         return found
+
+    def presence(self) -> Callable[[ObjectId], bool]:
+        """Does this store hold an object, as of now? One listing of the loose objects
+        and a search of the packs known now, however many packs are added meanwhile:
+        what a long copy into this store asks of every object it meets."""
+        self.refresh_packs()
+        listed = set(self.iter_loose())
+        packed = self._packs.holds_now()
+        return lambda object_id: object_id in listed or packed(object_id)
 
     def __contains__(self, object_id: ObjectId) -> bool:
         return self.has(object_id)

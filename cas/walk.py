@@ -57,6 +57,58 @@ def reachable(
             stack.extend((entry.id, entry_kind(entry)) for entry in obj.entries)
 
 
+def dependencies_first(
+    store: ObjectStore,
+    roots: Iterable[ObjectId],
+    skip: Callable[[ObjectId, str], bool],
+    released: Collection[ObjectId] = frozenset(),
+) -> Iterator[tuple[ObjectId, str]]:
+    """Like :func:`reachable`, but each object comes after everything it reaches, and
+    memory follows the depth, not the count: the path being walked (a tree's entries
+    each) and the trees and commits met, never the blobs. A blob reached twice is
+    yielded twice, a chunk list (kind "blob") after its chunks.
+    """
+    seen: set[ObjectId] = set()  # trees and commits
+    path: list[tuple[ObjectId, str, Iterator[tuple[ObjectId, str]]]] = []
+
+    def enter(object_id: ObjectId, kind: str | None) -> Iterator[tuple[ObjectId, str]]:
+        """Yield ``object_id`` now if it reaches nothing; else start walking below it."""
+        if kind in ("blob", _LARGE):
+            if skip(object_id, "blob"):
+                return
+            chunks = store.chunk_list(object_id) if kind == _LARGE else None
+            if chunks is not None:
+                yield from ((c, "blob") for c in chunks.ids if not skip(c, "blob"))
+            yield object_id, "blob"
+            return
+        if object_id in seen:
+            return
+        seen.add(object_id)
+        obj = store.get(object_id, kind)
+        kind = obj_kind(obj)
+        if skip(object_id, kind):
+            return
+        below: list[tuple[ObjectId, str]] = []
+        if isinstance(obj, objects.Commit):
+            below = [(p, "commit") for p in obj.parents]
+            if object_id not in released:
+                below.append((obj.tree, "tree"))
+        elif isinstance(obj, objects.Tree):
+            below = [(entry.id, entry_kind(entry)) for entry in obj.entries]
+        path.append((object_id, kind, iter(below)))
+
+    for root in roots:
+        yield from enter(root, None)
+        while path:
+            object_id, kind, pending = path[-1]
+            step = next(pending, None)
+            if step is None:
+                path.pop()
+                yield object_id, kind
+            else:
+                yield from enter(*step)
+
+
 def entry_kind(entry: objects.TreeEntry) -> str:
     if entry.kind in TREE_KINDS:
         return "tree"

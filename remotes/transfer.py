@@ -25,8 +25,9 @@ source for a push.
 
 from __future__ import annotations
 
+import itertools
 import sys
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -35,13 +36,16 @@ from tqdm import tqdm
 from cas import ObjectId, ObjectStore, Repository, chunked, objects
 from cas.chunklists import ChunkList
 from cas.errors import KeyNotFoundError
-from cas.objects import BLOB_HEADER_PREFIX, verify
-from cas.packs import LOOSE_THRESHOLD, PackWriter
+from cas.objects import BLOB_HEADER_PREFIX
+from cas.packs import LOOSE_THRESHOLD, PACK_MAGIC, PackWriter
 from cas.repair import RepairResult
 from cas.repair import repair as repair_from
-from cas.walk import reachable
+from cas.store import Located
+from cas.walk import dependencies_first
 
 UPLOAD_THREADS = 8
+BATCH = 50_000  # ids located, read and published together: what a copy holds at most
+ADOPT_LIMIT = chunked.CHUNK_PACK_LIMIT  # a pack read whole, to be published as it is
 
 
 @dataclass
@@ -55,110 +59,131 @@ def missing(
     dst: ObjectStore,
     roots: Iterable[ObjectId],
     released: Collection[ObjectId] = frozenset(),
-) -> list[ObjectId]:
-    """Ids reachable from ``roots`` in ``src`` that ``dst`` lacks; the tree of a
-    ``released`` commit is not asked for (it may be gone)."""
+) -> Iterator[ObjectId]:
+    """Ids reachable from ``roots`` in ``src`` that ``dst`` lacks, each after all it
+    reaches, walked as they are taken; the tree of a ``released`` commit is not asked
+    for (it may be gone). A blob reached twice may come twice."""
     roots = [r for r in roots if r is not None]
     present = dst.has_many(roots)
     todo = [r for r in roots if r not in present]
     if not todo:
-        return []
-    dst_ids = set(dst)  # one listing, instead of a request per object
-    return [i for i, _ in reachable(src, todo, lambda i, kind: i in dst_ids, released)]
+        return
+    held = dst.presence()  # as it was before this copy: it adds packs as it goes
+    for object_id, _ in dependencies_first(src, todo, lambda i, kind: held(i), released):
+        yield object_id
 
 
 def copy_objects(
-    src: ObjectStore, dst: ObjectStore, ids: list[ObjectId], progress: bool = False
+    src: ObjectStore, dst: ObjectStore, ids: Iterable[ObjectId], progress: bool = False
 ) -> Transfer:
-    """Copy ``ids`` from ``src`` to ``dst``; every byte is verified on the way.
+    """Copy ``ids`` from ``src`` to ``dst`` a batch at a time; every byte is verified on
+    the way.
 
-    Blobs are published first, then trees and commits, each after everything it
-    references: killed at any point, the copy leaves ``dst`` holding no tree or
-    commit whose contents are not all there too.
+    ``ids`` come each after everything it reaches (as :func:`missing` gives them), so a
+    batch reaches only itself and earlier ones. In a batch, blobs are published first,
+    then trees and commits, each after everything it references: killed at any point,
+    the copy leaves ``dst`` holding no tree or commit whose contents are not all there.
     """
     done = Transfer()
-    if not ids:
-        return done
-    src.refresh_packs()
-    by_pack: dict[str, set[ObjectId]] = {}
-    for object_id, pack, _, _ in src.locate_packed(ids):
-        by_pack.setdefault(pack, set()).add(object_id)
-    packed = set().union(*by_pack.values())
-    loose = [object_id for object_id in ids if object_id not in packed]
+    src.refresh_packs()  # so that a batch finds its objects in packs known now
     bar = tqdm(
-        total=len(ids),
         unit="obj",
         desc="objects",
         disable=not (progress and sys.stderr.isatty()),
         file=sys.stderr,
     )
+    with bar:
+        batch: dict[ObjectId, None] = {}  # in order, once each
+        for object_id in ids:
+            batch[object_id] = None
+            if len(batch) >= BATCH:
+                _copy_batch(src, dst, list(batch), done, bar)
+                batch.clear()
+        if batch:
+            _copy_batch(src, dst, list(batch), done, bar)
+    return done
+
+
+def _copy_batch(
+    src: ObjectStore, dst: ObjectStore, ids: list[ObjectId], done: Transfer, bar: tqdm
+) -> None:
+    located = src.locate_packed(ids)
+    packed = {object_id for object_id, *_ in located}
+    loose = [object_id for object_id in ids if object_id not in packed]
+    del packed
     later: dict[ObjectId, bytes] = {}  # trees and commits: they go after the blobs
 
-    def take(object_id: ObjectId, data: bytes, blobs: PackWriter) -> None:
+    def take(data: bytes, blobs: PackWriter) -> None:
         if objects.decode_header(data)[0] == "blob":
-            blobs.add_raw(data)
+            blobs.add_raw(data, force=True)  # missing from dst: no need to search its packs
         else:
-            later[object_id] = data
+            later[objects.object_id(data)] = data
         done.bytes += len(data)
         bar.update(1)
 
     chunk_lists: dict[ObjectId, ChunkList] = {}  # files stored as chunks: after their chunks
-    with bar:
-        with dst.writer(limit=chunked.CHUNK_PACK_LIMIT) as blobs:
-            small: list[ObjectId] = []
+    with dst.writer(limit=chunked.CHUNK_PACK_LIMIT) as blobs:
+        small: list[ObjectId] = []
 
-            def copy_loose(object_id: ObjectId) -> int:
-                return _copy_loose(src, dst, object_id, small, chunk_lists)
+        def copy_loose(object_id: ObjectId) -> int:
+            return _copy_loose(src, dst, object_id, small, chunk_lists)
 
-            with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-                for size in pool.map(copy_loose, loose):
-                    if size:
-                        done.bytes += size
-                        bar.update(1)
-                # Small loose objects (and big non-blobs) join the rest, read verified.
-                for object_id, data in zip(small, pool.map(src.get_raw, small), strict=True):
-                    take(object_id, data, blobs)
-            for pack, wanted in by_pack.items():
-                try:
-                    data = src.read_pack(pack)
-                except KeyNotFoundError:
-                    # A gc repacked it since we looked (a fetch does not lock the remote);
-                    # it published the live objects elsewhere first: read each from there.
-                    src.forget_pack(pack)
-                    for object_id in wanted:
-                        take(object_id, src.get_raw(object_id), blobs)
-                    continue
-                entries = src.pack_entries(pack)
-                if _blobs_only(data, entries) and len(entries) == len(wanted):
-                    dst.adopt_pack(data, entries)  # a clone's usual case: as it is
-                    done.bytes += len(data)
-                    bar.update(len(entries))
-                    continue
-                for object_id, offset, length in entries:
-                    if object_id in wanted:
-                        take(object_id, verify(object_id, data[offset : offset + length]), blobs)
-        # Every blob and chunk is published now: the chunk lists, then trees and commits,
-        # each after what it reaches.
-        checker = dst if dst.storage.capabilities.local else src
-        for object_id, chunks in chunk_lists.items():
-            chunked.copy_to(checker, object_id, chunks, None)  # verified, not kept
-            dst.put_chunk_list(object_id, chunks)
-            done.bytes += chunks.encoded_size()
-            bar.update(1)
-        with dst.writer() as writer:
-            for object_id in dependency_order(later):
-                data = later[object_id]
-                if len(data) >= LOOSE_THRESHOLD:
-                    writer.flush()  # it is published loose at once: what it reaches goes first
-                writer.add_raw(data)
-    done.objects = len(ids)
-    return done
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            for size in pool.map(copy_loose, loose):
+                if size:
+                    done.bytes += size
+                    bar.update(1)
+            # Small loose objects (and big non-blobs) join the rest, read verified.
+            for data in pool.map(src.get_raw, small):
+                take(data, blobs)
+        for pack, held in itertools.groupby(located, key=lambda item: item[1]):
+            spans = list(held)
+            if not _adopted(src, dst, pack, spans):
+                for _, data in src.read_packed(spans):  # in spans, never a whole pack
+                    take(data, blobs)
+                continue
+            done.bytes += spans[-1][2] + spans[-1][3]
+            bar.update(len(spans))
+    # Every blob and chunk of the batch is published now: the chunk lists, then trees
+    # and commits, each after what it reaches.
+    checker = dst if dst.storage.capabilities.local else src
+    for object_id, chunks in chunk_lists.items():
+        chunked.copy_to(checker, object_id, chunks, None)  # verified, not kept
+        dst.put_chunk_list(object_id, chunks)
+        done.bytes += chunks.encoded_size()
+        bar.update(1)
+    with dst.writer() as writer:
+        for object_id in dependency_order(later):
+            data = later[object_id]
+            if len(data) >= LOOSE_THRESHOLD:
+                writer.flush()  # it is published loose at once: what it reaches goes first
+            writer.add_raw(data)
+    done.objects += len(ids)
 
 
-def _blobs_only(data: bytes, entries: list[tuple[ObjectId, int, int]]) -> bool:
-    """Does the pack hold blobs only? Then it can be published whole at any time:
-    a blob references nothing, while a tree must wait for what it reaches."""
-    return all(data.startswith(BLOB_HEADER_PREFIX, offset) for _, offset, _ in entries)
+def _adopted(src: ObjectStore, dst: ObjectStore, pack: str, wanted: list[Located]) -> bool:
+    """Publish a pack in ``dst`` as it is, when every object of it is ``wanted`` (a
+    clone's usual case), it is no bigger than :data:`ADOPT_LIMIT` and holds blobs only:
+    a blob references nothing, so it can be published at any time."""
+    size = len(PACK_MAGIC)
+    for _, _, offset, length in wanted:  # sorted by offset: back to back from the start?
+        if offset != size:
+            return False
+        size += length
+    if size > ADOPT_LIMIT:
+        return False
+    try:
+        if len(src.pack_entries(pack)) != len(wanted):
+            return False
+        data = src.read_pack(pack)
+    except KeyNotFoundError:
+        return False  # a gc repacked it since we looked: read each from where it is now
+    if len(data) != size or not all(
+        data.startswith(BLOB_HEADER_PREFIX, offset) for _, _, offset, _ in wanted
+    ):
+        return False
+    dst.adopt_pack(data, [(object_id, offset, length) for object_id, _, offset, length in wanted])
+    return True
 
 
 def dependency_order(found: dict[ObjectId, bytes]) -> list[ObjectId]:
