@@ -277,9 +277,8 @@ class ObjectStore:
         return found
 
     def presence(self) -> Callable[[ObjectId], bool]:
-        """Does this store hold an object, as of now? One listing of the loose objects
-        and a search of the packs known now, however many packs are added meanwhile:
-        what a long copy into this store asks of every object it meets."""
+        """Does this store hold an object, as of now (the loose objects listed and the
+        packs known now)? What a long copy into this store asks of every object it meets."""
         self.refresh_packs()
         listed = set(self.iter_loose())
         packed = self._packs.holds_now()
