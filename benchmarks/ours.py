@@ -367,7 +367,7 @@ def draft_10k_beside_gc(ctx: Ctx) -> Sample | float:
     return _draft_10k_beside_gc(ctx, "full")
 
 
-GC_SHARE = "0.25"
+GC_SHARE = "0.1"
 
 
 def draft_10k_beside_paced_gc(ctx: Ctx) -> Sample | float:

@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,17 @@ class CountingStore(ObjectStore):
     def get_tree(self, object_id: bytes) -> Tree:
         self.trees_read.append(object_id)
         return super().get_tree(object_id)
+
+
+def append_after_fstat(monkeypatch: Any, path: Path) -> None:
+    """Make ``path`` grow right after the next os.fstat of any file: another writer
+    appending just after a reader looked at its size."""
+    real_fstat = os.fstat
+
+    def fstat_before_the_append(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        with open(path, "ab") as f:
+            f.write(b"more")
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_before_the_append)

@@ -23,7 +23,7 @@ from cas.storage import Storage
 from cas.store import InOrderVerifier, ObjectStore
 from cas.walk import reachable
 from remotes import transfer
-from tests.helpers import corrupt
+from tests.helpers import append_after_fstat, corrupt
 from tests.processes import python
 
 THRESHOLD = 1 << 20
@@ -173,15 +173,7 @@ def test_a_file_already_stored_whole_is_not_chunked_again(store, tmp_path):
 
 def test_a_file_that_changes_size_while_it_is_read_is_refused(store, tmp_path, monkeypatch):
     path = write(tmp_path / "f", random.Random(8).randbytes(2 * THRESHOLD))
-    real_fstat = os.fstat
-
-    def fstat_before_the_append(fd: int) -> os.stat_result:
-        result = real_fstat(fd)
-        with open(path, "ab") as f:  # another writer appends right after we looked
-            f.write(b"more")
-        return result
-
-    monkeypatch.setattr(os, "fstat", fstat_before_the_append)
+    append_after_fstat(monkeypatch, path)
     with pytest.raises(UsageError, match="changed size"):
         store.put_blob_file(path)
     monkeypatch.undo()

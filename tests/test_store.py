@@ -30,7 +30,7 @@ from cas.packs import INDEX_MAGIC, LOOSE_THRESHOLD, PACK_MAGIC, decode_index
 from cas.packset import SMALL_PACK
 from cas.storage import LocalStorage, MemoryStorage, Storage
 from cas.store import InOrderVerifier, ObjectStore
-from tests.helpers import corrupt, flip
+from tests.helpers import append_after_fstat, corrupt, flip
 
 
 @pytest.fixture
@@ -549,15 +549,7 @@ def test_a_file_that_changes_size_while_stored_is_refused(
     store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
     path, _ = big_file(tmp_path)
-    real_fstat = os.fstat
-
-    def fstat_before_the_append(fd: int) -> os.stat_result:
-        result = real_fstat(fd)
-        with open(path, "ab") as f:  # another writer appends right after we looked
-            f.write(b"more")
-        return result
-
-    monkeypatch.setattr(os, "fstat", fstat_before_the_append)
+    append_after_fstat(monkeypatch, path)
     with pytest.raises(UsageError, match="changed size"):
         store.put_blob_file(path, hash_threads=threads)
     monkeypatch.undo()

@@ -74,6 +74,6 @@ def register(commands: Commands) -> None:
         "--max-cpu",
         metavar="SHARE",
         type=cpu_share,
-        help="be busy at most this share of the time (0.25: a quarter of one CPU), sleeping "
+        help="be busy at most this share of the time (0.1: a tenth of one CPU), sleeping "
         "between objects, to leave writers beside it their speed",
     )

@@ -24,6 +24,7 @@ from cas.errors import CasError, InvalidNameError, NotFoundError, UsageError
 
 from ..api import Api
 from ..artifact import Artifact
+from ..cli.output import human
 from ..fs import ArtifactsFileSystem
 from ..public import iso_time
 from . import urls
@@ -39,15 +40,6 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError
 
 
 # One for every app: the templates are compiled once, on first use.
