@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+import remotes
 from artifacts import Artifact, snapshot
-from cas import ObjectStore, Tree
+from artifacts.refpolicy import ARTIFACT_REFS
+from cas import ObjectStore, Repository, Tree
 from cas.objects import ObjectId
 from cas.storage import Storage
 
@@ -152,3 +154,12 @@ def append_after_fstat(monkeypatch: Any, path: Path) -> None:
         return result
 
     monkeypatch.setattr(os, "fstat", fstat_before_the_append)
+
+
+def pushed_and_cloned(ws: Path) -> tuple[Repository, Repository]:
+    """The workspace's store pushed to ``ws/remote`` (as its origin), and a clone of
+    that remote in ``ws/other``: two stores to edit on both sides."""
+    local = Repository.open(str(ws / ".artifacts"))
+    remotes.add_remote(local, "origin", str(ws / "remote"))
+    remotes.push(local, "origin", policy=ARTIFACT_REFS)
+    return local, remotes.clone(str(ws / "remote"), str(ws / "other"), policy=ARTIFACT_REFS)

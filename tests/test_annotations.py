@@ -27,7 +27,7 @@ from cas.errors import InvalidObjectError
 from cas.fsck import fsck
 from cas.gc import gc
 from remotes.errors import PushRejectedError
-from tests.helpers import ENTITY, PROJECT, tree_of, write
+from tests.helpers import ENTITY, PROJECT, pushed_and_cloned, tree_of, write
 from tests.processes import START_TIMEOUT, preload, run_processes, start_barrier
 
 preload(__name__)
@@ -325,10 +325,7 @@ def test_edits_travel_by_push_and_pull_and_diverged_edits_are_rebased(ws):
 def test_a_rebased_version_keeps_the_annotations_of_the_one_it_re_applies(ws):
     with artifacts.init() as run:
         logged(run)
-    local = Repository.open(str(ws / ".artifacts"))
-    remotes.add_remote(local, "origin", str(ws / "remote"))
-    remotes.push(local, "origin", policy=ARTIFACT_REFS)
-    other = remotes.clone(str(ws / "remote"), str(ws / "other"), policy=ARTIFACT_REFS)
+    local, other = pushed_and_cloned(ws)
     with artifacts.init(store=other.url) as run:
         logged(run, data="theirs")
     remotes.push(other, "origin", policy=ARTIFACT_REFS)

@@ -24,7 +24,7 @@ from artifacts.ref_names import annotation_ref
 from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry, Version
 from cas import Commit, Repository
-from tests.helpers import ENTITY, PROJECT, write
+from tests.helpers import ENTITY, PROJECT, pushed_and_cloned, write
 
 DAY = 86400
 NS = 10**9
@@ -200,10 +200,7 @@ def test_a_malformed_stored_ttl_is_refused_not_believed(ws):
 def test_ttl_edits_travel_by_push_and_pull(ws):
     with artifacts.init() as run:
         logged(run)
-    local = Repository.open(str(ws / ".artifacts"))
-    remotes.add_remote(local, "origin", str(ws / "remote"))
-    remotes.push(local, "origin", policy=ARTIFACT_REFS)
-    other = remotes.clone(str(ws / "remote"), str(ws / "other"), policy=ARTIFACT_REFS)
+    local, other = pushed_and_cloned(ws)
     version = fresh()
     version.ttl = timedelta(hours=5)
     version.save()
@@ -215,10 +212,7 @@ def test_ttl_edits_travel_by_push_and_pull(ws):
 def test_a_ttl_edit_on_one_side_and_another_edit_on_the_other_both_survive_rebase(ws):
     with artifacts.init() as run:
         logged(run, ttl=timedelta(days=3))
-    local = Repository.open(str(ws / ".artifacts"))
-    remotes.add_remote(local, "origin", str(ws / "remote"))
-    remotes.push(local, "origin", policy=ARTIFACT_REFS)
-    other = remotes.clone(str(ws / "remote"), str(ws / "other"), policy=ARTIFACT_REFS)
+    local, other = pushed_and_cloned(ws)
     theirs = fresh(store=other.url)
     theirs.ttl = timedelta(hours=1)
     theirs.save()
