@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import blake3
-from fsspec.asyn import sync
 
 from cas.errors import ReferenceChangedError, UsageError
 from cas.objects import encode_header
@@ -193,6 +192,13 @@ def _bucket_fs(scheme: str, bucket: str) -> Any:
     return open_storage(f"{scheme}://{bucket}").fs  # type: ignore[attr-defined]
 
 
+def _sync(fs: Any, coroutine_function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``coroutine_function(*args, **kwargs)`` run on ``fs``'s event loop."""
+    from fsspec.asyn import sync  # here: only bucket references need fsspec's loop
+
+    return sync(fs.loop, coroutine_function, *args, **kwargs)
+
+
 def _expand_s3(uri: str) -> Iterator[tuple[str, Descriptor]]:
     bucket, key = _split_bucket_uri(uri)
     fs = _bucket_fs("s3", bucket)
@@ -276,7 +282,7 @@ def _fetch_s3(fs: Any, bucket: str, key: str, descriptor: Descriptor, out: Any) 
         if (etag, size) != (descriptor["digest"], descriptor["size"]):
             raise ReferenceChangedError(uri, f"now {size} bytes with ETag {etag}")
         copied = 0
-        while chunk := sync(fs.loop, body.read, HASH_CHUNK):
+        while chunk := _sync(fs, body.read, HASH_CHUNK):
             out.write(chunk)
             copied += len(chunk)
     finally:
@@ -313,7 +319,7 @@ def _expand_gcs(uri: str) -> Iterator[tuple[str, Descriptor]]:
 
 def _gcs_call(fs: Any, *args: Any, **kwargs: Any) -> Any:
     """A JSON-API call through gcsfs (its session, retries and timeouts)."""
-    return sync(fs.loop, fs._call, *args, **kwargs)
+    return _sync(fs, fs._call, *args, **kwargs)
 
 
 def _gcs_descriptor(uri: str, meta: dict[str, Any]) -> Descriptor:

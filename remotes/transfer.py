@@ -30,8 +30,7 @@ import sys
 from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from cas import ObjectId, ObjectStore, Repository, chunked, objects
 from cas.chunklists import ChunkList
@@ -42,6 +41,9 @@ from cas.repair import RepairResult
 from cas.repair import repair as repair_from
 from cas.store import Located
 from cas.walk import dependencies_first
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 UPLOAD_THREADS = 8
 BATCH = 50_000  # ids located, read and published together: what a copy holds at most
@@ -84,6 +86,8 @@ def copy_objects(
     then trees and commits, each after everything it references: killed at any point,
     the copy leaves ``dst`` holding no tree or commit whose contents are not all there.
     """
+    from tqdm import tqdm  # here: most commands never show a bar, and it costs 10 ms
+
     done = Transfer()
     src.refresh_packs()  # so that a batch finds its objects in packs known now
     bar = tqdm(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import logging
 import os
 import sys
@@ -75,11 +74,22 @@ def _global_options() -> argparse.ArgumentParser:
     return parent
 
 
-def _installed_version() -> str:
-    try:
-        return importlib.metadata.version("artifacts")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
-        return "(not installed)"
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importing
+    importlib.metadata costs every other command a fifth of its start-up)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        import importlib.metadata
+
+        try:
+            version = importlib.metadata.version("artifacts")
+        except importlib.metadata.PackageNotFoundError:  # run from a source tree
+            version = "(not installed)"
+        print(f"{PROG} {version}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {_installed_version()}")
+    parser.add_argument("--version", action=_Version)
     commands = Commands(
         parser.add_subparsers(dest="command", metavar="COMMAND", required=True), common
     )
