@@ -169,6 +169,7 @@ def link(
         meta,
         aliases,
         reuse=linked_before,
+        files=registry.file_count(version),
     )
     return made
 

@@ -23,6 +23,7 @@ from cas import Commit, ObjectId, Repository
 from cas.errors import InvalidObjectError, RefConflictError
 from cas.objects import Blob, canonical_packb
 
+from . import trees
 from .deletion_records import deleted_ids, read_deletion
 from .errors import (
     ArtifactNotFoundError,
@@ -58,6 +59,13 @@ class Version:
     @property
     def tree(self) -> ObjectId:
         return self.commit.tree
+
+    @property
+    def files(self) -> int | None:
+        """How many files it holds, references included, as recorded when it was logged;
+        None for a version logged before counts were recorded (or a damaged count)."""
+        files = self.commit.meta.get("files")
+        return files if type(files) is int and files >= 0 else None
 
     @property
     def label(self) -> str:
@@ -227,9 +235,11 @@ class Registry:
         meta: dict[str, Any],
         aliases: list[str] | tuple[str, ...] = (),
         reuse: Callable[[Version], Version | None] | None = None,
+        files: int | None = None,
     ) -> tuple[Version, bool]:
         """Make ``tree`` the next version unless it equals the latest one (or, with
         ``reuse``, unless ``reuse(head)`` names a version to give back instead).
+        ``files``: how many files ``tree`` holds, if the caller knows; else counted.
 
         Returns (version, created). Retries on conflict: each attempt re-reads
         the head, so a concurrent writer's version is never overwritten.
@@ -240,7 +250,7 @@ class Registry:
 
         with self.repo.writing():
             return self._log(
-                entity, project, name, type, tree, size, meta, aliases, reuse or same_tree
+                entity, project, name, type, tree, size, meta, aliases, reuse or same_tree, files
             )
 
     def _log(
@@ -254,6 +264,7 @@ class Registry:
         meta: dict[str, Any],
         aliases: list[str] | tuple[str, ...],
         reuse: Callable[[Version], Version | None],
+        files: int | None,
     ) -> tuple[Version, bool]:
         for alias in aliases:  # before committing: a bad alias must not leave a version behind
             if alias != "latest":
@@ -278,6 +289,7 @@ class Registry:
                 type=type,
                 version=0 if head is None else head.number + 1,
                 size=size,
+                files=self._files_below(head, tree) if files is None else files,
                 time=time.time_ns(),
             )
             commit = Commit(tree, () if old is None else (old,), body)
@@ -292,6 +304,19 @@ class Registry:
         for alias in aliases:
             self.set_alias(version, alias)
         return version, created
+
+    def _files_below(self, head: Version | None, tree: ObjectId) -> int:
+        """The files of ``tree``, the next version after ``head``: from the head's count
+        and what changed, which for a draft reads only the changed paths."""
+        if head is not None and head.files is not None:
+            return trees.count_from(self.objects, head.tree, head.files, tree)
+        return trees.count_files(self.objects, tree)
+
+    def file_count(self, version: Version) -> int:
+        """How many files ``version`` holds, references included: as recorded, or
+        counted from its trees for a version logged before counts were recorded."""
+        recorded = version.files
+        return trees.count_files(self.objects, version.tree) if recorded is None else recorded
 
     def set_alias(self, version: Version, alias: str) -> None:
         if alias == "latest":

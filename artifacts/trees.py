@@ -1,4 +1,4 @@
-"""Tree operations on paths: edit, merge, walk, look up, diff.
+"""Tree operations on paths: edit, merge, walk, look up, diff, count.
 
 Every function here touches only the subtrees on the paths it is asked about,
 and in a large directory only the pages on those paths (:mod:`cas.pages`).
@@ -8,6 +8,7 @@ on that file's path, and nothing else.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -263,3 +264,40 @@ def _files(store: ObjectStore, entry: TreeEntry, path: Path) -> list[str]:
     if entry.kind != "tree":
         return ["/".join(path)]
     return [p for p, _ in walk(store, entry.id, path)]
+
+
+def count_from(store: ObjectStore, known: ObjectId, known_count: int, tree: ObjectId) -> int:
+    """Files below ``tree``, from the ``known_count`` below ``known`` and the paths that
+    differ between them (the pages both share are not read)."""
+    changes = diff(store, known, tree)
+    return known_count + len(changes.added) - len(changes.removed)
+
+
+# Files below each directory counted, by its tree's id: a tree never changes, and
+# versions share most of their directories, so each is read once per process. Bounded:
+# past MAX_COUNTED, the oldest counts are forgotten.
+MAX_COUNTED = 100_000
+_counted: dict[ObjectId, int] = {}
+_counted_lock = threading.Lock()
+
+
+def count_files(store: ObjectStore, root: ObjectId) -> int:
+    """Files below ``root``, references included, reading the directories not yet
+    counted by this process."""
+    return _iteratively(_count(store, root))
+
+
+def _count(store: ObjectStore, tree_id: ObjectId) -> Call:
+    """Yields to _iteratively; returns the files below ``tree_id``."""
+    with _counted_lock:
+        known = _counted.get(tree_id)
+    if known is not None:
+        return known
+    total = 0
+    for entry in pages.entries(store, tree_id):
+        total += (yield _count(store, entry.id)) if entry.kind == "tree" else 1
+    with _counted_lock:
+        _counted[tree_id] = total
+        while len(_counted) > MAX_COUNTED:
+            del _counted[next(iter(_counted))]
+    return total

@@ -134,12 +134,17 @@ class VersionFiles:
     # ---- for tools built on the library (the UI) ----------------------
 
     def list_dir(
-        self, path: str = "", after: str | None = None, limit: int = 1000
+        self,
+        path: str = "",
+        after: str | None = None,
+        limit: int = 1000,
+        before: str | None = None,
     ) -> list[TreeEntry]:
         """The entries of directory ``path`` (files, references and subdirectories, whose
         size is all below them), in name order: at most ``limit``, those named after
-        ``after``. Reads only the pages from ``after`` on, so the pages of a directory of
-        a million entries each cost about the same."""
+        ``after``, or with ``before`` the last ones named before it. Reads only the pages
+        from ``after`` on (up to ``before``), so the pages of a directory of a million
+        entries each cost about the same."""
         registry, version = self._version()
         registry.not_deleted(version)
         tree_id = version.tree
@@ -151,6 +156,9 @@ class VersionFiles:
             if found is None or found.kind != "tree":
                 raise EntryNotFoundError(f"{self.qualified_name} has no directory {path!r}")
             tree_id = found.id
+        if before is not None:
+            last = itertools.islice(pages.entries_before(registry.objects, tree_id, before), limit)
+            return list(last)[::-1]
         return list(itertools.islice(pages.entries(registry.objects, tree_id, after), limit))
 
     def diff_files(self, other: Any) -> trees.Diff:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from . import annotations, trees
+from . import annotations
 from . import ttl as ttl_rules
 from .deletion_records import read_deletion
 from .errors import ArtifactNotLoggedError, InvalidTTLError
@@ -143,9 +143,9 @@ class VersionInfo:
 
     @property
     def file_count(self) -> int:
-        """Files, references included."""
+        """Files, references included (recorded when logged: nothing is read)."""
         registry, version = self._version()
-        return sum(1 for _ in trees.walk(registry.objects, version.tree))
+        return registry.file_count(version)
 
     def logged_by(self) -> RecordedRun | None:
         """The run that logged this version, in whichever project it lived."""

@@ -23,7 +23,7 @@ height are refused (:class:`InvalidObjectError`), as other invalid trees are.
 from __future__ import annotations
 
 import zlib
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 
 from .errors import InvalidObjectError
@@ -198,6 +198,26 @@ def entries(store: ObjectStore, tree_id: ObjectId, after: str | None = None) -> 
         if after is not None and next_start is not None and next_start <= after:
             continue  # every name of this page is before ``after``
         stack.append((reader.child(items[at], next_start).entries, 0, next_start))
+
+
+def entries_before(store: ObjectStore, tree_id: ObjectId, before: str) -> Iterator[TreeEntry]:
+    """The entries of the directory ``tree_id`` named before ``before``, last first,
+    reading no page that starts after it (``entries`` read backwards: a previous page)."""
+    reader = Reader(store)
+    top = reader.root(tree_id).entries
+    stack = [(top, len(top) - 1, None)]
+    while stack:
+        items, at, upper = stack.pop()
+        if not items or items[0].kind != "page":
+            yield from reversed(items[: bisect_left([e.name for e in items], before)])
+            continue
+        if at > 0:
+            stack.append((items, at - 1, upper))
+        if items[at].name >= before:
+            continue  # every name of this page is at or after ``before``
+        next_start = items[at + 1].name if at + 1 < len(items) else upper
+        page = reader.child(items[at], next_start).entries
+        stack.append((page, len(page) - 1, next_start))
 
 
 def get(store: ObjectStore | Reader, tree_id: ObjectId, name: str) -> TreeEntry | None:

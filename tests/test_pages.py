@@ -82,6 +82,22 @@ def test_entries_after_a_name_read_only_the_pages_from_there(
 
 
 @pytest.mark.usefixtures("tiny_pages")
+@pytest.mark.parametrize("before", ["", "a", "f0000000", "f0000150", "f0000150x", "f0000299", "g"])
+def test_entries_before_a_name_read_back_only_the_pages_up_to_there(
+    store: CountingStore, before: str
+) -> None:
+    entries = flat(300)
+    root = build(store, entries)
+    found = list(pages.entries_before(store, root, before))
+    assert found == [e for e in reversed(entries) if e.name < before]
+    if before == "f0000150x":  # one page per height is read, none of those after it
+        height = pages.height_of(store.get_tree(root))
+        store.trees_read.clear()
+        assert next(pages.entries_before(store, root, before)).name == "f0000150"
+        assert height >= 2 and len(store.trees_read) == 1 + height
+
+
+@pytest.mark.usefixtures("tiny_pages")
 @pytest.mark.parametrize("seed", range(12))
 def test_same_entries_same_root_whatever_the_edits(store: ObjectStore, seed: int) -> None:
     rng = random.Random(seed)

@@ -209,7 +209,8 @@ def test_the_link_commit_vector_of_the_format_doc(format_vectors, ws: Path) -> N
     tree_empty = bytes.fromhex("ea0c5cf4c63d18f6ed012cc79e8d60c008c76648023c6635b4009f2e541a29c2")
     link = {"artifact": "net", "commit": commit_root, "entity": "team", "project": "proj"}
     meta = {
-        **{"artifact": "clf", "description": None, "entity": "acme", "metadata": {}},
+        **{"artifact": "clf", "description": None, "entity": "acme", "files": 0},
+        **{"metadata": {}},
         **{"link": {**link, "version": 0}, "project": "wandb-registry-model", "run": None},
         **{"size": 0, "time": 1700000000000000000, "type": "model", "version": 0},
     }

@@ -18,7 +18,10 @@ from starlette.testclient import TestClient  # noqa: E402
 
 import artifacts  # noqa: E402
 from artifacts.cli import main  # noqa: E402
+from artifacts.ui import app as ui_app  # noqa: E402
 from artifacts.ui import create_app  # noqa: E402
+from cas import Commit, Repository  # noqa: E402
+from tests.helpers import write  # noqa: E402
 from tests.ui_store import HOSTILE_NAMES, logged, make_store  # noqa: E402
 
 HREF = re.compile(r'href="([^"]*)"')
@@ -187,3 +190,95 @@ def test_the_server_listens_on_localhost_unless_told(ws: Path) -> None:
     assert build_parser().parse_args(["ui"]).host == "127.0.0.1"
     assert build_parser().parse_args(["ui", "--host", "0.0.0.0"]).host == "0.0.0.0"
     assert os.path.isdir(ws / ".artifacts")
+
+
+def _older_version(ws: Path, name: str) -> None:
+    """Make ``name``'s latest version as a store written before file counts were
+    recorded has it: the same commit without ``files``."""
+    repo = Repository.open(str(ws / ".artifacts"))
+    ref = f"team/proj/artifacts/{name}/latest"
+    old = repo.refs.read(ref)
+    commit = repo.objects.get_commit(old)
+    meta = {k: v for k, v in commit.meta.items() if k != "files"}
+    with repo.writing():
+        repo.refs.set_if_equals(
+            ref, old, repo.objects.put(Commit(commit.tree, commit.parents, meta))
+        )
+
+
+def test_the_versions_page_counts_each_versions_files(ws: Path, tiny_pages: None) -> None:
+    write("refs/one.txt", "1")
+    write("refs/two.txt", "2")
+    with artifacts.init() as run:
+        logged(run, "counted", {"a/b/c.txt": "1", "a/d.txt": "2", "e.txt": "3"})  # nested
+        big = {f"big/f{i:04d}.txt": str(i) for i in range(300)}  # pages of a few entries
+        logged(run, "counted", {**big, "x/y.txt": "y"})
+        draft = run.use_artifact("counted:latest").new_draft()
+        for i in range(10):
+            draft.remove(f"big/f{i:04d}.txt")
+        draft.add_reference(f"file://{os.path.abspath('refs')}", name="refs")  # two entries
+        run.log_artifact(draft)
+    _older_version(ws, "counted")  # v2 counted from its trees
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    page = client.get("/team/proj/counted").text
+    counts = re.findall(r'class="num files">([\d,]+)<', page)
+    assert counts == ["293", "301", "3"]  # newest first
+    assert [v.file_count for v in artifacts.Api().artifact("counted:v0").collection.versions()] == [
+        293,
+        301,
+        3,
+    ]
+
+
+def _pages(client: TestClient, url: str, link: str, item: str) -> list[list[str]]:
+    """The items of each page from ``url`` on, following the links ``id=link``."""
+    found = []
+    while url:
+        page = client.get(url.replace("&amp;", "&")).text
+        found.append(re.findall(rf'class="{item}" href="[^"]*">([^<]*)</a>', page))
+        url = (re.search(rf'id="{link}" href="([^"]*)"', page) or [None, ""])[1]
+    return found
+
+
+def _last_url(client: TestClient, url: str) -> str:
+    while found := re.search(r'id="next" href="([^"]*)"', client.get(url).text):
+        url = found.group(1).replace("&amp;", "&")
+    return url
+
+
+def test_a_directory_pages_back_to_its_first_page(
+    ws: Path, tiny_pages: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui_app, "PAGE", 7)
+    names = [f"f{i:03d}.txt" for i in range(40)]  # pages of a few entries in the store too
+    with artifacts.init() as run:
+        logged(run, "paged", {f"d/{name}": name for name in names})
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    first = "/team/proj/paged/v0/files/d"
+    forward = _pages(client, first, "next", "entry")
+    assert [n for page in forward for n in page] == names and len(forward[0]) == 7
+    back = _pages(client, _last_url(client, first), "prev", "entry")
+    assert back == forward[::-1]  # the same pages, as a link to any of them shows them
+    middle = client.get(f"{first}?after=f013.txt").text
+    assert f'id="first" href="{first}"' in middle
+    assert 'id="prev" href="/team/proj/paged/v0/files/d?before=f014.txt"' in middle
+    assert 'id="first"' not in client.get(first).text
+    assert 'id="prev"' not in client.get(first).text
+
+
+def test_the_versions_page_pages_forward_and_back(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui_app, "VERSIONS_PAGE", 3)
+    with artifacts.init() as run:
+        for i in range(8):
+            logged(run, "many", {"x.txt": str(i)})
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    first = "/team/proj/many"
+    forward = _pages(client, first, "next", "version")
+    assert forward == [["v7", "v6", "v5"], ["v4", "v3", "v2"], ["v1", "v0"]]
+    assert _pages(client, _last_url(client, first), "prev", "version") == forward[::-1]
+    middle = client.get(f"{first}?after=v5").text
+    assert f'id="first" href="{first}"' in middle and "?before=v4" in middle
+    assert "diff with v1" in middle  # the last row's diff reaches past the page
+    assert client.get(f"{first}?after=five").status_code == 400

@@ -26,12 +26,15 @@ from ..api import Api
 from ..artifact import Artifact
 from ..cli.output import human
 from ..fs import ArtifactsFileSystem
+from ..names import VERSION
 from ..public import iso_time
 from . import urls
-from .graph import lay_out
+from .graph import lay_out, prepare_layout
+from .paging import Page, page_of
 from .previews import LINE_DIFF_BYTES, image_type, line_diff, preview
 
 PAGE = 200  # entries of a directory per page
+VERSIONS_PAGE = 50  # versions of an artifact per page
 DIFF_ROWS = 2000  # changes listed, at most
 LINE_DIFFS = 20  # modified text files shown line by line, at most
 CHUNK = 1 << 20
@@ -42,7 +45,7 @@ HEADERS = {
 }
 
 
-# One for every app: the templates are compiled once, on first use.
+# One for every app: the templates are compiled once, when the first app starts.
 TEMPLATES = Environment(
     loader=PackageLoader("artifacts.ui"), autoescape=select_autoescape(default=True)
 )
@@ -89,28 +92,56 @@ class UI:
     def versions(self, request: Request) -> Response:
         p = request.path_params
         latest = self.api.artifact(f"{p['entity']}/{p['project']}/{p['name']}:latest")
-        versions = latest.collection.versions()
-        return self.page("versions.html", artifact=latest, versions=versions)
+        every = latest.collection.versions()  # newest first
+        numbers = [int(v.version[1:]) for v in every]
+
+        def read(after: int | None, before: int | None, limit: int) -> list[int]:
+            if after is not None:
+                return [at for at, n in enumerate(numbers) if n < after][:limit]
+            if before is not None:
+                return [at for at, n in enumerate(numbers) if n > before][-limit:]
+            return list(range(min(limit, len(numbers))))
+
+        q = request.query_params
+        page = page_of(read, _number(q, "after"), _number(q, "before"), VERSIONS_PAGE)
+        # Each row with the version before it, for its diff link (also the page's last).
+        rows = [(every[at], every[at + 1] if at + 1 < len(every) else None) for at in page.items]
+
+        def link(after: str = "", before: str = "") -> str:
+            return urls.artifact(latest.entity, latest.project, p["name"], after, before)
+
+        pager = _pager(page, link, lambda at: every[at].version)
+        return self.page("versions.html", artifact=latest, rows=rows, pager=pager)
 
     def files_page(self, request: Request) -> Response:
         artifact = self.version(request)
         path = request.path_params.get("path", "").strip("/")
-        after = request.query_params.get("after") or None
-        entries = None
+        q = request.query_params
+        page = None
         try:
-            entries = artifact.list_dir(path, after, PAGE + 1)
+            page = page_of(
+                lambda after, before, limit: artifact.list_dir(path, after, limit, before),
+                q.get("after") or None,
+                q.get("before") or None,
+                PAGE,
+            )
         except NotFoundError:
             if not path:
                 raise
-        if entries is not None:
-            more = entries[PAGE - 1].name if len(entries) > PAGE else None
+        if page is not None:
+
+            def link(after: str = "", before: str = "") -> str:
+                a = artifact
+                return urls.files(
+                    a.entity, a.project, a.collection.name, a.version, path, after, before
+                )
+
             return self.page(
                 "version.html",
                 artifact=artifact,
                 path=path,
-                entries=entries[:PAGE],
-                after=after,
-                more=more,
+                entries=page.items,
+                pager=_pager(page, link, lambda entry: entry.name),
                 logged_by=artifact.logged_by(),
             )
         entry = artifact.get_entry(path)
@@ -216,9 +247,35 @@ class UI:
         return self.page("error.html", status, message=str(exc))
 
 
+def _number(query: Any, key: str) -> int | None:
+    """The version number of ``?key=vN``; None if it is not given."""
+    text = query.get(key)
+    if not text:
+        return None
+    if not VERSION.fullmatch(text):
+        raise UsageError(f"?{key}= takes a version such as v3, not {text!r}")
+    return int(text[1:])
+
+
+def _pager(page: Page, link: Any, key: Any) -> dict[str, str | None]:
+    """The URLs of the first, previous and next pages of ``page`` (None: no such page);
+    ``link(after=, before=)`` makes one from the key of an item, ``key(item)``."""
+    shown = page.items
+    return {
+        "first": link() if page.previous else None,
+        "previous": link(before=key(shown[0])) if page.previous and shown else None,
+        "next": link(after=key(shown[-1])) if page.more else None,
+    }
+
+
 def create_app(store: str) -> Starlette:
     """The UI over the store at URL ``store`` (a directory or a bucket)."""
     ui = UI(store)
+    # Paid here, not by the first page a user opens: compiling the templates, and the
+    # imports igraph makes on its first graph (about 40 and 90 ms).
+    for name in TEMPLATES.list_templates():
+        TEMPLATES.get_template(name)
+    prepare_layout()
     version = "/{entity}/{project}/{name}/{version}"
     routes = [
         Route("/", ui.home),

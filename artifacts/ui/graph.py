@@ -77,3 +77,8 @@ def lay_out(lineage: LineageGraph) -> Drawing:
     width = max((x for x, _ in points), default=0) + NODE_WIDTH + 2 * MARGIN
     height = max((y for _, y in points), default=0) + NODE_HEIGHT + 2 * MARGIN
     return Drawing(placed, lines, width, height)
+
+
+def prepare_layout() -> None:
+    """Make igraph import what it imports on its first graph (numpy, when installed)."""
+    igraph.Graph()

@@ -19,18 +19,31 @@ def project(entity: str, project: str) -> str:
     return _join(entity, project)
 
 
-def artifact(entity: str, project: str, name: str) -> str:
-    return _join(entity, project, name)
+def _paged(url: str, after: str, before: str) -> str:
+    """``url`` at the page after item ``after`` or before item ``before`` (paging.py)."""
+    query = urlencode({k: v for k, v in (("after", after), ("before", before)) if v})
+    return f"{url}?{query}" if query else url
+
+
+def artifact(entity: str, project: str, name: str, after: str = "", before: str = "") -> str:
+    return _paged(_join(entity, project, name), after, before)
 
 
 def version(entity: str, project: str, name: str, selector: str) -> str:
     return _join(entity, project, name, selector)
 
 
-def files(entity: str, project: str, name: str, selector: str, path: str, after: str = "") -> str:
+def files(
+    entity: str,
+    project: str,
+    name: str,
+    selector: str,
+    path: str,
+    after: str = "",
+    before: str = "",
+) -> str:
     url = _join(entity, project, name, selector, "files", *path.split("/")) if path else ""
-    url = url or version(entity, project, name, selector)
-    return f"{url}?{urlencode({'after': after})}" if after else url
+    return _paged(url or version(entity, project, name, selector), after, before)
 
 
 def raw(
