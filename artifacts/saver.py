@@ -121,6 +121,17 @@ def _single_edits(
     return edits
 
 
+def _files_of(draft: Draft) -> int | None:
+    """How many files the draft's version holds, where its staging alone says so: one
+    directory logged whole (a first log), whose scan counted them; else None, and the
+    registry counts them from the trees (for a large first log, every page again)."""
+    if draft.base is None and list(draft.edits) == [()]:
+        staged = draft.edits[()]
+        if isinstance(staged, DirSource):
+            return staged.scan.total_files
+    return None
+
+
 class Saver:
     """Makes versions from drafts for ``run``, in its registry."""
 
@@ -142,7 +153,7 @@ class Saver:
         base = draft.base.tree if draft.base else None
         with self.registry.repo.writing():
             tree, size = build(self.registry, draft, base, on_stored)
-            return self._commit(draft, header, tree, size, aliases, tags, {})
+            return self._commit(draft, header, tree, size, aliases, tags, {}, _files_of(draft))
 
     def upsert(self, draft: Draft, header: Header, distributed_id: str) -> None:
         """Add the draft's files to this run's part of a distributed version."""
@@ -178,6 +189,7 @@ class Saver:
         aliases: list[str] | None,
         tags: list[str] | None,
         extra: dict[str, Any],
+        files: int | None = None,
     ) -> Version:
         entity, project = self._namespace(draft)
         meta = {
@@ -189,7 +201,15 @@ class Saver:
             **extra,
         }
         version, created = self.registry.log(
-            entity, project, header.name, header.type, tree, size, meta, list(aliases or [])
+            entity,
+            project,
+            header.name,
+            header.type,
+            tree,
+            size,
+            meta,
+            list(aliases or []),
+            files=files,
         )
         if created:
             self.run.note_logged(version.commit_id.hex())

@@ -87,7 +87,15 @@ class FileRows:
 class DirScan:
     """The stat of everything below one directory, taken once."""
 
-    __slots__ = ("path", "files", "dirs", "signature", "newest_mtime_ns", "total_size")
+    __slots__ = (
+        "path",
+        "files",
+        "dirs",
+        "signature",
+        "newest_mtime_ns",
+        "total_size",
+        "total_files",
+    )
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -96,6 +104,7 @@ class DirScan:
         self.signature = b""
         self.newest_mtime_ns = 0
         self.total_size = 0  # bytes of every file below
+        self.total_files = 0  # files below, at any depth
 
     def find(self, rel: Path) -> bool:
         """Does this scan hold a file or directory at ``rel``, or a file on its way?"""
@@ -333,3 +342,4 @@ def _sign(node: DirScan) -> None:
         node.files.newest_mtime_ns(), max((d.newest_mtime_ns for d in children), default=0)
     )
     node.total_size = node.files.total_size() + sum(d.total_size for d in children)
+    node.total_files = len(node.files) + sum(d.total_files for d in children)

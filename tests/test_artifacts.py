@@ -84,6 +84,25 @@ def test_each_version_records_how_many_files_it_holds(ws):
     assert recorded == [3, 2, 5]
 
 
+def test_a_first_log_of_a_directory_counts_its_files_without_reading_its_trees(ws):
+    """A large first log must not read back every page it wrote to count its files:
+    the scan has counted them (symlinked files and nested directories included)."""
+    src = ws / "src"
+    for d in range(3):
+        for f in range(4):
+            write(str(src / f"d{d}" / "deep" / f"f{f}.txt"), f"{d}{f}")
+    (src / "empty").mkdir()
+    (src / "link.txt").symlink_to(src / "d0" / "deep" / "f0.txt")
+    with artifacts.init() as run:
+        counting = CountingStore(run.registry.repo.storage)
+        run.registry.objects = counting
+        artifact = Artifact("data", "dataset")
+        artifact.add_dir(str(src))
+        logged = run.log_artifact(artifact)
+    assert counting.trees_read == []
+    assert logged.file_count == len(logged.files()) == 13
+
+
 def test_identical_content_returns_the_latest_version_and_attaches_new_aliases(ws):
     with artifacts.init() as run:
         first = log(run, "data", {"a": "1", "d/b": "2"})
