@@ -10,7 +10,8 @@ Its :attr:`~FaultProxy.mode` can be changed at any time. "black-hole" and
   gateway, a SIGSTOPped server);
 * ``"refuse"``: stop listening, so connecting fails at once (a server that is down);
 * ``"fail"``: answer the next :attr:`~FaultProxy.failures` requests with HTTP 500,
-  then forward again (a server that errs for a while and recovers).
+  then forward again (a server that errs for a while and recovers);
+* ``"deny"``: answer every request 403 AccessDenied (credentials a bucket refuses).
 
 :attr:`~FaultProxy.connections` counts the connections accepted, per mode.
 """
@@ -25,6 +26,12 @@ from urllib.parse import urlsplit
 _ERROR_500 = (
     b"HTTP/1.1 500 Internal Server Error\r\n"
     b"Content-Type: application/xml\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+)
+# S3's body for a refusal; a GCS client reads it as the message of a 403.
+_DENIED_BODY = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+_ERROR_403 = (
+    b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_DENIED_BODY), _DENIED_BODY)
 )
 
 
@@ -49,7 +56,7 @@ class FaultProxy:
 
     @mode.setter
     def mode(self, mode: str) -> None:
-        if mode not in ("pass", "black-hole", "refuse", "fail"):
+        if mode not in ("pass", "black-hole", "refuse", "fail", "deny"):
             raise ValueError(f"unknown mode {mode!r}")
         with self._lock:
             self._mode = mode
@@ -109,8 +116,13 @@ class FaultProxy:
                     else:
                         mode = self._mode = "pass"
                 self.connections[mode] += 1
-            handler = {"pass": self._forward, "black-hole": _drain, "fail": _answer_500}[mode]
-            threading.Thread(target=handler, args=(client,), daemon=True).start()
+            handler, args = {
+                "pass": (self._forward, ()),
+                "black-hole": (_drain, ()),
+                "fail": (_answer, (_ERROR_500,)),
+                "deny": (_answer, (_ERROR_403,)),
+            }[mode]
+            threading.Thread(target=handler, args=(client, *args), daemon=True).start()
 
     def _forward(self, client: socket.socket) -> None:
         try:
@@ -153,8 +165,8 @@ def _drain(client: socket.socket) -> None:
     client.close()
 
 
-def _answer_500(client: socket.socket) -> None:
-    """Read the request's head, answer 500 and close (one request per connection)."""
+def _answer(client: socket.socket, response: bytes) -> None:
+    """Read the request's head, send ``response`` and close (one request per connection)."""
     try:
         head = b""
         while b"\r\n\r\n" not in head:
@@ -162,7 +174,7 @@ def _answer_500(client: socket.socket) -> None:
             if not chunk:
                 break
             head += chunk
-        client.sendall(_ERROR_500)
+        client.sendall(response)
         client.shutdown(socket.SHUT_WR)
         _drain(client)
     except OSError:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from cas import Repository
-from cas.errors import StorageUnavailableError
+from cas.errors import AccessDeniedError, StorageUnavailableError
 from tests.faultproxy import FaultProxy
 from tests.servers import Spec, new_gcs_spec, new_s3_spec, open_storage_from_spec
 from tests.test_cli import cli_env, run, run_in_pty
@@ -71,6 +71,22 @@ def test_refused_connections_are_retried_then_given_up(
         elapsed, error = _gives_up(lambda: store.put("k", b"v"))
     assert elapsed <= 1.5
     assert spec["url"] in str(error) and "ARTIFACTS_TIMEOUT" in str(error)
+
+
+def test_a_refusal_of_our_credentials_is_access_denied_naming_the_key_and_store(
+    proxied: tuple[FaultProxy, Spec],
+) -> None:
+    """A 403 is the user's to fix (credentials, a bucket policy), not a crash: on GCS,
+    gcsfs raises a bare OSError("Forbidden: ...") for it."""
+    proxy, spec = proxied
+    proxy.mode = "deny"
+    with open_storage_from_spec(spec) as store:
+        for call in (lambda: store.get("refs/heads/x"), lambda: store.put("objects/k", b"v")):
+            with pytest.raises(AccessDeniedError) as denied:
+                call()
+            message = str(denied.value)
+            assert spec["url"] in message and "\n" not in message
+    assert proxy.connections["deny"] >= 2
 
 
 def test_a_server_back_within_the_window_lets_the_call_finish(

@@ -36,10 +36,11 @@ from urllib.parse import quote  # noqa: E402
 
 import aiohttp  # noqa: E402
 from gcsfs.core import GCSFileSystem  # noqa: E402
-from gcsfs.retry import is_retriable  # noqa: E402
+from gcsfs.retry import HttpError, is_retriable  # noqa: E402
 from google.auth.exceptions import DefaultCredentialsError  # noqa: E402
 
 from ..errors import (  # noqa: E402
+    AccessDeniedError,
     BucketNotFoundError,
     CredentialsNotFoundError,
     KeyNotFoundError,
@@ -111,6 +112,8 @@ class GCSStorage(NetworkStorage):
         return self._run(verb, key, self.fs._call, *args, **kwargs)
 
     def _retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, HttpError) and exc.code == 401:
+            return False  # gcsfs retries it; credentials refused stay refused
         return is_retriable(exc) or isinstance(exc, asyncio.TimeoutError)
 
     def _translate(self, exc: BaseException, key: str) -> None:
@@ -121,6 +124,10 @@ class GCSStorage(NetworkStorage):
                 "or run `gcloud auth application-default login` (STORAGE_EMULATOR_HOST for "
                 "an emulator)",
             ) from exc
+        # gcsfs's words for 403 (a bare OSError) and 401 (credentials it cannot use).
+        forbidden = type(exc) is OSError and str(exc).startswith("Forbidden:")
+        if forbidden or (isinstance(exc, HttpError) and exc.code == 401):
+            raise AccessDeniedError(self._name(key), self.url) from exc
 
     def _endpoint(self) -> str:
         return str(self.fs._location)
