@@ -102,11 +102,15 @@ def released(repo: Repository) -> set[ObjectId]:
     can need a tree that is not here."""
     found: set[ObjectId] = set()
     elsewhere: set[ObjectId] = set()
-    for ref in repo.refs.list(""):
+    records = {}  # deletion ref -> the commit it releases
+    for ref in repo.refs.names():
         tracked = ref.startswith(TRACKING + "/")
         commit_id = released_by(ref.split("/", 2)[2] if tracked else ref)
         if commit_id is not None:
-            (elsewhere if tracked else found).add(commit_id)
+            records[ref] = commit_id
+    # Only the deletion refs are read (on a bucket, a request each), and only those set.
+    for ref in repo.refs.read_many(list(records)):
+        (elsewhere if ref.startswith(TRACKING + "/") else found).add(records[ref])
     store = repo.objects
     for commit_id in elsewhere - found:
         if store.has(commit_id):

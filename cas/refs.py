@@ -141,7 +141,10 @@ class RefStore:
 
     def list(self, prefix: str = "") -> dict[str, ObjectId]:
         """Every set ref whose name starts with ``prefix``, with its target."""
-        names = sorted(self.names(prefix))
+        return self.read_many(sorted(self.names(prefix)))
+
+    def read_many(self, names: list[str]) -> dict[str, ObjectId]:
+        """The set refs among ``names``, with their targets, in the order given."""
         if self.storage.capabilities.local or len(names) < 4:
             targets = [self.read(n) for n in names]
         else:

@@ -266,6 +266,19 @@ def test_only_the_stores_own_deletions_release_a_commit_whose_tree_is_here(ws):
     assert deletion.released(repo) == {v0.commit_id}
 
 
+def test_finding_the_released_commits_reads_only_the_deletion_refs(ws, monkeypatch):
+    """On a bucket a ref is a request: gc must not read every head, alias and
+    annotation ref of the store to find the few deletions."""
+    three_versions()
+    artifacts.Api().artifact(f"{ENTITY}/{PROJECT}/ckpt:v0").delete()
+    repo = Repository.open(str(ws / ".artifacts"))
+    read: list[str] = []
+    real_read = repo.refs.read
+    monkeypatch.setattr(repo.refs, "read", lambda name: read.append(name) or real_read(name))
+    assert len(deletion.released(repo)) == 1
+    assert read and all(released_by(name) is not None for name in read), read
+
+
 # ---- the CLI -----------------------------------------------------------------------
 
 
