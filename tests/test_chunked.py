@@ -306,6 +306,55 @@ def test_gc_keeps_the_chunks_a_reachable_file_shares_and_moves_the_rest(tmp_path
     assert last.objects.read_blob(id_b) == b and fsck(last).ok
 
 
+def test_gc_keeps_the_chunks_of_a_file_held_both_whole_and_as_chunks(tmp_path):
+    """One file's content held whole and as chunks (logged before and after the
+    threshold changed, or a whole fossil restored beside its chunks): the chunk list
+    gc keeps keeps its chunks, in the store, through both of gc's steps."""
+    root = tmp_path / "store"
+    repo = Repository.open(str(root))
+    repo.set_lease_seconds(60)
+    a = random.Random(17).randbytes(3 * THRESHOLD)
+    commit = log_files(repo, "a", {"a.bin": a}, tmp_path)
+    file_id = Blob(a).id
+    chunks = repo.objects.chunk_list(file_id)
+    assert chunks is not None
+    repo.storage.put(keys.content_key(file_id), a)  # the same file whole, beside its chunks
+    repo.refs.delete_if_equals("a", commit.id)
+    age(root, 2 * GRACE)
+    for key in (keys.content_key(file_id), keys.chunked_key(file_id)):
+        os.utime(root / key)  # logged again just now: within the grace, its old chunks too
+
+    gc(repo, grace_seconds=GRACE)
+    age(root / "fossils", 200)  # past two leases: the second gc deletes old fossils
+    gc(repo, grace_seconds=GRACE)
+    fresh = Repository.open(str(root))
+    assert fresh.storage.exists(keys.chunked_key(file_id))
+    assert fresh.objects.has_many(chunks.ids) == set(chunks.ids)
+    fresh.storage.delete(keys.content_key(file_id))  # read through the chunks alone
+    assert fresh.objects.read_blob(file_id) == a
+
+
+def test_gc_moves_a_file_held_both_ways_without_leaving_a_chunk_list_broken(tmp_path):
+    root = tmp_path / "store"
+    repo = Repository.open(str(root))
+    repo.set_lease_seconds(60)
+    a = random.Random(18).randbytes(3 * THRESHOLD)
+    commit = log_files(repo, "a", {"a.bin": a}, tmp_path)
+    file_id = Blob(a).id
+    repo.storage.put(keys.content_key(file_id), a)
+    repo.refs.delete_if_equals("a", commit.id)
+    age(root, 2 * GRACE)
+
+    gc(repo, grace_seconds=GRACE)
+    fresh = Repository.open(str(root))
+    assert fresh.objects.loose_location(file_id) is None  # every form moved aside
+    fresh.refs.set_if_equals("a", None, commit.id)  # reached again: the next gc restores it
+    age(root / "fossils", 200)
+    gc(fresh, grace_seconds=GRACE)
+    again = Repository.open(str(root))
+    assert again.objects.read_blob(file_id) == a and fsck(again).ok
+
+
 def test_fsck_names_a_damaged_chunk_with_the_files_using_it_and_repair_fixes_it(repo, tmp_path):
     a = random.Random(14).randbytes(3 * THRESHOLD)
     files = {"a.bin": a, "b.bin": edited(a)}
