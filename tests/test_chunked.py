@@ -180,12 +180,15 @@ def test_a_file_that_changes_size_while_it_is_read_is_refused(store, tmp_path, m
     assert not list(store.storage.list(keys.CHUNKED_PREFIX))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 5])
 @pytest.mark.parametrize("window", [200_000, 1 << 20])
-def test_windows_cut_in_threads_cut_as_the_whole_file_at_once(store, tmp_path, monkeypatch, window):
-    # Each window is cut alone in a thread, then joined to the cuts before it.
+def test_windows_cut_in_threads_cut_as_the_whole_file_at_once(
+    store, tmp_path, monkeypatch, window, threads
+):
+    # Each segment of a window is cut alone in a thread, then joined to the cuts before.
     monkeypatch.setattr(chunked, "_WINDOW", window)
     data = random.Random(10).randbytes(5 * THRESHOLD + 12345)
-    object_id, _ = store.put_blob_file(write(tmp_path / "f", data))
+    object_id, _ = store.put_blob_file(write(tmp_path / "f", data), hash_threads=threads)
     chunks = store.chunk_list(object_id)
     assert chunks is not None and list(chunks.lengths) == list(chunked.cut_points(data))
     assert store.read_blob(object_id) == data
