@@ -20,19 +20,20 @@ import functools
 import itertools
 import os
 from collections.abc import Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
 
 from . import chunklists, keys, objects
+from ._fastio import COPY_CHUNK
 from .chunklists import ChunkList
 from .errors import CorruptObjectError, UsageError
 from .objects import ObjectId
+from .packs import PackWriter
 from .storage.base import Storage
 
 if TYPE_CHECKING:
-    from .packs import PackWriter
     from .store import ObjectStore
 
 # Files this big and up are stored as chunks. Off by default (None) until the whole
@@ -166,15 +167,14 @@ def put_file(store: ObjectStore, path: str, threads: int) -> tuple[ObjectId, int
         open(path, "rb", buffering=0) as src,
         ThreadPoolExecutor(threads) as pool,
         ThreadPoolExecutor(1) as reader,  # reads the windows in turn, and hashes them whole
-        store.writer(limit=CHUNK_PACK_LIMIT) as writer,
+        ThreadPoolExecutor(1) as pack_hashing,  # names the packs while they are written
+        PackWriter(store, CHUNK_PACK_LIMIT, hashing=pack_hashing) as writer,
     ):
         size = os.fstat(src.fileno()).st_size
         hasher.update(objects.encode_header("blob", size))
 
         def read_window(buffer: memoryview) -> _Window:
-            window = _Window(buffer, src, pool, threads)
-            hasher.update(buffer[MAX_CHUNK : window.end])
-            return window
+            return _Window(buffer, src, hasher, pool, threads)
 
         reading = reader.submit(read_window, buffers[0])
         read, before = 0, None  # before: the window read last time, not packed yet
@@ -208,19 +208,26 @@ _Cut = tuple[int, ObjectId]  # where a chunk ends in its window's buffer, and it
 
 class _Window:
     """A window of the file, read into ``buffer`` after :data:`MAX_CHUNK` bytes of room
-    where the bytes before it not cut yet are moved, and its segments cut and hashed
-    in threads, each as if it started a chunk."""
+    where the bytes before it not cut yet are moved, and hashed whole on the way; each
+    of its segments cut and hashed in a thread as soon as it is read, as if it started
+    a chunk."""
 
-    def __init__(self, buffer: memoryview, src: BinaryIO, pool: Executor, threads: int) -> None:
-        n = _fill(src, buffer[MAX_CHUNK:])
-        self.buffer, self.end, self.last = buffer, MAX_CHUNK + n, n < _WINDOW
-        self.start = MAX_CHUNK  # where its bytes not cut yet start
-        step = max(-(-n // threads), MAX_CHUNK)  # a segment much shorter meets nothing
-        bounds = [*range(MAX_CHUNK, self.end, step), self.end]
-        self.segments = [
-            (a, pool.submit(_cut_and_hash, buffer, a, b, self.last and b == self.end))
-            for a, b in itertools.pairwise(bounds)
-        ]
+    def __init__(
+        self, buffer: memoryview, src: BinaryIO, hasher: Any, pool: Executor, threads: int
+    ) -> None:
+        self.buffer, self.start = buffer, MAX_CHUNK  # start: its bytes not cut yet
+        self.segments: list[tuple[int, Future[list[_Cut]]]] = []
+        step = max(_WINDOW // threads, MAX_CHUNK)  # a segment much shorter meets nothing
+        at, end, self.last = MAX_CHUNK, MAX_CHUNK + _WINDOW, False
+        while at < end and not self.last:
+            segment = buffer[at : min(at + step, end)]
+            got = _read_hashed(src, segment, hasher)
+            self.last = got < len(segment)
+            if got:
+                cutting = pool.submit(_cut_and_hash, buffer, at, at + got, self.last)
+                self.segments.append((at, cutting))
+            at += got
+        self.end = at
 
 
 def _pack(
@@ -308,9 +315,11 @@ def _chunk_id(content: memoryview) -> ObjectId:
     return hasher.digest()
 
 
-def _fill(src: BinaryIO, view: memoryview) -> int:
-    """Read into all of ``view`` unless the file ends first; the bytes read."""
+def _read_hashed(src: BinaryIO, view: memoryview, hasher: Any) -> int:
+    """Read into all of ``view`` unless the file ends first, hashing each piece as soon
+    as it is read (still in the CPU's cache); the bytes read."""
     got = 0
-    while got < len(view) and (n := src.readinto(view[got:])):
+    while got < len(view) and (n := src.readinto(view[got : got + COPY_CHUNK])):
+        hasher.update(view[got : got + n])
         got += n
     return got
