@@ -337,6 +337,30 @@ def test_gc_keeps_the_chunks_of_a_file_held_both_whole_and_as_chunks(tmp_path):
     assert fresh.objects.read_blob(file_id) == a
 
 
+def test_gc_keeps_the_chunks_of_a_file_held_both_packed_and_as_chunks(tmp_path):
+    # A file under the loose threshold chunked (a store with a low chunk threshold),
+    # then packed whole: the pack's copy must not hide what its chunk list reaches.
+    root = tmp_path / "store"
+    repo = Repository.open(str(root))
+    repo.set_lease_seconds(60)
+    repo.objects.chunk_threshold = 256 << 10
+    data = random.Random(19).randbytes(900 << 10)
+    file_id, _ = repo.objects.put_blob_file(write(tmp_path / "f", data))
+    chunks = repo.objects.chunk_list(file_id)
+    assert chunks is not None
+    age(root, 2 * GRACE)  # its chunks' pack is old
+    with repo.objects.writer() as writer:
+        writer.add_blob(data)  # the same file packed whole, now
+    os.utime(root / keys.chunked_key(file_id))
+
+    gc(repo, grace_seconds=GRACE)
+    age(root / "fossils", 200)
+    gc(repo, grace_seconds=GRACE)
+    fresh = Repository.open(str(root))
+    assert fresh.storage.exists(keys.chunked_key(file_id))
+    assert fresh.objects.has_many(chunks.ids) == set(chunks.ids)
+
+
 def test_gc_moves_a_file_held_both_ways_without_leaving_a_chunk_list_broken(tmp_path):
     root = tmp_path / "store"
     repo = Repository.open(str(root))
