@@ -137,7 +137,7 @@ class PackWriter:
         self.limit = limit  # a pack is published past this many bytes (None: PACK_LIMIT)
         # A thread of the caller's that hashes the packs while this one writes them.
         self._hashing = hashing
-        self._hashed: Future[None] | None = None  # the last bytes handed to it
+        self._hashed: list[Future[None]] = []  # the batches handed to it
         self._tmp: str | None = None
         self._file: BinaryIO | None = None
         self._entries: list[Entry] = []
@@ -234,13 +234,13 @@ class PackWriter:
         if self._hashing is None:
             _hash_parts(self._hasher, pending)
         else:  # the same thread takes every batch: hashed in order
-            self._hashed = self._hashing.submit(_hash_parts, self._hasher, pending)
+            self._hashed.append(self._hashing.submit(_hash_parts, self._hasher, pending))
         write_parts(self._file.fileno(), pending)
 
     def _wait_hashed(self) -> None:
-        if self._hashed is not None:
-            self._hashed.result()
-            self._hashed = None
+        hashed, self._hashed = self._hashed, []
+        for batch in hashed:
+            batch.result()  # raises what the hashing raised
 
     def flush(self) -> str | None:
         """Publish what has been added so far: the pack, then its index."""

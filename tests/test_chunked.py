@@ -18,6 +18,7 @@ from cas.errors import CorruptObjectError, InvalidObjectError, UsageError
 from cas.fsck import fsck
 from cas.gc import gc
 from cas.objects import Blob, Commit, Tree, TreeEntry
+from cas.packs import pack_name
 from cas.repair import repair
 from cas.storage import Storage
 from cas.store import InOrderVerifier, ObjectStore
@@ -112,6 +113,17 @@ def test_a_large_file_is_stored_as_chunks_under_its_blob_id(store, tmp_path):
     assert out.getvalue() == data
     assert store.read_blob(object_id) == data
     assert object_id in store and object_id in set(store)
+
+
+def test_each_pack_of_chunks_is_named_by_the_hash_of_its_bytes(store, tmp_path, monkeypatch):
+    # The packs are hashed in a thread of their own while they are written.
+    monkeypatch.setattr(chunked, "CHUNK_PACK_LIMIT", THRESHOLD)
+    monkeypatch.setattr(chunked, "_WINDOW", 3 * THRESHOLD // 2)
+    data = random.Random(20).randbytes(6 * THRESHOLD)
+    store.put_blob_file(write(tmp_path / "f", data))
+    names = store.packs()
+    assert len(names) >= 5
+    assert all(pack_name(store.read_pack(name)) == name for name in names)
 
 
 def test_a_range_reads_only_the_chunks_covering_it(store, tmp_path):
