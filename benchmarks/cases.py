@@ -340,6 +340,15 @@ CASES: list[Case] = [
         goals=(Goal(200e6, rss=True),),
     ),
     Case(
+        "big_range_read_s3",
+        "big",
+        "1 MiB from the middle of the 4 GiB file stored as chunks in a moto bucket, read "
+        "through artifacts://: bytes the server sent",
+        ours.big_range_read_s3,
+        target="≤ 2 × the range + one chunk (2.125 MiB; issue 22)",
+        goals=(Goal(ours.RANGE_BOUND, count="bytes fetched"),),
+    ),
+    Case(
         "f512_log",
         "f512",
         "first log of one 512 MiB file",

@@ -417,6 +417,61 @@ def big_chunked(ctx: Ctx) -> Sample | float:
     return _python(ctx, CHUNKED_PUT, store, _only_file(ctx.data), store=store)
 
 
+# The file logged as a version, stored as chunks whatever the default.
+CHUNKED_LOG = """
+import sys
+import cas.chunked
+cas.chunked.CHUNK_THRESHOLD = 16 << 20
+import artifacts
+with artifacts.init(job_type="log") as run:
+    model = artifacts.Artifact("big", type="model")
+    model.add_file(sys.argv[1])
+    run.log_artifact(model)
+"""
+
+# Bytes [start, end) of a file through artifacts:// (fsspec's cat_file reads no more).
+RANGE_READ = """
+import sys, time
+import fsspec
+store, path, start, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+fs = fsspec.filesystem("artifacts", store=store)
+began = time.perf_counter()
+data = fs.cat_file(path, start=start, end=end)
+print(f"BENCH_SECONDS={time.perf_counter() - began}")
+assert len(data) == end - start, len(data)
+"""
+RANGE = 1 << 20
+RANGE_BOUND = 2 * RANGE + (128 << 10)  # the issue's bound: one chunk is at most 128 KiB
+
+
+def big_range_read_s3(ctx: Ctx) -> Sample | float:
+    """1 MiB from the middle of the 4 GiB file, stored as chunks and pushed to a moto bucket
+    (untimed, once per harness run), read through artifacts://: the count is the bytes the
+    server sent for it. An untimed read of the file's first range first fetches what any
+    reader of the bucket fetches once (refs, the version, the remote's pack indexes)."""
+    store, note = ctx.shared / "chunked-store", ctx.shared / "chunked-bucket"
+    big = _only_file(ctx.data)
+    if not note.exists():
+        remove(store)
+        _python(ctx, CHUNKED_LOG, big, store=store)
+        bucket = s3server.new_bucket()
+        artifacts(ctx, ["remote", "add", "s3", f"s3://{bucket}/store"], store)
+        artifacts(ctx, ["push", "s3"], store, env=s3server.env())
+        note.write_text(bucket)
+    url = f"s3://{note.read_text().strip()}/store"
+    path = f"{NAMESPACE['ARTIFACTS_ENTITY']}/{NAMESPACE['ARTIFACTS_PROJECT']}/big:latest/{big.name}"
+    env = _env(ctx, store, s3server.env())
+
+    def read(start: int) -> Sample:
+        cmd = [PYTHON, "-c", RANGE_READ, url, path, str(start), str(start + RANGE)]
+        return timed(cmd, cwd=ctx.work, env=env)
+
+    read(0)
+    before = s3server.bytes_sent()
+    sample = read(big.stat().st_size // 2 - RANGE // 2)
+    return Sample(sample.seconds, sample.peak_rss, s3server.bytes_sent() - before)
+
+
 # ---------------------------------------------------------------- a large file edited (issue 22)
 
 

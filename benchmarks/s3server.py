@@ -26,6 +26,7 @@ KEY, SECRET = "test", "test"
 
 _server: Any = None
 _endpoint = ""
+_sent = 0  # bytes of the response bodies the server has sent
 
 
 def _free_port() -> int:
@@ -52,10 +53,13 @@ def _serialize(server: Any) -> None:
     lock = threading.Lock()
 
     def serialized(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        global _sent
         with lock:
             result = app(environ, start_response)
             try:
-                return [b"".join(result)]
+                body = b"".join(result)
+                _sent += len(body)
+                return [body]
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
@@ -84,6 +88,11 @@ def endpoint() -> str:
             time.sleep(0.05)
         _server, _endpoint = server, url
     return _endpoint
+
+
+def bytes_sent() -> int:
+    """Bytes of response bodies the server has sent so far (what its clients fetched)."""
+    return _sent
 
 
 def env() -> dict[str, str]:

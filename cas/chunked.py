@@ -20,19 +20,20 @@ import functools
 import itertools
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
 
 from . import chunklists, keys, objects
+from ._fastio import COPY_CHUNK
 from .chunklists import ChunkList
 from .errors import CorruptObjectError, UsageError
 from .objects import ObjectId
+from .packs import PackWriter
 from .storage.base import Storage
 
 if TYPE_CHECKING:
-    from .packs import PackWriter
     from .store import ObjectStore
 
 # Files this big and up are stored as chunks. Off by default (None) until the whole
@@ -152,33 +153,40 @@ def put_file(store: ObjectStore, path: str, threads: int) -> tuple[ObjectId, int
     The file is read once, a window at a time, into buffers of ours, and from them
     alone it is hashed whole, cut, its chunks hashed and packed: what the id names
     is what was stored, even if the file changes meanwhile. Windows overlap: while
-    one is packed, the next is read, then cut on its own and hashed whole in threads
-    (blake3 and FastCDC let go of the GIL).
+    one is packed, the next is cut and its chunks hashed in threads, a segment per
+    thread, each chunk as soon as it is cut (still in the CPU's cache), and the one
+    after is read and hashed whole in another (blake3 and FastCDC let go of the GIL).
     """
     hasher = blake3.blake3()
     ids: list[ObjectId] = []
     lengths: list[int] = []
-    buffers = [memoryview(bytearray(MAX_CHUNK + _WINDOW)) for _ in range(2)]
+    # One window packed, one cut, one read: a buffer is read into again only once the
+    # window in it is packed.
+    buffers = [memoryview(bytearray(MAX_CHUNK + _WINDOW)) for _ in range(3)]
     with (
         open(path, "rb", buffering=0) as src,
         ThreadPoolExecutor(threads) as pool,
-        ThreadPoolExecutor(1) as in_order,  # the whole hash takes the windows in turn
-        store.writer(limit=CHUNK_PACK_LIMIT) as writer,
+        ThreadPoolExecutor(1) as reader,  # reads the windows in turn, and hashes them whole
+        ThreadPoolExecutor(1) as pack_hashing,  # names the packs while they are written
+        PackWriter(store, CHUNK_PACK_LIMIT, hashing=pack_hashing) as writer,
     ):
         size = os.fstat(src.fileno()).st_size
         hasher.update(objects.encode_header("blob", size))
+
+        def read_window(buffer: memoryview) -> _Window:
+            return _Window(buffer, src, hasher, pool, threads)
+
+        reading = reader.submit(read_window, buffers[0])
         read, before = 0, None  # before: the window read last time, not packed yet
-        for i in itertools.count():
-            window = _Window(buffers[i % 2], src)
-            window.cut_alone = pool.submit(
-                _cut_ends, window.buffer, MAX_CHUNK, window.end, window.last
-            )
-            window.hashed = in_order.submit(hasher.update, window.buffer[MAX_CHUNK : window.end])
+        for i in itertools.count(1):
+            window = reading.result()
             read += window.end - MAX_CHUNK
+            if not window.last:
+                reading = reader.submit(read_window, buffers[i % 3])
             if before is not None:
-                _pack(before, window, pool, writer, threads, ids, lengths)
+                _pack(before, window, writer, ids, lengths)
             if window.last:
-                _pack(window, None, pool, writer, threads, ids, lengths)
+                _pack(window, None, writer, ids, lengths)
                 break
             before = window
         if read != size:
@@ -195,100 +203,123 @@ def put_file(store: ObjectStore, path: str, threads: int) -> tuple[ObjectId, int
     return object_id, size
 
 
+_Cut = tuple[int, ObjectId]  # where a chunk ends in its window's buffer, and its id
+
+
 class _Window:
     """A window of the file, read into ``buffer`` after :data:`MAX_CHUNK` bytes of room
-    where the bytes before it not cut yet are moved; its cuts found as if it started a
-    chunk, and its whole hash (both in threads)."""
+    where the bytes before it not cut yet are moved, and hashed whole on the way; each
+    of its segments cut and hashed in a thread as soon as it is read, as if it started
+    a chunk."""
 
-    def __init__(self, buffer: memoryview, src: BinaryIO) -> None:
-        n = _fill(src, buffer[MAX_CHUNK:])
-        self.buffer, self.end, self.last = buffer, MAX_CHUNK + n, n < _WINDOW
-        self.start = MAX_CHUNK  # where its bytes not cut yet start
-        self.cut_alone: Future[list[int]]
-        self.hashed: Future[None]
+    def __init__(
+        self, buffer: memoryview, src: BinaryIO, hasher: Any, pool: Executor, threads: int
+    ) -> None:
+        self.buffer, self.start = buffer, MAX_CHUNK  # start: its bytes not cut yet
+        self.segments: list[tuple[int, Future[list[_Cut]]]] = []
+        step = max(_WINDOW // threads, MAX_CHUNK)  # a segment much shorter meets nothing
+        at, end, self.last = MAX_CHUNK, MAX_CHUNK + _WINDOW, False
+        while at < end and not self.last:
+            segment = buffer[at : min(at + step, end)]
+            got = _read_hashed(src, segment, hasher)
+            self.last = got < len(segment)
+            if got:
+                cutting = pool.submit(_cut_and_hash, buffer, at, at + got, self.last)
+                self.segments.append((at, cutting))
+            at += got
+        self.end = at
 
 
 def _pack(
     window: _Window,
     after: _Window | None,
-    pool: ThreadPoolExecutor,
     writer: PackWriter,
-    threads: int,
     ids: list[ObjectId],
     lengths: list[int],
 ) -> None:
-    """Cut ``window``, hash and pack its chunks, and move the bytes after its last cut
+    """Join ``window``'s cuts, pack its chunks, and move the bytes after its last cut
     into the room before ``after``."""
-    spans = _true_spans(window)
-    chunk_ids = _hash_chunks(pool, window.buffer, spans, threads)
-    writer.add_hashed_blobs(zip(chunk_ids, (window.buffer[a:b] for a, b in spans), strict=True))
-    ids += chunk_ids
-    lengths += (b - a for a, b in spans)
-    if after is not None:
-        cut = spans[-1][1] if spans else window.start
-        after.start = MAX_CHUNK - (window.end - cut)
-        after.buffer[after.start : MAX_CHUNK] = window.buffer[cut : window.end]
-    window.hashed.result()  # its buffer may be read into again
-
-
-def _true_spans(window: _Window) -> list[tuple[int, int]]:
-    """The (start, end) of each chunk of ``window``, cut on from the bytes before it.
-
-    Those cuts meet the window's own cuts (found in a thread as if a chunk started at
-    the window) a chunk or two in, and are the same from there on: a cut depends only
-    on where its chunk starts and the bytes after.
-    """
-    alone = window.cut_alone.result()
-    if window.start == MAX_CHUNK:  # nothing carried over: its own cuts are the true ones
-        return list(_spans(window.start, alone))
-    spans: list[tuple[int, int]] = []
     at = window.start
+    blobs = []
+    for end, chunk_id in _true_cuts(window):
+        blobs.append((chunk_id, window.buffer[at:end]))
+        ids.append(chunk_id)
+        lengths.append(end - at)
+        at = end
+    writer.add_hashed_blobs(blobs)
+    if after is not None:
+        after.start = MAX_CHUNK - (window.end - at)
+        after.buffer[after.start : MAX_CHUNK] = window.buffer[at : window.end]
+
+
+def _true_cuts(window: _Window) -> list[_Cut]:
+    """The chunks of ``window``, cut on from the bytes before it.
+
+    Each segment was cut as if a chunk started where it starts; the true cuts,
+    found here from where the chunks before it end, meet its own a chunk or two
+    in, and are the same from there on: a cut depends only on where its chunk
+    starts and the bytes after. Only the chunks before they meet are cut (and
+    hashed) again.
+    """
+    cuts: list[_Cut] = []
+    at = window.start
+    for start, alone in window.segments:
+        own = alone.result()
+        if at != start:
+            at, own = _cut_until_met(window, at, own, cuts)
+        cuts += own
+        if own:
+            at = own[-1][0]
+    cuts += _cuts_from(window, at)  # what no segment's cuts met
+    return cuts
+
+
+def _cut_until_met(
+    window: _Window, at: int, own: list[_Cut], cuts: list[_Cut]
+) -> tuple[int, list[_Cut]]:
+    """Cut (into ``cuts``) from ``at`` until a cut meets one of ``own``, or passes
+    them all: where the cuts end, and ``own``'s cuts after the one met."""
+    ends = [end for end, _ in own]
+    if not ends or at >= ends[-1]:
+        return at, []
+    for cut in _cuts_from(window, at):
+        cuts.append(cut)
+        at = cut[0]
+        met = bisect.bisect_left(ends, at)
+        if met < len(ends) and ends[met] == at:
+            return at, own[met + 1 :]
+        if met == len(ends):
+            break
+    return at, []
+
+
+def _cuts_from(window: _Window, at: int) -> Iterator[_Cut]:
+    """The chunks of ``window`` from ``at`` on, cut and hashed here."""
     for length in cut_points(window.buffer[at : window.end], last=window.last):
-        spans.append((at, at + length))
+        yield at + length, _chunk_id(window.buffer[at : at + length])
         at += length
-        met = bisect.bisect_left(alone, at)
-        if met < len(alone) and alone[met] == at:
-            return spans + list(_spans(at, alone[met + 1 :]))
-    return spans
 
 
-def _cut_ends(buffer: memoryview, start: int, end: int, last: bool) -> list[int]:
-    """Where the chunks of ``buffer[start:end]`` end, as offsets into ``buffer``."""
-    ends = []
+def _cut_and_hash(buffer: memoryview, start: int, end: int, last: bool) -> list[_Cut]:
+    """The chunks of ``buffer[start:end]`` cut as if one started at ``start``."""
+    cuts = []
     for length in cut_points(buffer[start:end], last=last):
+        cuts.append((start + length, _chunk_id(buffer[start : start + length])))
         start += length
-        ends.append(start)
-    return ends
+    return cuts
 
 
-def _spans(start: int, ends: list[int]) -> Iterator[tuple[int, int]]:
-    """The (start, end) of consecutive chunks from ``start`` ending at ``ends``."""
-    for end in ends:
-        yield start, end
-        start = end
+def _chunk_id(content: memoryview) -> ObjectId:
+    hasher = blake3.blake3(objects.encode_header("blob", len(content)))
+    hasher.update(content)  # hashed where it lies: no copy
+    return hasher.digest()
 
 
-def _hash_chunks(
-    pool: ThreadPoolExecutor, view: memoryview, spans: list[tuple[int, int]], threads: int
-) -> list[ObjectId]:
-    """The blob ids of the chunks at ``spans`` of ``view``: a run of them per thread."""
-    step = -(-len(spans) // threads) or 1
-    runs = [spans[i : i + step] for i in range(0, len(spans), step)]
-    return [i for run in pool.map(_chunk_ids, [view] * len(runs), runs) for i in run]
-
-
-def _chunk_ids(view: memoryview, spans: list[tuple[int, int]]) -> list[ObjectId]:
-    ids = []
-    for start, end in spans:
-        hasher = blake3.blake3(objects.encode_header("blob", end - start))
-        hasher.update(view[start:end])  # hashed where it lies: no copy
-        ids.append(hasher.digest())
-    return ids
-
-
-def _fill(src: BinaryIO, view: memoryview) -> int:
-    """Read into all of ``view`` unless the file ends first; the bytes read."""
+def _read_hashed(src: BinaryIO, view: memoryview, hasher: Any) -> int:
+    """Read into all of ``view`` unless the file ends first, hashing each piece as soon
+    as it is read (still in the CPU's cache); the bytes read."""
     got = 0
-    while got < len(view) and (n := src.readinto(view[got:])):
+    while got < len(view) and (n := src.readinto(view[got : got + COPY_CHUNK])):
+        hasher.update(view[got : got + n])
         got += n
     return got

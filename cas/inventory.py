@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from . import chunklists, keys, objects
 from .errors import CasError, KeyNotFoundError
 from .objects import ObjectId
+from .storage.base import Storage
 from .store import ObjectStore
 from .walk import references
 
@@ -32,6 +33,9 @@ def take_inventory(
     """Every copy of every object outside ``skip``, read once to learn what it references."""
     found = Inventory()
     storage = store.storage
+    # A large blob may be held both whole and as chunks: its chunk list reaches its
+    # chunks whichever form loose_location names first.
+    chunked = {keys.parse_loose_key(k) for k in storage.list(keys.CHUNKED_PREFIX)}
     for object_id in list(store.iter_loose()):
         pace()
         if object_id in skip:
@@ -50,6 +54,8 @@ def take_inventory(
             found.refs_of[object_id] = _chunks(object_id, data)
         else:
             found.refs_of[object_id] = _references(object_id, data) if data else []
+            if object_id in chunked:
+                _add_chunk_list(found, storage, object_id)
     for pack in sorted(store.packs()):
         entries = [(i, o, n) for i, o, n in store.pack_entries(pack) if i not in skip]
         if not entries:
@@ -65,8 +71,22 @@ def take_inventory(
             pace()
             found.sizes.setdefault(object_id, length)
             found.mtimes[object_id] = max(mtime, found.mtimes.get(object_id, mtime))
-            found.refs_of[object_id] = _references(object_id, data[offset : offset + length])
+            refs = _references(object_id, data[offset : offset + length])
+            found.refs_of[object_id] = found.refs_of.get(object_id, []) + refs
     return found
+
+
+def _add_chunk_list(found: Inventory, storage: Storage, object_id: ObjectId) -> None:
+    """Count the chunk list of a blob also held another way: its chunks are reached,
+    and the blob is as young as its newest copy."""
+    key = keys.chunked_key(object_id)
+    try:
+        stat = storage.stat(key)
+        data = storage.get(key)
+    except KeyNotFoundError:
+        return  # gone since the listing
+    found.mtimes[object_id] = max(stat.mtime, found.mtimes[object_id])
+    found.refs_of[object_id] += _chunks(object_id, data)
 
 
 def _references(object_id: ObjectId, data: bytes) -> list[ObjectId]:

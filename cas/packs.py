@@ -12,6 +12,7 @@ import bisect
 import os
 import struct
 from collections.abc import Collection, Iterable
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
@@ -116,6 +117,11 @@ class PackIndex:
         return [entry for entry in _INDEX_ENTRY.iter_unpack(body) if entry[0] in wanted]
 
 
+def _hash_parts(hasher: Any, parts: list[bytes | memoryview]) -> None:
+    for part in parts:
+        hasher.update(part)
+
+
 class PackWriter:
     """Collects small objects into packs; large blobs go loose at once.
 
@@ -124,9 +130,14 @@ class PackWriter:
     half-written pack.
     """
 
-    def __init__(self, store: ObjectStore, limit: int | None = None) -> None:
+    def __init__(
+        self, store: ObjectStore, limit: int | None = None, hashing: Executor | None = None
+    ) -> None:
         self.store = store
         self.limit = limit  # a pack is published past this many bytes (None: PACK_LIMIT)
+        # A thread of the caller's that hashes the packs while this one writes them.
+        self._hashing = hashing
+        self._hashed: list[Future[None]] = []  # the batches handed to it
         self._tmp: str | None = None
         self._file: BinaryIO | None = None
         self._entries: list[Entry] = []
@@ -169,6 +180,7 @@ class PackWriter:
                 self._append(object_id, objects.encode_header("blob", len(content)), content)
         if self._file is not None:
             self._drain()
+        self._wait_hashed()
 
     def _append(self, object_id: ObjectId, *parts: bytes | memoryview) -> None:
         """Add an object of the bytes ``parts`` to the pack being written."""
@@ -219,9 +231,16 @@ class PackWriter:
         the parts written where they lie, not joined first."""
         assert self._file is not None
         pending, self._pending, self._pending_bytes = self._pending, [], 0
-        for part in pending:
-            self._hasher.update(part)
+        if self._hashing is None:
+            _hash_parts(self._hasher, pending)
+        else:  # the same thread takes every batch: hashed in order
+            self._hashed.append(self._hashing.submit(_hash_parts, self._hasher, pending))
         write_parts(self._file.fileno(), pending)
+
+    def _wait_hashed(self) -> None:
+        hashed, self._hashed = self._hashed, []
+        for batch in hashed:
+            batch.result()  # raises what the hashing raised
 
     def flush(self) -> str | None:
         """Publish what has been added so far: the pack, then its index."""
@@ -230,6 +249,7 @@ class PackWriter:
         self._drain()
         self._file.close()
         self._file = None
+        self._wait_hashed()
         name = self._hasher.hexdigest()
         tmp, self._tmp = self._tmp, None
         assert tmp is not None

@@ -18,6 +18,7 @@ from cas.errors import CorruptObjectError, InvalidObjectError, UsageError
 from cas.fsck import fsck
 from cas.gc import gc
 from cas.objects import Blob, Commit, Tree, TreeEntry
+from cas.packs import pack_name
 from cas.repair import repair
 from cas.storage import Storage
 from cas.store import InOrderVerifier, ObjectStore
@@ -114,6 +115,17 @@ def test_a_large_file_is_stored_as_chunks_under_its_blob_id(store, tmp_path):
     assert object_id in store and object_id in set(store)
 
 
+def test_each_pack_of_chunks_is_named_by_the_hash_of_its_bytes(store, tmp_path, monkeypatch):
+    # The packs are hashed in a thread of their own while they are written.
+    monkeypatch.setattr(chunked, "CHUNK_PACK_LIMIT", THRESHOLD)
+    monkeypatch.setattr(chunked, "_WINDOW", 3 * THRESHOLD // 2)
+    data = random.Random(20).randbytes(6 * THRESHOLD)
+    store.put_blob_file(write(tmp_path / "f", data))
+    names = store.packs()
+    assert len(names) >= 5
+    assert all(pack_name(store.read_pack(name)) == name for name in names)
+
+
 def test_a_range_reads_only_the_chunks_covering_it(store, tmp_path):
     data = random.Random(3).randbytes(4 * THRESHOLD)
     object_id, _ = store.put_blob_file(write(tmp_path / "f", data))
@@ -180,12 +192,15 @@ def test_a_file_that_changes_size_while_it_is_read_is_refused(store, tmp_path, m
     assert not list(store.storage.list(keys.CHUNKED_PREFIX))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 5])
 @pytest.mark.parametrize("window", [200_000, 1 << 20])
-def test_windows_cut_in_threads_cut_as_the_whole_file_at_once(store, tmp_path, monkeypatch, window):
-    # Each window is cut alone in a thread, then joined to the cuts before it.
+def test_windows_cut_in_threads_cut_as_the_whole_file_at_once(
+    store, tmp_path, monkeypatch, window, threads
+):
+    # Each segment of a window is cut alone in a thread, then joined to the cuts before.
     monkeypatch.setattr(chunked, "_WINDOW", window)
     data = random.Random(10).randbytes(5 * THRESHOLD + 12345)
-    object_id, _ = store.put_blob_file(write(tmp_path / "f", data))
+    object_id, _ = store.put_blob_file(write(tmp_path / "f", data), hash_threads=threads)
     chunks = store.chunk_list(object_id)
     assert chunks is not None and list(chunks.lengths) == list(chunked.cut_points(data))
     assert store.read_blob(object_id) == data
@@ -304,6 +319,79 @@ def test_gc_keeps_the_chunks_a_reachable_file_shares_and_moves_the_rest(tmp_path
     assert last.objects.fossils.has_many(only_a) == set()
     assert not last.storage.exists("fossils/" + keys.chunked_key(id_a))
     assert last.objects.read_blob(id_b) == b and fsck(last).ok
+
+
+def test_gc_keeps_the_chunks_of_a_file_held_both_whole_and_as_chunks(tmp_path):
+    """One file's content held whole and as chunks (logged before and after the
+    threshold changed, or a whole fossil restored beside its chunks): the chunk list
+    gc keeps keeps its chunks, in the store, through both of gc's steps."""
+    root = tmp_path / "store"
+    repo = Repository.open(str(root))
+    repo.set_lease_seconds(60)
+    a = random.Random(17).randbytes(3 * THRESHOLD)
+    commit = log_files(repo, "a", {"a.bin": a}, tmp_path)
+    file_id = Blob(a).id
+    chunks = repo.objects.chunk_list(file_id)
+    assert chunks is not None
+    repo.storage.put(keys.content_key(file_id), a)  # the same file whole, beside its chunks
+    repo.refs.delete_if_equals("a", commit.id)
+    age(root, 2 * GRACE)
+    for key in (keys.content_key(file_id), keys.chunked_key(file_id)):
+        os.utime(root / key)  # logged again just now: within the grace, its old chunks too
+
+    gc(repo, grace_seconds=GRACE)
+    age(root / "fossils", 200)  # past two leases: the second gc deletes old fossils
+    gc(repo, grace_seconds=GRACE)
+    fresh = Repository.open(str(root))
+    assert fresh.storage.exists(keys.chunked_key(file_id))
+    assert fresh.objects.has_many(chunks.ids) == set(chunks.ids)
+    fresh.storage.delete(keys.content_key(file_id))  # read through the chunks alone
+    assert fresh.objects.read_blob(file_id) == a
+
+
+def test_gc_keeps_the_chunks_of_a_file_held_both_packed_and_as_chunks(tmp_path):
+    # A file under the loose threshold chunked (a store with a low chunk threshold),
+    # then packed whole: the pack's copy must not hide what its chunk list reaches.
+    root = tmp_path / "store"
+    repo = Repository.open(str(root))
+    repo.set_lease_seconds(60)
+    repo.objects.chunk_threshold = 256 << 10
+    data = random.Random(19).randbytes(900 << 10)
+    file_id, _ = repo.objects.put_blob_file(write(tmp_path / "f", data))
+    chunks = repo.objects.chunk_list(file_id)
+    assert chunks is not None
+    age(root, 2 * GRACE)  # its chunks' pack is old
+    with repo.objects.writer() as writer:
+        writer.add_blob(data)  # the same file packed whole, now
+    os.utime(root / keys.chunked_key(file_id))
+
+    gc(repo, grace_seconds=GRACE)
+    age(root / "fossils", 200)
+    gc(repo, grace_seconds=GRACE)
+    fresh = Repository.open(str(root))
+    assert fresh.storage.exists(keys.chunked_key(file_id))
+    assert fresh.objects.has_many(chunks.ids) == set(chunks.ids)
+
+
+def test_gc_moves_a_file_held_both_ways_without_leaving_a_chunk_list_broken(tmp_path):
+    root = tmp_path / "store"
+    repo = Repository.open(str(root))
+    repo.set_lease_seconds(60)
+    a = random.Random(18).randbytes(3 * THRESHOLD)
+    commit = log_files(repo, "a", {"a.bin": a}, tmp_path)
+    file_id = Blob(a).id
+    repo.storage.put(keys.content_key(file_id), a)
+    repo.refs.delete_if_equals("a", commit.id)
+    age(root, 2 * GRACE)
+
+    gc(repo, grace_seconds=GRACE)
+    fresh = Repository.open(str(root))
+    assert fresh.objects.loose_location(file_id) is None  # every form moved aside
+    fresh.refs.set_if_equals("a", None, commit.id)  # reached again: the next gc restores it
+    age(root / "fossils", 200)
+    gc(fresh, grace_seconds=GRACE)
+    again = Repository.open(str(root))
+    assert again.objects.read_blob(file_id) == a and fsck(again).ok
 
 
 def test_fsck_names_a_damaged_chunk_with_the_files_using_it_and_repair_fixes_it(repo, tmp_path):
