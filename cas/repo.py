@@ -8,7 +8,8 @@ import os
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError
+from .chunked import MAX_CHUNK
+from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError, UsageError
 from .keys import CONFIG_KEY
 from .lease import DEFAULT_LEASE_SECONDS, Leases
 from .objects import ObjectId
@@ -16,6 +17,9 @@ from .refs import RefStore
 from .storage import Storage, open_storage
 from .storage.base import IfMatch, Mode
 from .store import ObjectStore
+
+# The smallest chunk threshold a store may set: below it, files of a chunk or two.
+MIN_CHUNKED = 2 * MAX_CHUNK
 
 
 def default_cache_dir(url: str) -> str:
@@ -31,6 +35,7 @@ class Repository:
         self.objects = ObjectStore(storage, cache_dir)
         self.refs = RefStore(storage)
         self._lease_seconds: float | None = None
+        self._configured = False  # the config's settings for writers not read yet
         self.leases = Leases(self.objects, self.lease_seconds)
         self.refs.before_set = self.leases.publishing
 
@@ -82,8 +87,41 @@ class Repository:
 
     def writing(self) -> AbstractContextManager[None]:
         """Hold while storing objects and publishing the refs that reach them: a
-        lease (:mod:`cas.lease`), never a lock; gc never waits for it, nor it for gc."""
+        lease (:mod:`cas.lease`), never a lock; gc never waits for it, nor it for gc.
+        The store's chunk threshold (``chunks.threshold`` in its config) applies from
+        the first hold."""
+        if not self._configured:
+            threshold = self.chunk_threshold()
+            if threshold is not None:
+                self.objects.chunk_threshold = threshold
+            self._configured = True
         return self.leases.hold()
+
+    def chunk_threshold(self) -> int | None:
+        """Files from this size up are stored as chunks (docs/format.md 4.2), if the
+        store says so (``chunks.threshold`` in its config); None: stored whole."""
+        setting = self.read_config().get("chunks", {}).get("threshold")
+        if setting is not None and (type(setting) is not int or setting < MIN_CHUNKED):
+            raise UsageError(
+                f"{self.url}: config.json's chunks.threshold must be a number of bytes of "
+                f"at least {MIN_CHUNKED}, not {setting!r}: set it with `artifacts init --chunks`"
+            )
+        return setting
+
+    def set_chunk_threshold(self, threshold: int | None) -> None:
+        """Store files from ``threshold`` bytes up as chunks from now on (None: whole).
+        Files stored before keep their form; readers read both."""
+        if threshold is not None and threshold < MIN_CHUNKED:
+            raise UsageError(f"a chunk threshold must be at least {MIN_CHUNKED >> 10} KiB")
+
+        def change(config: dict[str, Any]) -> None:
+            if threshold is None:
+                config.pop("chunks", None)
+            else:
+                config["chunks"] = {"threshold": threshold}
+
+        self.update_config(change)
+        self.objects.chunk_threshold = threshold
 
     def lease_seconds(self) -> float:
         """The store's lease ``L``: writers re-check what they publish after it, and gc

@@ -519,3 +519,69 @@ def test_a_copy_killed_in_the_middle_of_a_file_resumes_from_the_chunks_it_sent(
     resumed.update_ref("v", lambda old: commit.id)
     assert fsck(Repository.open(dst)).ok
     assert Repository.open(dst).objects.read_blob(Blob(data).id) == data
+
+
+# ---- the store's setting ------------------------------------------------------------
+
+
+def _logged_twice(ws: Path, data: bytes, edited: bytes) -> tuple[Repository, int]:
+    """``data`` logged as v0 and ``edited`` as v1 by the API, each in a new process's
+    way (a store opened afresh); the repository and the bytes v1 added."""
+    import artifacts
+
+    def log(content: bytes) -> None:
+        (ws / "weights.bin").write_bytes(content)
+        with artifacts.init(store=str(ws / "store"), job_type="train") as run:
+            model = artifacts.Artifact("model", "model")
+            model.add_file(str(ws / "weights.bin"))
+            run.log_artifact(model)
+
+    log(data)
+    before = stored_bytes(Repository.open(str(ws / "store")).objects)
+    log(edited)
+    repo = Repository.open(str(ws / "store"))
+    return repo, stored_bytes(repo.objects) - before
+
+
+def test_a_store_set_to_chunk_stores_its_large_files_as_chunks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = random.Random(7).randbytes(4 * THRESHOLD)
+    edited = data[: 2 * THRESHOLD] + os.urandom(1000) + data[2 * THRESHOLD + 1000 :]
+    Repository.open(str(tmp_path / "store")).set_chunk_threshold(THRESHOLD)
+    repo, grown = _logged_twice(tmp_path, data, edited)
+    assert grown < 4 * chunked.MAX_CHUNK + 20_000  # the chunks around the edit, not the file
+    ids = [Blob(content).id for content in (data, edited)]
+    for object_id, content in zip(ids, (data, edited), strict=True):
+        assert repo.storage.exists(keys.chunked_key(object_id))
+        assert repo.objects.read_blob(object_id) == content
+
+
+def test_a_store_not_set_to_chunk_stores_large_files_whole(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = random.Random(8).randbytes(4 * THRESHOLD)
+    Repository.open(str(tmp_path / "store")).set_chunk_threshold(THRESHOLD)
+    Repository.open(str(tmp_path / "store")).set_chunk_threshold(None)
+    _, grown = _logged_twice(tmp_path, data, data[:-1] + b"\0")
+    assert grown >= len(data)
+
+
+def test_a_chunk_threshold_too_small_or_malformed_is_refused_in_one_line(tmp_path):
+    repo = Repository.open(str(tmp_path / "store"))
+    with pytest.raises(UsageError, match="at least 256 KiB"):
+        repo.set_chunk_threshold(1000)
+    repo.update_config(lambda config: config.update(chunks={"threshold": "16MiB"}))
+    with pytest.raises(UsageError, match="artifacts init --chunks") as refused:
+        Repository.open(str(tmp_path / "store")).writing()
+    assert "\n" not in str(refused.value)
+
+
+def test_cli_init_chunks_sets_and_clears_the_threshold(tmp_path):
+    from tests.test_cli import make_cli
+
+    cli = make_cli(tmp_path, tmp_path / "store")
+    assert "16.0 MiB and more are stored as chunks" in cli("init", "--chunks", "16MiB").ok().out
+    assert Repository.open(str(tmp_path / "store")).chunk_threshold() == 16 << 20
+    assert "stored whole" in cli("init", "--chunks", "off").ok().out
+    assert Repository.open(str(tmp_path / "store")).chunk_threshold() is None
+    refused = cli("init", "--chunks", "10KB")
+    assert refused.rc == 1 and refused.err.startswith("artifacts: error: a chunk threshold")
