@@ -91,16 +91,20 @@ class Repository:
         The store's chunk threshold (``chunks.threshold`` in its config) applies from
         the first hold."""
         if not self._configured:
-            threshold = self.chunk_threshold()
+            config = self.read_config()  # one read for both settings (a request on a bucket)
+            threshold = self.chunk_threshold(config)
             if threshold is not None:
                 self.objects.chunk_threshold = threshold
+            if self._lease_seconds is None:
+                self._lease_seconds = _lease_of(config)
             self._configured = True
         return self.leases.hold()
 
-    def chunk_threshold(self) -> int | None:
+    def chunk_threshold(self, config: dict[str, Any] | None = None) -> int | None:
         """Files from this size up are stored as chunks (docs/format.md 4.2), if the
         store says so (``chunks.threshold`` in its config); None: stored whole."""
-        setting = self.read_config().get("chunks", {}).get("threshold")
+        config = self.read_config() if config is None else config
+        setting = config.get("chunks", {}).get("threshold")
         if setting is not None and (type(setting) is not int or setting < MIN_CHUNKED):
             raise UsageError(
                 f"{self.url}: config.json's chunks.threshold must be a number of bytes of "
@@ -127,8 +131,7 @@ class Repository:
         """The store's lease ``L``: writers re-check what they publish after it, and gc
         deletes a fossil ``2 L`` after it moved it (``gc.lease_seconds`` in the config)."""
         if self._lease_seconds is None:
-            setting = self.read_config().get("gc", {}).get("lease_seconds")
-            self._lease_seconds = float(setting or DEFAULT_LEASE_SECONDS)
+            self._lease_seconds = _lease_of(self.read_config())
         return self._lease_seconds
 
     def set_lease_seconds(self, seconds: float) -> None:
@@ -137,6 +140,10 @@ class Repository:
 
     def close(self) -> None:
         self.storage.close()
+
+
+def _lease_of(config: dict[str, Any]) -> float:
+    return float(config.get("gc", {}).get("lease_seconds") or DEFAULT_LEASE_SECONDS)
 
 
 __all__ = ["Repository", "Mode"]
