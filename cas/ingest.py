@@ -7,11 +7,11 @@ writes its own pack; packs are content-named, so workers never collide.
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from ._fastio import CORES
 from .objects import ObjectId
 from .storage import open_storage
 from .store import HASH_THREADS, LOOSE_THRESHOLD, ObjectStore
@@ -55,7 +55,7 @@ def store_files(
 def _store_small(
     store: ObjectStore, files: list[tuple[str, int]], report: OnStored
 ) -> list[tuple[ObjectId, int]]:
-    workers = min(os.cpu_count() or 1, 8)
+    workers = min(CORES, 8)  # the cores this process may run on, not the machine's
     if len(files) < PARALLEL_MIN_FILES or workers < 2 or not store.storage.capabilities.local:
         results = []
         with store.writer() as writer:
