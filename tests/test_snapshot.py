@@ -302,6 +302,69 @@ def test_an_error_while_the_helper_runs_reaps_it_and_is_the_one_raised(ws, tmp_p
         os.waitpid(reaped[0], os.WNOHANG)  # not left a zombie
 
 
+def build_big_directory(root: str, count: int) -> None:
+    """One directory of ``count`` small files, a link among them, and a subdirectory."""
+    os.makedirs(f"{root}/big/sub")
+    for i in range(count):
+        with open(f"{root}/big/f{i:05d}", "wb") as f:
+            f.write(bytes([i % 256]) * (i % 7))
+    os.chmod(f"{root}/big/f00003", 0o755)
+    os.symlink("f00001", f"{root}/big/link")
+    write(f"{root}/big/sub/g", b"g")
+
+
+def count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counted_fork():
+        forks.append(os.getpid())
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", counted_fork)
+    return forks
+
+
+def test_one_big_directory_is_stated_by_two_processes_as_one_does(ws, monkeypatch):
+    # A flat directory has no subtrees to hand a helper: half of its files' stats are.
+    build_big_directory("src", 5_000)
+    forks = count_forks(monkeypatch)
+    monkeypatch.setattr(scan, "_CAN_SPLIT", False)
+    one = every_directory(scan_tree("src"))
+    assert forks == []
+    monkeypatch.setattr(scan, "_CAN_SPLIT", True)  # even on one core
+    monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)  # no helper for subtrees
+    two = every_directory(scan_tree("src"))
+    assert len(forks) == 1
+    assert two == one
+    big = dict(two[os.path.abspath("src/big")][0])
+    assert len(big) == 5_001 and big["link"][5] == os.path.abspath("src/big/f00001")
+    assert big["f00003"][4] and not big["f00004"][4]  # the executable bit, from either half
+
+
+def test_a_failed_stat_helper_leaves_its_half_to_the_parent(ws, monkeypatch):
+    build_big_directory("src", 5_000)
+    monkeypatch.setattr(scan, "_CAN_SPLIT", False)
+    one = every_directory(scan_tree("src"))
+    monkeypatch.setattr(scan, "_CAN_SPLIT", True)
+    monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)
+    monkeypatch.setattr(scan, "_stat_rows", _exit_in_helper(scan._stat_rows))
+    forks = count_forks(monkeypatch)
+    assert every_directory(scan_tree("src")) == one
+    assert len(forks) == 1  # a helper was started, and died
+
+
+def _exit_in_helper(real_stat_rows):
+    parent = os.getpid()
+
+    def stat_rows(directory, names):
+        if os.getpid() != parent:
+            os._exit(3)  # the helper dies
+        return real_stat_rows(directory, names)
+
+    return stat_rows
+
+
 def test_a_symlinked_directory_warning_points_at_the_callers_line(ws):
     write("data/real/f", b"f")
     os.symlink("real", "data/loop")
