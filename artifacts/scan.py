@@ -64,6 +64,12 @@ class FileRows:
     def __contains__(self, name: object) -> bool:
         return name in self.names()
 
+    def row(self, i: int) -> ScanRow:
+        """The row of the ``i``-th file (of :meth:`names`)."""
+        at = i * _STATS
+        size, mtime_ns, ctime_ns, inode, executable = self._stats[at : at + _STATS]
+        return size, mtime_ns, ctime_ns, inode, bool(executable), (self._targets or {}).get(i)
+
     def items(self) -> Iterator[tuple[str, ScanRow]]:
         stats, targets = self._stats, self._targets or {}
         for i, name in enumerate(self.names()):
