@@ -13,10 +13,11 @@ import warnings
 import pytest
 
 import artifacts
-from artifacts import Artifact, scan
+from artifacts import Artifact, scan, snapshot
 from artifacts.errors import DuplicateEntryError, UsageError
 from artifacts.scan import scan_tree
 from artifacts.snapshot import DirSource
+from cas import pages
 from tests.helpers import contents, files_stored, write
 
 OLD_NS = time.time_ns() - 3600 * 10**9  # an hour ago: far from racily clean
@@ -63,6 +64,32 @@ def test_a_directory_staged_whole_logs_as_file_by_file(ws):
         again = Artifact("whole", "dataset")
         again.add_dir("src")
         assert run.log_artifact(again).version == "v0"  # unchanged: same tree, no version
+
+
+def test_a_directory_of_several_rounds_logs_as_file_by_file(ws, monkeypatch):
+    # Rounds of 4 files: a directory's files span rounds, in name order, its
+    # subdirectories (built before it) fall between them, and its pages are cut as
+    # they fill; the re-log finds every directory in the cache.
+    monkeypatch.setattr(snapshot, "STORE_ROUND", 4)
+    monkeypatch.setattr(pages, "MIN_PAGE", 2)  # pages of a few entries, as a big one's
+    monkeypatch.setattr(pages, "BOUNDARY_ODDS", 3)
+    for i in range(23):
+        write(f"src/f{i:02d}", bytes([i]) * i)
+        if i % 5 == 0:
+            write(f"src/f{i:02d}.d/inner{i}", b"in")  # a subdirectory between the files
+    os.makedirs("src/f07.empty")  # an empty directory between them: no entry
+    with artifacts.init() as run:
+        whole = Artifact("whole", "dataset")
+        whole.add_dir("src")
+        logged = run.log_artifact(whole)
+        single = run.log_artifact(file_by_file("single", "src"))
+        assert logged.digest == single.digest
+        objects = run.registry.objects
+        root = objects.get_commit(bytes.fromhex(logged.id)).tree
+        assert pages.height_of(objects.get_tree(root)) >= 1  # paged
+        again = Artifact("whole", "dataset")
+        again.add_dir("src")
+        assert run.log_artifact(again).version == "v0"
 
 
 def test_under_a_prefix_and_beside_single_files(ws):
