@@ -4,7 +4,9 @@ A re-log of an unchanged tree costs what its ``stat`` calls cost: about 3 µs a
 file here, two thirds of it in the kernel. Threads do not overlap them (each
 call is too short to be worth dropping the GIL for), so once a tree shows
 itself big, a forked helper takes half of the directories still to scan and
-sends their stats back as one msgpack message.
+sends their stats back as one msgpack message. A directory that is big alone
+(a flat dataset) has no subtrees to hand over: a forked helper stats half of
+its files instead, and sends their stats back as one array.
 
 The helper handles plain files and directories only. A directory holding a
 symlink, one it cannot read, or a store, goes back to the parent, which scans
@@ -36,13 +38,15 @@ Path = tuple[str, ...]
 ScanRow = tuple[int, int, int, int, bool, str | None]
 _STATS = 5  # numbers kept per file: size, mtime_ns, ctime_ns, inode, executable
 SPLIT_MIN_FILES = 5_000  # files seen before a helper is worth its fork (~10 ms)
+SPLIT_DIR_MIN_FILES = 5_000  # files of one directory worth a helper stating half of them
 _CAN_SPLIT = hasattr(os, "fork") and CORES >= 2
 
 
 class FileRows:
     """One directory's files, compact: a million of them weigh about 55 MB, where a dict
     of tuples weighed 250. Names are one string (a NUL never is in a name), the
-    numbers one array, in scandir order; the rare link's target is kept by position."""
+    numbers one array: plain files, then links, each in scandir order; the rare link's
+    target is kept by position."""
 
     __slots__ = ("_names", "_stats", "_targets")
 
@@ -59,6 +63,12 @@ class FileRows:
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()
+
+    def row(self, i: int) -> ScanRow:
+        """The row of the ``i``-th file (of :meth:`names`)."""
+        at = i * _STATS
+        size, mtime_ns, ctime_ns, inode, executable = self._stats[at : at + _STATS]
+        return size, mtime_ns, ctime_ns, inode, bool(executable), (self._targets or {}).get(i)
 
     def items(self) -> Iterator[tuple[str, ScanRow]]:
         stats, targets = self._stats, self._targets or {}
@@ -171,7 +181,8 @@ def scan_tree(root: str) -> DirScan:
     try:
         while stack:
             node = stack.pop()
-            files, dirs = _list_dir(node.path, follow)
+            # One helper at a time: a big directory's stats are split only while none runs.
+            files, dirs = _list_dir(node.path, follow, split=_CAN_SPLIT and helper is None)
             if node is not top and _is_store(files, dirs):  # the top was checked above
                 stores.append(node)
             else:
@@ -200,30 +211,60 @@ def scan_tree(root: str) -> DirScan:
 
 
 def _list_dir(
-    path: str, follow: Callable[[os.DirEntry[str]], LocalFile | None]
+    path: str, follow: Callable[[os.DirEntry[str]], LocalFile | None], split: bool = False
 ) -> tuple[FileRows, list[str]]:
-    """One directory's files and subdirectories (names), in scandir order."""
+    """One directory's files and subdirectories (names), in scandir order; with
+    ``split``, the stats of a big one's files are taken by two processes."""
     names: list[str] = []
-    stats = array("q")
-    targets: dict[int, str] = {}
+    links: list[str] = []
+    link_stats = array("q")
+    targets: list[str] = []
     dirs: list[str] = []
     with os.scandir(path) as it:
         for entry in it:
             if entry.is_file(follow_symlinks=False):  # most entries: test it first
-                st = entry.stat(follow_symlinks=False)
                 names.append(entry.name)
-                stats.extend(
-                    (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o100 > 0)
-                )
             elif entry.is_symlink():
                 staged = follow(entry)
                 if staged is not None:
-                    targets[len(names)] = staged.path
-                    names.append(entry.name)
-                    stats.extend(staged[1:])
+                    links.append(entry.name)
+                    link_stats.extend(staged[1:])
+                    targets.append(staged.path)
             elif entry.is_dir(follow_symlinks=False) and entry.name != STORE_DIR:
                 dirs.append(entry.name)
-    return FileRows("\0".join(names), stats, targets or None), dirs
+    if split and len(names) >= SPLIT_DIR_MIN_FILES:
+        stats = _stat_split(path, names)
+    else:
+        stats = _stat_rows(path, names)
+    stats.extend(link_stats)
+    by_position = {len(names) + i: target for i, target in enumerate(targets)}
+    return FileRows("\0".join(names + links), stats, by_position or None), dirs
+
+
+def _stat_rows(directory: str, names: list[str]) -> array[int]:
+    """The stats a :class:`FileRows` keeps of the plain files ``names`` of ``directory``."""
+    stats = array("q")
+    for name in names:
+        st = os.lstat(f"{directory}/{name}")  # what DirEntry.stat would call
+        stats.extend(
+            (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o100 > 0)
+        )
+    return stats
+
+
+def _stat_split(directory: str, names: list[str]) -> array[int]:
+    """``_stat_rows``, the second half taken by a forked helper; if the helper fails
+    (a file gone, say), the parent takes its half too, and meets the same error."""
+    half = len(names) // 2
+    helper = _Forked(lambda: _stat_rows(directory, names[half:]).tobytes())
+    try:
+        stats = _stat_rows(directory, names[:half])
+    except BaseException:
+        helper.abandon()
+        raise
+    theirs = helper.result()
+    stats.extend(array("q", theirs) if theirs is not None else _stat_rows(directory, names[half:]))
+    return stats
 
 
 def _is_store(files: FileRows, dirs: list[str]) -> bool:
@@ -251,7 +292,42 @@ def _refuse(entry: os.DirEntry[str]) -> None:
     raise _LeftToParent
 
 
-class _Helper:
+class _Forked:
+    """A forked process that computes ``work()`` and sends the bytes back."""
+
+    def __init__(self, work: Callable[[], bytes]) -> None:
+        read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the helper: never returns
+            code = 1
+            try:
+                os.close(read_end)
+                data = work()
+                with open(write_end, "wb") as out:
+                    out.write(data)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self.reader = open(read_end, "rb")
+
+    def result(self) -> bytes | None:
+        """What the helper sent, once it has exited; None if it failed."""
+        with self.reader:
+            data = self.reader.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return data if status == 0 else None
+
+    def abandon(self) -> None:
+        """The parent failed: stop the helper and reap it."""
+        self.reader.close()
+        if self.pid:
+            os.kill(self.pid, 9)  # unreaped, so its pid is still its own
+            os.waitpid(self.pid, 0)
+
+
+class _Helper(_Forked):
     """A forked process scanning whole subtrees of ``nodes``.
 
     It sends, parents before children, one record per directory: ``(path, files,
@@ -261,29 +337,14 @@ class _Helper:
 
     def __init__(self, nodes: list[DirScan]) -> None:
         self.nodes = nodes
-        read_end, write_end = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # the helper: never returns
-            code = 1
-            try:
-                os.close(read_end)
-                data = msgpack.packb(_scan_plain([n.path for n in nodes]), use_bin_type=True)
-                with open(write_end, "wb") as out:
-                    out.write(data)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        self.reader = open(read_end, "rb")
+        paths = [n.path for n in nodes]
+        super().__init__(lambda: msgpack.packb(_scan_plain(paths), use_bin_type=True))
 
     def finish(self, order: list[DirScan]) -> list[DirScan]:
         """Adopt the helper's records (appending their scans to ``order``); returns the
         scans the parent must still take: all of them if the helper failed."""
-        with self.reader:
-            data = self.reader.read()
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = 0
-        if status != 0:
+        data = self.result()
+        if data is None:
             return self.nodes
         try:
             records = msgpack.unpackb(data, use_list=False, strict_map_key=False)
@@ -300,13 +361,6 @@ class _Helper:
             for child in node.adopt(FileRows.unpacked(files), dirs):
                 pending[child.path] = child
         return left + list(pending.values())  # none of the latter unless a record is missing
-
-    def abandon(self) -> None:
-        """The parent failed: stop the helper and reap it."""
-        self.reader.close()
-        if self.pid:
-            os.kill(self.pid, 9)  # unreaped, so its pid is still its own
-            os.waitpid(self.pid, 0)
 
 
 Sent = tuple[str, bytes, dict[int, str] | None]  # FileRows.packed()

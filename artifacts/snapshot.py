@@ -12,19 +12,28 @@ directory), and logging builds its trees directory by directory:
   id it had: nothing below it is read, hashed or even looked at again;
 - other directories look their files up one by one in the cache, store the
   misses (in parallel, see :func:`cas.ingest.store_files`) and write a tree.
+
+Files are stored in rounds of :data:`STORE_ROUND`, a directory's in name order, and
+its entries go into pages as each round is stored (:class:`cas.pages.Builder`): a
+flat directory of 100,000 files is held a round at a time, as nested ones are.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from cas import ObjectStore, PackWriter, TreeEntry, pages
 from cas.ingest import OnStored, store_files
 
 from .scan import DirScan
-from .statcache import FileRow, StatCache
+from .statcache import PackedRows, StatCache
 
 STORE_ROUND = 50_000  # files stored per round of worker processes
+
+Built = tuple[bytes, int] | None  # a directory's (tree id, size); None: it holds no file
+Blob = tuple[bytes, int, int]  # a file's (blob id, size, when it was hashed)
 
 
 class DirSource(NamedTuple):
@@ -39,10 +48,10 @@ def build_tree(
     scan: DirScan,
     cache: StatCache,
     on_stored: OnStored | None = None,
-) -> tuple[bytes, int] | None:
+) -> Built:
     """(tree id, size) of ``scan``'s files (None if it holds none), using and filling ``cache``;
     ``on_stored`` as in :func:`cas.ingest.store_files`, for the files not in the cache."""
-    built: dict[int, tuple[bytes, int] | None] = {}  # id(DirScan) -> (tree id, size)
+    built: dict[int, Built] = {}  # id(DirScan) -> (tree id, size)
     changed: list[DirScan] = []
     stack = [scan]
     while stack:
@@ -54,76 +63,127 @@ def build_tree(
         changed.append(node)
         stack.extend(node.dirs.values())
 
-    # Children before their parents, a round of files at a time: a directory's files are
-    # looked up in the cache, the misses stored, and its tree written once the round is
-    # stored. Only a round's files are held at once, not the whole tree's.
+    # Children before their parents, a round of files at a time: files are looked up in
+    # the cache, the misses stored, and the round's entries go into their directories'
+    # pages. Only a round's files are held at once, not the whole tree's.
     now = cache.now_ns()
-    held: list[tuple[DirScan, list[tuple[bytes, int, int] | None]]] = []
+    held: list[_Part] = []
     files = 0
     for node in reversed(changed):
-        found: list[tuple[bytes, int, int] | None] = []
-        for name, (size, mtime_ns, ctime_ns, inode, _, _) in node.files.items():
-            row = cache.file(node.path, name, size, mtime_ns, ctime_ns, inode)
-            found.append(None if row is None else (row[4], size, row[5]))
-        held.append((node, found))
-        files += len(found)
-        if files >= STORE_ROUND or node is scan:
-            _store_round(store, held, now, on_stored)
-            for done, blobs in held:
-                built[id(done)] = _write_tree(writer, cache, done, blobs, built, now)
-            held, files = [], 0
+        for part in _DirTree(writer, cache, node, now).parts(STORE_ROUND):
+            held.append(part)
+            files += len(part.files)
+            if files >= STORE_ROUND:
+                _finish_round(store, held, built, now, on_stored)
+                files = 0
+    _finish_round(store, held, built, now, on_stored)
     return built[id(scan)]
 
 
-def _store_round(
+class _Part(NamedTuple):
+    """Some of a directory's files (their places in its scan), in name order, and their
+    blobs as the cache vouches for them (None: to store); ``last``: its last part."""
+
+    tree: _DirTree
+    files: array[int]
+    blobs: list[Blob | None]
+    last: bool
+
+
+class _DirTree:
+    """A changed directory's tree in the making: its files go in parts, in name order,
+    each part's entries into pages once they are stored, with its subdirectories' in
+    between; its stat-cache rows are packed as they come. Per file, it holds its place
+    in name order and its packed row, and the names of a directory of several parts."""
+
+    def __init__(self, writer: PackWriter, cache: StatCache, node: DirScan, now: int) -> None:
+        self.cache = cache
+        self.node = node
+        self.now = now
+        self.pages = pages.Builder(writer)
+        # Made at the first part's turn, not before: a round may hold many directories.
+        self.rows: PackedRows | None = None
+        self.subdirs: list[TreeEntry] = []  # built, last first
+        self._names: list[str] | None = None  # kept while a directory of several parts is built
+
+    def names(self) -> list[str]:
+        """The names of the directory's files, in scan order."""
+        return self._names or self.node.files.names()
+
+    def parts(self, size: int) -> Iterator[_Part]:
+        """The directory's files in parts of ``size``, looked up in the cache (one part,
+        maybe empty, for a small directory)."""
+        files, path = self.node.files, self.node.path
+        names = files.names()
+        order = array("I", sorted(range(len(names)), key=names.__getitem__))
+        if len(order) > size:
+            self._names = names  # asked for again by each part: split once
+        for start in range(0, max(len(order), 1), size):
+            part = order[start : start + size]
+            blobs: list[Blob | None] = []
+            for i in part:
+                file_size, mtime_ns, ctime_ns, inode, _, _ = files.row(i)
+                row = self.cache.file(path, names[i], file_size, mtime_ns, ctime_ns, inode)
+                blobs.append(None if row is None else (row[4], file_size, row[5]))
+            yield _Part(self, part, blobs, start + size >= len(order))
+
+    def add(self, part: _Part, built: dict[int, Built]) -> None:
+        """Put the stored ``part`` in the pages; the last part ends the tree, in ``built``."""
+        if self.rows is None:  # the first part: the subdirectories, before it, are built
+            self.rows = PackedRows(len(self.node.files))
+            self.subdirs = [
+                TreeEntry(name, "tree", *sub)
+                for name, child in sorted(self.node.dirs.items(), reverse=True)
+                if (sub := built.pop(id(child))) is not None  # an empty directory disappears
+            ]
+        rows, subdirs, add = self.rows, self.subdirs, self.pages.add
+        files, names = self.node.files, self.names()
+        for i, blob in zip(part.files, part.blobs, strict=True):
+            assert blob is not None
+            name = names[i]
+            size, mtime_ns, ctime_ns, inode, executable, _ = files.row(i)
+            while subdirs and subdirs[-1].name < name:
+                add(subdirs.pop())
+            add(TreeEntry(name, "blob", blob[0], blob[1], executable))
+            rows.add(name, (size, mtime_ns, ctime_ns, inode, blob[0], blob[2]))
+        if part.last:
+            while subdirs:
+                add(subdirs.pop())
+            found = self.pages.finish()  # None: an empty directory
+            if found is not None:
+                node = self.node
+                self.cache.record_tree(node.path, node.signature, *found, rows, self.now)
+            built[id(self.node)] = found
+
+
+def _finish_round(
     store: ObjectStore,
-    held: list[tuple[DirScan, list[tuple[bytes, int, int] | None]]],
+    held: list[_Part],
+    built: dict[int, Built],
     now: int,
     on_stored: OnStored | None,
 ) -> None:
     """Store the files of ``held`` that the cache did not vouch for, or whose blob the
-    store lacks; fill in their (blob id, size, when hashed)."""
-    known = {b[0] for _, found in held for b in found if b is not None}
+    store lacks; then put each part in its directory's pages, emptying ``held``."""
+    known = {b[0] for part in held for b in part.blobs if b is not None}
     present = store.has_many(known) if known else set()
-    todo: list[tuple[list[tuple[bytes, int, int] | None], int]] = []
+    todo: list[tuple[list[Blob | None], int]] = []
     paths: list[tuple[str, int]] = []
-    for node, found in held:
-        items = None
-        for i, b in enumerate(found):
+    for part in held:
+        node, names = part.tree.node, None
+        for at, b in enumerate(part.blobs):
             if b is None or b[0] not in present:
-                items = items or list(node.files.items())
-                name, (size, _, _, _, _, target) = items[i]
-                todo.append((found, i))
-                paths.append((target or f"{node.path}/{name}", size))
+                names = names or part.tree.names()  # split once, for a part with misses
+                i = part.files[at]
+                size, _, _, _, _, target = node.files.row(i)
+                todo.append((part.blobs, at))
+                paths.append((target or f"{node.path}/{names[i]}", size))
     if paths:
-        for (found, i), (blob_id, size) in zip(
+        for (blobs, at), (blob_id, size) in zip(
             todo, store_files(store, paths, on_stored), strict=True
         ):
-            found[i] = (blob_id, size, now)
-
-
-def _write_tree(
-    writer: PackWriter,
-    cache: StatCache,
-    node: DirScan,
-    blobs: list[tuple[bytes, int, int] | None],
-    built: dict[int, tuple[bytes, int] | None],
-    now: int,
-) -> tuple[bytes, int] | None:
-    """The tree of ``node`` (its subdirectories built already), recorded in the cache."""
-    entries = []
-    rows: dict[str, FileRow] = {}
-    for (name, (size, mtime_ns, ctime_ns, inode, executable, _)), blob in zip(
-        node.files.items(), blobs, strict=True
-    ):
-        assert blob is not None
-        entries.append(TreeEntry(name, "blob", blob[0], blob[1], executable))
-        rows[name] = (size, mtime_ns, ctime_ns, inode, blob[0], blob[2])
-    for name, child in node.dirs.items():
-        sub = built.pop(id(child))
-        if sub is not None:  # an empty directory disappears, as in a version
-            entries.append(TreeEntry(name, "tree", sub[0], sub[1]))
-    found = pages.build(writer, entries)  # None: an empty directory
-    if found is not None:
-        cache.record_tree(node.path, node.signature, *found, rows, now)
-    return found
+            blobs[at] = (blob_id, size, now)
+    held.reverse()
+    while held:  # a part let go once in its pages: a finished directory's records with it
+        part = held.pop()
+        part.tree.add(part, built)

@@ -146,18 +146,20 @@ class StatCache:
         signature: bytes,
         tree_id: bytes,
         size: int,
-        rows: dict[str, FileRow],
+        rows: PackedRows,
         hashed_ns: int,
     ) -> None:
         """``hashed_ns``: a time taken before any file of the tree was read."""
         if not self.path:
             return  # nowhere to keep it
-        self._write_dir(directory, (signature, tree_id, size, hashed_ns), rows_packed(rows))
+        self._write_dir(directory, (signature, tree_id, size, hashed_ns), rows.packed())
         if self._rows[0] == directory:
             self._rows = ("", {})
         self._dirty = True
 
-    def _write_dir(self, directory: str, head: tuple[bytes, bytes, int, int], rows: bytes) -> None:
+    def _write_dir(
+        self, directory: str, head: tuple[bytes, bytes, int, int], rows: bytes | bytearray
+    ) -> None:
         """Append a directory's record to the next file; its rows are read from there."""
         new = self._next()
         new.seek(0, os.SEEK_END)  # a read of rows may have moved it
@@ -225,8 +227,21 @@ class StatCache:
         self.close()
 
 
-def rows_packed(rows: dict[str, FileRow]) -> bytes:
-    return msgpack.packb(rows, use_bin_type=True)
+class PackedRows:
+    """A directory's map of file name -> :data:`FileRow`, packed as the rows come: a big
+    directory's rows wait for its tree as msgpack bytes, not as tuples."""
+
+    def __init__(self, count: int) -> None:
+        # A small buffer: a packer's own starts at 256 KiB, for every small directory too.
+        self._packer = msgpack.Packer(use_bin_type=True, buf_size=1024)
+        self._packed = bytearray(self._packer.pack_map_header(count))
+
+    def add(self, name: str, row: FileRow) -> None:
+        self._packed += self._packer.pack(name)
+        self._packed += self._packer.pack(row)
+
+    def packed(self) -> bytearray:
+        return self._packed  # not copied: a big directory's rows weigh megabytes
 
 
 def _read(f: IO[bytes], offset: int, length: int) -> bytes:

@@ -88,8 +88,43 @@ def _stack(writer: PackWriter, items: list[TreeEntry], height: int) -> tuple[Obj
 
 def build(writer: PackWriter, entries: Iterable[TreeEntry]) -> tuple[ObjectId, int] | None:
     """(id, size) of the directory holding ``entries``, None if there are none."""
-    items = _by_name(entries)
-    return _stack(writer, items, 0) if items else None
+    builder = Builder(writer)
+    for entry in _by_name(entries):
+        builder.add(entry)
+    return builder.finish()
+
+
+class Builder:
+    """A directory built from its entries given one by one in name order, each leaf
+    page written as it fills: a big directory need not be held whole. The same
+    entries give what :func:`build` gives."""
+
+    def __init__(self, writer: PackWriter) -> None:
+        self.writer = writer
+        self._page: list[TreeEntry] = []  # the leaf page being filled
+        self._pages: list[TreeEntry] = []  # the index entries of the leaf pages written
+        self._last = ""  # the name added last ("" is no entry's name)
+
+    def add(self, entry: TreeEntry) -> None:
+        if entry.name <= self._last:  # out of order, a Tree would sort them and move the cuts
+            raise ValueError(f"entry {entry.name!r} is not after {self._last!r}")
+        self._last = entry.name
+        page = self._page
+        page.append(entry)
+        if _ends_page(entry.name, 0, len(page)):
+            self._pages.append(_write(self.writer, page, 0)[0])
+            self._page = []
+
+    def finish(self) -> tuple[ObjectId, int] | None:
+        """(id, size) of the directory, None if it holds nothing."""
+        pages, page = self._pages, self._page
+        if not pages:
+            return _stack(self.writer, page, 0) if page else None
+        if page:
+            pages.append(_write(self.writer, page, 0)[0])
+        if len(pages) == 1:  # one page, ended by its last entry: it is the directory
+            return pages[0].id, pages[0].size
+        return _stack(self.writer, pages, 1)
 
 
 def check_root(tree_id: ObjectId, tree: Tree) -> None:

@@ -20,6 +20,9 @@ DIRS, FILES = 10, 1500  # 15,000 files of 16 bytes, in packs of 1,500 (cas.packs
 # What any log holds whatever its size (a megabyte of pack writes pending, the pack
 # indexes' pages), and what it may hold per file: its pack index entry (44 bytes).
 FIXED, PER_FILE = 2_000_000, 100
+# A directory being logged also holds, per file, its name (about 75 bytes), its place in
+# name order (4) and its packed stat-cache row (about 90), until its tree is written.
+BIG_DIR_PER_FILE = 300
 
 
 def make_tree(root: str) -> None:
@@ -54,6 +57,25 @@ def test_logging_a_tree_holds_a_round_of_files_not_the_tree(ws, monkeypatch):
         artifact.add_dir("data")
         peak = peak_above_start(lambda: run.log_artifact(artifact))
     assert peak < FIXED + PER_FILE * DIRS * FILES, f"{peak / 1e6:.1f} MB held"
+
+
+def test_logging_one_big_directory_holds_a_round_of_its_files_not_all(ws, monkeypatch):
+    """A flat directory is logged a round of its files at a time too, its pages written as
+    they fill: what it holds per file is its name, its place in name order and its
+    packed stat-cache row. The old code held every file's blob id, row, cache row and
+    entry until the directory's end, as one directory of D2's 100k files did (75 MiB
+    more than the same files nested)."""
+    monkeypatch.setattr(snapshot, "STORE_ROUND", FILES)
+    make_tree("nested")
+    os.mkdir("data")
+    for d in range(DIRS):  # the same files in one directory
+        for name in os.listdir(f"nested/dir{d:03d}"):
+            os.link(f"nested/dir{d:03d}/{name}", f"data/dir{d:03d}_{name}")
+    with artifacts.init() as run:
+        artifact = artifacts.Artifact("flat", "dataset")
+        artifact.add_dir("data")
+        peak = peak_above_start(lambda: run.log_artifact(artifact))
+    assert peak < FIXED + BIG_DIR_PER_FILE * DIRS * FILES, f"{peak / 1e6:.1f} MB held"
 
 
 def test_a_scan_keeps_a_hundred_bytes_a_file(ws):

@@ -52,6 +52,30 @@ def test_a_small_directory_is_the_plain_tree_byte_for_byte(store: ObjectStore) -
     assert pages.height_of(store.get_tree(root)) == 0
 
 
+def test_a_directory_whose_one_page_ends_at_its_last_entry_is_that_page(
+    store: ObjectStore,
+) -> None:
+    # Built entry by entry, the page is written as it ends: it must still be the plain
+    # tree, not an index of one page.
+    entries = flat(pages.MAX_PAGE + 1)
+    last = next(
+        i
+        for i in range(pages.MIN_PAGE - 1, len(entries))
+        if pages._ends_page(entries[i].name, 0, i + 1)
+    )
+    entries = entries[: last + 1]
+    root = build(store, entries)
+    assert root == Tree(tuple(entries)).id
+
+
+def test_a_builder_refuses_entries_out_of_name_order(store: ObjectStore) -> None:
+    with store.writer() as writer:
+        builder = pages.Builder(writer)
+        builder.add(entry("b"))
+        with pytest.raises(ValueError, match="not after"):
+            builder.add(entry("a"))
+
+
 def test_a_large_directory_is_paged_and_reads_back_whole(store: ObjectStore) -> None:
     entries = flat(20_000)
     root = build(store, entries)

@@ -13,10 +13,11 @@ import warnings
 import pytest
 
 import artifacts
-from artifacts import Artifact, scan
+from artifacts import Artifact, scan, snapshot
 from artifacts.errors import DuplicateEntryError, UsageError
 from artifacts.scan import scan_tree
 from artifacts.snapshot import DirSource
+from cas import pages
 from tests.helpers import contents, files_stored, write
 
 OLD_NS = time.time_ns() - 3600 * 10**9  # an hour ago: far from racily clean
@@ -63,6 +64,32 @@ def test_a_directory_staged_whole_logs_as_file_by_file(ws):
         again = Artifact("whole", "dataset")
         again.add_dir("src")
         assert run.log_artifact(again).version == "v0"  # unchanged: same tree, no version
+
+
+def test_a_directory_of_several_rounds_logs_as_file_by_file(ws, monkeypatch):
+    # Rounds of 4 files: a directory's files span rounds, in name order, its
+    # subdirectories (built before it) fall between them, and its pages are cut as
+    # they fill; the re-log finds every directory in the cache.
+    monkeypatch.setattr(snapshot, "STORE_ROUND", 4)
+    monkeypatch.setattr(pages, "MIN_PAGE", 2)  # pages of a few entries, as a big one's
+    monkeypatch.setattr(pages, "BOUNDARY_ODDS", 3)
+    for i in range(23):
+        write(f"src/f{i:02d}", bytes([i]) * i)
+        if i % 5 == 0:
+            write(f"src/f{i:02d}.d/inner{i}", b"in")  # a subdirectory between the files
+    os.makedirs("src/f07.empty")  # an empty directory between them: no entry
+    with artifacts.init() as run:
+        whole = Artifact("whole", "dataset")
+        whole.add_dir("src")
+        logged = run.log_artifact(whole)
+        single = run.log_artifact(file_by_file("single", "src"))
+        assert logged.digest == single.digest
+        objects = run.registry.objects
+        root = objects.get_commit(bytes.fromhex(logged.id)).tree
+        assert pages.height_of(objects.get_tree(root)) >= 1  # paged
+        again = Artifact("whole", "dataset")
+        again.add_dir("src")
+        assert run.log_artifact(again).version == "v0"
 
 
 def test_under_a_prefix_and_beside_single_files(ws):
@@ -300,6 +327,69 @@ def test_an_error_while_the_helper_runs_reaps_it_and_is_the_one_raised(ws, tmp_p
     assert len(reaped) == 1 and reaped[0] > 0
     with pytest.raises(ChildProcessError):
         os.waitpid(reaped[0], os.WNOHANG)  # not left a zombie
+
+
+def build_big_directory(root: str, count: int) -> None:
+    """One directory of ``count`` small files, a link among them, and a subdirectory."""
+    os.makedirs(f"{root}/big/sub")
+    for i in range(count):
+        with open(f"{root}/big/f{i:05d}", "wb") as f:
+            f.write(bytes([i % 256]) * (i % 7))
+    os.chmod(f"{root}/big/f00003", 0o755)
+    os.symlink("f00001", f"{root}/big/link")
+    write(f"{root}/big/sub/g", b"g")
+
+
+def count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counted_fork():
+        forks.append(os.getpid())
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", counted_fork)
+    return forks
+
+
+def test_one_big_directory_is_stated_by_two_processes_as_one_does(ws, monkeypatch):
+    # A flat directory has no subtrees to hand a helper: half of its files' stats are.
+    build_big_directory("src", 5_000)
+    forks = count_forks(monkeypatch)
+    monkeypatch.setattr(scan, "_CAN_SPLIT", False)
+    one = every_directory(scan_tree("src"))
+    assert forks == []
+    monkeypatch.setattr(scan, "_CAN_SPLIT", True)  # even on one core
+    monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)  # no helper for subtrees
+    two = every_directory(scan_tree("src"))
+    assert len(forks) == 1
+    assert two == one
+    big = dict(two[os.path.abspath("src/big")][0])
+    assert len(big) == 5_001 and big["link"][5] == os.path.abspath("src/big/f00001")
+    assert big["f00003"][4] and not big["f00004"][4]  # the executable bit, from either half
+
+
+def test_a_failed_stat_helper_leaves_its_half_to_the_parent(ws, monkeypatch):
+    build_big_directory("src", 5_000)
+    monkeypatch.setattr(scan, "_CAN_SPLIT", False)
+    one = every_directory(scan_tree("src"))
+    monkeypatch.setattr(scan, "_CAN_SPLIT", True)
+    monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)
+    monkeypatch.setattr(scan, "_stat_rows", _exit_in_helper(scan._stat_rows))
+    forks = count_forks(monkeypatch)
+    assert every_directory(scan_tree("src")) == one
+    assert len(forks) == 1  # a helper was started, and died
+
+
+def _exit_in_helper(real_stat_rows):
+    parent = os.getpid()
+
+    def stat_rows(directory, names):
+        if os.getpid() != parent:
+            os._exit(3)  # the helper dies
+        return real_stat_rows(directory, names)
+
+    return stat_rows
 
 
 def test_a_symlinked_directory_warning_points_at_the_callers_line(ws):
