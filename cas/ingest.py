@@ -7,8 +7,9 @@ writes its own pack; packs are content-named, so workers never collide.
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from ._fastio import CORES
@@ -74,12 +75,26 @@ def _store_small(
     with ProcessPoolExecutor(
         len(chunks), mp_context=context, initializer=signal.signal, initargs=ignore_interrupts
     ) as pool:
+        # Ctrl-C is held while the pool starts its workers: landing before the pool can
+        # stop them, it would leave them waiting for work forever. It lands just after.
+        with _interrupts_held():
+            parts = pool.map(_store_chunk, [store.storage.url] * len(chunks), chunks)
         results = []
-        for part in pool.map(_store_chunk, [store.storage.url] * len(chunks), chunks):
+        for part in parts:
             results.extend(part)
             report(sum(size for _, size in part))
     store.refresh_packs()
     return results
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT blocked for this thread: delivered, if it came, on the way out."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _store_chunk(url: str, files: list[tuple[str, int]]) -> list[tuple[ObjectId, int]]:

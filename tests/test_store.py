@@ -6,15 +6,20 @@ under test never knows the bytes were changed behind its back.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
+import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import blake3
 import pytest
 
+from cas import ingest
 from cas import packs as packs_module
 from cas.errors import (
     CorruptObjectError,
@@ -676,3 +681,48 @@ def test_copy_blob_to_reports_a_corrupt_header_as_corruption(
     corrupt(store.storage, blob.id, lambda n: position % n)
     with pytest.raises(CorruptObjectError):
         store.copy_blob_to(blob.id, io.BytesIO())
+
+
+# A Ctrl-C landing while the pool starts its workers (here: after the first one).
+INTERRUPTED_POOL = """
+import os, signal, sys
+from concurrent.futures import process
+from cas import Repository, ingest
+
+real_spawn = process.ProcessPoolExecutor._spawn_process
+def spawn_then_interrupt(self):
+    real_spawn(self)
+    if len(self._processes) == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+process.ProcessPoolExecutor._spawn_process = spawn_then_interrupt
+
+root = sys.argv[1]
+files = []
+for i in range(ingest.PARALLEL_MIN_FILES + 10):
+    path = os.path.join(root, f"f{i}")
+    with open(path, "w") as f:
+        f.write(str(i))
+    files.append((path, len(str(i))))
+repo = Repository.open(os.path.join(root, "store"))
+try:
+    with repo.writing():
+        ingest.store_files(repo.objects, files)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.skipif(ingest.CORES < 2, reason="the pool needs two cores")
+def test_an_interrupt_while_the_pool_starts_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """Workers ignore Ctrl-C; interrupted before the pool could stop them, they would
+    wait for work forever, holding the terminal's pipes (seen: a hung `artifacts log`)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_POOL, str(tmp_path)],
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=30)  # a worker left behind keeps the pipes open
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
