@@ -321,21 +321,28 @@ def test_gc_keeps_the_chunks_a_reachable_file_shares_and_moves_the_rest(tmp_path
     assert last.objects.read_blob(id_b) == b and fsck(last).ok
 
 
+def _held_both_ways_unreached(tmp_path: Path, seed: int) -> tuple[Path, Repository, bytes, Commit]:
+    """A store whose one file, logged as chunks, is also held whole beside them, its
+    version no longer reached, all of it older than the grace."""
+    root = tmp_path / "store"
+    repo = Repository.open(str(root))
+    repo.set_lease_seconds(60)
+    content = random.Random(seed).randbytes(3 * THRESHOLD)
+    commit = log_files(repo, "a", {"a.bin": content}, tmp_path)
+    repo.storage.put(keys.content_key(Blob(content).id), content)  # whole, beside its chunks
+    repo.refs.delete_if_equals("a", commit.id)
+    age(root, 2 * GRACE)
+    return root, repo, content, commit
+
+
 def test_gc_keeps_the_chunks_of_a_file_held_both_whole_and_as_chunks(tmp_path):
     """One file's content held whole and as chunks (logged before and after the
     threshold changed, or a whole fossil restored beside its chunks): the chunk list
     gc keeps keeps its chunks, in the store, through both of gc's steps."""
-    root = tmp_path / "store"
-    repo = Repository.open(str(root))
-    repo.set_lease_seconds(60)
-    a = random.Random(17).randbytes(3 * THRESHOLD)
-    commit = log_files(repo, "a", {"a.bin": a}, tmp_path)
+    root, repo, a, _ = _held_both_ways_unreached(tmp_path, 17)
     file_id = Blob(a).id
     chunks = repo.objects.chunk_list(file_id)
     assert chunks is not None
-    repo.storage.put(keys.content_key(file_id), a)  # the same file whole, beside its chunks
-    repo.refs.delete_if_equals("a", commit.id)
-    age(root, 2 * GRACE)
     for key in (keys.content_key(file_id), keys.chunked_key(file_id)):
         os.utime(root / key)  # logged again just now: within the grace, its old chunks too
 
@@ -374,15 +381,8 @@ def test_gc_keeps_the_chunks_of_a_file_held_both_packed_and_as_chunks(tmp_path):
 
 
 def test_gc_moves_a_file_held_both_ways_without_leaving_a_chunk_list_broken(tmp_path):
-    root = tmp_path / "store"
-    repo = Repository.open(str(root))
-    repo.set_lease_seconds(60)
-    a = random.Random(18).randbytes(3 * THRESHOLD)
-    commit = log_files(repo, "a", {"a.bin": a}, tmp_path)
+    root, repo, a, commit = _held_both_ways_unreached(tmp_path, 18)
     file_id = Blob(a).id
-    repo.storage.put(keys.content_key(file_id), a)
-    repo.refs.delete_if_equals("a", commit.id)
-    age(root, 2 * GRACE)
 
     gc(repo, grace_seconds=GRACE)
     fresh = Repository.open(str(root))
