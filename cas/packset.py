@@ -9,6 +9,7 @@ listing the indexes again (:meth:`PackSet.refresh`).
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable
 
@@ -152,10 +153,15 @@ class PackSet:
         data = self.storage.get(keys.index_key(name))
         if cached:
             os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
-            tmp = f"{cached}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, cached)  # indexes are immutable: caching is always safe
+            # A name of its own: another thread of this process may cache it too.
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+            try:
+                with open(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, cached)  # indexes are immutable: caching is always safe
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         return data
 
     def read(self, pack: str, start: int | None = None, end: int | None = None) -> bytes:

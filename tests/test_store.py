@@ -420,6 +420,31 @@ def test_pack_index_cache_dir(storage: Storage, tmp_path: Path) -> None:
         ObjectStore(storage).get(objs[0].id)
 
 
+def test_two_readers_caching_one_index_at_once_both_read_it(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads of one process (a command's reader beside its writer) fetch the
+    same index into the cache together: neither may fail for the other's file."""
+    objs = sample_objects()
+    with ObjectStore(storage).writer() as writer:
+        for obj in objs:
+            writer.add(obj)
+    cache = tmp_path / "index-cache"
+    first, second = (ObjectStore(storage, cache_dir=str(cache)) for _ in "ab")
+    real_replace = os.replace
+    raced: list[bool] = []
+
+    def replace_after_another_reader(src: str, dst: str) -> None:
+        if not raced:  # the other reader fetches and caches the index meanwhile
+            raced.append(True)
+            assert second.get(objs[0].id) == objs[0]
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_another_reader)
+    assert first.get(objs[1].id) == objs[1]
+    assert raced and len(os.listdir(cache)) == 1  # the index, no temporary file left
+
+
 # ---- large blobs -------------------------------------------------------------
 
 
