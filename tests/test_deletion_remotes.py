@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,22 @@ def collect(repo: Repository) -> int:
     lease, margin = (LEASE, 0) if local else (1.0, 1)
     repo.set_lease_seconds(lease)
     before = stored_bytes(repo)
-    gc(repo, grace_seconds=0, released=deletion.released(repo))
+    gc_to_the_end(repo)
     time.sleep(2 * lease + 2 * margin + 0.1)
-    gc(repo, grace_seconds=0, released=deletion.released(repo))
+    gc_to_the_end(repo)
     return before - stored_bytes(repo)
+
+
+def gc_to_the_end(repo: Repository, tries: int = 5) -> None:
+    """gc, again while it says it went on too long to move more aside (a loaded machine
+    copies 3 MiB to a bucket in over half a lease), as its warning tells users to."""
+    for _ in range(tries):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            gc(repo, grace_seconds=0, released=deletion.released(repo))
+        if not any("run it again" in str(w.message) for w in said):
+            return
+    raise AssertionError(f"gc stopped as too slow {tries} times running")
 
 
 def assert_kept_and_clean(repo: Repository, store: str, dest: Path, options: Any = None) -> None:
