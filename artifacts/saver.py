@@ -7,6 +7,8 @@ header of the version to make, not the ``Artifact`` class.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +49,52 @@ class Header:
         )
 
 
+class Previous:
+    """The version a new one follows, lazily found: the large blob each path held
+    there, for :func:`cas.ingest.store_files`'s ``replaced``: a large file replacing
+    one is stored as chunks, and the one it replaces too, so that the new version
+    costs only the chunks it changed (docs/chunks.md)."""
+
+    def __init__(self, registry: Registry, draft: Draft, name: str, entity: str, project: str):
+        self._find = lambda: _previous_tree(registry, draft, entity, project, name)
+        self._store = registry.objects
+        self._tree: ObjectId | None | bool = False  # False: not looked for yet
+
+    def blob_at(self, path: trees.Path) -> ObjectId | None:
+        if self._tree is False:
+            self._tree = self._find()
+        threshold = self._store.changed_chunk_threshold
+        if self._tree is None or threshold is None:
+            return None
+        entry = trees.lookup(self._store, self._tree, path)  # type: ignore[arg-type]
+        if entry is None or entry.kind != "blob" or entry.size < threshold:
+            return None
+        return entry.id
+
+    def under(self, prefix: trees.Path, root: str) -> Callable[[str], ObjectId | None]:
+        """``blob_at`` for a file of a directory scanned at ``root``, staged at ``prefix``."""
+        return lambda path: self.blob_at(prefix + tuple(os.path.relpath(path, root).split(os.sep)))
+
+
+def _previous_tree(
+    registry: Registry, draft: Draft, entity: str, project: str, name: str
+) -> ObjectId | None:
+    if draft.base is not None:
+        return draft.base.tree
+    head = registry.head(entity, project, name)
+    return head.tree if head is not None else None
+
+
 def build(
-    registry: Registry, draft: Draft, base_tree: bytes | None, on_stored: OnStored | None = None
+    registry: Registry,
+    draft: Draft,
+    base_tree: bytes | None,
+    on_stored: OnStored | None = None,
+    previous: Previous | None = None,
 ) -> tuple[bytes, int]:
     """Store the staged files and return (root tree id, size) of the result;
-    ``on_stored(size)`` as files are stored (see :func:`cas.ingest.store_files`)."""
+    ``on_stored(size)`` as files are stored (see :func:`cas.ingest.store_files`);
+    ``previous``: the version this one follows, if any (see :class:`Previous`)."""
     store = registry.objects
     store.refresh_packs()
     # A directory staged whole can be built alone only where the base has nothing.
@@ -70,14 +113,15 @@ def build(
             edits: dict[trees.Path, trees.Edit] = {}
             result = None
             for prefix, scan in dirs.items():
-                built = build_tree(store, writer, scan, cache, on_stored)
+                replaced = previous.under(prefix, scan.path) if previous else None
+                built = build_tree(store, writer, scan, cache, on_stored, replaced)
                 if built is None:
                     continue  # an empty directory adds nothing
                 if not prefix:
                     base_tree, result = built[0], built  # the base had nothing: this is the root
                 else:
                     edits[prefix] = TreeEntry(prefix[-1], "tree", built[0], built[1])
-            singles_edits = _single_edits(store, writer, singles, cache, on_stored)
+            singles_edits = _single_edits(store, writer, singles, cache, on_stored, previous)
             if edits or singles_edits or result is None:
                 writer.flush()  # the new trees must be readable to edit below them
                 if edits:
@@ -94,6 +138,7 @@ def _single_edits(
     singles: dict[trees.Path, Staged],
     cache: StatCache,
     on_stored: OnStored | None,
+    previous: Previous | None,
 ) -> dict[trees.Path, trees.Edit]:
     """Edits for files added one by one, references and removals."""
     files = {p: s for p, s in singles.items() if isinstance(s, LocalFile)}
@@ -101,7 +146,8 @@ def _single_edits(
     present = store.has_many({i for i in cached.values() if i is not None})
     misses = [(p, files[p]) for p, blob_id in cached.items() if blob_id not in present]
     hashed_ns = cache.now_ns()
-    stored = store_files(store, [(s.path, s.size) for _, s in misses], on_stored)
+    replaced = (lambda i: previous.blob_at(misses[i][0])) if previous else None
+    stored = store_files(store, [(s.path, s.size) for _, s in misses], on_stored, replaced)
     sizes = {}
     for (path, staged), (blob_id, size) in zip(misses, stored, strict=True):
         cached[path], sizes[path] = blob_id, size
@@ -151,8 +197,9 @@ class Saver:
         if draft.registry is not None and draft.registry.repo.url != self.registry.repo.url:
             raise UsageError("this draft was made from a version in another store")
         base = draft.base.tree if draft.base else None
+        previous = Previous(self.registry, draft, header.name, *self._namespace(draft))
         with self.registry.repo.writing():
-            tree, size = build(self.registry, draft, base, on_stored)
+            tree, size = build(self.registry, draft, base, on_stored, previous)
             return self._commit(draft, header, tree, size, aliases, tags, {}, _files_of(draft))
 
     def upsert(self, draft: Draft, header: Header, distributed_id: str) -> None:

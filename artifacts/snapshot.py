@@ -21,7 +21,7 @@ flat directory of 100,000 files is held a round at a time, as nested ones are.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from cas import ObjectStore, PackWriter, TreeEntry, pages
@@ -34,6 +34,7 @@ STORE_ROUND = 50_000  # files stored per round of worker processes
 
 Built = tuple[bytes, int] | None  # a directory's (tree id, size); None: it holds no file
 Blob = tuple[bytes, int, int]  # a file's (blob id, size, when it was hashed)
+Replaced = Callable[[str], bytes | None]  # a file's path -> the large blob it replaces
 
 
 class DirSource(NamedTuple):
@@ -48,9 +49,11 @@ def build_tree(
     scan: DirScan,
     cache: StatCache,
     on_stored: OnStored | None = None,
+    replaced: Replaced | None = None,
 ) -> Built:
     """(tree id, size) of ``scan``'s files (None if it holds none), using and filling ``cache``;
-    ``on_stored`` as in :func:`cas.ingest.store_files`, for the files not in the cache."""
+    ``on_stored`` as in :func:`cas.ingest.store_files`, for the files not in the cache;
+    ``replaced(path)``: the large blob the file at ``path`` below ``scan`` replaces."""
     built: dict[int, Built] = {}  # id(DirScan) -> (tree id, size)
     changed: list[DirScan] = []
     stack = [scan]
@@ -74,9 +77,9 @@ def build_tree(
             held.append(part)
             files += len(part.files)
             if files >= STORE_ROUND:
-                _finish_round(store, held, built, now, on_stored)
+                _finish_round(store, held, built, now, on_stored, replaced)
                 files = 0
-    _finish_round(store, held, built, now, on_stored)
+    _finish_round(store, held, built, now, on_stored, replaced)
     return built[id(scan)]
 
 
@@ -162,13 +165,15 @@ def _finish_round(
     built: dict[int, Built],
     now: int,
     on_stored: OnStored | None,
+    replaced: Replaced | None,
 ) -> None:
     """Store the files of ``held`` that the cache did not vouch for, or whose blob the
     store lacks; then put each part in its directory's pages, emptying ``held``."""
     known = {b[0] for part in held for b in part.blobs if b is not None}
     present = store.has_many(known) if known else set()
     todo: list[tuple[list[Blob | None], int]] = []
-    paths: list[tuple[str, int]] = []
+    paths: list[tuple[str, int]] = []  # what is read: a link's target
+    homes: list[str] = []  # where each is in the directory scanned
     for part in held:
         node, names = part.tree.node, None
         for at, b in enumerate(part.blobs):
@@ -177,10 +182,12 @@ def _finish_round(
                 i = part.files[at]
                 size, _, _, _, _, target = node.files.row(i)
                 todo.append((part.blobs, at))
-                paths.append((target or f"{node.path}/{names[i]}", size))
+                homes.append(f"{node.path}/{names[i]}")
+                paths.append((target or homes[-1], size))
     if paths:
+        by_index = (lambda k: replaced(homes[k])) if replaced else None
         for (blobs, at), (blob_id, size) in zip(
-            todo, store_files(store, paths, on_stored), strict=True
+            todo, store_files(store, paths, on_stored, by_index), strict=True
         ):
             blobs[at] = (blob_id, size, now)
     held.reverse()

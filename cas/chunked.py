@@ -36,9 +36,15 @@ from .storage.base import Storage
 if TYPE_CHECKING:
     from .store import ObjectStore
 
-# Files this big and up are stored as chunks. Off by default (None) until the whole
-# issue (transfers, gc, fsck, repair) is done: ObjectStore.chunk_threshold overrides.
+# Every file this big and up is stored as chunks: off by default (None), as storing
+# chunks is 2 to 2.5 times slower than whole (docs/performance.md); a store's
+# config sets it (ObjectStore.chunk_threshold).
 CHUNK_THRESHOLD: int | None = None
+# By default, a file this big and up is stored as chunks only where that saves: when it
+# replaces one this big (the same path of an artifact's previous version, which is then
+# chunked too), and when a copy brings it into a store (push, pull): then the next
+# version costs only its changed chunks (ObjectStore.changed_chunk_threshold).
+CHANGED_THRESHOLD: int | None = 16 << 20
 MIN_CHUNK, AVG_CHUNK, MAX_CHUNK = 8 << 10, 64 << 10, 128 << 10  # FastCDC's parameters
 CHUNK_PACK_LIMIT = 32 << 20  # a pack of chunks is published past this: what a kill loses
 _WINDOW = 16 << 20  # read, hashed and cut this many bytes at a time: memory stays flat
@@ -147,8 +153,17 @@ def read_range(
 # ---- writing ---------------------------------------------------------------------
 
 
-def put_file(store: ObjectStore, path: str, threads: int) -> tuple[ObjectId, int]:
-    """Store a file as chunks and a chunk list; (id, size).
+def put_file(
+    store: ObjectStore,
+    path: str,
+    threads: int,
+    expect: ObjectId | None = None,
+    beside_whole: bool = False,
+) -> tuple[ObjectId, int, int]:
+    """Store a file as chunks and a chunk list; (id, size, bytes written). With
+    ``expect``, a file whose blob has another id is refused (CorruptObjectError): its
+    chunk list is not written. A blob stored here already is not stored again, unless
+    ``beside_whole``: it is held whole, and the chunks are to replace that.
 
     The file is read once, a window at a time, into buffers of ours, and from them
     alone it is hashed whole, cut, its chunks hashed and packed: what the id names
@@ -193,14 +208,20 @@ def put_file(store: ObjectStore, path: str, threads: int) -> tuple[ObjectId, int
             writer.discard()  # publishes nothing
             raise UsageError(f"{path} changed size while it was being read")
         object_id = hasher.digest()
-        if store.pack_of(object_id) is not None or store.loose_location(object_id) is not None:
+        if expect is not None and object_id != expect:
+            writer.discard()
+            raise CorruptObjectError(expect, object_id)
+        if not beside_whole and (
+            store.pack_of(object_id) is not None or store.loose_location(object_id) is not None
+        ):
             writer.discard()  # stored already (whole, or as chunks): only the id was needed
-            return object_id, size
+            return object_id, size, 0
         found = set(ids) - writer.added
     if store.watcher is not None:
         store.watcher.referencing(found)  # found present: gc must not have taken them
-    store.put_chunk_list(object_id, chunklists.encode(ids, lengths))
-    return object_id, size
+    listed = chunklists.encode(ids, lengths)
+    store.put_chunk_list(object_id, listed)
+    return object_id, size, writer.bytes_written + len(listed)
 
 
 _Cut = tuple[int, ObjectId]  # where a chunk ends in its window's buffer, and its id

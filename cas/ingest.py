@@ -24,28 +24,40 @@ OnStored = Callable[[int], object]
 
 
 def store_files(
-    store: ObjectStore, files: list[tuple[str, int]], on_stored: OnStored | None = None
+    store: ObjectStore,
+    files: list[tuple[str, int]],
+    on_stored: OnStored | None = None,
+    replaced: Callable[[int], ObjectId | None] | None = None,
 ) -> list[tuple[ObjectId, int]]:
     """Store each (path, size) as a blob; returns (id, size) in the same order.
 
     ``on_stored(size)`` is called as files are stored: once per file, or once per
-    worker's share of them with their total size."""
+    worker's share of them with their total size. ``replaced(i)``, asked for large
+    files only: the large blob file ``i`` replaces (at its path in the version
+    before), if any: the file is stored as chunks where that saves, and the blob it
+    replaces too (:data:`cas.chunked.CHANGED_THRESHOLD`)."""
     results: list[tuple[ObjectId, int] | None] = [None] * len(files)
     report = on_stored or (lambda size: None)
     big = [i for i, (_, size) in enumerate(files) if size >= LOOSE_THRESHOLD]
+    olds = _replaced_blobs(store, files, big, replaced)
     if len(big) == 1:
-        results[big[0]] = store.put_blob_file(files[big[0]][0])  # blake3 on every core
-        report(results[big[0]][1])
+        i = big[0]  # blake3 on every core
+        results[i] = store.put_blob_file(files[i][0], replacing=i in olds)
+        report(results[i][1])
     elif big:
         # A file per core, each hashed by one thread: blake3's own threads would
         # spin (sched_yield) against the other file's reads and writes.
         with ThreadPoolExecutor(HASH_THREADS) as pool:
             paths = [files[i][0] for i in big]
+            replacing = [i in olds for i in big]
             for i, result in zip(
-                big, pool.map(_put_one_thread, [store] * len(big), paths), strict=True
+                big, pool.map(_put_one_thread, [store] * len(big), paths, replacing), strict=True
             ):
                 results[i] = result
                 report(result[1])
+    for i, old in olds.items():
+        if results[i][0] != old:  # type: ignore[index]
+            store.rechunk(old)
     small = [i for i, (_, size) in enumerate(files) if size < LOOSE_THRESHOLD]
     stored = _store_small(store, [files[i] for i in small], report)
     for i, result in zip(small, stored, strict=True):
@@ -105,5 +117,19 @@ def _store_chunk(url: str, files: list[tuple[str, int]]) -> list[tuple[ObjectId,
     return results
 
 
-def _put_one_thread(store: ObjectStore, path: str) -> tuple[ObjectId, int]:
-    return store.put_blob_file(path, hash_threads=1)
+def _replaced_blobs(
+    store: ObjectStore,
+    files: list[tuple[str, int]],
+    big: list[int],
+    replaced: Callable[[int], ObjectId | None] | None,
+) -> dict[int, ObjectId]:
+    """The large files that replace a large blob, and the blob each replaces."""
+    threshold = store.changed_chunk_threshold
+    if replaced is None or threshold is None:
+        return {}
+    olds = {i: replaced(i) for i in big if files[i][1] >= threshold}
+    return {i: old for i, old in olds.items() if old is not None}
+
+
+def _put_one_thread(store: ObjectStore, path: str, replacing: bool) -> tuple[ObjectId, int]:
+    return store.put_blob_file(path, hash_threads=1, replacing=replacing)

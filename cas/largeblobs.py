@@ -2,12 +2,15 @@
 
 A file is copied in by the kernel and hashed on the way (:mod:`cas._fastio`), or,
 from the store's ``chunk_threshold`` up, cut into chunks (:mod:`cas.chunked`); a
-blob another store holds loose is streamed across, verified as it goes.
+blob another store holds loose is streamed across, verified as it goes. Where
+chunks save (:data:`cas.chunked.CHANGED_THRESHOLD`): a file replacing a large one
+is cut into chunks, the one it replaces too, and a copy brings chunks.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 from . import chunked, keys, loose
@@ -18,9 +21,17 @@ from .objects import ObjectId
 if TYPE_CHECKING:
     from .store import ObjectStore
 
+# Threads cutting and hashing one file copied as chunks: copies run several files at
+# once (remotes.transfer), each of them a share of the cores.
+COPY_THREADS = 2
+
 
 def put_file(
-    store: ObjectStore, path: str, hash_threads: int, expect: ObjectId | None
+    store: ObjectStore,
+    path: str,
+    hash_threads: int,
+    expect: ObjectId | None,
+    replacing: bool = False,
 ) -> tuple[ObjectId, int]:
     """Store a file of any size as a loose blob; (id, size). With ``expect``, a
     file whose blob has another id is refused (CorruptObjectError), not stored.
@@ -29,11 +40,13 @@ def put_file(
     from the file, which may change meanwhile: what we name is exactly what
     we stored. The content is kept without its header, so the copy stays
     page-aligned (copying it behind a header measured twice as slow); from
-    ``chunk_threshold`` up, it is kept as chunks (:func:`cas.chunked.put_file`).
+    ``chunk_threshold`` up, or ``changed_chunk_threshold`` up for a file
+    ``replacing`` a large one, it is kept as chunks (:func:`cas.chunked.put_file`).
     """
-    threshold = store.chunk_threshold
+    threshold = store.changed_chunk_threshold if replacing else store.chunk_threshold
+    threshold = store.chunk_threshold if threshold is None else threshold
     if expect is None and threshold is not None and os.path.getsize(path) >= threshold:
-        return chunked.put_file(store, path, hash_threads)
+        return chunked.put_file(store, path, hash_threads)[:2]
     tmp = store.storage.tempfile()
     try:
         with open(path, "rb", buffering=0) as src, open(tmp, "r+b", buffering=0) as dst:
@@ -55,10 +68,39 @@ def put_file(
             os.unlink(tmp)
 
 
+def rechunk(store: ObjectStore, object_id: ObjectId, hash_threads: int) -> bool:
+    """Keep a large blob this local store holds whole as chunks instead (from its
+    ``changed_chunk_threshold`` up), so that the files replacing it share its chunks;
+    whether it did. The whole copy goes only once the chunks and their list are on
+    disk and were cut from bytes of exactly this id: a reader that misses it finds
+    the list. A whole copy whose bytes are not its id's is left to fsck, untouched."""
+    threshold = store.changed_chunk_threshold
+    key = keys.content_key(object_id)
+    path = store.storage.local_path(key) if threshold is not None else None
+    try:
+        if path is None or os.path.getsize(path) < threshold:  # type: ignore[operator]
+            return False
+        chunked.put_file(store, path, hash_threads, expect=object_id, beside_whole=True)
+    except FileNotFoundError:
+        return False  # not held whole here (packed, chunked, or gone)
+    except CorruptObjectError:
+        warnings.warn(
+            f"the stored copy of blob {object_id.hex()} is damaged: kept as it is, "
+            "run `artifacts fsck` to see what holds it",
+            stacklevel=2,
+        )
+        return False
+    store.storage.sync()
+    store.storage.delete(key)
+    return True
+
+
 def copy_from(store: ObjectStore, source: ObjectStore, object_id: ObjectId) -> int | None:
     """Stream a large blob ``source`` holds loose into ``store``, as its content
-    alone, verified on the way; its size. None, copying nothing, when ``source``
-    does not hold ``object_id`` loose as a large blob: read it whole instead."""
+    alone, verified on the way, or, from ``store``'s ``changed_chunk_threshold`` up,
+    as the chunks it lacks; the bytes it wrote. None, copying nothing, when
+    ``source`` does not hold ``object_id`` loose as a large blob: read it whole
+    instead."""
     key = source.loose_location(object_id)
     if key is None:
         return None  # packed since we looked, or missing: get_raw says which
@@ -68,9 +110,18 @@ def copy_from(store: ObjectStore, source: ObjectStore, object_id: ObjectId) -> i
     if not is_content and not loose.is_large_whole_blob(source.storage, key):
         return None
     path = source.storage.local_path(key) if is_content else None
-    if path is not None and store.storage.capabilities.local:
-        # Between two local stores the kernel copies, and the copy is checked.
-        return put_file(store, path, 1, object_id)[1]
+    if path is None:
+        return stream_from(store, source, object_id)
+    threshold = store.changed_chunk_threshold
+    try:
+        if threshold is not None and os.path.getsize(path) >= threshold:
+            # Chunks: a later version of the file sends only the chunks it changed.
+            return chunked.put_file(store, path, COPY_THREADS, expect=object_id)[2]
+        if store.storage.capabilities.local:
+            # Between two local stores the kernel copies, and the copy is checked.
+            return put_file(store, path, 1, object_id)[1]
+    except FileNotFoundError:
+        return None  # kept as chunks since we looked (rechunk): its chunk list says
     return stream_from(store, source, object_id)
 
 

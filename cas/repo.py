@@ -8,7 +8,7 @@ import os
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .chunked import MAX_CHUNK
+from .chunked import CHANGED_THRESHOLD, MAX_CHUNK
 from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError, UsageError
 from .keys import CONFIG_KEY
 from .lease import DEFAULT_LEASE_SECONDS, Leases
@@ -20,6 +20,7 @@ from .store import ObjectStore
 
 # The smallest chunk threshold a store may set: below it, files of a chunk or two.
 MIN_CHUNKED = 2 * MAX_CHUNK
+CHUNKING_MODES = ("always", "changed", "never")
 
 
 def default_cache_dir(url: str) -> str:
@@ -88,44 +89,55 @@ class Repository:
     def writing(self) -> AbstractContextManager[None]:
         """Hold while storing objects and publishing the refs that reach them: a
         lease (:mod:`cas.lease`), never a lock; gc never waits for it, nor it for gc.
-        The store's chunk threshold (``chunks.threshold`` in its config) applies from
-        the first hold."""
+        The store's chunking (``chunks`` in its config) applies from the first hold."""
         if not self._configured:
             config = self.read_config()  # one read for both settings (a request on a bucket)
-            threshold = self.chunk_threshold(config)
-            if threshold is not None:
-                self.objects.chunk_threshold = threshold
+            self._apply_chunking(config)
             if self._lease_seconds is None:
                 self._lease_seconds = _lease_of(config)
             self._configured = True
         return self.leases.hold()
 
-    def chunk_threshold(self, config: dict[str, Any] | None = None) -> int | None:
-        """Files from this size up are stored as chunks (docs/format.md 4.2), if the
-        store says so (``chunks.threshold`` in its config); None: stored whole."""
+    def chunking(self, config: dict[str, Any] | None = None) -> tuple[str, int | None]:
+        """When files are stored as chunks (docs/format.md 4.2, config.json's ``chunks``):
+        ("always", threshold), ("changed", threshold): where that saves (the default,
+        :data:`cas.chunked.CHANGED_THRESHOLD`), or ("never", None)."""
         config = self.read_config() if config is None else config
-        setting = config.get("chunks", {}).get("threshold")
-        if setting is not None and (type(setting) is not int or setting < MIN_CHUNKED):
+        setting = config.get("chunks", {})
+        how = f"{self.url}: config.json's chunks"
+        fix = "set it with `artifacts init --chunks`"
+        if not isinstance(setting, dict):
+            raise UsageError(f"{how} must be a map, not {setting!r}: {fix}")
+        when = setting.get("when", "always" if "threshold" in setting else "changed")
+        if when not in CHUNKING_MODES:
+            raise UsageError(f"{how}.when must be one of {', '.join(CHUNKING_MODES)}: {fix}")
+        if when == "never":
+            return when, None
+        threshold = setting.get("threshold", CHANGED_THRESHOLD)
+        if type(threshold) is not int or threshold < MIN_CHUNKED:
             raise UsageError(
-                f"{self.url}: config.json's chunks.threshold must be a number of bytes of "
-                f"at least {MIN_CHUNKED}, not {setting!r}: set it with `artifacts init --chunks`"
+                f"{how}.threshold must be a number of bytes of at least {MIN_CHUNKED}, "
+                f"not {threshold!r}: {fix}"
             )
-        return setting
+        return when, threshold
 
-    def set_chunk_threshold(self, threshold: int | None) -> None:
-        """Store files from ``threshold`` bytes up as chunks from now on (None: whole).
-        Files stored before keep their form; readers read both."""
+    def set_chunking(self, when: str, threshold: int | None = None) -> None:
+        """Store files as chunks ``when`` ("always", "changed" or "never", as
+        :meth:`chunking` says) from ``threshold`` bytes up (None: the default), from now
+        on. Files stored before keep their form; readers read both."""
+        if when not in CHUNKING_MODES:
+            raise UsageError(f"chunks are stored {' or '.join(CHUNKING_MODES)}, not {when!r}")
         if threshold is not None and threshold < MIN_CHUNKED:
             raise UsageError(f"a chunk threshold must be at least {MIN_CHUNKED >> 10} KiB")
+        setting: dict[str, Any] = {"when": when}
+        if threshold is not None and when != "never":
+            setting["threshold"] = threshold
+        self._apply_chunking(self.update_config(lambda config: config.update(chunks=setting)))
 
-        def change(config: dict[str, Any]) -> None:
-            if threshold is None:
-                config.pop("chunks", None)
-            else:
-                config["chunks"] = {"threshold": threshold}
-
-        self.update_config(change)
-        self.objects.chunk_threshold = threshold
+    def _apply_chunking(self, config: dict[str, Any]) -> None:
+        when, threshold = self.chunking(config)
+        self.objects.chunk_threshold = threshold if when == "always" else None
+        self.objects.changed_chunk_threshold = threshold
 
     def lease_seconds(self) -> float:
         """The store's lease ``L``: writers re-check what they publish after it, and gc

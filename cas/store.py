@@ -60,6 +60,8 @@ class ObjectStore:
         self.watcher: Any = None
         self._packs = PackSet(storage, cache_dir)
         self.chunk_threshold = chunked.CHUNK_THRESHOLD  # files this big go as chunks
+        # Files this big go as chunks where that saves (cas.largeblobs).
+        self.changed_chunk_threshold = chunked.CHANGED_THRESHOLD
         # Where the chunks of a chunked blob are read: a fossil's chunks may be present.
         self.chunk_source = self
         if self.fossils is not None:
@@ -364,10 +366,19 @@ class ObjectStore:
         return object_id
 
     def put_blob_file(
-        self, path: str, hash_threads: int = HASH_THREADS, expect: ObjectId | None = None
+        self,
+        path: str,
+        hash_threads: int = HASH_THREADS,
+        expect: ObjectId | None = None,
+        replacing: bool = False,
     ) -> tuple[ObjectId, int]:
         """Store a file of any size as a large blob; (id, size): :func:`cas.largeblobs.put_file`."""
-        return largeblobs.put_file(self, path, hash_threads, expect)
+        return largeblobs.put_file(self, path, hash_threads, expect, replacing)
+
+    def rechunk(self, object_id: ObjectId, hash_threads: int = HASH_THREADS) -> bool:
+        """Keep a large blob held whole as chunks instead; whether it did:
+        :func:`cas.largeblobs.rechunk`."""
+        return largeblobs.rechunk(self, object_id, hash_threads)
 
     def copy_large_blob(self, source: ObjectStore, object_id: ObjectId) -> int | None:
         """Stream a large blob ``source`` holds loose into this store; its size, or None

@@ -122,9 +122,9 @@ def files_stored(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     stored: list[str] = []
     real = snapshot.store_files
 
-    def recording(store, paths, on_stored=None):
+    def recording(store, paths, *args):
         stored.extend(os.path.basename(path) for path, _ in paths)
-        return real(store, paths, on_stored)
+        return real(store, paths, *args)
 
     monkeypatch.setattr(snapshot, "store_files", recording)
     return stored

@@ -547,7 +547,7 @@ def test_a_store_set_to_chunk_stores_its_large_files_as_chunks(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     data = random.Random(7).randbytes(4 * THRESHOLD)
     edited = data[: 2 * THRESHOLD] + os.urandom(1000) + data[2 * THRESHOLD + 1000 :]
-    Repository.open(str(tmp_path / "store")).set_chunk_threshold(THRESHOLD)
+    Repository.open(str(tmp_path / "store")).set_chunking("always", THRESHOLD)
     repo, grown = _logged_twice(tmp_path, data, edited)
     assert grown < 4 * chunked.MAX_CHUNK + 20_000  # the chunks around the edit, not the file
     ids = [Blob(content).id for content in (data, edited)]
@@ -556,11 +556,11 @@ def test_a_store_set_to_chunk_stores_its_large_files_as_chunks(tmp_path, monkeyp
         assert repo.objects.read_blob(object_id) == content
 
 
-def test_a_store_not_set_to_chunk_stores_large_files_whole(tmp_path, monkeypatch):
+def test_a_store_set_never_to_chunk_stores_large_files_whole(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = random.Random(8).randbytes(4 * THRESHOLD)
-    Repository.open(str(tmp_path / "store")).set_chunk_threshold(THRESHOLD)
-    Repository.open(str(tmp_path / "store")).set_chunk_threshold(None)
+    Repository.open(str(tmp_path / "store")).set_chunking("always", THRESHOLD)
+    Repository.open(str(tmp_path / "store")).set_chunking("never")
     _, grown = _logged_twice(tmp_path, data, data[:-1] + b"\0")
     assert grown >= len(data)
 
@@ -568,7 +568,7 @@ def test_a_store_not_set_to_chunk_stores_large_files_whole(tmp_path, monkeypatch
 def test_a_chunk_threshold_too_small_or_malformed_is_refused_in_one_line(tmp_path):
     repo = Repository.open(str(tmp_path / "store"))
     with pytest.raises(UsageError, match="at least 256 KiB"):
-        repo.set_chunk_threshold(1000)
+        repo.set_chunking("always", 1000)
     repo.update_config(lambda config: config.update(chunks={"threshold": "16MiB"}))
     with pytest.raises(UsageError, match="artifacts init --chunks") as refused:
         Repository.open(str(tmp_path / "store")).writing()
@@ -580,8 +580,10 @@ def test_cli_init_chunks_sets_and_clears_the_threshold(tmp_path):
 
     cli = make_cli(tmp_path, tmp_path / "store")
     assert "16.0 MiB and more are stored as chunks" in cli("init", "--chunks", "16MiB").ok().out
-    assert Repository.open(str(tmp_path / "store")).chunk_threshold() == 16 << 20
+    assert Repository.open(str(tmp_path / "store")).chunking() == ("always", 16 << 20)
     assert "stored whole" in cli("init", "--chunks", "off").ok().out
-    assert Repository.open(str(tmp_path / "store")).chunk_threshold() is None
+    assert Repository.open(str(tmp_path / "store")).chunking() == ("never", None)
+    assert "where that saves" in cli("init", "--chunks", "changed").ok().out
+    assert Repository.open(str(tmp_path / "store")).chunking() == ("changed", 16 << 20)
     refused = cli("init", "--chunks", "10KB")
     assert refused.rc == 1 and refused.err.startswith("artifacts: error: a chunk threshold")

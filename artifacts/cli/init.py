@@ -23,15 +23,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     existed = repo.storage.exists("config.json") or any(repo.refs.names(""))
     repo.update_config(lambda config: None)  # writes config.json: marks the store as made
     if args.chunks is not None:
-        threshold = None if args.chunks == "off" else parse_size(args.chunks)
-        repo.set_chunk_threshold(threshold)
+        if args.chunks in ("off", "changed"):
+            repo.set_chunking("never" if args.chunks == "off" else "changed")
+        else:
+            repo.set_chunking("always", parse_size(args.chunks))
     print(f"{'store already exists' if existed else 'initialised empty store'} at {repo.url}")
     if args.chunks is not None:
-        print(
-            "files are stored whole"
-            if threshold is None
-            else f"files of {human(threshold)} and more are stored as chunks"
-        )
+        when, threshold = repo.chunking()
+        if when == "never":
+            print("files are stored whole")
+        elif when == "always":
+            print(f"files of {human(threshold or 0)} and more are stored as chunks")
+        else:
+            print(
+                f"files of {human(threshold or 0)} and more are stored as chunks where that "
+                "saves: when they replace one as large, and when copied in"
+            )
     return 0
 
 
@@ -46,7 +53,9 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--chunks",
         metavar="SIZE",
-        help="store files of SIZE and more as content-defined chunks, so that a changed "
-        "file costs only its changed chunks (slower to log: docs/performance.md); 'off' "
-        "stores them whole again. Readers older than layout version 3 cannot read chunks",
+        help="store every file of SIZE and more as content-defined chunks (slower to log: "
+        "docs/performance.md); 'changed', the default: large files as chunks only where "
+        "that saves (a file replacing one at its path, a copy by push or pull), so that a "
+        "changed file costs only its changed chunks (docs/chunks.md); 'off': always whole. "
+        "Readers older than layout version 3 cannot read chunks",
     )

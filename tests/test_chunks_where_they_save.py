@@ -1,0 +1,228 @@
+"""Large files as chunks where that saves, the default (issue 22): a first log stores
+a large file whole (as fast as storing goes), a file replacing a large one at its path
+is stored as chunks and the one it replaces is converted, and a copy (push, pull)
+brings large files as chunks; so a changed file costs only the chunks it changed."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+import artifacts
+import remotes
+from artifacts.refpolicy import ARTIFACT_REFS
+from cas import Repository, chunked, keys
+from cas.fsck import fsck
+from cas.objects import Blob
+from tests.helpers import ENTITY, PROJECT
+from tests.test_remotes import bucket_url
+
+THRESHOLD = 1 << 20
+SIZE = 4 * THRESHOLD
+AROUND_AN_EDIT = 4 * chunked.MAX_CHUNK + 20_000  # the chunks around it, a list, a tree
+
+
+def stored_bytes(repo: Repository) -> int:
+    return sum(repo.storage.stat(k).size for k in repo.storage.list(""))
+
+
+def changed_store(path: Path) -> str:
+    """A store chunking where that saves, from THRESHOLD up (16 MiB by default)."""
+    Repository.open(str(path)).set_chunking("changed", THRESHOLD)
+    return str(path)
+
+
+def log(store: str, path: Path, name: str = "model", as_dir: bool = False) -> None:
+    with artifacts.init(store=store, entity=ENTITY, project=PROJECT, job_type="train") as run:
+        model = artifacts.Artifact(name, "model")
+        model.add_dir(str(path)) if as_dir else model.add_file(str(path), name="weights.bin")
+        run.log_artifact(model)
+
+
+def edits(data: bytes) -> dict[str, bytes]:
+    middle = len(data) // 2
+    return {
+        "middle": data[:middle] + os.urandom(THRESHOLD // 4) + data[middle + THRESHOLD // 4 :],
+        "start": os.urandom(100) + data,
+    }
+
+
+def test_a_new_store_chunks_large_files_only_where_that_saves(tmp_path):
+    repo = Repository.open(str(tmp_path / "store"))
+    assert repo.chunking() == ("changed", chunked.CHANGED_THRESHOLD)
+    repo.writing()
+    assert repo.objects.chunk_threshold is None
+    assert repo.objects.changed_chunk_threshold == chunked.CHANGED_THRESHOLD
+
+
+def test_a_first_log_stores_a_large_file_whole(tmp_path):
+    store = changed_store(tmp_path / "store")
+    data = random.Random(1).randbytes(SIZE)
+    (tmp_path / "w.bin").write_bytes(data)
+    log(store, tmp_path / "w.bin")
+    repo = Repository.open(store)
+    assert repo.storage.exists(keys.content_key(Blob(data).id))
+    assert not repo.storage.exists(keys.chunked_key(Blob(data).id))
+
+
+@pytest.mark.parametrize("edit", ["middle", "start"])
+def test_a_file_replacing_a_large_one_costs_only_its_changed_chunks(tmp_path, edit):
+    store = changed_store(tmp_path / "store")
+    data = random.Random(2).randbytes(SIZE)
+    edited = edits(data)[edit]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "w.bin").write_bytes(data)
+    (tmp_path / "b" / "w.bin").write_bytes(edited)  # elsewhere: the entry's path counts
+    log(store, tmp_path / "a" / "w.bin")
+    before = stored_bytes(Repository.open(store))
+    log(store, tmp_path / "b" / "w.bin")
+    repo = Repository.open(store)
+    assert stored_bytes(repo) - before < AROUND_AN_EDIT
+    for content in (data, edited):  # the one replaced is kept as chunks now, not whole
+        assert not repo.storage.exists(keys.content_key(Blob(content).id))
+        assert repo.objects.read_blob(Blob(content).id) == content
+    api = artifacts.Api(store=store)
+    for version, content in (("v0", data), ("v1", edited)):
+        root = api.artifact(f"{ENTITY}/{PROJECT}/model:{version}").download(str(tmp_path / version))
+        assert (Path(root) / "weights.bin").read_bytes() == content
+    assert fsck(repo).ok
+
+
+def test_a_changed_file_of_a_directory_costs_only_its_changed_chunks(tmp_path):
+    store = changed_store(tmp_path / "store")
+    rng = random.Random(3)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    big = rng.randbytes(SIZE)
+    (data / "sub" / "w.bin").write_bytes(big)
+    (data / "other.bin").write_bytes(rng.randbytes(SIZE))
+    log(store, data, as_dir=True)
+    before = stored_bytes(Repository.open(store))
+    (data / "sub" / "w.bin").write_bytes(edits(big)["middle"])
+    log(store, data, as_dir=True)
+    repo = Repository.open(store)
+    assert stored_bytes(repo) - before < AROUND_AN_EDIT
+    assert repo.storage.exists(keys.content_key(Blob((data / "other.bin").read_bytes()).id))
+    assert fsck(repo).ok
+
+
+def test_a_file_replacing_a_small_one_or_none_stays_whole(tmp_path):
+    store = changed_store(tmp_path / "store")
+    data = random.Random(4).randbytes(SIZE)
+    (tmp_path / "w.bin").write_bytes(data[: THRESHOLD // 2])
+    log(store, tmp_path / "w.bin")
+    (tmp_path / "w.bin").write_bytes(data)
+    log(store, tmp_path / "w.bin")
+    log(store, tmp_path / "w.bin", name="another")
+    assert Repository.open(store).storage.exists(keys.content_key(Blob(data).id))
+
+
+def test_a_store_set_never_to_chunk_keeps_a_replaced_file_whole(tmp_path):
+    store = str(tmp_path / "store")
+    Repository.open(store).set_chunking("never")
+    data = random.Random(5).randbytes(2 * chunked.CHANGED_THRESHOLD)
+    (tmp_path / "w.bin").write_bytes(data)
+    log(store, tmp_path / "w.bin")
+    before = stored_bytes(Repository.open(store))
+    (tmp_path / "w.bin").write_bytes(edits(data)["middle"])
+    log(store, tmp_path / "w.bin")
+    assert stored_bytes(Repository.open(store)) - before >= len(data)
+
+
+def test_a_damaged_whole_copy_is_left_for_fsck_not_converted(tmp_path):
+    store = changed_store(tmp_path / "store")
+    data = random.Random(6).randbytes(SIZE)
+    (tmp_path / "w.bin").write_bytes(data)
+    log(store, tmp_path / "w.bin")
+    repo = Repository.open(store)
+    whole = repo.storage.local_path(keys.content_key(Blob(data).id))
+    with open(whole, "r+b") as f:
+        f.seek(SIZE // 2)
+        f.write(b"\xff" * 8)
+    (tmp_path / "w.bin").write_bytes(edits(data)["middle"])
+    with pytest.warns(UserWarning, match="artifacts fsck"):
+        log(store, tmp_path / "w.bin")
+    assert os.path.exists(whole)  # kept: the only copy, damaged or not
+    assert not repo.storage.exists(keys.chunked_key(Blob(data).id))
+    assert not fsck(Repository.open(store)).ok
+
+
+def test_a_push_to_a_bucket_sends_only_the_chunks_it_lacks(ws, request, monkeypatch):
+    url = bucket_url("s3-moto", request, monkeypatch)
+    Repository.open(url).set_chunking("changed", THRESHOLD)
+    local = changed_store(ws / "store")
+    repo = Repository.open(local)
+    remotes.add_remote(repo, "origin", url)
+    data = random.Random(7).randbytes(SIZE)
+    (ws / "w.bin").write_bytes(data)
+    log(local, ws / "w.bin")
+    first = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
+    assert first.bytes_uploaded > SIZE  # the first version: every chunk
+    (ws / "w.bin").write_bytes(edits(data)["middle"])
+    log(local, ws / "w.bin")
+    second = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
+    assert second.bytes_uploaded < AROUND_AN_EDIT + 20_000  # and a commit, a run record
+    bucket = Repository.open(url)
+    assert fsck(bucket).ok
+    assert bucket.objects.read_blob(Blob(data).id) == data
+
+    clone = remotes.clone(url, str(ws / "clone"), policy=ARTIFACT_REFS)
+    assert clone.objects.read_blob(Blob(data).id) == data
+    assert clone.objects.chunk_list(Blob(data).id) is not None  # chunks stay chunks
+
+
+READER = """
+import sys, time
+import blake3
+import artifacts
+store, names, stop = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+import os
+api, reads = artifacts.Api(store=store), 0
+while not os.path.exists(stop) or reads < 2 * len(names):
+    for name in names:
+        version = api.artifact(f"team/proj/{name}:v0")
+        path = version.download(root=f"dl/{name}")
+        digest = blake3.blake3(open(f"{path}/weights.bin", "rb").read()).hexdigest()
+        assert digest == name.split("-")[1], (name, digest)
+        os.remove(f"{path}/weights.bin")
+        reads += 1
+print(reads)
+"""
+
+
+def test_readers_of_a_version_being_converted_to_chunks_read_its_bytes(tmp_path):
+    """A reader process downloads v0 of several artifacts again and again while this one
+    logs their v1, converting each v0 to chunks under it."""
+    from tests.processes import python, wait_ok
+
+    store = changed_store(tmp_path / "store")
+    rng = random.Random(8)
+    names = []
+    for i in range(4):
+        data = rng.randbytes(8 * THRESHOLD)
+        (tmp_path / "w.bin").write_bytes(data)
+        name = f"m{i}-{blake3_hex(data)}"
+        log(store, tmp_path / "w.bin", name=name)
+        names.append((name, data))
+    stop = tmp_path / "stop"
+    reader = python("-c", READER, store, ",".join(n for n, _ in names), str(stop), cwd=tmp_path)
+    try:
+        for name, data in names:
+            (tmp_path / "w.bin").write_bytes(edits(data)["middle"])
+            log(store, tmp_path / "w.bin", name=name)
+    finally:
+        stop.touch()
+    assert int(wait_ok(reader, timeout=120)) >= 2 * len(names)
+    repo = Repository.open(store)
+    assert all(repo.objects.chunk_list(Blob(data).id) for _, data in names)
+    assert fsck(repo).ok
+
+
+def blake3_hex(data: bytes) -> str:
+    import blake3
+
+    return blake3.blake3(data).hexdigest()
