@@ -8,7 +8,7 @@ import os
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .chunked import CHANGED_THRESHOLD, MAX_CHUNK
+from .chunked import CHANGED_THRESHOLD
 from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError, UsageError
 from .keys import CONFIG_KEY
 from .lease import DEFAULT_LEASE_SECONDS, Leases
@@ -19,7 +19,7 @@ from .storage.base import IfMatch, Mode
 from .store import ObjectStore
 
 # The smallest chunk threshold a store may set: below it, files of a chunk or two.
-MIN_CHUNKED = 2 * MAX_CHUNK
+MIN_CHUNKED = 256 << 10
 CHUNKING_MODES = ("always", "changed", "never")
 
 
