@@ -238,10 +238,12 @@ def test_a_chunk_list_naming_other_chunks_fails_the_whole_id(store, tmp_path):
 # ---- walk, gc, fsck, repair ------------------------------------------------------
 
 
-def log_files(repo: Repository, ref: str, files: dict[str, bytes], tmp_path: Path) -> Commit:
-    """Store ``files`` (chunked when large) under one tree, and point ``ref`` at a commit
-    of it."""
-    repo.objects.chunk_threshold = THRESHOLD
+def log_files(
+    repo: Repository, ref: str, files: dict[str, bytes], tmp_path: Path, whole: bool = False
+) -> Commit:
+    """Store ``files`` (chunked when large, unless ``whole``) under one tree, and point
+    ``ref`` at a commit of it."""
+    repo.objects.chunk_threshold = None if whole else THRESHOLD
     entries = []
     for name, data in files.items():
         object_id, size = repo.objects.put_blob_file(write(tmp_path / name, data))
@@ -476,12 +478,13 @@ def test_a_fetched_chunk_list_naming_other_chunks_is_refused(tmp_path):
 
 KILLED_COPY = """
 import os, signal, sys
-import cas.store
+import cas.chunked, cas.store
 from cas import Repository
 from remotes import transfer
 
 src, dst = Repository.open(sys.argv[1]), Repository.open(sys.argv[2])
 root = bytes.fromhex(sys.argv[3])
+cas.chunked.CHUNK_PACK_LIMIT = int(sys.argv[4])  # many packs of chunks, cut on the way
 real_publish = cas.store.ObjectStore.publish_pack
 published = 0
 
@@ -493,19 +496,26 @@ def publish(self, *args):
         os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of the file
 
 cas.store.ObjectStore.publish_pack = publish
-transfer.copy_objects(src.objects, dst.objects, transfer.missing(src.objects, dst.objects, [root]))
+with dst.writing():  # its chunking setting applies
+    ids = transfer.missing(src.objects, dst.objects, [root])
+    transfer.copy_objects(src.objects, dst.objects, ids)
 """
 
 
+@pytest.mark.parametrize("held", ["as chunks", "whole"])
 def test_a_copy_killed_in_the_middle_of_a_file_resumes_from_the_chunks_it_sent(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, held
 ):
     monkeypatch.setattr(chunked, "CHUNK_PACK_LIMIT", THRESHOLD)  # many packs of chunks
     src = Repository.open(str(tmp_path / "src"))
+    if held == "whole":  # cut on the way, as the destination keeps large files copied in
+        Repository.open(str(tmp_path / "dst")).set_chunking("changed", THRESHOLD)
     data = random.Random(19).randbytes(8 * THRESHOLD)
-    commit = log_files(src, "v", {"f.bin": data}, tmp_path)
+    commit = log_files(src, "v", {"f.bin": data}, tmp_path, whole=held == "whole")
+    assert src.storage.exists(keys.content_key(Blob(data).id)) == (held == "whole")
     dst = str(tmp_path / "dst")
-    killed = python("-c", KILLED_COPY, str(tmp_path / "src"), dst, commit.id.hex(), cwd=tmp_path)
+    src_url, root = str(tmp_path / "src"), commit.id.hex()
+    killed = python("-c", KILLED_COPY, src_url, dst, root, str(THRESHOLD), cwd=tmp_path)
     killed.communicate(timeout=120)
     assert killed.returncode == -9
     resumed = Repository.open(dst)
@@ -513,6 +523,7 @@ def test_a_copy_killed_in_the_middle_of_a_file_resumes_from_the_chunks_it_sent(
         keys.chunked_key(Blob(data).id)
     )
 
+    resumed.writing()  # its chunking setting applies
     ids = transfer.missing(src.objects, resumed.objects, [commit.id])
     sent = transfer.copy_objects(src.objects, resumed.objects, ids)
     assert sent.bytes < len(data) - 2 * THRESHOLD  # three packs of about 1 MiB were kept
