@@ -4,7 +4,7 @@ A file is copied in by the kernel and hashed on the way (:mod:`cas._fastio`), or
 from the store's ``chunk_threshold`` up, cut into chunks (:mod:`cas.chunked`); a
 blob another store holds loose is streamed across, verified as it goes. Where
 chunks save (:data:`cas.chunked.CHANGED_THRESHOLD`): a file replacing a large one
-is cut into chunks, the one it replaces too, and a copy brings chunks.
+is cut into chunks, the one it replaces too, and a copy into a bucket brings chunks.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def rechunk(store: ObjectStore, object_id: ObjectId, hash_threads: int) -> bool:
 
 def copy_from(store: ObjectStore, source: ObjectStore, object_id: ObjectId) -> int | None:
     """Stream a large blob ``source`` holds loose into ``store``, as its content
-    alone, verified on the way, or, from ``store``'s ``changed_chunk_threshold`` up,
-    as the chunks it lacks; the bytes it wrote. None, copying nothing, when
+    alone, verified on the way, or, into a bucket, from its ``changed_chunk_threshold``
+    up, as the chunks it lacks; the bytes it wrote. None, copying nothing, when
     ``source`` does not hold ``object_id`` loose as a large blob: read it whole
     instead."""
     key = source.loose_location(object_id)
@@ -114,8 +114,13 @@ def copy_from(store: ObjectStore, source: ObjectStore, object_id: ObjectId) -> i
         return stream_from(store, source, object_id)
     threshold = store.changed_chunk_threshold
     try:
-        if threshold is not None and os.path.getsize(path) >= threshold:
-            # Chunks: a later version of the file sends only the chunks it changed.
+        if (
+            threshold is not None
+            and not store.storage.capabilities.local
+            and os.path.getsize(path) >= threshold
+        ):
+            # Chunks: a later version of the file sends only the chunks it changed. Not
+            # between local disks, where the kernel copies 3.5 times as fast as we cut.
             return chunked.put_file(store, path, COPY_THREADS, expect=object_id)[2]
         if store.storage.capabilities.local:
             # Between two local stores the kernel copies, and the copy is checked.

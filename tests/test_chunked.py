@@ -3,12 +3,15 @@ format, storing a file as chunks, and reading it back, whole or a range, verifie
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 import random
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -26,6 +29,7 @@ from cas.walk import reachable
 from remotes import transfer
 from tests.helpers import append_after_fstat, corrupt
 from tests.processes import python
+from tests.servers import open_storage_from_spec
 
 THRESHOLD = 1 << 20
 GRACE = 3600.0
@@ -41,6 +45,12 @@ def store(storage: Storage) -> ObjectStore:
 def write(path: Path, data: bytes) -> str:
     path.write_bytes(data)
     return str(path)
+
+
+def noise(size: int) -> bytes:
+    """The same bytes on every run: where an edit's chunks end again depends on them (a
+    run of chunks cut at their greatest length ends only at a content-defined cut)."""
+    return random.Random(size).randbytes(size)
 
 
 def stored_bytes(store: ObjectStore) -> int:
@@ -155,7 +165,7 @@ def test_an_edit_in_the_middle_stores_only_the_chunks_around_it(store, tmp_path)
     data = random.Random(5).randbytes(6 * THRESHOLD)
     store.put_blob_file(write(tmp_path / "f", data))
     before = stored_bytes(store)
-    edited = data[: 3 * THRESHOLD] + os.urandom(1000) + data[3 * THRESHOLD + 1000 :]
+    edited = data[: 3 * THRESHOLD] + noise(1000) + data[3 * THRESHOLD + 1000 :]
     object_id, _ = store.put_blob_file(write(tmp_path / "f", edited))
     grown = stored_bytes(store) - before
     assert grown < 3 * chunked.MAX_CHUNK + 10_000  # the chunks around it, the list, an index
@@ -166,7 +176,7 @@ def test_bytes_inserted_at_the_start_store_only_a_chunk_or_two(store, tmp_path):
     data = random.Random(6).randbytes(6 * THRESHOLD)
     store.put_blob_file(write(tmp_path / "f", data))
     before = stored_bytes(store)
-    inserted = os.urandom(100) + data
+    inserted = noise(100) + data
     object_id, _ = store.put_blob_file(write(tmp_path / "f", inserted))
     assert stored_bytes(store) - before < 2 * chunked.MAX_CHUNK + 10_000
     assert store.read_blob(object_id) == inserted
@@ -477,12 +487,15 @@ def test_a_fetched_chunk_list_naming_other_chunks_is_refused(tmp_path):
 
 
 KILLED_COPY = """
-import os, signal, sys
+import json, os, signal, sys
 import cas.chunked, cas.store
 from cas import Repository
 from remotes import transfer
 
-src, dst = Repository.open(sys.argv[1]), Repository.open(sys.argv[2])
+from tests.servers import open_storage_from_spec
+
+src, dst = Repository.open(sys.argv[1]), json.loads(sys.argv[2])
+dst = Repository(open_storage_from_spec(dst)) if isinstance(dst, dict) else Repository.open(dst)
 root = bytes.fromhex(sys.argv[3])
 cas.chunked.CHUNK_PACK_LIMIT = int(sys.argv[4])  # many packs of chunks, cut on the way
 real_publish = cas.store.ObjectStore.publish_pack
@@ -504,21 +517,23 @@ with dst.writing():  # its chunking setting applies
 
 @pytest.mark.parametrize("held", ["as chunks", "whole"])
 def test_a_copy_killed_in_the_middle_of_a_file_resumes_from_the_chunks_it_sent(
-    tmp_path, monkeypatch, held
+    tmp_path, monkeypatch, held, make_spec
 ):
     monkeypatch.setattr(chunked, "CHUNK_PACK_LIMIT", THRESHOLD)  # many packs of chunks
     src = Repository.open(str(tmp_path / "src"))
-    if held == "whole":  # cut on the way, as the destination keeps large files copied in
-        Repository.open(str(tmp_path / "dst")).set_chunking("changed", THRESHOLD)
+    # Held whole, it is cut on the way into a bucket, which keeps large files as chunks.
+    dst: Any = make_spec("s3-moto") if held == "whole" else str(tmp_path / "dst")
+    open_dst = functools.partial(open_repo, dst)
+    open_dst().set_chunking("changed", THRESHOLD)
     data = random.Random(19).randbytes(8 * THRESHOLD)
     commit = log_files(src, "v", {"f.bin": data}, tmp_path, whole=held == "whole")
     assert src.storage.exists(keys.content_key(Blob(data).id)) == (held == "whole")
-    dst = str(tmp_path / "dst")
     src_url, root = str(tmp_path / "src"), commit.id.hex()
-    killed = python("-c", KILLED_COPY, src_url, dst, root, str(THRESHOLD), cwd=tmp_path)
+    argv = (src_url, json.dumps(dst), root, str(THRESHOLD))
+    killed = python("-c", KILLED_COPY, *argv, cwd=tmp_path)
     killed.communicate(timeout=120)
     assert killed.returncode == -9
-    resumed = Repository.open(dst)
+    resumed = open_dst()
     assert len(resumed.objects.packs()) == 3 and not resumed.storage.exists(
         keys.chunked_key(Blob(data).id)
     )
@@ -528,8 +543,15 @@ def test_a_copy_killed_in_the_middle_of_a_file_resumes_from_the_chunks_it_sent(
     sent = transfer.copy_objects(src.objects, resumed.objects, ids)
     assert sent.bytes < len(data) - 2 * THRESHOLD  # three packs of about 1 MiB were kept
     resumed.update_ref("v", lambda old: commit.id)
-    assert fsck(Repository.open(dst)).ok
-    assert Repository.open(dst).objects.read_blob(Blob(data).id) == data
+    assert fsck(open_dst()).ok
+    assert open_dst().objects.read_blob(Blob(data).id) == data
+
+
+def open_repo(where: str | dict[str, Any]) -> Repository:
+    """A repository at a local path, or at a spec (a bucket, see tests/backends.py)."""
+    if isinstance(where, str):
+        return Repository.open(where)
+    return Repository(open_storage_from_spec(where))
 
 
 # ---- the store's setting ------------------------------------------------------------
@@ -557,7 +579,7 @@ def _logged_twice(ws: Path, data: bytes, edited: bytes) -> tuple[Repository, int
 def test_a_store_set_to_chunk_stores_its_large_files_as_chunks(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = random.Random(7).randbytes(4 * THRESHOLD)
-    edited = data[: 2 * THRESHOLD] + os.urandom(1000) + data[2 * THRESHOLD + 1000 :]
+    edited = data[: 2 * THRESHOLD] + noise(1000) + data[2 * THRESHOLD + 1000 :]
     Repository.open(str(tmp_path / "store")).set_chunking("always", THRESHOLD)
     repo, grown = _logged_twice(tmp_path, data, edited)
     assert grown < 4 * chunked.MAX_CHUNK + 20_000  # the chunks around the edit, not the file

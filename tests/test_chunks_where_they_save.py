@@ -43,10 +43,12 @@ def log(store: str, path: Path, name: str = "model", as_dir: bool = False) -> No
 
 
 def edits(data: bytes) -> dict[str, bytes]:
-    middle = len(data) // 2
+    """Edits by the same bytes on every run: where an edit's chunks end again depends on
+    them (a run of chunks cut at their greatest length ends only at a content-defined cut)."""
+    middle, noise = len(data) // 2, random.Random(len(data)).randbytes(THRESHOLD // 4)
     return {
-        "middle": data[:middle] + os.urandom(THRESHOLD // 4) + data[middle + THRESHOLD // 4 :],
-        "start": os.urandom(100) + data,
+        "middle": data[:middle] + noise + data[middle + THRESHOLD // 4 :],
+        "start": noise[:100] + data,
     }
 
 
