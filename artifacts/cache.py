@@ -106,7 +106,10 @@ class DownloadCache:
             after = os.stat(entry)
         except FileNotFoundError:
             return False  # not cached, or trimmed meanwhile
-        unchanged = _same_file(before, after) and _stamped(after)
+        # The stamp as it was before the copy: reading an entry whose atime is behind
+        # its ctime moves the atime to the present (relatime), which just after a
+        # rewrite looks like a stamp.
+        unchanged = _stamped(before) and _same_file(before, after)
         if unchanged or blob_id_of_file(dest) == blob_id:
             if not unchanged:
                 self.put_file(blob_id, dest)  # a fresh entry, with a fresh stamp

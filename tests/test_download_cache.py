@@ -252,3 +252,22 @@ def test_an_entry_downloads_through_the_cache_unless_told_not_to(
     assert Path(path).read_bytes() == BIG
     cached = _blob_id(BIG).hex() in cache_entries(download_cache_dir)
     assert cached is not skip_cache
+
+
+def test_an_entry_rewritten_with_its_mtime_put_back_is_not_trusted_when_read_at_once(
+    tmp_path: Path,
+) -> None:
+    """Reading an entry whose atime is behind its ctime moves the atime to the present
+    (relatime): at once after the rewrite, that looks like a stamp. It must not pass."""
+    cache = DownloadCache(str(tmp_path / "c"))
+    data = b"payload" * 1000
+    blob_id = _blob_id(data)
+    cache.put_bytes(blob_id, data)
+    entry = cache.path(blob_id)
+    st = os.stat(entry)
+    time.sleep(0.2)  # past the margin of the stamp's ctime (artifacts.cache.STAMP_MARGIN_NS)
+    with open(entry, "r+b") as f:
+        f.write(b"X" * 10)
+    os.utime(entry, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not cache.copy_to(blob_id, len(data), str(tmp_path / "out")), "dropped"
+    assert not os.path.exists(entry)
