@@ -138,13 +138,20 @@ class DownloadCache:
         tmp = os.path.join(tmp_dir, f"{os.getpid()}-{next(_tmp_names)}")
         try:
             write(tmp)
-            os.utime(tmp, ns=(time.time_ns() + STAMP_AHEAD_NS, STAMP_MTIME_NS))
-            os.replace(tmp, entry)  # whole, or not at all; a racing writer's is the same
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.replace(tmp, entry)  # whole, or not at all; a racing writer's is the same
+                # Stamped in place: the rename moves the ctime too, and may take long
+                # (ext4 writes back the data of a file renamed over another first:
+                # 0.1-0.4 s for 256 MiB here), leaving a stamp made before it stale.
+                os.utime(fd, ns=(time.time_ns() + STAMP_AHEAD_NS, STAMP_MTIME_NS))
+                self.added += os.fstat(fd).st_size
+            finally:
+                os.close(fd)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        self.added += os.path.getsize(entry)
 
     def _drop(self, entry: str) -> None:
         with contextlib.suppress(FileNotFoundError):
