@@ -106,7 +106,10 @@ class DownloadCache:
             after = os.stat(entry)
         except FileNotFoundError:
             return False  # not cached, or trimmed meanwhile
-        unchanged = _same_file(before, after) and _stamped(after)
+        # The stamp as it was before the copy: reading an entry whose atime is behind
+        # its ctime moves the atime to the present (relatime), which just after a
+        # rewrite looks like a stamp.
+        unchanged = _stamped(before) and _same_file(before, after)
         if unchanged or blob_id_of_file(dest) == blob_id:
             if not unchanged:
                 self.put_file(blob_id, dest)  # a fresh entry, with a fresh stamp
@@ -135,13 +138,20 @@ class DownloadCache:
         tmp = os.path.join(tmp_dir, f"{os.getpid()}-{next(_tmp_names)}")
         try:
             write(tmp)
-            os.utime(tmp, ns=(time.time_ns() + STAMP_AHEAD_NS, STAMP_MTIME_NS))
-            os.replace(tmp, entry)  # whole, or not at all; a racing writer's is the same
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.replace(tmp, entry)  # whole, or not at all; a racing writer's is the same
+                # Stamped in place: the rename moves the ctime too, and may take long
+                # (ext4 writes back the data of a file renamed over another first:
+                # 0.1-0.4 s for 256 MiB here), leaving a stamp made before it stale.
+                os.utime(fd, ns=(time.time_ns() + STAMP_AHEAD_NS, STAMP_MTIME_NS))
+                self.added += os.fstat(fd).st_size
+            finally:
+                os.close(fd)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        self.added += os.path.getsize(entry)
 
     def _drop(self, entry: str) -> None:
         with contextlib.suppress(FileNotFoundError):

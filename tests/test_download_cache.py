@@ -252,3 +252,71 @@ def test_an_entry_downloads_through_the_cache_unless_told_not_to(
     assert Path(path).read_bytes() == BIG
     cached = _blob_id(BIG).hex() in cache_entries(download_cache_dir)
     assert cached is not skip_cache
+
+
+def test_an_entry_rewritten_with_its_mtime_put_back_is_not_trusted_when_read_at_once(
+    tmp_path: Path,
+) -> None:
+    """Reading an entry whose atime is behind its ctime moves the atime to the present
+    (relatime): at once after the rewrite, that looks like a stamp. It must not pass."""
+    cache = DownloadCache(str(tmp_path / "c"))
+    data = b"payload" * 1000
+    blob_id = _blob_id(data)
+    cache.put_bytes(blob_id, data)
+    entry = cache.path(blob_id)
+    st = os.stat(entry)
+    time.sleep(0.2)  # past the margin of the stamp's ctime (artifacts.cache.STAMP_MARGIN_NS)
+    with open(entry, "r+b") as f:
+        f.write(b"X" * 10)
+    os.utime(entry, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not cache.copy_to(blob_id, len(data), str(tmp_path / "out")), "dropped"
+    assert not os.path.exists(entry)
+
+
+def _slow_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renames that take 0.2 s, past the stamp's margin: as ext4's do under load, or over
+    an older file, whose data it writes back first (0.1-0.4 s for 256 MiB here)."""
+    rename = os.replace
+
+    def slow(src: str, dst: str) -> None:
+        time.sleep(0.2)
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", slow)
+
+
+def _copied_as_it_is(cache: DownloadCache, blob_id: bytes, data: bytes, dest: Path) -> bool:
+    """Copy the entry out; True if it was trusted as it is (not checked and stored again,
+    which gives it a new inode)."""
+    inode = os.stat(cache.path(blob_id)).st_ino
+    assert cache.copy_to(blob_id, len(data), str(dest))
+    assert dest.read_bytes() == data
+    return os.stat(cache.path(blob_id)).st_ino == inode
+
+
+def test_an_entry_is_trusted_however_long_its_rename_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = DownloadCache(str(tmp_path / "c"))
+    data = b"payload" * 1000
+    with monkeypatch.context() as patch:
+        _slow_rename(patch)
+        cache.put_bytes(_blob_id(data), data)
+    assert _copied_as_it_is(cache, _blob_id(data), data, tmp_path / "one")
+
+
+def test_an_entry_checked_and_stored_again_is_trusted_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: an entry whose stamp was lost must not be hashed and stored again on
+    every download from then on."""
+    cache = DownloadCache(str(tmp_path / "c"))
+    data = b"payload" * 1000
+    blob_id = _blob_id(data)
+    cache.put_bytes(blob_id, data)
+    st = os.stat(cache.path(blob_id))
+    os.utime(cache.path(blob_id), ns=(st.st_atime_ns - 10**9, st.st_mtime_ns))  # stamp lost
+    with monkeypatch.context() as patch:
+        _slow_rename(patch)  # the entry is stored again over the old one
+        assert not _copied_as_it_is(cache, blob_id, data, tmp_path / "one"), "checked"
+    assert _copied_as_it_is(cache, blob_id, data, tmp_path / "two")
