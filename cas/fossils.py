@@ -9,7 +9,7 @@ children first, so a present tree or commit always has everything it reaches.
 
 from __future__ import annotations
 
-from . import chunked, keys, objects
+from . import chunked, keys, largeblobs, objects
 from .errors import KeyNotFoundError, ObjectNotFoundError
 from .objects import ObjectId
 from .store import ObjectStore
@@ -65,6 +65,6 @@ def _copy_back(store: ObjectStore, object_id: ObjectId) -> None:
         store.put_raw(fossils.get_raw(object_id))
         return
     try:  # a large blob is streamed, never read whole, and checked on the way
-        store.stream_blob_from(fossils, object_id)
+        largeblobs.stream_from(store, fossils, object_id)
     except KeyNotFoundError:
         raise ObjectNotFoundError(object_id, store.storage.url) from None

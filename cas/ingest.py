@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from . import largeblobs
 from ._fastio import CORES
 from .objects import ObjectId
 from .storage import open_storage
@@ -57,7 +58,7 @@ def store_files(
                 report(result[1])
     for i, old in olds.items():
         if results[i][0] != old:  # type: ignore[index]
-            store.rechunk(old)
+            largeblobs.rechunk(store, old, HASH_THREADS)
     small = [i for i, (_, size) in enumerate(files) if size < LOOSE_THRESHOLD]
     stored = _store_small(store, [files[i] for i in small], report)
     for i, result in zip(small, stored, strict=True):

@@ -60,8 +60,7 @@ class ObjectStore:
         self.watcher: Any = None
         self._packs = PackSet(storage, cache_dir)
         self.chunk_threshold = chunked.CHUNK_THRESHOLD  # files this big go as chunks
-        # Files this big go as chunks where that saves (cas.largeblobs).
-        self.changed_chunk_threshold = chunked.CHANGED_THRESHOLD
+        self.changed_chunk_threshold = chunked.CHANGED_THRESHOLD  # ... where that saves
         # Where the chunks of a chunked blob are read: a fossil's chunks may be present.
         self.chunk_source = self
         if self.fossils is not None:
@@ -375,20 +374,10 @@ class ObjectStore:
         """Store a file of any size as a large blob; (id, size): :func:`cas.largeblobs.put_file`."""
         return largeblobs.put_file(self, path, hash_threads, expect, replacing)
 
-    def rechunk(self, object_id: ObjectId, hash_threads: int = HASH_THREADS) -> bool:
-        """Keep a large blob held whole as chunks instead; whether it did:
-        :func:`cas.largeblobs.rechunk`."""
-        return largeblobs.rechunk(self, object_id, hash_threads)
-
     def copy_large_blob(self, source: ObjectStore, object_id: ObjectId) -> int | None:
         """Stream a large blob ``source`` holds loose into this store; its size, or None
         when it is not held so: :func:`cas.largeblobs.copy_from`."""
         return largeblobs.copy_from(self, source, object_id)
-
-    def stream_blob_from(self, source: ObjectStore, object_id: ObjectId) -> int:
-        """Stream a blob from ``source`` into this store as its content alone, verified on
-        the way; its size."""
-        return largeblobs.stream_from(self, source, object_id)
 
     def writer(self, limit: int | None = None) -> PackWriter:
         return PackWriter(self, limit)
