@@ -43,8 +43,8 @@ def put_file(
     ``chunk_threshold`` up, or ``changed_chunk_threshold`` up for a file
     ``replacing`` a large one, it is kept as chunks (:func:`cas.chunked.put_file`).
     """
-    threshold = store.changed_chunk_threshold if replacing else store.chunk_threshold
-    threshold = store.chunk_threshold if threshold is None else threshold
+    thresholds = (store.chunk_threshold, store.changed_chunk_threshold if replacing else None)
+    threshold = min((t for t in thresholds if t is not None), default=None)
     if expect is None and threshold is not None and os.path.getsize(path) >= threshold:
         return chunked.put_file(store, path, hash_threads)[:2]
     tmp = store.storage.tempfile()

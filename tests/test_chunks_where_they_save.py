@@ -63,12 +63,17 @@ def test_a_new_store_chunks_large_files_only_where_that_saves(tmp_path):
     assert repo.objects.changed_chunk_threshold == chunked.CHANGED_THRESHOLD
 
 
-def test_a_first_log_stores_a_large_file_whole(tmp_path):
+def logged_once(tmp_path: Path, seed: int) -> tuple[str, bytes, Repository]:
+    """A store chunking from THRESHOLD up where that saves, and a large file logged."""
     store = changed_store(tmp_path / "store")
-    data = random.Random(1).randbytes(SIZE)
+    data = random.Random(seed).randbytes(SIZE)
     (tmp_path / "w.bin").write_bytes(data)
     log(store, tmp_path / "w.bin")
-    repo = Repository.open(store)
+    return store, data, Repository.open(store)
+
+
+def test_a_first_log_stores_a_large_file_whole(tmp_path):
+    _, data, repo = logged_once(tmp_path, 1)
     assert repo.storage.exists(keys.content_key(Blob(data).id))
     assert not repo.storage.exists(keys.chunked_key(Blob(data).id))
 
@@ -139,11 +144,7 @@ def test_a_store_set_never_to_chunk_keeps_a_replaced_file_whole(tmp_path):
 
 
 def test_a_damaged_whole_copy_is_left_for_fsck_not_converted(tmp_path):
-    store = changed_store(tmp_path / "store")
-    data = random.Random(6).randbytes(SIZE)
-    (tmp_path / "w.bin").write_bytes(data)
-    log(store, tmp_path / "w.bin")
-    repo = Repository.open(store)
+    store, data, repo = logged_once(tmp_path, 6)
     whole = repo.storage.local_path(keys.content_key(Blob(data).id))
     with open(whole, "r+b") as f:
         f.seek(SIZE // 2)
