@@ -375,8 +375,8 @@ class ObjectStore:
         return largeblobs.put_file(self, path, hash_threads, expect, replacing)
 
     def copy_large_blob(self, source: ObjectStore, object_id: ObjectId) -> int | None:
-        """Stream a large blob ``source`` holds loose into this store; its size, or None
-        when it is not held so: :func:`cas.largeblobs.copy_from`."""
+        """Stream a large blob ``source`` holds loose into this store; the bytes written,
+        or None when it is not held so: :func:`cas.largeblobs.copy_from`."""
         return largeblobs.copy_from(self, source, object_id)
 
     def writer(self, limit: int | None = None) -> PackWriter:
