@@ -353,7 +353,7 @@ CASES: list[Case] = [
         "f512",
         "first log of one 512 MiB file",
         ours.f512_log,
-        {"raw cp": CP, "restic": RESTIC},
+        {"raw cp": CP, "raw cp+sync": CP_SYNC, "restic": RESTIC},
         target="≤ 1.3 × cp; ≤ 0.25 × restic's first backup (issue 22)",
         goals=(Goal(1.3, "raw cp"), Goal(0.25, "restic")),
     ),

@@ -751,3 +751,39 @@ def test_an_interrupt_while_the_pool_starts_leaves_no_worker_behind(tmp_path: Pa
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
+
+
+def test_a_file_copied_in_short_unaligned_pieces_is_named_by_its_bytes(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel may copy less than asked: every piece is hashed from wherever it
+    starts, mapped from the page below it."""
+    path, data = big_file(tmp_path, 3 * LOOSE_THRESHOLD + 7)
+    real_copy = os.copy_file_range
+
+    def short(src: int, dst: int, count: int, *rest: int) -> int:
+        return real_copy(src, dst, min(count, 123_457), *rest)
+
+    monkeypatch.setattr(os, "copy_file_range", short)
+    object_id, size = store.put_blob_file(path, hash_threads=2)
+    assert (object_id, size) == (Blob(data).id, len(data))
+    assert store.read_blob(object_id) == data
+
+
+def test_a_kernel_copy_that_fails_half_way_starts_again_in_user_space(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, data = big_file(tmp_path, 3 * LOOSE_THRESHOLD)
+    real_copy = os.copy_file_range
+    calls = []
+
+    def fail_second(src: int, dst: int, count: int, *rest: int) -> int:
+        calls.append(count)
+        if len(calls) > 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_copy(src, dst, min(count, LOOSE_THRESHOLD), *rest)
+
+    monkeypatch.setattr(os, "copy_file_range", fail_second)
+    object_id, size = store.put_blob_file(path, hash_threads=2)
+    assert len(calls) == 2 and (object_id, size) == (Blob(data).id, len(data))
+    assert store.read_blob(object_id) == data
