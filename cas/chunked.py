@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 CHUNK_THRESHOLD: int | None = None
 # By default, a file this big and up is stored as chunks only where that saves: when it
 # replaces one this big (the same path of an artifact's previous version, which is then
-# chunked too), and when a push copies it into a bucket: then the next version costs
-# only its changed chunks (ObjectStore.changed_chunk_threshold).
+# chunked too), and when it goes into a bucket, logged or pushed: then the next version
+# costs only its changed chunks (ObjectStore.changed_chunk_threshold).
 CHANGED_THRESHOLD: int | None = 16 << 20
 # FastCDC's parameters, Xet's proportions at twice its sizes: each chunk costs 36 bytes
 # in its file's chunk list and as many in its pack's index, and at Xet's 64 KiB a 1 MiB

@@ -4,7 +4,8 @@ A file is copied in by the kernel and hashed on the way (:mod:`cas._fastio`), or
 from the store's ``chunk_threshold`` up, cut into chunks (:mod:`cas.chunked`); a
 blob another store holds loose is streamed across, verified as it goes. Where
 chunks save (:data:`cas.chunked.CHANGED_THRESHOLD`): a file replacing a large one
-is cut into chunks, the one it replaces too, and a copy into a bucket brings chunks.
+is cut into chunks, the one it replaces too, and a log or a copy into a bucket brings
+chunks.
 """
 
 from __future__ import annotations
@@ -41,9 +42,13 @@ def put_file(
     we stored. The content is kept without its header, so the copy stays
     page-aligned (copying it behind a header measured twice as slow); from
     ``chunk_threshold`` up, or ``changed_chunk_threshold`` up for a file
-    ``replacing`` a large one, it is kept as chunks (:func:`cas.chunked.put_file`).
+    ``replacing`` a large one or stored into a bucket, it is kept as chunks
+    (:func:`cas.chunked.put_file`).
     """
-    thresholds = (store.chunk_threshold, store.changed_chunk_threshold if replacing else None)
+    # Into a bucket a large file always saves as chunks: the network, not the cutting,
+    # sets the pace there (512 MiB into moto: 7.2 s as chunks, 8.6-9.0 s whole).
+    saves = replacing or not store.storage.capabilities.local
+    thresholds = (store.chunk_threshold, store.changed_chunk_threshold if saves else None)
     threshold = min((t for t in thresholds if t is not None), default=None)
     if expect is None and threshold is not None and os.path.getsize(path) >= threshold:
         return chunked.put_file(store, path, hash_threads)[:2]

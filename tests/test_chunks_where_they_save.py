@@ -1,7 +1,8 @@
-"""Large files as chunks where that saves, the default (issue 22): a first log stores
-a large file whole (as fast as storing goes), a file replacing a large one at its path
-is stored as chunks and the one it replaces is converted, and a copy (push, pull)
-brings large files as chunks; so a changed file costs only the chunks it changed."""
+"""Large files as chunks where that saves, the default (issue 22): a first log into a
+local store stores a large file whole (as fast as storing goes), a file replacing a
+large one at its path is stored as chunks and the one it replaces is converted, and a
+log or a copy into a bucket brings large files as chunks; so a changed file costs only
+the chunks it changed."""
 
 from __future__ import annotations
 
@@ -179,6 +180,25 @@ def test_a_push_to_a_bucket_sends_only_the_chunks_it_lacks(ws, request, monkeypa
     clone = remotes.clone(url, str(ws / "clone"), policy=ARTIFACT_REFS)
     assert clone.objects.read_blob(Blob(data).id) == data
     assert clone.objects.chunk_list(Blob(data).id) is not None  # chunks stay chunks
+
+
+def test_a_log_straight_into_a_bucket_keeps_large_files_as_chunks(ws, request, monkeypatch):
+    """In a bucket the network, not the cutting, sets the pace: a first log there
+    stores a large file as chunks, so the next version adds only its changed ones."""
+    url = bucket_url("s3-moto", request, monkeypatch)
+    Repository.open(url).set_chunking("changed", THRESHOLD)
+    data = random.Random(8).randbytes(SIZE)
+    (ws / "w.bin").write_bytes(data)
+    log(url, ws / "w.bin")
+    bucket = Repository.open(url)
+    assert bucket.objects.chunk_list(Blob(data).id) is not None
+    before = stored_bytes(bucket)
+    edited = edits(data)["middle"]
+    (ws / "w.bin").write_bytes(edited)
+    log(url, ws / "w.bin")
+    assert stored_bytes(bucket) - before < AROUND_AN_EDIT + 20_000
+    assert fsck(bucket).ok
+    assert bucket.objects.read_blob(Blob(edited).id) == edited
 
 
 READER = """

@@ -37,7 +37,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         else:
             print(
                 f"files of {human(threshold or 0)} and more are stored as chunks where that "
-                "saves: when they replace one as large, and when pushed into a bucket"
+                "saves: when they replace one as large, and in a bucket"
             )
     return 0
 
@@ -55,7 +55,8 @@ def register(commands: Commands) -> None:
         metavar="SIZE",
         help="store every file of SIZE and more as content-defined chunks (slower to log: "
         "docs/performance.md); 'changed', the default: large files as chunks only where "
-        "that saves (a file replacing one at its path, a push into a bucket), so that a "
+        "that saves (a file replacing one at its path, a file logged or pushed into a "
+        "bucket), so that a "
         "changed file costs only its changed chunks (docs/chunks.md); 'off': always whole. "
         "Readers older than layout version 3 cannot read chunks",
     )
