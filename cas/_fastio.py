@@ -79,7 +79,7 @@ def _kernel_copy_hashed(
     nor every kernel)."""
     hasher = blake3.blake3(max_threads=threads)
     hasher.update(objects.encode_header("blob", size))
-    copied = 0
+    copied, refused = 0, False
     # One hashing thread: the segments must be hashed in order.
     with ThreadPoolExecutor(1, "hash") as hashing:
         hashed = []
@@ -91,8 +91,8 @@ def _kernel_copy_hashed(
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                 raise
-            copied = -1
-    if copied < 0:
+            refused = True
+    if refused:
         os.lseek(src, 0, os.SEEK_SET)
         os.lseek(dst, 0, os.SEEK_SET)
         os.ftruncate(dst, 0)
