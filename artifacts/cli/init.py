@@ -56,7 +56,7 @@ def register(commands: Commands) -> None:
         help="store every file of SIZE and more as content-defined chunks (slower to log: "
         "docs/performance.md); 'changed', the default: large files as chunks only where "
         "that saves (a file replacing one at its path, a file logged or pushed into a "
-        "bucket), so that a "
-        "changed file costs only its changed chunks (docs/chunks.md); 'off': always whole. "
+        "bucket), so that a changed file costs only its changed chunks (docs/chunks.md); "
+        "'off': always whole. "
         "Readers older than layout version 3 cannot read chunks",
     )
