@@ -11,7 +11,7 @@ import errno
 import mmap
 import os
 import sys
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import blake3
@@ -26,6 +26,9 @@ HASH_WINDOW = 16 << 20  # how much of a big file is mapped at once while hashing
 # twice as slow here, 128 KiB 6 % slower).
 COPY_CHUNK = 256 << 10
 SEGMENT = 32 << 20  # copied, hashed and started towards the disk at a time
+# Segments a copy may run ahead of their hash: hashed while still in the page cache, and
+# an interrupt waits for no more than these.
+AHEAD = 4
 # The cores we may run on: the affinity mask, not the machine's count.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 HASH_THREADS = CORES  # one per core: measured faster here than blake3's AUTO
@@ -64,11 +67,16 @@ def copy_hashed(src: int, dst: int, size: int, threads: int) -> tuple[int, Objec
     where the kernel cannot copy.
     """
     _preallocate(dst, size)
-    with ThreadPoolExecutor(1, "writeback") as writeback:
+    writeback = ThreadPoolExecutor(1, "writeback")
+    try:
         result = _kernel_copy_hashed(src, dst, size, threads, writeback)
         if result is None:
             result = _buffered_copy_hashed(src, dst, size, writeback)
-        return result
+    except BaseException:
+        writeback.shutdown(cancel_futures=True)  # interrupted: what is queued waits for no one
+        raise
+    writeback.shutdown()
+    return result
 
 
 def _kernel_copy_hashed(
@@ -79,27 +87,31 @@ def _kernel_copy_hashed(
     nor every kernel)."""
     hasher = blake3.blake3(max_threads=threads)
     hasher.update(objects.encode_header("blob", size))
-    copied, refused = 0, False
-    # One hashing thread: the segments must be hashed in order.
-    with ThreadPoolExecutor(1, "hash") as hashing:
-        hashed = []
-        try:
-            while n := os.copy_file_range(src, dst, SEGMENT):
-                writeback.submit(_start_writeback, dst, copied, n)
-                hashed.append(hashing.submit(_hash_range, hasher, dst, copied, n))
-                copied += n
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            refused = True
-    if refused:
+    copied = 0
+    hashed: list[Future[None]] = []
+    hashing = ThreadPoolExecutor(1, "hash")  # one thread: the segments go in order
+    try:
+        while n := os.copy_file_range(src, dst, SEGMENT):
+            writeback.submit(_start_writeback, dst, copied, n)
+            hashed.append(hashing.submit(_hash_range, hasher, dst, copied, n))
+            copied += n
+            if len(hashed) > AHEAD:
+                hashed[-AHEAD - 1].result()
+    except BaseException as exc:
+        hashing.shutdown(cancel_futures=True)
+        if not isinstance(exc, OSError) or exc.errno not in _KERNEL_CANNOT:
+            raise
         os.lseek(src, 0, os.SEEK_SET)
         os.lseek(dst, 0, os.SEEK_SET)
         os.ftruncate(dst, 0)
         return None
+    hashing.shutdown()
     for done in hashed:
         done.result()  # a failed hash raises here
     return copied, hasher.digest()
+
+
+_KERNEL_CANNOT = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 def _buffered_copy_hashed(

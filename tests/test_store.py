@@ -14,12 +14,13 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import blake3
 import pytest
 
-from cas import ingest
+from cas import _fastio, ingest
 from cas import packs as packs_module
 from cas.errors import (
     CorruptObjectError,
@@ -795,3 +796,60 @@ def test_a_kernel_copy_that_fails_half_way_starts_again_in_user_space(
     object_id, size = store.put_blob_file(path, hash_threads=2)
     assert len(calls) == 2 and (object_id, size) == (Blob(data).id, len(data))
     assert store.read_blob(object_id) == data
+
+
+def test_a_copy_runs_only_a_few_segments_ahead_of_its_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashed while still in the page cache: a copy far ahead of a slower hash would
+    have the hash read a huge file back from the disk."""
+    store = ObjectStore(LocalStorage(str(tmp_path / "store")))  # any store: the same copy
+    path, data = big_file(tmp_path, 3 * LOOSE_THRESHOLD)
+    monkeypatch.setattr(_fastio, "SEGMENT", LOOSE_THRESHOLD // 8)  # 24 segments
+    real_copy, real_hash = os.copy_file_range, _fastio._hash_range
+    copies, hashes, lead = [], [], []
+
+    def counted_copy(*args: int) -> int:
+        copies.append(1)
+        return real_copy(*args)
+
+    def slow_hash(*args: object) -> None:
+        lead.append(len(copies) - len(hashes))
+        threading.Event().wait(0.01)
+        real_hash(*args)  # type: ignore[arg-type]
+        hashes.append(1)
+
+    monkeypatch.setattr(os, "copy_file_range", counted_copy)
+    monkeypatch.setattr(_fastio, "_hash_range", slow_hash)
+    object_id, _ = store.put_blob_file(path, hash_threads=1)
+    assert object_id == Blob(data).id and len(hashes) == 24
+    assert max(lead) <= _fastio.AHEAD + 1
+
+
+def test_an_interrupted_copy_waits_for_no_queued_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C lands in the copy: the hash running finishes, the ones queued never start."""
+    store = ObjectStore(LocalStorage(str(tmp_path / "store")))  # any store: the same copy
+    path, _ = big_file(tmp_path, 3 * LOOSE_THRESHOLD)
+    monkeypatch.setattr(_fastio, "SEGMENT", LOOSE_THRESHOLD // 8)
+    real_copy = os.copy_file_range
+    copies, hashes = [], []
+    interrupted = threading.Event()
+
+    def copy_then_interrupt(*args: int) -> int:
+        copies.append(1)
+        if len(copies) == 3:
+            interrupted.set()
+            raise KeyboardInterrupt
+        return real_copy(*args)
+
+    def held_hash(*args: object) -> None:
+        interrupted.wait(10)  # the first is running when the interrupt lands
+        hashes.append(args)
+
+    monkeypatch.setattr(os, "copy_file_range", copy_then_interrupt)
+    monkeypatch.setattr(_fastio, "_hash_range", held_hash)
+    with pytest.raises(KeyboardInterrupt):
+        store.put_blob_file(path, hash_threads=1)
+    assert len(hashes) == 1
