@@ -83,35 +83,43 @@ def _kernel_copy_hashed(
     src: int, dst: int, size: int, threads: int, writeback: Executor
 ) -> tuple[int, ObjectId] | None:
     """:func:`copy_hashed` by the kernel; None, with both files rewound and ``dst``
-    empty, where the kernel cannot copy (not every pair of filesystems can, EXDEV,
-    nor every kernel)."""
+    empty, where the kernel cannot copy."""
     hasher = blake3.blake3(max_threads=threads)
     hasher.update(objects.encode_header("blob", size))
     copied = 0
     hashed: list[Future[None]] = []
     hashing = ThreadPoolExecutor(1, "hash")  # one thread: the segments go in order
     try:
-        while n := os.copy_file_range(src, dst, SEGMENT):
+        while n := _kernel_copy_segment(src, dst):
             writeback.submit(_start_writeback, dst, copied, n)
             hashed.append(hashing.submit(_hash_range, hasher, dst, copied, n))
             copied += n
             if len(hashed) > AHEAD:
                 hashed[-AHEAD - 1].result()
-    except BaseException as exc:
-        hashing.shutdown(cancel_futures=True)
-        if not isinstance(exc, OSError) or exc.errno not in _KERNEL_CANNOT:
-            raise
+    except BaseException:
+        hashing.shutdown(cancel_futures=True)  # interrupted: what is queued waits for no one
+        raise
+    hashing.shutdown(cancel_futures=n is None)
+    if n is None:
         os.lseek(src, 0, os.SEEK_SET)
         os.lseek(dst, 0, os.SEEK_SET)
         os.ftruncate(dst, 0)
         return None
-    hashing.shutdown()
     for done in hashed:
         done.result()  # a failed hash raises here
     return copied, hasher.digest()
 
 
-_KERNEL_CANNOT = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
+def _kernel_copy_segment(src: int, dst: int) -> int | None:
+    """Copy up to a segment in the kernel: the bytes copied (0 at the end), or None
+    where the kernel cannot (not every pair of filesystems can, EXDEV, nor every
+    kernel). Only the copy's own refusal is taken so, never a failed hash."""
+    try:
+        return os.copy_file_range(src, dst, SEGMENT)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        return None
 
 
 def _buffered_copy_hashed(
