@@ -20,7 +20,6 @@ import time
 
 from cas import ObjectId, Repository
 from cas.errors import RefConflictError, UsageError
-from remotes.config import TRACKING
 
 from .annotations import user_name
 from .deletion_records import Deletion, deletion_ref, read_deletion, released_by
@@ -100,6 +99,8 @@ def released(repo: Repository) -> set[ObjectId]:
     store; and a version another store deleted (a remote-tracking deletion record) whose
     tree is not here (a fetch does not bring a deleted version's data), as nothing here
     can need a tree that is not here."""
+    from remotes.config import TRACKING  # here: the remotes package is no import of `log`
+
     found: set[ObjectId] = set()
     elsewhere: set[ObjectId] = set()
     records = {}  # deletion ref -> the commit it releases

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import secrets
 import time
 from typing import Any, TypeVar
 
@@ -85,7 +84,7 @@ class RunLog:
         config: dict[str, Any] | None = None,
     ) -> None:
         self.registry = registry
-        self.id = validate_namespace(run_id, "run id") if run_id else secrets.token_hex(4)
+        self.id = validate_namespace(run_id, "run id") if run_id else os.urandom(4).hex()
         self.entity, self.project = entity, project
         self.config = normalize_metadata(config, "config")  # refused now, as metadata is
         mode = _resume_mode(resume)

@@ -15,7 +15,6 @@ docs/format.md).
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
 import os
 import threading
@@ -347,6 +346,8 @@ def _fetch_gcs(fs: Any, bucket: str, key: str, descriptor: Descriptor, out: Any)
     known = {meta.get("md5Hash"), meta.get("crc32c"), meta.get("etag")} - {None}
     if descriptor["digest"] not in known or size != descriptor["size"]:
         raise ReferenceChangedError(uri, f"now {size} bytes with md5 {meta.get('md5Hash')}")
+    import hashlib  # here: loading OpenSSL costs every command a few milliseconds
+
     md5 = hashlib.md5(usedforsecurity=False)
     offset = 0
     while offset < size:

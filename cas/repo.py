@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from contextlib import AbstractContextManager
@@ -24,6 +23,8 @@ CHUNKING_MODES = ("always", "changed", "never")
 
 
 def default_cache_dir(url: str) -> str:
+    import hashlib  # here: loading OpenSSL costs every command a few milliseconds
+
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return os.path.join(base, "artifacts", hashlib.sha256(url.encode()).hexdigest()[:16])
 

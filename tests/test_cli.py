@@ -135,6 +135,52 @@ def _parsers(
     return found
 
 
+def _commands_of(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for path, _ in _parsers(parser) if len(path) == 1 for name in path]
+
+
+def test_each_group_registers_the_commands_the_table_gives_it() -> None:
+    # A command imports and builds its group alone, found in cli.GROUPS: a command
+    # missing there would be built only by `artifacts --help`.
+    assert _commands_of(cli.build_parser()) == [n for names in cli.GROUPS.values() for n in names]
+    for names in cli.GROUPS.values():
+        assert _commands_of(cli.build_parser([names[0]])) == list(names)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["log", "data", "--name", "d"],
+        ["--store", "log", "ls"],  # a global option's value that is a command's name
+        ["--store=/x", "--project", "gc", "diff", "a", "b"],
+        ["--proj", "init", "ls"],  # an abbreviated global option takes its value too
+        ["--debug", "remote", "add", "origin", "/r"],
+    ],
+)
+def test_a_command_alone_parses_as_every_command_does(argv: list[str]) -> None:
+    alone = cli.build_parser(argv)
+    assert len(_commands_of(alone)) < len(_commands_of(cli.build_parser()))
+    expected = vars(cli.build_parser().parse_args(argv))
+    assert vars(alone.parse_args(argv)) == expected
+
+
+def test_a_short_command_imports_no_other_group() -> None:
+    # What start-up costs: `log` imported every group, fsck, gc and the remotes, and
+    # built every parser (a fifth of a short log's time).
+    code = (
+        "import sys\n"
+        "from artifacts import cli\n"
+        "cli.build_parser(['log', 'x']).parse_args(['log', 'x'])\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    unwanted = {f"artifacts.cli.{g}" for g in cli.GROUPS if g != "versions"}
+    unwanted |= {"remotes", "cas.fsck", "cas.gc", "hashlib", "webbrowser"}
+    assert unwanted.isdisjoint(loaded), unwanted.intersection(loaded)
+
+
 def test_every_command_has_an_example_in_its_help(tmp_path: Path) -> None:
     parsers = _parsers(cli.build_parser())
     names = {" ".join(p) for p, _ in parsers}

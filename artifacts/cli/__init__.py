@@ -13,35 +13,50 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from cas.errors import CasError
-from cas.fsck import fsck  # noqa: F401  (documented as artifacts.cli.fsck in docs/cli.md)
 
-from . import (
-    aliases,
-    annotate,
-    cache,
-    delete,
-    files,
-    gc,
-    init,
-    links,
-    objects,
-    remotes,
-    ui,
-    versions,
-)
 from .commands import Commands
 from .output import PROG, one_line, printable, progress_shown, show_warning
 
-# In the order of `artifacts --help`.
-GROUPS = (init, versions, files, aliases, annotate, delete, links, objects, remotes, gc, cache, ui)
+# The command groups (modules of this package), in the order of `artifacts --help`,
+# with the commands each registers. A command imports and builds its own group alone:
+# every group's parsers and imports made a fifth of a short command's start-up.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "init": ("init",),
+    "versions": ("log", "ls", "versions", "show", "diff"),
+    "files": ("download", "checkout", "verify"),
+    "aliases": ("alias",),
+    "annotate": ("tag", "edit"),
+    "delete": ("rm",),
+    "links": ("link", "registry"),
+    "objects": ("cat-object", "fsck"),
+    "remotes": ("remote", "push", "fetch", "pull", "rebase", "clone"),
+    "gc": ("gc",),
+    "cache": ("cache",),
+    "ui": ("ui",),
+}
+# Global options that take a value, and every option of the top parser (argparse
+# takes any unambiguous prefix of one: `--proj x` is `--project x`).
+_VALUED = ("--store", "--entity", "--project")
+_TOP_OPTIONS = (*_VALUED, "--debug", "--version", "--help")
+
+
+def __getattr__(name: str) -> Any:
+    # `artifacts.cli.fsck` (docs/cli.md), imported only when asked for.
+    if name == "fsck":
+        from cas.fsck import fsck
+
+        return fsck
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _global_options() -> argparse.ArgumentParser:
@@ -92,7 +107,25 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv``: its first word that is neither an option nor the
+    value of a global option given before it."""
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            return word
+        if "=" not in word and word.startswith("--"):
+            matches = [option for option in _TOP_OPTIONS if option.startswith(word)]
+            if len(matches) == 1 and matches[0] in _VALUED:
+                next(words, None)  # the option's value
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of ``argv``'s command alone when it names one (of every command
+    otherwise: `artifacts --help`, a mistyped command, ``argv`` None)."""
+    command = None if argv is None else _command_named(argv)
+    wanted = [group for group, names in GROUPS.items() if command in names] or list(GROUPS)
     common = _global_options()
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -111,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = Commands(
         parser.add_subparsers(dest="command", metavar="COMMAND", required=True), common
     )
-    for group in GROUPS:
-        group.register(commands)
+    for group in wanted:
+        importlib.import_module(f"{__name__}.{group}").register(commands)
     return parser
 
 
@@ -144,7 +177,8 @@ def _retries_shown() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``artifacts`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
         with warnings.catch_warnings(), _retries_shown():
