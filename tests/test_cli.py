@@ -164,6 +164,11 @@ def test_a_command_alone_parses_as_every_command_does(argv: list[str]) -> None:
     assert vars(alone.parse_args(argv)) == expected
 
 
+@pytest.mark.parametrize("first", ["-h", "--help", "--he", "--version", "--vers"])
+def test_the_top_help_or_version_before_a_command_builds_every_command(first: str) -> None:
+    assert _commands_of(cli.build_parser([first, "log"])) == _commands_of(cli.build_parser())
+
+
 def test_a_short_command_imports_no_other_group() -> None:
     # What start-up costs: `log` imported every group, fsck, gc and the remotes, and
     # built every parser (a fifth of a short log's time).

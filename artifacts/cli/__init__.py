@@ -109,13 +109,18 @@ class _Version(argparse.Action):
 
 def _command_named(argv: Sequence[str]) -> str | None:
     """The command word of ``argv``: its first word that is neither an option nor the
-    value of a global option given before it."""
+    value of a global option given before it. None when there is none, or when the
+    top parser's help or version comes first (they list every command)."""
     words = iter(argv)
     for word in words:
         if not word.startswith("-"):
             return word
+        if word == "-h":
+            return None
         if "=" not in word and word.startswith("--"):
             matches = [option for option in _TOP_OPTIONS if option.startswith(word)]
+            if matches in (["--help"], ["--version"]):
+                return None
             if len(matches) == 1 and matches[0] in _VALUED:
                 next(words, None)  # the option's value
     return None
