@@ -23,7 +23,7 @@ from . import annotations, deletion, references
 from . import ttl as ttl_rules
 from .draft import Draft
 from .entries import Entry
-from .errors import ArtifactFinalizedError, ArtifactNotLoggedError
+from .errors import ArtifactFinalizedError, ArtifactNotLoggedError, InvalidPolicyError
 from .files import Reference, stage_file
 from .lineage import RunLog, current_run
 from .link_info import LinkInfo
@@ -32,6 +32,7 @@ from .names import split_path, validate_artifact_name
 from .registry import Registry, Version
 from .saver import Header, Saver
 from .scan import scan_tree
+from .snapshot import DirSource
 from .version_files import VersionFiles
 from .version_info import VersionInfo
 
@@ -120,7 +121,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         overwrite: bool = False,
     ) -> Entry:
         self._check_open()
-        staged = stage_file(local_path)
+        staged = stage_file(local_path, _immutable(policy))
         path = split_path(name if name is not None else os.path.basename(local_path))
         self._draft.stage(path, staged, overwrite)
         return Entry("/".join(path), "", staged.size, staged.executable)
@@ -134,8 +135,9 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         merge: bool = False,
     ) -> None:
         self._check_open()
+        immutable = _immutable(policy)
         prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
-        self._draft.stage_dir(prefix, scan_tree(local_path), merge)
+        self._draft.stage_dir(prefix, DirSource(scan_tree(local_path), immutable), merge)
 
     def add_reference(
         self,
@@ -171,7 +173,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         open_mode = "w" + ("b" if "b" in mode else "")
         with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
             yield f
-        self._draft.stage(path, stage_file(local), overwrite=False)
+        self._draft.stage(path, stage_file(local, immutable=True), overwrite=False)  # ours
 
     def remove(self, item: str | Entry) -> None:
         """Remove a file, or a directory with everything below it."""
@@ -313,3 +315,13 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     def staged_bytes(self) -> int:
         """Bytes of the local files staged in this draft: at most what logging will read."""
         return self._draft.staged_bytes()
+
+
+def _immutable(policy: str | None) -> bool:
+    """W&B's add_file/add_dir ``policy``: "immutable" promises the file will not change
+    before the draft is logged (artifacts.staleness); None means "mutable"."""
+    if policy not in (None, "mutable", "immutable"):
+        raise InvalidPolicyError(
+            f"invalid policy {policy!r}: policy may only be 'mutable' or 'immutable'"
+        )
+    return policy == "immutable"

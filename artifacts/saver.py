@@ -25,6 +25,7 @@ from .lineage import RunLog
 from .ref_names import dist_prefix
 from .registry import Registry, Version
 from .snapshot import DirSource, build_tree
+from .staleness import refresh
 from .statcache import StatCache
 
 
@@ -96,6 +97,7 @@ def build(
     ``on_stored(size)`` as files are stored (see :func:`cas.ingest.store_files`);
     ``previous``: the version this one follows, if any (see :class:`Previous`)."""
     store = registry.objects
+    refresh(draft)  # staged files as they are now, each changed one with a warning
     store.refresh_packs()
     # A directory staged whole can be built alone only where the base has nothing.
     for prefix, staged in list(draft.edits.items()):

@@ -27,6 +27,7 @@ from typing import NamedTuple
 from cas import ObjectStore, PackWriter, TreeEntry, pages
 from cas.ingest import OnStored, store_files
 
+from .files import LocalFile
 from .scan import DirScan
 from .statcache import PackedRows, StatCache
 
@@ -38,9 +39,16 @@ Replaced = Callable[[str], bytes | None]  # a file's path -> the large blob it r
 
 
 class DirSource(NamedTuple):
-    """A staged ``add_dir``: every file of ``scan`` goes below the edit's path."""
+    """A staged ``add_dir``: every file of ``scan`` goes below the edit's path;
+    ``immutable``: its files were promised not to change (W&B's policy="immutable")."""
 
     scan: DirScan
+    immutable: bool = False
+
+    def files(self) -> Iterator[tuple[tuple[str, ...], LocalFile]]:
+        """Its files as staged one by one, with its policy."""
+        for rel, f in self.scan.iter_files():
+            yield rel, f._replace(immutable=self.immutable)
 
 
 def build_tree(
