@@ -559,3 +559,27 @@ def test_wandb_cache_cleanup_remove_temp_example(download_cache_dir: Path) -> No
     (download_cache_dir / "tmp" / "partial").write_bytes(b"x")
     assert main(["cache", "cleanup", "--remove-temp", "5GB"]) == 0
     assert not (download_cache_dir / "tmp" / "partial").exists()
+
+
+# ---- log_artifact of a path (wandb_run._prepare_artifact) ----------------------------
+
+
+def test_log_artifact_of_a_path_is_named_after_the_run_and_the_path_as_in_w_and_b(ws):
+    write(ws / "model.pt", "weights")
+    write(ws / "data" / "a.txt", "a")
+    with artifacts.init() as run:
+        one = run.log_artifact("model.pt")
+        folder = run.log_artifact(Path("data"), type="dataset")
+        named = run.log_artifact("model.pt", name="mine")
+    assert (one.name, one.type) == (f"run-{run.id}-model.pt:v0", "unspecified")
+    assert (folder.name, folder.type) == (f"run-{run.id}-data:v0", "dataset")
+    assert [e.path for e in folder.files()] == ["a.txt"]
+    assert named.name == "mine:v0"
+
+
+def test_log_artifact_of_a_uri_logs_a_reference_as_in_w_and_b(ws):
+    path = write(ws / "table.csv", "x,y\n")
+    with artifacts.init() as run:
+        version = run.log_artifact(f"file://{path}", name="table", type="dataset")
+    (entry,) = version.files()
+    assert (entry.path, entry.ref) == ("table.csv", f"file://{path}")
