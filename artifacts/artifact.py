@@ -28,7 +28,7 @@ from .files import Reference, stage_file
 from .lineage import RunLog, current_run
 from .link_info import LinkInfo
 from .metadata import normalize_metadata
-from .names import split_path, validate_artifact_name
+from .names import logical_path, logical_prefix, split_path, validate_artifact_name
 from .registry import Registry, Version
 from .saver import Header, Saver
 from .scan import scan_tree
@@ -122,7 +122,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     ) -> Entry:
         self._check_open()
         staged = stage_file(local_path, _immutable(policy))
-        path = split_path(name if name is not None else os.path.basename(local_path))
+        path = logical_path(name if name is not None else os.path.basename(local_path))
         self._draft.stage(path, staged, overwrite)
         return Entry("/".join(path), "", staged.size, staged.executable)
 
@@ -136,7 +136,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     ) -> None:
         self._check_open()
         immutable = _immutable(policy)
-        prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
+        prefix = logical_prefix(name)
         self._draft.stage_dir(prefix, DirSource(scan_tree(local_path), immutable), merge)
 
     def add_reference(
@@ -149,13 +149,13 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         """One entry per object: a directory or bucket prefix adds each object below it
         (refused past ``max_objects``, default 10 million), named by its path there."""
         self._check_open()
-        prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
+        prefix = logical_prefix(name)
         staged = []
         for rel, descriptor in references.expand(uri, checksum, max_objects):
             if rel:
                 path = prefix + split_path(rel)
             else:
-                path = split_path(name or uri.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1])
+                path = logical_path(name or uri.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1])
             staged.append((path, descriptor))
         entries = []
         for path, descriptor in staged:  # every name is valid before any is staged
@@ -168,7 +168,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     def new_file(self, name: str, mode: str = "x", encoding: str | None = None) -> Iterator[IO]:
         """Write a file straight into the draft: ``with a.new_file("x.txt") as f``."""
         self._check_open()
-        path = split_path(name)
+        path = logical_path(name)
         local = self._draft.scratch_path(path)
         open_mode = "w" + ("b" if "b" in mode else "")
         with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
@@ -178,8 +178,8 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     def remove(self, item: str | Entry) -> None:
         """Remove a file, or a directory with everything below it."""
         self._check_open()
-        target = item.path if isinstance(item, Entry) else item
-        self._draft.remove(split_path(target.rstrip("/")), target)
+        target = item.path if isinstance(item, Entry) else os.fspath(item)
+        self._draft.remove(logical_path(target), target)
 
     def staged(self) -> Draft:
         """The draft's edits, once checked loggable: what a run saves a version from."""

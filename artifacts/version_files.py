@@ -35,18 +35,21 @@ class VersionFiles:
         registry.not_deleted(version)  # its files may be gone: say who deleted it
         return Manifest(registry.objects, version.tree, self)
 
-    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[Entry]:
+    def files(
+        self, names: list[str | os.PathLike[str]] | None = None, per_page: int = 50
+    ) -> list[Entry]:
         """Every file, or those of ``names`` the version has, in path order (all at once:
         ``per_page`` is W&B's page size, and a store needs no pages)."""
         if names is None:
             return list(self.manifest.entries.values())
-        found = map(self.manifest.get_entry_by_path, sorted(set(names)))
-        return [entry for entry in found if entry is not None]
+        manifest = self.manifest
+        found = {e.path: e for e in map(manifest.get_entry_by_path, names) if e is not None}
+        return [found[path] for path in sorted(found)]
 
-    def get_entry(self, name: str) -> Entry:
+    def get_entry(self, name: str | os.PathLike[str]) -> Entry:
         entry = self.manifest.get_entry_by_path(name)
         if entry is None:
-            raise EntryNotFoundError(f"{self.qualified_name} has no file {name!r}")
+            raise EntryNotFoundError(f"{self.qualified_name} has no file {os.fspath(name)!r}")
         return entry
 
     get_path = get_entry  # W&B's older name

@@ -583,3 +583,26 @@ def test_log_artifact_of_a_uri_logs_a_reference_as_in_w_and_b(ws):
         version = run.log_artifact(f"file://{path}", name="table", type="dataset")
     (entry,) = version.files()
     assert (entry.path, entry.ref) == ("table.csv", f"file://{path}")
+
+
+# ---- entry names as W&B reads them (LogicalPath) --------------------------------------
+
+
+def test_entry_names_may_be_path_objects_or_spelled_with_dot_segments_as_in_w_and_b(ws):
+    write(ws / "x.txt", "x")
+    write(ws / "data" / "a.txt", "a")
+    artifact = artifacts.Artifact("data", "dataset")
+    entry = artifact.add_file(Path("x.txt"), name=Path("models") / "x.txt")
+    assert entry.path == "models/x.txt"
+    artifact.add_file("x.txt", name="./dot//y.txt")
+    artifact.add_dir(Path("data"), name=Path("imgs"))
+    with artifact.new_file(Path("notes") / "n.txt") as f:
+        f.write("n")
+    artifact.remove(Path("notes"))
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert [e.path for e in artifact.files()] == ["dot/y.txt", "imgs/a.txt", "models/x.txt"]
+    for spelled in (Path("models/x.txt"), "./models/x.txt", "models//x.txt"):
+        assert artifact.get_entry(spelled).path == "models/x.txt"
+        assert artifact.manifest.get_entry_by_path(spelled).path == "models/x.txt"
+    assert [e.path for e in artifact.files(names=[Path("imgs/a.txt")])] == ["imgs/a.txt"]
