@@ -89,24 +89,26 @@ class VersionFiles:
         return found
 
     def default_root(self) -> str:
-        return os.path.join(".", "artifacts", self.source_name)
+        """``./artifacts/NAME:vN`` made absolute, as W&B's: the path given back by
+        ``download()`` still names it after a change of directory."""
+        return os.path.abspath(os.path.join("artifacts", self.source_name))
 
     def download(
         self,
-        root: str | None = None,
+        root: str | os.PathLike[str] | None = None,
         path_prefix: str | None = None,
         skip_cache: bool | None = None,
         **_: Any,
     ) -> str:
         """``skip_cache``: neither read nor fill the download cache (artifacts.cache)."""
         registry, _version = self._version()
-        root = root or self.default_root()
+        root = os.fspath(root or self.default_root())  # a str, as W&B gives back
         write_files(registry.objects, root, self._files(path_prefix), skip_cache=skip_cache)
         return root
 
     def checkout(
         self,
-        root: str | None = None,
+        root: str | os.PathLike[str] | None = None,
         on_written: Callable[[int], object] | None = None,
         on_removed: Callable[[str], object] | None = None,
     ) -> str:
@@ -119,7 +121,7 @@ class VersionFiles:
         ``on_removed(path)`` as each other file (or link) is deleted.
         """
         registry, _version = self._version()
-        root = root or self.default_root()
+        root = os.fspath(root or self.default_root())
         files = self._files()
         check_destinations(root, files, links_removed=True)
         remove_others(root, files, on_removed)

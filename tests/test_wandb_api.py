@@ -606,3 +606,17 @@ def test_entry_names_may_be_path_objects_or_spelled_with_dot_segments_as_in_w_an
         assert artifact.get_entry(spelled).path == "models/x.txt"
         assert artifact.manifest.get_entry_by_path(spelled).path == "models/x.txt"
     assert [e.path for e in artifact.files(names=[Path("imgs/a.txt")])] == ["imgs/a.txt"]
+
+
+def test_download_gives_back_a_str_and_by_default_an_absolute_path_as_in_w_and_b(ws):
+    with artifacts.init() as run:
+        version = logged(run, "data", {"a.txt": "a"})
+    expected = os.path.join(str(ws), "artifacts", "data:v0")
+    assert version.download() == expected  # W&B: os.path.abspath("./artifacts")/name
+    assert version.get_entry("a.txt").download() == os.path.join(expected, "a.txt")
+    os.mkdir("elsewhere")
+    os.chdir("elsewhere")  # the path given back still names what was downloaded
+    assert tree_of(expected) == {"a.txt": b"a"}
+    given = version.download(root=ws / "out")
+    assert given == str(ws / "out") and type(given) is str
+    assert type(version.checkout(ws / "co")) is str
