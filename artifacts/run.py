@@ -139,6 +139,8 @@ class Run(RunLog):
         added, _ = _checked_labels(aliases, None)
         if isinstance(artifact_or_name, Artifact):
             used = artifact_or_name
+            if used.is_draft():  # W&B logs a draft first (its way to record external data)
+                self.log_artifact(used, aliases=added)
         else:
             spec = parse_spec(artifact_or_name, self.entity, self.project)
             version = self.registry.resolve(spec, type)

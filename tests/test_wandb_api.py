@@ -620,3 +620,15 @@ def test_download_gives_back_a_str_and_by_default_an_absolute_path_as_in_w_and_b
     given = version.download(root=ws / "out")
     assert given == str(ws / "out") and type(given) is str
     assert type(version.checkout(ws / "co")) is str
+
+
+def test_use_artifact_of_a_draft_logs_it_then_uses_it_as_in_w_and_b(ws):
+    """W&B's way to record external data as a run's input: a draft of references."""
+    path = write(ws / "raw.csv", "1,2\n")
+    draft = artifacts.Artifact("raw", "dataset")
+    draft.add_reference(f"file://{path}")
+    with artifacts.init() as run:
+        used = run.use_artifact(draft, aliases=["input"])
+    assert used is draft and not draft.is_draft()
+    assert (draft.version, sorted(draft.aliases)) == ("v0", ["input", "latest"])
+    assert [r.id for r in draft.used_by()] == [run.id]
