@@ -37,7 +37,7 @@ class LocalFile(NamedTuple):
     inode: int
     executable: bool
     # policy="immutable": the user promised it will not change before the log, so it
-    # is not looked at again then (artifacts.staleness)
+    # is not stat'ed again then (artifacts.staleness)
     immutable: bool = False
 
 

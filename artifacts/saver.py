@@ -25,7 +25,7 @@ from .lineage import RunLog
 from .ref_names import dist_prefix
 from .registry import Registry, Version
 from .snapshot import DirSource, build_tree
-from .staleness import refresh
+from .staleness import warn_changed
 from .statcache import StatCache
 
 
@@ -97,14 +97,13 @@ def build(
     ``on_stored(size)`` as files are stored (see :func:`cas.ingest.store_files`);
     ``previous``: the version this one follows, if any (see :class:`Previous`)."""
     store = registry.objects
-    refresh(draft)  # staged files as they are now, each changed one with a warning
     store.refresh_packs()
     # A directory staged whole can be built alone only where the base has nothing.
     for prefix, staged in list(draft.edits.items()):
         if isinstance(staged, DirSource) and base_tree is not None:
             if not prefix or trees.lookup(store, base_tree, prefix) is not None:
                 draft.expand_dirs_at(prefix)
-    dirs = {p: s.scan for p, s in draft.edits.items() if isinstance(s, DirSource)}
+    dirs = {p: s for p, s in draft.edits.items() if isinstance(s, DirSource)}
     singles = {p: s for p, s in draft.edits.items() if not isinstance(s, DirSource)}
     local_files = [s for s in singles.values() if isinstance(s, LocalFile)]
     # For a handful of files, hashing them beats loading a cache of the whole tree.
@@ -114,9 +113,12 @@ def build(
         with store.writer() as writer:
             edits: dict[trees.Path, trees.Edit] = {}
             result = None
-            for prefix, scan in dirs.items():
+            for prefix, source in dirs.items():
+                scan = source.scan
                 replaced = previous.under(prefix, scan.path) if previous else None
-                built = build_tree(store, writer, scan, cache, on_stored, replaced)
+                built = build_tree(
+                    store, writer, scan, cache, on_stored, replaced, source.immutable
+                )
                 if built is None:
                     continue  # an empty directory adds nothing
                 if not prefix:
@@ -149,6 +151,9 @@ def _single_edits(
     misses = [(p, files[p]) for p, blob_id in cached.items() if blob_id not in present]
     hashed_ns = cache.now_ns()
     replaced = (lambda i: previous.blob_at(misses[i][0])) if previous else None
+    warn_changed(
+        (s.path, (s.size, s.mtime_ns, s.ctime_ns, s.inode)) for _, s in misses if not s.immutable
+    )
     stored = store_files(store, [(s.path, s.size) for _, s in misses], on_stored, replaced)
     sizes = {}
     for (path, staged), (blob_id, size) in zip(misses, stored, strict=True):

@@ -44,7 +44,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     where = context.new_artifact(args, args.name or os.path.basename(os.path.abspath(path)))
     artifact = Artifact(where.name, args.type, description=args.description, metadata=metadata)
     # Logged right after it is staged: "immutable" spares the log a second stat of
-    # every file (artifacts.staleness), which would find nothing a user could change.
+    # each file it reads (artifacts.staleness), which would find nothing to say.
     if os.path.isdir(path):
         artifact.add_dir(path, policy="immutable")
     else:
