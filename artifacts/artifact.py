@@ -23,15 +23,16 @@ from . import annotations, deletion, references
 from . import ttl as ttl_rules
 from .draft import Draft
 from .entries import Entry
-from .errors import ArtifactFinalizedError, ArtifactNotLoggedError
+from .errors import ArtifactFinalizedError, ArtifactNotLoggedError, InvalidPolicyError
 from .files import Reference, stage_file
 from .lineage import RunLog, current_run
 from .link_info import LinkInfo
 from .metadata import normalize_metadata
-from .names import split_path, validate_artifact_name
+from .names import logical_path, logical_prefix, split_path, validate_artifact_name
 from .registry import Registry, Version
 from .saver import Header, Saver
 from .scan import scan_tree
+from .snapshot import DirSource
 from .version_files import VersionFiles
 from .version_info import VersionInfo
 
@@ -120,8 +121,8 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         overwrite: bool = False,
     ) -> Entry:
         self._check_open()
-        staged = stage_file(local_path)
-        path = split_path(name if name is not None else os.path.basename(local_path))
+        staged = stage_file(local_path, _immutable(policy))
+        path = logical_path(name if name is not None else os.path.basename(local_path))
         self._draft.stage(path, staged, overwrite)
         return Entry("/".join(path), "", staged.size, staged.executable)
 
@@ -134,8 +135,9 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         merge: bool = False,
     ) -> None:
         self._check_open()
-        prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
-        self._draft.stage_dir(prefix, scan_tree(local_path), merge)
+        immutable = _immutable(policy)
+        prefix = logical_prefix(name)
+        self._draft.stage_dir(prefix, DirSource(scan_tree(local_path), immutable), merge)
 
     def add_reference(
         self,
@@ -147,13 +149,13 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         """One entry per object: a directory or bucket prefix adds each object below it
         (refused past ``max_objects``, default 10 million), named by its path there."""
         self._check_open()
-        prefix = split_path(name.strip("/")) if name and name.strip("/") else ()
+        prefix = logical_prefix(name)
         staged = []
         for rel, descriptor in references.expand(uri, checksum, max_objects):
             if rel:
                 path = prefix + split_path(rel)
             else:
-                path = split_path(name or uri.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1])
+                path = logical_path(name or uri.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1])
             staged.append((path, descriptor))
         entries = []
         for path, descriptor in staged:  # every name is valid before any is staged
@@ -166,18 +168,18 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     def new_file(self, name: str, mode: str = "x", encoding: str | None = None) -> Iterator[IO]:
         """Write a file straight into the draft: ``with a.new_file("x.txt") as f``."""
         self._check_open()
-        path = split_path(name)
+        path = logical_path(name)
         local = self._draft.scratch_path(path)
         open_mode = "w" + ("b" if "b" in mode else "")
         with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
             yield f
-        self._draft.stage(path, stage_file(local), overwrite=False)
+        self._draft.stage(path, stage_file(local, immutable=True), overwrite=False)  # ours
 
     def remove(self, item: str | Entry) -> None:
         """Remove a file, or a directory with everything below it."""
         self._check_open()
-        target = item.path if isinstance(item, Entry) else item
-        self._draft.remove(split_path(target.rstrip("/")), target)
+        target = item.path if isinstance(item, Entry) else os.fspath(item)
+        self._draft.remove(logical_path(target), target)
 
     def staged(self) -> Draft:
         """The draft's edits, once checked loggable: what a run saves a version from."""
@@ -313,3 +315,13 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     def staged_bytes(self) -> int:
         """Bytes of the local files staged in this draft: at most what logging will read."""
         return self._draft.staged_bytes()
+
+
+def _immutable(policy: str | None) -> bool:
+    """W&B's add_file/add_dir ``policy``: "immutable" promises the file will not change
+    before the draft is logged (artifacts.staleness); None means "mutable"."""
+    if policy not in (None, "mutable", "immutable"):
+        raise InvalidPolicyError(
+            f"invalid policy {policy!r}: policy may only be 'mutable' or 'immutable'"
+        )
+    return policy == "immutable"

@@ -64,13 +64,14 @@ class Draft:
         self.edits.pop(path, None)  # re-insert: the newest edit comes last
         self.edits[path] = staged
 
-    def stage_dir(self, prefix: trees.Path, scan: DirScan, merge: bool) -> None:
+    def stage_dir(self, prefix: trees.Path, source: DirSource, merge: bool) -> None:
         """Stage a scanned directory at ``prefix``: whole, unless other edits touch it."""
+        scan = source.scan
         if any(overlaps(path, staged, prefix, scan) for path, staged in self.edits.items()):
-            for rel, staged in scan.iter_files():  # file by file, as the edits demand
+            for rel, staged in source.files():  # file by file, as the edits demand
                 self.stage(prefix + rel, staged, overwrite=merge)
         else:  # staged whole: logged directory by directory (see artifacts.snapshot)
-            self.edits[prefix] = DirSource(scan)
+            self.edits[prefix] = source
 
     def remove(self, path: trees.Path, target: str) -> None:
         """Unstage everything at or below ``path``, and remove it from the base if there."""
@@ -104,7 +105,7 @@ class Draft:
         for prefix, staged in list(self.edits.items()):
             if isinstance(staged, DirSource) and overlaps(prefix, staged, path, None):
                 del self.edits[prefix]
-                for rel, f in staged.scan.iter_files():
+                for rel, f in staged.files():
                     self.edits[prefix + rel] = f
 
     def staged_bytes(self) -> int:

@@ -20,7 +20,7 @@ from cas.objects import TreeEntry
 from . import trees
 from .errors import ArtifactNotLoggedError, NotAReferenceError
 from .files import read_descriptor, write_files
-from .names import split_path
+from .names import logical_path, split_path
 
 # What W&B's ref_url() gives: a URL naming a version's file by the version's commit id.
 REF_URL_SCHEME = "artifact"
@@ -128,10 +128,17 @@ class Manifest:
         """The version's digest: the id of its root tree (hex), as ``artifact.digest``."""
         return self._tree.hex()
 
-    def get_entry_by_path(self, path: str) -> Entry | None:
-        """The file at ``path``, or None; reads only the trees along the path."""
-        found = self._lookup(path)
-        return None if found is None or found.kind == "tree" else self._entry(path, found)
+    def get_entry_by_path(self, path: str | os.PathLike[str]) -> Entry | None:
+        """The file at ``path`` (spelled as W&B allows, see ``logical_path``), or None;
+        reads only the trees along the path."""
+        try:
+            segments = logical_path(path)
+        except InvalidNameError:  # no version holds such a path
+            return None
+        found = trees.lookup(self._store, self._tree, segments)
+        if found is None or found.kind == "tree":
+            return None
+        return self._entry("/".join(segments), found)
 
     def get_entries_in_directory(self, directory: str) -> list[Entry]:
         """Every file below ``directory`` (at any depth), in path order."""

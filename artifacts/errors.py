@@ -16,6 +16,7 @@
     │   │   ├── ArtifactNotLoggedError   reading a draft as a version      (AttributeError)
     │   │   └── ArtifactFinalizedError   editing a logged version's files  (AttributeError)
     │   ├── LocalPathError           a local path add_file cannot add      (ValueError)
+    │   ├── InvalidPolicyError       add_file/add_dir policy not W&B's     (ValueError)
     │   ├── NotOneFileError          file() of a version of several files  (ValueError)
     │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── InvalidTagError          a tag W&B would refuse                (ValueError)
@@ -29,6 +30,9 @@
 
 The built-in class in brackets is the one W&B raises in the same case: each of
 these also derives from it, so ``except`` clauses written for wandb keep working.
+
+:class:`StagedFileChangedWarning` (a ``UserWarning``, no error) says a staged file
+changed between being added and being logged.
 """
 
 from __future__ import annotations
@@ -83,6 +87,16 @@ class ArtifactFinalizedError(ArtifactStateError, AttributeError):
 class LocalPathError(UsageError, ValueError):
     """A local path that cannot be added as a file: missing, or not a regular file
     (W&B: ValueError)."""
+
+
+class InvalidPolicyError(UsageError, ValueError):
+    """An ``add_file``/``add_dir`` policy other than "mutable" or "immutable" (W&B:
+    ValueError)."""
+
+
+class StagedFileChangedWarning(UserWarning):
+    """A staged file changed between being added and being logged: it is logged as it
+    is now, where W&B would have logged the copy it took when it was added."""
 
 
 class NotOneFileError(UsageError, ValueError):

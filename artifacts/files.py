@@ -36,6 +36,9 @@ class LocalFile(NamedTuple):
     ctime_ns: int  # changes with the bytes even when the mtime is put back
     inode: int
     executable: bool
+    # policy="immutable": the user promised it will not change before the log, so it
+    # is not stat'ed again then (artifacts.staleness)
+    immutable: bool = False
 
 
 class Reference(NamedTuple):
@@ -44,7 +47,7 @@ class Reference(NamedTuple):
     descriptor: dict[str, Any]
 
 
-def stage_file(path: str) -> LocalFile:
+def stage_file(path: str, immutable: bool = False) -> LocalFile:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -58,6 +61,7 @@ def stage_file(path: str) -> LocalFile:
         st.st_ctime_ns,
         st.st_ino,
         bool(st.st_mode & 0o100),
+        immutable,
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from cas.errors import InvalidNameError
 from cas.objects import validate_entry_name
@@ -56,6 +58,20 @@ def split_path(path: str) -> tuple[str, ...]:
     for part in parts:
         validate_entry_name(part)
     return tuple(parts)
+
+
+def logical_path(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """A user's name for a path in a version, read as W&B's ``LogicalPath`` reads it (a
+    path object; ``./a//b/`` is ``a/b``), as its segments, checked by :func:`split_path`."""
+    text = os.fspath(path)
+    return split_path(str(PurePosixPath(text)) if text else text)
+
+
+def logical_prefix(name: str | os.PathLike[str] | None) -> tuple[str, ...]:
+    """A directory of a version named by a user (``add_dir``'s ``name``); None, "" and
+    "/" are the root."""
+    text = os.fspath(name).strip("/") if name is not None else ""
+    return logical_path(text) if text else ()
 
 
 @dataclass(frozen=True)

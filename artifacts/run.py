@@ -19,7 +19,7 @@ from cas.ingest import OnStored
 from cas.storage.local import STORE_DIR
 
 from .artifact import Artifact
-from .errors import NotAModelError
+from .errors import LocalPathError, NotAModelError
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
@@ -85,20 +85,31 @@ class Run(RunLog):
 
     # ---- logging -------------------------------------------------------
 
-    def _coerce(self, artifact: Artifact | str, name: str | None, type: str | None) -> Artifact:
+    def _coerce(
+        self, artifact: Artifact | str | os.PathLike, name: str | None, type: str | None
+    ) -> Artifact:
+        """A path made an artifact as W&B makes it: named ``run-<run id>-<basename>``
+        unless ``name`` is given, a file, a directory or (a URI) a reference."""
         if isinstance(artifact, Artifact):
             return artifact
-        path = str(artifact)
-        made = Artifact(name or os.path.basename(os.path.abspath(path)), type or "unspecified")
-        if os.path.isdir(path):
-            made.add_dir(path)
-        else:
+        path = os.fspath(artifact)
+        made = Artifact(name or self._default_name(path), type or "unspecified")
+        if os.path.isfile(path):
             made.add_file(path)
+        elif os.path.isdir(path):
+            made.add_dir(path)
+        elif "://" in path:
+            made.add_reference(path)
+        else:
+            raise LocalPathError(
+                f"no such file or directory: {path} (give a file, a directory or a URI "
+                "such as s3://bucket/path)"
+            )
         return made
 
     def log_artifact(
         self,
-        artifact_or_path: Artifact | str,
+        artifact_or_path: Artifact | str | os.PathLike,
         name: str | None = None,
         type: str | None = None,
         aliases: list[str] | str | None = None,
@@ -128,6 +139,8 @@ class Run(RunLog):
         added, _ = _checked_labels(aliases, None)
         if isinstance(artifact_or_name, Artifact):
             used = artifact_or_name
+            if used.is_draft():  # W&B logs a draft first (its way to record external data)
+                self.log_artifact(used, aliases=added)
         else:
             spec = parse_spec(artifact_or_name, self.entity, self.project)
             version = self.registry.resolve(spec, type)
@@ -158,7 +171,7 @@ class Run(RunLog):
     ) -> None:
         """Log the file or directory ``path`` as a "model" artifact, named ``name`` or,
         as in W&B, ``run-<run id>-<basename of path>``."""
-        self.log_artifact(path, name or self._model_name(path), "model", aliases)
+        self.log_artifact(path, name, "model", aliases)
 
     def use_model(self, name: str) -> str:
         """Download model ``name`` (a version whose type contains "model"); the path of
@@ -184,7 +197,7 @@ class Run(RunLog):
         link it into the legacy model registry's ``registered_model_name``."""
         if "/" in registered_model_name:
             raise UsageError("give the registered model's name alone, without entity or project")
-        name = name or self._model_name(path)
+        name = name or self._default_name(path)
         head = self.registry.head(self.entity, self.project, name)
         if head is not None and "model" not in head.type.lower():
             raise NotAModelError(
@@ -195,7 +208,8 @@ class Run(RunLog):
         target = f"{self.entity}/{LEGACY_MODEL_REGISTRY}/{registered_model_name}"
         return self.link_artifact(model, target, aliases)
 
-    def _model_name(self, path: str) -> str:
+    def _default_name(self, path: str) -> str:
+        """W&B's name for an artifact logged from a path: ``run-<run id>-<basename>``."""
         return f"run-{self.id}-{os.path.basename(os.path.abspath(path))}"
 
     # ---- distributed runs ---------------------------------------------

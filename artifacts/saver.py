@@ -25,6 +25,7 @@ from .lineage import RunLog
 from .ref_names import dist_prefix
 from .registry import Registry, Version
 from .snapshot import DirSource, build_tree
+from .staleness import warn_changed
 from .statcache import StatCache
 
 
@@ -102,7 +103,7 @@ def build(
         if isinstance(staged, DirSource) and base_tree is not None:
             if not prefix or trees.lookup(store, base_tree, prefix) is not None:
                 draft.expand_dirs_at(prefix)
-    dirs = {p: s.scan for p, s in draft.edits.items() if isinstance(s, DirSource)}
+    dirs = {p: s for p, s in draft.edits.items() if isinstance(s, DirSource)}
     singles = {p: s for p, s in draft.edits.items() if not isinstance(s, DirSource)}
     local_files = [s for s in singles.values() if isinstance(s, LocalFile)]
     # For a handful of files, hashing them beats loading a cache of the whole tree.
@@ -112,9 +113,12 @@ def build(
         with store.writer() as writer:
             edits: dict[trees.Path, trees.Edit] = {}
             result = None
-            for prefix, scan in dirs.items():
+            for prefix, source in dirs.items():
+                scan = source.scan
                 replaced = previous.under(prefix, scan.path) if previous else None
-                built = build_tree(store, writer, scan, cache, on_stored, replaced)
+                built = build_tree(
+                    store, writer, scan, cache, on_stored, replaced, source.immutable
+                )
                 if built is None:
                     continue  # an empty directory adds nothing
                 if not prefix:
@@ -147,6 +151,9 @@ def _single_edits(
     misses = [(p, files[p]) for p, blob_id in cached.items() if blob_id not in present]
     hashed_ns = cache.now_ns()
     replaced = (lambda i: previous.blob_at(misses[i][0])) if previous else None
+    warn_changed(
+        (s.path, (s.size, s.mtime_ns, s.ctime_ns, s.inode)) for _, s in misses if not s.immutable
+    )
     stored = store_files(store, [(s.path, s.size) for _, s in misses], on_stored, replaced)
     sizes = {}
     for (path, staged), (blob_id, size) in zip(misses, stored, strict=True):

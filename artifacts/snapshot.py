@@ -27,7 +27,9 @@ from typing import NamedTuple
 from cas import ObjectStore, PackWriter, TreeEntry, pages
 from cas.ingest import OnStored, store_files
 
+from .files import LocalFile
 from .scan import DirScan
+from .staleness import warn_changed
 from .statcache import PackedRows, StatCache
 
 STORE_ROUND = 50_000  # files stored per round of worker processes
@@ -38,9 +40,16 @@ Replaced = Callable[[str], bytes | None]  # a file's path -> the large blob it r
 
 
 class DirSource(NamedTuple):
-    """A staged ``add_dir``: every file of ``scan`` goes below the edit's path."""
+    """A staged ``add_dir``: every file of ``scan`` goes below the edit's path;
+    ``immutable``: its files were promised not to change (W&B's policy="immutable")."""
 
     scan: DirScan
+    immutable: bool = False
+
+    def files(self) -> Iterator[tuple[tuple[str, ...], LocalFile]]:
+        """Its files as staged one by one, with its policy."""
+        for rel, f in self.scan.iter_files():
+            yield rel, f._replace(immutable=self.immutable)
 
 
 def build_tree(
@@ -50,10 +59,13 @@ def build_tree(
     cache: StatCache,
     on_stored: OnStored | None = None,
     replaced: Replaced | None = None,
+    immutable: bool = False,
 ) -> Built:
     """(tree id, size) of ``scan``'s files (None if it holds none), using and filling ``cache``;
     ``on_stored`` as in :func:`cas.ingest.store_files`, for the files not in the cache;
-    ``replaced(path)``: the large blob the file at ``path`` below ``scan`` replaces."""
+    ``replaced(path)``: the large blob the file at ``path`` below ``scan`` replaces;
+    ``immutable``: its files were promised not to change since the scan (else those read
+    are checked, see :mod:`artifacts.staleness`)."""
     built: dict[int, Built] = {}  # id(DirScan) -> (tree id, size)
     changed: list[DirScan] = []
     stack = [scan]
@@ -77,9 +89,9 @@ def build_tree(
             held.append(part)
             files += len(part.files)
             if files >= STORE_ROUND:
-                _finish_round(store, held, built, now, on_stored, replaced)
+                _finish_round(store, held, built, now, on_stored, replaced, immutable)
                 files = 0
-    _finish_round(store, held, built, now, on_stored, replaced)
+    _finish_round(store, held, built, now, on_stored, replaced, immutable)
     return built[id(scan)]
 
 
@@ -166,25 +178,31 @@ def _finish_round(
     now: int,
     on_stored: OnStored | None,
     replaced: Replaced | None,
+    immutable: bool,
 ) -> None:
     """Store the files of ``held`` that the cache did not vouch for, or whose blob the
-    store lacks; then put each part in its directory's pages, emptying ``held``."""
+    store lacks (checked for changes since the scan unless ``immutable``); then put
+    each part in its directory's pages, emptying ``held``."""
     known = {b[0] for part in held for b in part.blobs if b is not None}
     present = store.has_many(known) if known else set()
     todo: list[tuple[list[Blob | None], int]] = []
     paths: list[tuple[str, int]] = []  # what is read: a link's target
     homes: list[str] = []  # where each is in the directory scanned
+    stats: list[tuple[int, int, int, int]] = []  # each one's when scanned
     for part in held:
         node, names = part.tree.node, None
         for at, b in enumerate(part.blobs):
             if b is None or b[0] not in present:
                 names = names or part.tree.names()  # split once, for a part with misses
                 i = part.files[at]
-                size, _, _, _, _, target = node.files.row(i)
+                size, mtime_ns, ctime_ns, inode, _, target = node.files.row(i)
+                stats.append((size, mtime_ns, ctime_ns, inode))
                 todo.append((part.blobs, at))
                 homes.append(f"{node.path}/{names[i]}")
                 paths.append((target or homes[-1], size))
     if paths:
+        if not immutable:
+            warn_changed((path, stat) for (path, _), stat in zip(paths, stats, strict=True))
         by_index = (lambda k: replaced(homes[k])) if replaced else None
         for (blobs, at), (blob_id, size) in zip(
             todo, store_files(store, paths, on_stored, by_index), strict=True

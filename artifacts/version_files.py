@@ -35,18 +35,21 @@ class VersionFiles:
         registry.not_deleted(version)  # its files may be gone: say who deleted it
         return Manifest(registry.objects, version.tree, self)
 
-    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[Entry]:
+    def files(
+        self, names: list[str | os.PathLike[str]] | None = None, per_page: int = 50
+    ) -> list[Entry]:
         """Every file, or those of ``names`` the version has, in path order (all at once:
         ``per_page`` is W&B's page size, and a store needs no pages)."""
         if names is None:
             return list(self.manifest.entries.values())
-        found = map(self.manifest.get_entry_by_path, sorted(set(names)))
-        return [entry for entry in found if entry is not None]
+        manifest = self.manifest
+        found = {e.path: e for e in map(manifest.get_entry_by_path, names) if e is not None}
+        return [found[path] for path in sorted(found)]
 
-    def get_entry(self, name: str) -> Entry:
+    def get_entry(self, name: str | os.PathLike[str]) -> Entry:
         entry = self.manifest.get_entry_by_path(name)
         if entry is None:
-            raise EntryNotFoundError(f"{self.qualified_name} has no file {name!r}")
+            raise EntryNotFoundError(f"{self.qualified_name} has no file {os.fspath(name)!r}")
         return entry
 
     get_path = get_entry  # W&B's older name
@@ -86,24 +89,26 @@ class VersionFiles:
         return found
 
     def default_root(self) -> str:
-        return os.path.join(".", "artifacts", self.source_name)
+        """``./artifacts/NAME:vN`` made absolute, as W&B's: the path given back by
+        ``download()`` still names it after a change of directory."""
+        return os.path.abspath(os.path.join("artifacts", self.source_name))
 
     def download(
         self,
-        root: str | None = None,
+        root: str | os.PathLike[str] | None = None,
         path_prefix: str | None = None,
         skip_cache: bool | None = None,
         **_: Any,
     ) -> str:
         """``skip_cache``: neither read nor fill the download cache (artifacts.cache)."""
         registry, _version = self._version()
-        root = root or self.default_root()
+        root = os.fspath(root or self.default_root())  # a str, as W&B gives back
         write_files(registry.objects, root, self._files(path_prefix), skip_cache=skip_cache)
         return root
 
     def checkout(
         self,
-        root: str | None = None,
+        root: str | os.PathLike[str] | None = None,
         on_written: Callable[[int], object] | None = None,
         on_removed: Callable[[str], object] | None = None,
     ) -> str:
@@ -116,7 +121,7 @@ class VersionFiles:
         ``on_removed(path)`` as each other file (or link) is deleted.
         """
         registry, _version = self._version()
-        root = root or self.default_root()
+        root = os.fspath(root or self.default_root())
         files = self._files()
         check_destinations(root, files, links_removed=True)
         remove_others(root, files, on_removed)

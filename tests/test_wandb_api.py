@@ -559,3 +559,76 @@ def test_wandb_cache_cleanup_remove_temp_example(download_cache_dir: Path) -> No
     (download_cache_dir / "tmp" / "partial").write_bytes(b"x")
     assert main(["cache", "cleanup", "--remove-temp", "5GB"]) == 0
     assert not (download_cache_dir / "tmp" / "partial").exists()
+
+
+# ---- log_artifact of a path (wandb_run._prepare_artifact) ----------------------------
+
+
+def test_log_artifact_of_a_path_is_named_after_the_run_and_the_path_as_in_w_and_b(ws):
+    write(ws / "model.pt", "weights")
+    write(ws / "data" / "a.txt", "a")
+    with artifacts.init() as run:
+        one = run.log_artifact("model.pt")
+        folder = run.log_artifact(Path("data"), type="dataset")
+        named = run.log_artifact("model.pt", name="mine")
+    assert (one.name, one.type) == (f"run-{run.id}-model.pt:v0", "unspecified")
+    assert (folder.name, folder.type) == (f"run-{run.id}-data:v0", "dataset")
+    assert [e.path for e in folder.files()] == ["a.txt"]
+    assert named.name == "mine:v0"
+
+
+def test_log_artifact_of_a_uri_logs_a_reference_as_in_w_and_b(ws):
+    path = write(ws / "table.csv", "x,y\n")
+    with artifacts.init() as run:
+        version = run.log_artifact(f"file://{path}", name="table", type="dataset")
+    (entry,) = version.files()
+    assert (entry.path, entry.ref) == ("table.csv", f"file://{path}")
+
+
+# ---- entry names as W&B reads them (LogicalPath) --------------------------------------
+
+
+def test_entry_names_may_be_path_objects_or_spelled_with_dot_segments_as_in_w_and_b(ws):
+    write(ws / "x.txt", "x")
+    write(ws / "data" / "a.txt", "a")
+    artifact = artifacts.Artifact("data", "dataset")
+    entry = artifact.add_file(Path("x.txt"), name=Path("models") / "x.txt")
+    assert entry.path == "models/x.txt"
+    artifact.add_file("x.txt", name="./dot//y.txt")
+    artifact.add_dir(Path("data"), name=Path("imgs"))
+    with artifact.new_file(Path("notes") / "n.txt") as f:
+        f.write("n")
+    artifact.remove(Path("notes"))
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert [e.path for e in artifact.files()] == ["dot/y.txt", "imgs/a.txt", "models/x.txt"]
+    for spelled in (Path("models/x.txt"), "./models/x.txt", "models//x.txt"):
+        assert artifact.get_entry(spelled).path == "models/x.txt"
+        assert artifact.manifest.get_entry_by_path(spelled).path == "models/x.txt"
+    assert [e.path for e in artifact.files(names=[Path("imgs/a.txt")])] == ["imgs/a.txt"]
+
+
+def test_download_gives_back_a_str_and_by_default_an_absolute_path_as_in_w_and_b(ws):
+    with artifacts.init() as run:
+        version = logged(run, "data", {"a.txt": "a"})
+    expected = os.path.join(str(ws), "artifacts", "data:v0")
+    assert version.download() == expected  # W&B: os.path.abspath("./artifacts")/name
+    assert version.get_entry("a.txt").download() == os.path.join(expected, "a.txt")
+    os.mkdir("elsewhere")
+    os.chdir("elsewhere")  # the path given back still names what was downloaded
+    assert tree_of(expected) == {"a.txt": b"a"}
+    given = version.download(root=ws / "out")
+    assert given == str(ws / "out") and type(given) is str
+    assert type(version.checkout(ws / "co")) is str
+
+
+def test_use_artifact_of_a_draft_logs_it_then_uses_it_as_in_w_and_b(ws):
+    """W&B's way to record external data as a run's input: a draft of references."""
+    path = write(ws / "raw.csv", "1,2\n")
+    draft = artifacts.Artifact("raw", "dataset")
+    draft.add_reference(f"file://{path}")
+    with artifacts.init() as run:
+        used = run.use_artifact(draft, aliases=["input"])
+    assert used is draft and not draft.is_draft()
+    assert (draft.version, sorted(draft.aliases)) == ("v0", ["input", "latest"])
+    assert [r.id for r in draft.used_by()] == [run.id]

@@ -43,10 +43,12 @@ def cmd_log(args: argparse.Namespace) -> int:
     metadata = context.json_object(args.metadata, "--metadata")
     where = context.new_artifact(args, args.name or os.path.basename(os.path.abspath(path)))
     artifact = Artifact(where.name, args.type, description=args.description, metadata=metadata)
+    # Logged right after it is staged: "immutable" spares the log a second stat of
+    # each file it reads (artifacts.staleness), which would find nothing to say.
     if os.path.isdir(path):
-        artifact.add_dir(path)
+        artifact.add_dir(path, policy="immutable")
     else:
-        artifact.add_file(path)
+        artifact.add_file(path, policy="immutable")
     entity, project = where.entity, where.project
     # Like artifacts.init() in a script: the store is created if there is none.
     with init(project, entity, store=context.store_url(args), job_type="cli-log") as run:
