@@ -298,18 +298,11 @@ def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | N
 
 def _skip_special(path: str) -> None:
     try:
-        kind = _KINDS.get(stat.S_IFMT(os.stat(path).st_mode), "special file")
+        mode = os.stat(path).st_mode
     except OSError:  # gone since it was listed
         return
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
     warnings.warn(f"skipping {path}: a {kind}, not a regular file", stacklevel=6)
-
-
-_KINDS = {
-    stat.S_IFIFO: "FIFO",
-    stat.S_IFSOCK: "socket",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-}
 
 
 class _LeftToParent(Exception):
