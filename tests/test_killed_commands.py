@@ -58,7 +58,7 @@ def test_a_download_killed_while_staging_leaves_nothing_once_run_again(project):
     took = time.monotonic() - started
     expected = tree_of(project / "out")
     left_behind = 0
-    for trial, share in enumerate((0.5, 0.6, 0.7, 0.8, 0.9, 0.95)):
+    for trial, share in enumerate((0.6, 0.75, 0.9, 0.97)):
         shutil.rmtree(project / "out", ignore_errors=True)
         proc = python("-m", "artifacts", "download", "data:v0", "out", cwd=project)
         time.sleep(took * share)
@@ -87,3 +87,27 @@ def test_a_staging_directory_in_use_is_left_alone(project):
     shutil.rmtree(project / "out")
     artifacts_cli(project, "download", "data:v0", "out")
     assert leftovers(project) == []
+
+
+def test_a_checkout_into_the_project_root_killed_at_any_instant_is_finished_by_the_next(project):
+    """Killed while it deletes or writes, a checkout into the project's root (beside the
+    store) leaves the store sound, and the next one makes the root exactly the version."""
+    with artifacts.init() as run:
+        other = Artifact("other", "dataset")
+        other.add_file(write(project / "one", b"one"), name="src/d0/f0")
+        run.log_artifact(other)
+    expected = {"data:v0": tree_of(project / "src"), "other:v0": {"src/d0/f0": b"one"}}
+    started = time.monotonic()
+    artifacts_cli(project, "checkout", "data:v0", ".")
+    took = time.monotonic() - started
+    for trial, share in enumerate((0.4, 0.6, 0.8, 0.95)):
+        spec, then = ("other:v0", "data:v0") if trial % 2 else ("data:v0", "other:v0")
+        proc = python("-m", "artifacts", "checkout", spec, ".", cwd=project)
+        time.sleep(took * share)
+        proc.send_signal((signal.SIGKILL, signal.SIGTERM, signal.SIGINT)[trial % 3])
+        proc.communicate()
+        artifacts_cli(project, "checkout", then, ".")
+        artifacts_cli(project, "verify", then, ".")
+        files = {p: d for p, d in tree_of(project).items() if not p.startswith(".artifacts/")}
+        assert files == expected[then]
+    assert fsck(Repository.open(str(project / ".artifacts"))).ok
