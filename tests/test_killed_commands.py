@@ -111,3 +111,25 @@ def test_a_checkout_into_the_project_root_killed_at_any_instant_is_finished_by_t
         files = {p: d for p, d in tree_of(project).items() if not p.startswith(".artifacts/")}
         assert files == expected[then]
     assert fsck(Repository.open(str(project / ".artifacts"))).ok
+
+
+_HOLD_EVERY_LOCK = """
+import fcntl, os, sys, time
+held = [os.open(os.path.join(sys.argv[1], n), os.O_RDWR) for n in os.listdir(sys.argv[1])]
+for fd in held:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+print(len(held), flush=True)
+time.sleep(60)
+"""
+
+
+def test_locks_held_by_a_killed_process_stall_no_one(project):
+    """A writer SIGKILLed inside a ref's compare-and-swap (every lock of the store held):
+    the kernel drops its locks, and the next log takes its usual time."""
+    holder = python("-c", _HOLD_EVERY_LOCK, str(project / ".artifacts" / "locks"), cwd=project)
+    assert int(holder.stdout.readline()) > 0
+    holder.kill()
+    holder.communicate()
+    write(project / "src" / "new", b"new")
+    proc = python("-m", "artifacts", "log", "src", "--name", "data", cwd=project)
+    assert wait_ok(proc, timeout=30).strip().endswith("data:v1")  # a stall fails here
