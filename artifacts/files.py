@@ -7,7 +7,6 @@ import itertools
 import os
 import shutil
 import stat as stat_mod
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -25,6 +24,7 @@ from .errors import LocalPathError
 from .hashing import blob_id_of_file
 from .names import split_path
 from .references import Fetcher, unchecked
+from .staging import make_staging_dir
 
 
 class LocalFile(NamedTuple):
@@ -116,22 +116,28 @@ def write_files(
     """
     check_destinations(root, files)
     cache = download_cache(store, skip_cache)
-    staging = _staging_dir(root)
+    staging, lock = _staging_dir(root)
     try:
-        written = _write_files(store, staging or root, files, threads, on_written, staging, cache)
-    except BaseException:
-        if staging:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        if cache is not None:
-            cache.bound()
-    if staging:
         try:
-            os.rename(staging, root)  # replaces root only if it is (still) empty
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise UsageError(f"{root} filled up while downloading into it: {exc}") from None
+            written = _write_files(
+                store, staging or root, files, threads, on_written, staging, cache
+            )
+        except BaseException:
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            if cache is not None:
+                cache.bound()
+        if staging:
+            try:
+                os.rename(staging, root)  # replaces root only if it is (still) empty
+            except OSError as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise UsageError(f"{root} filled up while downloading into it: {exc}") from None
+    finally:
+        if lock is not None:
+            os.close(lock)
     return written
 
 
@@ -206,15 +212,16 @@ def remove_others(
             os.rmdir(dirpath)
 
 
-def _staging_dir(root: str) -> str | None:
-    """A new directory beside ``root`` to download into, if ``root`` is new or empty."""
+def _staging_dir(root: str) -> tuple[str, int] | tuple[None, None]:
+    """A new directory beside ``root`` to download into, if ``root`` is new or empty, and
+    the descriptor holding its lock (see artifacts.staging)."""
     if os.path.lexists(root) and (
         os.path.islink(root) or not os.path.isdir(root) or not _empty_dir(root)
     ):
-        return None  # a file, a link or a directory with files: written in place
+        return None, None  # a file, a link or a directory with files: written in place
     parent, name = os.path.split(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f".{name[:40]}.part-", dir=parent)
+    return make_staging_dir(parent, name)
 
 
 def _empty_dir(path: str) -> bool:

@@ -9,15 +9,16 @@ sends their stats back as one msgpack message. A directory that is big alone
 its files instead, and sends their stats back as one array.
 
 The helper handles plain files and directories only. A directory holding a
-symlink, one it cannot read, or a store, goes back to the parent, which scans
-it as it scans the rest: the symlink policy, the skipping of stores, their
-warnings and errors stay in one place. A helper that fails or dies hands all
-its directories back.
+symlink or a FIFO, socket or device, one it cannot read, or a store, goes back
+to the parent, which scans it as it scans the rest: the symlink policy, the
+skipping of stores and special files, their warnings and errors stay in one
+place. A helper that fails or dies hands all its directories back.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from array import array
 from collections.abc import Callable, Iterator
@@ -230,8 +231,11 @@ def _list_dir(
                     links.append(entry.name)
                     link_stats.extend(staged[1:])
                     targets.append(staged.path)
-            elif entry.is_dir(follow_symlinks=False) and entry.name != STORE_DIR:
-                dirs.append(entry.name)
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name != STORE_DIR:
+                    dirs.append(entry.name)
+            else:  # a FIFO, socket or device: never read (a FIFO would wait forever)
+                follow(entry)
     if split and len(names) >= SPLIT_DIR_MIN_FILES:
         stats = _stat_split(path, names)
     else:
@@ -273,19 +277,36 @@ def _is_store(files: FileRows, dirs: list[str]) -> bool:
 
 
 def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | None:
+    """A link's target as the symlink policy stages it; None for what is skipped,
+    with a warning: a link to a directory, and anything not a regular file."""
+    if not entry.is_symlink():
+        _skip_special(entry.path)
+        return None
     target = os.path.realpath(entry.path)
     if os.path.commonpath([real_root, target]) != real_root:
         raise UsageError(f"symlink {entry.path} points outside {root}; refusing to follow it")
     if os.path.isdir(target):
         warnings.warn(f"not following symlinked directory {entry.path}", stacklevel=5)
         return None
-    if not os.path.isfile(target):
+    if not os.path.lexists(target):
         raise UsageError(f"symlink {entry.path} points to nothing")
+    if not os.path.isfile(target):
+        _skip_special(entry.path)
+        return None
     return stage_file(target)
 
 
+def _skip_special(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # gone since it was listed
+        return
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+    warnings.warn(f"skipping {path}: a {kind}, not a regular file", stacklevel=6)
+
+
 class _LeftToParent(Exception):
-    """The helper met a symlink: the parent applies the policy."""
+    """The helper met a symlink or a special file: the parent applies the policy."""
 
 
 def _refuse(entry: os.DirEntry[str]) -> None:

@@ -10,6 +10,7 @@ import ctypes
 import errno
 import mmap
 import os
+import stat
 import sys
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import blake3
 
 from . import objects
+from .errors import UsageError
 from .objects import ObjectId
 
 HASH_CHUNK = 8 << 20  # big enough for blake3's threads, small enough to stay flat
@@ -34,6 +36,26 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 HASH_THREADS = CORES  # one per core: measured faster here than blake3's AUTO
 
 
+def open_regular(path: str) -> int:
+    """A descriptor to read the regular file at ``path``.
+
+    Opened without waiting: a FIFO that took a staged file's place would otherwise
+    wait for a writer forever (and a device could read forever). For a regular
+    file ``O_NONBLOCK`` changes nothing.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(
+                f"{path} is no longer a regular file (a FIFO, device or directory took its "
+                "place since it was added); log it again once it holds the file"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_small(path: str, size: int) -> bytes:
     """The whole file, expected to be ``size`` bytes and small.
 
@@ -41,7 +63,7 @@ def read_small(path: str, size: int) -> bytes:
     ``n`` bytes up front, and allocating a megabyte per small file costs ten
     times the read itself.
     """
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_regular(path)
     try:
         data = os.read(fd, size + 1)  # one byte more shows a file that grew
         if len(data) == size:

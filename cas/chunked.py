@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import blake3
 
 from . import chunklists, keys, objects
-from ._fastio import COPY_CHUNK
+from ._fastio import COPY_CHUNK, open_regular
 from .chunklists import ChunkList
 from .errors import CorruptObjectError, UsageError
 from .objects import ObjectId
@@ -182,7 +182,7 @@ def put_file(
     # window in it is packed.
     buffers = [memoryview(bytearray(MAX_CHUNK + _WINDOW)) for _ in range(3)]
     with (
-        open(path, "rb", buffering=0) as src,
+        open(open_regular(path), "rb", buffering=0) as src,
         ThreadPoolExecutor(threads) as pool,
         ThreadPoolExecutor(1) as reader,  # reads the windows in turn, and hashes them whole
         ThreadPoolExecutor(1) as pack_hashing,  # names the packs while they are written

@@ -15,7 +15,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from . import chunked, keys, loose
-from ._fastio import copy_hashed
+from ._fastio import copy_hashed, open_regular
 from .errors import CorruptObjectError, PreconditionFailedError, UsageError
 from .objects import ObjectId
 
@@ -54,7 +54,10 @@ def put_file(
         return chunked.put_file(store, path, hash_threads)[:2]
     tmp = store.storage.tempfile()
     try:
-        with open(path, "rb", buffering=0) as src, open(tmp, "r+b", buffering=0) as dst:
+        with (
+            open(open_regular(path), "rb", buffering=0) as src,
+            open(tmp, "r+b", buffering=0) as dst,
+        ):
             size = os.fstat(src.fileno()).st_size
             copied, object_id = copy_hashed(src.fileno(), dst.fileno(), size, hash_threads)
             if copied != size:

@@ -755,11 +755,22 @@ def test_a_download_or_checkout_that_would_write_into_a_store_writes_and_deletes
     assert store_files("co/vault") == kept
 
 
-@pytest.mark.parametrize("root", [".artifacts", ".artifacts/refs", ".artifacts/refs/new", "vault"])
+@pytest.mark.parametrize(
+    "root",
+    [
+        ".artifacts",
+        ".artifacts/refs",
+        ".artifacts/refs/new",
+        ".artifacts/new",  # a project's store holds all below it, not only its layout
+        "into-store/new",  # the same, through a link
+        "vault",
+    ],
+)
 def test_a_store_or_a_directory_inside_one_is_no_root_to_write_into(ws, root):
     with artifacts.init() as run:
         artifact = log(run, "data", {"latest": "1"})
     make_store("vault")
+    os.symlink(".artifacts", "into-store")
     stores = {s: store_files(s) for s in (".artifacts", "vault")}
     for write_version in (artifact.download, artifact.checkout):
         with pytest.raises(UsageError, match="store"):

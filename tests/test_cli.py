@@ -948,3 +948,26 @@ def test_an_interrupt_python_swallows_lands_in_the_command(tmp_path: Path) -> No
         cwd=tmp_path, env=cli_env(None), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 130 and done.stderr == "artifacts: interrupted\n", done.stderr
+
+
+def test_log_says_unchanged_when_another_terminal_logged_the_same_files_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two terminals log the same files at once: one makes the version, the other finds
+    it identical and reuses it, and must not say it made it too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARTIFACTS_STORE", raising=False)
+    (tmp_path / ".artifacts").mkdir()
+    write(tmp_path / "data" / "a.txt", "a")
+    real_log = artifacts.Run.log_artifact
+
+    def other_terminal_first(run: artifacts.Run, artifact: artifacts.Artifact, **kw: object):
+        same = artifacts.Artifact("data", "dataset")
+        same.add_dir("data")
+        with artifacts.init(job_type="other-terminal") as other:
+            real_log(other, same)  # after this run read `latest`, before it logs
+        return real_log(run, artifact, **kw)
+
+    monkeypatch.setattr(artifacts.Run, "log_artifact", other_terminal_first)
+    assert cli.main(["log", "data", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] is False

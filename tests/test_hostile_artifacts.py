@@ -9,6 +9,7 @@ the behaviour.
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import msgpack
 import pytest
 
 import artifacts
-from artifacts import Artifact, UsageError, VerificationError
+from artifacts import Artifact, UsageError, VerificationError, scan
 from artifacts.ref_names import alias_ref, head_ref
 from cas import (
     Blob,
@@ -33,6 +34,7 @@ from cas import (
 from cas.keys import loose_key
 from cas.objects import encode_header, object_id
 from tests.helpers import remove_deep, workspace, write
+from tests.processes import python, wait_ok
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -478,3 +480,63 @@ def make(ws: Path, name: str, files: dict[str, bytes]) -> Artifact:
     for path, data in files.items():
         artifact.add_file(write(ws / "src" / name / path, data), name=path)
     return artifact
+
+
+# ---- special files: FIFOs, sockets, devices -----------------------------------------
+
+_LOG_AFTER_SWAP = """
+import os, sys, artifacts
+from artifacts import Artifact
+from cas.errors import UsageError
+kind, size = sys.argv[1], int(sys.argv[2])
+os.makedirs("data", exist_ok=True)
+with open("data/f", "wb") as f:
+    f.write(b"x" * size)
+artifact = Artifact("data", "dataset")
+artifact.add_dir("data") if kind == "dir" else artifact.add_file("data/f")
+os.unlink("data/f")
+os.mkfifo("data/f")  # no writer: opening it to read would wait forever
+try:
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+except UsageError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "size"), [("dir", 10), ("dir", 2 << 20), ("file", 10), ("file", 17 << 20)]
+)
+def test_a_file_replaced_by_a_fifo_before_it_is_read_fails_the_log_at_once(ws, kind, size):
+    """Staged as a file, a FIFO by the time the log reads it: a clear error, never a hang."""
+    proc = python("-c", _LOG_AFTER_SWAP, kind, str(size), cwd=ws)
+    try:
+        out = wait_ok(proc, timeout=10)
+    finally:
+        proc.kill()
+    assert "data/f is no longer a regular file" in out
+
+
+def test_add_dir_skips_fifos_and_sockets_with_a_warning(ws, monkeypatch):
+    write(ws / "data" / "kept", b"kept")
+    os.mkfifo(ws / "data" / "fifo")
+    os.mkdir(ws / "data" / "sub")
+    os.mkfifo(ws / "data" / "sub" / "fifo")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(ws / "data" / "sock"))
+        os.symlink("fifo", ws / "data" / "link")
+        for split in (10**9, 1):  # scanned by one process, then with a helper
+            monkeypatch.setattr(scan, "SPLIT_MIN_FILES", split)
+            monkeypatch.setattr(scan, "_CAN_SPLIT", True)
+            artifact = Artifact("data", "dataset")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                artifact.add_dir("data")
+            messages = sorted(str(w.message) for w in caught)
+            assert len(messages) == 4, messages
+            for name, what in [("fifo", "FIFO"), ("link", "FIFO"), ("sock", "socket")]:
+                assert any(f"data/{name}" in m and what in m for m in messages), messages
+            assert any("data/sub/fifo" in m for m in messages), messages
+            with artifacts.init() as run:
+                run.log_artifact(artifact)
+            assert [e.path for e in artifact.files()] == ["kept"]

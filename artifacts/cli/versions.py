@@ -52,14 +52,16 @@ def cmd_log(args: argparse.Namespace) -> int:
     entity, project = where.entity, where.project
     # Like artifacts.init() in a script: the store is created if there is none.
     with init(project, entity, store=context.store_url(args), job_type="cli-log") as run:
-        before = run.registry.head(entity, project, artifact.name)
         if progress_shown():
             with bar(artifact.staged_bytes(), "hashing") as hashing:
                 run.log_artifact(artifact, aliases=args.alias, on_stored=hashing.update)
                 hashing.update(hashing.total - hashing.n)  # files the stat cache vouched for
         else:  # no bar: tqdm is not even imported
             run.log_artifact(artifact, aliases=args.alias)
-    created = before is None or before.commit_id.hex() != artifact.id
+    # Identical files reuse the latest version, which names the run that made it: not
+    # this one, even when another terminal made it while this one was hashing.
+    logged_by = artifact.logged_by()
+    created = logged_by is not None and logged_by.id == run.id
     label = artifact.qualified_name
     if args.json:
         print_json({"version": label, "created": created, "id": artifact.id})

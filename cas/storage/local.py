@@ -56,16 +56,18 @@ def is_store_dir(path: str) -> bool:
 
 
 def store_holding(path: str) -> str | None:
-    """The store directory that ``path`` (real, links resolved) is, or lies in through
-    one of the store's own entries; None if there is none.
+    """The store directory that ``path`` (real, links resolved) is, or lies in; None if
+    there is none.
 
-    Only an entry of a store's layout makes a path inside it: a directory above that
-    merely looks like a store (``~`` with ``tmp/`` and ``refs/``) does not count.
+    A project's ``.artifacts`` holds everything below it. In a store of another name,
+    only an entry of its layout makes a path inside it: a directory above that merely
+    looks like a store (``~`` with ``tmp/`` and ``refs/``) does not count.
     """
     here = os.path.realpath(path)
     below = None  # the name on the way down from ``here`` to ``path``
     while True:
-        if (below is None or below in STORE_ENTRIES) and is_store_dir(here):
+        inside = below is None or below in STORE_ENTRIES or os.path.basename(here) == STORE_DIR
+        if inside and is_store_dir(here):
             return here
         parent = os.path.dirname(here)
         if parent == here:
