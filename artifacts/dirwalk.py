@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from cas.storage.local import is_store_dir
 
 
-def walk_up(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+def walk_up(
+    top: str, leave: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(top, topdown=False)`` without recursion: trees may be deep, and before
     Python 3.12 os.walk recurses once a level. Links to directories are listed in
     ``dirs`` and not followed; unreadable directories are skipped, as os.walk does.
     A store below ``top`` (``is_store_dir``) is no part of what it holds: it is
-    neither listed nor entered."""
+    neither listed nor entered, and nor is an entry named in ``leave``."""
     found = []  # (dirpath, dirs, files), every parent before its children
     stack = [top]
     while stack:
@@ -22,6 +24,8 @@ def walk_up(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
         try:
             with os.scandir(dirpath) as entries:
                 for entry in entries:
+                    if entry.name in leave:
+                        continue
                     if not entry.is_dir():
                         files.append(entry.name)
                     elif entry.is_symlink():

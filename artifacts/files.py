@@ -192,15 +192,22 @@ def _real_dirs(real_root: str, segments: tuple[str, ...]) -> str:
     return here
 
 
+# A version control system's own files (a directory, or git's ".git" file in a worktree
+# or submodule): checkout leaves them as it leaves a store, so that a checkout into a
+# project's root, which deletes every other file, leaves what its history can restore.
+VCS_METADATA = frozenset({".git", ".hg", ".svn"})
+
+
 def remove_others(
     root: str,
     files: list[tuple[str, TreeEntry]],
     on_removed: Callable[[str], object] | None = None,
 ) -> None:
     """Delete what ``root`` holds besides ``files``, links to directories and directories
-    left empty too; a store below ``root`` (see ``is_store_dir``) is never entered."""
+    left empty too; a store below ``root`` (see ``is_store_dir``) is never entered, nor
+    is a version control system's own files (:data:`VCS_METADATA`)."""
     keep = {os.path.join(root, *p.split("/")) for p, _ in files}
-    for dirpath, dirs, names in walk_up(root):  # children before their parents
+    for dirpath, dirs, names in walk_up(root, VCS_METADATA):  # children before parents
         links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
         for name in names + links:
             path = os.path.join(dirpath, name)
@@ -368,7 +375,7 @@ def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]
                 problems.append(f"size differs: {path}")
         elif blob_id_of_file(dest) != entry.id:
             problems.append(f"content differs: {path}")
-    for dirpath, _dirs, names in walk_up(root):
+    for dirpath, _dirs, names in walk_up(root, VCS_METADATA):
         for name in names:
             rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
             if rel not in expected:

@@ -725,6 +725,22 @@ def test_checkout_into_the_project_root_leaves_its_store_alone(ws):
         assert run.use_artifact("ds:latest").version == "v1"
 
 
+def test_checkout_into_a_project_leaves_its_version_control_alone(ws):
+    # A checkout deletes every file outside the version: into a project's root, the
+    # history (git's .git directory, or the .git file of a worktree or submodule) stays.
+    with artifacts.init() as run:
+        artifact = log(run, "data", {"a": "1"})
+    write("proj/.git/HEAD", "ref: refs/heads/main\n")
+    write("proj/.git/objects/ab/cdef", "object")
+    write("proj/sub/.git", "gitdir: ../.git/modules/sub\n")
+    write("proj/.hg/store/data", "hg")
+    write("proj/train.py", "code")
+    history = {p: d for p, d in tree_of("proj").items() if "/.git" in f"/{p}" or ".hg/" in p}
+    artifact.checkout("proj")
+    assert tree_of("proj") == {**history, "a": b"1"}
+    artifact.verify("proj")  # what checkout leaves is no extra file
+
+
 def test_checkout_leaves_a_store_of_any_name_inside_its_root_alone(ws):
     with artifacts.init() as run:
         artifact = log(run, "data", {"a": "1"})
