@@ -209,7 +209,10 @@ def put_file(
             before = window
         if read != size:
             writer.discard()  # publishes nothing
-            raise UsageError(f"{path} changed size while it was being read")
+            raise UsageError(
+                f"{path} changed size while it was being read: try again once it "
+                "has stopped changing"
+            )
         object_id = hasher.digest()
         if expect is not None and object_id != expect:
             writer.discard()

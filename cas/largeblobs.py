@@ -61,7 +61,10 @@ def put_file(
             size = os.fstat(src.fileno()).st_size
             copied, object_id = copy_hashed(src.fileno(), dst.fileno(), size, hash_threads)
             if copied != size:
-                raise UsageError(f"{path} changed size while it was being read")
+                raise UsageError(
+                    f"{path} changed size while it was being read: try again once it "
+                    "has stopped changing"
+                )
         if expect is not None and object_id != expect:
             raise CorruptObjectError(expect, object_id)
         if store.pack_of(object_id) is not None or store.loose_location(object_id):
