@@ -186,6 +186,21 @@ def test_a_short_command_imports_no_other_group() -> None:
     assert unwanted.isdisjoint(loaded), unwanted.intersection(loaded)
 
 
+def test_a_command_on_a_terminal_imports_no_network_storage() -> None:
+    # On a terminal, retries and lock waits are shown: the logger was found by importing
+    # the network storage (fsspec, asyncio), 0.2 s of every command there.
+    code = (
+        "import sys\n"
+        "from artifacts import cli\n"
+        "cli.progress_shown = lambda: True\n"
+        "with cli._retries_shown():\n"
+        "    pass\n"
+        "print('fsspec' in sys.modules, 'cas.storage.network' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
 def test_every_command_has_an_example_in_its_help(tmp_path: Path) -> None:
     parsers = _parsers(cli.build_parser())
     names = {" ".join(p) for p, _ in parsers}

@@ -189,3 +189,49 @@ class TestFsspecFile(StorageContract):
     capabilities = Capabilities(
         atomic_create=False, conditional_update=False, durable=True, local=False
     )
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_lock_held_by_a_stopped_process_is_waited_for_a_bounded_time_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A compare-and-swap waited on a ref's lock forever, silently, while another process
+    # held it: one stopped (Ctrl-Z, a debugger) between taking it and renaming.
+    import subprocess
+    import sys
+
+    from cas.errors import StorageError
+    from cas.storage import local
+
+    monkeypatch.setattr(local, "LOCK_TOLD", 0.2)
+    monkeypatch.setattr(local, "LOCK_PATIENCE", 1.0)
+    storage = LocalStorage(str(tmp_path / "store"))
+    storage.put("refs/x", b"1")
+    _, token = storage.get_versioned("refs/x")
+    storage.put("refs/x", b"2", mode=IfMatch(token))  # makes the key's lock file
+    (lock,) = (tmp_path / "store" / "locks").iterdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        _, token = storage.get_versioned("refs/x")
+        start = time.monotonic()
+        with caplog.at_level("INFO", logger="cas.storage"):
+            with pytest.raises(StorageError, match="refs/x .*stayed locked by another process"):
+                storage.put("refs/x", b"3", mode=IfMatch(token))
+        assert 1.0 <= time.monotonic() - start < 5
+        assert any("waiting for refs/x" in r.getMessage() for r in caplog.records)
+    finally:
+        holder.kill()
+        holder.wait()
+    storage.put("refs/x", b"3", mode=IfMatch(token))  # the holder gone, the lock is free
+    assert storage.get("refs/x") == b"3"

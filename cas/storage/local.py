@@ -14,10 +14,12 @@ above them at once, before a ref moves or anything is deleted.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from typing import BinaryIO
 
 import blake3
 
-from ..errors import InvalidNameError, KeyNotFoundError, PreconditionFailedError
+from ..errors import InvalidNameError, KeyNotFoundError, PreconditionFailedError, StorageError
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 _HIDDEN = ("tmp/", "locks/")
@@ -73,6 +75,13 @@ def store_holding(path: str) -> str | None:
         if parent == here:
             return None
         here, below = parent, os.path.basename(here)
+
+
+logger = logging.getLogger("cas.storage")
+# A ref's lock is held for a compare and a rename (microseconds): past this, a wait for
+# it says so; past that, it gives up.
+LOCK_TOLD = 1.0
+LOCK_PATIENCE = 30.0
 
 
 class LocalStorage(Storage):
@@ -214,10 +223,36 @@ class LocalStorage(Storage):
         os.makedirs(os.path.dirname(lock_path), exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_patiently(fd, key)
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def _lock_patiently(self, fd: int, key: str) -> None:
+        """Take the lock, saying so past :data:`LOCK_TOLD` and giving up at
+        :data:`LOCK_PATIENCE`: it is held for a compare and a rename, so a long wait is a
+        holder stopped (Ctrl-Z, a debugger, a frozen mount), which no wait would outlast."""
+        start = time.monotonic()
+        told = False
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                waited = time.monotonic() - start
+            if waited >= LOCK_PATIENCE:
+                raise StorageError(
+                    self.url,
+                    f"{key} in {self.root} stayed locked by another process for "
+                    f"{waited:.0f} s: it may be stopped (Ctrl-Z, a debugger); let it "
+                    "finish, or end it, then try again",
+                )
+            if not told and waited >= LOCK_TOLD:
+                told = True
+                logger.info("waiting for %s in %s: another process holds its lock", key, self.root)
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
     def tempfile(self) -> str:
         """A fresh temporary file inside the store, ready for :meth:`move_in`."""
