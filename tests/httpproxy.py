@@ -6,7 +6,12 @@ request is passed to ``fault(request)``, which names what happens to it:
 * ``None``: forwarded, and the server's answer handed back;
 * ``"lose-response"``: forwarded (the server acts on it), then answered
   ``500`` as if the answer had been lost on the way back;
-* ``"refuse"``: answered ``500`` without being forwarded.
+* ``"refuse"``: answered ``500`` without being forwarded;
+* ``"truncate"``: forwarded, and the server's answer handed back with its full
+  ``Content-Length`` but only the first half of its body, then the connection
+  closed (a body cut short on the way);
+* ``"reset"``: forwarded (the server acts on it), then the connection closed with
+  no answer at all (a reset after the request got through).
 
 The ``Host`` header is forwarded as the client sent it, so signed requests
 (S3 SigV4) stay valid. Bodies are read whole; this is for tests, not for
@@ -27,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Action = Literal["lose-response", "refuse"] | None
+Action = Literal["lose-response", "refuse", "truncate", "reset"] | None
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 
@@ -99,6 +104,16 @@ class FaultProxy:
                 status, headers, data = proxy._forward(self, body)
                 if action == "lose-response":
                     self._answer(500, {}, b"response lost by the fault proxy")
+                elif action == "reset":
+                    self.close_connection = True
+                elif action == "truncate":
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
                 else:
                     self._answer(status, headers, data)
 

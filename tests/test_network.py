@@ -18,12 +18,15 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
 from cas import Repository
 from cas.errors import AccessDeniedError, StorageUnavailableError
 from tests.faultproxy import FaultProxy
+from tests.httpproxy import Action, Request
+from tests.httpproxy import FaultProxy as HTTPFaultProxy
 from tests.servers import Spec, new_gcs_spec, new_s3_spec, open_storage_from_spec
 from tests.test_cli import cli_env, run, run_in_pty
 
@@ -262,3 +265,36 @@ def test_cli_names_a_missing_bucket(
     rc, err, _ = _cli(("ls",), tmp_path, env)
     err = _one_line_error(rc, err)
     assert f"bucket {bucket!r} does not exist" in err and url in err
+
+
+@pytest.mark.parametrize("fault", ["refuse", "truncate"])
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+def test_a_streamed_read_is_retried_like_any_request(
+    kind: str, fault: Action, make_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large blob is read as a stream (a clone, a pull, a download): a 500 on the
+    way, or a body cut short of its announced length, is retried as any request is,
+    not the end of the command, and the bytes read are the whole object."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "10")
+    spec = make_spec(kind)
+    data = os.urandom(3 << 20)
+    with open_storage_from_spec(spec) as store:
+        store.put("blobs/ab/cd", data)
+    left = [0]
+
+    def faulty_reads(request: Request) -> Action:
+        if request.method in ("GET", "HEAD") and "blobs/ab/cd" in unquote(request.path):
+            if left[0] > 0:
+                left[0] -= 1
+                return fault
+        return None
+
+    with HTTPFaultProxy(spec["options"]["endpoint_url"], faulty_reads) as proxy:
+        options = {**spec["options"], "endpoint_url": proxy.endpoint_url}
+        with open_storage_from_spec({**spec, "options": options}) as store:
+            left[0] = 2
+            assert store.get("blobs/ab/cd") == data
+            left[0] = 2
+            with store.open("blobs/ab/cd") as stream:
+                assert stream.read() == data
+    assert len(proxy.faults()) == 4

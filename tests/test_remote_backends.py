@@ -165,18 +165,32 @@ class RemoteContract(StorageContract):
         # Not asserted (timing-dependent), but shown with -s: how hard the CAS was hit.
         print(f"{remote_spec['server']}: {sum(conflicts)} conflicts retried")
 
-    def test_a_ref_write_whose_answer_was_lost_lands_once(self, remote_spec: Spec) -> None:
-        """The write lands, the client is answered 500 and retries, and the retry fails
-        its condition (the key already holds our value): that is our success, not a
-        conflict with another writer."""
+    @pytest.mark.parametrize("loss", ["lose-response", "reset"])
+    def test_a_ref_write_whose_answer_was_lost_lands_once(
+        self, remote_spec: Spec, loss: Action
+    ) -> None:
+        """The write lands, the client is answered 500, or the connection drops before
+        any answer, and retries, and the retry fails its condition (the key already
+        holds our value): that is our success, not a conflict with another writer.
+        (aiohttp sent a PUT again by itself when a kept-alive connection dropped, so
+        the failed condition looked like a first attempt's: a false conflict.)"""
         a, b = bytes(32), bytes([1]) * 32
-        with FaultProxy(remote_spec["options"]["endpoint_url"], lose_first(_ref_write, 2)) as proxy:
+        left = [0]  # the first attempt of each write loses its answer
+
+        def fault(request: Request) -> Action:
+            if left[0] and _ref_write(request):
+                left[0] -= 1
+                return loss
+            return None
+
+        with FaultProxy(remote_spec["options"]["endpoint_url"], fault) as proxy:
             spec = {**remote_spec, "options": {**remote_spec["options"]}}
             spec["options"]["endpoint_url"] = proxy.endpoint_url
             with open_storage_from_spec(spec) as store:
                 refs = RefStore(store)
-                refs.set_if_equals("team/x", None, a)  # a create
-                refs.set_if_equals("team/x", a, b)  # an if-match
+                for old, new in ((None, a), (a, b)):  # a create, then an if-match
+                    left[0] = 1
+                    refs.set_if_equals("team/x", old, new)
                 assert len(proxy.faults()) == 2, "both answers were lost"
                 assert refs.read("team/x") == b
                 assert store.get("refs/team/x") == encode_ref(b, 2)

@@ -20,13 +20,14 @@ ref whose write got no answer) does not wait for a dead server as long again.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from fsspec.asyn import sync
 
@@ -34,6 +35,8 @@ from ..errors import CasError, KeyNotFoundError, StorageUnavailableError, UsageE
 from .fsspec import FsspecStorage
 
 T = TypeVar("T")
+# A stream reads a key this many bytes at a time, each range one request.
+STREAM_RANGE = 8 * 2**20
 DEFAULT_TIMEOUT = 60.0
 TIMEOUT_VARIABLE = "ARTIFACTS_TIMEOUT"
 # "retrying …" lines; the CLI shows them on a terminal.
@@ -173,6 +176,42 @@ class NetworkStorage(FsspecStorage):
             self._run("delete", key, self.fs._rm_file, self._path(key))
         except FileNotFoundError:
             pass
+
+    def open(self, key: str) -> BinaryIO:
+        # Range by range through get(), so that every request of a long read is retried
+        # like any other (the filesystem's own file objects do not retry, and a body cut
+        # short ended the read).
+        size = self.stat(key).size
+        return io.BufferedReader(_RangeReader(self, key, size), STREAM_RANGE)  # type: ignore[return-value]
+
+
+class _RangeReader(io.RawIOBase):
+    """``key`` of ``storage``, read in order, a range (one request) per call."""
+
+    def __init__(self, storage: NetworkStorage, key: str, size: int) -> None:
+        self._storage = storage
+        self._key = key
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self._size, self._position + len(buffer))
+        if end <= self._position:
+            return 0
+        data = self._storage.get(self._key, self._position, end)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def readall(self) -> bytes:
+        # RawIOBase's would ask for 8 KiB at a time: a request each.
+        parts = []
+        while part := self.read(STREAM_RANGE):
+            parts.append(part)
+        return b"".join(parts)
 
 
 _RETRIED = "_cas_retried"  # set on the error a request ended with: was it sent again?

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
@@ -318,8 +319,24 @@ def _client_config(policy: Policy, given: dict[str, Any] | None) -> dict[str, An
         "connect_timeout": policy.connect_timeout,
         "read_timeout": policy.read_timeout,
         "retries": {"mode": "standard", "total_max_attempts": 1},
+        "http_session_cls": _OneAttemptSession,
         **(given or {}),
     }
+
+
+class _OneAttemptSession(AIOHTTPSession):
+    """Sends each request once: every retry is the policy's, and counted.
+
+    aiohttp sends a PUT again by itself when a kept-alive connection drops before the
+    answer (RFC 9112 allows it for idempotent methods). A conditional write that had
+    landed then failed its own condition on what looked like a first attempt, and the
+    ref store took our own write for another writer's: a false conflict.
+    """
+
+    async def _get_session(self, proxy_url: Any) -> Any:
+        session = await super()._get_session(proxy_url)
+        session._retry_connection = False  # aiohttp has no public switch for it
+        return session
 
 
 def _condition(mode: Mode) -> dict[str, str]:
