@@ -325,8 +325,14 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        # Exactly the range asked for, without read-ahead.
-        return super().cat_file(path, start, end, cache_type="none", **kwargs)
+        """Bytes ``[start:end]`` as a slice of the file gives them, read without read-ahead
+        (fsspec's own reads from ``start`` to the end when ``end`` comes before it)."""
+        with self.open(path, "rb", cache_type="none", **kwargs) as f:
+            start, end, _ = slice(start, end).indices(f.size)
+            if end <= start:
+                return b""
+            f.seek(start)
+            return f.read(end - start)
 
     def ukey(self, path: str) -> str:
         return self.info(path)["id"]  # content addressed: the id is the content's key

@@ -386,3 +386,14 @@ def test_polars_docs_example(tmp_path: Path, store: str) -> None:
     for read in (polars.read_csv, polars.read_parquet):
         with pytest.raises(FileNotFoundError):  # if this starts to work, say so in the docs
             read("artifacts://e/p/dataset:v0/train.csv", storage_options={"store": store})
+
+
+def test_a_range_that_ends_before_it_starts_is_empty(fs: ArtifactsFileSystem) -> None:
+    """As a slice (and fsspec's memory and HTTP filesystems): no bytes, not the rest of
+    the file from ``start`` on."""
+    for path in ("e/p/dataset:v0/big.bin", "e/p/dataset:v0/train.csv"):
+        assert fs.cat_file(path, start=100, end=10) == b""
+        assert fs.cat_file(path, start=-5, end=-10) == b""
+        assert fs.cat_file(path, start=5, end=5) == b""
+        assert fs.cat_file(path, start=-2, end=5) == b""  # -2 is past 5 in either file
+    assert fs.cat_file("e/p/dataset:v0/train.csv", start=4, end=-5) == b"1,2"

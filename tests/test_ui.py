@@ -282,3 +282,17 @@ def test_the_versions_page_pages_forward_and_back(
     assert f'id="first" href="{first}"' in middle and "?before=v4" in middle
     assert "diff with v1" in middle  # the last row's diff reaches past the page
     assert client.get(f"{first}?after=five").status_code == 400
+
+
+def test_previews_of_files_no_parser_takes_show_as_text_or_nothing(ws: Path) -> None:
+    """A CSV with a field past the csv module's limit, JSON nested past the recursion
+    limit: each page opens (200), showing the file as text, never a 500."""
+    long_field = "a,b\n" + "x" * 200_000 + ",1\n"
+    deep = "[" * 100_000 + "]" * 100_000
+    with artifacts.init() as run:
+        logged(run, "odd", {"long.csv": long_field, "deep.json": deep, "open.json": "{" * 50_000})
+    client = TestClient(create_app(str(ws / ".artifacts")), raise_server_exceptions=False)
+    for name, shown in (("long.csv", "xxxxxxxx"), ("deep.json", "[[[["), ("open.json", "{{{{")):
+        page = client.get(f"/team/proj/odd/v0/files/{name}")
+        assert page.status_code == 200, (name, page.text[-300:])
+        assert shown in page.text

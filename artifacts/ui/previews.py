@@ -61,7 +61,11 @@ def _cut(text: str) -> tuple[str, str]:
 
 def _csv(text: str, delimiter: str) -> Preview:
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows = [row for _, row in zip(range(ROWS + 1), reader, strict=False)]
+    try:
+        rows = [row for _, row in zip(range(ROWS + 1), reader, strict=False)]
+    except csv.Error:  # a field past the module's limit: shown as the text it is
+        shown, note = _cut(text)
+        return Preview("text", shown, note=note)
     if not rows:
         return Preview("text", text)
     return Preview("table", header=rows[0], rows=rows[1:], note=f"the first {ROWS} rows")
@@ -99,7 +103,7 @@ def preview(path: str, size: int, read: Any) -> Preview:
     if lower.endswith(".json"):
         try:
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past what json parses
             pass  # shown as it is
     shown, note = _cut(text)
     return Preview("text", shown, note=note)
