@@ -19,10 +19,11 @@ Versions are immutable, so every write raises :class:`ReadOnlyError`.
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from glob import has_magic
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
@@ -36,8 +37,11 @@ from . import trees
 from .errors import ArtifactNotFoundError
 from .files import read_descriptor
 from .names import parse_spec, split_path
+from .references import Fetcher
 from .registry import Registry, Version
 from .run import find_store_url
+
+SPOOL_BYTES = 64 << 20  # a fetched reference larger than this waits on disk, not in memory
 
 
 class ReadOnlyError(UsageError, PermissionError):
@@ -81,6 +85,19 @@ class BlobFile(AbstractBufferedFile):
         data = self._store.read_blob_range(self._id, start, end)
         self._verifier.feed(start, data)
         return data
+
+
+def _fetched(descriptor: dict[str, Any]) -> IO[bytes]:
+    """A reference's logged bytes, fetched whole and verified as a download fetches them,
+    before any is handed out: a range of an external object cannot be checked."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    try:
+        Fetcher().fetch(descriptor, spool)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
 
 
 def _times(version: Version) -> dict[str, float]:
@@ -315,9 +332,8 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
         if mode != "rb":
             raise ReadOnlyError(path)
         path, entry = self._file(path)
-        if entry.kind == "ref":  # an external object: read it where it lives
-            store = self.registry.objects
-            return fsspec.open(read_descriptor(store, entry)["uri"], "rb").open()
+        if entry.kind == "ref":
+            return _fetched(read_descriptor(self.registry.objects, entry))
         return BlobFile(
             self, path, entry, block_size=block_size, cache_options=cache_options, **kwargs
         )
@@ -328,7 +344,7 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
         """Bytes ``[start:end]`` as a slice of the file gives them, read without read-ahead
         (fsspec's own reads from ``start`` to the end when ``end`` comes before it)."""
         with self.open(path, "rb", cache_type="none", **kwargs) as f:
-            start, end, _ = slice(start, end).indices(f.size)
+            start, end, _ = slice(start, end).indices(f.seek(0, os.SEEK_END))
             if end <= start:
                 return b""
             f.seek(start)

@@ -397,3 +397,29 @@ def test_a_range_that_ends_before_it_starts_is_empty(fs: ArtifactsFileSystem) ->
         assert fs.cat_file(path, start=5, end=5) == b""
         assert fs.cat_file(path, start=-2, end=5) == b""  # -2 is past 5 in either file
     assert fs.cat_file("e/p/dataset:v0/train.csv", start=4, end=-5) == b"1,2"
+
+
+def test_a_reference_gives_its_logged_bytes_or_raises(tmp_path: Path, store: str) -> None:
+    """As a download does: a referenced object changed since it was logged is an error,
+    not its new bytes under the version's name."""
+    from cas.errors import ReferenceChangedError
+
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"logged")
+    with artifacts.init(entity="e", project="p", store=store) as run:
+        refs = artifacts.Artifact("refs", "dataset")
+        refs.add_reference(f"file://{outside}", name="outside.txt")
+        run.log_artifact(refs)
+    fs = ArtifactsFileSystem(store=store)
+    path = "e/p/refs:v0/outside.txt"
+    assert fs.cat_file(path) == b"logged" and fs.cat_file(path, start=1, end=3) == b"og"
+    with fs.open(path) as f:
+        f.seek(2)
+        assert f.read() == b"gged"
+    outside.write_bytes(b"LOGGED")  # the same size, other bytes
+    for read in (lambda: fs.cat_file(path), lambda: fs.open(path).read(), lambda: fs.head(path, 2)):
+        with pytest.raises(ReferenceChangedError):
+            read()
+    outside.unlink()
+    with pytest.raises(ReferenceChangedError):
+        fs.cat_file(path)
