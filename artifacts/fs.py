@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from glob import has_magic
@@ -259,6 +260,69 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
                 listed = pages.entries(store, version.tree if entry is None else entry.id)
                 found = [self._entry_info(f"{path}/{e.name}", e, version) for e in listed]
         return found if detail else [f["name"] for f in found]
+
+    def walk(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        topdown: bool = True,
+        on_error: Any = "omit",
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """fsspec's walk (and so find, glob, du, get), over one version: the version is
+        resolved once, so one logged meanwhile under ``:latest`` or an alias does not
+        mix its directories into the listing. Above versions, fsspec's own."""
+        path = self._strip_protocol(path)
+        if len(path.split("/")) < 3:
+            yield from super().walk(path, maxdepth, topdown, on_error, **kwargs)
+            return
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        try:
+            path, version, entry = self._resolve(path)
+        except OSError as e:
+            if on_error == "raise":
+                raise
+            if callable(on_error):
+                on_error(e)
+            return
+        detail = kwargs.get("detail", False)
+        if entry is not None and entry.kind != "tree":  # a file walks as itself
+            files = {"": self._entry_info(path, entry, version)}
+            yield path, {} if detail else [], files if detail else [""]
+            return
+        tree = version.tree if entry is None else entry.id
+        yield from self._walk_tree(path, version, tree, maxdepth, topdown, detail)
+
+    def _walk_tree(
+        self,
+        path: str,
+        version: Version,
+        tree: bytes,
+        maxdepth: int | None,
+        topdown: bool,
+        detail: bool,
+    ) -> Iterator[tuple[str, Any, Any]]:
+        dirs: dict[str, Any] = {}
+        files: dict[str, Any] = {}
+        trees_below: dict[str, bytes] = {}
+        for e in pages.entries(self.registry.objects, tree):
+            info = self._entry_info(f"{path}/{e.name}", e, version)
+            if e.kind == "tree":
+                dirs[e.name], trees_below[e.name] = info, e.id
+            else:
+                files[e.name] = info
+        shown_dirs, shown_files = (dirs, files) if detail else (list(dirs), list(files))
+        if topdown:  # the caller may prune shown_dirs, as with os.walk
+            yield path, shown_dirs, shown_files
+        if maxdepth is None or maxdepth > 1:
+            below = None if maxdepth is None else maxdepth - 1
+            for name in list(shown_dirs):
+                yield from self._walk_tree(
+                    f"{path}/{name}", version, trees_below[name], below, topdown, detail
+                )
+        if not topdown:
+            yield path, shown_dirs, shown_files
 
     def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
         """fsspec's glob, with wildcards in the entity, project and artifact parts expanded.

@@ -423,3 +423,22 @@ def test_a_reference_gives_its_logged_bytes_or_raises(tmp_path: Path, store: str
     outside.unlink()
     with pytest.raises(ReferenceChangedError):
         fs.cat_file(path)
+
+
+def test_a_walk_of_an_alias_lists_one_version(fs: ArtifactsFileSystem, tmp_path: Path) -> None:
+    """:latest and aliases are resolved once per walk (find, glob, du, get): a version
+    logged while a walk goes on does not mix its directories into the listing."""
+    walk = fs.walk("e/p/dataset:latest")
+    assert next(walk) == ("e/p/dataset:latest", ["sub"], ["big.bin", "train.csv"])
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "sub").mkdir()
+    (tmp_path / "new" / "sub" / "other.txt").write_text("new\n")
+    with artifacts.init(entity="e", project="p", store=fs.store_url) as run:
+        newer = artifacts.Artifact("dataset", "dataset")
+        newer.add_dir(str(tmp_path / "new"))
+        run.log_artifact(newer)
+    assert list(walk) == [("e/p/dataset:latest/sub", [], ["notes.txt"])]  # of v1, as the root
+    assert fs.find("e/p/dataset:latest") == ["e/p/dataset:latest/sub/other.txt"]  # v2 now
+    walked = list(fs.walk("e/p/dataset:v0/sub/notes.txt", detail=True))
+    assert [(root, dirs) for root, dirs, _ in walked] == [("e/p/dataset:v0/sub/notes.txt", {})]
+    assert walked[0][2][""]["size"] == 6  # a file walks as itself, as fsspec's walk has it
