@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -296,3 +297,29 @@ def test_previews_of_files_no_parser_takes_show_as_text_or_nothing(ws: Path) -> 
         page = client.get(f"/team/proj/odd/v0/files/{name}")
         assert page.status_code == 200, (name, page.text[-300:])
         assert shown in page.text
+
+
+def test_control_and_direction_characters_show_as_escapes(ws: Path) -> None:
+    """A right-to-left override makes "\\u202etxt.exe" read as "exe.txt"; NUL and ESC show
+    as nothing: each is shown as its escape, in names, descriptions and previews, and the
+    links still lead to the file."""
+    spoof = "\u202etxt.exe"
+    with artifacts.init(name="run\u202eevil") as run:
+        logged(
+            run,
+            "ctl",
+            {spoof: "a\x1b[31mb\u2066c\n", "plain.txt": "tab\tnew\nline\n"},
+            description="nul\x00 bell\x07 \u202edesc",
+        )
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    pages = [client.get(u) for u in ("/team/proj/ctl", "/team/proj/ctl/v0")]
+    pages.append(client.get("/team/proj/ctl/v0/files/" + quote(spoof)))
+    pages.append(client.get("/team/proj/ctl/v0/~lineage"))
+    for page in pages:
+        assert page.status_code == 200
+        for hidden in ("\u202e", "\u2066", "\x00", "\x07", "\x1b"):
+            assert hidden not in page.text, (page.url, hidden)
+    assert "nul\\u0000 bell\\u0007 \\u202edesc" in pages[0].text
+    assert "\\u202etxt.exe" in pages[1].text and "run\\u202eevil" in pages[3].text
+    assert "a\\u001b[31mb\\u2066c" in pages[2].text
+    assert "tab\tnew\nline" in client.get("/team/proj/ctl/v0/files/plain.txt").text
