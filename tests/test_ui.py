@@ -323,3 +323,24 @@ def test_control_and_direction_characters_show_as_escapes(ws: Path) -> None:
     assert "\\u202etxt.exe" in pages[1].text and "run\\u202eevil" in pages[3].text
     assert "a\\u001b[31mb\\u2066c" in pages[2].text
     assert "tab\tnew\nline" in client.get("/team/proj/ctl/v0/files/plain.txt").text
+
+
+def test_a_parquet_preview_reads_only_its_first_rows(ws: Path) -> None:
+    """Not the whole table: a 4 MiB parquet file can hold billions of compressed rows. A
+    file whose second row group is unreadable still shows the rows of its first."""
+    import io
+
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"n": list(range(2000)), "s": [f"row{i}" for i in range(2000)]})
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=1000, compression="none", use_dictionary=False)
+    data = bytearray(out.getvalue())
+    second = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(1).column(0)
+    data[second.data_page_offset : second.data_page_offset + 40] = b"\xff" * 40
+    with artifacts.init() as run:
+        logged(run, "pq", {"t.parquet": bytes(data)})
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    page = client.get("/team/proj/pq/v0/files/t.parquet").text
+    assert "<td>row49</td>" in page and "<td>row50</td>" not in page

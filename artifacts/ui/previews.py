@@ -77,11 +77,13 @@ def _parquet(data: bytes) -> Preview:
     except ImportError:
         return Preview("none", note="install pyarrow to preview parquet files")
     try:
-        table = pq.read_table(io.BytesIO(data)).slice(0, ROWS)
+        # The first rows only: a few MiB of parquet can hold billions of compressed rows.
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        batch = next(parquet.iter_batches(batch_size=ROWS), None)
     except Exception as exc:  # pyarrow's errors have no common base of their own
         return Preview("none", note=f"not a readable parquet file: {exc}")
-    columns = table.column_names
-    rows = [[row[c] for c in columns] for row in table.to_pylist()]
+    columns = parquet.schema_arrow.names
+    rows = [[row[c] for c in columns] for row in (batch.to_pylist() if batch else [])]
     return Preview("table", header=columns, rows=rows, note=f"the first {ROWS} rows")
 
 
