@@ -19,10 +19,12 @@ Versions are immutable, so every write raises :class:`ReadOnlyError`.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from glob import has_magic
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
@@ -36,8 +38,11 @@ from . import trees
 from .errors import ArtifactNotFoundError
 from .files import read_descriptor
 from .names import parse_spec, split_path
+from .references import Fetcher
 from .registry import Registry, Version
 from .run import find_store_url
+
+SPOOL_BYTES = 64 << 20  # a fetched reference larger than this waits on disk, not in memory
 
 
 class ReadOnlyError(UsageError, PermissionError):
@@ -81,6 +86,19 @@ class BlobFile(AbstractBufferedFile):
         data = self._store.read_blob_range(self._id, start, end)
         self._verifier.feed(start, data)
         return data
+
+
+def _fetched(descriptor: dict[str, Any]) -> IO[bytes]:
+    """A reference's logged bytes, fetched whole and verified as a download fetches them,
+    before any is handed out: a range of an external object cannot be checked."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    try:
+        Fetcher().fetch(descriptor, spool)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
 
 
 def _times(version: Version) -> dict[str, float]:
@@ -243,6 +261,69 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
                 found = [self._entry_info(f"{path}/{e.name}", e, version) for e in listed]
         return found if detail else [f["name"] for f in found]
 
+    def walk(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        topdown: bool = True,
+        on_error: Any = "omit",
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """fsspec's walk (and so find, glob, du, get), over one version: the version is
+        resolved once, so one logged meanwhile under ``:latest`` or an alias does not
+        mix its directories into the listing. Above versions, fsspec's own."""
+        path = self._strip_protocol(path)
+        if len(path.split("/")) < 3:
+            yield from super().walk(path, maxdepth, topdown, on_error, **kwargs)
+            return
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        try:
+            path, version, entry = self._resolve(path)
+        except OSError as e:
+            if on_error == "raise":
+                raise
+            if callable(on_error):
+                on_error(e)
+            return
+        detail = kwargs.get("detail", False)
+        if entry is not None and entry.kind != "tree":  # a file walks as itself
+            files = {"": self._entry_info(path, entry, version)}
+            yield path, {} if detail else [], files if detail else [""]
+            return
+        tree = version.tree if entry is None else entry.id
+        yield from self._walk_tree(path, version, tree, maxdepth, topdown, detail)
+
+    def _walk_tree(
+        self,
+        path: str,
+        version: Version,
+        tree: bytes,
+        maxdepth: int | None,
+        topdown: bool,
+        detail: bool,
+    ) -> Iterator[tuple[str, Any, Any]]:
+        dirs: dict[str, Any] = {}
+        files: dict[str, Any] = {}
+        trees_below: dict[str, bytes] = {}
+        for e in pages.entries(self.registry.objects, tree):
+            info = self._entry_info(f"{path}/{e.name}", e, version)
+            if e.kind == "tree":
+                dirs[e.name], trees_below[e.name] = info, e.id
+            else:
+                files[e.name] = info
+        shown_dirs, shown_files = (dirs, files) if detail else (list(dirs), list(files))
+        if topdown:  # the caller may prune shown_dirs, as with os.walk
+            yield path, shown_dirs, shown_files
+        if maxdepth is None or maxdepth > 1:
+            below = None if maxdepth is None else maxdepth - 1
+            for name in list(shown_dirs):
+                yield from self._walk_tree(
+                    f"{path}/{name}", version, trees_below[name], below, topdown, detail
+                )
+        if not topdown:
+            yield path, shown_dirs, shown_files
+
     def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
         """fsspec's glob, with wildcards in the entity, project and artifact parts expanded.
 
@@ -315,9 +396,8 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
         if mode != "rb":
             raise ReadOnlyError(path)
         path, entry = self._file(path)
-        if entry.kind == "ref":  # an external object: read it where it lives
-            store = self.registry.objects
-            return fsspec.open(read_descriptor(store, entry)["uri"], "rb").open()
+        if entry.kind == "ref":
+            return _fetched(read_descriptor(self.registry.objects, entry))
         return BlobFile(
             self, path, entry, block_size=block_size, cache_options=cache_options, **kwargs
         )
@@ -325,8 +405,14 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        # Exactly the range asked for, without read-ahead.
-        return super().cat_file(path, start, end, cache_type="none", **kwargs)
+        """Bytes ``[start:end]`` as a slice of the file gives them, read without read-ahead
+        (fsspec's own reads from ``start`` to the end when ``end`` comes before it)."""
+        with self.open(path, "rb", cache_type="none", **kwargs) as f:
+            start, end, _ = slice(start, end).indices(f.seek(0, os.SEEK_END))
+            if end <= start:
+                return b""
+            f.seek(start)
+            return f.read(end - start)
 
     def ukey(self, path: str) -> str:
         return self.info(path)["id"]  # content addressed: the id is the content's key

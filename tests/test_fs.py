@@ -386,3 +386,59 @@ def test_polars_docs_example(tmp_path: Path, store: str) -> None:
     for read in (polars.read_csv, polars.read_parquet):
         with pytest.raises(FileNotFoundError):  # if this starts to work, say so in the docs
             read("artifacts://e/p/dataset:v0/train.csv", storage_options={"store": store})
+
+
+def test_a_range_that_ends_before_it_starts_is_empty(fs: ArtifactsFileSystem) -> None:
+    """As a slice (and fsspec's memory and HTTP filesystems): no bytes, not the rest of
+    the file from ``start`` on."""
+    for path in ("e/p/dataset:v0/big.bin", "e/p/dataset:v0/train.csv"):
+        assert fs.cat_file(path, start=100, end=10) == b""
+        assert fs.cat_file(path, start=-5, end=-10) == b""
+        assert fs.cat_file(path, start=5, end=5) == b""
+        assert fs.cat_file(path, start=-2, end=5) == b""  # -2 is past 5 in either file
+    assert fs.cat_file("e/p/dataset:v0/train.csv", start=4, end=-5) == b"1,2"
+
+
+def test_a_reference_gives_its_logged_bytes_or_raises(tmp_path: Path, store: str) -> None:
+    """As a download does: a referenced object changed since it was logged is an error,
+    not its new bytes under the version's name."""
+    from cas.errors import ReferenceChangedError
+
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"logged")
+    with artifacts.init(entity="e", project="p", store=store) as run:
+        refs = artifacts.Artifact("refs", "dataset")
+        refs.add_reference(f"file://{outside}", name="outside.txt")
+        run.log_artifact(refs)
+    fs = ArtifactsFileSystem(store=store)
+    path = "e/p/refs:v0/outside.txt"
+    assert fs.cat_file(path) == b"logged" and fs.cat_file(path, start=1, end=3) == b"og"
+    with fs.open(path) as f:
+        f.seek(2)
+        assert f.read() == b"gged"
+    outside.write_bytes(b"LOGGED")  # the same size, other bytes
+    for read in (lambda: fs.cat_file(path), lambda: fs.open(path).read(), lambda: fs.head(path, 2)):
+        with pytest.raises(ReferenceChangedError):
+            read()
+    outside.unlink()
+    with pytest.raises(ReferenceChangedError):
+        fs.cat_file(path)
+
+
+def test_a_walk_of_an_alias_lists_one_version(fs: ArtifactsFileSystem, tmp_path: Path) -> None:
+    """:latest and aliases are resolved once per walk (find, glob, du, get): a version
+    logged while a walk goes on does not mix its directories into the listing."""
+    walk = fs.walk("e/p/dataset:latest")
+    assert next(walk) == ("e/p/dataset:latest", ["sub"], ["big.bin", "train.csv"])
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "sub").mkdir()
+    (tmp_path / "new" / "sub" / "other.txt").write_text("new\n")
+    with artifacts.init(entity="e", project="p", store=fs.store_url) as run:
+        newer = artifacts.Artifact("dataset", "dataset")
+        newer.add_dir(str(tmp_path / "new"))
+        run.log_artifact(newer)
+    assert list(walk) == [("e/p/dataset:latest/sub", [], ["notes.txt"])]  # of v1, as the root
+    assert fs.find("e/p/dataset:latest") == ["e/p/dataset:latest/sub/other.txt"]  # v2 now
+    walked = list(fs.walk("e/p/dataset:v0/sub/notes.txt", detail=True))
+    assert [(root, dirs) for root, dirs, _ in walked] == [("e/p/dataset:v0/sub/notes.txt", {})]
+    assert walked[0][2][""]["size"] == 6  # a file walks as itself, as fsspec's walk has it

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -282,3 +283,64 @@ def test_the_versions_page_pages_forward_and_back(
     assert f'id="first" href="{first}"' in middle and "?before=v4" in middle
     assert "diff with v1" in middle  # the last row's diff reaches past the page
     assert client.get(f"{first}?after=five").status_code == 400
+
+
+def test_previews_of_files_no_parser_takes_show_as_text_or_nothing(ws: Path) -> None:
+    """A CSV with a field past the csv module's limit, JSON nested past the recursion
+    limit: each page opens (200), showing the file as text, never a 500."""
+    long_field = "a,b\n" + "x" * 200_000 + ",1\n"
+    deep = "[" * 100_000 + "]" * 100_000
+    with artifacts.init() as run:
+        logged(run, "odd", {"long.csv": long_field, "deep.json": deep, "open.json": "{" * 50_000})
+    client = TestClient(create_app(str(ws / ".artifacts")), raise_server_exceptions=False)
+    for name, shown in (("long.csv", "xxxxxxxx"), ("deep.json", "[[[["), ("open.json", "{{{{")):
+        page = client.get(f"/team/proj/odd/v0/files/{name}")
+        assert page.status_code == 200, (name, page.text[-300:])
+        assert shown in page.text
+
+
+def test_control_and_direction_characters_show_as_escapes(ws: Path) -> None:
+    """A right-to-left override makes "\\u202etxt.exe" read as "exe.txt"; NUL and ESC show
+    as nothing: each is shown as its escape, in names, descriptions and previews, and the
+    links still lead to the file."""
+    spoof = "\u202etxt.exe"
+    with artifacts.init(name="run\u202eevil") as run:
+        logged(
+            run,
+            "ctl",
+            {spoof: "a\x1b[31mb\u2066c\n", "plain.txt": "tab\tnew\nline\n"},
+            description="nul\x00 bell\x07 \u202edesc",
+        )
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    pages = [client.get(u) for u in ("/team/proj/ctl", "/team/proj/ctl/v0")]
+    pages.append(client.get("/team/proj/ctl/v0/files/" + quote(spoof)))
+    pages.append(client.get("/team/proj/ctl/v0/~lineage"))
+    for page in pages:
+        assert page.status_code == 200
+        for hidden in ("\u202e", "\u2066", "\x00", "\x07", "\x1b"):
+            assert hidden not in page.text, (page.url, hidden)
+    assert "nul\\u0000 bell\\u0007 \\u202edesc" in pages[0].text
+    assert "\\u202etxt.exe" in pages[1].text and "run\\u202eevil" in pages[3].text
+    assert "a\\u001b[31mb\\u2066c" in pages[2].text
+    assert "tab\tnew\nline" in client.get("/team/proj/ctl/v0/files/plain.txt").text
+
+
+def test_a_parquet_preview_reads_only_its_first_rows(ws: Path) -> None:
+    """Not the whole table: a 4 MiB parquet file can hold billions of compressed rows. A
+    file whose second row group is unreadable still shows the rows of its first."""
+    import io
+
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"n": list(range(2000)), "s": [f"row{i}" for i in range(2000)]})
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=1000, compression="none", use_dictionary=False)
+    data = bytearray(out.getvalue())
+    second = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(1).column(0)
+    data[second.data_page_offset : second.data_page_offset + 40] = b"\xff" * 40
+    with artifacts.init() as run:
+        logged(run, "pq", {"t.parquet": bytes(data)})
+    client = TestClient(create_app(str(ws / ".artifacts")))
+    page = client.get("/team/proj/pq/v0/files/t.parquet").text
+    assert "<td>row49</td>" in page and "<td>row50</td>" not in page

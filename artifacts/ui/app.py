@@ -10,11 +10,13 @@ Content-Security-Policy makes sure of.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
@@ -45,9 +47,26 @@ HEADERS = {
 }
 
 
+# Characters a page would hide (NUL, ESC) or that change how the text around them
+# reads (a right-to-left override shows "\u202etxt.exe" as "exe.txt"): shown as escapes.
+HIDDEN = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template shows, before it is escaped (markup the templates make, such
+    as ``tojson``'s, holds none of these)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return HIDDEN.sub(lambda found: f"\\u{ord(found.group()):04x}", value)
+    return value
+
+
 # One for every app: the templates are compiled once, when the first app starts.
 TEMPLATES = Environment(
-    loader=PackageLoader("artifacts.ui"), autoescape=select_autoescape(default=True)
+    loader=PackageLoader("artifacts.ui"),
+    autoescape=select_autoescape(default=True),
+    finalize=_visible,
 )
 TEMPLATES.globals.update(urls=urls, human=human, iso_time=iso_time)
 

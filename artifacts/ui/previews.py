@@ -61,7 +61,11 @@ def _cut(text: str) -> tuple[str, str]:
 
 def _csv(text: str, delimiter: str) -> Preview:
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows = [row for _, row in zip(range(ROWS + 1), reader, strict=False)]
+    try:
+        rows = [row for _, row in zip(range(ROWS + 1), reader, strict=False)]
+    except csv.Error:  # a field past the module's limit: shown as the text it is
+        shown, note = _cut(text)
+        return Preview("text", shown, note=note)
     if not rows:
         return Preview("text", text)
     return Preview("table", header=rows[0], rows=rows[1:], note=f"the first {ROWS} rows")
@@ -73,11 +77,13 @@ def _parquet(data: bytes) -> Preview:
     except ImportError:
         return Preview("none", note="install pyarrow to preview parquet files")
     try:
-        table = pq.read_table(io.BytesIO(data)).slice(0, ROWS)
+        # The first rows only: a few MiB of parquet can hold billions of compressed rows.
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        batch = next(parquet.iter_batches(batch_size=ROWS), None)
     except Exception as exc:  # pyarrow's errors have no common base of their own
         return Preview("none", note=f"not a readable parquet file: {exc}")
-    columns = table.column_names
-    rows = [[row[c] for c in columns] for row in table.to_pylist()]
+    columns = parquet.schema_arrow.names
+    rows = [[row[c] for c in columns] for row in (batch.to_pylist() if batch else [])]
     return Preview("table", header=columns, rows=rows, note=f"the first {ROWS} rows")
 
 
@@ -99,7 +105,7 @@ def preview(path: str, size: int, read: Any) -> Preview:
     if lower.endswith(".json"):
         try:
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past what json parses
             pass  # shown as it is
     shown, note = _cut(text)
     return Preview("text", shown, note=note)
