@@ -209,14 +209,24 @@ class Saver:
             tree, size = build(self.registry, draft, base, on_stored, previous)
             return self._commit(draft, header, tree, size, aliases, tags, {}, _files_of(draft))
 
-    def upsert(self, draft: Draft, header: Header, distributed_id: str) -> None:
-        """Add the draft's files to this run's part of a distributed version."""
+    def upsert(self, draft: Draft, header: Header, distributed_id: str, replace: bool) -> None:
+        """Add the draft's files to this run's part of a distributed version; with
+        ``replace``, make them the whole part (what a task run again needs: nothing of
+        an earlier attempt's stays)."""
         entity, project = self._namespace(draft)
         ref = dist_prefix(entity, project, header.name, distributed_id) + self.run.id
         store = self.registry.objects
 
+        def held(part: ObjectId) -> bool:
+            """Does the latest version hold ``part``? Then a finisher died before
+            deleting it, and this upsert starts the next version, without its files."""
+            head = self.registry.head(entity, project, header.name)
+            return _consumed_parts(head, distributed_id).get(self.run.id) == part.hex()
+
         def compute(old: ObjectId | None) -> ObjectId:
-            base = store.get_commit(old).tree if old else None
+            base = None
+            if old is not None and not replace and not held(old):
+                base = store.get_commit(old).tree
             tree, _ = build(self.registry, draft, base)
             return store.put(_part_commit(tree, old, self.run.id, header.type))
 

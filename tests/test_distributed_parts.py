@@ -1,0 +1,164 @@
+"""Distributed versions under faults, in real processes, on a local store and on moto:
+tasks killed and retried, finishers racing each other and the tasks, gc beside them.
+
+A task is ``artifacts.upsert_part`` in a process of its own (tests/processes.py); the
+finisher is the test process or processes of their own. What must hold (docs/scale.md):
+a finished version holds exactly the files its parts' last attempts upserted, byte for
+byte, and every earlier version stays as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import artifacts
+from artifacts import Artifact
+from artifacts.ref_names import dist_prefix
+from cas import Repository
+from tests.processes import START_TIMEOUT, Workers, preload, run_processes
+
+ENTITY, PROJECT, NAME, DID = "team", "proj", "data", "data-2024"
+BACKENDS = ["local", "s3-moto"]
+preload(__name__)
+
+Spec = dict[str, Any]
+
+
+def open_api(spec: Spec) -> artifacts.Api:
+    return artifacts.Api(store=spec["url"], store_options=spec["options"])
+
+
+def files_of(spec: Spec, version: str, root: Path) -> dict[str, bytes]:
+    """The files of ``NAME:version``, downloaded (every byte verified)."""
+    artifact = open_api(spec).artifact(f"{ENTITY}/{PROJECT}/{NAME}:{version}")
+    got = Path(artifact.download(str(root)))
+    return {p.relative_to(got).as_posix(): p.read_bytes() for p in got.rglob("*") if p.is_file()}
+
+
+def parts_left(spec: Spec) -> dict[str, bytes]:
+    repo = Repository.open(spec["url"], **spec["options"])
+    return repo.refs.list(dist_prefix(ENTITY, PROJECT, NAME, DID))
+
+
+def upsert_task(spec: Spec, part: str, files: dict[str, str], workdir: str) -> None:
+    """A task: ``files`` (path -> text) as part ``part``."""
+    root = Path(workdir)
+    artifact = Artifact(NAME, "dataset")
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+        artifact.add_file(str(root / path), name=path)
+    artifacts.upsert_part(
+        artifact,
+        DID,
+        part,
+        store=spec["url"],
+        store_options=spec["options"],
+        project=PROJECT,
+        entity=ENTITY,
+    )
+
+
+def upsert_then_hang(spec: Spec, part: str, files: dict[str, str], workdir: str) -> None:
+    """``upsert_task``, then a worker that never reports back: killed by the test."""
+    upsert_task(spec, part, files, workdir)
+    Path(workdir, "upserted").write_text("")
+    time.sleep(START_TIMEOUT)
+
+
+def finish(spec: Spec, own: dict[str, str] | None = None, workdir: str = "") -> str:
+    """The finisher: merges every part (and ``own`` files) into a version; its name."""
+    artifact = Artifact(NAME, "dataset")
+    for path, text in (own or {}).items():
+        Path(workdir, path).write_text(text)
+        artifact.add_file(str(Path(workdir, path)), name=path)
+    with artifacts.init(
+        store=spec["url"], store_options=spec["options"], project=PROJECT, entity=ENTITY
+    ) as run:
+        return run.finish_artifact(artifact, distributed_id=DID).version
+
+
+def wait_for(path: Path, workers: Workers) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not path.exists():
+        assert workers.procs[0].is_alive(), "the task died before it upserted"
+        assert time.monotonic() < deadline, "the task never upserted"
+        time.sleep(0.05)
+
+
+# ---- a task killed, then retried -------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_retried_task_replaces_what_its_killed_attempt_upserted(
+    backend: str, make_spec: Any, tmp_path: Path
+) -> None:
+    spec = make_spec(backend)
+    # The first attempt upserts, then its worker dies before reporting back (SIGKILL):
+    # the engine runs the task again, and this attempt writes other files (a task whose
+    # output names a time or a random seed). The version must be the retry's files.
+    first = tmp_path / "first"
+    dying = Workers(
+        [(upsert_then_hang, (spec, "0", {"a": "a", "stale-1": "s1"}, str(first)))],
+        tmp_path / "p1",
+    )
+    try:
+        wait_for(first / "upserted", dying)
+    finally:
+        dying.kill()
+    assert dying.procs[0].exitcode == -9
+    run_processes(
+        [
+            (upsert_task, (spec, "0", {"a": "a", "fresh-2": "f2"}, str(tmp_path / "retry"))),
+            (upsert_task, (spec, "1", {"b": "b"}, str(tmp_path / "other"))),
+        ],
+        tmp_path / "p2",
+    )
+    assert finish(spec) == "v0"
+    assert files_of(spec, "v0", tmp_path / "dl") == {"a": b"a", "fresh-2": b"f2", "b": b"b"}
+    assert parts_left(spec) == {}
+
+
+def test_a_task_run_twice_gives_the_same_version(make_spec: Any, tmp_path: Path) -> None:
+    spec = make_spec("local")
+    shard = {f"d/{i}.txt": str(i) for i in range(20)}
+    tasks = [(upsert_task, (spec, "0", shard, str(tmp_path / f"w{i}"))) for i in range(2)]
+    run_processes([*tasks, (upsert_task, (spec, "1", {"x": "x"}, str(tmp_path / "x")))], tmp_path)
+    assert len(parts_left(spec)) == 2
+    finish(spec)
+    assert files_of(spec, "v0", tmp_path / "dl") == {
+        **{k: v.encode() for k, v in shard.items()},
+        "x": b"x",
+    }
+
+
+# ---- the same run upserting after a finisher died ---------------------------------------
+
+
+def test_an_upsert_after_a_finisher_died_before_clearing_starts_from_nothing(
+    make_spec: Any, tmp_path: Path
+) -> None:
+    spec = make_spec("local")
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    with artifacts.init(
+        store=spec["url"], project=PROJECT, entity=ENTITY, id="worker", resume="allow"
+    ) as worker:
+        part = Artifact(NAME, "dataset")
+        part.add_file(str(tmp_path / "a"))
+        worker.upsert_artifact(part, distributed_id=DID)
+        [(ref, consumed)] = parts_left(spec).items()
+        assert finish(spec) == "v0"
+        # The finisher died after committing v0, before deleting the part it merged:
+        # the part's ref still names the commit v0 holds.
+        worker.registry.refs.set_if_equals(ref, None, consumed)
+
+        part = Artifact(NAME, "dataset")
+        part.add_file(str(tmp_path / "b"))
+        worker.upsert_artifact(part, distributed_id=DID)  # after the finish: the next version
+    assert finish(spec) == "v1"
+    assert files_of(spec, "v1", tmp_path / "dl") == {"b": b"b"}
