@@ -9,6 +9,8 @@ byte, and every earlier version stays as it was.
 
 from __future__ import annotations
 
+import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ import artifacts
 from artifacts import Artifact
 from artifacts.ref_names import dist_prefix
 from cas import Repository
-from tests.processes import START_TIMEOUT, Workers, preload, run_processes
+from cas.fsck import fsck
+from cas.gc import gc
+from tests.processes import START_TIMEOUT, Workers, preload, run_processes, start_barrier
 
 ENTITY, PROJECT, NAME, DID = "team", "proj", "data", "data-2024"
 BACKENDS = ["local", "s3-moto"]
@@ -162,3 +166,95 @@ def test_an_upsert_after_a_finisher_died_before_clearing_starts_from_nothing(
         worker.upsert_artifact(part, distributed_id=DID)  # after the finish: the next version
     assert finish(spec) == "v1"
     assert files_of(spec, "v1", tmp_path / "dl") == {"b": b"b"}
+
+
+# ---- gc with grace 0 beside upserts and finishes --------------------------------------
+
+LEASE = 1.0  # seconds: gc deletes what nothing reaches two leases after it moved it away
+PARTS, ROUNDS, FINISHES = 3, 4, 3
+
+
+def content(*key: object) -> bytes:
+    seed = "/".join(map(str, key))
+    return seed.encode() + b"\n" + random.Random(seed).randbytes(300)
+
+
+def _gc_loop(spec: Spec, stop: str, barrier: Any) -> int:
+    repo = Repository.open(spec["url"], **spec["options"])
+    barrier.wait(START_TIMEOUT)
+    runs = 0
+    while not os.path.exists(stop):
+        gc(repo, grace_seconds=0)
+        runs += 1
+        time.sleep(0.01)
+    return runs
+
+
+def _rounds_of_a_part(spec: Spec, part: int, workdir: str, barrier: Any) -> None:
+    """Upsert part ``part`` ROUNDS times, each time other files (a retried task)."""
+    barrier.wait(START_TIMEOUT)
+    for r in range(ROUNDS):
+        root = Path(workdir, f"r{r}")
+        root.mkdir(parents=True)
+        (root / "x.bin").write_bytes(content(part, r))
+        artifact = Artifact(NAME, "dataset")
+        artifact.add_file(str(root / "x.bin"), name=f"p{part}/r{r}.bin")
+        artifacts.upsert_part(
+            artifact,
+            DID,
+            str(part),
+            store=spec["url"],
+            store_options=spec["options"],
+            project=PROJECT,
+            entity=ENTITY,
+        )
+
+
+def _finisher(spec: Spec, barrier: Any) -> list[str]:
+    barrier.wait(START_TIMEOUT)
+    made = []
+    for _ in range(FINISHES):
+        time.sleep(0.3)
+        made.append(finish(spec))
+    return made
+
+
+@pytest.mark.alone  # writes must end within two 1 s leases
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gc_with_grace_zero_beside_upserts_and_finishes_loses_nothing(
+    backend: str, make_spec: Any, tmp_path: Path
+) -> None:
+    spec = make_spec(backend)
+    repo = Repository.open(spec["url"], **spec["options"])
+    repo.set_lease_seconds(LEASE)
+    stop = tmp_path / "stop"
+    barrier = start_barrier(PARTS + 2)
+    workers = Workers(
+        [(_gc_loop, (spec, str(stop), barrier)), (_finisher, (spec, barrier))]
+        + [(_rounds_of_a_part, (spec, i, str(tmp_path / f"w{i}"), barrier)) for i in range(PARTS)],
+        tmp_path / "procs",
+    )
+    try:
+        workers.wait(list(range(1, PARTS + 2)), timeout=240)
+        finish(spec)  # whatever landed after the finisher's last finish
+        stop.write_text("")
+        workers.wait([0], timeout=60)
+    finally:
+        workers.kill()
+    assert workers.result(0) > 0, "gc never ran"
+
+    assert fsck(repo).ok
+    versions = open_api(spec).artifacts("dataset", f"{ENTITY}/{PROJECT}/{NAME}")
+    found: set[str] = set()
+    for version in versions:
+        files = files_of(spec, version.version, tmp_path / "dl" / version.version)
+        for path, data in files.items():
+            part, r = path.removesuffix(".bin").split("/")
+            assert data == content(int(part[1:]), int(r[1:])), path
+        for i in range(PARTS):  # a part is one attempt's files, never a mix
+            assert len([p for p in files if p.startswith(f"p{i}/")]) <= 1, files
+        found |= set(files)
+    # Every part's last attempt is in a version: nothing upserted last was lost.
+    assert {f"p{i}/r{ROUNDS - 1}.bin" for i in range(PARTS)} <= found
+    assert parts_left(spec) == {}
