@@ -140,6 +140,36 @@ def test_a_task_run_twice_gives_the_same_version(make_spec: Any, tmp_path: Path)
     }
 
 
+# ---- finishers racing -------------------------------------------------------------------
+
+
+def _finish_at_once(spec: Spec, barrier: Any) -> str:
+    barrier.wait(START_TIMEOUT)
+    return finish(spec)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_finishers_at_once_make_one_version(
+    backend: str, make_spec: Any, tmp_path: Path
+) -> None:
+    spec = make_spec(backend)
+    shards = [{f"p{i}/{j}": f"{i}.{j}" for j in range(3)} for i in range(3)]
+    run_processes(
+        [
+            (upsert_task, (spec, str(i), shard, str(tmp_path / f"w{i}")))
+            for i, shard in enumerate(shards)
+        ],
+        tmp_path / "parts",
+    )
+    barrier = start_barrier(2)
+    made = run_processes([(_finish_at_once, (spec, barrier))] * 2, tmp_path / "finishers")
+    assert made == ["v0", "v0"]
+    expected = {path: text.encode() for shard in shards for path, text in shard.items()}
+    assert files_of(spec, "latest", tmp_path / "dl") == expected
+    assert parts_left(spec) == {}
+    assert finish(spec) == "v0"  # and a third, later, too
+
+
 # ---- the same run upserting after a finisher died ---------------------------------------
 
 
