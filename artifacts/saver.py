@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cas import Commit, ObjectId, ObjectStore, PackWriter
+from cas import Commit, ObjectId, ObjectStore, PackWriter, Tree
 from cas.errors import RefConflictError, UsageError
 from cas.ingest import OnStored, store_files
 from cas.objects import TreeEntry, canonical_packb
@@ -308,6 +308,13 @@ class Saver:
             self._clear_parts(stale)
             size = head.commit.meta["size"]
             return self._commit(draft, header, head.tree, size, aliases, None, {})
+        if not parts_refs and draft.base is None and own == Tree(()).id:
+            # A mistyped id, or a finish before any upsert: an empty `latest` would hide
+            # the version before it.
+            raise UsageError(
+                f"no part of {header.name} was upserted under distributed_id {did!r} and "
+                "this run adds no files: check the id, and finish after the upserts return"
+            )
         parts = [trees.Part(self.run.id, own)] + [
             trees.Part(name[len(prefix) :], store.get_commit(commit_id).tree)
             for name, commit_id in sorted(parts_refs.items())

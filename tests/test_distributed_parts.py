@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import artifacts
-from artifacts import Artifact
+from artifacts import Artifact, UsageError
 from artifacts.ref_names import dist_prefix
 from cas import Repository
 from cas.fsck import fsck
@@ -200,6 +200,24 @@ def test_a_first_finish_reads_the_parts_roots_not_their_directories(
         version = run.finish_artifact(Artifact(NAME, "dataset"), distributed_id=DID)
     assert len(version.files()) == parts * dirs * 3
     assert len(set(counting.trees_read)) <= parts + 2  # the parts' roots, the finisher's
+
+
+# ---- a finish of nothing ----------------------------------------------------------------
+
+
+def test_a_finish_with_no_parts_and_no_files_makes_no_empty_version(
+    make_spec: Any, tmp_path: Path
+) -> None:
+    spec = make_spec("local")
+    run_processes([(upsert_task, (spec, "0", {"a": "a"}, str(tmp_path / "w")))], tmp_path / "p")
+    assert finish(spec) == "v0"
+    with artifacts.init(store=spec["url"], project=PROJECT, entity=ENTITY) as run:
+        # A mistyped distributed_id must not make `latest` an empty version.
+        with pytest.raises(UsageError, match="no part .* distributed_id 'data-2O24'"):
+            run.finish_artifact(Artifact(NAME, "dataset"), distributed_id="data-2O24")
+        assert run.use_artifact(f"{NAME}:latest").version == "v0"
+        # A finish of the right id again is a retry: it returns the version.
+        assert run.finish_artifact(Artifact(NAME, "dataset"), distributed_id=DID).version == "v0"
 
 
 # ---- the same run upserting after a finisher died ---------------------------------------
