@@ -220,6 +220,22 @@ def test_a_finish_with_no_parts_and_no_files_makes_no_empty_version(
         assert run.finish_artifact(Artifact(NAME, "dataset"), distributed_id=DID).version == "v0"
 
 
+def test_a_distributed_id_reused_makes_the_next_version_of_the_new_parts_alone(
+    make_spec: Any, tmp_path: Path
+) -> None:
+    spec = make_spec("s3-moto")
+    first = [
+        (upsert_task, (spec, str(i), {f"p{i}": f"{i}"}, str(tmp_path / f"a{i}"))) for i in range(2)
+    ]
+    run_processes(first, tmp_path / "p1")
+    assert finish(spec) == "v0"
+    again = [(upsert_task, (spec, "0", {"p0": "changed"}, str(tmp_path / "b0")))]
+    run_processes(again, tmp_path / "p2")
+    assert finish(spec) == "v1"
+    assert files_of(spec, "v1", tmp_path / "v1") == {"p0": b"changed"}
+    assert files_of(spec, "v0", tmp_path / "v0") == {"p0": b"0", "p1": b"1"}
+
+
 # ---- the same run upserting after a finisher died ---------------------------------------
 
 
