@@ -36,7 +36,8 @@ def upsert_part(
 
     The part's run id is derived from ``distributed_id`` and ``part``, so a task that
     an engine runs again (after a worker died, or twice at once) writes the same part
-    again instead of adding another: the finished version is the same.
+    again instead of adding another. Each call replaces the part's files: the part is
+    exactly what its last attempt upserted, nothing of an earlier attempt's stays.
     """
     with init(
         project=project,
@@ -48,4 +49,4 @@ def upsert_part(
         id=part_run_id(distributed_id, part),
         resume="allow",
     ) as run:
-        run.upsert_artifact(artifact, distributed_id=distributed_id)
+        run.upsert_artifact(artifact, distributed_id=distributed_id, replace=True)

@@ -228,12 +228,16 @@ class Run(RunLog):
         artifact: Artifact,
         distributed_id: str | None = None,
         aliases: list[str] | None = None,
+        *,
+        replace: bool = False,
     ) -> Artifact:
-        """Add this run's files to a distributed version that is not finished yet."""
+        """Add this run's files to a distributed version that is not finished yet;
+        ``replace=True`` makes them this run's whole part, dropping what its earlier
+        upserts put there."""
         self._check_open()
         draft = artifact.staged()
         did = self._distributed_id(artifact, distributed_id)
-        self._saver.upsert(draft, Header.of(artifact), did)
+        self._saver.upsert(draft, Header.of(artifact), did, replace)
         return artifact
 
     def finish_artifact(

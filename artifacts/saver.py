@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cas import Commit, ObjectId, ObjectStore, PackWriter
+from cas import Commit, ObjectId, ObjectStore, PackWriter, Tree
 from cas.errors import RefConflictError, UsageError
 from cas.ingest import OnStored, store_files
 from cas.objects import TreeEntry, canonical_packb
@@ -209,14 +209,24 @@ class Saver:
             tree, size = build(self.registry, draft, base, on_stored, previous)
             return self._commit(draft, header, tree, size, aliases, tags, {}, _files_of(draft))
 
-    def upsert(self, draft: Draft, header: Header, distributed_id: str) -> None:
-        """Add the draft's files to this run's part of a distributed version."""
+    def upsert(self, draft: Draft, header: Header, distributed_id: str, replace: bool) -> None:
+        """Add the draft's files to this run's part of a distributed version; with
+        ``replace``, make them the whole part (what a task run again needs: nothing of
+        an earlier attempt's stays)."""
         entity, project = self._namespace(draft)
         ref = dist_prefix(entity, project, header.name, distributed_id) + self.run.id
         store = self.registry.objects
 
+        def held(part: ObjectId) -> bool:
+            """Does the latest version hold ``part``? Then a finisher died before
+            deleting it, and this upsert starts the next version, without its files."""
+            head = self.registry.head(entity, project, header.name)
+            return _consumed_parts(head, distributed_id).get(self.run.id) == part.hex()
+
         def compute(old: ObjectId | None) -> ObjectId:
-            base = store.get_commit(old).tree if old else None
+            base = None
+            if old is not None and not replace and not held(old):
+                base = store.get_commit(old).tree
             tree, _ = build(self.registry, draft, base)
             return store.put(_part_commit(tree, old, self.run.id, header.type))
 
@@ -298,6 +308,13 @@ class Saver:
             self._clear_parts(stale)
             size = head.commit.meta["size"]
             return self._commit(draft, header, head.tree, size, aliases, None, {})
+        if not parts_refs and draft.base is None and own == Tree(()).id:
+            # A mistyped id, or a finish before any upsert: an empty `latest` would hide
+            # the version before it.
+            raise UsageError(
+                f"no part of {header.name} was upserted under distributed_id {did!r} and "
+                "this run adds no files: check the id, and finish after the upserts return"
+            )
         parts = [trees.Part(self.run.id, own)] + [
             trees.Part(name[len(prefix) :], store.get_commit(commit_id).tree)
             for name, commit_id in sorted(parts_refs.items())
