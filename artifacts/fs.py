@@ -12,37 +12,33 @@ alias, or (left out) ``latest``. Listing ``""``, ``ENTITY`` and
 ``store=`` option, else ``ARTIFACTS_STORE``, else the nearest ``.artifacts/``.
 
 Files are fsspec buffered files that fetch only the ranges read; what is
-verified is said in docs/fsspec.md (:class:`BlobFile`).
+verified is said in docs/fsspec.md (:class:`~artifacts.fs_files.BlobFile`).
 Versions are immutable, so every write raises :class:`ReadOnlyError`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from glob import has_magic
-from typing import IO, Any
+from typing import Any
 
 import fsspec
-from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+from fsspec.spec import AbstractFileSystem
 
 from cas import Repository, pages
 from cas.errors import InvalidNameError, UsageError
 from cas.objects import TreeEntry
-from cas.store import LOOSE_THRESHOLD, InOrderVerifier
 
 from . import trees
 from .errors import ArtifactNotFoundError
 from .files import read_descriptor
+from .fs_files import BlobFile, fetched
 from .names import parse_spec, split_path
-from .references import Fetcher
 from .registry import Registry, Version
 from .run import find_store_url
-
-SPOOL_BYTES = 64 << 20  # a fetched reference larger than this waits on disk, not in memory
 
 
 class ReadOnlyError(UsageError, PermissionError):
@@ -53,52 +49,6 @@ class ReadOnlyError(UsageError, PermissionError):
             f"artifacts:// is read-only, cannot write {path!r}: log a new version instead "
             "(`artifacts log` or run.log_artifact)"
         )
-
-
-class BlobFile(AbstractBufferedFile):
-    """A file of a version, opened read-only; each read fetches only the bytes it needs.
-
-    A small file (packed) is read whole and verified on the first read. A large
-    one is read a range at a time: a range on its own cannot be checked against
-    the blob's id, so the ranges read in order from the start are hashed as they
-    come and the read that reaches the end raises if they were not the logged
-    bytes (:class:`cas.store.InOrderVerifier`).
-    """
-
-    DEFAULT_BLOCK_SIZE = 1 << 20  # read-ahead: a small read fetches at most this much more
-
-    def __init__(self, fs: ArtifactsFileSystem, path: str, entry: TreeEntry, **kwargs: Any):
-        kwargs.pop("size", None)  # the entry's size is the size (blockcache passes None)
-        super().__init__(fs, path, mode="rb", size=entry.size, **kwargs)
-        self._store = fs.registry.objects
-        self._id = entry.id
-        self._whole: bytes | None = None
-        self._verifier = InOrderVerifier(entry.id, entry.size)
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        end = min(end, self.size)
-        if start >= end:
-            return b""
-        if self.size < LOOSE_THRESHOLD:
-            if self._whole is None:
-                self._whole = self._store.read_blob(self._id)
-            return self._whole[start:end]
-        data = self._store.read_blob_range(self._id, start, end)
-        self._verifier.feed(start, data)
-        return data
-
-
-def _fetched(descriptor: dict[str, Any]) -> IO[bytes]:
-    """A reference's logged bytes, fetched whole and verified as a download fetches them,
-    before any is handed out: a range of an external object cannot be checked."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-    try:
-        Fetcher().fetch(descriptor, spool)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool
 
 
 def _times(version: Version) -> dict[str, float]:
@@ -397,9 +347,15 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
             raise ReadOnlyError(path)
         path, entry = self._file(path)
         if entry.kind == "ref":
-            return _fetched(read_descriptor(self.registry.objects, entry))
+            return fetched(read_descriptor(self.registry.objects, entry))
         return BlobFile(
-            self, path, entry, block_size=block_size, cache_options=cache_options, **kwargs
+            self,
+            path,
+            entry,
+            self.registry.objects,
+            block_size=block_size,
+            cache_options=cache_options,
+            **kwargs,
         )
 
     def cat_file(
