@@ -684,9 +684,15 @@ def test_an_interrupt_at_any_instant_prints_one_line_and_exits_130(tmp_path: Pat
     # Before the interpreter reaches our first line, Python's own start-up handles a signal
     # (no program can do otherwise): the trials start past twice a bare interpreter's start.
     startup = 2 * max(_seconds([sys.executable, "-c", "pass"], env) for _ in "abc")
+    # The instants are spread over what one whole log of a changed file takes here.
+    whole = float("inf")
+    for timed in "ab":
+        (data / "d0" / "f0.txt").write_text(f"timed {timed}\n")
+        whole = min(whole, _seconds(args, env))
+    assert whole > startup
     interrupted = 0
-    for trial, delay in enumerate([0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8]):
-        delay += startup
+    for trial, share in enumerate([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]):
+        delay = startup + share * (whole - startup)
         (data / "d0" / "f0.txt").write_text(f"trial {trial}\n")  # so each log has work to do
         proc = subprocess.Popen(
             args, cwd=tmp_path, env=env, start_new_session=True, text=True,
