@@ -186,9 +186,11 @@ def _push(
         if theirs is not None and policy.releases(name) is not None:
             continue  # deleted there too: either record says so
         seen = repo.refs.read(_tracking(remote, name)) if trust_tracking else None
-        if seen == target and not force:
+        if seen == target and not (force and names):
             # Unchanged here since we fetched it; the remote changed it since: theirs is
             # newer. (Without this, pushing a pulled run record or part would revert it.)
+            # Only a ref named to a forced push is sent anyway: forcing one diverged
+            # artifact must not revert every other one the remote moved on.
             result.behind.append(name)
             continue
         if theirs is not None and policy.is_head(name):

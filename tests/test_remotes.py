@@ -499,6 +499,31 @@ def test_push_does_not_undo_what_the_remote_changed_after_our_pull(ws: Path) -> 
     assert download(two.url, "dist:v0") == {"f": b"1", "g": b"2"}
 
 
+def test_a_forced_push_reverts_no_artifact_it_did_not_change(ws: Path) -> None:
+    """`push --force` to overwrite one diverged artifact must not send back every stale
+    ref with it: another artifact the remote moved on since our pull keeps its versions."""
+    url = str(ws / "remote-store")
+    log(url, V0)
+    log(url, V0, name="model")
+    mine = remotes.clone(url, str(ws / "mine"), policy=ARTIFACT_REFS)
+    log(url, V1)
+    log(url, V1, name="model")  # someone else's new model, which we never pulled
+    log(mine.url, V2)  # our data diverged from the remote's
+    remote = Repository.open(url)
+    model = f"{ENTITY}/{PROJECT}/artifacts/model/latest"
+    theirs = remote.refs.read(model)
+
+    with pytest.warns(UserWarning, match=f"forced {HEAD}"):
+        forced = remotes.push(mine, "origin", force=True, policy=ARTIFACT_REFS)
+    assert remote.refs.read(HEAD) == head(mine.url)
+    assert remote.refs.read(model) == theirs and model in forced.behind
+    assert download(url, "model:latest") == V1
+
+    # Named, a ref is forced even where only the remote changed it.
+    remotes.push(mine, "origin", ["model"], force=True, policy=ARTIFACT_REFS)
+    assert remote.refs.read(model) == head(mine.url, "model") != theirs
+
+
 def test_a_refused_head_holds_back_only_its_own_aliases(ws: Path) -> None:
     url = str(ws / "remote-store")
     log(url, V0, entity="x")
