@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,17 @@ def fs(tmp_path: Path) -> WriterMidCall:
 
 
 def test_a_recursive_get_of_latest_downloads_one_version(fs: WriterMidCall, tmp_path: Path) -> None:
+    log, seen = fs.writer, []
+    assert log is not None
+
+    def log_then_read_in_another_thread() -> None:
+        log()
+        with ThreadPoolExecutor(1) as pool:  # the same instance: the get's version is its own
+            seen.append(pool.submit(fs.cat_file, "e/p/ds:latest/a.txt").result())
+
+    fs.writer = log_then_read_in_another_thread
     fs.get("artifacts://e/p/ds:latest/", str(tmp_path / "out"), recursive=True)
-    assert fs.writer is None  # v1 was logged during the get
+    assert seen == [NEW["a.txt"]]  # v1 was logged during the get
     assert _tree(tmp_path / "out") == OLD  # v0 exactly, not a mix with v1
     assert fs.cat_file("e/p/ds:latest/sub/b.txt") == NEW["sub/b.txt"]  # a later call: v1
 
