@@ -36,6 +36,7 @@ from . import trees
 from .errors import ArtifactNotFoundError
 from .files import read_descriptor
 from .fs_files import BlobFile, fetched
+from .fs_versions import one_version_per_call, resolve
 from .names import parse_spec, split_path
 from .registry import Registry, Version
 from .run import find_store_url
@@ -73,6 +74,12 @@ class _ByStore(type(AbstractFileSystem)):  # type: ignore[misc]
         return super().__call__(store=_resolve_store(store), **kwargs)
 
 
+# fsspec's calls that read many paths, or one path several times (get_file: isdir,
+# then open), each see one version of an alias (artifacts.fs_versions); walk resolves
+# its version once itself.
+@one_version_per_call(
+    "cat", "cat_ranges", "du", "expand_path", "find", "get", "get_file", "glob", "sizes", "tree"
+)
 class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
     """A read-only view of every version in one artifact store."""
 
@@ -110,7 +117,7 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
             raise FileNotFoundError(2, "not a file of a version", path)
         entity, project, name, inner = parts[0], parts[1], parts[2], parts[3:]
         try:
-            version = self.registry.resolve(parse_spec(name, entity, project))
+            version = resolve(self.registry, parse_spec(name, entity, project))
             if not inner:
                 return path, version, None
             entry = trees.lookup(self.registry.objects, version.tree, split_path("/".join(inner)))
