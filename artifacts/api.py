@@ -5,6 +5,11 @@ Names follow W&B's: ``[[entity/]project/]name:version`` for a version,
 ``[[entity/]project/]name`` for an artifact (a *collection*), ``[entity/]project`` for
 a project, ``[[entity/]project/]run_id`` for a run. The entity and project left out
 are ``Api(overrides={"entity": ..., "project": ...})``, else those ``init`` uses.
+
+The store is ``Api(store=...)``; else the active run's, else that of the run this
+process started last; else ``ARTIFACTS_STORE``, else the nearest ``.artifacts/`` (as
+``init`` finds one). W&B's Api reads the server its runs
+use: code that logs in a run and reads back with ``Api()`` reads the same versions.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from cas.errors import UsageError
 from . import registries
 from .artifact import Artifact
 from .errors import ArtifactNotFoundError, RunNotFoundError
-from .lineage import default_entity, find_store_url, local_dir
+from .lineage import default_entity, find_store_url, local_dir, runs_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
@@ -47,18 +52,14 @@ class Api:
         store: str | None = None,
         store_options: dict[str, Any] | None = None,
     ) -> None:
-        """Open the store ``store`` names (as in ``init``); a local one must exist."""
+        """Open the store ``store`` names, else the one a run reads (``_open``)."""
         overrides = overrides or {}
         self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
         self.project = validate_namespace(
             overrides.get("project") or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized",
             "project",
         )
-        url = find_store_url(store)
-        local = local_dir(url)
-        if local is not None and not os.path.isdir(local):  # opening would create it
-            raise UsageError(f"no store at {local}; pass store=... or set ARTIFACTS_STORE")
-        self._store = Registry(Repository.open(url, **(store_options or {})))
+        self._store = _open(store, store_options)
 
     def __repr__(self) -> str:
         return f"<Api {self._store.repo.url} {self.entity}/{self.project}>"
@@ -237,6 +238,20 @@ class Api:
         else:
             focus = version_key(of.id)
         return lineage_graph(self._store, focus)
+
+
+def _open(store: str | None, options: dict[str, Any] | None) -> Registry:
+    """The store ``store`` names; else the active run's, else that of the run this
+    process started last (W&B's Api reads the server its runs use); else the one
+    ``init`` would find. A local store must exist."""
+    found = runs_store() if store is None else None
+    if found is not None:
+        return found
+    url = find_store_url(store)
+    local = local_dir(url)
+    if local is not None and not os.path.isdir(local):  # opening would create it
+        raise UsageError(f"no store at {local}; pass store=... or set ARTIFACTS_STORE")
+    return Registry(Repository.open(url, **(options or {})))
 
 
 def _run_filter(key: str, value: Any) -> Any:

@@ -22,6 +22,9 @@ from .names import validate_namespace
 from .registry import Registry, RunRecord
 
 _active: list[RunLog] = []
+# The store of the run started last in this process: what Api() reads once the run is
+# over, as W&B's Api stays logged in to the server its runs used.
+_last_store: Registry | None = None
 R = TypeVar("R", bound="RunLog")
 
 
@@ -44,6 +47,13 @@ def find_store_url(store: str | None = None) -> str:
         if parent == here:
             return os.path.join(os.getcwd(), STORE_DIR)
         here = parent
+
+
+def runs_store() -> Registry | None:
+    """The store of the active run, else of the run started last in this process (its
+    connection, opened with its options); None if this process started none."""
+    run = current_run()
+    return run.registry if run is not None else _last_store
 
 
 def local_dir(url: str) -> str | None:
@@ -98,6 +108,8 @@ class RunLog:
         self.config = record.config
         self._finished = False
         _active.append(self)
+        global _last_store
+        _last_store = registry
 
     @classmethod
     def start(

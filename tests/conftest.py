@@ -43,6 +43,12 @@ def download_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "download-cache"
 
 
+@pytest.fixture(autouse=True)
+def no_last_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test's ``Api()`` reads the store of an earlier test's run (artifacts.api)."""
+    monkeypatch.setattr("artifacts.lineage._last_store", None)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The name of the backend under test (the ``storage`` fixture's param)."""

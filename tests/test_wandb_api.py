@@ -632,3 +632,25 @@ def test_use_artifact_of_a_draft_logs_it_then_uses_it_as_in_w_and_b(ws):
     assert used is draft and not draft.is_draft()
     assert (draft.version, sorted(draft.aliases)) == ("v0", ["input", "latest"])
     assert [r.id for r in draft.used_by()] == [run.id]
+
+
+# ---- which store Api() reads, where download() writes, members scripts call -------------
+
+
+def test_api_without_a_store_reads_the_runs_store_as_w_and_b_reads_the_runs_server(ws, tmp_path):
+    (default,) = log_versions("raw", "dataset", 1)  # the working directory's store has raw too
+    elsewhere = str(tmp_path / "elsewhere")
+    with artifacts.init(store=elsewhere) as run:
+        made = logged(run, "raw", {"data.txt": "from elsewhere"})
+        assert artifacts.Api().artifact("raw:latest").id == made.id  # the run's store
+    # The run is over; the process still reads its store, as W&B's Api stays logged
+    # in to the server the run used. A store given to Api wins.
+    found = artifacts.Api().artifact("raw:latest")
+    assert (found.id, Path(found.download(), "data.txt").read_text()) == (made.id, "from elsewhere")
+    assert artifacts.Api(store=str(ws / ".artifacts")).artifact("raw:latest").id == default.id
+    with artifacts.init(store=str(ws / ".artifacts")):  # an active run's store comes first
+        assert artifacts.Api().artifact("raw:latest").id == default.id
+        assert artifacts.Api(store=elsewhere).artifact("raw:latest").id == made.id
+    with artifacts.init():  # the last run's store: found as init finds it
+        pass
+    assert artifacts.Api().artifact("raw:latest").id == default.id
