@@ -89,9 +89,11 @@ class VersionFiles:
         return found
 
     def default_root(self) -> str:
-        """``./artifacts/NAME:vN`` made absolute, as W&B's: the path given back by
+        """``$ARTIFACTS_ARTIFACT_DIR/NAME:vN`` (W&B's ``WANDB_ARTIFACT_DIR``), else
+        ``./artifacts/NAME:vN``, made absolute, as W&B's: the path given back by
         ``download()`` still names it after a change of directory."""
-        return os.path.abspath(os.path.join("artifacts", self.source_name))
+        base = os.environ.get("ARTIFACTS_ARTIFACT_DIR") or "artifacts"
+        return os.path.abspath(os.path.join(base, self.source_name))
 
     def download(
         self,

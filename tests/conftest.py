@@ -40,6 +40,7 @@ def download_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test's download cache (artifacts.cache) is its own, under ``tmp_path``."""
     monkeypatch.setenv("ARTIFACTS_CACHE_DIR", str(tmp_path / "download-cache"))
     monkeypatch.delenv("ARTIFACTS_CACHE_MAX_SIZE", raising=False)
+    monkeypatch.delenv("ARTIFACTS_ARTIFACT_DIR", raising=False)  # downloads: ./artifacts
     return tmp_path / "download-cache"
 
 

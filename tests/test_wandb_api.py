@@ -654,3 +654,17 @@ def test_api_without_a_store_reads_the_runs_store_as_w_and_b_reads_the_runs_serv
     with artifacts.init():  # the last run's store: found as init finds it
         pass
     assert artifacts.Api().artifact("raw:latest").id == default.id
+
+
+def test_download_writes_below_artifacts_artifact_dir_as_w_and_b_below_wandb_artifact_dir(
+    ws, monkeypatch
+):
+    with artifacts.init() as run:
+        version = logged(run, "data", {"a.txt": "a"})
+    monkeypatch.setenv("ARTIFACTS_ARTIFACT_DIR", "downloads")  # relative: to the cwd now
+    expected = os.path.join(str(ws), "downloads", "data:v0")
+    assert version.download() == expected
+    assert version.get_entry("a.txt").download() == os.path.join(expected, "a.txt")
+    assert tree_of(expected) == {"a.txt": b"a"}
+    assert main(["download", "data:v0"]) == 0  # the command's default too
+    assert not os.path.exists(ws / "artifacts")
