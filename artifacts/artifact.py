@@ -23,7 +23,12 @@ from . import annotations, deletion, references
 from . import ttl as ttl_rules
 from .draft import Draft
 from .entries import Entry
-from .errors import ArtifactFinalizedError, ArtifactNotLoggedError, InvalidPolicyError
+from .errors import (
+    ArtifactFinalizedError,
+    ArtifactNotLoggedError,
+    InvalidPolicyError,
+    MediaTypeError,
+)
 from .files import Reference, stage_file
 from .lineage import RunLog, current_run
 from .link_info import LinkInfo
@@ -44,7 +49,8 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         type: str,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
-        **_ignored: Any,  # W&B options with no meaning here (incremental, use_as)
+        incremental: bool = False,
+        **_ignored: Any,  # W&B options with no meaning here (use_as: deprecated by W&B)
     ) -> None:
         self._registry: Registry | None = None
         self._logged: Version | None = None
@@ -61,6 +67,10 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         self._draft = Draft()  # the edits, and the version they apply to
         self._distributed_id: str | None = None
         self._ttl: ttl_rules.Policy = ttl_rules.ArtifactTTL.INHERIT
+        self._incremental = bool(incremental)  # W&B's flag, only given back
+        # What add_file and add_dir read: absolute local path -> path in the artifact
+        self._added_files: dict[str, str] = {}
+        self._added_dirs: list[tuple[str, tuple[str, ...]]] = []
 
     def __repr__(self) -> str:
         state = f"{self._logged.name}:v{self._logged.number}" if self._logged else "draft"
@@ -124,7 +134,8 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         staged = stage_file(local_path, _immutable(policy))
         path = logical_path(name if name is not None else os.path.basename(local_path))
         self._draft.stage(path, staged, overwrite)
-        return Entry("/".join(path), "", staged.size, staged.executable)
+        self._added_files[staged.path] = "/".join(path)
+        return Entry("/".join(path), "", staged.size, staged.executable, local_path=staged.path)
 
     def add_dir(
         self,
@@ -138,6 +149,34 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         immutable = _immutable(policy)
         prefix = logical_prefix(name)
         self._draft.stage_dir(prefix, DirSource(scan_tree(local_path), immutable), merge)
+        self._added_dirs.append((os.path.abspath(local_path), prefix))
+
+    def get_added_local_path_name(self, local_path: str | os.PathLike[str]) -> str | None:
+        """The path in the artifact of the file ``add_file`` added from ``local_path``
+        (relative or absolute), or of a file still there below a directory ``add_dir``
+        added; else None. Kept once logged, as in W&B."""
+        wanted = os.path.abspath(local_path)
+        if wanted in self._added_files:
+            return self._added_files[wanted]
+        for directory, prefix in reversed(self._added_dirs):  # the last added wins
+            rel = os.path.relpath(wanted, directory)
+            outside = rel in (os.curdir, os.pardir) or rel.startswith(os.pardir + os.sep)
+            if not outside and os.path.isfile(wanted):
+                return "/".join(prefix + split_path(rel.replace(os.sep, "/")))
+        return None
+
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> Entry:
+        self._check_open()
+        raise MediaTypeError(
+            "add() takes W&B media objects (wandb.Table, wandb.Image...), which artifacts "
+            "does not have: write the object to a file and add_file() it"
+        )
+
+    def get(self, name: str) -> Any:
+        raise MediaTypeError(
+            "get() gives back W&B media objects (wandb.Table...), which artifacts does not "
+            f"have: read the file with get_entry({name!r}).download()"
+        )
 
     def add_reference(
         self,

@@ -54,6 +54,8 @@ class Entry:
     ref: str | None = None  # the URI, for references
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # W&B's; always empty
     origin: Origin | None = field(default=None, compare=False, repr=False)  # None: a draft's
+    # The file add_file staged (W&B's field); None for a logged version's entries
+    local_path: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_tree_entry(

@@ -138,6 +138,11 @@ class NotAModelError(UsageError, AssertionError):
     AssertionError)."""
 
 
+class MediaTypeError(UsageError, TypeError):
+    """W&B's media objects (``wandb.Table``, ``wandb.Image``…), which ``Artifact.add`` and
+    ``Artifact.get`` take and give, do not exist here."""
+
+
 class DuplicateEntryError(UsageError):
     def __init__(self, path: str) -> None:
         self.path = path

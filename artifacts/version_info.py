@@ -5,7 +5,8 @@ the collection it belongs to, and the runs that logged and used it.
 module short. It relies on what ``Artifact`` defines: ``_version()`` (the registry and
 the version, or ArtifactStateError for a draft), ``_logged`` (None for a draft),
 ``_name`` (the name without version), ``_distributed_id``, ``_check_open()``,
-``version``, ``entity``, ``project``, ``is_link`` and ``from_version``; and, for the editable
+``version``, ``entity``, ``project``, ``qualified_name``, ``id``, ``source_name``,
+``source_version``, ``is_link``, ``_incremental`` and ``from_version``; and, for the editable
 tags, aliases and TTL (saved by ``Artifact.save``), ``_tags``, ``_aliases``,
 ``_saved_aliases``, ``_ttl`` and ``_saved``.
 """
@@ -39,6 +40,11 @@ class VersionInfo:
     _saved: annotations.Annotations | None
     type: str
     is_link: bool
+    _incremental: bool
+    qualified_name: Any
+    id: Any
+    source_name: Any
+    source_version: Any
 
     @property
     def collection(self) -> ArtifactCollection:
@@ -140,6 +146,46 @@ class VersionInfo:
         """Every saved edit of the description, metadata and tags, newest first."""
         registry, version = self._version()
         return list(annotations.history(registry, version))
+
+    @property
+    def incremental(self) -> bool:
+        """W&B's ``Artifact(incremental=True)``, as given."""
+        return self._incremental
+
+    @property
+    def use_as(self) -> None:
+        """W&B's deprecated ``use_as``: always None, as in W&B."""
+        return None
+
+    @property
+    def commit_hash(self) -> str:
+        """The id of the version's commit (``id``)."""
+        return self._version()[1].commit_id.hex()
+
+    @property
+    def history_step(self) -> None:
+        """W&B's step of the run's history metrics; a run here logs none: None."""
+        self._version()
+        return None
+
+    @property
+    def url(self) -> str:
+        """The version's ``artifacts://`` URL: fsspec opens its files below it
+        (docs/fsspec.md). W&B's is a page of its web app, which there is none of."""
+        self._version()
+        return f"artifacts://{self.qualified_name}"
+
+    def json_encode(self) -> dict[str, Any]:
+        """The version as W&B encodes it, to put in a run's config."""
+        self._version()
+        return {
+            "_type": "artifactVersion",
+            "_version": "v0",
+            "id": self.id,
+            "version": self.source_version,
+            "sequenceName": self.source_name.split(":")[0],
+            "usedAs": None,
+        }
 
     @property
     def file_count(self) -> int:

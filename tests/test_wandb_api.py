@@ -668,3 +668,42 @@ def test_download_writes_below_artifacts_artifact_dir_as_w_and_b_below_wandb_art
     assert tree_of(expected) == {"a.txt": b"a"}
     assert main(["download", "data:v0"]) == 0  # the command's default too
     assert not os.path.exists(ws / "artifacts")
+
+
+def test_w_and_b_members_a_script_calls_on_a_draft_and_a_version(ws):
+    import fsspec
+
+    write(ws / "a.txt", "a")
+    write(ws / "src" / "sub" / "b.txt", "b")
+    draft = artifacts.Artifact("data", "dataset", incremental=True, use_as="input")
+    entry = draft.add_file("a.txt")
+    assert entry.local_path == str(ws / "a.txt")  # the file logging will read
+    draft.add_dir("src", name="d")
+    assert draft.get_added_local_path_name("a.txt") == "a.txt"
+    assert draft.get_added_local_path_name(os.path.join("src", "sub", "b.txt")) == "d/sub/b.txt"
+    assert draft.get_added_local_path_name("nope.txt") is None
+    assert (draft.incremental, draft.use_as) == (True, None)  # use_as: W&B's, deprecated
+    with pytest.raises(artifacts.ArtifactNotLoggedError):
+        draft.history_step  # noqa: B018
+    with pytest.raises(UsageError, match="add_file"):
+        draft.add(object(), "table")  # W&B's media objects (wandb.Table…) do not exist here
+
+    with artifacts.init() as run:
+        version = run.log_artifact(draft)
+    assert version.get_added_local_path_name("a.txt") == "a.txt"  # kept, as in W&B
+    assert version.commit_hash == version.id
+    assert version.history_step is None  # a run here logs no history steps
+    assert version.url == "artifacts://team/proj/data:v0"
+    with fsspec.open(version.url + "/d/sub/b.txt", "rb") as f:
+        assert f.read() == b"b"
+    assert version.json_encode() == {
+        "_type": "artifactVersion",
+        "_version": "v0",
+        "id": version.id,
+        "version": "v0",
+        "sequenceName": "data",
+        "usedAs": None,
+    }
+    assert version.get_entry("a.txt").local_path is None  # as W&B's entries of a logged version
+    with pytest.raises(UsageError, match="get_entry"):
+        version.get("table")
