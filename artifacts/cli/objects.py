@@ -109,11 +109,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         for p in report.problems:
             what = f"{p.kind} " if p.kind else ""
             used = f", a chunk of {', '.join(p.used_by)}" if p.used_by else ""
-            print(
-                printable(
-                    f"{p.problem} {what}{p.object_id} (reached from {p.ref}{used}): {p.message}"
-                )
-            )
+            reached = f" (reached from {p.ref}{used})" if p.ref else ""  # not a pack index
+            print(printable(f"{p.problem} {what}{p.object_id}{reached}: {p.message}"))
     if report.ok:
         return 0
     raise Failed(f"fsck found {count(len(report.problems), 'missing or damaged object')}")
