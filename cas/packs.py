@@ -62,6 +62,22 @@ def check_pack(data: bytes, entries: Iterable[Entry]) -> None:
         objects.verify(object_id, view[offset : offset + length])
 
 
+def index_pack(data: bytes) -> list[Entry]:
+    """The index entries of a whole pack, found by reading each object's header: what
+    writes again an index lost or damaged (InvalidObjectError if the pack is not one)."""
+    if data[: len(PACK_MAGIC)] != PACK_MAGIC:
+        raise InvalidObjectError("not a pack: bad magic")
+    entries, offset = [], len(PACK_MAGIC)
+    while offset < len(data):
+        _, size, header = objects.decode_header(data[offset : offset + objects.MAX_HEADER])
+        length = header + size
+        if offset + length > len(data):
+            raise InvalidObjectError("the pack ends inside an object")
+        entries.append((objects.object_id(data[offset : offset + length]), offset, length))
+        offset += length
+    return entries
+
+
 def encode_index(entries: list[Entry]) -> bytes:
     entries = sorted(entries)
     body = b"".join(_INDEX_ENTRY.pack(*e) for e in entries)

@@ -151,7 +151,7 @@ class PackSet:
             self._warned.add(name)
             warnings.warn(
                 f"{problem} in {self.storage.url}: its objects are not read from it;"
-                " run `artifacts fsck` to see what it held",
+                " `artifacts fsck --repair <a copy of the store>` mends it",
                 stacklevel=2,
             )
 

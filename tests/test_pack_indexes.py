@@ -14,6 +14,7 @@ import pytest
 from cas.errors import CasError, NotFoundError
 from cas.fsck import fsck
 from cas.objects import Blob, Commit, Tree, TreeEntry
+from cas.repair import repair
 from cas.repo import Repository
 from cas.storage import LocalStorage, Storage
 from cas.store import ObjectStore
@@ -32,6 +33,12 @@ def pack_of_blobs(storage: Storage, label: str, n: int = 5) -> tuple[str, list[B
 
 def idx(name: str) -> str:
     return f"packs/{name}.idx"
+
+
+def commit_reaching(repo: Repository, blob: Blob) -> None:
+    tree = Tree((TreeEntry("a.txt", "blob", blob.id, len(blob.data)),))
+    commit = Commit(repo.objects.put(tree))
+    repo.refs.set_if_equals("main", None, repo.objects.put(commit))
 
 
 def test_a_half_uploaded_index_on_a_bucket_is_not_cached(
@@ -66,10 +73,7 @@ def test_a_damaged_index_stops_no_read_of_other_packs_and_fsck_names_it(
     storage = LocalStorage(str(tmp_path / "store"))
     bad, bad_blobs = pack_of_blobs(storage, "damaged")
     _, good_blobs = pack_of_blobs(storage, "intact")
-    repo = Repository(storage)
-    tree = Tree((TreeEntry("a.txt", "blob", bad_blobs[0].id, len(bad_blobs[0].data)),))
-    commit = Commit(repo.objects.put(tree))
-    repo.refs.set_if_equals("main", None, repo.objects.put(commit))
+    commit_reaching(Repository(storage), bad_blobs[0])
     data = bytearray(storage.get(idx(bad)))
     if damage == "truncated":
         del data[-20:]
@@ -113,3 +117,30 @@ def test_an_index_whose_pack_is_missing_or_short_is_not_already_stored(
         assert reader.get(blobs[-1].id) == blobs[-1]
         with pytest.raises(NotFoundError):
             reader.get(blobs[0].id)  # loudly missing, never other bytes
+
+
+@pytest.mark.parametrize("damage", ["index truncated", "pack missing"])
+def test_fsck_repair_mends_an_index_set_aside(tmp_path: Path, damage: str) -> None:
+    """An index set aside over a whole pack is written again from the pack; one whose
+    pack is gone is deleted once its objects are back from the copy."""
+    storage = LocalStorage(str(tmp_path / "store"))
+    name, blobs = pack_of_blobs(storage, "mended")
+    repo = Repository(storage)
+    commit_reaching(repo, blobs[0])
+    copy = ObjectStore(LocalStorage(str(tmp_path / "copy")))
+    copy.put(blobs[0])
+    good = storage.get(idx(name))
+    if damage == "index truncated":
+        storage.put(idx(name), good[:-30])
+    else:
+        storage.delete(f"packs/{name}.pack")
+    with pytest.warns(UserWarning, match=f"pack index {name}"):
+        result = repair(repo, copy)
+    assert result.ok, result.report.problems
+    assert result.indexes_mended == [name]
+    if damage == "index truncated":
+        assert storage.get(idx(name)) == good
+        assert ObjectStore(storage).get(blobs[3].id) == blobs[3]
+    else:
+        assert not storage.exists(idx(name))
+    assert fsck(Repository(storage)).ok

@@ -86,6 +86,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         repaired = {
             "repaired": result.repaired,
             "packs_rewritten": result.packs_rewritten,
+            "indexes_mended": result.indexes_mended,
             "unrepaired": result.unrepaired,
         }
     elif progress_shown():
@@ -97,9 +98,11 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         print_json({**asdict(report), **repaired, "ok": report.ok})
     else:
         if args.repair:
+            mended = len(repaired["indexes_mended"])
             print(
                 f"repaired {count(len(repaired['repaired']), 'object')} from {args.repair} "
-                f"({count(len(repaired['packs_rewritten']), 'pack')} rebuilt); "
+                f"({count(len(repaired['packs_rewritten']), 'pack')} rebuilt, "
+                f"{mended} pack {'index' if mended == 1 else 'indexes'} mended); "
                 f"{len(repaired['unrepaired'])} left unrepaired"
             )
         print(
