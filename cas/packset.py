@@ -133,8 +133,8 @@ class PackSet:
         indexes, packs = self._listed()
         for name in indexes - set(self._indexes) - set(self._damaged):
             try:
-                if name not in packs:  # a pack is published before its index
-                    self.storage.stat(keys.index_key(name))  # not gc deleting both?
+                if name not in packs:  # published after its pack, which is gone
+                    self.storage.stat(keys.index_key(name))  # unless gc deleted both since
                     raise InvalidObjectError(f"pack index {name} names a missing pack")
                 index = PackIndex(name, self._read_index(name))
             except KeyNotFoundError:
@@ -207,7 +207,7 @@ class PackSet:
             try:
                 with open(fd, "wb") as f:
                     f.write(data)
-                os.replace(tmp, cached)  # indexes are immutable: caching is always safe
+                os.replace(tmp, cached)  # checked, and an index never changes: safe to keep
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
