@@ -117,14 +117,15 @@ class PackSet:
         index = self._indexes.get(pack)
         return index.entries() if index is not None else decode_index(self._read_index(pack), pack)
 
-    def _listed(self) -> tuple[set[str], set[str]]:
-        """The packs whose index is listed, and those whose pack is (one listing)."""
-        indexes, packs = set(), set()
-        for key in self.storage.list(keys.PACKS_PREFIX):
+    def _listed(self) -> tuple[set[str], dict[str, int]]:
+        """The packs whose index is listed, and the size of each pack listed (one
+        listing: a bucket's carries the sizes)."""
+        indexes, packs = set(), {}
+        for key, size in self.storage.list_sizes(keys.PACKS_PREFIX):
             if (name := keys.parse_index_key(key)) is not None:
                 indexes.add(name)
             elif (name := keys.parse_pack_key(key)) is not None:
-                packs.add(name)
+                packs[name] = size
         return indexes, packs
 
     def refresh(self) -> dict[str, str]:
@@ -136,7 +137,7 @@ class PackSet:
                 if name not in packs:  # published after its pack, which is gone
                     self.storage.stat(keys.index_key(name))  # unless gc deleted both since
                     raise InvalidObjectError(f"pack index {name} names a missing pack")
-                index = PackIndex(name, self._read_index(name))
+                index = PackIndex(name, self._read_index(name, packs[name]))
             except KeyNotFoundError:
                 continue  # gc deleted it since the listing
             except InvalidObjectError as exc:
@@ -171,14 +172,15 @@ class PackSet:
         not answer "already stored", nor one whose pack is gone."""
         indexes, packs = self._listed()
         known = set(self._indexes)
-        if known - (indexes & packs):
+        if known - (indexes & packs.keys()):
             self.forget()
         elif indexes - known - set(self._damaged):
             self.refresh()
 
-    def _read_index(self, name: str) -> bytes:
+    def _read_index(self, name: str, pack_size: int | None = None) -> bytes:
         """An index, checked (InvalidObjectError): in full and against its pack's size
-        when read from the store, only its shape when cached, as it was checked then."""
+        (as listed, else stat-ed) when read from the store, only its shape when cached,
+        as it was checked then."""
         cached = (
             os.path.join(self.cache_dir, os.path.basename(keys.index_key(name)))
             if self.cache_dir
@@ -195,7 +197,7 @@ class PackSet:
                     os.unlink(cached)
         data = self.storage.get(keys.index_key(name))
         size = check_index(data, name)
-        held = self.storage.stat(keys.pack_key(name)).size
+        held = self.storage.stat(keys.pack_key(name)).size if pack_size is None else pack_size
         if held != size:
             raise InvalidObjectError(
                 f"pack index {name} lists {size} bytes of objects but its pack holds {held}"
