@@ -55,6 +55,8 @@ def fsck(
     A ``released`` commit's tree is not followed (:func:`cas.walk.reachable`): it
     may be gone. Without the set, such a tree is reported missing, at worst.
 
+    A damaged pack index, set aside by the store, is reported by its pack's name.
+
     Like :func:`cas.walk.reachable`, but a missing or damaged object is
     recorded and the walk goes on, so one bad object does not hide others
     (the objects only a damaged tree or commit reaches are checked once it is
@@ -67,6 +69,9 @@ def fsck(
     seen: set[ObjectId] = set()
     page_of: dict[ObjectId, tuple[TreeEntry, str | None]] = {}  # a page: what names it, where
     sink: Any = _Discard()  # copy_blob_to verifies as it streams; the bytes are not needed
+    for name, problem in sorted(store.refresh_packs().items()):
+        where = keys.index_key(name)  # its objects are read elsewhere, or reported missing
+        report.problems.append(FsckProblem("invalid", name, "pack index", "", problem, where))
     path_of: dict[ObjectId, str] = {}  # of trees and files, as first reached
     chunk_problems: dict[ObjectId, FsckProblem] = {}
     for ref in sorted(repo.refs.names("")):

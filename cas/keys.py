@@ -86,6 +86,13 @@ def parse_index_key(key: str) -> str | None:
     return None
 
 
+def parse_pack_key(key: str) -> str | None:
+    """The name of the pack ``key`` holds, or None for any other key."""
+    if key.startswith(PACKS_PREFIX) and key.endswith(_PACK_SUFFIX):
+        return key[len(PACKS_PREFIX) : -len(_PACK_SUFFIX)]
+    return None
+
+
 def ref_key(name: str) -> str:
     """Where the ref ``name`` lives (the name is validated by :mod:`cas.refs`)."""
     return REFS_PREFIX + name

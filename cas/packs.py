@@ -62,6 +62,22 @@ def check_pack(data: bytes, entries: Iterable[Entry]) -> None:
         objects.verify(object_id, view[offset : offset + length])
 
 
+def index_pack(data: bytes) -> list[Entry]:
+    """The index entries of a whole pack, found by reading each object's header: what
+    writes again an index lost or damaged (InvalidObjectError if the pack is not one)."""
+    if data[: len(PACK_MAGIC)] != PACK_MAGIC:
+        raise InvalidObjectError("not a pack: bad magic")
+    entries, offset = [], len(PACK_MAGIC)
+    while offset < len(data):
+        _, size, header = objects.decode_header(data[offset : offset + objects.MAX_HEADER])
+        length = header + size
+        if offset + length > len(data):
+            raise InvalidObjectError("the pack ends inside an object")
+        entries.append((objects.object_id(data[offset : offset + length]), offset, length))
+        offset += length
+    return entries
+
+
 def encode_index(entries: list[Entry]) -> bytes:
     entries = sorted(entries)
     body = b"".join(_INDEX_ENTRY.pack(*e) for e in entries)
@@ -83,8 +99,31 @@ def _check_index(data: bytes, name: str) -> int:
     return count
 
 
+def check_index(data: bytes, name: str) -> int:
+    """Check a whole index as read from a store; the size of the pack it describes.
+
+    A pack is named by the hash of its own bytes, so nothing short of reading it ties
+    an index to it; the size is the one cheap tie left, for the caller to check. The
+    index itself must be well-formed: ids sorted and unique, and its objects, none
+    empty, back to back from the magic on. Checked in one pass, holding nothing per
+    entry: laid so, the objects' ``end - start`` sum to the size less the magic, and
+    their ``end**2 - start**2`` to its square less the magic's (both telescope): any
+    one entry's offset or length damaged breaks that, or changes the size (the last).
+    """
+    _check_index(data, name)
+    previous, size, squares = b"", len(PACK_MAGIC), len(PACK_MAGIC) ** 2
+    for object_id, offset, length in _INDEX_ENTRY.iter_unpack(data[_INDEX_HEADER:]):
+        if object_id <= previous or not length:
+            raise InvalidObjectError(f"pack index {name} is damaged: an entry is out of order")
+        previous, size, squares = object_id, size + length, squares + length * (2 * offset + length)
+    if squares != size**2:
+        raise InvalidObjectError(f"pack index {name} is damaged: its objects are not back to back")
+    return size
+
+
 class PackIndex:
-    """One pack's index, searched in place: opening a store costs no per-object work."""
+    """One pack's index, searched in place: opening a store whose indexes are cached
+    costs no per-object work (an index is checked whole once, when read from the store)."""
 
     def __init__(self, name: str, data: bytes) -> None:
         self._count = _check_index(data, name)

@@ -4,19 +4,26 @@ A pack becomes known when its index is read (from the local cache when the
 store is remote: indexes never change). Known packs answer "where is this
 object?" without a request; packs published by others since are found by
 listing the indexes again (:meth:`PackSet.refresh`).
+
+An index read from the store is checked whole, and against its pack's size, before
+it is cached or used: one that is damaged, or whose pack is missing or of another
+size, is set aside with a warning (fsck reports it). Its objects are then neither
+read through it nor taken as "already stored", and the other packs serve as ever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Collection, Iterable
 
 from . import keys
-from .errors import KeyNotFoundError, PreconditionFailedError
+from .errors import InvalidObjectError, KeyNotFoundError, PreconditionFailedError
 from .objects import ObjectId
-from .packs import Entry, PackIndex, decode_index, encode_index
+from .packs import Entry, PackIndex, check_index, decode_index, encode_index
 from .storage.base import Storage
 
 SMALL_PACK = 1024  # packs of at most this many objects are indexed in one shared dict
@@ -36,6 +43,8 @@ class PackSet:
         self._big: dict[str, PackIndex] = {}
         # Built only to iterate over every object.
         self._merged: dict[ObjectId, Location] | None = None
+        self._damaged: dict[str, str] = {}  # indexes set aside: what is wrong with each
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     def find(self, object_id: ObjectId) -> Location | None:
@@ -108,18 +117,44 @@ class PackSet:
         index = self._indexes.get(pack)
         return index.entries() if index is not None else decode_index(self._read_index(pack), pack)
 
-    def _listed(self) -> set[str]:
-        names = (keys.parse_index_key(key) for key in self.storage.list(keys.PACKS_PREFIX))
-        return {name for name in names if name is not None}
+    def _listed(self) -> tuple[set[str], dict[str, int]]:
+        """The packs whose index is listed, and the size of each pack listed (one
+        listing: a bucket's carries the sizes)."""
+        indexes, packs = set(), {}
+        for key, size in self.storage.list_sizes(keys.PACKS_PREFIX):
+            if (name := keys.parse_index_key(key)) is not None:
+                indexes.add(name)
+            elif (name := keys.parse_pack_key(key)) is not None:
+                packs[name] = size
+        return indexes, packs
 
-    def refresh(self) -> None:
-        """Load the indexes of packs published since we last looked."""
-        for name in self._listed() - set(self._indexes):
+    def refresh(self) -> dict[str, str]:
+        """Load the indexes of packs published since we last looked; returns those set
+        aside, each with what is wrong with it."""
+        indexes, packs = self._listed()
+        for name in indexes - set(self._indexes) - set(self._damaged):
             try:
-                index = PackIndex(name, self._read_index(name))
+                if name not in packs:  # published after its pack, which is gone
+                    self.storage.stat(keys.index_key(name))  # unless gc deleted both since
+                    raise InvalidObjectError(f"pack index {name} names a missing pack")
+                index = PackIndex(name, self._read_index(name, packs[name]))
             except KeyNotFoundError:
                 continue  # gc deleted it since the listing
+            except InvalidObjectError as exc:
+                self._set_aside(name, str(exc))
+                continue
             self._add(index)
+        return dict(self._damaged)
+
+    def _set_aside(self, name: str, problem: str) -> None:
+        self._damaged[name] = problem
+        if name not in self._warned:  # once, not at every read that misses
+            self._warned.add(name)
+            warnings.warn(
+                f"{problem} in {self.storage.url}: its objects are not read from it;"
+                " `artifacts fsck --repair <a copy of the store>` mends it",
+                stacklevel=2,
+            )
 
     def forget(self) -> None:
         """Reload every index from a new listing (after gc removed a pack): an object of
@@ -129,19 +164,23 @@ class PackSet:
             self._small.clear()
             self._big.clear()
             self._merged = None
+            self._damaged.clear()  # read them again: one may have been repaired
         self.refresh()
 
     def sync(self) -> None:
         """Match the packs that exist now: a pack gc rewrote since we last looked must
-        not answer "already stored"."""
-        listed = self._listed()
+        not answer "already stored", nor one whose pack is gone."""
+        indexes, packs = self._listed()
         known = set(self._indexes)
-        if known - listed:
+        if known - (indexes & packs.keys()):
             self.forget()
-        elif listed - known:
+        elif indexes - known - set(self._damaged):
             self.refresh()
 
-    def _read_index(self, name: str) -> bytes:
+    def _read_index(self, name: str, pack_size: int | None = None) -> bytes:
+        """An index, checked (InvalidObjectError): in full and against its pack's size
+        (as listed, else stat-ed) when read from the store, only its shape when cached,
+        as it was checked then."""
         cached = (
             os.path.join(self.cache_dir, os.path.basename(keys.index_key(name)))
             if self.cache_dir
@@ -149,8 +188,20 @@ class PackSet:
         )
         if cached and os.path.exists(cached):
             with open(cached, "rb") as f:
-                return f.read()
+                data = f.read()
+            try:
+                PackIndex(name, data)
+                return data
+            except InvalidObjectError:  # cached unchecked, by an older version: read again
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(cached)
         data = self.storage.get(keys.index_key(name))
+        size = check_index(data, name)
+        held = self.storage.stat(keys.pack_key(name)).size if pack_size is None else pack_size
+        if held != size:
+            raise InvalidObjectError(
+                f"pack index {name} lists {size} bytes of objects but its pack holds {held}"
+            )
         if cached:
             os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
             # A name of its own: another thread of this process may cache it too.
@@ -158,7 +209,7 @@ class PackSet:
             try:
                 with open(fd, "wb") as f:
                     f.write(data)
-                os.replace(tmp, cached)  # indexes are immutable: caching is always safe
+                os.replace(tmp, cached)  # checked, and an index never changes: safe to keep
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)

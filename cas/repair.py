@@ -7,6 +7,10 @@ damaged ones, checked against the pack's name (the hash of its bytes) before
 it replaces the damaged file. A missing object is written loose, in the form
 new objects take (a large blob as its content alone, even one the source keeps
 as chunks; a missing or damaged chunk is an object like any other).
+
+A pack index the store set aside as damaged (:mod:`cas.packset`) is written again
+from its pack when the pack is whole (it hashes to its name), and deleted when
+its pack is gone: it made nothing readable, and the repair restores its objects.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from . import keys, objects
 from .errors import CorruptObjectError, KeyNotFoundError, NotFoundError
 from .fsck import FsckReport, fsck
 from .objects import ObjectId
-from .packs import LOOSE_THRESHOLD, PACK_MAGIC, write_pack
+from .packs import LOOSE_THRESHOLD, PACK_MAGIC, encode_index, index_pack, pack_name, write_pack
 from .repo import Repository
 from .store import ObjectStore
 
@@ -29,6 +33,7 @@ from .store import ObjectStore
 class RepairResult:
     repaired: list[str] = field(default_factory=list)  # hex ids written back, verified
     packs_rewritten: list[str] = field(default_factory=list)  # pack names restored whole
+    indexes_mended: list[str] = field(default_factory=list)  # set aside, written again or gone
     unrepaired: list[str] = field(default_factory=list)  # still missing or corrupt
     report: FsckReport = field(default_factory=FsckReport)  # fsck after the repair
 
@@ -52,6 +57,7 @@ def repair(
     result = RepairResult()
     tried: set[ObjectId] = set()
     with repo.writing():
+        _mend_indexes(repo.objects, result)
         for _ in range(rounds):
             result.report = fsck(repo, released=released)
             bad = [
@@ -68,6 +74,20 @@ def repair(
         {p.object_id for p in result.report.problems if p.problem in ("missing", "corrupt")}
     )
     return result
+
+
+def _mend_indexes(store: ObjectStore, result: RepairResult) -> None:
+    for name in sorted(store.refresh_packs()):
+        try:
+            data = store.read_pack(name)
+        except KeyNotFoundError:
+            store.storage.delete(keys.index_key(name))
+        else:
+            if pack_name(data) != name:
+                continue  # a damaged pack: its objects are restored loose, it stays set aside
+            store.storage.put(keys.index_key(name), encode_index(index_pack(data)))
+        result.indexes_mended.append(name)
+        store.forget_pack(name)  # no longer set aside: its index is read again, or gone
 
 
 def _repair_objects(

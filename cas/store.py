@@ -285,8 +285,7 @@ class ObjectStore:
         packed = self._packs.holds_now()
         return lambda object_id: object_id in listed or packed(object_id)
 
-    def __contains__(self, object_id: ObjectId) -> bool:
-        return self.has(object_id)
+    __contains__ = has
 
     def __iter__(self) -> Iterator[ObjectId]:
         self.refresh_packs()
@@ -328,9 +327,10 @@ class ObjectStore:
     def pack_entries(self, pack: str) -> list[Entry]:
         return self._packs.entries(pack)
 
-    def refresh_packs(self) -> None:
-        """Load the indexes of packs published since we last looked."""
-        self._packs.refresh()
+    def refresh_packs(self) -> dict[str, str]:
+        """Load the indexes of packs published since we last looked; those set aside as
+        damaged (:mod:`cas.packset`), each with what is wrong with it."""
+        return self._packs.refresh()
 
     def forget_pack(self, name: str) -> None:
         """Drop a pack from the in-memory index (after gc removed it)."""

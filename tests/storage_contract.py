@@ -355,6 +355,12 @@ class StorageContract:
         assert list(storage.list("nothing/")) == []
         assert list(storage.list("a/z")) == []
 
+    def test_list_sizes_gives_each_listed_key_its_size(self, storage: Storage) -> None:
+        for key in ["s/1", "s/22", "s/t/333", "sx"]:
+            storage.put(key, b"x" * len(key))
+        assert sorted(storage.list_sizes("s/")) == [("s/1", 3), ("s/22", 4), ("s/t/333", 7)]
+        assert list(storage.list_sizes("nothing/")) == []
+
     def test_list_shows_only_keys_after_every_kind_of_write(
         self, storage: Storage, tmp_path: Path
     ) -> None:

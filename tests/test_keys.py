@@ -75,6 +75,7 @@ def test_every_key_parses_back_and_no_other_does() -> None:
         assert keys.parse_loose_key(key) == some_id
     name = "ab" * 32
     assert keys.parse_index_key(keys.index_key(name)) == name
+    assert keys.parse_pack_key(keys.pack_key(name)) == name
     assert keys.pack_key(name) == f"packs/{name}.pack"  # docs/format.md, section 5
     assert keys.parse_ref_key(keys.ref_key("team/proj/x")) == "team/proj/x"
     hex_id = some_id.hex()

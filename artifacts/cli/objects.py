@@ -86,6 +86,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         repaired = {
             "repaired": result.repaired,
             "packs_rewritten": result.packs_rewritten,
+            "indexes_mended": result.indexes_mended,
             "unrepaired": result.unrepaired,
         }
     elif progress_shown():
@@ -97,9 +98,11 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         print_json({**asdict(report), **repaired, "ok": report.ok})
     else:
         if args.repair:
+            mended = len(repaired["indexes_mended"])
             print(
                 f"repaired {count(len(repaired['repaired']), 'object')} from {args.repair} "
-                f"({count(len(repaired['packs_rewritten']), 'pack')} rebuilt); "
+                f"({count(len(repaired['packs_rewritten']), 'pack')} rebuilt, "
+                f"{mended} pack {'index' if mended == 1 else 'indexes'} mended); "
                 f"{len(repaired['unrepaired'])} left unrepaired"
             )
         print(
@@ -109,11 +112,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         for p in report.problems:
             what = f"{p.kind} " if p.kind else ""
             used = f", a chunk of {', '.join(p.used_by)}" if p.used_by else ""
-            print(
-                printable(
-                    f"{p.problem} {what}{p.object_id} (reached from {p.ref}{used}): {p.message}"
-                )
-            )
+            reached = f" (reached from {p.ref}{used})" if p.ref else ""  # not a pack index
+            print(printable(f"{p.problem} {what}{p.object_id}{reached}: {p.message}"))
     if report.ok:
         return 0
     raise Failed(f"fsck found {count(len(report.problems), 'missing or damaged object')}")

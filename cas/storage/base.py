@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+from ..errors import KeyNotFoundError
+
 
 @dataclass(frozen=True, slots=True)
 class IfMatch:
@@ -89,6 +91,15 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
         """Yield every key that starts with ``prefix``, in no particular order."""
+
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """Every key that starts with ``prefix``, with its size. A bucket's listing
+        carries the sizes; here each key is stat-ed (cheap on a local disk)."""
+        for key in self.list(prefix):
+            try:
+                yield key, self.stat(key).size
+            except KeyNotFoundError:
+                continue  # deleted since the listing
 
     def sync(self) -> None:
         """Make every write made through this storage so far survive a power loss.

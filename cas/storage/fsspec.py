@@ -95,18 +95,26 @@ class FsspecStorage(Storage):
             pass
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        for key, _ in self._listing(prefix, detail=False):
+            yield key
+
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        for key, info in self._listing(prefix, detail=True):
+            yield key, int(info["size"])
+
+    def _listing(self, prefix: str, detail: bool) -> Iterator[tuple[str, Any]]:
         # List the deepest directory the prefix names, then filter by name.
         base, _, _ = prefix.rpartition("/")
         top = self._path(base) if base else self.root
         try:
-            found = self.fs.find(top)
+            found = self.fs.find(top, detail=detail)
         except FileNotFoundError:
             return
         strip = len(self.root) + 1
-        for path in found:
+        for path, info in found.items() if detail else ((p, None) for p in found):
             key = path[strip:]
             if key.startswith(prefix):
-                yield key
+                yield key, info
 
 
 def _mtime(info: dict[str, Any]) -> float:

@@ -51,6 +51,10 @@ class Prefixed(Storage):
         for key in self.inner.list(self.prefix + prefix):
             yield key[len(self.prefix) :]
 
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        for key, size in self.inner.list_sizes(self.prefix + prefix):
+            yield key[len(self.prefix) :], size
+
     def tempfile(self) -> str:
         return self.inner.tempfile()
 
