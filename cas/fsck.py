@@ -69,7 +69,7 @@ def fsck(
     seen: set[ObjectId] = set()
     page_of: dict[ObjectId, tuple[TreeEntry, str | None]] = {}  # a page: what names it, where
     sink: Any = _Discard()  # copy_blob_to verifies as it streams; the bytes are not needed
-    for name, problem in sorted(store.refresh_packs().items()):
+    for name, problem in sorted(store.refresh_packs(whole=True).items()):
         where = keys.index_key(name)  # its objects are read elsewhere, or reported missing
         report.problems.append(FsckProblem("invalid", name, "pack index", "", problem, where))
     path_of: dict[ObjectId, str] = {}  # of trees and files, as first reached

@@ -5,10 +5,13 @@ store is remote: indexes never change). Known packs answer "where is this
 object?" without a request; packs published by others since are found by
 listing the indexes again (:meth:`PackSet.refresh`).
 
-An index read from the store is checked whole, and against its pack's size, before
+An index read from a bucket is checked whole, and against its pack's size, before
 it is cached or used: one that is damaged, or whose pack is missing or of another
 size, is set aside with a warning (fsck reports it). Its objects are then neither
 read through it nor taken as "already stored", and the other packs serve as ever.
+A local store's indexes, read at every command, are checked only for their shape
+and their pack's presence there (a whole check costs 0.16 s per million objects):
+fsck checks them whole (``forget(whole=True)``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class PackSet:
         # Built only to iterate over every object.
         self._merged: dict[ObjectId, Location] | None = None
         self._damaged: dict[str, str] = {}  # indexes set aside: what is wrong with each
+        self._whole = not storage.capabilities.local  # check each index whole when read
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -128,16 +132,17 @@ class PackSet:
                 packs[name] = size
         return indexes, packs
 
-    def refresh(self) -> dict[str, str]:
-        """Load the indexes of packs published since we last looked; returns those set
-        aside, each with what is wrong with it."""
+    def refresh(self, whole: bool = False) -> dict[str, str]:
+        """Load the indexes of packs published since we last looked (``whole``: each
+        checked whole, even on a local store); returns those set aside, each with what
+        is wrong with it."""
         indexes, packs = self._listed()
         for name in indexes - set(self._indexes) - set(self._damaged):
             try:
                 if name not in packs:  # published after its pack, which is gone
                     self.storage.stat(keys.index_key(name))  # unless gc deleted both since
                     raise InvalidObjectError(f"pack index {name} names a missing pack")
-                index = PackIndex(name, self._read_index(name, packs[name]))
+                index = PackIndex(name, self._read_index(name, packs[name], whole))
             except KeyNotFoundError:
                 continue  # gc deleted it since the listing
             except InvalidObjectError as exc:
@@ -156,16 +161,16 @@ class PackSet:
                 stacklevel=2,
             )
 
-    def forget(self) -> None:
+    def forget(self, whole: bool = False) -> dict[str, str]:
         """Reload every index from a new listing (after gc removed a pack): an object of
-        a dropped pack may live on in another."""
+        a dropped pack may live on in another. ``whole`` (fsck): each checked whole."""
         with self._lock:
             self._indexes.clear()
             self._small.clear()
             self._big.clear()
             self._merged = None
             self._damaged.clear()  # read them again: one may have been repaired
-        self.refresh()
+        return self.refresh(whole)
 
     def sync(self) -> None:
         """Match the packs that exist now: a pack gc rewrote since we last looked must
@@ -177,10 +182,10 @@ class PackSet:
         elif indexes - known - set(self._damaged):
             self.refresh()
 
-    def _read_index(self, name: str, pack_size: int | None = None) -> bytes:
+    def _read_index(self, name: str, pack_size: int | None = None, whole: bool = False) -> bytes:
         """An index, checked (InvalidObjectError): in full and against its pack's size
-        (as listed, else stat-ed) when read from the store, only its shape when cached,
-        as it was checked then."""
+        (as listed, else stat-ed) when read from a bucket, or ``whole``; else (cached,
+        as it was checked then, or local) only its shape."""
         cached = (
             os.path.join(self.cache_dir, os.path.basename(keys.index_key(name)))
             if self.cache_dir
@@ -196,12 +201,10 @@ class PackSet:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(cached)
         data = self.storage.get(keys.index_key(name))
-        size = check_index(data, name)
-        held = self.storage.stat(keys.pack_key(name)).size if pack_size is None else pack_size
-        if held != size:
-            raise InvalidObjectError(
-                f"pack index {name} lists {size} bytes of objects but its pack holds {held}"
-            )
+        if self._whole or whole:
+            self._check_whole(name, data, pack_size)
+        else:
+            PackIndex(name, data)
         if cached:
             os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
             # A name of its own: another thread of this process may cache it too.
@@ -214,6 +217,14 @@ class PackSet:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         return data
+
+    def _check_whole(self, name: str, data: bytes, pack_size: int | None) -> None:
+        size = check_index(data, name)
+        held = self.storage.stat(keys.pack_key(name)).size if pack_size is None else pack_size
+        if held != size:
+            raise InvalidObjectError(
+                f"pack index {name} lists {size} bytes of objects but its pack holds {held}"
+            )
 
     def read(self, pack: str, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes of a pack, unverified; KeyNotFoundError once gc deleted it."""

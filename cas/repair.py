@@ -77,7 +77,7 @@ def repair(
 
 
 def _mend_indexes(store: ObjectStore, result: RepairResult) -> None:
-    for name in sorted(store.refresh_packs()):
+    for name in sorted(store.refresh_packs(whole=True)):
         try:
             data = store.read_pack(name)
         except KeyNotFoundError:

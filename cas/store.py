@@ -327,10 +327,10 @@ class ObjectStore:
     def pack_entries(self, pack: str) -> list[Entry]:
         return self._packs.entries(pack)
 
-    def refresh_packs(self) -> dict[str, str]:
-        """Load the indexes of packs published since we last looked; those set aside as
-        damaged (:mod:`cas.packset`), each with what is wrong with it."""
-        return self._packs.refresh()
+    def refresh_packs(self, whole: bool = False) -> dict[str, str]:
+        """Load the indexes of packs published since we last looked (``whole``: all read
+        again, each checked whole); those set aside as damaged (:mod:`cas.packset`)."""
+        return self._packs.forget(whole=True) if whole else self._packs.refresh()
 
     def forget_pack(self, name: str) -> None:
         """Drop a pack from the in-memory index (after gc removed it)."""

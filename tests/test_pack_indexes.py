@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cas.errors import NotFoundError
+from cas.errors import CasError, NotFoundError
 from cas.fsck import fsck
 from cas.objects import Blob, Commit, Tree, TreeEntry
 from cas.repair import repair
@@ -67,20 +67,24 @@ def test_a_damaged_cached_index_is_dropped_and_read_again(tmp_path: Path) -> Non
     assert (cache / f"{name}.idx").read_bytes() == storage.get(idx(name))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "bit flip"])
-def test_a_damaged_index_stops_no_read_of_other_packs_and_fsck_names_it(
-    tmp_path: Path, damage: str
-) -> None:
-    storage = LocalStorage(str(tmp_path / "store"))
-    bad, bad_blobs = pack_of_blobs(storage, "damaged")
-    _, good_blobs = pack_of_blobs(storage, "intact")
-    commit_reaching(Repository(storage), bad_blobs[0])
-    data = bytearray(storage.get(idx(bad)))
+def damage_index(storage: Storage, name: str, damage: str) -> None:
+    data = bytearray(storage.get(idx(name)))
     if damage == "truncated":
         del data[-20:]
     else:
         data[-1] ^= 0x10  # the last entry's length
-    storage.put(idx(bad), bytes(data))
+    storage.put(idx(name), bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit flip"])
+def test_a_damaged_index_stops_no_read_of_other_packs_and_fsck_names_it(
+    make_spec: Any, open_store: Any, damage: str
+) -> None:
+    storage = open_store(make_spec("s3-moto"))
+    bad, bad_blobs = pack_of_blobs(storage, "damaged")
+    _, good_blobs = pack_of_blobs(storage, "intact")
+    commit_reaching(Repository(storage), bad_blobs[0])
+    damage_index(storage, bad, damage)
 
     reader = ObjectStore(storage)
     with pytest.warns(UserWarning, match=f"pack index {bad} .*artifacts fsck"):
@@ -91,6 +95,22 @@ def test_a_damaged_index_stops_no_read_of_other_packs_and_fsck_names_it(
         with pytest.raises(NotFoundError):
             reader.get(bad_blobs[0].id)
     with pytest.warns(UserWarning):
+        report = fsck(Repository(storage))
+    assert any(p.kind == "pack index" and p.object_id == bad for p in report.problems)
+
+
+def test_a_local_index_is_checked_whole_by_fsck(tmp_path: Path) -> None:
+    """A local store's indexes are read at every command, so checked there only for
+    their shape: a damaged length reads no wrong bytes (each object is verified), and
+    fsck names the index."""
+    storage = LocalStorage(str(tmp_path / "store"))
+    bad, bad_blobs = pack_of_blobs(storage, "damaged")
+    commit_reaching(Repository(storage), bad_blobs[0])
+    damage_index(storage, bad, "bit flip")
+    last = max(bad_blobs, key=lambda b: b.id)  # the entry whose length was damaged
+    with pytest.raises(CasError):
+        ObjectStore(storage).get(last.id)
+    with pytest.warns(UserWarning, match=f"pack index {bad}"):
         report = fsck(Repository(storage))
     assert any(p.kind == "pack index" and p.object_id == bad for p in report.problems)
 
