@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import shutil
 import stat as stat_mod
@@ -23,6 +21,7 @@ from .dirwalk import walk_up
 from .errors import LocalPathError
 from .hashing import blob_id_of_file
 from .names import split_path
+from .partfiles import PartFile, is_part_name, remove_abandoned, remove_if_abandoned
 from .references import Fetcher, unchecked
 from .staging import make_staging_dir
 
@@ -99,6 +98,7 @@ def write_files(
     threads: int = 4,
     on_written: Callable[[int], object] | None = None,
     skip_cache: bool | None = None,
+    swept: bool = False,
 ) -> int:
     """Write each file once, verified, into ``root``; returns bytes written, and calls
     ``on_written(size)`` once per file as it is written.
@@ -110,7 +110,9 @@ def write_files(
     everything is written in a hidden staging directory beside it, which one
     rename makes ``root`` at the end: a rename per file costs a quarter of
     creating it. Into a directory with files, each file is written under a
-    temporary name and renamed once its bytes are verified. Small blobs are
+    temporary name and renamed once its bytes are verified (artifacts.partfiles: the
+    leftovers of a killed download are removed from each folder written into, unless
+    ``swept``, by a checkout that just walked them all). Small blobs are
     read from their packs in spans (see ``read_packed_blobs``). Where a file would
     go outside ``root`` or into a store, nothing is written (see check_destinations).
     """
@@ -120,7 +122,7 @@ def write_files(
     try:
         try:
             written = _write_files(
-                store, staging or root, files, threads, on_written, staging, cache
+                store, staging or root, files, threads, on_written, staging, cache, swept
             )
         except BaseException:
             if staging:
@@ -205,13 +207,19 @@ def remove_others(
 ) -> None:
     """Delete what ``root`` holds besides ``files``, links to directories and directories
     left empty too; a store below ``root`` (see ``is_store_dir``) is never entered, nor
-    is a version control system's own files (:data:`VCS_METADATA`)."""
+    is a version control system's own files (:data:`VCS_METADATA`). A download's
+    temporary file is no file of the user's: deleted unreported if abandoned, left
+    alone if in use (artifacts.partfiles)."""
     keep = {os.path.join(root, *p.split("/")) for p, _ in files}
     for dirpath, dirs, names in walk_up(root, VCS_METADATA):  # children before parents
         links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
         for name in names + links:
             path = os.path.join(dirpath, name)
-            if path not in keep:
+            if path in keep:
+                continue
+            if is_part_name(name):
+                remove_if_abandoned(path)
+            else:
                 os.unlink(path)
                 if on_removed is not None:
                     on_removed(path)
@@ -244,6 +252,7 @@ def _write_files(
     on_written: Callable[[int], object] | None,
     staging: str | None,
     cache: DownloadCache | None,
+    swept: bool,
 ) -> int:
     os.makedirs(root, exist_ok=True)
     # A file's folder (as its path spells it) -> that directory, made once: the
@@ -255,7 +264,8 @@ def _write_files(
         parent = ready.get(folder)
         if parent is None:
             parent = os.path.join(root, *folder.split("/")) if folder else root
-            _makedirs(parent)
+            if not _makedirs(parent) and not (staging or swept):
+                remove_abandoned(parent)  # it held files: maybe a killed download's
             ready[folder] = parent
         split_path(name)  # the name alone: the folder was checked
         return os.path.join(parent, name)
@@ -285,8 +295,8 @@ def _write_files(
     def write_other(item: tuple[str, TreeEntry]) -> int:
         path, entry = item
         dest = destination(path)
-        tmp = _tmp_name(dest)
-        try:
+        with PartFile(dest) as part:
+            tmp = part.path
             if entry.kind == "ref":
                 with open(tmp, "wb") as out:
                     size = fetcher.fetch(read_descriptor(store, entry), out)
@@ -300,13 +310,9 @@ def _write_files(
             if entry.executable:
                 os.chmod(tmp, 0o755)
             os.replace(tmp, dest)  # only a verified file ever takes the name
-            if on_written is not None:
-                on_written(size)
-            return size
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        if on_written is not None:
+            on_written(size)
+        return size
 
     if threads <= 1 or len(rest) < 2:
         return write_packed(located) + sum(map(write_other, rest))
@@ -318,38 +324,36 @@ def _write_files(
         return write_packed(located) + sum(others)
 
 
-def _tmp_name(dest: str) -> str:
-    # A short name: "<name>.part-<pid>" would pass NAME_MAX for a 250-byte name.
-    return os.path.join(os.path.dirname(dest), f".part-{os.getpid()}-{next(_tmp_names)}")
-
-
 def _install(dest: str, data: bytes, executable: bool, direct: bool = False) -> None:
-    """Write verified bytes under a temporary name, then give them ``dest``;
-    ``direct``: straight to ``dest``, in a staging directory no one else sees."""
-    tmp = dest if direct else _tmp_name(dest)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if executable else 0o666)
+    """Write verified bytes under a temporary name (artifacts.partfiles), then give them
+    ``dest``; ``direct``: straight to ``dest``, in a staging directory no one else sees."""
+    mode = 0o777 if executable else 0o666
+    if not direct:
+        with PartFile(dest, mode) as part:
+            _write_all(part.fd, data, executable)
+            os.replace(part.path, dest)
+        return
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        if executable:
-            os.chmod(tmp, 0o755)
-        if not direct:
-            os.replace(tmp, dest)
+        _write_all(fd, data, executable)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        os.unlink(dest)
         raise
+    finally:
+        os.close(fd)
 
 
-_tmp_names = itertools.count()
+def _write_all(fd: int, data: bytes, executable: bool) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if executable:
+        os.fchmod(fd, 0o755)
 
 
-def _makedirs(path: str) -> None:
-    """``os.makedirs(path, exist_ok=True)`` without recursion: trees may be deep."""
+def _makedirs(path: str) -> bool:
+    """``os.makedirs(path, exist_ok=True)`` without recursion: trees may be deep. Whether
+    ``path`` was made (False: it was there)."""
     missing = []
     while path and not os.path.isdir(path):
         missing.append(path)
@@ -360,6 +364,7 @@ def _makedirs(path: str) -> None:
         except FileExistsError:
             if not os.path.isdir(directory):
                 raise
+    return bool(missing)
 
 
 def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]) -> None:
@@ -377,6 +382,8 @@ def verify_dir(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]
             problems.append(f"content differs: {path}")
     for dirpath, _dirs, names in walk_up(root, VCS_METADATA):
         for name in names:
+            if is_part_name(name):
+                continue  # a download's, live or killed: no file of the user's
             rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
             if rel not in expected:
                 problems.append(f"unexpected {rel}")

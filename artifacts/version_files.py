@@ -127,7 +127,7 @@ class VersionFiles:
         files = self._files()
         check_destinations(root, files, links_removed=True)
         remove_others(root, files, on_removed)
-        write_files(registry.objects, root, files, on_written=on_written)
+        write_files(registry.objects, root, files, on_written=on_written, swept=True)
         return root
 
     def verify(self, root: str | None = None) -> None:

@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -133,3 +134,96 @@ def test_locks_held_by_a_killed_process_stall_no_one(project):
     write(project / "src" / "new", b"new")
     proc = python("-m", "artifacts", "log", "src", "--name", "data", cwd=project)
     assert wait_ok(proc, timeout=30).strip().endswith("data:v1")  # a stall fails here
+
+
+# ---- temporary files beside a download's destinations ---------------------------------
+
+REF_BYTES = b"referenced bytes"
+
+
+@pytest.fixture
+def piped(project: Path) -> Path:
+    """``pipe:v0`` (a file ``a`` and, at ``deep/sub/ref``, a reference to a local file) and
+    ``near:v0`` (a file in ``deep/sub``), written to ``out``; then the referenced file
+    becomes a FIFO, so that a download of ``pipe:v0`` waits with its temporary file of
+    ``deep/sub/ref`` open, until the test writes the bytes into the FIFO. Its path."""
+    target = Path(write(project / "elsewhere" / "ref", REF_BYTES))
+    with artifacts.init() as run:
+        pipe = Artifact("pipe", "dataset")
+        pipe.add_file(write(project / "elsewhere" / "a", b"a"), name="a")
+        pipe.add_reference(f"file://{target}", name="deep/sub/ref")
+        run.log_artifact(pipe)
+        near = Artifact("near", "dataset")
+        near.add_file(write(project / "elsewhere" / "near", b"near"), name="deep/sub/near")
+        run.log_artifact(near)
+    artifacts_cli(project, "download", "pipe:v0", "out")
+    target.unlink()
+    os.mkfifo(target)
+    return target
+
+
+def parts(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.name.startswith(".part-"))
+
+
+def stuck_download(project: Path, fifo: Path) -> tuple[subprocess.Popen[str], list[Path]]:
+    """``download pipe:v0 out`` waiting on ``fifo``, and its temporary files by then."""
+    proc = python("-m", "artifacts", "download", "pipe:v0", "out", cwd=project)
+    deadline = time.monotonic() + 30
+    while not (found := parts(project / "out" / "deep" / "sub")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the download never opened its temporary file"
+        time.sleep(0.01)
+    return proc, found
+
+
+def killed_download(project: Path, fifo: Path) -> list[Path]:
+    """The temporary files a ``download pipe:v0 out`` SIGKILLed mid-file leaves."""
+    proc, found = stuck_download(project, fifo)
+    proc.kill()
+    proc.communicate()
+    assert parts(project / "out") == found
+    return found
+
+
+def test_a_download_killed_into_a_directory_with_files_leaves_nothing_once_run_again(
+    project, piped
+):
+    """Into a directory with files, each file is written under a temporary name beside
+    its destination, here in a subdirectory; a SIGKILL leaves it. Neither verify nor
+    checkout take it for the user's file, and the next download or checkout removes it."""
+    killed_download(project, piped)
+    piped.unlink()
+    write(piped, REF_BYTES)
+    artifacts_cli(project, "verify", "pipe:v0", "out")
+    artifacts_cli(project, "download", "pipe:v0", "out")
+    assert parts(project / "out") == []
+    assert tree_of(project / "out") == {"a": b"a", "deep/sub/ref": REF_BYTES}
+
+    piped.unlink()
+    os.mkfifo(piped)
+    killed_download(project, piped)
+    piped.unlink()
+    write(piped, REF_BYTES)
+    said = artifacts_cli(project, "checkout", "pipe:v0", "out")
+    assert "removed" not in said
+    assert parts(project / "out") == []
+    assert tree_of(project / "out") == {"a": b"a", "deep/sub/ref": REF_BYTES}
+
+
+def test_a_live_download_keeps_its_temporary_files(project, piped):
+    """A download or checkout into the same directory as a live download leaves the
+    temporary file it is writing alone, and the live one finishes."""
+    proc, found = stuck_download(project, piped)
+    try:
+        artifacts_cli(project, "download", "near:v0", "out")
+        said = artifacts_cli(project, "checkout", "near:v0", "out")
+        assert parts(project / "out") == found
+        assert "removed 2 other files" in said  # a and deep/sub/ref, not the .part-
+        with open(piped, "wb") as feed:
+            feed.write(REF_BYTES)
+        wait_ok(proc)
+    finally:
+        proc.kill()
+    assert parts(project / "out") == []
+    assert tree_of(project / "out") == {"deep/sub/near": b"near", "deep/sub/ref": REF_BYTES}
