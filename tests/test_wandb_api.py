@@ -21,6 +21,7 @@ import artifacts
 from artifacts import ArtifactNotFoundError, ArtifactStateError, CasError, UsageError
 from artifacts.cache import DownloadCache
 from artifacts.cli import main
+from artifacts.errors import VersionDeletedError
 from artifacts.files import blob_id_of_file
 from cas.errors import InvalidNameError
 from tests.helpers import ENTITY, PROJECT, tree_of, write
@@ -118,6 +119,65 @@ def test_a_reference_entry_gives_its_target_and_every_entry_a_ref_url(ws):
         with pytest.raises(ValueError, match="not a reference"):
             plain.ref_target()
         assert plain.ref_url() == f"artifact://{version.id}/plain.txt"
+
+
+def test_add_reference_of_a_ref_url_adds_that_stored_file_as_in_w_and_b_docstring(ws):
+    with artifacts.init() as run:
+        source = logged(run, "raw", {"d/x.csv": "1,2\n", "y.csv": "3\n"})
+        entry = source.get_entry("d/x.csv")
+        derived = artifacts.Artifact("derived", "dataset")
+        (added,) = derived.add_reference(entry.ref_url())  # W&B's docstring example
+        assert (added.path, added.digest, added.size) == ("x.csv", entry.digest, 4)
+        derived.add_reference(entry, name="copy/x.csv")  # the entry itself, as W&B takes it
+        derived.add_reference(f"wandb-artifact://{source.id}/y.csv")  # W&B's spelling
+        digest = derived.digest  # a draft's, computed
+        made = run.log_artifact(derived)
+    y = source.get_entry("y.csv").digest
+    # The same stored files (same blob ids): nothing copied, nothing uploaded again.
+    assert {e.path: e.digest for e in made.files()} == {
+        "copy/x.csv": entry.digest,
+        "x.csv": entry.digest,
+        "y.csv": y,
+    }
+    assert (made.digest, made.size) == (digest, 10)
+    assert made.get_entry("x.csv").ref is None  # a stored file, as any other
+    root = made.download(str(ws / "out"))
+    assert tree_of(root) == {"copy/x.csv": b"1,2\n", "x.csv": b"1,2\n", "y.csv": b"3\n"}
+    made.verify(root)
+    assert main(["fsck"]) == 0
+
+
+def test_add_reference_of_a_version_file_refuses_what_is_not_a_file_of_a_version_here(ws, tmp_path):
+    with artifacts.init() as run:
+        source = logged(run, "raw", {"d/x.csv": "1", "y.csv": "2"})
+        draft = artifacts.Artifact("derived", "dataset")
+        with pytest.raises(KeyError, match="has no file 'nope.csv'"):
+            draft.add_reference(f"artifact://{source.id}/nope.csv")
+        with pytest.raises(UsageError, match="'d' is a directory of .*: reference its files"):
+            draft.add_reference(f"artifact://{source.id}/d")
+        with pytest.raises(ArtifactNotFoundError, match=f"no version {'0' * 64} in the store"):
+            draft.add_reference(f"artifact://{'0' * 64}/y.csv")
+        with pytest.raises(UsageError, match="ref_url"):
+            draft.add_reference("artifact://nothex/y.csv")
+        draft.add_reference(f"artifact://{source.id}/y.csv")
+        source.delete(delete_aliases=True)  # after the add, before the log
+        with pytest.raises(VersionDeletedError, match="deleted .*not deleted"):
+            run.log_artifact(draft)
+        with pytest.raises(VersionDeletedError, match="not deleted"):
+            artifacts.Artifact("other", "dataset").add_reference(f"artifact://{source.id}/y.csv")
+
+    elsewhere = str(tmp_path / "elsewhere")
+    with artifacts.init(store=elsewhere) as run:
+        other = logged(run, "raw2", {"z.csv": "z"})
+    draft = artifacts.Artifact("derived", "dataset")
+    draft.add_reference(other.get_entry("z.csv"))  # the entry knows its store
+    with artifacts.init(store=str(ws / ".artifacts")) as run:
+        with pytest.raises(ArtifactNotFoundError, match="in the store .*: log .* pull") as caught:
+            run.log_artifact(draft)
+        assert "\n" not in str(caught.value)
+        with pytest.raises(ArtifactNotFoundError, match="no version"):  # the run's store
+            draft.add_reference(other.get_entry("z.csv").ref_url(), name="again.csv")
+    assert draft.is_draft()
 
 
 def test_an_entry_of_a_draft_cannot_download(ws):
