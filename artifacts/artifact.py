@@ -30,7 +30,7 @@ from .errors import (
     MediaTypeError,
 )
 from .files import Reference, stage_file
-from .lineage import RunLog, current_run, read_store
+from .lineage import RunLog, current_run, read_store, runs_store
 from .link_info import LinkInfo
 from .metadata import normalize_metadata
 from .names import logical_path, logical_prefix, split_path, validate_artifact_name
@@ -321,17 +321,18 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return draft
 
     def save(self, project: str | None = None, settings: Any = None) -> Artifact:
-        """Log this artifact: through the active run, or a short one of its own. Of a
-        logged version, store the edits of its description, metadata, tags, aliases and TTL."""
+        """Log this artifact: through the active run, or a short one of its own (in the
+        store Api() reads). Of a logged version, store the edits of its description,
+        metadata, tags, aliases and TTL."""
         if self._logged is not None:
             return self._save_edits()
         active = current_run()
         if active is not None:
             return active.log_artifact(self)
-        # A draft of a logged version goes back to that version's store.
-        registry = self._registry or self._draft.registry
-        store = registry.repo.url if registry is not None else None
-        with RunLog.start(project=project, job_type="auto", store=store) as run:
+        # A draft of a logged version goes back to that version's store; any other to
+        # the last run's, as W&B's goes to the server its runs use (and Api() reads).
+        registry = self._registry or self._draft.registry or runs_store()
+        with RunLog.start(project=project, job_type="auto", registry=registry) as run:
             version = Saver(run).log(self.staged(), Header.of(self), [], [])
             return self.become(run.registry, version)
 

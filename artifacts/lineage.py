@@ -135,11 +135,13 @@ class RunLog:
         store: str | None = None,
         name: str | None = None,
         store_options: dict[str, Any] | None = None,
+        registry: Registry | None = None,
         **run: Any,  # run_id, resume, config: see __init__
     ) -> R:
-        """A run in the store ``store`` names (see artifacts.run), its names checked."""
+        """A run in the store ``store`` names (see artifacts.run), or in ``registry``, a
+        store already open; its names checked."""
         return cls(
-            open_registry(store, **(store_options or {})),
+            registry or open_registry(store, **(store_options or {})),
             entity=validate_namespace(entity or default_entity(), "entity"),
             project=validate_namespace(
                 project or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized", "project"

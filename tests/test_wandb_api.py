@@ -716,6 +716,36 @@ def test_api_without_a_store_reads_the_runs_store_as_w_and_b_reads_the_runs_serv
     assert artifacts.Api().artifact("raw:latest").id == default.id
 
 
+def test_save_and_artifacts_fs_without_a_store_use_the_store_api_reads(ws, tmp_path):
+    """W&B's save() with no run, and its URLs, go to the server its runs use: here, the
+    store of the active run, else of the last one, as Api() reads."""
+    import fsspec
+
+    elsewhere = str(tmp_path / "elsewhere")
+    with artifacts.init(store=elsewhere) as run:
+        made = logged(run, "raw", {"a.txt": "a"})
+        with fsspec.open(made.url + "/a.txt", "rb") as f:  # the active run's store
+            assert f.read() == b"a"
+    draft = artifacts.Artifact("saved", "dataset")
+    draft.add_file(write(ws / "b.txt", "b"))
+    draft.save()  # no active run: a short one in the last run's store
+    assert artifacts.Api(store=elsewhere).artifact("saved:latest").id == draft.id
+    assert artifacts.Api().artifact("saved:latest").id == draft.id
+    with fsspec.open(draft.url + "/b.txt", "rb") as f:
+        assert f.read() == b"b"
+    here = {"store": str(ws / ".artifacts")}  # a store given still wins
+    with pytest.raises(FileNotFoundError):
+        fsspec.open(draft.url + "/b.txt", "rb", **here).open()
+    with artifacts.init(store="memory://") as run:  # a store only the run's connection holds
+        in_memory = logged(run, "mem", {"c.txt": "c"})
+        first = fsspec.filesystem("artifacts")
+        assert first.cat_file(in_memory.url + "/c.txt") == b"c"
+    with artifacts.init(store="memory://"):  # another, empty store of the same URL
+        with pytest.raises(FileNotFoundError):
+            fsspec.open(in_memory.url + "/c.txt", "rb").open()
+    assert first.cat_file(in_memory.url + "/c.txt") == b"c"  # a filesystem keeps its store
+
+
 def test_download_writes_below_artifacts_artifact_dir_as_w_and_b_below_wandb_artifact_dir(
     ws, monkeypatch
 ):
