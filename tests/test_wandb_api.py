@@ -145,6 +145,16 @@ def test_add_reference_of_a_ref_url_adds_that_stored_file_as_in_w_and_b_docstrin
     assert tree_of(root) == {"copy/x.csv": b"1,2\n", "x.csv": b"1,2\n", "y.csv": b"3\n"}
     made.verify(root)
     assert main(["fsck"]) == 0
+    origin = str(ws / "origin")
+    assert main(["--store", origin, "init"]) == 0
+    assert main(["remote", "add", "origin", origin]) == 0
+    assert main(["push"]) == 0
+    pushed = artifacts.Api(store=origin).artifact("derived:latest").download(str(ws / "pushed"))
+    assert tree_of(pushed) == tree_of(root)
+    source.delete(delete_aliases=True)  # the derived version alone keeps its files
+    assert main(["gc", "--grace", "0"]) == 0
+    assert main(["fsck"]) == 0
+    assert tree_of(made.download(str(ws / "after-gc"))) == tree_of(root)
 
 
 def test_add_reference_of_a_version_file_refuses_what_is_not_a_file_of_a_version_here(ws, tmp_path):
