@@ -17,18 +17,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cas import Repository
 from cas.errors import UsageError
 
 from . import registries
 from .artifact import Artifact
 from .errors import ArtifactNotFoundError, RunNotFoundError
-from .lineage import default_entity, find_store_url, local_dir, runs_store
+from .lineage import default_entity, read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
 from .public import ArtifactCollection, ArtifactType, RecordedRun, collections
-from .registry import Registry, RunRecord
+from .registry import RunRecord
 
 # Run fields ``runs(filters=...)`` can match, by W&B's names and ours.
 _RUN_FILTERS = {
@@ -52,14 +51,14 @@ class Api:
         store: str | None = None,
         store_options: dict[str, Any] | None = None,
     ) -> None:
-        """Open the store ``store`` names, else the one a run reads (``_open``)."""
+        """Open the store ``store`` names, else the one a run reads (``read_store``)."""
         overrides = overrides or {}
         self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
         self.project = validate_namespace(
             overrides.get("project") or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized",
             "project",
         )
-        self._store = _open(store, store_options)
+        self._store = read_store(store, store_options)
 
     def __repr__(self) -> str:
         return f"<Api {self._store.repo.url} {self.entity}/{self.project}>"
@@ -238,20 +237,6 @@ class Api:
         else:
             focus = version_key(of.id)
         return lineage_graph(self._store, focus)
-
-
-def _open(store: str | None, options: dict[str, Any] | None) -> Registry:
-    """The store ``store`` names; else the active run's, else that of the run this
-    process started last (W&B's Api reads the server its runs use); else the one
-    ``init`` would find. A local store must exist."""
-    found = runs_store() if store is None else None
-    if found is not None:
-        return found
-    url = find_store_url(store)
-    local = local_dir(url)
-    if local is not None and not os.path.isdir(local):  # opening would create it
-        raise UsageError(f"no store at {local}; pass store=... or set ARTIFACTS_STORE")
-    return Registry(Repository.open(url, **(options or {})))
 
 
 def _run_filter(key: str, value: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from cas.errors import UsageError
 
-from . import annotations, deletion, references
+from . import annotations, deletion, references, version_refs
 from . import ttl as ttl_rules
 from .draft import Draft
 from .entries import Entry
@@ -30,7 +30,7 @@ from .errors import (
     MediaTypeError,
 )
 from .files import Reference, stage_file
-from .lineage import RunLog, current_run
+from .lineage import RunLog, current_run, read_store, runs_store
 from .link_info import LinkInfo
 from .metadata import normalize_metadata
 from .names import logical_path, logical_prefix, split_path, validate_artifact_name
@@ -180,14 +180,18 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
 
     def add_reference(
         self,
-        uri: str,
+        uri: str | Entry,
         name: str | None = None,
         checksum: bool = True,
         max_objects: int | None = None,
     ) -> list[Entry]:
         """One entry per object: a directory or bucket prefix adds each object below it
-        (refused past ``max_objects``, default 10 million), named by its path there."""
+        (refused past ``max_objects``, default 10 million), named by its path there.
+        A file of a logged version (its ``Entry``, or ``entry.ref_url()``) is added as
+        it is stored (artifacts.version_refs)."""
         self._check_open()
+        if isinstance(uri, Entry) or version_refs.is_version_ref(uri):
+            return [self._add_version_file(uri, name)]
         prefix = logical_prefix(name)
         staged = []
         for rel, descriptor in references.expand(uri, checksum, max_objects):
@@ -202,6 +206,20 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
             digest, size = descriptor["digest"], descriptor["size"]
             entries.append(Entry("/".join(path), digest, size, ref=descriptor["uri"]))
         return entries
+
+    def _add_version_file(self, uri: str | Entry, name: str | None) -> Entry:
+        """Found in the entry's store, else in the draft's, else in the one Api() reads."""
+        if isinstance(uri, Entry):
+            url = uri.ref_url()  # a draft's entry: ArtifactNotLoggedError
+            assert uri.origin is not None
+            registry = uri.origin.registry
+        else:
+            url, registry = uri, self._draft.registry or read_store()
+        found = version_refs.resolve(registry, url)
+        path = logical_path(name or url.rsplit("/", 1)[-1])
+        self._draft.stage(path, found, overwrite=False)
+        e = found.entry
+        return Entry("/".join(path), e.id.hex(), e.size, e.executable)
 
     @contextmanager
     def new_file(self, name: str, mode: str = "x", encoding: str | None = None) -> Iterator[IO]:
@@ -303,17 +321,18 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return draft
 
     def save(self, project: str | None = None, settings: Any = None) -> Artifact:
-        """Log this artifact: through the active run, or a short one of its own. Of a
-        logged version, store the edits of its description, metadata, tags, aliases and TTL."""
+        """Log this artifact: through the active run, or a short one of its own (in the
+        store Api() reads). Of a logged version, store the edits of its description,
+        metadata, tags, aliases and TTL."""
         if self._logged is not None:
             return self._save_edits()
         active = current_run()
         if active is not None:
             return active.log_artifact(self)
-        # A draft of a logged version goes back to that version's store.
-        registry = self._registry or self._draft.registry
-        store = registry.repo.url if registry is not None else None
-        with RunLog.start(project=project, job_type="auto", store=store) as run:
+        # A draft of a logged version goes back to that version's store; any other to
+        # the last run's, as W&B's goes to the server its runs use (and Api() reads).
+        registry = self._registry or self._draft.registry or runs_store()
+        with RunLog.start(project=project, job_type="auto", registry=registry) as run:
             version = Saver(run).log(self.staged(), Header.of(self), [], [])
             return self.become(run.registry, version)
 

@@ -20,8 +20,9 @@ from .files import LocalFile, Reference, blob_id_of_file
 from .registry import Registry, Version
 from .scan import DirScan
 from .snapshot import DirSource
+from .version_refs import VersionFile
 
-Staged = LocalFile | Reference | trees.Removal | DirSource
+Staged = LocalFile | Reference | VersionFile | trees.Removal | DirSource
 
 
 def overlaps(path: trees.Path, staged: Staged, prefix: trees.Path, scan: DirScan | None) -> bool:
@@ -51,7 +52,9 @@ class Draft:
         self.registry = registry
         self._tmpdir: str | None = None  # files written by new_file
 
-    def stage(self, path: trees.Path, staged: LocalFile | Reference, overwrite: bool) -> None:
+    def stage(
+        self, path: trees.Path, staged: LocalFile | Reference | VersionFile, overwrite: bool
+    ) -> None:
         """Stage a file or reference at ``path``; refused if another, different one is there."""
         self.expand_dirs_at(path)
         old = self.edits.get(path)
@@ -59,7 +62,7 @@ class Draft:
             same_file = old.path == staged.path
             if not same_file and blob_id_of_file(old.path) != blob_id_of_file(staged.path):
                 raise DuplicateEntryError("/".join(path))
-        elif isinstance(old, Reference) and not overwrite and old != staged:
+        elif isinstance(old, Reference | VersionFile) and not overwrite and old != staged:
             raise DuplicateEntryError("/".join(path))
         self.edits.pop(path, None)  # re-insert: the newest edit comes last
         self.edits[path] = staged
@@ -146,6 +149,8 @@ def _leaf(path: trees.Path, staged: Staged) -> TreeEntry:
     if isinstance(staged, Reference):
         blob_id = object_id(Blob(canonical_packb(staged.descriptor)).to_bytes())
         return TreeEntry(path[-1], "ref", blob_id, staged.descriptor["size"])
+    if isinstance(staged, VersionFile):
+        return staged.named(path[-1])
     assert isinstance(staged, LocalFile)
     return TreeEntry(path[-1], "blob", blob_id_of_file(staged.path), staged.size, staged.executable)
 

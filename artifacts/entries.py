@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from cas import ObjectStore
 from cas.errors import InvalidNameError
 from cas.objects import TreeEntry
 
@@ -21,6 +20,7 @@ from . import trees
 from .errors import ArtifactNotLoggedError, NotAReferenceError
 from .files import read_descriptor, write_files
 from .names import logical_path, split_path
+from .registry import Registry
 
 # What W&B's ref_url() gives: a URL naming a version's file by the version's commit id.
 REF_URL_SCHEME = "artifact"
@@ -39,7 +39,7 @@ class Origin(NamedTuple):
     """Where a logged entry comes from: its artifact, and its bytes in that store."""
 
     artifact: Parent
-    store: ObjectStore
+    registry: Registry
     tree_entry: TreeEntry
 
 
@@ -59,10 +59,10 @@ class Entry:
 
     @classmethod
     def from_tree_entry(
-        cls, store: ObjectStore, path: str, entry: TreeEntry, artifact: Parent
+        cls, registry: Registry, path: str, entry: TreeEntry, artifact: Parent
     ) -> Entry:
-        ref = read_descriptor(store, entry)["uri"] if entry.kind == "ref" else None
-        origin = Origin(artifact, store, entry)
+        ref = read_descriptor(registry.objects, entry)["uri"] if entry.kind == "ref" else None
+        origin = Origin(artifact, registry, entry)
         return cls(path, entry.id.hex(), entry.size, entry.executable, ref, origin=origin)
 
     @property
@@ -83,9 +83,9 @@ class Entry:
         """Write this file (verified) below ``root`` (default: its artifact's default root),
         at its path in the version; returns the file's local path. Other files in ``root``
         stay. ``skip_cache``: neither read nor fill the download cache (artifacts.cache)."""
-        artifact, store, tree_entry = self._origin()
+        artifact, registry, tree_entry = self._origin()
         root = root or artifact.default_root()
-        write_files(store, root, [(self.path, tree_entry)], skip_cache=skip_cache)
+        write_files(registry.objects, root, [(self.path, tree_entry)], skip_cache=skip_cache)
         return os.path.join(root, *split_path(self.path))
 
     def ref_target(self) -> str:
@@ -102,14 +102,15 @@ class Entry:
 class Manifest:
     """Every file of a version: ``manifest.entries[path]`` is an :class:`Entry`."""
 
-    def __init__(self, store: ObjectStore, tree: bytes, artifact: Parent) -> None:
-        self._store = store
+    def __init__(self, registry: Registry, tree: bytes, artifact: Parent) -> None:
+        self._registry = registry
+        self._store = registry.objects
         self._tree = tree
         self._artifact = artifact
         self._entries: dict[str, Entry] | None = None
 
     def _entry(self, path: str, entry: TreeEntry) -> Entry:
-        return Entry.from_tree_entry(self._store, path, entry, self._artifact)
+        return Entry.from_tree_entry(self._registry, path, entry, self._artifact)
 
     @property
     def entries(self) -> dict[str, Entry]:

@@ -9,7 +9,8 @@
 The path is ``ENTITY/PROJECT/NAME[:VERSION]/PATH``; the version is ``vN``, an
 alias, or (left out) ``latest``. Listing ``""``, ``ENTITY`` and
 ``ENTITY/PROJECT`` shows entities, projects and artifacts. The store is the
-``store=`` option, else ``ARTIFACTS_STORE``, else the nearest ``.artifacts/``.
+``store=`` option, else the one ``Api()`` reads: the active run's, else the last
+run's, else ``ARTIFACTS_STORE``, else the nearest ``.artifacts/``.
 
 Files are fsspec buffered files that fetch only the ranges read; what is
 verified is said in docs/fsspec.md (:class:`~artifacts.fs_files.BlobFile`).
@@ -37,6 +38,7 @@ from .errors import ArtifactNotFoundError
 from .files import read_descriptor
 from .fs_files import BlobFile, fetched
 from .fs_versions import one_version_per_call, resolve
+from .lineage import runs_store
 from .names import parse_spec, split_path
 from .registry import Registry, Version
 from .run import find_store_url
@@ -71,7 +73,14 @@ class _ByStore(type(AbstractFileSystem)):  # type: ignore[misc]
     # fsspec caches instances by their arguments: resolve ``store=None`` first,
     # so a changed ARTIFACTS_STORE or working directory gets its own instance.
     def __call__(cls, store: str | None = None, **kwargs: Any) -> Any:
-        return super().__call__(store=_resolve_store(store), **kwargs)
+        run = runs_store() if store is None else None
+        if run is None:
+            return super().__call__(store=_resolve_store(store), **kwargs)
+        # The store Api() reads: the run's, through its connection (its options; a
+        # memory:// store is only there). Not cached: runs come and go under one URL.
+        fs = super().__call__(store=run.repo.url, skip_instance_cache=True, **kwargs)
+        fs.registry = run
+        return fs
 
 
 # fsspec's calls that read many paths, or one path several times (get_file: isdir,

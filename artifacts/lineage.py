@@ -56,6 +56,20 @@ def runs_store() -> Registry | None:
     return run.registry if run is not None else _last_store
 
 
+def read_store(store: str | None = None, options: dict[str, Any] | None = None) -> Registry:
+    """The store ``store`` names; else the active run's, else that of the run this
+    process started last (W&B's Api reads the server its runs use); else the one
+    ``init`` would find. A local store must exist: reading must not create one."""
+    found = runs_store() if store is None else None
+    if found is not None:
+        return found
+    url = find_store_url(store)
+    local = local_dir(url)
+    if local is not None and not os.path.isdir(local):  # opening would create it
+        raise UsageError(f"no store at {local}; pass store=... or set ARTIFACTS_STORE")
+    return Registry(Repository.open(url, **(options or {})))
+
+
 def local_dir(url: str) -> str | None:
     """The directory of a local store's URL; None for any other store."""
     if url.startswith("file://"):
@@ -121,11 +135,13 @@ class RunLog:
         store: str | None = None,
         name: str | None = None,
         store_options: dict[str, Any] | None = None,
+        registry: Registry | None = None,
         **run: Any,  # run_id, resume, config: see __init__
     ) -> R:
-        """A run in the store ``store`` names (see artifacts.run), its names checked."""
+        """A run in the store ``store`` names (see artifacts.run), or in ``registry``, a
+        store already open; its names checked."""
         return cls(
-            open_registry(store, **(store_options or {})),
+            registry or open_registry(store, **(store_options or {})),
             entity=validate_namespace(entity or default_entity(), "entity"),
             project=validate_namespace(
                 project or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized", "project"

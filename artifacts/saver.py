@@ -27,6 +27,7 @@ from .registry import Registry, Version
 from .snapshot import DirSource, build_tree
 from .staleness import warn_changed
 from .statcache import StatCache
+from .version_refs import VersionFile, check_held
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def build(
     dirs = {p: s for p, s in draft.edits.items() if isinstance(s, DirSource)}
     singles = {p: s for p, s in draft.edits.items() if not isinstance(s, DirSource)}
     local_files = [s for s in singles.values() if isinstance(s, LocalFile)]
+    check_held(registry, (s for s in singles.values() if isinstance(s, VersionFile)))
     # For a handful of files, hashing them beats loading a cache of the whole tree.
     use_cache = dirs or len(local_files) >= 64
     cache = StatCache.for_store(registry.repo) if use_cache else StatCache(None)
@@ -169,6 +171,8 @@ def _single_edits(
             desc = staged.descriptor
             blob_id = writer.add_blob(canonical_packb(desc))
             edits[path] = TreeEntry(path[-1], "ref", blob_id, desc["size"])
+        elif isinstance(staged, VersionFile):  # as stored there: the same blob
+            edits[path] = staged.named(path[-1])
         else:
             edits[path] = staged  # type: ignore[assignment]
     return edits

@@ -33,7 +33,7 @@ class VersionFiles:
     def manifest(self) -> Manifest:
         registry, version = self._version()
         registry.not_deleted(version)  # its files may be gone: say who deleted it
-        return Manifest(registry.objects, version.tree, self)
+        return Manifest(registry, version.tree, self)
 
     def files(
         self, names: list[str | os.PathLike[str]] | None = None, per_page: int = 50

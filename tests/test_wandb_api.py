@@ -21,6 +21,7 @@ import artifacts
 from artifacts import ArtifactNotFoundError, ArtifactStateError, CasError, UsageError
 from artifacts.cache import DownloadCache
 from artifacts.cli import main
+from artifacts.errors import VersionDeletedError
 from artifacts.files import blob_id_of_file
 from cas.errors import InvalidNameError
 from tests.helpers import ENTITY, PROJECT, tree_of, write
@@ -118,6 +119,75 @@ def test_a_reference_entry_gives_its_target_and_every_entry_a_ref_url(ws):
         with pytest.raises(ValueError, match="not a reference"):
             plain.ref_target()
         assert plain.ref_url() == f"artifact://{version.id}/plain.txt"
+
+
+def test_add_reference_of_a_ref_url_adds_that_stored_file_as_in_w_and_b_docstring(ws):
+    with artifacts.init() as run:
+        source = logged(run, "raw", {"d/x.csv": "1,2\n", "y.csv": "3\n"})
+        entry = source.get_entry("d/x.csv")
+        derived = artifacts.Artifact("derived", "dataset")
+        (added,) = derived.add_reference(entry.ref_url())  # W&B's docstring example
+        assert (added.path, added.digest, added.size) == ("x.csv", entry.digest, 4)
+        derived.add_reference(entry, name="copy/x.csv")  # the entry itself, as W&B takes it
+        derived.add_reference(f"wandb-artifact://{source.id}/y.csv")  # W&B's spelling
+        digest = derived.digest  # a draft's, computed
+        made = run.log_artifact(derived)
+    y = source.get_entry("y.csv").digest
+    # The same stored files (same blob ids): nothing copied, nothing uploaded again.
+    assert {e.path: e.digest for e in made.files()} == {
+        "copy/x.csv": entry.digest,
+        "x.csv": entry.digest,
+        "y.csv": y,
+    }
+    assert (made.digest, made.size) == (digest, 10)
+    assert made.get_entry("x.csv").ref is None  # a stored file, as any other
+    root = made.download(str(ws / "out"))
+    assert tree_of(root) == {"copy/x.csv": b"1,2\n", "x.csv": b"1,2\n", "y.csv": b"3\n"}
+    made.verify(root)
+    assert main(["fsck"]) == 0
+    origin = str(ws / "origin")
+    assert main(["--store", origin, "init"]) == 0
+    assert main(["remote", "add", "origin", origin]) == 0
+    assert main(["push"]) == 0
+    pushed = artifacts.Api(store=origin).artifact("derived:latest").download(str(ws / "pushed"))
+    assert tree_of(pushed) == tree_of(root)
+    source.delete(delete_aliases=True)  # the derived version alone keeps its files
+    assert main(["gc", "--grace", "0"]) == 0
+    assert main(["fsck"]) == 0
+    assert tree_of(made.download(str(ws / "after-gc"))) == tree_of(root)
+
+
+def test_add_reference_of_a_version_file_refuses_what_is_not_a_file_of_a_version_here(ws, tmp_path):
+    with artifacts.init() as run:
+        source = logged(run, "raw", {"d/x.csv": "1", "y.csv": "2"})
+        draft = artifacts.Artifact("derived", "dataset")
+        with pytest.raises(KeyError, match="has no file 'nope.csv'"):
+            draft.add_reference(f"artifact://{source.id}/nope.csv")
+        with pytest.raises(UsageError, match="'d' is a directory of .*: reference its files"):
+            draft.add_reference(f"artifact://{source.id}/d")
+        with pytest.raises(ArtifactNotFoundError, match=f"no version {'0' * 64} in the store"):
+            draft.add_reference(f"artifact://{'0' * 64}/y.csv")
+        with pytest.raises(UsageError, match="ref_url"):
+            draft.add_reference("artifact://nothex/y.csv")
+        draft.add_reference(f"artifact://{source.id}/y.csv")
+        source.delete(delete_aliases=True)  # after the add, before the log
+        with pytest.raises(VersionDeletedError, match="deleted .*not deleted"):
+            run.log_artifact(draft)
+        with pytest.raises(VersionDeletedError, match="not deleted"):
+            artifacts.Artifact("other", "dataset").add_reference(f"artifact://{source.id}/y.csv")
+
+    elsewhere = str(tmp_path / "elsewhere")
+    with artifacts.init(store=elsewhere) as run:
+        other = logged(run, "raw2", {"z.csv": "z"})
+    draft = artifacts.Artifact("derived", "dataset")
+    draft.add_reference(other.get_entry("z.csv"))  # the entry knows its store
+    with artifacts.init(store=str(ws / ".artifacts")) as run:
+        with pytest.raises(ArtifactNotFoundError, match="in the store .*: log .* pull") as caught:
+            run.log_artifact(draft)
+        assert "\n" not in str(caught.value)
+        with pytest.raises(ArtifactNotFoundError, match="no version"):  # the run's store
+            draft.add_reference(other.get_entry("z.csv").ref_url(), name="again.csv")
+    assert draft.is_draft()
 
 
 def test_an_entry_of_a_draft_cannot_download(ws):
@@ -654,6 +724,36 @@ def test_api_without_a_store_reads_the_runs_store_as_w_and_b_reads_the_runs_serv
     with artifacts.init():  # the last run's store: found as init finds it
         pass
     assert artifacts.Api().artifact("raw:latest").id == default.id
+
+
+def test_save_and_artifacts_fs_without_a_store_use_the_store_api_reads(ws, tmp_path):
+    """W&B's save() with no run, and its URLs, go to the server its runs use: here, the
+    store of the active run, else of the last one, as Api() reads."""
+    import fsspec
+
+    elsewhere = str(tmp_path / "elsewhere")
+    with artifacts.init(store=elsewhere) as run:
+        made = logged(run, "raw", {"a.txt": "a"})
+        with fsspec.open(made.url + "/a.txt", "rb") as f:  # the active run's store
+            assert f.read() == b"a"
+    draft = artifacts.Artifact("saved", "dataset")
+    draft.add_file(write(ws / "b.txt", "b"))
+    draft.save()  # no active run: a short one in the last run's store
+    assert artifacts.Api(store=elsewhere).artifact("saved:latest").id == draft.id
+    assert artifacts.Api().artifact("saved:latest").id == draft.id
+    with fsspec.open(draft.url + "/b.txt", "rb") as f:
+        assert f.read() == b"b"
+    here = {"store": str(ws / ".artifacts")}  # a store given still wins
+    with pytest.raises(FileNotFoundError):
+        fsspec.open(draft.url + "/b.txt", "rb", **here).open()
+    with artifacts.init(store="memory://") as run:  # a store only the run's connection holds
+        in_memory = logged(run, "mem", {"c.txt": "c"})
+        first = fsspec.filesystem("artifacts")
+        assert first.cat_file(in_memory.url + "/c.txt") == b"c"
+    with artifacts.init(store="memory://"):  # another, empty store of the same URL
+        with pytest.raises(FileNotFoundError):
+            fsspec.open(in_memory.url + "/c.txt", "rb").open()
+    assert first.cat_file(in_memory.url + "/c.txt") == b"c"  # a filesystem keeps its store
 
 
 def test_download_writes_below_artifacts_artifact_dir_as_w_and_b_below_wandb_artifact_dir(
