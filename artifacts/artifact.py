@@ -202,7 +202,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
             staged.append((path, descriptor))
         entries = []
         for path, descriptor in staged:  # every name is valid before any is staged
-            self._draft.stage(path, Reference(descriptor), overwrite=False)
+            self._draft.stage(path, Reference(descriptor), False, REMOVE_FIRST)
             digest, size = descriptor["digest"], descriptor["size"]
             entries.append(Entry("/".join(path), digest, size, ref=descriptor["uri"]))
         return entries
@@ -217,20 +217,25 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
             url, registry = uri, self._draft.registry or read_store()
         found = version_refs.resolve(registry, url)
         path = logical_path(name or url.rsplit("/", 1)[-1])
-        self._draft.stage(path, found, overwrite=False)
+        self._draft.stage(path, found, False, REMOVE_FIRST)
         e = found.entry
         return Entry("/".join(path), e.id.hex(), e.size, e.executable)
 
     @contextmanager
-    def new_file(self, name: str, mode: str = "x", encoding: str | None = None) -> Iterator[IO]:
-        """Write a file straight into the draft: ``with a.new_file("x.txt") as f``."""
+    def new_file(
+        self, name: str, mode: str = "x", encoding: str | None = None, policy: str | None = None
+    ) -> Iterator[IO]:
+        """Write a file straight into the draft: ``with a.new_file("x.txt") as f``. As in
+        W&B, a mode without "x" (``"w"``) replaces a different file staged at ``name``."""
         self._check_open()
+        _immutable(policy)  # checked only: the file written is ours, staged as it is
         path = logical_path(name)
         local = self._draft.scratch_path(path)
         open_mode = "w" + ("b" if "b" in mode else "")
         with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
             yield f
-        self._draft.stage(path, stage_file(local, immutable=True), overwrite=False)  # ours
+        staged = stage_file(local, immutable=True)
+        self._draft.stage(path, staged, "x" not in mode, "open it with mode='w' to replace it")
 
     def remove(self, item: str | Entry) -> None:
         """Remove a file, or a directory with everything below it."""
@@ -373,6 +378,10 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     def staged_bytes(self) -> int:
         """Bytes of the local files staged in this draft: at most what logging will read."""
         return self._draft.staged_bytes()
+
+
+# add_reference has no overwrite (nor has W&B's): what it would replace is removed first
+REMOVE_FIRST = "remove() it first to replace it"
 
 
 def _immutable(policy: str | None) -> bool:

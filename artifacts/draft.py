@@ -17,12 +17,14 @@ from cas.objects import Blob, Object, TreeEntry, canonical_packb, object_id
 from . import trees
 from .errors import DuplicateEntryError, PathNotFoundError
 from .files import LocalFile, Reference, blob_id_of_file
+from .references import unchecked
 from .registry import Registry, Version
 from .scan import DirScan
 from .snapshot import DirSource
 from .version_refs import VersionFile
 
-Staged = LocalFile | Reference | VersionFile | trees.Removal | DirSource
+StagedFile = LocalFile | Reference | VersionFile
+Staged = StagedFile | trees.Removal | DirSource
 
 
 def overlaps(path: trees.Path, staged: Staged, prefix: trees.Path, scan: DirScan | None) -> bool:
@@ -53,17 +55,19 @@ class Draft:
         self._tmpdir: str | None = None  # files written by new_file
 
     def stage(
-        self, path: trees.Path, staged: LocalFile | Reference | VersionFile, overwrite: bool
+        self,
+        path: trees.Path,
+        staged: StagedFile,
+        overwrite: bool,
+        fix: str = "pass overwrite=True to replace it",
     ) -> None:
-        """Stage a file or reference at ``path``; refused if another, different one is there."""
+        """Stage a file or reference at ``path``; unless ``overwrite``, refused (saying
+        ``fix``) if something else is staged there, as W&B's manifest refuses another
+        digest whatever the kinds."""
         self.expand_dirs_at(path)
         old = self.edits.get(path)
-        if isinstance(old, LocalFile) and isinstance(staged, LocalFile) and not overwrite:
-            same_file = old.path == staged.path
-            if not same_file and blob_id_of_file(old.path) != blob_id_of_file(staged.path):
-                raise DuplicateEntryError("/".join(path))
-        elif isinstance(old, Reference | VersionFile) and not overwrite and old != staged:
-            raise DuplicateEntryError("/".join(path))
+        if isinstance(old, StagedFile) and not overwrite and not _same(old, staged):
+            raise DuplicateEntryError("/".join(path), fix)
         self.edits.pop(path, None)  # re-insert: the newest edit comes last
         self.edits[path] = staged
 
@@ -72,7 +76,7 @@ class Draft:
         scan = source.scan
         if any(overlaps(path, staged, prefix, scan) for path, staged in self.edits.items()):
             for rel, staged in source.files():  # file by file, as the edits demand
-                self.stage(prefix + rel, staged, overwrite=merge)
+                self.stage(prefix + rel, staged, merge, "pass merge=True to replace it")
         else:  # staged whole: logged directory by directory (see artifacts.snapshot)
             self.edits[prefix] = source
 
@@ -144,15 +148,46 @@ class Draft:
             self._tmpdir = None
 
 
+def _same(old: StagedFile, new: StagedFile) -> bool:
+    """Is ``new`` what ``old`` is (W&B's test: the same digest)? The same local file,
+    or the same bytes by their blob id (a file, a file of a version, a checked
+    ``file://`` reference), or the same reference. A bucket's or an http(s) server's
+    digest says nothing of a blob id, and an unchecked reference's bytes are not
+    known until fetched: such a reference is the same only as itself."""
+    if isinstance(old, LocalFile) and isinstance(new, LocalFile) and old.path == new.path:
+        return True
+    return not _identities(old).isdisjoint(_identities(new))
+
+
+def _identities(staged: StagedFile) -> set[tuple[str, bytes]]:
+    """What a staged file is known to be: its tree entry's kind and id, and for a
+    checked local reference its bytes' blob id (the digest it records)."""
+    if isinstance(staged, LocalFile):
+        return {("blob", blob_id_of_file(staged.path))}
+    if isinstance(staged, VersionFile):
+        return {(staged.entry.kind, staged.entry.id)}
+    assert isinstance(staged, Reference)
+    descriptor = staged.descriptor
+    found = {("ref", _descriptor_id(descriptor))}
+    if descriptor["uri"].startswith("file://") and not unchecked(descriptor):
+        found.add(("blob", bytes.fromhex(descriptor["digest"])))
+    return found
+
+
 def _leaf(path: trees.Path, staged: Staged) -> TreeEntry:
     """The tree entry logging would make of a staged file or reference."""
     if isinstance(staged, Reference):
-        blob_id = object_id(Blob(canonical_packb(staged.descriptor)).to_bytes())
-        return TreeEntry(path[-1], "ref", blob_id, staged.descriptor["size"])
+        descriptor = staged.descriptor
+        return TreeEntry(path[-1], "ref", _descriptor_id(descriptor), descriptor["size"])
     if isinstance(staged, VersionFile):
         return staged.named(path[-1])
     assert isinstance(staged, LocalFile)
     return TreeEntry(path[-1], "blob", blob_id_of_file(staged.path), staged.size, staged.executable)
+
+
+def _descriptor_id(descriptor: dict) -> ObjectId:
+    """The id of a reference's blob: its descriptor's canonical bytes."""
+    return object_id(Blob(canonical_packb(descriptor)).to_bytes())
 
 
 class _IdsOnly:

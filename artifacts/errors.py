@@ -25,7 +25,7 @@
     │   ├── RegistryError            a registry refusing a setting or a link (ValueError)
     │   ├── NotALinkError            unlink() of a version that is no link (ValueError)
     │   ├── NotAModelError           use_model() of a version of no model type (AssertionError)
-    │   └── DuplicateEntryError      two different files at one path
+    │   └── DuplicateEntryError      two different files at one path     (ValueError)
     └── MergeConflictError           distributed parts disagree about a path
 
 The built-in class in brackets is the one W&B raises in the same case: each of
@@ -143,12 +143,10 @@ class MediaTypeError(UsageError, TypeError):
     ``Artifact.get`` take and give, do not exist here."""
 
 
-class DuplicateEntryError(UsageError):
-    def __init__(self, path: str) -> None:
+class DuplicateEntryError(UsageError, ValueError):
+    def __init__(self, path: str, fix: str = "pass overwrite=True to replace it") -> None:
         self.path = path
-        super().__init__(
-            f"a different file is already added at {path!r}; pass overwrite=True to replace it"
-        )
+        super().__init__(f"a different file is already added at {path!r}; {fix}")
 
 
 class MergeConflictError(CasError):
