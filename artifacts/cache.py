@@ -7,7 +7,8 @@ Only bucket stores use it (a local store already is such a directory).
 Layout, under :func:`cache_dir`::
 
     <2 hex>/<62 hex>    a blob's bytes (its content alone), named by its id
-    tmp/                files being written, renamed into place once complete
+    tmp/                files being written, renamed into place once complete; each
+                        is locked by its writer until then (artifacts.partfiles)
 
 Nothing unverified enters: an entry is copied from a file just checked against its
 id, written under a temporary name and renamed, so processes filling the cache at
@@ -20,7 +21,6 @@ an entry that does not match its id is dropped and the blob fetched again.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 import shutil
@@ -31,6 +31,7 @@ from cas import ObjectStore
 from cas.errors import UsageError
 
 from .hashing import blob_id_of_file
+from .partfiles import PartFile, remove_if_abandoned
 
 DEFAULT_MAX_BYTES = 10 << 30
 # The mtime of a stored entry: any write sets the mtime to the present, so an entry
@@ -135,23 +136,15 @@ class DownloadCache:
         tmp_dir = os.path.join(self.root, "tmp")
         os.makedirs(tmp_dir, exist_ok=True)
         os.makedirs(os.path.dirname(entry), exist_ok=True)
-        tmp = os.path.join(tmp_dir, f"{os.getpid()}-{next(_tmp_names)}")
-        try:
-            write(tmp)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.replace(tmp, entry)  # whole, or not at all; a racing writer's is the same
-                # Stamped in place: the rename moves the ctime too, and may take long
-                # (ext4 writes back the data of a file renamed over another first:
-                # 0.1-0.4 s for 256 MiB here), leaving a stamp made before it stale.
-                os.utime(fd, ns=(time.time_ns() + STAMP_AHEAD_NS, STAMP_MTIME_NS))
-                self.added += os.fstat(fd).st_size
-            finally:
-                os.close(fd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        # In tmp/, locked until renamed: remove_temp tells it from a killed download's.
+        with PartFile(os.path.join(tmp_dir, blob_id.hex())) as part:
+            write(part.path)
+            os.replace(part.path, entry)  # whole, or not at all; a racing writer's is the same
+            # Stamped in place: the rename moves the ctime too, and may take long
+            # (ext4 writes back the data of a file renamed over another first:
+            # 0.1-0.4 s for 256 MiB here), leaving a stamp made before it stale.
+            os.utime(part.fd, ns=(time.time_ns() + STAMP_AHEAD_NS, STAMP_MTIME_NS))
+            self.added += os.fstat(part.fd).st_size
 
     def _drop(self, entry: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -192,17 +185,10 @@ class DownloadCache:
             self.trim()
 
     def remove_temp(self) -> int:
-        """Delete the files being written (left by killed downloads, or by running ones);
-        returns their bytes."""
+        """Delete the files killed downloads left being written, not those a running
+        one writes (artifacts.partfiles); returns their bytes."""
         tmp_dir = os.path.join(self.root, "tmp")
-        removed = 0
-        for name in _listdir(tmp_dir):
-            with contextlib.suppress(FileNotFoundError):
-                path = os.path.join(tmp_dir, name)
-                size = os.path.getsize(path)
-                os.unlink(path)
-                removed += size
-        return removed
+        return sum(remove_if_abandoned(os.path.join(tmp_dir, name)) for name in _listdir(tmp_dir))
 
 
 def _stamped(st: os.stat_result) -> bool:
@@ -226,6 +212,3 @@ def _listdir(path: str) -> list[str]:
         return os.listdir(path)
     except FileNotFoundError:
         return []
-
-
-_tmp_names = itertools.count()

@@ -1,12 +1,14 @@
 """The temporary files a download writes beside their destinations, into a directory
-that already holds files (a new one is staged whole: see artifacts.staging).
+that already holds files (a new one is staged whole: see artifacts.staging), and
+into the download cache's ``tmp/`` (artifacts.cache).
 
 Each is named ``.part-<pid>-<n>``, and the process writing it holds an ``flock`` on
 it from its creation until it is renamed into place. A process killed meanwhile
 (SIGKILL, the OOM killer, a power loss) leaves it behind, unlocked: the next
-download writing into that directory, or a checkout of the root, removes it, and
-neither checkout nor verify takes it for a file of the user's. One still locked is
-a live download's, and is left alone.
+download writing into that directory, or a checkout of the root (or, in the cache,
+``artifacts cache cleanup --remove-temp``), removes it, and neither checkout nor
+verify takes it for a file of the user's. One still locked is a live download's,
+and is left alone.
 """
 
 from __future__ import annotations
@@ -70,19 +72,23 @@ def remove_abandoned(folder: str) -> None:
         remove_if_abandoned(path)
 
 
-def remove_if_abandoned(path: str) -> None:
-    """Delete ``path``, named as a temporary file of a download's, unless one holds it."""
+def remove_if_abandoned(path: str) -> int:
+    """Delete ``path``, a temporary file of a download's, unless one holds it; returns
+    the bytes removed."""
     try:
         # Not blocking on a FIFO, nor following a link: ours are neither.
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return  # gone meanwhile, or no file of ours
+        return 0  # gone meanwhile, or no file of ours
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # Under the lock, and still that file: not renamed into place meanwhile.
-        if os.path.samestat(os.fstat(fd), os.lstat(path)):
+        st = os.fstat(fd)
+        if os.path.samestat(st, os.lstat(path)):
             os.unlink(path)
+            return st.st_size
     except OSError:
         pass  # in use, renamed meanwhile, or no locks here: left alone
     finally:
         os.close(fd)
+    return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,12 +23,13 @@ import pytest
 
 import artifacts
 from artifacts.cache import DownloadCache, parse_size
+from artifacts.cli.output import human
 from artifacts.hashing import blob_id_of_file
 from cas.errors import UsageError
 from cas.objects import encode_header
 from tests.helpers import tree_of, workspace, write_tree
 from tests.httpproxy import FaultProxy
-from tests.processes import ROOT
+from tests.processes import ROOT, python, wait_ok
 
 pytest.importorskip("s3fs")
 
@@ -188,6 +191,72 @@ def test_processes_filling_the_cache_at_once_leave_it_whole(
     for name, path in entries.items():
         assert blob_id_of_file(str(path)).hex() == name
     assert os.listdir(download_cache_dir / "tmp") == [], "no partial file left behind"
+
+
+# A download that stops itself (SIGSTOP) as it is about to rename a complete temporary
+# file of the cache into place: an audit hook on os.replace, in the download's process.
+_STOPPING_DOWNLOAD = """
+import os, signal, sys, artifacts
+temp = os.path.join(os.environ["ARTIFACTS_CACHE_DIR"], "tmp") + os.sep
+def stop(event, args):
+    if event == "os.rename" and str(args[0]).startswith(temp):
+        os.kill(os.getpid(), signal.SIGSTOP)
+sys.addaudithook(stop)
+with artifacts.init(store=sys.argv[1], store_options=eval(sys.argv[2])) as run:
+    run.use_artifact("data:latest").download(sys.argv[3])
+"""
+
+
+def stopped_download(bucket: Any, root: Path) -> subprocess.Popen[str]:
+    """A download of data:latest into ``root``, stopped with temporary files of the cache."""
+    url, options, _ = bucket
+    proc = python("-c", _STOPPING_DOWNLOAD, url, repr(options), str(root), cwd=root.parent)
+    deadline = time.monotonic() + 60
+    while not stopped(proc):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the download never stopped"
+        time.sleep(0.01)
+    return proc
+
+
+def stopped(proc: subprocess.Popen[str]) -> bool:
+    return Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_cleanup_remove_temp_spares_a_running_download_and_removes_a_killed_ones(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path
+) -> None:
+    """Each temporary file of the cache is locked by its writer until it is renamed: one
+    still locked is a running download's, and --remove-temp leaves it; one a killed
+    download left is unlocked, and removed."""
+    cleanup = ("-m", "artifacts", "cache", "cleanup", "--remove-temp", "10GB")
+    proc = stopped_download(bucket, tmp_path / "one")
+    try:
+        temps = os.listdir(download_cache_dir / "tmp")
+        assert temps, "stopped with a temporary file written"
+        wait_ok(python(*cleanup, cwd=tmp_path))
+        assert os.listdir(download_cache_dir / "tmp") == temps
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if stopped(proc):  # as it is at each file it caches
+                proc.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        wait_ok(proc)
+    finally:
+        proc.kill()
+    assert tree_of(tmp_path / "one") == FILES
+    assert len(cache_entries(download_cache_dir)) == len(FILES)
+    assert os.listdir(download_cache_dir / "tmp") == []
+
+    shutil.rmtree(download_cache_dir)
+    proc = stopped_download(bucket, tmp_path / "two")
+    proc.kill()
+    proc.communicate()
+    left = sum(p.stat().st_size for p in (download_cache_dir / "tmp").iterdir())
+    assert left > 0
+    said = wait_ok(python(*cleanup, cwd=tmp_path))
+    assert os.listdir(download_cache_dir / "tmp") == []
+    assert f"reclaimed {human(left)}" in said
 
 
 def test_trim_removes_the_oldest_entries_first(tmp_path: Path) -> None:

@@ -36,5 +36,5 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--remove-temp",
         action="store_true",
-        help="also delete partial files (left by downloads that were killed, or running)",
+        help="also delete partial files left by killed downloads (a running one's are kept)",
     )
