@@ -125,11 +125,11 @@ class PackSet:
         """The packs whose index is listed, and the size of each pack listed (one
         listing: a bucket's carries the sizes)."""
         indexes, packs = set(), {}
-        for key, size in self.storage.list_sizes(keys.PACKS_PREFIX):
+        for key, stat in self.storage.list_stats(keys.PACKS_PREFIX):
             if (name := keys.parse_index_key(key)) is not None:
                 indexes.add(name)
             elif (name := keys.parse_pack_key(key)) is not None:
-                packs[name] = size
+                packs[name] = stat.size
         return indexes, packs
 
     def refresh(self, whole: bool = False) -> dict[str, str]:

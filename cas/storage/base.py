@@ -92,12 +92,13 @@ class Storage(abc.ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Yield every key that starts with ``prefix``, in no particular order."""
 
-    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
-        """Every key that starts with ``prefix``, with its size. A bucket's listing
-        carries the sizes; here each key is stat-ed (cheap on a local disk)."""
+    def list_stats(self, prefix: str = "") -> Iterator[tuple[str, Stat]]:
+        """Every key that starts with ``prefix``, with its :meth:`stat` (the same size
+        and time). A bucket's listing carries both, a thousand keys a request; here
+        each key is stat-ed (cheap on a local disk)."""
         for key in self.list(prefix):
             try:
-                yield key, self.stat(key).size
+                yield key, self.stat(key)
             except KeyNotFoundError:
                 continue  # deleted since the listing
 

@@ -98,9 +98,9 @@ class FsspecStorage(Storage):
         for key, _ in self._listing(prefix, detail=False):
             yield key
 
-    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+    def list_stats(self, prefix: str = "") -> Iterator[tuple[str, Stat]]:
         for key, info in self._listing(prefix, detail=True):
-            yield key, int(info["size"])
+            yield key, Stat(size=int(info["size"]), mtime=_mtime(info))
 
     def _listing(self, prefix: str, detail: bool) -> Iterator[tuple[str, Any]]:
         # List the deepest directory the prefix names, then filter by name.

@@ -178,11 +178,16 @@ class GCSStorage(NetworkStorage):
         return Stat(size=int(meta["size"]), mtime=_mtime(meta))
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        # One flat (delimiter-less) listing of everything under the prefix, page by page.
+        for key, _ in self.list_stats(prefix):
+            yield key
+
+    def list_stats(self, prefix: str = "") -> Iterator[tuple[str, Stat]]:
+        # One flat (delimiter-less) listing of everything under the prefix, page by page;
+        # each item carries the size and time the object's metadata gives.
         strip = len(self.prefix)
         params: dict[str, Any] = {
             "prefix": self._name(prefix),
-            "fields": "items(name),nextPageToken",
+            "fields": "items(name,size,updated),nextPageToken",
         }
         if self.list_page_size:
             params["maxResults"] = self.list_page_size
@@ -196,7 +201,7 @@ class GCSStorage(NetworkStorage):
             for item in page.get("items", ()):
                 name: str = item["name"]
                 if not name.endswith("/"):  # skip "folder" placeholder objects
-                    yield name[strip:]
+                    yield name[strip:], Stat(size=int(item["size"]), mtime=_mtime(item))
             token = page.get("nextPageToken")
             if not token:
                 return

@@ -174,7 +174,12 @@ class S3Storage(NetworkStorage):
         return Stat(size=int(head["ContentLength"]), mtime=head["LastModified"].timestamp())
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        # One flat (delimiter-less) listing of everything under the prefix, page by page.
+        for key, _ in self.list_stats(prefix):
+            yield key
+
+    def list_stats(self, prefix: str = "") -> Iterator[tuple[str, Stat]]:
+        # One flat (delimiter-less) listing of everything under the prefix, page by page;
+        # each entry carries the size and time a HEAD would give.
         strip = len(self.prefix)
         kwargs: dict[str, Any] = {"Prefix": self._key(prefix)}
         if self.list_page_size:
@@ -187,7 +192,8 @@ class S3Storage(NetworkStorage):
             for entry in page.get("Contents", ()):
                 name: str = entry["Key"]
                 if not name.endswith("/"):  # skip "folder" marker objects
-                    yield name[strip:]
+                    stat = Stat(size=int(entry["Size"]), mtime=entry["LastModified"].timestamp())
+                    yield name[strip:], stat
             if not page.get("IsTruncated"):
                 return
             kwargs["ContinuationToken"] = page["NextContinuationToken"]

@@ -51,9 +51,9 @@ class Prefixed(Storage):
         for key in self.inner.list(self.prefix + prefix):
             yield key[len(self.prefix) :]
 
-    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
-        for key, size in self.inner.list_sizes(self.prefix + prefix):
-            yield key[len(self.prefix) :], size
+    def list_stats(self, prefix: str = "") -> Iterator[tuple[str, Stat]]:
+        for key, stat in self.inner.list_stats(self.prefix + prefix):
+            yield key[len(self.prefix) :], stat
 
     def tempfile(self) -> str:
         return self.inner.tempfile()
