@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import IO, Any
 
 from cas.errors import UsageError
@@ -221,21 +220,15 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         e = found.entry
         return Entry("/".join(path), e.id.hex(), e.size, e.executable)
 
-    @contextmanager
     def new_file(
         self, name: str, mode: str = "x", encoding: str | None = None, policy: str | None = None
-    ) -> Iterator[IO]:
+    ) -> AbstractContextManager[IO]:
         """Write a file straight into the draft: ``with a.new_file("x.txt") as f``. As in
-        W&B, a mode without "x" (``"w"``) replaces a different file staged at ``name``."""
+        W&B, mode "a" appends to what new_file wrote at ``name`` before, and a mode
+        without "x" (``"w"``, ``"a"``) replaces a different file staged there."""
         self._check_open()
         _immutable(policy)  # checked only: the file written is ours, staged as it is
-        path = logical_path(name)
-        local = self._draft.scratch_path(path)
-        open_mode = "w" + ("b" if "b" in mode else "")
-        with open(local, open_mode, encoding=None if "b" in mode else (encoding or "utf-8")) as f:
-            yield f
-        staged = stage_file(local, immutable=True)
-        self._draft.stage(path, staged, "x" not in mode, "open it with mode='w' to replace it")
+        return self._draft.new_file(logical_path(name), mode, encoding)
 
     def remove(self, item: str | Entry) -> None:
         """Remove a file, or a directory with everything below it."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
 
 from cas import ObjectId
 from cas.objects import Blob, Object, TreeEntry, canonical_packb, object_id
 
 from . import trees
 from .errors import DuplicateEntryError, PathNotFoundError
-from .files import LocalFile, Reference, blob_id_of_file
+from .files import LocalFile, Reference, blob_id_of_file, stage_file
 from .references import unchecked
 from .registry import Registry, Version
 from .scan import DirScan
@@ -53,6 +56,7 @@ class Draft:
         self.base = base
         self.registry = registry
         self._tmpdir: str | None = None  # files written by new_file
+        self._written: dict[trees.Path, str] = {}  # the last file new_file wrote at a path
 
     def stage(
         self,
@@ -97,15 +101,27 @@ class Draft:
         elif not dropped or all(s is trees.REMOVE for s in map(self.edits.get, dropped)):
             raise PathNotFoundError(f"cannot remove {target!r}: no such file or directory")
 
-    def scratch_path(self, path: trees.Path) -> str:
-        """Where new_file writes a file for ``path``: a fresh directory per call, so that
-        a second file of the same name does not overwrite the first behind ``stage``'s
-        back (it refuses different contents)."""
+    @contextmanager
+    def new_file(self, path: trees.Path, mode: str, encoding: str | None) -> Iterator[IO]:
+        """new_file's file for ``path``, staged once written. As W&B's, which keeps one
+        temporary file per name: mode "a" appends to what new_file last wrote at
+        ``path`` in this draft (else starts empty), and a mode without "x" replaces a
+        different file staged there. Each is written in a fresh directory (a copy, to
+        append), so that neither a second file of the same name nor a failed block
+        changes the file staged behind ``stage``'s back."""
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="artifact-")
         local = os.path.join(tempfile.mkdtemp(dir=self._tmpdir), *path)
         os.makedirs(os.path.dirname(local), exist_ok=True)
-        return local
+        if "a" in mode and path in self._written:
+            shutil.copyfile(self._written[path], local)
+        binary = "b" in mode
+        how = ("a" if "a" in mode else "w") + ("b" if binary else "") + ("+" if "+" in mode else "")
+        with open(local, how, encoding=None if binary else (encoding or "utf-8")) as f:
+            yield f
+        fix = "open it with mode='w' to replace it, or mode='a' to append to it"
+        self.stage(path, stage_file(local, immutable=True), "x" not in mode, fix)
+        self._written[path] = local
 
     def expand_dirs_at(self, path: trees.Path) -> None:
         """Turn staged directories that hold something at ``path`` into single files."""
@@ -146,6 +162,7 @@ class Draft:
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
+            self._written.clear()
 
 
 def _same(old: StagedFile, new: StagedFile) -> bool:

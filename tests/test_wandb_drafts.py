@@ -1,0 +1,53 @@
+"""More of W&B's Artifact API as a wandb user calls it (see tests/test_wandb_api.py):
+new_file's modes, finalize(), what an entry says of itself, and files() as W&B's
+paginated collection of files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import artifacts
+from artifacts import Artifact, DuplicateEntryError
+
+
+def contents(artifact: Artifact) -> dict[str, bytes]:
+    root = artifact.download(os.path.abspath("out-" + artifact.version))
+    return {e.path: Path(root, e.path).read_bytes() for e in artifact.manifest.entries.values()}
+
+
+# ---- new_file's modes ------------------------------------------------------------------
+
+
+def test_new_file_mode_a_appends_to_what_new_file_wrote_there_as_in_w_and_b(ws):
+    """W&B opens one temporary file per name: mode "a" appends to it, "w" starts over."""
+    artifact = Artifact("log", "text")
+    with artifact.new_file("log.txt") as f:
+        f.write("one\n")
+    with artifact.new_file("log.txt", mode="a") as f:
+        f.write("two\n")
+    with artifact.new_file("bytes.bin", mode="ab") as f:  # nothing there yet: empty
+        f.write(b"\x00")
+    with artifact.new_file("bytes.bin", mode="ab") as f:
+        f.write(b"\x01")
+    with pytest.raises(RuntimeError), artifact.new_file("log.txt", mode="a") as f:
+        f.write("lost\n")
+        raise RuntimeError("the block failed: what was staged stays")
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert contents(artifact) == {"bytes.bin": b"\0\1", "log.txt": b"one\ntwo\n"}
+
+    again = Artifact("log", "text")
+    with again.new_file("log.txt") as f:
+        f.write("one\n")
+    with again.new_file("log.txt", mode="w") as f:
+        f.write("new\n")
+    with again.new_file("log.txt", mode="a") as f:
+        f.write("more\n")
+    with pytest.raises(DuplicateEntryError, match="mode='a'"), again.new_file("log.txt") as f:
+        f.write("other")
+    with artifacts.init() as run:
+        run.log_artifact(again)
+    assert contents(again) == {"log.txt": b"new\nmore\n"}
