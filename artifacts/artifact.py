@@ -67,6 +67,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         self._distributed_id: str | None = None
         self._ttl: ttl_rules.Policy = ttl_rules.ArtifactTTL.INHERIT
         self._incremental = bool(incremental)  # W&B's flag, only given back
+        self._final = False  # finalize(): no more files added or removed
         # What add_file and add_dir read: absolute local path -> path in the artifact
         self._added_files: dict[str, str] = {}
         self._added_dirs: list[tuple[str, tuple[str, ...]]] = []
@@ -111,6 +112,19 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
                 f"{self.qualified_name} is logged and cannot change; use new_draft() to edit it"
             )
 
+    def _check_files_open(self) -> None:
+        self._check_open()
+        if self._final:
+            raise ArtifactFinalizedError(
+                f"{self.name} is finalized: no file may be added or removed; log it as it "
+                "is, or make a new Artifact"
+            )
+
+    def finalize(self) -> None:
+        """As W&B's: no file may be added or removed from now on; a draft may still be
+        logged, and its description and metadata set."""
+        self._final = True
+
     def _check_loggable(self) -> None:
         """Refuse, before any file is stored, what the version's refs could not hold."""
         self._check_open()
@@ -129,7 +143,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         policy: str | None = None,
         overwrite: bool = False,
     ) -> Entry:
-        self._check_open()
+        self._check_files_open()
         staged = stage_file(local_path, _immutable(policy))
         path = logical_path(name if name is not None else os.path.basename(local_path))
         self._draft.stage(path, staged, overwrite)
@@ -144,7 +158,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         policy: str | None = None,
         merge: bool = False,
     ) -> None:
-        self._check_open()
+        self._check_files_open()
         immutable = _immutable(policy)
         prefix = logical_prefix(name)
         self._draft.stage_dir(prefix, DirSource(scan_tree(local_path), immutable), merge)
@@ -165,7 +179,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return None
 
     def add(self, obj: Any, name: str, overwrite: bool = False) -> Entry:
-        self._check_open()
+        self._check_files_open()
         raise MediaTypeError(
             "add() takes W&B media objects (wandb.Table, wandb.Image...), which artifacts "
             "does not have: write the object to a file and add_file() it"
@@ -188,7 +202,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         (refused past ``max_objects``, default 10 million), named by its path there.
         A file of a logged version (its ``Entry``, or ``entry.ref_url()``) is added as
         it is stored (artifacts.version_refs)."""
-        self._check_open()
+        self._check_files_open()
         if isinstance(uri, Entry) or version_refs.is_version_ref(uri):
             return [self._add_version_file(uri, name)]
         prefix = logical_prefix(name)
@@ -226,13 +240,13 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         """Write a file straight into the draft: ``with a.new_file("x.txt") as f``. As in
         W&B, mode "a" appends to what new_file wrote at ``name`` before, and a mode
         without "x" (``"w"``, ``"a"``) replaces a different file staged there."""
-        self._check_open()
+        self._check_files_open()
         _immutable(policy)  # checked only: the file written is ours, staged as it is
         return self._draft.new_file(logical_path(name), mode, encoding)
 
     def remove(self, item: str | Entry) -> None:
         """Remove a file, or a directory with everything below it."""
-        self._check_open()
+        self._check_files_open()
         target = item.path if isinstance(item, Entry) else os.fspath(item)
         self._draft.remove(logical_path(target), target)
 

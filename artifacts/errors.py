@@ -80,8 +80,9 @@ class ArtifactNotLoggedError(ArtifactStateError, AttributeError):
 
 
 class ArtifactFinalizedError(ArtifactStateError, AttributeError):
-    """Editing the files or name of a logged version (W&B's ArtifactFinalizedError, an
-    AttributeError); its description, metadata, tags and aliases may change."""
+    """Editing the files or name of a logged version, or the files of a finalized draft
+    (W&B's ArtifactFinalizedError, an AttributeError); its description, metadata, tags
+    and aliases may change."""
 
 
 class LocalPathError(UsageError, ValueError):

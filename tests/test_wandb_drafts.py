@@ -11,6 +11,8 @@ import pytest
 
 import artifacts
 from artifacts import Artifact, DuplicateEntryError
+from artifacts.errors import ArtifactFinalizedError
+from tests.helpers import write
 
 
 def contents(artifact: Artifact) -> dict[str, bytes]:
@@ -51,3 +53,29 @@ def test_new_file_mode_a_appends_to_what_new_file_wrote_there_as_in_w_and_b(ws):
     with artifacts.init() as run:
         run.log_artifact(again)
     assert contents(again) == {"log.txt": b"new\nmore\n"}
+
+
+# ---- finalize() --------------------------------------------------------------------------
+
+
+def test_finalize_stops_adds_and_removes_and_the_draft_still_logs_as_in_w_and_b(ws):
+    artifact = Artifact("data", "dataset")
+    artifact.add_file(write(ws / "a.txt", "a"))
+    artifact.finalize()
+    assert artifact.is_draft()
+    edits = [
+        lambda: artifact.add_file(write(ws / "b.txt", "b")),
+        lambda: artifact.add_dir(str(ws / "d")),
+        lambda: artifact.add_reference("file://" + str(ws / "b.txt")),
+        lambda: artifact.remove("a.txt"),
+        lambda: artifact.new_file("c.txt").__enter__(),
+    ]
+    os.makedirs(ws / "d")
+    for edit in edits:
+        with pytest.raises(ArtifactFinalizedError, match="finalized"):
+            edit()
+    artifact.description = "still editable, as in W&B"
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert [e.path for e in artifact.files()] == ["a.txt"]
+    assert artifact.description == "still editable, as in W&B"
