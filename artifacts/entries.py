@@ -70,6 +70,20 @@ class Entry:
         """W&B's older name for ``path``."""
         return self.path
 
+    def to_json(self) -> dict[str, Any]:
+        """W&B's: the entry's fields as a dict (not a JSON string, despite the name),
+        those without a value left out."""
+        fields = {
+            "path": self.path,
+            "digest": self.digest,
+            "ref": self.ref,
+            "size": self.size,
+            "executable": self.executable,
+            "extra": dict(self.extra),
+            "local_path": self.local_path,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
     def _origin(self) -> Origin:
         if self.origin is None:
             raise ArtifactNotLoggedError(f"{self.path!r} is an entry of a draft: log it first")

@@ -79,3 +79,33 @@ def test_finalize_stops_adds_and_removes_and_the_draft_still_logs_as_in_w_and_b(
         run.log_artifact(artifact)
     assert [e.path for e in artifact.files()] == ["a.txt"]
     assert artifact.description == "still editable, as in W&B"
+
+
+# ---- what an entry says of itself ------------------------------------------------------
+
+
+def test_entry_to_json_gives_its_fields_as_w_and_bs_does(ws):
+    source = write(ws / "a.txt", "a")
+    artifact = Artifact("data", "dataset")
+    staged = artifact.add_file(source)
+    (ref,) = artifact.add_reference("file://" + write(ws / "r.txt", "rr"), name="r.txt")
+    assert staged.to_json() == {
+        "path": "a.txt",
+        "digest": "",
+        "size": 1,
+        "executable": False,
+        "extra": {},
+        "local_path": source,
+    }
+    assert ref.to_json()["ref"] == "file://" + str(ws / "r.txt")
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    entry = artifact.get_entry("a.txt")
+    assert entry.to_json() == {
+        "path": "a.txt",
+        "digest": entry.digest,
+        "size": 1,
+        "executable": False,
+        "extra": {},
+    }
+    assert artifact.get_entry("r.txt").to_json()["ref"] == "file://" + str(ws / "r.txt")
