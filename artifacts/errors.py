@@ -104,6 +104,11 @@ class NotOneFileError(UsageError, ValueError):
     """``file()`` of a version that does not hold exactly one file (W&B: ValueError)."""
 
 
+class LocalFileExistsError(UsageError, ValueError):
+    """A file of ``files()`` downloaded where a file already is, without ``replace`` or
+    ``exist_ok`` (W&B's ``File.download``: ValueError)."""
+
+
 class NotAReferenceError(UsageError, ValueError):
     """``ref_target()`` of an entry that is not a reference (W&B: ValueError)."""
 

@@ -18,6 +18,7 @@ from cas.errors import InvalidNameError
 from cas.objects import TreeEntry
 
 from . import trees
+from .artifact_files import ArtifactFile, ArtifactFiles
 from .entries import Entry, Manifest
 from .errors import EntryNotFoundError, NotOneFileError
 from .files import check_destinations, remove_others, verify_dir, write_files
@@ -37,14 +38,19 @@ class VersionFiles:
 
     def files(
         self, names: list[str | os.PathLike[str]] | None = None, per_page: int = 50
-    ) -> list[Entry]:
-        """Every file, or those of ``names`` the version has, in path order (all at once:
-        ``per_page`` is W&B's page size, and a store needs no pages)."""
+    ) -> ArtifactFiles:
+        """Every file, or those of ``names`` the version has, in path order, as W&B's
+        ``ArtifactFiles`` (artifacts.artifact_files); ``per_page`` is W&B's page size
+        (everything comes at once here)."""
+        registry, _version = self._version()
         if names is None:
-            return list(self.manifest.entries.values())
-        manifest = self.manifest
-        found = {e.path: e for e in map(manifest.get_entry_by_path, names) if e is not None}
-        return [found[path] for path in sorted(found)]
+            found = self._files()
+        else:  # each path once, however often or however spelled in names
+            entries = map(self.manifest.get_entry_by_path, names)
+            chosen = {e.path: e.origin.tree_entry for e in entries if e and e.origin}
+            found = sorted(chosen.items())
+        listed = [ArtifactFile.from_tree_entry(registry, p, e, self) for p, e in found]
+        return ArtifactFiles(self, listed, per_page)
 
     def get_entry(self, name: str | os.PathLike[str]) -> Entry:
         entry = self.manifest.get_entry_by_path(name)
@@ -56,7 +62,7 @@ class VersionFiles:
 
     def file(self, root: str | None = None) -> str:
         """Download the one file of a single-file version; returns its local path."""
-        files = self.files()
+        files = list(self.manifest.entries.values())
         if len(files) != 1:
             raise NotOneFileError(
                 f"{self.qualified_name} holds {len(files)} files, not one: use download(), "

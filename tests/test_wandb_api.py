@@ -89,7 +89,8 @@ def test_get_path_is_get_entry_and_files_takes_names_and_per_page(ws):
         assert [e.path for e in version.files()] == ["a.txt", "b.txt", "d/c.txt"]
         chosen = version.files(names=["d/c.txt", "a.txt", "missing.txt"], per_page=1)
         assert [e.path for e in chosen] == ["a.txt", "d/c.txt"]
-        assert Path(chosen[1].download(str(ws / "f"))).read_bytes() == b"c"
+        with chosen[1].download(str(ws / "f")) as opened:  # W&B's File.download
+            assert opened.read() == "c"
 
 
 def test_file_downloads_a_single_file_artifact_and_refuses_more(ws):

@@ -109,3 +109,35 @@ def test_entry_to_json_gives_its_fields_as_w_and_bs_does(ws):
         "extra": {},
     }
     assert artifact.get_entry("r.txt").to_json()["ref"] == "file://" + str(ws / "r.txt")
+
+
+# ---- files(): W&B's ArtifactFiles --------------------------------------------------------
+
+
+def test_files_is_w_and_bs_collection_of_files_that_download_as_w_and_bs_do(ws):
+    artifact = Artifact("data", "dataset")
+    for path in ("a.txt", "b.txt", "d/c.txt"):
+        with artifact.new_file(path) as f:
+            f.write(path)
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    files = artifact.files(per_page=2)
+    assert len(files) == 3 and repr(files) == "<ArtifactFiles team/proj/data:v0 (3)>"
+    assert [f.name for f in files] == ["a.txt", "b.txt", "d/c.txt"]
+    assert (files[-1].name, [f.name for f in files[:2]]) == ("d/c.txt", ["a.txt", "b.txt"])
+    assert next(files).name == "a.txt" and next(files).name == "b.txt"  # W&B's is an iterator
+    assert [f.size for f in artifact.files(names=["d/c.txt", "nope"])] == [7]
+
+    # W&B's File.download: root/name (default root "."), an open file back, and
+    # a file already there refused unless replace=True or exist_ok=True.
+    with files[2].download() as opened:
+        assert (opened.name, opened.read()) == (os.path.join(".", "d", "c.txt"), "d/c.txt")
+    with files[0].download(root="out") as opened:
+        assert opened.read() == "a.txt"
+    write(ws / "out" / "a.txt", "changed")
+    with pytest.raises(ValueError, match="replace=True"):
+        files[0].download(root="out")
+    with files[0].download(root="out", exist_ok=True) as opened:
+        assert opened.read() == "changed"
+    with files[0].download(root="out", replace=True) as opened:
+        assert opened.read() == "a.txt"
