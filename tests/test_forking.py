@@ -130,3 +130,30 @@ for _ in range(50):
 
 def test_threads_joined_leave_a_process_alone(tmp_path: Path) -> None:
     wait_ok(python("-c", JOINED, cwd=tmp_path))
+
+
+# A file staged, then gone before the log reads it: the error a lone process raises.
+GONE = """
+import os, sys, threading
+for _ in range(int(sys.argv[1])):
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+import artifacts
+
+artifact = artifacts.Artifact("data", "dataset")
+artifact.add_dir("data")
+os.remove("data/flat/f1.txt")
+try:
+    with artifacts.init(store=sys.argv[2]) as run:  # a store each: all stored by workers
+        run.log_artifact(artifact)
+except OSError as error:
+    print(type(error).__name__, error)
+"""
+
+
+def test_a_workers_error_is_raised_as_a_lone_process_raises_it(ws: Path) -> None:
+    write_data(ws, ingest.PARALLEL_MIN_FILES + 100)
+    said = []
+    for threads in (0, 1):
+        said.append(wait_ok(python("-c", GONE, str(threads), f"store{threads}", cwd=ws)))
+        write(ws / "data" / "flat" / "f1.txt", "back")
+    assert said[0] == said[1] and said[0].startswith("FileNotFoundError"), said
