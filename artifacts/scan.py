@@ -1,18 +1,18 @@
 """The stat of every file below a directory, taken once, by two processes on a big tree.
 
-A re-log of an unchanged tree costs what its ``stat`` calls cost: about 3 µs a
-file here, two thirds of it in the kernel. Threads do not overlap them (each
-call is too short to be worth dropping the GIL for), so once a tree shows
-itself big, a forked helper takes half of the directories still to scan and
-sends their stats back as one msgpack message. A directory that is big alone
-(a flat dataset) has no subtrees to hand over: a forked helper stats half of
-its files instead, and sends their stats back as one array.
+A re-log of an unchanged tree costs what its ``stat`` calls cost: about 3 µs a file
+here, two thirds of it in the kernel. Threads do not overlap them (each call is too
+short to be worth dropping the GIL for), so once a tree shows itself big, a forked
+helper takes half of the directories still to scan and sends their stats back as one
+msgpack message. A directory that is big alone (a flat dataset) has no subtrees to hand
+over: a forked helper stats half of its files, and sends their stats back as one array.
+Only where no other thread runs (:mod:`cas.forking`): elsewhere one process scans all.
 
-The helper handles plain files and directories only. A directory holding a
-symlink or a FIFO, socket or device, one it cannot read, or a store, goes back
-to the parent, which scans it as it scans the rest: the symlink policy, the
-skipping of stores and special files, their warnings and errors stay in one
-place. A helper that fails or dies hands all its directories back.
+The helper handles plain files and directories only. A directory holding a symlink or
+a FIFO, socket or device, one it cannot read, or a store, goes back to the parent,
+which scans it as it scans the rest: the symlink policy, the skipping of stores and
+special files, their warnings and errors stay in one place. A helper that fails or
+dies hands all its directories back.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from functools import partial
 import blake3
 import msgpack
 
+from cas import forking
 from cas.errors import UsageError
 from cas.storage.local import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
@@ -157,13 +158,12 @@ def _staged(node: DirScan, name: str, row: ScanRow) -> LocalFile:
 def scan_tree(root: str) -> DirScan:
     """Stat every file below ``root``, following the symlink policy.
 
-    Symlink policy: a link to a file inside ``root`` is stored as that file's
-    contents; a link that points outside ``root``, or nowhere, is refused; a
-    link to a directory is not followed (it could loop), with a warning.
-
-    A store (``.artifacts/``, or any directory laid out as one) is skipped, as git
-    skips ``.git/``: adding a project's root must not copy its store, nor a store log
-    itself into itself. A store itself, or a directory inside one, is refused.
+    Symlink policy: a link to a file inside ``root`` is stored as that file's contents; a
+    link that points outside ``root``, or nowhere, is refused; a link to a directory is
+    not followed (it could loop), with a warning. A store (``.artifacts/``, or any
+    directory laid out as one) is skipped, as git skips ``.git/``: adding a project's root
+    must not copy its store, nor a store log itself into itself. A store itself, or a
+    directory inside one, is refused.
     """
     if not os.path.isdir(root):
         raise UsageError(f"no such directory: {root}")
@@ -176,14 +176,15 @@ def scan_tree(root: str) -> DirScan:
     stores: list[DirScan] = []  # directories found to be stores: dropped below
     stack = [top]  # iterative: a deep directory cannot exhaust Python's stack
     helper: _Helper | None = None
-    split = not _CAN_SPLIT
+    can_split = _CAN_SPLIT and forking.alone()  # forked among threads, it could hang
+    split = not can_split
     seen = 0
     follow = partial(_follow, real_root=real_root, root=root)
     try:
         while stack:
             node = stack.pop()
             # One helper at a time: a big directory's stats are split only while none runs.
-            files, dirs = _list_dir(node.path, follow, split=_CAN_SPLIT and helper is None)
+            files, dirs = _list_dir(node.path, follow, split=can_split and helper is None)
             if node is not top and _is_store(files, dirs):  # the top was checked above
                 stores.append(node)
             else:
@@ -351,9 +352,8 @@ class _Forked:
 class _Helper(_Forked):
     """A forked process scanning whole subtrees of ``nodes``.
 
-    It sends, parents before children, one record per directory: ``(path, files,
-    subdirectory names)``, or ``(path, None, None)`` for a directory it leaves to
-    the parent (whose subdirectories it then never sees).
+    It sends, parents before children, one record per directory: ``(path, files, subdirs)``,
+    or ``(path, None, None)`` for one it leaves to the parent (whose subdirs it never sees).
     """
 
     def __init__(self, nodes: list[DirScan]) -> None:

@@ -2,7 +2,9 @@
 
 Reading and hashing small files is CPU-bound Python work, so threads do not
 help (the GIL); processes do. Each worker opens the same local store and
-writes its own pack; packs are content-named, so workers never collide.
+writes its own pack; packs are content-named, so workers never collide. They
+are forked from this process when it runs no other thread, else from a fresh
+helper process (:mod:`cas.forking`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from . import largeblobs
+from . import forking, largeblobs
 from ._fastio import CORES
 from .objects import ObjectId
 from .storage import open_storage
@@ -77,6 +79,20 @@ def _store_small(
                 results.append(writer.add_file(path, size))
                 report(results[-1][1])
         return results
+    url = store.storage.url
+    if forking.alone():
+        results = _store_forked(url, files, workers, report)
+    else:  # a worker forked here could wait forever for a lock another thread holds
+        results = forking.call_alone(_store_forked, (url, files, workers), report)
+    store.refresh_packs()
+    return results
+
+
+def _store_forked(
+    url: str, files: list[tuple[str, int]], workers: int, report: OnStored
+) -> list[tuple[ObjectId, int]]:
+    """The files stored by ``workers`` processes forked from this one, which must run
+    no other thread (:mod:`cas.forking`)."""
     import multiprocessing  # here: a re-log that stores nothing need not pay its import
     from concurrent.futures import ProcessPoolExecutor
 
@@ -91,12 +107,11 @@ def _store_small(
         # Ctrl-C is held while the pool starts its workers: landing before the pool can
         # stop them, it would leave them waiting for work forever. It lands just after.
         with _interrupts_held():
-            parts = pool.map(_store_chunk, [store.storage.url] * len(chunks), chunks)
+            parts = pool.map(_store_chunk, [url] * len(chunks), chunks)
         results = []
         for part in parts:
             results.extend(part)
             report(sum(size for _, size in part))
-    store.refresh_packs()
     return results
 
 

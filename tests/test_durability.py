@@ -17,7 +17,7 @@ import pytest
 
 import artifacts
 from artifacts import Artifact
-from cas import Repository, ingest
+from cas import Repository, forking, ingest
 from cas.keys import content_key, loose_key
 from cas.objects import encode_header
 from cas.storage import LocalStorage
@@ -154,8 +154,9 @@ def write_dataset(root: Path, small: int) -> None:
 def test_every_file_a_ref_reaches_is_synced_before_the_ref(
     tmp_path: Path, events: OsEvents, monkeypatch: pytest.MonkeyPatch, workers: bool
 ) -> None:
-    if workers:  # the log's worker processes write the packs
+    if workers:  # the log's worker processes write the packs, forked from this one
         monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 10)
+        monkeypatch.setattr(forking, "alone", lambda: True)  # even beside pytest's threads
     write_dataset(tmp_path / "data", small=40)
     with artifacts.init(store=str(tmp_path / "store")) as run:
         artifact = Artifact("data", "dataset")

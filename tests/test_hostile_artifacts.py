@@ -30,6 +30,7 @@ from cas import (
     Repository,
     Tree,
     TreeEntry,
+    forking,
 )
 from cas.keys import loose_key
 from cas.objects import encode_header, object_id
@@ -528,6 +529,7 @@ def test_add_dir_skips_fifos_and_sockets_with_a_warning(ws, monkeypatch):
         for split in (10**9, 1):  # scanned by one process, then with a helper
             monkeypatch.setattr(scan, "SPLIT_MIN_FILES", split)
             monkeypatch.setattr(scan, "_CAN_SPLIT", True)
+            monkeypatch.setattr(forking, "alone", lambda: True)  # beside pytest's threads
             artifact = Artifact("data", "dataset")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

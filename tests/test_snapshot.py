@@ -17,7 +17,7 @@ from artifacts import Artifact, scan, snapshot
 from artifacts.errors import DuplicateEntryError, UsageError
 from artifacts.scan import scan_tree
 from artifacts.snapshot import DirSource
-from cas import pages
+from cas import forking, pages
 from tests.helpers import contents, files_stored, write
 
 OLD_NS = time.time_ns() - 3600 * 10**9  # an hour ago: far from racily clean
@@ -247,6 +247,7 @@ def scan_twice(monkeypatch: pytest.MonkeyPatch, root: str) -> tuple[dict, dict, 
     one, one_warned = scan_with_warnings(root)
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 1)
     monkeypatch.setattr(scan, "_CAN_SPLIT", True)  # even on one core
+    monkeypatch.setattr(forking, "alone", lambda: True)  # even beside pytest's threads
     two, two_warned = scan_with_warnings(root)
     return one, two, [one_warned, two_warned]
 
@@ -360,6 +361,7 @@ def test_one_big_directory_is_stated_by_two_processes_as_one_does(ws, monkeypatc
     one = every_directory(scan_tree("src"))
     assert forks == []
     monkeypatch.setattr(scan, "_CAN_SPLIT", True)  # even on one core
+    monkeypatch.setattr(forking, "alone", lambda: True)  # even beside pytest's threads
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)  # no helper for subtrees
     two = every_directory(scan_tree("src"))
     assert len(forks) == 1
@@ -374,6 +376,7 @@ def test_a_failed_stat_helper_leaves_its_half_to_the_parent(ws, monkeypatch):
     monkeypatch.setattr(scan, "_CAN_SPLIT", False)
     one = every_directory(scan_tree("src"))
     monkeypatch.setattr(scan, "_CAN_SPLIT", True)
+    monkeypatch.setattr(forking, "alone", lambda: True)
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 10**9)
     monkeypatch.setattr(scan, "_stat_rows", _exit_in_helper(scan._stat_rows))
     forks = count_forks(monkeypatch)
