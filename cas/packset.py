@@ -139,10 +139,8 @@ class PackSet:
         indexes, packs = self._listed()
         for name in indexes - set(self._indexes) - set(self._damaged):
             try:
-                if name not in packs:  # published after its pack, which is gone
-                    self.storage.stat(keys.index_key(name))  # unless gc deleted both since
-                    raise InvalidObjectError(f"pack index {name} names a missing pack")
-                index = PackIndex(name, self._read_index(name, packs[name], whole))
+                size = packs[name] if name in packs else self._pack_size(name)
+                index = PackIndex(name, self._read_index(name, size, whole))
             except KeyNotFoundError:
                 continue  # gc deleted it since the listing
             except InvalidObjectError as exc:
@@ -150,6 +148,16 @@ class PackSet:
                 continue
             self._add(index)
         return dict(self._damaged)
+
+    def _pack_size(self, name: str) -> int:
+        """The size of a pack the listing missed. A listing is no snapshot: a pack
+        published during it (before its index) can be missed while its index is
+        listed. KeyNotFoundError if gc deleted both since."""
+        try:
+            return self.storage.stat(keys.pack_key(name)).size
+        except KeyNotFoundError:
+            self.storage.stat(keys.index_key(name))
+            raise InvalidObjectError(f"pack index {name} names a missing pack") from None
 
     def _set_aside(self, name: str, problem: str) -> None:
         self._damaged[name] = problem

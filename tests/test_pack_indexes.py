@@ -165,3 +165,26 @@ def test_fsck_repair_mends_an_index_set_aside(tmp_path: Path, damage: str) -> No
     else:
         assert not storage.exists(idx(name))
     assert fsck(Repository(storage)).ok
+
+
+class ListingThatPassedAPack(LocalStorage):
+    """A directory listing is no snapshot: a pack renamed into place after the
+    listing passed its name, and its index after, shows the index alone."""
+
+    missed: set[str] = set()
+
+    def list_stats(self, prefix: str = "") -> Any:
+        for key, stat in super().list_stats(prefix):
+            if key not in self.missed:
+                yield key, stat
+
+
+def test_an_index_listed_without_its_pack_published_meanwhile_is_read(tmp_path: Path) -> None:
+    """Racing loggers on one local store: another's pack and index appear during our
+    listing. Its objects are read, with no warning that its pack is missing."""
+    storage = ListingThatPassedAPack(str(tmp_path / "store"))
+    name, blobs = pack_of_blobs(storage, "racing")
+    storage.missed = {f"packs/{name}.pack"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ObjectStore(storage).get(blobs[0].id) == blobs[0]

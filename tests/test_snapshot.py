@@ -321,6 +321,7 @@ def test_an_error_while_the_helper_runs_reaps_it_and_is_the_one_raised(ws, tmp_p
         reaped.append(pid)
 
     monkeypatch.setattr(scan._Helper, "abandon", watched_abandon)
+    monkeypatch.setattr(forking, "alone", lambda: True)  # even beside pytest's threads
     monkeypatch.setattr(scan, "SPLIT_MIN_FILES", 1)
     monkeypatch.setattr(scan, "_CAN_SPLIT", True)
     with pytest.raises(UsageError, match="outside"):
