@@ -225,16 +225,19 @@ class Run(RunLog):
 
     def upsert_artifact(
         self,
-        artifact: Artifact,
+        artifact_or_path: Artifact | str | os.PathLike,
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | str | None = None,
         distributed_id: str | None = None,
-        aliases: list[str] | None = None,
         *,
         replace: bool = False,
     ) -> Artifact:
         """Add this run's files to a distributed version that is not finished yet;
         ``replace=True`` makes them this run's whole part, dropping what its earlier
-        upserts put there."""
+        upserts put there. A path stands for a draft as in ``log_artifact``."""
         self._check_open()
+        artifact = self._coerce(artifact_or_path, name, type)
         draft = artifact.staged()
         did = self._distributed_id(artifact, distributed_id)
         self._saver.upsert(draft, Header.of(artifact), did, replace)
@@ -242,12 +245,15 @@ class Run(RunLog):
 
     def finish_artifact(
         self,
-        artifact: Artifact,
-        distributed_id: str | None = None,
+        artifact_or_path: Artifact | str | os.PathLike,
+        name: str | None = None,
+        type: str | None = None,
         aliases: list[str] | str | None = None,
+        distributed_id: str | None = None,
     ) -> Artifact:
         """Merge every run's part, and this run's files, into one new version."""
         self._check_open()
+        artifact = self._coerce(artifact_or_path, name, type)
         draft = artifact.staged()
         aliases, _ = _checked_labels(aliases, None)
         did = self._distributed_id(artifact, distributed_id)
