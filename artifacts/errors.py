@@ -26,6 +26,8 @@
     │   ├── NotALinkError            unlink() of a version that is no link (ValueError)
     │   ├── NotAModelError           use_model() of a version of no model type (AssertionError)
     │   └── DuplicateEntryError      two different files at one path     (ValueError)
+    ├── ReferenceChangedError        (cas.errors) a referenced object is not what was logged
+    │   └── ReferenceGoneError       it no longer exists                 (FileNotFoundError)
     └── MergeConflictError           distributed parts disagree about a path
 
 The built-in class in brackets is the one W&B raises in the same case: each of
@@ -37,7 +39,7 @@ changed between being added and being logged.
 
 from __future__ import annotations
 
-from cas.errors import CasError, NotFoundError, UsageError
+from cas.errors import CasError, NotFoundError, ReferenceChangedError, UsageError
 
 
 class ArtifactNotFoundError(NotFoundError):
@@ -60,6 +62,11 @@ class EntryNotFoundError(ArtifactNotFoundError, KeyError):
 
 class PathNotFoundError(ArtifactNotFoundError, FileNotFoundError):
     """``remove`` of a path neither staged nor in the base (W&B: FileNotFoundError)."""
+
+
+class ReferenceGoneError(ReferenceChangedError, FileNotFoundError):
+    """A referenced object that no longer exists (W&B: FileNotFoundError); what
+    ``download(allow_missing_references=True)`` skips."""
 
 
 class RunNotFoundError(NotFoundError):

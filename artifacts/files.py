@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat as stat_mod
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from cas.storage.local import is_store_dir, store_holding
 
 from .cache import DownloadCache, download_cache
 from .dirwalk import walk_up
-from .errors import LocalPathError
+from .errors import LocalPathError, ReferenceGoneError
 from .hashing import blob_id_of_file
 from .names import split_path
 from .partfiles import PartFile, is_part_name, remove_abandoned, remove_if_abandoned
@@ -99,6 +100,7 @@ def write_files(
     on_written: Callable[[int], object] | None = None,
     skip_cache: bool | None = None,
     swept: bool = False,
+    allow_missing_references: bool = False,
 ) -> int:
     """Write each file once, verified, into ``root``; returns bytes written, and calls
     ``on_written(size)`` once per file as it is written.
@@ -112,7 +114,9 @@ def write_files(
     creating it. Into a directory with files, each file is written under a
     temporary name and renamed once its bytes are verified (artifacts.partfiles: the
     leftovers of a killed download are removed from each folder written into, unless
-    ``swept``, by a checkout that just walked them all). Small blobs are
+    ``swept``, by a checkout that just walked them all). A reference whose object is
+    gone raises ReferenceGoneError, or with ``allow_missing_references`` is left out
+    with a warning (W&B's download option). Small blobs are
     read from their packs in spans (see ``read_packed_blobs``). Where a file would
     go outside ``root`` or into a store, nothing is written (see check_destinations).
     """
@@ -122,8 +126,9 @@ def write_files(
     try:
         try:
             written = _write_files(
-                store, staging or root, files, threads, on_written, staging, cache, swept
-            )
+                store, staging or root, files, threads, on_written, staging, cache, swept,
+                allow_missing_references,
+            )  # fmt: skip
         except BaseException:
             if staging:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -253,6 +258,7 @@ def _write_files(
     staging: str | None,
     cache: DownloadCache | None,
     swept: bool,
+    allow_missing_references: bool,
 ) -> int:
     os.makedirs(root, exist_ok=True)
     # A file's folder (as its path spells it) -> that directory, made once: the
@@ -293,7 +299,15 @@ def _write_files(
         return written
 
     def write_other(item: tuple[str, TreeEntry]) -> int:
-        path, entry = item
+        try:
+            return write_one(*item)
+        except ReferenceGoneError as gone:
+            if not allow_missing_references:
+                raise
+            warnings.warn(f"not downloaded: {gone}", stacklevel=1)  # maybe in a worker thread
+            return 0
+
+    def write_one(path: str, entry: TreeEntry) -> int:
         dest = destination(path)
         with PartFile(dest) as part:
             tmp = part.path

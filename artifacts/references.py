@@ -28,6 +28,7 @@ from cas.objects import encode_header
 from cas.store import HASH_CHUNK, HASH_THREADS
 
 from .dirwalk import walk_up
+from .errors import ReferenceGoneError
 
 SCHEMES = ("file://", "s3://", "gs://", "gcs://", "http://", "https://")
 DEFAULT_MAX_OBJECTS = 10_000_000  # W&B's default for a directory or prefix
@@ -147,7 +148,7 @@ def _fetch_local(descriptor: Descriptor, out: Any) -> int:
         with open(uri[len("file://") :], "rb") as f:
             digest, size = _copy_hashing(f.read, out.write, descriptor["size"])
     except FileNotFoundError:
-        raise ReferenceChangedError(uri, "it no longer exists") from None
+        raise ReferenceGoneError(uri, "it no longer exists") from None
     if not unchecked(descriptor) and (digest, size) != (descriptor["digest"], descriptor["size"]):
         raise ReferenceChangedError(uri, f"now {size} bytes with another digest")
     return size
@@ -274,7 +275,7 @@ def _fetch_s3(fs: Any, bucket: str, key: str, descriptor: Descriptor, out: Any) 
         args = {"VersionId": version} if version else {}
         resp = fs.call_s3("get_object", Bucket=bucket, Key=key, **args)
     except FileNotFoundError:
-        raise ReferenceChangedError(uri, "it no longer exists") from None
+        raise ReferenceGoneError(uri, "it no longer exists") from None
     body = resp["Body"]
     try:
         etag, size = resp["ETag"].strip('"'), int(resp["ContentLength"])
@@ -340,7 +341,7 @@ def _fetch_gcs(fs: Any, bucket: str, key: str, descriptor: Descriptor, out: Any)
         meta = _gcs_call(fs, "GET", "b/{}/o/{}", bucket, key, json_out=True, **pin)
     except FileNotFoundError:
         gone = f"generation {generation} no longer exists" if generation else "it no longer exists"
-        raise ReferenceChangedError(uri, gone) from None
+        raise ReferenceGoneError(uri, gone) from None
     size = int(meta["size"])
     # Older descriptors recorded the object's etag instead of a hash.
     known = {meta.get("md5Hash"), meta.get("crc32c"), meta.get("etag")} - {None}
@@ -398,7 +399,7 @@ def _fetch_current(opened: Any, descriptor: Descriptor, out: Any) -> int:
         with opened as src:
             size = _copy_hashing(src.read, out.write, 0)[1]
     except FileNotFoundError:
-        raise ReferenceChangedError(uri, "it no longer exists") from None
+        raise ReferenceGoneError(uri, "it no longer exists") from None
     if not unchecked(descriptor) and descriptor["size"] and size != descriptor["size"]:
         raise ReferenceChangedError(uri, f"now {size} bytes, not {descriptor['size']}")
     return size

@@ -104,14 +104,23 @@ class VersionFiles:
     def download(
         self,
         root: str | os.PathLike[str] | None = None,
-        path_prefix: str | None = None,
+        allow_missing_references: bool = False,
         skip_cache: bool | None = None,
-        **_: Any,
+        path_prefix: str | None = None,
+        multipart: bool | None = None,  # W&B's choice of transfer: nothing to choose here
     ) -> str:
-        """``skip_cache``: neither read nor fill the download cache (artifacts.cache)."""
+        """``skip_cache``: neither read nor fill the download cache (artifacts.cache);
+        ``allow_missing_references``: leave out, with a warning, a reference whose object
+        no longer exists (else ReferenceGoneError, a FileNotFoundError, as in W&B)."""
         registry, _version = self._version()
         root = os.fspath(root or self.default_root())  # a str, as W&B gives back
-        write_files(registry.objects, root, self._files(path_prefix), skip_cache=skip_cache)
+        write_files(
+            registry.objects,
+            root,
+            self._files(path_prefix),
+            skip_cache=skip_cache,
+            allow_missing_references=allow_missing_references,
+        )
         return root
 
     def checkout(
