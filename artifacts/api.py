@@ -101,9 +101,10 @@ class Api:
         self,
         type_name: str,
         name: str,
+        order: str | None = None,  # W&B's server-side order and paging: one list here
         per_page: int = 50,
-        tags: list[str] | None = None,
-        **_ignored: Any,  # W&B's order and start (paging)
+        tags: str | list[str] | None = None,
+        start: str | None = None,
     ) -> list[Artifact]:
         """The versions of one artifact, newest first (with ``tags``: having them all)."""
         return self.artifact_collection(type_name, name).versions(tags=tags)
@@ -131,12 +132,19 @@ class Api:
         return True
 
     def artifact_collections(
-        self, project_name: str, type_name: str, per_page: int = 50, **_ignored: Any
+        self,
+        project_name: str,
+        type_name: str,
+        order: str | None = None,
+        per_page: int = 50,
+        start: str | None = None,
     ) -> list[ArtifactCollection]:
         """The artifacts of type ``type_name`` in ``[entity/]project``, by name."""
-        return self.artifact_type(type_name, project_name).collections()
+        return self.artifact_type(type_name, project_name).collections(order=order)
 
-    def artifact_types(self, project: str | None = None) -> list[ArtifactType]:
+    def artifact_types(
+        self, project: str | None = None, start: str | None = None
+    ) -> list[ArtifactType]:
         """The types of the artifacts in ``[entity/]project``, by name."""
         entity, project = self._project_path(project)
         names = sorted({c.type for c in self._collections(entity, project)})

@@ -8,9 +8,11 @@ artifacts.artifact imports, does not import it back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+
+from cas.errors import UsageError
 
 from .deletion import delete_collection
 from .errors import ArtifactNotFoundError
@@ -99,9 +101,12 @@ class ArtifactCollection:
     def is_sequence(self) -> bool:
         return True
 
-    def versions(self, per_page: int = 50, tags: list[str] | None = None) -> list[Any]:
-        """Every version, newest first; with ``tags``, those that have all of them."""
-        wanted = set(tags or ())
+    def versions(
+        self, per_page: int = 50, start: str | None = None, tags: str | list[str] | None = None
+    ) -> list[Any]:
+        """Every version, newest first; with ``tags`` (one, or a list), those that have
+        all of them. ``per_page`` and ``start``, W&B's paging, change nothing: one list."""
+        wanted = {tags} if isinstance(tags, str) else set(tags or ())
         made = (self._make(self._registry, v) for v in self._registry.history(self._head()))
         return [artifact for artifact in made if wanted <= set(artifact.tags)]
 
@@ -144,7 +149,21 @@ class ArtifactType:
     def type(self) -> str:
         return self.name
 
-    def collections(self, per_page: int = 50) -> list[ArtifactCollection]:
+    def collections(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        order: str | None = None,
+        per_page: int = 50,
+        start: str | None = None,
+    ) -> list[ArtifactCollection]:
+        """This type's artifacts, by name. W&B's ``filters`` and ``order`` are queries
+        its server runs (and older servers refuse): refused here, never ignored."""
+        for keyword, query in (("filters", filters), ("order", order)):
+            if query is not None:
+                raise UsageError(
+                    f"collections(..., {keyword}=...) is a W&B server query, not supported "
+                    "here: filter or sort the list it gives"
+                )
         return [
             c
             for c in collections(self._registry, self.entity, self.project, self._make)

@@ -37,11 +37,14 @@ class VersionFiles:
         return Manifest(registry, version.tree, self)
 
     def files(
-        self, names: list[str | os.PathLike[str]] | None = None, per_page: int = 50
+        self,
+        names: list[str | os.PathLike[str]] | None = None,
+        per_page: int = 50,
+        start: str | None = None,
     ) -> ArtifactFiles:
         """Every file, or those of ``names`` the version has, in path order, as W&B's
-        ``ArtifactFiles`` (artifacts.artifact_files); ``per_page`` is W&B's page size
-        (everything comes at once here)."""
+        ``ArtifactFiles`` (artifacts.artifact_files); ``per_page`` and ``start`` are W&B's
+        page size and paging cursor (everything comes at once here)."""
         registry, _version = self._version()
         if names is None:
             found = self._files()

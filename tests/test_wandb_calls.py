@@ -50,3 +50,31 @@ def test_download_skips_missing_references_only_when_allowed_as_in_w_and_b(ws):
     with pytest.raises(artifacts.ReferenceChangedError) as raised, pytest.warns(UserWarning):
         version.download(str(ws / "changed"), allow_missing_references=True, multipart=False)
     assert not isinstance(raised.value, FileNotFoundError)
+
+
+def test_api_listings_take_w_and_b_paging_and_query_keywords(ws):
+    write(ws / "a.txt", "a")
+    write(ws / "b.txt", "b")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", type="dataset", tags=["best"])
+        run.log_artifact("b.txt", name="data", type="dataset", tags=["other"])
+    api = artifacts.Api(overrides={"project": "proj"})
+    # W&B's positional order: type_name, name, order, per_page, tags, start
+    newest_first = api.artifacts("dataset", "data", None, 10, None, None)
+    assert [a.version for a in newest_first] == ["v1", "v0"]
+    assert [a.version for a in api.artifacts("dataset", "data", tags="best")] == ["v0"]
+    collection = api.artifact_collection("dataset", "data")
+    assert len(collection.artifacts(per_page=1, start=None)) == 2
+    assert [a.version for a in collection.versions(tags="other")] == ["v1"]
+    assert [t.name for t in api.artifact_types("proj", start=None)] == ["dataset"]
+    (found,) = api.artifact_collections("proj", "dataset", None, 50, None)
+    assert found.name == "data"
+    dataset = api.artifact_type("dataset", "proj")
+    assert [c.name for c in dataset.collections(None, None, 50, None)] == ["data"]
+    assert [f.path for f in newest_first[0].files(per_page=1, start=None)] == ["b.txt"]
+
+    # Filtering and ordering collections are W&B server queries: refused, never ignored
+    with pytest.raises(artifacts.UsageError, match="filters"):
+        dataset.collections(filters={"name": "data"})
+    with pytest.raises(artifacts.UsageError, match="order"):
+        api.artifact_collections("proj", "dataset", order="-createdAt")
