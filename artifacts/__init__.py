@@ -29,9 +29,11 @@ _EXPORTS = {
     "ArtifactTTL": ".ttl",
     "ArtifactTypeError": ".errors",
     "CasError": "cas.errors",
+    "CommError": ".errors",
     "DuplicateEntryError": ".errors",
     "Entry": ".entries",
     "EntryNotFoundError": ".errors",
+    "Error": ".errors",
     "LocalPathError": ".errors",
     "Manifest": ".entries",
     "MergeConflictError": ".errors",
@@ -46,6 +48,7 @@ _EXPORTS = {
     "UsageError": "cas.errors",
     "VerificationError": ".files",
     "current_run": ".run",
+    "errors": ".errors",  # the module itself, as wandb.errors
     "init": ".run",
     "upsert_part": ".distributed",
 }
@@ -59,9 +62,11 @@ __all__ = [
     "ArtifactTTL",
     "ArtifactTypeError",
     "CasError",
+    "CommError",
     "DuplicateEntryError",
     "Entry",
     "EntryNotFoundError",
+    "Error",
     "LocalPathError",
     "Manifest",
     "MergeConflictError",
@@ -76,6 +81,7 @@ __all__ = [
     "UsageError",
     "VerificationError",
     "current_run",
+    "errors",
     "init",
     "upsert_part",
 ]
@@ -85,7 +91,9 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'artifacts' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = importlib.import_module(module, __name__)
+    if module != f".{name}":  # else the module is the name (errors)
+        value = getattr(value, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

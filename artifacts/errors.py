@@ -3,15 +3,18 @@
 ::
 
     CasError                         (cas.errors: NotFoundError, InvalidNameError, …)
+    │                                also Error, W&B's base class (wandb.errors.Error)
+    ├── CommError                    W&B's "the server did not answer" (wandb.errors)
     ├── NotFoundError
-    │   ├── ArtifactNotFoundError    no such artifact, version or alias
+    │   ├── ArtifactNotFoundError    no such artifact, version or alias    (CommError)
     │   │   ├── ArtifactTypeError    a version of another type than asked  (ValueError)
     │   │   ├── VersionDeletedError  a deleted version, named or downloaded
     │   │   ├── EntryNotFoundError   no such file in a version             (KeyError)
     │   │   └── PathNotFoundError    nothing to remove at a path           (FileNotFoundError)
-    │   ├── RunNotFoundError         no such run (Api.run)
+    │   ├── RunNotFoundError         no such run (Api.run)                 (CommError)
     │   └── RegistryNotFoundError    no such registry                      (ValueError)
     ├── UsageError
+    │   ├── UnsupportedError         a W&B server query with nothing to run on here
     │   ├── ArtifactStateError       editing a logged artifact, using a finished run
     │   │   ├── ArtifactNotLoggedError   reading a draft as a version      (AttributeError)
     │   │   └── ArtifactFinalizedError   editing a logged version's files  (AttributeError)
@@ -41,8 +44,22 @@ from __future__ import annotations
 
 from cas.errors import CasError, NotFoundError, ReferenceChangedError, UsageError
 
+# W&B's own classes (wandb.errors), for except clauses written for wandb: its base
+# class is ours, and its "server" errors are what a lookup here does not find.
+Error = CasError
 
-class ArtifactNotFoundError(NotFoundError):
+
+class CommError(CasError):
+    """W&B's error for what its server did not answer: its Api (and a run's
+    use_artifact) raise it for a version, artifact, type or run not found."""
+
+
+class UnsupportedError(UsageError):
+    """A W&B server feature that has nothing to work on here (W&B raises it for one its
+    server lacks)."""
+
+
+class ArtifactNotFoundError(NotFoundError, CommError):
     """An artifact, version or alias that does not exist."""
 
 
@@ -69,7 +86,7 @@ class ReferenceGoneError(ReferenceChangedError, FileNotFoundError):
     ``download(allow_missing_references=True)`` skips."""
 
 
-class RunNotFoundError(NotFoundError):
+class RunNotFoundError(NotFoundError, CommError):
     """A run that no record names."""
 
 

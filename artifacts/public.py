@@ -12,10 +12,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from cas.errors import UsageError
-
 from .deletion import delete_collection
-from .errors import ArtifactNotFoundError
+from .errors import ArtifactNotFoundError, UnsupportedError
 from .names import VERSION
 from .registry import Registry, RunRecord, Version
 
@@ -160,7 +158,7 @@ class ArtifactType:
         its server runs (and older servers refuse): refused here, never ignored."""
         for keyword, query in (("filters", filters), ("order", order)):
             if query is not None:
-                raise UsageError(
+                raise UnsupportedError(
                     f"collections(..., {keyword}=...) is a W&B server query, not supported "
                     "here: filter or sort the list it gives"
                 )

@@ -4,6 +4,8 @@ script passes to ``wandb`` must be taken, and mean here what they mean there."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +80,37 @@ def test_api_listings_take_w_and_b_paging_and_query_keywords(ws):
         dataset.collections(filters={"name": "data"})
     with pytest.raises(artifacts.UsageError, match="order"):
         api.artifact_collections("proj", "dataset", order="-createdAt")
+
+
+def test_w_and_b_error_classes_catch_what_wandb_raises_for_a_missing_name(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", type="dataset")
+    api = artifacts.Api(overrides={"project": "proj"})
+    # W&B's Api wraps "not found" in wandb.errors.CommError (also wandb.CommError)
+    with pytest.raises(artifacts.errors.CommError):
+        api.artifact("missing:latest")
+    with pytest.raises(artifacts.CommError):
+        api.artifact("data:v0", type="model")
+    with pytest.raises(artifacts.errors.CommError):
+        api.artifact_collection("dataset", "missing")
+    with pytest.raises(artifacts.errors.CommError):
+        api.artifact_type("model", "proj")
+    with pytest.raises(artifacts.errors.CommError):
+        api.run("proj/nope")
+    with artifacts.init(project="proj") as run, pytest.raises(artifacts.errors.CommError):
+        run.use_artifact("missing:latest")
+    # wandb.Error (wandb.errors.Error) is the base of every error of the package
+    assert artifacts.Error is artifacts.errors.Error
+    assert issubclass(artifacts.errors.CommError, artifacts.Error)
+    assert issubclass(artifacts.UsageError, artifacts.errors.Error)
+    # a W&B server feature that does not exist here: wandb.errors.UnsupportedError
+    with pytest.raises(artifacts.errors.UnsupportedError):
+        api.artifact_type("dataset", "proj").collections(filters={"name": "data"})
+    assert issubclass(artifacts.errors.UnsupportedError, artifacts.errors.UsageError)
+
+
+def test_artifacts_errors_is_there_before_any_other_use_as_wandb_errors():
+    code = "import artifacts; print(artifacts.errors.CommError.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, "CommError\n"), out.stderr
