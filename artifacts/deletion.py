@@ -24,7 +24,7 @@ from cas.errors import RefConflictError, UsageError
 from .annotations import user_name
 from .deletion_records import Deletion, deletion_ref, read_deletion, released_by
 from .errors import VersionDeletedError
-from .ref_names import alias_ref, annotation_ref
+from .ref_names import alias_ref, annotation_ref, collection_ref
 from .registry import Registry, Version
 
 
@@ -61,11 +61,13 @@ def delete_version(
 
 
 def delete_collection(registry: Registry, entity: str, project: str, name: str) -> list[Version]:
-    """Delete every version of artifact ``name`` and its aliases; the versions deleted
-    now (those deleted before are cleaned up, not counted)."""
+    """Delete every version of artifact ``name``, its aliases and its own record
+    (description and tags); the versions deleted now (those deleted before are cleaned
+    up, not counted)."""
     head = registry.refs.read(f"{entity}/{project}/artifacts/{name}/latest")
     if head is None:
         return []
+    _drop(registry, collection_ref(entity, project, name), None)
     deleted = []
     for version in registry.chain(registry.version(entity, project, head, name)):
         try:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from . import collection_info
 from .deletion import delete_collection
 from .errors import ArtifactNotFoundError, UnsupportedError
 from .names import VERSION
@@ -77,23 +78,53 @@ class RecordedRun(RunRecord):
 
 
 class ArtifactCollection:
-    """One artifact's versions (W&B's collection, or sequence)."""
+    """One artifact's versions (W&B's collection, or sequence), and its own description
+    and tags (artifacts.collection_info): set them, then ``save()``."""
 
     def __init__(
         self, registry: Registry, entity: str, project: str, name: str, type: str, make: Make
     ) -> None:
         self._registry, self._make = registry, make
         self.entity, self.project, self.name, self.type = entity, project, name, type
+        self._where, self._saved_type = (entity, project, name), type  # as stored
+        self._info: collection_info.CollectionInfo | None = None  # read on first use
+        self._description: str | None = None
+        self._tags: list[str] = []
+
+    def _loaded(self) -> collection_info.CollectionInfo:
+        """The record as read (once: a listing of many artifacts reads none)."""
+        if self._info is None:
+            self._info = collection_info.read(self._registry, *self._where)
+            self._description, self._tags = self._info.description, list(self._info.tags)
+        return self._info
+
+    @property
+    def description(self) -> str | None:
+        self._loaded()
+        return self._description
+
+    @description.setter
+    def description(self, description: str | None) -> None:
+        self._loaded()
+        self._description = description
+
+    @property
+    def tags(self) -> list[str]:
+        self._loaded()
+        return self._tags
+
+    @tags.setter
+    def tags(self, tags: list[str]) -> None:
+        self._loaded()
+        self._tags = list(tags)
 
     def __repr__(self) -> str:
         return f"<ArtifactCollection {self.entity}/{self.project}/{self.name} ({self.type})>"
 
     def _head(self) -> Version:
-        head = self._registry.head(self.entity, self.project, self.name)
+        head = self._registry.head(*self._where)
         if head is None:
-            raise ArtifactNotFoundError(
-                f"artifact {self.entity}/{self.project}/{self.name} not found"
-            )
+            raise ArtifactNotFoundError(f"artifact {'/'.join(self._where)} not found")
         return head
 
     def is_sequence(self) -> bool:
@@ -114,12 +145,27 @@ class ArtifactCollection:
     def aliases(self) -> list[str]:
         """``latest`` and every alias a version of this artifact holds."""
         self._head()
-        labels = self._registry.version_labels(self.entity, self.project, self.name)
+        labels = self._registry.version_labels(*self._where)
         return [label for label in labels if not VERSION.fullmatch(label)]
 
+    def save(self) -> None:
+        """Store the description and tags as edited here, over whatever was saved
+        meanwhile (collection_info.save). Renaming or retyping is refused."""
+        if (self.name, self.type) != (self._where[2], self._saved_type):
+            raise UnsupportedError(
+                f"cannot rename {self._where[2]!r} or change its type here: its versions are "
+                "named and typed when logged; log them under the new name or type"
+            )
+        self._head()
+        self._info = collection_info.save(
+            self._registry, self._where, self._loaded(), self._description, self._tags
+        )
+        self._tags = list(self._info.tags)
+
     def delete(self) -> None:
-        """Delete every version of this artifact, and their aliases (artifacts.deletion)."""
-        delete_collection(self._registry, self.entity, self.project, self.name)
+        """Delete every version of this artifact, their aliases, and its own record
+        (artifacts.deletion)."""
+        delete_collection(self._registry, *self._where)
 
     @property
     def created_at(self) -> str | None:
@@ -129,8 +175,8 @@ class ArtifactCollection:
 
     @property
     def updated_at(self) -> str | None:
-        """When the latest version was logged."""
-        return iso_time(self._head().commit.meta["time"])
+        """When the latest version was logged, or the record saved, whichever is later."""
+        return iso_time(max(self._head().commit.meta["time"], self._loaded().updated))
 
 
 class ArtifactType:

@@ -6,6 +6,7 @@ Every ref lives under its team's namespace ``<entity>/<project>/``::
     <e>/<p>/artifacts/<name>/aliases/<alias> the version holding that alias
     <e>/<p>/artifacts/<name>/annotations/<commit> the version's newest annotation record
     <e>/<p>/artifacts/<name>/deleted/<commit> the version's deletion record (a blob)
+    <e>/<p>/artifacts/<name>/collection      the artifact's description and tags (a blob)
     <e>/<p>/dist/<name>/<distributed_id>/<run> one run's part of a distributed version
     <e>/<p>/runs/<run>                       the run's record (a msgpack blob)
     <org>/wandb-registry-<r>/registry        a registry's settings (artifacts.registries)
@@ -27,6 +28,11 @@ def alias_ref(entity: str, project: str, name: str, alias: str) -> str:
 def annotation_ref(entity: str, project: str, name: str, commit_id: ObjectId) -> str:
     """The newest annotation record of a version (artifacts.annotations)."""
     return f"{entity}/{project}/artifacts/{name}/annotations/{commit_id.hex()}"
+
+
+def collection_ref(entity: str, project: str, name: str) -> str:
+    """The artifact's own record: its description and tags (artifacts.collection_info)."""
+    return f"{entity}/{project}/artifacts/{name}/collection"
 
 
 def dist_prefix(entity: str, project: str, name: str, distributed_id: str) -> str:

@@ -13,6 +13,8 @@ The refs (see :mod:`artifacts.ref_names`) and their kinds:
   ``rebase`` re-applies each local edit over the remote's newest record.
 - ``<e>/<p>/artifacts/<name>/deleted/<commit>``: a record (artifacts.deletion_records)
   that releases the version's commit; kept when the remote lacks it.
+- ``<e>/<p>/artifacts/<name>/collection``: a record, the artifact's description and
+  tags (artifacts.collection_info); pushed with its artifact, dropped with it.
 - ``<e>/<p>/runs/<id>`` and ``<e>/<p>/dist/<name>/…``: records, one writer each.
   A run's record stays when the remote drops it; a part goes once merged.
 - ``<org>/wandb-registry-<r>/registry``: a record, a registry's settings

@@ -102,6 +102,7 @@ OTHER_DOC_VECTORS = {
     "annotation-first",  # tests/test_annotations.py
     "annotation-second",
     "registry-settings",  # tests/test_registry_links.py
+    "collection-record",  # tests/test_wandb_collections.py
     "annotation-ttl",  # tests/test_ttl.py
     "deletion-record",  # tests/test_deletion.py
     "link-commit",  # tests/test_registry_links.py
