@@ -145,6 +145,30 @@ class Manifest:
         """The version's digest: the id of its root tree (hex), as ``artifact.digest``."""
         return self._tree.hex()
 
+    def size(self) -> int:
+        """The bytes of every file, references included (W&B's: its entries' sizes)."""
+        return sum(entry.size or 0 for entry in self.entries.values())
+
+    def to_manifest_json(self) -> dict[str, Any]:
+        """W&B's manifest as a dict: each path's fields (``to_json()`` but the path and
+        the values W&B leaves out as defaults) under ``contents``. The storage policy
+        is this store's content addressing, which takes no config."""
+        defaults = {"executable": False, "extra": {}}
+        contents = {
+            path: {
+                key: value
+                for key, value in entry.to_json().items()
+                if key not in ("path", "local_path") and defaults.get(key, ...) != value
+            }
+            for path, entry in self.entries.items()
+        }
+        return {
+            "version": 1,
+            "storagePolicy": "artifacts-content-addressed",
+            "storagePolicyConfig": {},
+            "contents": contents,
+        }
+
     def get_entry_by_path(self, path: str | os.PathLike[str]) -> Entry | None:
         """The file at ``path`` (spelled as W&B allows, see ``logical_path``), or None;
         reads only the trees along the path."""

@@ -114,3 +114,25 @@ def test_artifacts_errors_is_there_before_any_other_use_as_wandb_errors():
     code = "import artifacts; print(artifacts.errors.CommError.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (out.returncode, out.stdout) == (0, "CommError\n"), out.stderr
+
+
+def test_a_manifest_gives_w_and_b_size_and_manifest_json(ws):
+    write(ws / "src" / "a.txt", "aaa")
+    write(ws / "src" / "d" / "b.sh", "#!/bin/sh\n")
+    os.chmod(ws / "src" / "d" / "b.sh", 0o755)
+    table = write(ws / "table.csv", "x,y\n")
+    with artifacts.init() as run:
+        draft = artifacts.Artifact("data", "dataset")
+        draft.add_dir("src")
+        draft.add_reference(f"file://{table}")
+        manifest = run.log_artifact(draft).manifest
+    assert manifest.size() == 3 + 10 + 4  # references count, as in W&B
+    dumped = manifest.to_manifest_json()
+    assert dumped["version"] == 1
+    assert isinstance(dumped["storagePolicy"], str) and dumped["storagePolicyConfig"] == {}
+    contents = dumped["contents"]
+    assert sorted(contents) == ["a.txt", "d/b.sh", "table.csv"]
+    entry = manifest.entries["a.txt"]
+    assert contents["a.txt"] == {"digest": entry.digest, "size": 3}  # defaults left out
+    assert contents["d/b.sh"]["executable"] is True
+    assert contents["table.csv"]["ref"] == f"file://{table}"
