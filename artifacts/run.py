@@ -235,12 +235,14 @@ class Run(RunLog):
     ) -> Artifact:
         """Add this run's files to a distributed version that is not finished yet;
         ``replace=True`` makes them this run's whole part, dropping what its earlier
-        upserts put there. A path stands for a draft as in ``log_artifact``."""
+        upserts put there. A path stands for a draft as in ``log_artifact``; ``aliases``
+        go to the finished version, as in W&B."""
         self._check_open()
         artifact = self._coerce(artifact_or_path, name, type)
         draft = artifact.staged()
+        aliases, _ = _checked_labels(aliases, None)
         did = self._distributed_id(artifact, distributed_id)
-        self._saver.upsert(draft, Header.of(artifact), did, replace)
+        self._saver.upsert(draft, Header.of(artifact), did, replace, aliases)
         return artifact
 
     def finish_artifact(

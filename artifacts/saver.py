@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cas import Commit, ObjectId, ObjectStore, PackWriter, Tree
-from cas.errors import RefConflictError, UsageError
+from cas.errors import InvalidObjectError, RefConflictError, UsageError
 from cas.ingest import OnStored, store_files
 from cas.objects import TreeEntry, canonical_packb
 
@@ -22,6 +22,7 @@ from .draft import Draft, Staged
 from .errors import MergeConflictError
 from .files import LocalFile, Reference
 from .lineage import RunLog
+from .names import validate_alias
 from .ref_names import dist_prefix
 from .registry import Registry, Version
 from .snapshot import DirSource, build_tree
@@ -213,10 +214,17 @@ class Saver:
             tree, size = build(self.registry, draft, base, on_stored, previous)
             return self._commit(draft, header, tree, size, aliases, tags, {}, _files_of(draft))
 
-    def upsert(self, draft: Draft, header: Header, distributed_id: str, replace: bool) -> None:
-        """Add the draft's files to this run's part of a distributed version; with
-        ``replace``, make them the whole part (what a task run again needs: nothing of
-        an earlier attempt's stays)."""
+    def upsert(
+        self,
+        draft: Draft,
+        header: Header,
+        distributed_id: str,
+        replace: bool,
+        aliases: list[str] | None = None,
+    ) -> None:
+        """Add the draft's files, and ``aliases`` for the finished version, to this run's
+        part of a distributed version; with ``replace``, make them the whole part (what
+        a task run again needs: nothing of an earlier attempt's stays)."""
         entity, project = self._namespace(draft)
         ref = dist_prefix(entity, project, header.name, distributed_id) + self.run.id
         store = self.registry.objects
@@ -228,11 +236,13 @@ class Saver:
             return _consumed_parts(head, distributed_id).get(self.run.id) == part.hex()
 
         def compute(old: ObjectId | None) -> ObjectId:
-            base = None
+            base, kept = None, []
             if old is not None and not replace and not held(old):
-                base = store.get_commit(old).tree
+                previous = store.get_commit(old)
+                base, kept = previous.tree, _part_aliases(previous)
             tree, _ = build(self.registry, draft, base)
-            return store.put(_part_commit(tree, old, self.run.id, header.type))
+            wanted = list(dict.fromkeys(kept + list(aliases or [])))
+            return store.put(_part_commit(tree, old, self.run.id, header.type, wanted))
 
         with self.registry.repo.writing():
             self.registry.repo.update_ref(ref, compute)
@@ -319,10 +329,12 @@ class Saver:
                 f"no part of {header.name} was upserted under distributed_id {did!r} and "
                 "this run adds no files: check the id, and finish after the upserts return"
             )
+        part_commits = {name: store.get_commit(c) for name, c in sorted(parts_refs.items())}
         parts = [trees.Part(self.run.id, own)] + [
-            trees.Part(name[len(prefix) :], store.get_commit(commit_id).tree)
-            for name, commit_id in sorted(parts_refs.items())
+            trees.Part(name[len(prefix) :], commit.tree) for name, commit in part_commits.items()
         ]
+        upserted = [alias for commit in part_commits.values() for alias in _part_aliases(commit)]
+        aliases = list(dict.fromkeys([*(aliases or []), *upserted]))
         with store.writer() as writer:
             tree, size = trees.merge(store, writer, parts)
             if draft.base is not None:
@@ -367,8 +379,24 @@ class Saver:
         return trees.apply_edits(store, writer, draft.base.tree, edits)
 
 
-def _part_commit(tree: ObjectId, parent: ObjectId | None, run_id: str, type: str) -> Commit:
-    return Commit(tree, (parent,) if parent else (), {"part_of_run": run_id, "type": type})
+def _part_commit(
+    tree: ObjectId, parent: ObjectId | None, run_id: str, type: str, aliases: list[str]
+) -> Commit:
+    meta: dict[str, Any] = {"part_of_run": run_id, "type": type}
+    if aliases:  # only then: a part without any reads as before
+        meta["aliases"] = aliases
+    return Commit(tree, (parent,) if parent else (), meta)
+
+
+def _part_aliases(part: Commit) -> list[str]:
+    """The aliases a part's upserts gave, checked (a store may be hostile)."""
+    found = part.meta.get("aliases", [])
+    if not isinstance(found, list) or not all(isinstance(a, str) for a in found):
+        raise InvalidObjectError(f"a part's aliases are not a list of names: {found!r}")
+    for alias in found:
+        if alias != "latest":
+            validate_alias(alias)
+    return found
 
 
 def _consumed_parts(head: Version | None, distributed_id: str) -> dict[str, str]:

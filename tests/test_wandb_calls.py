@@ -136,3 +136,22 @@ def test_a_manifest_gives_w_and_b_size_and_manifest_json(ws):
     assert contents["a.txt"] == {"digest": entry.digest, "size": 3}  # defaults left out
     assert contents["d/b.sh"]["executable"] is True
     assert contents["table.csv"]["ref"] == f"file://{table}"
+
+
+def test_aliases_given_to_upsert_go_to_the_finished_version(ws):
+    write(ws / "one.txt", "1")
+    write(ws / "two.txt", "2")
+    with artifacts.init() as first:
+        first.upsert_artifact("one.txt", name="dist", aliases=["from-one"], distributed_id="d")
+    with artifacts.init() as second:
+        second.upsert_artifact("two.txt", name="dist", aliases="dropped", distributed_id="d")
+        second.upsert_artifact(
+            "two.txt", name="dist", aliases=["from-two"], distributed_id="d", replace=True
+        )
+    with artifacts.init() as finisher:
+        final = finisher.finish_artifact(
+            artifacts.Artifact("dist", "unspecified"), aliases=["done"], distributed_id="d"
+        )
+    assert sorted(final.aliases) == ["done", "from-one", "from-two", "latest"]
+    with artifacts.init() as run, pytest.raises(ValueError, match="bad/alias"):
+        run.upsert_artifact("one.txt", name="dist", aliases=["bad/alias"], distributed_id="e")
