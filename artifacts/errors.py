@@ -20,6 +20,7 @@
     │   │   └── ArtifactFinalizedError   editing a logged version's files  (AttributeError)
     │   ├── LocalPathError           a local path add_file cannot add      (ValueError)
     │   ├── InvalidPolicyError       add_file/add_dir policy not W&B's     (ValueError)
+    │   ├── NotALoggedVersionError   a draft where a logged version is needed (ValueError)
     │   ├── NotOneFileError          file() of a version of several files  (ValueError)
     │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── InvalidTagError          a tag W&B would refuse                (ValueError)
@@ -122,6 +123,11 @@ class InvalidPolicyError(UsageError, ValueError):
 class StagedFileChangedWarning(UserWarning):
     """A staged file changed between being added and being logged: it is logged as it
     is now, where W&B would have logged the copy it took when it was added."""
+
+
+class NotALoggedVersionError(UsageError, ValueError):
+    """A draft, or no artifact at all, where a logged version is needed (W&B:
+    ValueError)."""
 
 
 class NotOneFileError(UsageError, ValueError):

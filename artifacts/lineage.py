@@ -188,7 +188,7 @@ class RunLog:
 
     def _note_used(self, commit_id: str) -> None:
         self.registry.update_run(
-            self.entity, self.project, self.id, lambda r: _add_use(r, commit_id)
+            self.entity, self.project, self.id, lambda r: add_use(r, commit_id)
         )
 
 
@@ -244,6 +244,7 @@ def _set_ended(record: RunRecord) -> None:
     record.ended = time.time_ns()
 
 
-def _add_use(record: RunRecord, commit_id: str) -> None:
+def add_use(record: RunRecord, commit_id: str) -> None:
+    """Add a version to the versions a run used, once (its first use keeps its place)."""
     if commit_id not in record.used:
         record.used.append(commit_id)

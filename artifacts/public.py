@@ -14,7 +14,8 @@ from typing import Any
 
 from . import collection_info
 from .deletion import delete_collection
-from .errors import ArtifactNotFoundError, UnsupportedError
+from .errors import ArtifactNotFoundError, NotALoggedVersionError, UnsupportedError
+from .lineage import add_use
 from .names import VERSION
 from .registry import Registry, RunRecord, Version
 
@@ -75,6 +76,25 @@ class RecordedRun(RunRecord):
     def used_artifacts(self, per_page: int = 100) -> list[Any]:
         """The versions this run used (``use_artifact``), in the order it first used them."""
         return self._artifacts(self.used)
+
+    def use_artifact(self, artifact: Any, use_as: str | None = None) -> Any:
+        """Record that this run used ``artifact``, a logged version of this store (W&B's
+        way to add an input to a run after the fact); gives it back. ``use_as`` names
+        the use in W&B's launch, which does not exist here."""
+        if not callable(getattr(artifact, "is_draft", None)):
+            raise NotALoggedVersionError(
+                f"use_artifact takes an Api().artifact(...), not {type(artifact).__name__}"
+            )
+        if artifact.is_draft():
+            raise NotALoggedVersionError(
+                f"{artifact.name} is a draft: only a logged version can be recorded as used"
+            )
+        version_of(self._registry, artifact.id, self.entity, self.project)  # in this store
+        written = self._registry.update_run(
+            self.entity, self.project, self.id, lambda record: add_use(record, artifact.id)
+        )
+        self.used = written.used
+        return artifact
 
 
 class ArtifactCollection:

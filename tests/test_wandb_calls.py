@@ -155,3 +155,25 @@ def test_aliases_given_to_upsert_go_to_the_finished_version(ws):
     assert sorted(final.aliases) == ["done", "from-one", "from-two", "latest"]
     with artifacts.init() as run, pytest.raises(ValueError, match="bad/alias"):
         run.upsert_artifact("one.txt", name="dist", aliases=["bad/alias"], distributed_id="e")
+
+
+def test_a_recorded_runs_use_artifact_records_the_use_as_w_and_b_public_run(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", type="dataset")
+    with artifacts.init(project="proj") as other:
+        pass
+    api = artifacts.Api(overrides={"project": "proj"})
+    finished = api.run(f"proj/{other.id}")
+    data = api.artifact("data:v0")
+    assert finished.use_artifact(data, use_as="training data") is data
+    assert [a.name for a in finished.used_artifacts()] == ["data:v0"]
+    assert [r.id for r in data.used_by()] == [other.id]
+    finished.use_artifact(data)  # recorded once
+    assert api.run(f"proj/{other.id}").used == [data.id]
+
+    # W&B takes a logged version only, and says so with a ValueError
+    with pytest.raises(ValueError, match="logged"):
+        finished.use_artifact(artifacts.Artifact("draft", "dataset"))
+    with pytest.raises(ValueError, match="Api"):
+        finished.use_artifact("data:v0")
