@@ -166,8 +166,8 @@ class RunLog:
     def __enter__(self: R) -> R:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.finish()
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.finish(0 if exc_type is None else 1)  # W&B's exit code for a with-block
 
     def _check_open(self) -> None:
         if self._finished:
@@ -179,7 +179,9 @@ class RunLog:
         self._finished = True
         if self in _active:
             _active.remove(self)
-        self.registry.update_run(self.entity, self.project, self.id, _set_ended)
+        self.registry.update_run(
+            self.entity, self.project, self.id, lambda r: _set_ended(r, exit_code or 0)
+        )
 
     def note_logged(self, commit_id: str) -> None:
         self.registry.update_run(
@@ -240,8 +242,8 @@ def _begin(
     record.config = {**record.config, **config}
 
 
-def _set_ended(record: RunRecord) -> None:
-    record.ended = time.time_ns()
+def _set_ended(record: RunRecord, exit_code: int) -> None:
+    record.ended, record.exit_code = time.time_ns(), exit_code
 
 
 def add_use(record: RunRecord, commit_id: str) -> None:

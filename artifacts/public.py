@@ -59,6 +59,15 @@ class RecordedRun(RunRecord):
         return iso_time(self.started)
 
     @property
+    def state(self) -> str:
+        """W&B's: ``running`` until it finishes, then ``finished``, or ``failed`` if it
+        finished with an exit code other than 0 (a with-block left by an exception).
+        A process that died without finishing leaves its run ``running``."""
+        if self.ended is None:
+            return "running"
+        return "failed" if self.exit_code else "finished"
+
+    @property
     def ended_at(self) -> str | None:
         """When the run finished; None while it runs (or if it died without finishing)."""
         return iso_time(self.ended)

@@ -86,6 +86,7 @@ class RunRecord:
     used: list[str] = field(default_factory=list)  # commit ids (hex) of versions used
     logged: list[str] = field(default_factory=list)  # commit ids (hex) of versions logged
     config: dict[str, Any] = field(default_factory=dict)  # init(config=...), as metadata
+    exit_code: int | None = None  # set when it ended: finish(exit_code=...)
 
     def to_blob(self) -> Blob:
         # The record's fields only: a subclass (artifacts.public.RecordedRun) adds handles.

@@ -177,3 +177,24 @@ def test_a_recorded_runs_use_artifact_records_the_use_as_w_and_b_public_run(ws):
         finished.use_artifact(artifacts.Artifact("draft", "dataset"))
     with pytest.raises(ValueError, match="Api"):
         finished.use_artifact("data:v0")
+
+
+def test_a_recorded_run_has_w_and_b_state(ws):
+    with artifacts.init(project="proj") as finished:
+        pass
+    with pytest.raises(RuntimeError), artifacts.init(project="proj") as raised:
+        raise RuntimeError("training diverged")
+    exited = artifacts.init(project="proj")
+    exited.finish(exit_code=2)
+    running = artifacts.init(project="proj")
+    api = artifacts.Api(overrides={"project": "proj"})
+    states = {
+        run.id: api.run(f"proj/{run.id}").state for run in (finished, raised, exited, running)
+    }
+    assert states == {
+        finished.id: "finished",
+        raised.id: "failed",  # W&B's with-block finishes with exit code 1 on an exception
+        exited.id: "failed",
+        running.id: "running",
+    }
+    running.finish()
