@@ -25,6 +25,9 @@ from cas.fsck import fsck
 from tests.helpers import ENTITY, PROJECT, write
 
 MiB = 1024 * 1024
+# gc keeps what it moved if it stalled over half a lease meanwhile (cas.gc): 0.2 s
+# was outrun by a loaded machine copying 3 MiB, and the test found nothing freed.
+LEASE = 0.5
 
 
 def log(run: Any, data: bytes, name: str = "ckpt", aliases: list[str] | None = None) -> Any:
@@ -175,7 +178,7 @@ def test_gc_frees_deleted_versions_in_the_middle_of_a_history(ws):
     v1.delete()
     v0.delete()
     repo = Repository.open(str(ws / ".artifacts"))
-    repo.set_lease_seconds(0.2)
+    repo.set_lease_seconds(LEASE)
     before = store_bytes(ws / ".artifacts")
     collect(repo)
     assert before - store_bytes(ws / ".artifacts") >= 3 * MiB
@@ -209,7 +212,7 @@ def test_blobs_a_deleted_version_shares_with_a_kept_one_stay(ws):
         run.log_artifact(second)
     first.delete()
     repo = Repository.open(str(ws / ".artifacts"))
-    repo.set_lease_seconds(0.2)
+    repo.set_lease_seconds(LEASE)
     collect(repo)
     assert fsck(repo, released=deletion.released(repo)).ok
     artifacts.Api().artifact("ckpt:v1").download(str(ws / "dl"))
@@ -223,7 +226,7 @@ def test_other_artifacts_and_later_versions_are_untouched(ws):
         log(run, b"other", name="other")
     artifacts.Api().artifact("ckpt:v0").delete()
     repo = Repository.open(str(ws / ".artifacts"))
-    repo.set_lease_seconds(0.2)
+    repo.set_lease_seconds(LEASE)
     collect(repo)
     api = artifacts.Api()
     for spec, data in (("ckpt:v1", b"small"), ("ckpt:v2", b"newest"), ("other:v0", b"other")):
@@ -318,12 +321,12 @@ def test_cli_gc_and_fsck_pass_the_released_commits(ws):
     big = os.urandom(3 * MiB)
     three_versions(big)
     assert cli("rm", "ckpt:v1")[0] == 0 and cli("rm", "ckpt:v0")[0] == 0
-    Repository.open(str(ws / ".artifacts")).set_lease_seconds(0.2)
+    Repository.open(str(ws / ".artifacts")).set_lease_seconds(LEASE)
     before = store_bytes(ws / ".artifacts")
     assert cli("gc", "--grace", "0")[0] == 0
     import time
 
-    time.sleep(0.5)
+    time.sleep(2 * LEASE + 0.1)
     assert cli("gc", "--grace", "0")[0] == 0
     assert before - store_bytes(ws / ".artifacts") >= 3 * MiB
     code, out, err = cli("fsck")
