@@ -1,0 +1,39 @@
+"""User errors on the command line, made as users make them, each in a real process:
+one line that says what to do, a non-zero exit, no traceback (docs/cli.md, "Errors and
+exit status")."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import CLI, assert_error, log_with_api, make_cli, make_data
+
+
+@pytest.fixture
+def seeded_cli(tmp_path: Path) -> CLI:
+    """A store holding team/proj/dataset:v0, the working directory tmp_path/work."""
+    log_with_api(tmp_path / "store", make_data(tmp_path / "data"), "dataset")
+    (tmp_path / "work").mkdir()
+    return make_cli(tmp_path / "work", tmp_path / "store")
+
+
+# ---- ui ----------------------------------------------------------------------------
+
+
+def test_ui_on_a_port_out_of_range_is_a_usage_error(seeded_cli: CLI) -> None:
+    result = seeded_cli("ui", "--port", "99999")
+    assert result.rc == 2 and "Traceback" not in result.err, result
+    assert "--port" in result.err and "65535" in result.err
+
+
+def test_ui_on_a_port_in_use_says_so_in_one_line(seeded_cli: CLI) -> None:
+    pytest.importorskip("uvicorn")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = seeded_cli("ui", "--port", port)
+    assert_error(result, f"cannot listen on 127.0.0.1:{port}")
+    assert "--port" in result.err
+    assert result.out == ""  # no "serving ..." for a server that never ran
