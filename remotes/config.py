@@ -10,6 +10,7 @@ from typing import Any
 
 from cas import Repository
 from cas.errors import InvalidNameError, StorageError
+from cas.storage import check_url
 
 from .errors import RemoteNotFoundError
 
@@ -24,6 +25,7 @@ def list_remotes(repo: Repository) -> dict[str, str]:
 def add_remote(repo: Repository, name: str, url: str) -> None:
     if not _NAME.fullmatch(name):
         raise InvalidNameError(name, "remote names are 1-64 of A-Z a-z 0-9 _ . -")
+    check_url(url)
     url = normalized_url(url)
     before = list_remotes(repo).get(name)
 

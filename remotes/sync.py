@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from cas import ObjectId, Repository
 from cas.errors import AccessDeniedError, RefConflictError, UsageError
+from cas.storage import check_url
 
 from .config import (
     TRACKING,
@@ -385,6 +386,7 @@ def _check_something_to_clone(url: str) -> None:
     """Refuse an address that holds no refs, before anything is made on either
     side: a mistyped address would otherwise give an empty clone, and opening a
     local directory as a store would create the store's layout in it."""
+    check_url(url)
     root = local_root(url)
     if root is not None and not os.path.isdir(os.path.join(root, "refs")):
         raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")

@@ -37,3 +37,51 @@ def test_ui_on_a_port_in_use_says_so_in_one_line(seeded_cli: CLI) -> None:
     assert_error(result, f"cannot listen on 127.0.0.1:{port}")
     assert "--port" in result.err
     assert result.out == ""  # no "serving ..." for a server that never ran
+
+
+# ---- store and remote URLs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("s4://bucket/x", "unknown storage scheme 's4' in 's4://bucket/x'"),
+        ("S3://bucket/x", "did you mean s3://bucket/x?"),
+        ("s3:/bucket/x", "did you mean s3://bucket/x?"),
+        ("gs:bucket", "did you mean gs://bucket?"),
+    ],
+)
+def test_a_mistyped_store_url_is_named_with_what_to_type(
+    seeded_cli: CLI, url: str, fragment: str
+) -> None:
+    assert_error(seeded_cli("--store", url, "ls"), fragment)
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("s4://bucket/x", "unknown storage scheme 's4'"),
+        ("s3:/bucket/x", "did you mean s3://bucket/x?"),
+        ("", "an empty URL"),
+    ],
+)
+def test_remote_add_refuses_a_url_no_store_can_have(
+    seeded_cli: CLI, url: str, fragment: str
+) -> None:
+    assert_error(seeded_cli("remote", "add", "origin", url), fragment)
+    assert seeded_cli("remote", "ls").ok().out == ""  # nothing was added
+
+
+def test_a_scheme_whose_package_is_missing_says_so(seeded_cli: CLI) -> None:
+    pytest.importorskip("fsspec")
+    try:
+        import paramiko  # noqa: F401
+    except ImportError:
+        assert_error(seeded_cli("--store", "sftp://127.0.0.1:9/x", "ls"), "paramiko")
+    else:
+        pytest.skip("paramiko is installed")
+
+
+def test_clone_of_a_mistyped_url_says_what_was_meant(seeded_cli: CLI, tmp_path: Path) -> None:
+    assert_error(seeded_cli("clone", "s3:/bucket/x", tmp_path / "c"), "did you mean s3://bucket/x?")
+    assert not (tmp_path / "c").exists()

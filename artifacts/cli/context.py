@@ -9,6 +9,7 @@ from typing import Any
 
 from cas import Repository
 from cas.errors import UsageError
+from cas.storage import check_url
 
 from ..artifact import Artifact
 from ..lineage import local_dir
@@ -25,6 +26,7 @@ def store_url(args: argparse.Namespace) -> str:
 def open_repo(args: argparse.Namespace) -> Repository:
     """The store the command names; an error if it is a local one that does not exist."""
     url = store_url(args)
+    check_url(url)  # a mistyped URL is said as such, not as "no store at s3:/bucket"
     local = local_dir(url)
     # Opening a local store creates its directory: only writers may do that.
     if local is not None and not os.path.isdir(local):

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import blake3
 import fsspec
 
-from ..errors import KeyNotFoundError, PreconditionFailedError
+from ..errors import KeyNotFoundError, PreconditionFailedError, UsageError
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 
@@ -26,7 +26,10 @@ class FsspecStorage(Storage):
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
         if fs is None:
             # skip_instance_cache: every store owns its filesystem object.
-            fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **storage_options)
+            try:
+                fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **storage_options)
+            except ImportError as exc:  # the scheme's package is not installed
+                raise UsageError(f"cannot open {url}: {exc}") from None
         else:
             root = fs._strip_protocol(url)
         self.fs = fs
