@@ -85,3 +85,17 @@ def test_a_scheme_whose_package_is_missing_says_so(seeded_cli: CLI) -> None:
 def test_clone_of_a_mistyped_url_says_what_was_meant(seeded_cli: CLI, tmp_path: Path) -> None:
     assert_error(seeded_cli("clone", "s3:/bucket/x", tmp_path / "c"), "did you mean s3://bucket/x?")
     assert not (tmp_path / "c").exists()
+
+
+# ---- a store that is not one, or not whole -------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["{garbage", "[]", ""])
+@pytest.mark.parametrize("command", [("remote", "ls"), ("log", "../data", "--name", "other")])
+def test_a_damaged_config_json_is_named_with_what_to_do(
+    seeded_cli: CLI, tmp_path: Path, config: str, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "store" / "config.json").write_text(config)
+    result = seeded_cli(*command)
+    assert_error(result, f"{tmp_path / 'store'}: config.json is not a JSON object")
+    assert "replace it with {}" in result.err
