@@ -99,3 +99,25 @@ def test_a_damaged_config_json_is_named_with_what_to_do(
     result = seeded_cli(*command)
     assert_error(result, f"{tmp_path / 'store'}: config.json is not a JSON object")
     assert "replace it with {}" in result.err
+
+
+# ---- where a version's files go ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["download", "checkout", "verify"])
+@pytest.mark.parametrize("where", ["a-file", "a-file/below"])
+def test_a_file_where_a_directory_is_expected_is_named(
+    seeded_cli: CLI, tmp_path: Path, command: str, where: str
+) -> None:
+    (tmp_path / "work" / "a-file").write_text("mine\n")
+    result = seeded_cli(command, "dataset:v0", where)
+    assert_error(result, "a-file is a file, not a directory")
+    assert (tmp_path / "work" / "a-file").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["download", "checkout", "verify"])
+def test_an_empty_directory_name_is_refused(seeded_cli: CLI, tmp_path: Path, command: str) -> None:
+    """`artifacts checkout x:v0 "$DIR"` with DIR unset wrote into ./artifacts/x:v0 and said it
+    had checked out "into " (nothing)."""
+    assert_error(seeded_cli(command, "dataset:v0", ""), "an empty DIR")
+    assert list((tmp_path / "work").iterdir()) == []

@@ -13,12 +13,29 @@ from .commands import Commands
 from .output import bar, count, human, progress_shown
 
 
+def directory(path: str | None) -> str | None:
+    """``path`` as a directory to write into or read: refused when it is empty (an unset
+    shell variable, which meant the working directory or the default) or a file stands
+    on it or above it (the OS says only "File exists" or "Not a directory")."""
+    if path is None:
+        return None
+    if not path:
+        raise UsageError("an empty DIR (an unset variable?): give a directory, such as ./data")
+    here = os.path.abspath(path)
+    while not os.path.lexists(here):
+        here = os.path.dirname(here)
+    if not os.path.isdir(here):
+        raise UsageError(f"{here} is a file, not a directory: give a directory")
+    return path
+
+
 def cmd_download(args: argparse.Namespace) -> int:
-    if args.dir and args.root:
+    if args.dir is not None and args.root is not None:
         raise UsageError("give the directory as DIR or as --root, not both")
+    given = directory(args.dir if args.dir is not None else args.root)
     registry = context.open_registry(args)
     artifact = context.load(registry, context.spec(args, args.spec), args.type)
-    root = args.dir or args.root or artifact.default_root()
+    root = given or artifact.default_root()
     files = artifact.iter_entries(args.path_prefix)
     if args.path_prefix and not files:
         raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
@@ -34,6 +51,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
+    directory(args.dir)
     artifact = context.load(context.open_registry(args), context.spec(args, args.spec))
     written: list[int] = []  # each file's size, as it is written
     removed: list[str] = []
@@ -50,6 +68,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    directory(args.dir)
     artifact = context.load(context.open_registry(args), context.spec(args, args.spec))
     if not os.path.isdir(args.dir):
         raise FileNotFoundError(2, "no such directory", args.dir)
