@@ -5,6 +5,7 @@ exit status")."""
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,29 @@ def test_an_empty_directory_name_is_refused(seeded_cli: CLI, tmp_path: Path, com
     had checked out "into " (nothing)."""
     assert_error(seeded_cli(command, "dataset:v0", ""), "an empty DIR")
     assert list((tmp_path / "work").iterdir()) == []
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A read-only filesystem (root ignores a directory's mode bits, not this)."""
+    place = tmp_path / "read-only"
+    place.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(place)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield place
+    finally:
+        subprocess.run(["umount", str(place)], check=True)
+
+
+@pytest.mark.parametrize("command", ["download", "checkout"])
+def test_a_read_only_destination_is_named_not_a_temporary_file(
+    seeded_cli: CLI, read_only_dir: Path, command: str
+) -> None:
+    for where in (read_only_dir / "out", read_only_dir / "deep" / "out"):
+        result = seeded_cli(command, "dataset:v0", where)
+        assert_error(result, f"cannot write into {where}: Read-only file system")
+        assert ".part-" not in result.err

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+from collections.abc import Iterator
 
 from cas.errors import NotFoundError, UsageError
 
@@ -29,6 +32,32 @@ def directory(path: str | None) -> str | None:
     return path
 
 
+@contextlib.contextmanager
+def writing_into(root: str) -> Iterator[None]:
+    """Name ``root`` when the OS refuses a write there: its error names the temporary
+    file or staging directory written first (``.out.part-x1y2``), which the user never
+    asked for."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or not _within(
+            exc.filename, root
+        ):
+            raise
+        raise UsageError(
+            f"cannot write into {root}: {exc.strerror}; give a directory you can write to"
+        ) from None
+
+
+def _within(filename: object, root: str) -> bool:
+    """Is ``filename`` ``root``, above it, below it, or the staging directory beside it?"""
+    if not isinstance(filename, str):
+        return False
+    path, root = os.path.abspath(filename), os.path.abspath(root)
+    staging = os.path.join(os.path.dirname(root), f".{os.path.basename(root)[:40]}.part-")
+    return path.startswith((staging, root + os.sep)) or (root + os.sep).startswith(path + os.sep)
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     if args.dir is not None and args.root is not None:
         raise UsageError("give the directory as DIR or as --root, not both")
@@ -39,11 +68,12 @@ def cmd_download(args: argparse.Namespace) -> int:
     files = artifact.iter_entries(args.path_prefix)
     if args.path_prefix and not files:
         raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
-    if progress_shown():
-        with bar(sum(e.size for _, e in files), "downloading") as downloading:
-            written = write_files(registry.objects, root, files, on_written=downloading.update)
-    else:
-        written = write_files(registry.objects, root, files)
+    with writing_into(root):
+        if progress_shown():
+            with bar(sum(e.size for _, e in files), "downloading") as downloading:
+                written = write_files(registry.objects, root, files, on_written=downloading.update)
+        else:
+            written = write_files(registry.objects, root, files)
     print(
         f"downloaded {len(files)} files ({human(written)}) of {artifact.qualified_name} to {root}"
     )
@@ -55,7 +85,8 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     artifact = context.load(context.open_registry(args), context.spec(args, args.spec))
     written: list[int] = []  # each file's size, as it is written
     removed: list[str] = []
-    with bar(artifact.size, "downloading") as downloading:  # drawn only on a terminal
+    # The bar is drawn only on a terminal.
+    with writing_into(args.dir), bar(artifact.size, "downloading") as downloading:
         artifact.checkout(
             args.dir,
             on_written=lambda size: (written.append(size), downloading.update(size)),
