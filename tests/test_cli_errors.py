@@ -4,8 +4,10 @@ exit status")."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,20 +126,25 @@ def test_an_empty_directory_name_is_refused(seeded_cli: CLI, tmp_path: Path, com
     assert list((tmp_path / "work").iterdir()) == []
 
 
-@pytest.fixture
-def read_only_dir(tmp_path: Path):
-    """A read-only filesystem (root ignores a directory's mode bits, not this)."""
-    place = tmp_path / "read-only"
+@contextlib.contextmanager
+def tmpfs(place: Path, options: str) -> Iterator[Path]:
     place.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(place)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(place)], capture_output=True
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs: {mounted.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
     try:
         yield place
     finally:
         subprocess.run(["umount", str(place)], check=True)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A read-only filesystem (root ignores a directory's mode bits, not this)."""
+    with tmpfs(tmp_path / "read-only", "ro") as place:
+        yield place
 
 
 @pytest.mark.parametrize("command", ["download", "checkout"])
@@ -148,3 +155,15 @@ def test_a_read_only_destination_is_named_not_a_temporary_file(
         result = seeded_cli(command, "dataset:v0", where)
         assert_error(result, f"cannot write into {where}: Read-only file system")
         assert ".part-" not in result.err
+
+
+@pytest.mark.parametrize("command", ["download", "checkout"])
+def test_an_empty_mount_point_is_written_into(
+    seeded_cli: CLI, tmp_path: Path, command: str
+) -> None:
+    """A volume mounted for the data (docker -v, a scratch disk), still empty: the files
+    were written beside it to be renamed onto it, which a mount point refuses (EBUSY)."""
+    with tmpfs(tmp_path / "volume", "rw") as volume:
+        seeded_cli(command, "dataset:v0", volume).ok()
+        assert (volume / "train.csv").read_text() == "a,b\n1,2\n"
+        assert not [p for p in (tmp_path).iterdir() if ".part-" in p.name]
