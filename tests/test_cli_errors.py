@@ -167,3 +167,14 @@ def test_an_empty_mount_point_is_written_into(
         seeded_cli(command, "dataset:v0", volume).ok()
         assert (volume / "train.csv").read_text() == "a,b\n1,2\n"
         assert not [p for p in (tmp_path).iterdir() if ".part-" in p.name]
+
+
+# ---- gc ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grace", ["-5", "nan"])
+def test_gc_refuses_a_grace_period_that_is_no_period(seeded_cli: CLI, grace: str) -> None:
+    """-5 and 'nan' were both taken as 0 (every unreachable object old enough), without a word."""
+    result = seeded_cli("gc", "--dry-run", "--grace", grace)
+    assert result.rc == 2 and "Traceback" not in result.err, result
+    assert "--grace" in result.err and "seconds >= 0" in result.err
