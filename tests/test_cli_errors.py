@@ -178,3 +178,17 @@ def test_gc_refuses_a_grace_period_that_is_no_period(seeded_cli: CLI, grace: str
     result = seeded_cli("gc", "--dry-run", "--grace", grace)
     assert result.rc == 2 and "Traceback" not in result.err, result
     assert "--grace" in result.err and "seconds >= 0" in result.err
+
+
+@pytest.mark.parametrize("command", [("ls",), ("show", "dataset"), ("fsck",), ("remote", "ls")])
+def test_a_directory_that_is_no_store_is_refused_and_left_as_it_was(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """--store at the project instead of its .artifacts/ (or at any directory of one's own):
+    reading it said 'no artifacts' (exit 0) and left a tmp/ in it."""
+    project = make_data(tmp_path / "project")
+    before = sorted(p.name for p in project.iterdir())
+    result = make_cli(tmp_path, project)(*command)
+    assert_error(result, f"{project} is not a store")
+    assert f"artifacts init --store {project}" in result.err
+    assert sorted(p.name for p in project.iterdir()) == before

@@ -10,6 +10,7 @@ from typing import Any
 from cas import Repository
 from cas.errors import UsageError
 from cas.storage import check_url
+from cas.storage.local import is_store_dir
 
 from ..artifact import Artifact
 from ..lineage import local_dir
@@ -28,9 +29,15 @@ def open_repo(args: argparse.Namespace) -> Repository:
     url = store_url(args)
     check_url(url)  # a mistyped URL is said as such, not as "no store at s3:/bucket"
     local = local_dir(url)
-    # Opening a local store creates its directory: only writers may do that.
+    # Opening a local store creates its directory (and a tmp/ in it): only writers may.
     if local is not None and not os.path.isdir(local):
         raise UsageError(f"no store at {local}; create one with `{PROG} init`")
+    if local is not None and not is_store_dir(local):
+        raise UsageError(
+            f"{local} is not a store (no refs/, packs/ or config.json in it): give the "
+            f"store's directory (a project's .artifacts/), or make one there with "
+            f"`{PROG} init --store {local}`"
+        )
     return Repository.open(url)
 
 
