@@ -356,6 +356,8 @@ def clone(url: str, path: str, progress: bool = False, *, policy: RefPolicy) -> 
     block the next one; the next clone of the same address resumes the partial
     store (objects already copied are not fetched again).
     """
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UsageError(f"{path} is a file, not a directory: give a directory to clone into")
     store = os.path.join(path, ".artifacts")
     if os.path.exists(store):
         raise UsageError(f"{store} already exists")

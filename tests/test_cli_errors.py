@@ -192,3 +192,17 @@ def test_a_directory_that_is_no_store_is_refused_and_left_as_it_was(
     assert_error(result, f"{project} is not a store")
     assert f"artifacts init --store {project}" in result.err
     assert sorted(p.name for p in project.iterdir()) == before
+
+
+@pytest.mark.parametrize("command", [("ls",), ("log", "data", "--name", "x")])
+def test_a_file_given_as_the_store_is_named(tmp_path: Path, command: tuple[str, ...]) -> None:
+    make_data(tmp_path / "data")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = make_cli(tmp_path, tmp_path / "notes.txt")(*command)
+    assert_error(result, f"{tmp_path / 'notes.txt'} is a file, not a store")
+
+
+def test_clone_into_a_file_is_named(seeded_cli: CLI, tmp_path: Path) -> None:
+    (tmp_path / "work" / "notes.txt").write_text("mine\n")
+    result = seeded_cli("clone", tmp_path / "store", "notes.txt")
+    assert_error(result, "notes.txt is a file, not a directory")

@@ -30,14 +30,16 @@ def open_repo(args: argparse.Namespace) -> Repository:
     check_url(url)  # a mistyped URL is said as such, not as "no store at s3:/bucket"
     local = local_dir(url)
     # Opening a local store creates its directory (and a tmp/ in it): only writers may.
-    if local is not None and not os.path.isdir(local):
-        raise UsageError(f"no store at {local}; create one with `{PROG} init`")
-    if local is not None and not is_store_dir(local):
-        raise UsageError(
-            f"{local} is not a store (no refs/, packs/ or config.json in it): give the "
-            f"store's directory (a project's .artifacts/), or make one there with "
-            f"`{PROG} init --store {local}`"
-        )
+    # (A file there is refused by the local storage itself, for writers too.)
+    if local is not None:
+        if not os.path.lexists(local):
+            raise UsageError(f"no store at {local}; create one with `{PROG} init`")
+        if os.path.isdir(local) and not is_store_dir(local):
+            raise UsageError(
+                f"{local} is not a store (no refs/, packs/ or config.json in it): give the "
+                f"store's directory (a project's .artifacts/), or make one there with "
+                f"`{PROG} init --store {local}`"
+            )
     return Repository.open(url)
 
 

@@ -27,7 +27,13 @@ from typing import BinaryIO
 
 import blake3
 
-from ..errors import InvalidNameError, KeyNotFoundError, PreconditionFailedError, StorageError
+from ..errors import (
+    InvalidNameError,
+    KeyNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+    UsageError,
+)
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 _HIDDEN = ("tmp/", "locks/")
@@ -103,6 +109,8 @@ class LocalStorage(Storage):
         self._sync_lock = threading.Lock()  # a second sync waits until the first's are on disk
         new = self.root
         while not os.path.isdir(new):
+            if os.path.lexists(new):  # else makedirs says only "Not a directory: …/tmp"
+                raise UsageError(f"{new} is a file, not a store: give a directory for the store")
             self._unsynced_dirs.add(new)
             new = os.path.dirname(new)
         if new != self.root:  # a new store: its name, in the directory that now holds it
