@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +207,31 @@ def test_clone_into_a_file_is_named(seeded_cli: CLI, tmp_path: Path) -> None:
     (tmp_path / "work" / "notes.txt").write_text("mine\n")
     result = seeded_cli("clone", tmp_path / "store", "notes.txt")
     assert_error(result, "notes.txt is a file, not a directory")
+
+
+# ---- a store that does not answer ------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        return listening.getsockname()[1]  # closed on leaving: connections are refused
+
+
+@pytest.mark.parametrize("command", [("ls",), ("fetch", "{url}"), ("pull", "{url}")])
+def test_an_http_store_that_refuses_connections_is_an_error_not_an_empty_store(
+    seeded_cli: CLI, command: tuple[str, ...]
+) -> None:
+    """fsspec's http filesystem lists nothing where it cannot connect: ls said 'no
+    artifacts', fetch 'fetched 0 objects', exit 0."""
+    url = f"http://127.0.0.1:{closed_port()}/store"
+    args = [word.format(url=url) for word in command]
+    start = time.monotonic()
+    result = seeded_cli("--store", url, *args) if command == ("ls",) else seeded_cli(*args)
+    assert time.monotonic() - start < 30
+    assert_error(result, f"{url} did not answer")
+    assert "check that the server is up" in result.err
+
+
+def test_an_ftp_store_that_refuses_connections_is_named(seeded_cli: CLI) -> None:
+    url = f"ftp://127.0.0.1:{closed_port()}/store"
+    assert_error(seeded_cli("--store", url, "ls"), f"{url} did not answer")
