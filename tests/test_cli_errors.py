@@ -235,3 +235,13 @@ def test_an_http_store_that_refuses_connections_is_an_error_not_an_empty_store(
 def test_an_ftp_store_that_refuses_connections_is_named(seeded_cli: CLI) -> None:
     url = f"ftp://127.0.0.1:{closed_port()}/store"
     assert_error(seeded_cli("--store", url, "ls"), f"{url} did not answer")
+
+
+# ---- log -------------------------------------------------------------------------------
+
+
+def test_log_with_an_empty_name_is_refused(seeded_cli: CLI, tmp_path: Path) -> None:
+    """--name "" (an unset variable) logged under the directory's own name."""
+    make_data(tmp_path / "work" / "data")
+    assert_error(seeded_cli("log", "data", "--name", ""), "--name is empty")
+    assert "data" not in seeded_cli("ls").ok().out.split()

@@ -41,7 +41,12 @@ def cmd_log(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file or directory", path)
     metadata = context.json_object(args.metadata, "--metadata")
-    where = context.new_artifact(args, args.name or os.path.basename(os.path.abspath(path)))
+    if args.name is not None:
+        if not args.name:
+            raise UsageError("--name is empty (an unset variable?): give the artifact's name")
+        where = context.new_artifact(args, args.name)
+    else:
+        where = context.new_artifact(args, os.path.basename(os.path.abspath(path)))
     artifact = Artifact(where.name, args.type, description=args.description, metadata=metadata)
     # Logged right after it is staged: "immutable" spares the log a second stat of
     # each file it reads (artifacts.staleness), which would find nothing to say.
