@@ -240,6 +240,15 @@ def test_an_ftp_store_that_refuses_connections_is_named(seeded_cli: CLI) -> None
 # ---- log -------------------------------------------------------------------------------
 
 
+def test_log_of_a_path_whose_name_is_no_artifact_name_says_to_give_one(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    make_data(tmp_path / "work" / "my data (v2)")
+    result = seeded_cli("log", "my data (v2)")
+    assert_error(result, "invalid name 'my data (v2)'")
+    assert "--name" in result.err
+
+
 def test_log_with_an_empty_name_is_refused(seeded_cli: CLI, tmp_path: Path) -> None:
     """--name "" (an unset variable) logged under the directory's own name."""
     make_data(tmp_path / "work" / "data")

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from cas import ObjectId
-from cas.errors import CasError, UsageError
+from cas.errors import CasError, InvalidNameError, UsageError
 
 from .. import trees, ttl
 from ..artifact import Artifact
@@ -46,7 +46,10 @@ def cmd_log(args: argparse.Namespace) -> int:
             raise UsageError("--name is empty (an unset variable?): give the artifact's name")
         where = context.new_artifact(args, args.name)
     else:
-        where = context.new_artifact(args, os.path.basename(os.path.abspath(path)))
+        try:
+            where = context.new_artifact(args, os.path.basename(os.path.abspath(path)))
+        except InvalidNameError as exc:
+            raise UsageError(f"{exc}; name the artifact with --name NAME") from None
     artifact = Artifact(where.name, args.type, description=args.description, metadata=metadata)
     # Logged right after it is staged: "immutable" spares the log a second stat of
     # each file it reads (artifacts.staleness), which would find nothing to say.
