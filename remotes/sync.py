@@ -79,6 +79,14 @@ def _own_refs(
     }
 
 
+def _check_named(local: Collection[str], names: Collection[str] | None, policy: RefPolicy) -> None:
+    """Refuse a name that selects no head here: it would send (or rebase) nothing, and
+    say so nowhere."""
+    for name in names or ():
+        if not any(policy.is_head(ref) and policy.selects(ref, {name}) for ref in local):
+            raise UsageError(f"nothing named {name!r} here: give the name of one this store holds")
+
+
 def _is_ancestor(repo: Repository, ancestor: ObjectId, head: ObjectId) -> bool:
     """Is ``ancestor`` on the first-parent chain of ``head`` (versions are a chain)?"""
     current: ObjectId | None = head
@@ -118,8 +126,9 @@ def push(
     policy: RefPolicy,
 ) -> PushResult:
     """Send objects, then move the remote's refs by compare-and-swap."""
-    other = open_remote(repo, remote, create=True)
     local = _own_refs(repo, policy, names)
+    _check_named(local, names, policy)
+    other = open_remote(repo, remote, create=True)
     try:
         with naming_remote(remote, other.url):
             theirs = _read_refs(other, local)
@@ -303,6 +312,7 @@ def rebase(
     Returns the heads that moved. Run ``pull`` first so the remote's commits
     are here.
     """
+    _check_named(_own_refs(repo, policy, names), names, policy)
     prefix = f"{TRACKING}/{remote}/"
     moved = []
     for tracking_name, upstream in sorted(repo.refs.list(prefix).items()):

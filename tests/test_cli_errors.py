@@ -254,3 +254,19 @@ def test_log_with_an_empty_name_is_refused(seeded_cli: CLI, tmp_path: Path) -> N
     make_data(tmp_path / "work" / "data")
     assert_error(seeded_cli("log", "data", "--name", ""), "--name is empty")
     assert "data" not in seeded_cli("ls").ok().out.split()
+
+
+# ---- push and rebase by name -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["push", "rebase"])
+@pytest.mark.parametrize("name", ["nosuch", "proj/dataset"])
+def test_push_or_rebase_of_a_name_this_store_lacks_is_refused(
+    seeded_cli: CLI, tmp_path: Path, command: str, name: str
+) -> None:
+    """It said 'pushed 0 objects … everything up to date' (or nothing at all), exit 0."""
+    seeded_cli("init", "--store", tmp_path / "remote").ok()
+    seeded_cli("remote", "add", "origin", tmp_path / "remote").ok()
+    result = seeded_cli(command, "origin", name)
+    assert_error(result, f"nothing named {name!r} here")
+    assert result.out == ""
