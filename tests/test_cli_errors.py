@@ -270,3 +270,9 @@ def test_push_or_rebase_of_a_name_this_store_lacks_is_refused(
     result = seeded_cli(command, "origin", name)
     assert_error(result, f"nothing named {name!r} here")
     assert result.out == ""
+
+
+@pytest.mark.parametrize("option", ["--entity", "--project"])
+def test_an_empty_entity_or_project_option_is_refused(seeded_cli: CLI, option: str) -> None:
+    """--project "" (an unset variable) listed the default project instead."""
+    assert_error(seeded_cli(option, "", "ls"), f"{option} is empty")

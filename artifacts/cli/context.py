@@ -48,13 +48,20 @@ def open_registry(args: argparse.Namespace) -> Registry:
 
 
 def entity(args: argparse.Namespace) -> str:
-    given = getattr(args, "entity", None)
+    given = _option(args, "entity")
     return validate_namespace(given, "entity") if given else default_entity()
 
 
 def project(args: argparse.Namespace) -> str:
-    given = getattr(args, "project", None) or os.environ.get("ARTIFACTS_PROJECT")
+    given = _option(args, "project") or os.environ.get("ARTIFACTS_PROJECT")
     return validate_namespace(given or "uncategorized", "project")
+
+
+def _option(args: argparse.Namespace, name: str) -> str | None:
+    given = getattr(args, name, None)
+    if given == "":  # an unset variable: not the default it would silently fall back to
+        raise UsageError(f"--{name} is empty (an unset variable?): give a {name} or leave it out")
+    return given
 
 
 def spec(args: argparse.Namespace, text: str) -> Spec:
