@@ -69,6 +69,13 @@ class RunNotFoundError(NotFoundError):
 class RegistryNotFoundError(NotFoundError, ValueError):
     """A registry that the organization does not have (W&B: ValueError)."""
 
+    def __init__(self, organization: str, name: str, how: str) -> None:
+        self.organization = organization
+        self.name = name
+        super().__init__(
+            f"no registry {name!r} in organization {organization!r}: create it with {how}"
+        )
+
 
 class ArtifactStateError(UsageError):
     """An operation that the object's lifecycle no longer allows."""

@@ -276,3 +276,12 @@ def test_push_or_rebase_of_a_name_this_store_lacks_is_refused(
 def test_an_empty_entity_or_project_option_is_refused(seeded_cli: CLI, option: str) -> None:
     """--project "" (an unset variable) listed the default project instead."""
     assert_error(seeded_cli(option, "", "ls"), f"{option} is empty")
+
+
+def test_link_into_a_missing_registry_says_the_command_that_creates_it(seeded_cli: CLI) -> None:
+    """It said to call Api().create_registry(name, visibility): Python, on the command line."""
+    result = seeded_cli("link", "dataset:v0", "wandb-registry-nope/c")
+    assert_error(result, "no registry 'nope' in organization 'team'")
+    assert "`artifacts registry create nope --org team`" in result.err
+    seeded_cli("registry", "create", "nope", "--org", "team").ok()
+    seeded_cli("link", "dataset:v0", "wandb-registry-nope/c").ok()
