@@ -370,7 +370,10 @@ def clone(url: str, path: str, progress: bool = False, *, policy: RefPolicy) -> 
         raise UsageError(f"{path} is a file, not a directory: give a directory to clone into")
     store = os.path.join(path, ".artifacts")
     if os.path.exists(store):
-        raise UsageError(f"{store} already exists")
+        raise UsageError(
+            f"{store} already exists: clone into another directory, or update that store "
+            "with `artifacts pull`"
+        )
     _check_something_to_clone(url)
     partial = os.path.join(path, ".artifacts.partial")
     if os.path.isdir(partial) and _origin_of(partial) != normalized_url(url):

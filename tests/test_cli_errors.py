@@ -285,3 +285,10 @@ def test_link_into_a_missing_registry_says_the_command_that_creates_it(seeded_cl
     assert "`artifacts registry create nope --org team`" in result.err
     seeded_cli("registry", "create", "nope", "--org", "team").ok()
     seeded_cli("link", "dataset:v0", "wandb-registry-nope/c").ok()
+
+
+def test_clone_into_a_store_says_what_to_do_instead(seeded_cli: CLI, tmp_path: Path) -> None:
+    seeded_cli("clone", tmp_path / "store", "copy").ok()
+    result = seeded_cli("clone", tmp_path / "store", "copy")
+    assert_error(result, "copy/.artifacts already exists")
+    assert "clone into another directory" in result.err and "artifacts pull" in result.err
