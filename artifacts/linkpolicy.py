@@ -21,13 +21,14 @@ def follow_link(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile
         skip_special(entry.path)
         return None
     target = os.path.realpath(entry.path)
+    remedy = f"copy its target into {root}, or remove the link"
     if os.path.commonpath([real_root, target]) != real_root:
-        raise UsageError(f"symlink {entry.path} points outside {root}; refusing to follow it")
+        raise UsageError(f"symlink {entry.path} points outside {root}: {remedy}")
     if os.path.isdir(target):
         warnings.warn(f"not following symlinked directory {entry.path}", stacklevel=5)
         return None
     if not os.path.lexists(target):
-        raise UsageError(f"symlink {entry.path} points to nothing")
+        raise UsageError(f"symlink {entry.path} points to nothing: {remedy}")
     if not os.path.isfile(target):
         skip_special(entry.path)
         return None

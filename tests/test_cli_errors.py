@@ -292,3 +292,14 @@ def test_clone_into_a_store_says_what_to_do_instead(seeded_cli: CLI, tmp_path: P
     result = seeded_cli("clone", tmp_path / "store", "copy")
     assert_error(result, "copy/.artifacts already exists")
     assert "clone into another directory" in result.err and "artifacts pull" in result.err
+
+
+@pytest.mark.parametrize("target", ["/etc/hostname", "/no/such/file"])
+def test_log_of_a_directory_with_a_link_it_cannot_take_says_what_to_do(
+    seeded_cli: CLI, tmp_path: Path, target: str
+) -> None:
+    data = make_data(tmp_path / "work" / "data")
+    (data / "link").symlink_to(target)
+    result = seeded_cli("log", "data")
+    assert_error(result, f"symlink {data / 'link'}")
+    assert "copy its target into data, or remove the link" in result.err
