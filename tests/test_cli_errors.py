@@ -303,3 +303,20 @@ def test_log_of_a_directory_with_a_link_it_cannot_take_says_what_to_do(
     result = seeded_cli("log", "data")
     assert_error(result, f"symlink {data / 'link'}")
     assert "copy its target into data, or remove the link" in result.err
+
+
+# ---- options between positional arguments ----------------------------------------------
+
+
+def test_an_option_between_positional_arguments_is_taken_as_anywhere_else(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """An optional positional after an option was refused: `download dataset:v0 --type
+    dataset out` said 'unrecognized arguments: out' under the top-level usage."""
+    seeded_cli("download", "dataset:v0", "--type", "dataset", "out").ok()
+    assert (tmp_path / "work" / "out" / "train.csv").exists()
+    seeded_cli("init", "--store", tmp_path / "remote").ok()
+    seeded_cli("remote", "add", "origin", tmp_path / "remote").ok()
+    assert (
+        "updated team/proj/dataset" in seeded_cli("push", "origin", "--force", "dataset").ok().out
+    )

@@ -24,7 +24,7 @@ from typing import Any
 
 from cas.errors import CasError
 
-from .commands import Commands
+from .commands import CommandParser, Commands
 from .output import PROG, one_line, printable, progress_shown, show_warning
 
 # The command groups (modules of this package), in the order of `artifacts --help`,
@@ -146,9 +146,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action=_Version)
-    commands = Commands(
-        parser.add_subparsers(dest="command", metavar="COMMAND", required=True), common
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=CommandParser
     )
+    commands = Commands(subparsers, common)
     for group in wanted:
         importlib.import_module(f"{__name__}.{group}").register(commands)
     return parser
