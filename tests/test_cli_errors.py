@@ -320,3 +320,15 @@ def test_an_option_between_positional_arguments_is_taken_as_anywhere_else(
     assert (
         "updated team/proj/dataset" in seeded_cli("push", "origin", "--force", "dataset").ok().out
     )
+
+
+def test_a_command_where_a_clone_was_interrupted_says_to_run_the_clone_again(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """A clone killed half-way leaves .artifacts.partial (remotes.clone), which the next
+    clone resumes; commands there said to create a store with `artifacts init`."""
+    copy = tmp_path / "copy"
+    (copy / ".artifacts.partial").mkdir(parents=True)
+    result = make_cli(copy, None)("ls")
+    assert_error(result, f"no store at {copy / '.artifacts'}: a clone into {copy} did not finish")
+    assert "run the clone again" in result.err

@@ -33,6 +33,12 @@ def open_repo(args: argparse.Namespace) -> Repository:
     # (A file there is refused by the local storage itself, for writers too.)
     if local is not None:
         if not os.path.lexists(local):
+            if os.path.isdir(f"{local}.partial"):  # what a clone stopped half-way leaves
+                where = os.path.dirname(os.path.abspath(local))
+                raise UsageError(
+                    f"no store at {local}: a clone into {where} did not finish; "
+                    f"run the clone again to resume it (`{PROG} clone URL {where}`)"
+                )
             raise UsageError(f"no store at {local}; create one with `{PROG} init`")
         if os.path.isdir(local) and not is_store_dir(local):
             raise UsageError(
