@@ -5,6 +5,7 @@ exit status")."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import time
@@ -332,3 +333,18 @@ def test_a_command_where_a_clone_was_interrupted_says_to_run_the_clone_again(
     result = make_cli(copy, None)("ls")
     assert_error(result, f"no store at {copy / '.artifacts'}: a clone into {copy} did not finish")
     assert "run the clone again" in result.err
+
+
+def test_a_store_on_a_read_only_filesystem_reads_and_names_itself_when_written(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """A write named a temporary file inside it: 'Read-only file system: …/tmp/tmpnlm4kvze'."""
+    with tmpfs(tmp_path / "media", "rw") as media:
+        shutil.copytree(tmp_path / "store", media / "store")
+        subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        on_media = make_cli(tmp_path / "work", media / "store")
+        assert "dataset" in on_media("ls").ok().out
+        for command in (("alias", "add", "dataset:v0", "best"), ("log", "../data", "-n", "x")):
+            result = on_media(*command)
+            assert_error(result, f"the store at {media / 'store'} cannot be written")
+            assert "/tmp/tmp" not in result.err and "clone it" in result.err

@@ -13,6 +13,7 @@ above them at once, before a ref moves or anything is deleted.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -144,8 +145,22 @@ class LocalStorage(Storage):
         data = self.get(key)
         return data, _token(data)
 
+    def _new_temp(self) -> tuple[int, str]:
+        """A new file in the store's tmp/, where every write starts."""
+        try:
+            return tempfile.mkstemp(dir=self.tmp_dir)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            # Said of the store: the OS names the temporary file it could not make.
+            raise StorageError(
+                self.url,
+                f"the store at {self.root} cannot be written: {exc.strerror}; read it only, "
+                "or clone it into a place you can write",
+            ) from None
+
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        fd, tmp = self._new_temp()
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -160,7 +175,7 @@ class LocalStorage(Storage):
             _unlink(tmp)
 
     def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        fd, tmp = self._new_temp()
         os.close(fd)
         try:
             shutil.copyfile(local_path, tmp)
@@ -264,7 +279,7 @@ class LocalStorage(Storage):
 
     def tempfile(self) -> str:
         """A fresh temporary file inside the store, ready for :meth:`move_in`."""
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        fd, tmp = self._new_temp()
         os.close(fd)
         return tmp
 
