@@ -348,3 +348,18 @@ def test_a_store_on_a_read_only_filesystem_reads_and_names_itself_when_written(
             result = on_media(*command)
             assert_error(result, f"the store at {media / 'store'} cannot be written")
             assert "/tmp/tmp" not in result.err and "clone it" in result.err
+
+
+def test_a_store_without_its_tmp_on_a_read_only_filesystem_is_read(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """Copied without its tmp/ (rsync --exclude tmp, a bucket synced down), then mounted
+    read-only: opening it made tmp/ first, so even ls failed ('Read-only file system:
+    …/tmp')."""
+    with tmpfs(tmp_path / "media", "rw") as media:
+        shutil.copytree(tmp_path / "store", media / "store", ignore=shutil.ignore_patterns("tmp"))
+        subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        on_media = make_cli(tmp_path / "work", media / "store")
+        assert "dataset" in on_media("ls").ok().out
+        on_media("download", "dataset:v0", "out").ok()
+        assert_error(on_media("alias", "add", "dataset:v0", "x"), "cannot be written")

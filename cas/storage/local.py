@@ -38,6 +38,7 @@ from ..errors import (
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 _HIDDEN = ("tmp/", "locks/")
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)  # what a refused write says
 SYNC_THREADS = 32  # fsyncs in flight at once: each mostly waits on the disk
 
 STORE_DIR = ".artifacts"  # a project's store; no tree may hold an entry of this name
@@ -116,7 +117,11 @@ class LocalStorage(Storage):
             new = os.path.dirname(new)
         if new != self.root:  # a new store: its name, in the directory that now holds it
             self._unsynced_dirs.add(new)
-        os.makedirs(self.tmp_dir, exist_ok=True)
+        try:
+            os.makedirs(self.tmp_dir, exist_ok=True)
+        except OSError as exc:  # a store on read-only media can still be read
+            if exc.errno not in _READ_ONLY:
+                raise
 
     def _path(self, key: str) -> str:
         if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:
@@ -148,9 +153,13 @@ class LocalStorage(Storage):
     def _new_temp(self) -> tuple[int, str]:
         """A new file in the store's tmp/, where every write starts."""
         try:
-            return tempfile.mkstemp(dir=self.tmp_dir)
+            try:
+                return tempfile.mkstemp(dir=self.tmp_dir)
+            except FileNotFoundError:  # tmp/ could not be made as the store opened
+                os.makedirs(self.tmp_dir, exist_ok=True)
+                return tempfile.mkstemp(dir=self.tmp_dir)
         except OSError as exc:
-            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            if exc.errno not in _READ_ONLY:
                 raise
             # Said of the store: the OS names the temporary file it could not make.
             raise StorageError(
