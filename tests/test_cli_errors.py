@@ -363,3 +363,11 @@ def test_a_store_without_its_tmp_on_a_read_only_filesystem_is_read(
         assert "dataset" in on_media("ls").ok().out
         on_media("download", "dataset:v0", "out").ok()
         assert_error(on_media("alias", "add", "dataset:v0", "x"), "cannot be written")
+
+
+def test_a_store_without_tmp_and_locks_is_still_a_store(seeded_cli: CLI, tmp_path: Path) -> None:
+    """A bucket's store synced down to a directory has its keys only (refs/, packs/,
+    objects/, config.json): no tmp/ nor locks/, which only a local store makes."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(tmp_path / "store", mirror, ignore=shutil.ignore_patterns("tmp", "locks"))
+    assert "dataset" in make_cli(tmp_path / "work", mirror)("ls").ok().out

@@ -10,7 +10,7 @@ from typing import Any
 from cas import Repository
 from cas.errors import UsageError
 from cas.storage import check_url
-from cas.storage.local import is_store_dir
+from cas.storage.local import holds_store_keys, is_store_dir
 
 from ..artifact import Artifact
 from ..lineage import local_dir
@@ -40,7 +40,7 @@ def open_repo(args: argparse.Namespace) -> Repository:
                     f"run the clone again to resume it (`{PROG} clone URL {where}`)"
                 )
             raise UsageError(f"no store at {local}; create one with `{PROG} init`")
-        if os.path.isdir(local) and not is_store_dir(local):
+        if os.path.isdir(local) and not (is_store_dir(local) or holds_store_keys(local)):
             raise UsageError(
                 f"{local} is not a store (no refs/, packs/ or config.json in it): give the "
                 f"store's directory (a project's .artifacts/), or make one there with "

@@ -65,6 +65,12 @@ def is_store_dir(path: str) -> bool:
     return looks_like_store(lambda name: os.path.lexists(os.path.join(path, name)))
 
 
+def holds_store_keys(path: str) -> bool:
+    """Does ``path`` hold a key only a store has? A store synced down from a bucket, or
+    copied without tmp/ and locks/, has those alone."""
+    return any(os.path.lexists(os.path.join(path, name)) for name in _STORE_KEYS)
+
+
 def store_holding(path: str) -> str | None:
     """The store directory that ``path`` (real, links resolved) is, or lies in; None if
     there is none.
