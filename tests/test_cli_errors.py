@@ -371,3 +371,25 @@ def test_a_store_without_tmp_and_locks_is_still_a_store(seeded_cli: CLI, tmp_pat
     mirror = tmp_path / "mirror"
     shutil.copytree(tmp_path / "store", mirror, ignore=shutil.ignore_patterns("tmp", "locks"))
     assert "dataset" in make_cli(tmp_path / "work", mirror)("ls").ok().out
+
+
+# ---- a memory:// store, which dies with the command -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("--store", "memory://x", "log", "../data", "-n", "x"),
+        ("remote", "add", "mem", "memory://y"),
+        ("push", "memory://y"),
+        ("clone", "memory://y", "copy"),
+    ],
+)
+def test_a_memory_store_is_refused_on_the_command_line(
+    seeded_cli: CLI, command: tuple[str, ...]
+) -> None:
+    """It lives in one process: a log into one printed its version and kept nothing, a
+    push 'pushed 6 objects', exit 0."""
+    assert_error(seeded_cli(*command), "memory://")
+    assert "lives only as long as one process" in seeded_cli(*command).err
+    assert seeded_cli("remote", "ls").ok().out == ""

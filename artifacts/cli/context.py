@@ -21,7 +21,18 @@ from .output import PROG
 
 
 def store_url(args: argparse.Namespace) -> str:
-    return find_store_url(getattr(args, "store", None))
+    return lasting(find_store_url(getattr(args, "store", None)))
+
+
+def lasting(url: str) -> str:
+    """``url``, unless it names a store that ends with this command (a log into one
+    printed its version and kept nothing)."""
+    if url.startswith("memory://"):
+        raise UsageError(
+            f"{url}: a memory:// store lives only as long as one process, and this "
+            "command's ends now: give a path or a bucket"
+        )
+    return url
 
 
 def open_repo(args: argparse.Namespace) -> Repository:
