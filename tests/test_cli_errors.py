@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write
 from tests.test_cli import CLI, assert_error, log_with_api, make_cli, make_data
 
 
@@ -393,3 +394,19 @@ def test_a_memory_store_is_refused_on_the_command_line(
     assert_error(seeded_cli(*command), "memory://")
     assert "lives only as long as one process" in seeded_cli(*command).err
     assert seeded_cli("remote", "ls").ok().out == ""
+
+
+# ---- aliases ---------------------------------------------------------------------------
+
+
+def test_latest_is_neither_given_to_an_older_version_nor_taken_from_the_newest(
+    tmp_path: Path, seeded_cli: CLI
+) -> None:
+    """`alias add dataset:v0 latest` said 'dataset:v0 is now 'latest'' and changed nothing;
+    `alias rm` of the newest's latest said it had no such alias."""
+    write(tmp_path / "data" / "train.csv", "changed\n")
+    log_with_api(tmp_path / "store", tmp_path / "data", "dataset")
+    message = "'latest' always names the newest version of dataset"
+    assert_error(seeded_cli("alias", "add", "dataset:v0", "latest"), message)
+    assert_error(seeded_cli("alias", "rm", "dataset:v1", "latest"), message)
+    assert "team/proj/dataset:v1" in seeded_cli("show", "dataset:latest").ok().out
