@@ -410,3 +410,36 @@ def test_latest_is_neither_given_to_an_older_version_nor_taken_from_the_newest(
     assert_error(seeded_cli("alias", "add", "dataset:v0", "latest"), message)
     assert_error(seeded_cli("alias", "rm", "dataset:v1", "latest"), message)
     assert "team/proj/dataset:v1" in seeded_cli("show", "dataset:latest").ok().out
+
+
+# ---- names that are not there -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [("show", "datset"), ("versions", "datset"), ("alias", "add", "datset:v0", "a")]
+)
+def test_an_artifact_not_found_says_where_to_look(
+    seeded_cli: CLI, command: tuple[str, ...]
+) -> None:
+    """In another project than meant (--project forgotten, $ARTIFACTS_PROJECT unset) or
+    mistyped, the error said only 'artifact team/proj/datset not found'."""
+    result = seeded_cli(*command)
+    assert_error(result, "artifact team/proj/datset not found")
+    assert "`artifacts ls team/proj` lists its artifacts" in result.err
+    assert "`artifacts ls --all`" in result.err
+
+
+# ---- a remote path that is no store -----------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["push", "fetch", "pull"])
+def test_a_remote_path_holding_other_files_is_not_made_a_store(
+    seeded_cli: CLI, tmp_path: Path, command: str
+) -> None:
+    """`artifacts push ~` (or `/`, meant: a remote's name) wrote refs/, packs/ and blobs/
+    into the directory, beside its files."""
+    home = make_data(tmp_path / "home")
+    before = sorted(p.name for p in home.iterdir())
+    result = seeded_cli(command, home)
+    assert_error(result, f"{home} is not a store")
+    assert sorted(p.name for p in home.iterdir()) == before
