@@ -11,7 +11,7 @@ from typing import Any
 from cas import Repository
 from cas.errors import InvalidNameError, StorageError
 from cas.storage import check_url
-from cas.storage.local import holds_store_keys, is_store_dir
+from cas.storage.local import may_hold_store
 
 from .errors import RemoteNotFoundError
 
@@ -74,20 +74,13 @@ def open_remote(repo: Repository, remote: str, create: bool = False) -> Reposito
     root = local_root(url)
     if not create and root is not None and not os.path.isdir(root):
         raise RemoteNotFoundError(f"no store at {url}")
-    if root is not None and os.path.isdir(root) and not _store_or_empty(root):
+    if root is not None and os.path.isdir(root) and not may_hold_store(root):
         # A mistyped path (`push ~`): a push would lay a store out among its files.
         raise RemoteNotFoundError(
             f"{url} is not a store (it holds other files, and no refs/, packs/ or "
             "config.json): give a store, or a new or empty directory to push to"
         )
     return Repository.open(url)
-
-
-def _store_or_empty(root: str) -> bool:
-    if is_store_dir(root) or holds_store_keys(root):
-        return True
-    with os.scandir(root) as entries:
-        return all(entry.name == "tmp" for entry in entries)  # tmp/: opened, never written
 
 
 def local_root(url: str) -> str | None:

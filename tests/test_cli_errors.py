@@ -443,3 +443,16 @@ def test_a_remote_path_holding_other_files_is_not_made_a_store(
     result = seeded_cli(command, home)
     assert_error(result, f"{home} is not a store")
     assert sorted(p.name for p in home.iterdir()) == before
+
+
+def test_log_does_not_lay_a_store_out_among_other_files(seeded_cli: CLI, tmp_path: Path) -> None:
+    """`--store ~` (or $ARTIFACTS_STORE set to the project, not its .artifacts/) logged,
+    and left refs/, packs/ and blobs/ among the directory's files."""
+    project = make_data(tmp_path / "project")
+    before = sorted(p.name for p in project.iterdir())
+    result = seeded_cli("--store", project, "log", "../data", "--name", "x")
+    assert_error(result, f"{project} is not a store")
+    assert f"`artifacts init --store {project}`" in result.err
+    assert sorted(p.name for p in project.iterdir()) == before
+    (tmp_path / "empty").mkdir()
+    seeded_cli("--store", tmp_path / "empty", "log", "../data", "--name", "x").ok()

@@ -10,7 +10,7 @@ from typing import Any
 from cas import Repository
 from cas.errors import UsageError
 from cas.storage import check_url
-from cas.storage.local import holds_store_keys, is_store_dir
+from cas.storage.local import holds_store_keys, is_store_dir, may_hold_store
 
 from ..artifact import Artifact
 from ..lineage import local_dir
@@ -52,12 +52,25 @@ def open_repo(args: argparse.Namespace) -> Repository:
                 )
             raise UsageError(f"no store at {local}; create one with `{PROG} init`")
         if os.path.isdir(local) and not (is_store_dir(local) or holds_store_keys(local)):
-            raise UsageError(
-                f"{local} is not a store (no refs/, packs/ or config.json in it): give the "
-                f"store's directory (a project's .artifacts/), or make one there with "
-                f"`{PROG} init --store {local}`"
-            )
+            raise _not_a_store(local)
     return Repository.open(url)
+
+
+def writable_store_url(args: argparse.Namespace) -> str:
+    """The store a writer may create: not among a directory's other files."""
+    url = store_url(args)
+    local = local_dir(url)
+    if local is not None and os.path.isdir(local) and not may_hold_store(local):
+        raise _not_a_store(local)
+    return url
+
+
+def _not_a_store(local: str) -> UsageError:
+    return UsageError(
+        f"{local} is not a store (no refs/, packs/ or config.json in it): give the "
+        f"store's directory (a project's .artifacts/), or make one there with "
+        f"`{PROG} init --store {local}`"
+    )
 
 
 def open_registry(args: argparse.Namespace) -> Registry:

@@ -59,7 +59,8 @@ def cmd_log(args: argparse.Namespace) -> int:
         artifact.add_file(path, policy="immutable")
     entity, project = where.entity, where.project
     # Like artifacts.init() in a script: the store is created if there is none.
-    with init(project, entity, store=context.store_url(args), job_type="cli-log") as run:
+    store = context.writable_store_url(args)
+    with init(project, entity, store=store, job_type="cli-log") as run:
         if progress_shown():
             with bar(artifact.staged_bytes(), "hashing") as hashing:
                 run.log_artifact(artifact, aliases=args.alias, on_stored=hashing.update)

@@ -71,6 +71,15 @@ def holds_store_keys(path: str) -> bool:
     return any(os.path.lexists(os.path.join(path, name)) for name in _STORE_KEYS)
 
 
+def may_hold_store(path: str) -> bool:
+    """Is directory ``path`` a store, or empty, so that a writer may lay one out in it
+    (and not among other files: a path mistyped for a store's)?"""
+    if is_store_dir(path) or holds_store_keys(path):
+        return True
+    with os.scandir(path) as entries:
+        return all(entry.name == "tmp" for entry in entries)  # tmp/: opened, never written
+
+
 def store_holding(path: str) -> str | None:
     """The store directory that ``path`` (real, links resolved) is, or lies in; None if
     there is none.
