@@ -44,6 +44,15 @@ class ArtifactNotFoundError(NotFoundError):
     """An artifact, version or alias that does not exist."""
 
 
+class NoSuchArtifactError(ArtifactNotFoundError):
+    """An artifact name no version has in that entity and project."""
+
+    def __init__(self, entity: str, project: str, name: str) -> None:
+        self.entity = entity
+        self.project = project
+        super().__init__(f"artifact {entity}/{project}/{name} not found")
+
+
 class VersionDeletedError(ArtifactNotFoundError):
     """A deleted version, named, used or downloaded: says who deleted it and when."""
 

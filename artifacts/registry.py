@@ -28,6 +28,7 @@ from .deletion_records import deleted_ids, read_deletion
 from .errors import (
     ArtifactNotFoundError,
     ArtifactTypeError,
+    NoSuchArtifactError,
     TypeMismatchError,
     VersionDeletedError,
 )
@@ -140,9 +141,7 @@ class Registry:
     def _resolve(self, spec: Spec) -> Version:
         commit_id = self.refs.read(head_ref(spec.entity, spec.project, spec.name))
         if commit_id is None:
-            raise ArtifactNotFoundError(
-                f"artifact {spec.entity}/{spec.project}/{spec.name} not found"
-            )
+            raise NoSuchArtifactError(spec.entity, spec.project, spec.name)
         head = self.version(spec.entity, spec.project, commit_id, spec.name)
         if spec.selector == "latest":
             return next(self.history(head), head)

@@ -24,6 +24,7 @@ from typing import Any
 
 from cas.errors import CasError
 
+from ..errors import NoSuchArtifactError
 from .commands import CommandParser, Commands
 from .output import PROG, one_line, printable, progress_shown, show_warning
 
@@ -183,6 +184,14 @@ def _retries_shown() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _hint(exc: BaseException) -> str:
+    """Where to look next, for an error the library states without the command line."""
+    if isinstance(exc, NoSuchArtifactError):  # often: another project than meant
+        namespace = f"{exc.entity}/{exc.project}"
+        return f"; `{PROG} ls {namespace}` lists its artifacts, `{PROG} ls --all` every project's"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``artifacts`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -203,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CasError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: error: {printable(one_line(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(one_line(exc))}{_hint(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if debug:
