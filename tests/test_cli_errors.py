@@ -456,3 +456,24 @@ def test_log_does_not_lay_a_store_out_among_other_files(seeded_cli: CLI, tmp_pat
     assert sorted(p.name for p in project.iterdir()) == before
     (tmp_path / "empty").mkdir()
     seeded_cli("--store", tmp_path / "empty", "log", "../data", "--name", "x").ok()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose server accepts connections and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        listening.listen(64)  # the kernel accepts them; nobody reads
+        yield listening.getsockname()[1]
+
+
+def test_an_http_store_that_never_answers_fails_within_the_timeout(
+    tmp_path: Path, silent_port: int
+) -> None:
+    """It waited for aiohttp's own five minutes, saying nothing."""
+    url = f"http://127.0.0.1:{silent_port}/store"
+    silent = make_cli(tmp_path, None, ARTIFACTS_STORE=url, ARTIFACTS_TIMEOUT="2")
+    start = time.monotonic()
+    result = silent("ls")
+    assert time.monotonic() - start < 15
+    assert_error(result, f"{url} did not answer")
+    assert "silent for 2 s; allow longer with ARTIFACTS_TIMEOUT=SECONDS" in result.err

@@ -38,6 +38,8 @@ class FsspecStorage(Storage):
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
         self.url = url
         if fs is None:
+            if url.startswith(("http://", "https://")):
+                storage_options.setdefault("client_kwargs", {"timeout": _silence_bound()})
             # skip_instance_cache: every store owns its filesystem object.
             try:
                 with self._answered():  # some connect at once (ftp://)
@@ -67,10 +69,14 @@ class FsspecStorage(Storage):
                 exc, (ConnectionError, TimeoutError)
             ):
                 raise
-            raise StorageUnavailableError(
-                self.url,
-                f"{self.url} did not answer: {exc}; check that the server is up and reachable",
-            ) from exc
+            from .network import TIMEOUT_VARIABLE, Policy  # not above: network builds on this
+
+            if isinstance(exc, TimeoutError):
+                total = Policy.from_environment().total
+                reason = f"silent for {total:g} s; allow longer with {TIMEOUT_VARIABLE}=SECONDS"
+            else:
+                reason = f"{exc}; check that the server is up and reachable"
+            raise StorageUnavailableError(self.url, f"{self.url} did not answer: {reason}") from exc
 
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         try:
@@ -160,6 +166,17 @@ class FsspecStorage(Storage):
             key = path[strip:]
             if key.startswith(prefix):
                 yield key, info
+
+
+def _silence_bound() -> Any:
+    """aiohttp's timeouts for one request of an http(s) store: silence as long as the
+    network policy allows (its own default waits five minutes, saying nothing)."""
+    import aiohttp
+
+    from .network import Policy  # not above: network builds on this module
+
+    total = Policy.from_environment().total
+    return aiohttp.ClientTimeout(total=None, sock_connect=total, sock_read=total)
 
 
 def _mtime(info: dict[str, Any]) -> float:
