@@ -280,6 +280,16 @@ def test_an_empty_entity_or_project_option_is_refused(seeded_cli: CLI, option: s
     assert_error(seeded_cli(option, "", "ls"), f"{option} is empty")
 
 
+@pytest.mark.parametrize("command", [("ls",), ("init",), ("log", "../data", "-n", "x")])
+def test_an_empty_store_option_is_refused(
+    seeded_cli: CLI, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """--store "" (an unset variable) fell back to $ARTIFACTS_STORE or the nearest
+    .artifacts/: init made one in the working directory."""
+    assert_error(seeded_cli("--store", "", *command), "--store is empty")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 def test_link_into_a_missing_registry_says_the_command_that_creates_it(seeded_cli: CLI) -> None:
     """It said to call Api().create_registry(name, visibility): Python, on the command line."""
     result = seeded_cli("link", "dataset:v0", "wandb-registry-nope/c")

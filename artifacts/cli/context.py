@@ -21,7 +21,12 @@ from .output import PROG
 
 
 def store_url(args: argparse.Namespace) -> str:
-    return lasting(find_store_url(getattr(args, "store", None)))
+    return lasting(find_store_url(given_store(args)))
+
+
+def given_store(args: argparse.Namespace) -> str | None:
+    """``--store``, if given: an empty one is refused, not taken as none."""
+    return _option(args, "store")
 
 
 def lasting(url: str) -> str:
