@@ -487,3 +487,10 @@ def test_an_http_store_that_never_answers_fails_within_the_timeout(
     assert time.monotonic() - start < 15
     assert_error(result, f"{url} did not answer")
     assert "silent for 2 s; allow longer with ARTIFACTS_TIMEOUT=SECONDS" in result.err
+
+
+def test_link_to_a_registry_without_its_name_is_refused(seeded_cli: CLI) -> None:
+    """`wandb-registry-/c` linked into a plain project named 'wandb-registry-'."""
+    result = seeded_cli("link", "dataset:v0", "wandb-registry-/c")
+    assert_error(result, "no registry name after 'wandb-registry-'")
+    assert "wandb-registry-" not in seeded_cli("ls", "--all").out
