@@ -494,3 +494,10 @@ def test_link_to_a_registry_without_its_name_is_refused(seeded_cli: CLI) -> None
     result = seeded_cli("link", "dataset:v0", "wandb-registry-/c")
     assert_error(result, "no registry name after 'wandb-registry-'")
     assert "wandb-registry-" not in seeded_cli("ls", "--all").out
+
+
+def test_ls_of_a_type_none_has_says_so_and_names_the_types_there(seeded_cli: CLI) -> None:
+    """It said 'no artifacts in team/proj', where there was a dataset."""
+    result = seeded_cli("ls", "--type", "modle")
+    assert result.rc == 0 and result.out == ""
+    assert result.err == "no artifacts of type 'modle' in team/proj (types there: dataset)\n"

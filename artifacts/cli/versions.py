@@ -102,6 +102,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     else:
         spaces = [context.namespace(args, args.namespace)]
     rows = []
+    types: set[str] = set()  # of every artifact listed, whatever --type keeps
     damaged = 0
     for entity, project in spaces:
         for name in registry.artifact_names(entity, project):
@@ -112,13 +113,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 damaged += 1
                 warn(f"{label}: damaged: {one_line(exc)} (run `{PROG} fsck`)")
                 row = {"type": "?", "latest": "?", "size": 0, "aliases": {}, "damaged": True}
+            if row is not None and not row.get("damaged"):
+                types.add(row["type"])
             if row is not None and args.type in (None, row["type"]):
                 rows.append({"name": label, **row})
     if args.json:
         print_json(rows)
     elif not rows:
         where = "this store" if args.all else f"{spaces[0][0]}/{spaces[0][1]}"
-        print(f"no artifacts in {where}", file=sys.stderr)
+        if args.type is not None and types:
+            there = ", ".join(sorted(types))
+            line = f"no artifacts of type {args.type!r} in {where} (types there: {there})"
+            print(printable(line), file=sys.stderr)  # a type is any string a store holds
+        else:
+            print(f"no artifacts in {where}", file=sys.stderr)
     else:
         table(
             ["NAME", "TYPE", "LATEST", "SIZE", "ALIASES"],
