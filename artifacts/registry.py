@@ -155,7 +155,13 @@ class Registry:
             raise ArtifactNotFoundError(f"{spec} not found: the latest version is v{head.number}")
         commit_id = self.refs.read(alias_ref(spec.entity, spec.project, spec.name, spec.selector))
         if commit_id is None:
-            raise ArtifactNotFoundError(f"{spec} not found: no version has alias {spec.selector!r}")
+            prefix = alias_ref(spec.entity, spec.project, spec.name, "")
+            aliases = ", ".join(sorted(n[len(prefix) :] for n in self.refs.names(prefix)))
+            numbers = "v0" if head.number == 0 else f"v0 to v{head.number}"
+            raise ArtifactNotFoundError(
+                f"{spec} not found: no version has alias {spec.selector!r} "
+                f"(its aliases: {aliases or 'none'}; or latest, {numbers})"
+            )
         return self.version(spec.entity, spec.project, commit_id, spec.name)
 
     def not_deleted(self, version: Version, spec: Spec | None = None) -> Version:

@@ -501,3 +501,11 @@ def test_ls_of_a_type_none_has_says_so_and_names_the_types_there(seeded_cli: CLI
     result = seeded_cli("ls", "--type", "modle")
     assert result.rc == 0 and result.out == ""
     assert result.err == "no artifacts of type 'modle' in team/proj (types there: dataset)\n"
+
+
+@pytest.mark.parametrize("selector", ["prod", "v01"])
+def test_an_alias_not_found_names_those_there_are(seeded_cli: CLI, selector: str) -> None:
+    """It said only "no version has alias 'prod'"."""
+    seeded_cli("alias", "add", "dataset:v0", "best").ok()
+    result = seeded_cli("show", f"dataset:{selector}")
+    assert_error(result, f"no version has alias {selector!r} (its aliases: best; or latest, v0)")
