@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from cas import ObjectId, Repository
 from cas.errors import AccessDeniedError, RefConflictError, UsageError
 from cas.storage import check_url
+from cas.storage.local import store_holding
 
 from .config import (
     TRACKING,
@@ -368,6 +369,9 @@ def clone(url: str, path: str, progress: bool = False, *, policy: RefPolicy) -> 
     """
     if os.path.lexists(path) and not os.path.isdir(path):
         raise UsageError(f"{path} is a file, not a directory: give a directory to clone into")
+    holder = store_holding(path)
+    if holder is not None:
+        raise UsageError(f"{path} is in the store at {holder}; clone somewhere else")
     store = os.path.join(path, ".artifacts")
     if os.path.exists(store):
         raise UsageError(

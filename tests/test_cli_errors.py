@@ -509,3 +509,12 @@ def test_an_alias_not_found_names_those_there_are(seeded_cli: CLI, selector: str
     seeded_cli("alias", "add", "dataset:v0", "best").ok()
     result = seeded_cli("show", f"dataset:{selector}")
     assert_error(result, f"no version has alias {selector!r} (its aliases: best; or latest, v0)")
+
+
+def test_clone_into_a_store_directory_is_refused(seeded_cli: CLI, tmp_path: Path) -> None:
+    """`clone .artifacts .artifacts/copy` made a store inside the store it copied."""
+    store = tmp_path / "project" / ".artifacts"
+    shutil.copytree(tmp_path / "store", store)
+    result = seeded_cli("clone", store, store / "copy")
+    assert_error(result, f"{store / 'copy'} is in the store at {store}")
+    assert not (store / "copy").exists()
