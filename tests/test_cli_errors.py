@@ -394,6 +394,7 @@ def test_a_store_without_tmp_and_locks_is_still_a_store(seeded_cli: CLI, tmp_pat
         ("remote", "add", "mem", "memory://y"),
         ("push", "memory://y"),
         ("clone", "memory://y", "copy"),
+        ("init", "--store", "memory://z"),
     ],
 )
 def test_a_memory_store_is_refused_on_the_command_line(

@@ -41,7 +41,8 @@ def lasting(url: str) -> str:
 
 
 def open_repo(args: argparse.Namespace) -> Repository:
-    """The store the command names; an error if it is a local one that does not exist."""
+    """The store the command names; an error if it is a local one that does not exist,
+    or a directory that is no store."""
     url = store_url(args)
     check_url(url)  # a mistyped URL is said as such, not as "no store at s3:/bucket"
     local = local_dir(url)
