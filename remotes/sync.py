@@ -20,7 +20,6 @@ import os
 import shutil
 import warnings
 from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cas import ObjectId, Repository
@@ -39,6 +38,7 @@ from .config import (
 )
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .policy import RefPolicy
+from .threads import worker_pool
 from .transfer import copy_objects, missing
 
 
@@ -151,7 +151,7 @@ def push(
 def _read_refs(other: Repository, local: dict[str, ObjectId]) -> dict[str, ObjectId | None]:
     """What the remote holds of each of our refs: a read per ref, in parallel, and
     no writes, so that a re-push with nothing new stays cheap."""
-    with ThreadPoolExecutor(16) as pool:
+    with worker_pool(16) as pool:
         return dict(zip(local, pool.map(other.refs.read, local), strict=True))
 
 

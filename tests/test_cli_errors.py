@@ -5,9 +5,12 @@ exit status")."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import write
-from tests.test_cli import CLI, assert_error, log_with_api, make_cli, make_data
+from tests.test_cli import CLI, assert_error, cli_env, log_with_api, make_cli, make_data
 
 
 @pytest.fixture
@@ -519,3 +522,35 @@ def test_clone_into_a_store_directory_is_refused(seeded_cli: CLI, tmp_path: Path
     result = seeded_cli("clone", store, store / "copy")
     assert_error(result, f"{store / 'copy'} is in the store at {store}")
     assert not (store / "copy").exists()
+
+
+# ---- Ctrl-C ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["push", "fetch"])
+def test_ctrl_c_while_a_dead_remote_is_retried_stops_at_once(
+    seeded_cli: CLI, tmp_path: Path, command: str
+) -> None:
+    """A push read the remote's refs in a pool of threads, and Ctrl-C waited for every
+    read to give up (the whole ARTIFACTS_TIMEOUT), then exited 130, or 1 with the
+    timeout's error."""
+    env = {k: v for k, v in cli_env(tmp_path / "store").items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}",
+        AWS_ACCESS_KEY_ID="key",
+        AWS_SECRET_ACCESS_KEY="secret",
+        AWS_DEFAULT_REGION="us-east-1",
+        ARTIFACTS_TIMEOUT="60",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "artifacts", command, "s3://bucket/store"],
+        cwd=tmp_path, env=env, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    time.sleep(3)  # retrying the refused connections by then, for up to 60 s
+    assert proc.poll() is None
+    interrupted = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    assert time.monotonic() - interrupted < 5, err
+    assert (proc.returncode, err) == (130, "artifacts: interrupted\n")
