@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import write
-from tests.test_cli import CLI, assert_error, cli_env, log_with_api, make_cli, make_data
+from tests.test_cli import (
+    CLI,
+    Result,
+    assert_error,
+    cli_env,
+    log_with_api,
+    make_cli,
+    make_data,
+)
 
 
 @pytest.fixture
@@ -554,3 +562,20 @@ def test_ctrl_c_while_a_dead_remote_is_retried_stops_at_once(
     _, err = proc.communicate(timeout=90)
     assert time.monotonic() - interrupted < 5, err
     assert (proc.returncode, err) == (130, "artifacts: interrupted\n")
+
+
+# ---- where the command runs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["ls", "download dataset:v0 out"])
+def test_a_deleted_working_directory_is_said_so(tmp_path: Path, command: str) -> None:
+    """A shell left in a directory deleted since (another terminal, a branch switch):
+    the error was '[Errno 2] No such file or directory', naming nothing."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    env = cli_env(tmp_path / "store")
+    script = f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" -m artifacts {command}'
+    proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert_error(result, "the working directory no longer exists")
+    assert "cd to one that does" in result.err

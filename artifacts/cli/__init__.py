@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from cas.errors import CasError
+from cas.errors import CasError, UsageError
 
 from ..errors import NoSuchArtifactError
 from .commands import CommandParser, Commands
@@ -192,12 +192,25 @@ def _hint(exc: BaseException) -> str:
     return ""
 
 
+def _check_working_directory() -> None:
+    """Every relative path, and the nearest store, starts here: a directory deleted since
+    the shell entered it fails each with an error that names no path."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "the working directory no longer exists (deleted since the shell entered it): "
+            "cd to one that does"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``artifacts`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
+        _check_working_directory()
         with warnings.catch_warnings(), _retries_shown():
             warnings.showwarning = show_warning  # catch_warnings restores Python's own
             return args.func(args) or 0
