@@ -64,6 +64,15 @@ class ArtifactNotFoundError(NotFoundError, CommError):
     """An artifact, version or alias that does not exist."""
 
 
+class NoSuchArtifactError(ArtifactNotFoundError):
+    """An artifact name no version has in that entity and project."""
+
+    def __init__(self, entity: str, project: str, name: str) -> None:
+        self.entity = entity
+        self.project = project
+        super().__init__(f"artifact {entity}/{project}/{name} not found")
+
+
 class VersionDeletedError(ArtifactNotFoundError):
     """A deleted version, named, used or downloaded: says who deleted it and when."""
 
@@ -93,6 +102,13 @@ class RunNotFoundError(NotFoundError, CommError):
 
 class RegistryNotFoundError(NotFoundError, ValueError):
     """A registry that the organization does not have (W&B: ValueError)."""
+
+    def __init__(self, organization: str, name: str, how: str) -> None:
+        self.organization = organization
+        self.name = name
+        super().__init__(
+            f"no registry {name!r} in organization {organization!r}: create it with {how}"
+        )
 
 
 class ArtifactStateError(UsageError):

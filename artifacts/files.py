@@ -236,9 +236,12 @@ def _staging_dir(root: str) -> tuple[str, int] | tuple[None, None]:
     """A new directory beside ``root`` to download into, if ``root`` is new or empty, and
     the descriptor holding its lock (see artifacts.staging)."""
     if os.path.lexists(root) and (
-        os.path.islink(root) or not os.path.isdir(root) or not _empty_dir(root)
+        os.path.islink(root)
+        or not os.path.isdir(root)
+        or not _empty_dir(root)
+        or os.path.ismount(root)  # a volume: nothing may be renamed onto it (EBUSY)
     ):
-        return None, None  # a file, a link or a directory with files: written in place
+        return None, None  # a file, a link, a mount point or a directory with files
     parent, name = os.path.split(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
     return make_staging_dir(parent, name)

@@ -63,6 +63,8 @@ def parse_target(path: str, entity: str, project: str) -> Target:
     entity, project, name = split_path_of(
         path, entity, project, path, "a link target is [[ORG/]PROJECT/]COLLECTION"
     )
+    if project == registries.PREFIX:  # else a plain project of that name, made by a typo
+        raise InvalidNameError(path, f"no registry name after {registries.PREFIX!r}")
     if registries.is_registry_project(project):
         project = registries.project_of(project)
     return Target(

@@ -109,8 +109,7 @@ def existing(registry: Registry, organization: str, name: str) -> Settings:
     found = settings(registry, organization, name)
     if found is None:
         raise RegistryNotFoundError(
-            f"no registry {name.removeprefix(PREFIX)!r} in organization {organization!r}: "
-            "create it with Api().create_registry(name, visibility)"
+            organization, name.removeprefix(PREFIX), "Api().create_registry(name, visibility)"
         )
     return found
 

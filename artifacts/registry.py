@@ -28,6 +28,7 @@ from .deletion_records import deleted_ids, read_deletion
 from .errors import (
     ArtifactNotFoundError,
     ArtifactTypeError,
+    NoSuchArtifactError,
     TypeMismatchError,
     VersionDeletedError,
 )
@@ -141,9 +142,7 @@ class Registry:
     def _resolve(self, spec: Spec) -> Version:
         commit_id = self.refs.read(head_ref(spec.entity, spec.project, spec.name))
         if commit_id is None:
-            raise ArtifactNotFoundError(
-                f"artifact {spec.entity}/{spec.project}/{spec.name} not found"
-            )
+            raise NoSuchArtifactError(spec.entity, spec.project, spec.name)
         head = self.version(spec.entity, spec.project, commit_id, spec.name)
         if spec.selector == "latest":
             return next(self.history(head), head)
@@ -157,7 +156,13 @@ class Registry:
             raise ArtifactNotFoundError(f"{spec} not found: the latest version is v{head.number}")
         commit_id = self.refs.read(alias_ref(spec.entity, spec.project, spec.name, spec.selector))
         if commit_id is None:
-            raise ArtifactNotFoundError(f"{spec} not found: no version has alias {spec.selector!r}")
+            prefix = alias_ref(spec.entity, spec.project, spec.name, "")
+            aliases = ", ".join(sorted(n[len(prefix) :] for n in self.refs.names(prefix)))
+            numbers = "v0" if head.number == 0 else f"v0 to v{head.number}"
+            raise ArtifactNotFoundError(
+                f"{spec} not found: no version has alias {spec.selector!r} "
+                f"(its aliases: {aliases or 'none'}; or latest, {numbers})"
+            )
         return self.version(spec.entity, spec.project, commit_id, spec.name)
 
     def not_deleted(self, version: Version, spec: Spec | None = None) -> Version:

@@ -10,16 +10,14 @@ Only where no other thread runs (:mod:`cas.forking`): elsewhere one process scan
 
 The helper handles plain files and directories only. A directory holding a symlink or
 a FIFO, socket or device, one it cannot read, or a store, goes back to the parent,
-which scans it as it scans the rest: the symlink policy, the skipping of stores and
-special files, their warnings and errors stay in one place. A helper that fails or
-dies hands all its directories back.
+which scans it as it scans the rest: the symlink policy (artifacts.linkpolicy), the
+skipping of stores and special files, their warnings and errors stay in one place. A
+helper that fails or dies hands all its directories back.
 """
 
 from __future__ import annotations
 
 import os
-import stat
-import warnings
 from array import array
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -32,7 +30,8 @@ from cas.errors import UsageError
 from cas.storage.local import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
 
-from .files import LocalFile, stage_file
+from .files import LocalFile
+from .linkpolicy import follow_link
 
 Path = tuple[str, ...]
 # A scanned file: (size, mtime_ns, ctime_ns, inode, executable, path of a link's target or None).
@@ -179,7 +178,7 @@ def scan_tree(root: str) -> DirScan:
     can_split = _CAN_SPLIT and forking.alone()  # forked among threads, it could hang
     split = not can_split
     seen = 0
-    follow = partial(_follow, real_root=real_root, root=root)
+    follow = partial(follow_link, real_root=real_root, root=root)
     try:
         while stack:
             node = stack.pop()
@@ -275,35 +274,6 @@ def _stat_split(directory: str, names: list[str]) -> array[int]:
 def _is_store(files: FileRows, dirs: list[str]) -> bool:
     """Is the directory listed so a store? (From its listing: no call of its own.)"""
     return looks_like_store(lambda name: name in dirs or name in files)
-
-
-def _follow(entry: os.DirEntry[str], real_root: str, root: str) -> LocalFile | None:
-    """A link's target as the symlink policy stages it; None for what is skipped,
-    with a warning: a link to a directory, and anything not a regular file."""
-    if not entry.is_symlink():
-        _skip_special(entry.path)
-        return None
-    target = os.path.realpath(entry.path)
-    if os.path.commonpath([real_root, target]) != real_root:
-        raise UsageError(f"symlink {entry.path} points outside {root}; refusing to follow it")
-    if os.path.isdir(target):
-        warnings.warn(f"not following symlinked directory {entry.path}", stacklevel=5)
-        return None
-    if not os.path.lexists(target):
-        raise UsageError(f"symlink {entry.path} points to nothing")
-    if not os.path.isfile(target):
-        _skip_special(entry.path)
-        return None
-    return stage_file(target)
-
-
-def _skip_special(path: str) -> None:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:  # gone since it was listed
-        return
-    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-    warnings.warn(f"skipping {path}: a {kind}, not a regular file", stacklevel=6)
 
 
 class _LeftToParent(Exception):

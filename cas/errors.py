@@ -19,7 +19,8 @@
     │   ├── StorageUnavailableError   it did not answer, retries included
     │   ├── CredentialsNotFoundError  no credentials to sign requests with
     │   └── BucketNotFoundError       its URL names no bucket (also a NotFoundError)
-    └── UsageError                  a call that cannot be honoured as asked
+    ├── UsageError                  a call that cannot be honoured as asked
+    └── InvalidConfigError          a store's config.json that is not a JSON object
 
 The upper layers (``artifacts``, ``remotes``) subclass these rather than
 starting hierarchies of their own.
@@ -112,6 +113,18 @@ class RefConflictError(PreconditionFailedError):
 
 class UsageError(CasError):
     """A request that is well-formed but cannot be done as asked."""
+
+
+class InvalidConfigError(CasError):
+    """A store's config.json that is not a JSON object (edited by hand, truncated)."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url = url
+        super().__init__(
+            f"{url}: config.json is not a JSON object ({detail}); fix it by hand (it holds "
+            "the store's settings: remotes, chunks, gc), or replace it with {} to start "
+            "them afresh"
+        )
 
 
 def _show(value: bytes | None) -> str:

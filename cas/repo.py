@@ -8,7 +8,13 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .chunked import CHANGED_THRESHOLD
-from .errors import KeyNotFoundError, PreconditionFailedError, RefConflictError, UsageError
+from .errors import (
+    InvalidConfigError,
+    KeyNotFoundError,
+    PreconditionFailedError,
+    RefConflictError,
+    UsageError,
+)
 from .keys import CONFIG_KEY
 from .lease import DEFAULT_LEASE_SECONDS, Leases
 from .objects import ObjectId
@@ -51,16 +57,26 @@ class Repository:
 
     def read_config(self) -> dict[str, Any]:
         try:
-            return json.loads(self.storage.get(CONFIG_KEY))
+            data = self.storage.get(CONFIG_KEY)
         except KeyNotFoundError:
             return {}
+        return self._parsed_config(data)
+
+    def _parsed_config(self, data: bytes) -> dict[str, Any]:
+        try:
+            config = json.loads(data)
+        except ValueError as exc:  # UnicodeDecodeError too
+            raise InvalidConfigError(self.url, str(exc)) from None
+        if not isinstance(config, dict):
+            raise InvalidConfigError(self.url, f"a JSON {type(config).__name__}")
+        return config
 
     def update_config(self, change: Any) -> dict[str, Any]:
         """Apply ``change(config)`` (which edits the dict in place) atomically."""
         while True:
             try:
                 data, token = self.storage.get_versioned(CONFIG_KEY)
-                config, mode = json.loads(data), IfMatch(token)
+                config, mode = self._parsed_config(data), IfMatch(token)
             except KeyNotFoundError:
                 config, mode = {}, "create"
             change(config)

@@ -10,6 +10,8 @@ from typing import Any
 
 from cas import Repository
 from cas.errors import InvalidNameError, StorageError
+from cas.storage import check_url
+from cas.storage.local import may_hold_store
 
 from .errors import RemoteNotFoundError
 
@@ -24,6 +26,7 @@ def list_remotes(repo: Repository) -> dict[str, str]:
 def add_remote(repo: Repository, name: str, url: str) -> None:
     if not _NAME.fullmatch(name):
         raise InvalidNameError(name, "remote names are 1-64 of A-Z a-z 0-9 _ . -")
+    check_url(url)
     url = normalized_url(url)
     before = list_remotes(repo).get(name)
 
@@ -71,6 +74,12 @@ def open_remote(repo: Repository, remote: str, create: bool = False) -> Reposito
     root = local_root(url)
     if not create and root is not None and not os.path.isdir(root):
         raise RemoteNotFoundError(f"no store at {url}")
+    if root is not None and os.path.isdir(root) and not may_hold_store(root):
+        # A mistyped path (`push ~`): a push would lay a store out among its files.
+        raise RemoteNotFoundError(
+            f"{url} is not a store (it holds other files, and no refs/, packs/ or "
+            "config.json): give a store, or a new or empty directory to push to"
+        )
     return Repository.open(url)
 
 

@@ -20,11 +20,12 @@ import os
 import shutil
 import warnings
 from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cas import ObjectId, Repository
 from cas.errors import AccessDeniedError, RefConflictError, UsageError
+from cas.storage import check_url
+from cas.storage.local import store_holding
 
 from .config import (
     TRACKING,
@@ -37,6 +38,7 @@ from .config import (
 )
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .policy import RefPolicy
+from .threads import worker_pool
 from .transfer import copy_objects, missing
 
 
@@ -78,6 +80,14 @@ def _own_refs(
     }
 
 
+def _check_named(local: Collection[str], names: Collection[str] | None, policy: RefPolicy) -> None:
+    """Refuse a name that selects no head here: it would send (or rebase) nothing, and
+    say so nowhere."""
+    for name in names or ():
+        if not any(policy.is_head(ref) and policy.selects(ref, {name}) for ref in local):
+            raise UsageError(f"nothing named {name!r} here: give the name of one this store holds")
+
+
 def _is_ancestor(repo: Repository, ancestor: ObjectId, head: ObjectId) -> bool:
     """Is ``ancestor`` on the first-parent chain of ``head`` (versions are a chain)?"""
     current: ObjectId | None = head
@@ -117,8 +127,9 @@ def push(
     policy: RefPolicy,
 ) -> PushResult:
     """Send objects, then move the remote's refs by compare-and-swap."""
-    other = open_remote(repo, remote, create=True)
     local = _own_refs(repo, policy, names)
+    _check_named(local, names, policy)
+    other = open_remote(repo, remote, create=True)
     try:
         with naming_remote(remote, other.url):
             theirs = _read_refs(other, local)
@@ -140,7 +151,7 @@ def push(
 def _read_refs(other: Repository, local: dict[str, ObjectId]) -> dict[str, ObjectId | None]:
     """What the remote holds of each of our refs: a read per ref, in parallel, and
     no writes, so that a re-push with nothing new stays cheap."""
-    with ThreadPoolExecutor(16) as pool:
+    with worker_pool(16) as pool:
         return dict(zip(local, pool.map(other.refs.read, local), strict=True))
 
 
@@ -302,6 +313,7 @@ def rebase(
     Returns the heads that moved. Run ``pull`` first so the remote's commits
     are here.
     """
+    _check_named(_own_refs(repo, policy, names), names, policy)
     prefix = f"{TRACKING}/{remote}/"
     moved = []
     for tracking_name, upstream in sorted(repo.refs.list(prefix).items()):
@@ -355,9 +367,17 @@ def clone(url: str, path: str, progress: bool = False, *, policy: RefPolicy) -> 
     block the next one; the next clone of the same address resumes the partial
     store (objects already copied are not fetched again).
     """
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UsageError(f"{path} is a file, not a directory: give a directory to clone into")
+    holder = store_holding(path)
+    if holder is not None:
+        raise UsageError(f"{path} is in the store at {holder}; clone somewhere else")
     store = os.path.join(path, ".artifacts")
     if os.path.exists(store):
-        raise UsageError(f"{store} already exists")
+        raise UsageError(
+            f"{store} already exists: clone into another directory, or update that store "
+            "with `artifacts pull`"
+        )
     _check_something_to_clone(url)
     partial = os.path.join(path, ".artifacts.partial")
     if os.path.isdir(partial) and _origin_of(partial) != normalized_url(url):
@@ -385,6 +405,7 @@ def _check_something_to_clone(url: str) -> None:
     """Refuse an address that holds no refs, before anything is made on either
     side: a mistyped address would otherwise give an empty clone, and opening a
     local directory as a store would create the store's layout in it."""
+    check_url(url)
     root = local_root(url)
     if root is not None and not os.path.isdir(os.path.join(root, "refs")):
         raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Collection, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +40,8 @@ from cas.repair import RepairResult
 from cas.repair import repair as repair_from
 from cas.store import Located
 from cas.walk import dependencies_first
+
+from .threads import worker_pool
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -132,7 +133,7 @@ def _copy_batch(
         def copy_loose(object_id: ObjectId) -> int:
             return _copy_loose(src, dst, object_id, small, chunk_lists)
 
-        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        with worker_pool(UPLOAD_THREADS) as pool:
             for size in pool.map(copy_loose, loose):
                 if size:
                     done.bytes += size

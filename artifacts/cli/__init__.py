@@ -22,9 +22,10 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from cas.errors import CasError
+from cas.errors import CasError, UsageError
 
-from .commands import Commands
+from ..errors import NoSuchArtifactError
+from .commands import CommandParser, Commands
 from .output import PROG, one_line, printable, progress_shown, show_warning
 
 # The command groups (modules of this package), in the order of `artifacts --help`,
@@ -146,9 +147,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action=_Version)
-    commands = Commands(
-        parser.add_subparsers(dest="command", metavar="COMMAND", required=True), common
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=CommandParser
     )
+    commands = Commands(subparsers, common)
     for group in wanted:
         importlib.import_module(f"{__name__}.{group}").register(commands)
     return parser
@@ -182,12 +184,33 @@ def _retries_shown() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _hint(exc: BaseException) -> str:
+    """Where to look next, for an error the library states without the command line."""
+    if isinstance(exc, NoSuchArtifactError):  # often: another project than meant
+        namespace = f"{exc.entity}/{exc.project}"
+        return f"; `{PROG} ls {namespace}` lists its artifacts, `{PROG} ls --all` every project's"
+    return ""
+
+
+def _check_working_directory() -> None:
+    """Every relative path, and the nearest store, starts here: a directory deleted since
+    the shell entered it fails each with an error that names no path."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "the working directory no longer exists (deleted since the shell entered it): "
+            "cd to one that does"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``artifacts`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
+        _check_working_directory()
         with warnings.catch_warnings(), _retries_shown():
             warnings.showwarning = show_warning  # catch_warnings restores Python's own
             return args.func(args) or 0
@@ -202,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CasError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: error: {printable(one_line(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(one_line(exc))}{_hint(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if debug:

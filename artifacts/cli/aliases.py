@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..annotations import move_aliases
 from . import context
 from .commands import Commands
 
@@ -11,11 +12,13 @@ from .commands import Commands
 def cmd_alias(args: argparse.Namespace) -> int:
     registry = context.open_registry(args)
     version = registry.resolve(context.spec(args, args.spec))
+    # As an edit of the version's aliases: 'latest' is refused where it would not stay
+    # the newest version's (set_alias takes it as already in place).
     if args.alias_cmd == "add":
-        registry.set_alias(version, args.alias)
+        move_aliases(registry, version, (), (args.alias,))
         print(f"{version.label} is now {args.alias!r}")
     else:
-        registry.remove_alias(version, args.alias)
+        move_aliases(registry, version, (args.alias,), ())
         print(f"removed alias {args.alias!r} from {version.label}")
     return 0
 

@@ -10,6 +10,24 @@ from typing import Any
 Handler = Callable[[argparse.Namespace], int | None]
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser, taking options between its positional arguments as anywhere
+    else: argparse alone gives an optional positional nothing once an option interrupts
+    them (`push origin --force dataset`: 'unrecognized arguments: dataset')."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # Intermixed parsing takes no subcommands (`remote add`), and calls this again.
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 class Commands:
     def __init__(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
         self._subparsers = subparsers
@@ -33,5 +51,7 @@ class Commands:
 
     def below(self, parser: argparse.ArgumentParser, dest: str, metavar: str) -> Commands:
         """The subcommands of ``parser`` (``alias add``, ``remote ls``...)."""
-        subparsers = parser.add_subparsers(dest=dest, metavar=metavar, required=True)
+        subparsers = parser.add_subparsers(
+            dest=dest, metavar=metavar, required=True, parser_class=CommandParser
+        )
         return Commands(subparsers, self._common)

@@ -9,6 +9,8 @@ from typing import Any
 
 from cas import Repository
 from cas.errors import UsageError
+from cas.storage import check_url
+from cas.storage.local import holds_store_keys, is_store_dir, may_hold_store
 
 from ..artifact import Artifact
 from ..lineage import local_dir
@@ -19,17 +21,62 @@ from .output import PROG
 
 
 def store_url(args: argparse.Namespace) -> str:
-    return find_store_url(getattr(args, "store", None))
+    return lasting(find_store_url(given_store(args)))
+
+
+def given_store(args: argparse.Namespace) -> str | None:
+    """``--store``, if given: an empty one is refused, not taken as none."""
+    return _option(args, "store")
+
+
+def lasting(url: str) -> str:
+    """``url``, unless it names a store that ends with this command (a log into one
+    printed its version and kept nothing)."""
+    if url.startswith("memory://"):
+        raise UsageError(
+            f"{url}: a memory:// store lives only as long as one process, and this "
+            "command's ends now: give a path or a bucket"
+        )
+    return url
 
 
 def open_repo(args: argparse.Namespace) -> Repository:
-    """The store the command names; an error if it is a local one that does not exist."""
+    """The store the command names; an error if it is a local one that does not exist,
+    or a directory that is no store."""
+    url = store_url(args)
+    check_url(url)  # a mistyped URL is said as such, not as "no store at s3:/bucket"
+    local = local_dir(url)
+    # Opening a local store creates its directory (and a tmp/ in it): only writers may.
+    # (A file there is refused by the local storage itself, for writers too.)
+    if local is not None:
+        if not os.path.lexists(local):
+            if os.path.isdir(f"{local}.partial"):  # what a clone stopped half-way leaves
+                where = os.path.dirname(os.path.abspath(local))
+                raise UsageError(
+                    f"no store at {local}: a clone into {where} did not finish; "
+                    f"run the clone again to resume it (`{PROG} clone URL {where}`)"
+                )
+            raise UsageError(f"no store at {local}; create one with `{PROG} init`")
+        if os.path.isdir(local) and not (is_store_dir(local) or holds_store_keys(local)):
+            raise _not_a_store(local)
+    return Repository.open(url)
+
+
+def writable_store_url(args: argparse.Namespace) -> str:
+    """The store a writer may create: not among a directory's other files."""
     url = store_url(args)
     local = local_dir(url)
-    # Opening a local store creates its directory: only writers may do that.
-    if local is not None and not os.path.isdir(local):
-        raise UsageError(f"no store at {local}; create one with `{PROG} init`")
-    return Repository.open(url)
+    if local is not None and os.path.isdir(local) and not may_hold_store(local):
+        raise _not_a_store(local)
+    return url
+
+
+def _not_a_store(local: str) -> UsageError:
+    return UsageError(
+        f"{local} is not a store (no refs/, packs/ or config.json in it): give the "
+        f"store's directory (a project's .artifacts/), or make one there with "
+        f"`{PROG} init --store {local}`"
+    )
 
 
 def open_registry(args: argparse.Namespace) -> Registry:
@@ -37,13 +84,20 @@ def open_registry(args: argparse.Namespace) -> Registry:
 
 
 def entity(args: argparse.Namespace) -> str:
-    given = getattr(args, "entity", None)
+    given = _option(args, "entity")
     return validate_namespace(given, "entity") if given else default_entity()
 
 
 def project(args: argparse.Namespace) -> str:
-    given = getattr(args, "project", None) or os.environ.get("ARTIFACTS_PROJECT")
+    given = _option(args, "project") or os.environ.get("ARTIFACTS_PROJECT")
     return validate_namespace(given or "uncategorized", "project")
+
+
+def _option(args: argparse.Namespace, name: str) -> str | None:
+    given = getattr(args, name, None)
+    if given == "":  # an unset variable: not the default it would silently fall back to
+        raise UsageError(f"--{name} is empty (an unset variable?): give a {name} or leave it out")
+    return given
 
 
 def spec(args: argparse.Namespace, text: str) -> Spec:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+from collections.abc import Iterator
 
 from cas.errors import NotFoundError, UsageError
 
@@ -13,20 +16,64 @@ from .commands import Commands
 from .output import bar, count, human, progress_shown
 
 
+def directory(path: str | None) -> str | None:
+    """``path`` as a directory to write into or read: refused when it is empty (an unset
+    shell variable, which meant the working directory or the default) or a file stands
+    on it or above it (the OS says only "File exists" or "Not a directory")."""
+    if path is None:
+        return None
+    if not path:
+        raise UsageError("an empty DIR (an unset variable?): give a directory, such as ./data")
+    here = os.path.abspath(path)
+    while not os.path.lexists(here):
+        here = os.path.dirname(here)
+    if not os.path.isdir(here):
+        raise UsageError(f"{here} is a file, not a directory: give a directory")
+    return path
+
+
+@contextlib.contextmanager
+def writing_into(root: str) -> Iterator[None]:
+    """Name ``root`` when the OS refuses a write there: its error names the temporary
+    file or staging directory written first (``.out.part-x1y2``), which the user never
+    asked for."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or not _within(
+            exc.filename, root
+        ):
+            raise
+        raise UsageError(
+            f"cannot write into {root}: {exc.strerror}; give a directory you can write to"
+        ) from None
+
+
+def _within(filename: object, root: str) -> bool:
+    """Is ``filename`` ``root``, above it, below it, or the staging directory beside it?"""
+    if not isinstance(filename, str):
+        return False
+    path, root = os.path.abspath(filename), os.path.abspath(root)
+    staging = os.path.join(os.path.dirname(root), f".{os.path.basename(root)[:40]}.part-")
+    return path.startswith((staging, root + os.sep)) or (root + os.sep).startswith(path + os.sep)
+
+
 def cmd_download(args: argparse.Namespace) -> int:
-    if args.dir and args.root:
+    if args.dir is not None and args.root is not None:
         raise UsageError("give the directory as DIR or as --root, not both")
+    given = directory(args.dir if args.dir is not None else args.root)
     registry = context.open_registry(args)
     artifact = context.load(registry, context.spec(args, args.spec), args.type)
-    root = args.dir or args.root or artifact.default_root()
+    root = given or artifact.default_root()
     files = artifact.iter_entries(args.path_prefix)
     if args.path_prefix and not files:
         raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
-    if progress_shown():
-        with bar(sum(e.size for _, e in files), "downloading") as downloading:
-            written = write_files(registry.objects, root, files, on_written=downloading.update)
-    else:
-        written = write_files(registry.objects, root, files)
+    with writing_into(root):
+        if progress_shown():
+            with bar(sum(e.size for _, e in files), "downloading") as downloading:
+                written = write_files(registry.objects, root, files, on_written=downloading.update)
+        else:
+            written = write_files(registry.objects, root, files)
     print(
         f"downloaded {len(files)} files ({human(written)}) of {artifact.qualified_name} to {root}"
     )
@@ -34,10 +81,12 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
+    directory(args.dir)
     artifact = context.load(context.open_registry(args), context.spec(args, args.spec))
     written: list[int] = []  # each file's size, as it is written
     removed: list[str] = []
-    with bar(artifact.size, "downloading") as downloading:  # drawn only on a terminal
+    # The bar is drawn only on a terminal.
+    with writing_into(args.dir), bar(artifact.size, "downloading") as downloading:
         artifact.checkout(
             args.dir,
             on_written=lambda size: (written.append(size), downloading.update(size)),
@@ -50,6 +99,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    directory(args.dir)
     artifact = context.load(context.open_registry(args), context.spec(args, args.spec))
     if not os.path.isdir(args.dir):
         raise FileNotFoundError(2, "no such directory", args.dir)

@@ -49,6 +49,16 @@ def cpu_share(text: str) -> float:
     return share
 
 
+def grace_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # nan too
+        raise argparse.ArgumentTypeError(f"a grace period is seconds >= 0, not {text!r}")
+    return seconds
+
+
 def register(commands: Commands) -> None:
     p = commands.add(
         "gc",
@@ -61,7 +71,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--grace",
         metavar="SECONDS",
-        type=float,
+        type=grace_seconds,
         default=86400.0,
         help="keep unreachable objects younger than this (default: 86400)",
     )

@@ -10,14 +10,14 @@ from cas import Repository
 from ..cache import parse_size
 from ..run import STORE_DIR
 from .commands import Commands
-from .context import local_dir
+from .context import given_store, lasting, local_dir
 from .output import human
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     # Like `git init`: here, unless a store is named; never a parent's .artifacts.
-    url = getattr(args, "store", None) or os.environ.get("ARTIFACTS_STORE")
-    url = url or os.path.join(os.getcwd(), STORE_DIR)
+    url = given_store(args) or os.environ.get("ARTIFACTS_STORE")
+    url = lasting(url or os.path.join(os.getcwd(), STORE_DIR))
     local = local_dir(url)
     repo = Repository.open(os.path.abspath(local) if local is not None else url)
     existed = repo.storage.exists("config.json") or any(repo.refs.names(""))

@@ -6,17 +6,22 @@ from __future__ import annotations
 import argparse
 
 from ..artifact import Artifact
+from ..errors import RegistryNotFoundError
 from ..org_registry import OrgRegistry, registries_of
 from ..registries import create
 from . import context
 from .commands import Commands
-from .output import print_json, printable, table
+from .output import PROG, print_json, printable, table
 
 
 def cmd_link(args: argparse.Namespace) -> int:
     registry = context.open_registry(args)
     artifact = context.load(registry, context.spec(args, args.spec))
-    linked = artifact.link(args.target, args.alias)
+    try:
+        linked = artifact.link(args.target, args.alias)
+    except RegistryNotFoundError as exc:  # its message names the Python call
+        how = f"`{PROG} registry create {exc.name} --org {exc.organization}`"
+        raise RegistryNotFoundError(exc.organization, exc.name, how) from None
     if args.json:
         print_json({"linked": linked.qualified_name, "source": artifact.qualified_name})
     else:

@@ -23,7 +23,7 @@ def cmd_remote(args: argparse.Namespace) -> int:
 
     repo = context.open_repo(args)
     if args.remote_cmd == "add":
-        add_remote(repo, args.name, args.url)
+        add_remote(repo, args.name, context.lasting(args.url))
         print(f"added remote {args.name} -> {list_remotes(repo)[args.name]}")
     elif args.remote_cmd == "rm":
         remove_remote(repo, args.name)
@@ -59,7 +59,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         repo = context.open_repo(args)
         result = push(
             repo,
-            args.remote,
+            context.lasting(args.remote),
             args.names or None,
             args.force,
             progress_shown(),
@@ -83,7 +83,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from remotes import fetch
 
-    result = fetch(context.open_repo(args), args.remote, progress_shown(), policy=ARTIFACT_REFS)
+    remote = context.lasting(args.remote)
+    result = fetch(context.open_repo(args), remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
         return 0
@@ -95,7 +96,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from remotes import pull
 
-    result = pull(context.open_repo(args), args.remote, progress_shown(), policy=ARTIFACT_REFS)
+    remote = context.lasting(args.remote)
+    result = pull(context.open_repo(args), remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
         return 0
@@ -110,7 +112,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_rebase(args: argparse.Namespace) -> int:
     from remotes import rebase
 
-    moved = rebase(context.open_repo(args), args.remote, args.names or None, policy=ARTIFACT_REFS)
+    remote = context.lasting(args.remote)
+    moved = rebase(context.open_repo(args), remote, args.names or None, policy=ARTIFACT_REFS)
     if args.json:
         print_json(moved)
         return 0
@@ -123,7 +126,7 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 def cmd_clone(args: argparse.Namespace) -> int:
     from remotes import clone
 
-    repo = clone(args.url, args.dir, progress_shown(), policy=ARTIFACT_REFS)
+    repo = clone(context.lasting(args.url), args.dir, progress_shown(), policy=ARTIFACT_REFS)
     print(f"cloned {args.url} into {repo.url}")
     return 0
 

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from cas import ObjectId
-from cas.errors import CasError, UsageError
+from cas.errors import CasError, InvalidNameError, UsageError
 
 from .. import trees, ttl
 from ..artifact import Artifact
@@ -41,7 +41,15 @@ def cmd_log(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file or directory", path)
     metadata = context.json_object(args.metadata, "--metadata")
-    where = context.new_artifact(args, args.name or os.path.basename(os.path.abspath(path)))
+    if args.name is not None:
+        if not args.name:
+            raise UsageError("--name is empty (an unset variable?): give the artifact's name")
+        where = context.new_artifact(args, args.name)
+    else:
+        try:
+            where = context.new_artifact(args, os.path.basename(os.path.abspath(path)))
+        except InvalidNameError as exc:
+            raise UsageError(f"{exc}; name the artifact with --name NAME") from None
     artifact = Artifact(where.name, args.type, description=args.description, metadata=metadata)
     # Logged right after it is staged: "immutable" spares the log a second stat of
     # each file it reads (artifacts.staleness), which would find nothing to say.
@@ -51,7 +59,8 @@ def cmd_log(args: argparse.Namespace) -> int:
         artifact.add_file(path, policy="immutable")
     entity, project = where.entity, where.project
     # Like artifacts.init() in a script: the store is created if there is none.
-    with init(project, entity, store=context.store_url(args), job_type="cli-log") as run:
+    store = context.writable_store_url(args)
+    with init(project, entity, store=store, job_type="cli-log") as run:
         if progress_shown():
             with bar(artifact.staged_bytes(), "hashing") as hashing:
                 run.log_artifact(artifact, aliases=args.alias, on_stored=hashing.update)
@@ -93,6 +102,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     else:
         spaces = [context.namespace(args, args.namespace)]
     rows = []
+    types: set[str] = set()  # of every artifact listed, whatever --type keeps
     damaged = 0
     for entity, project in spaces:
         for name in registry.artifact_names(entity, project):
@@ -103,13 +113,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 damaged += 1
                 warn(f"{label}: damaged: {one_line(exc)} (run `{PROG} fsck`)")
                 row = {"type": "?", "latest": "?", "size": 0, "aliases": {}, "damaged": True}
+            if row is not None and not row.get("damaged"):
+                types.add(row["type"])
             if row is not None and args.type in (None, row["type"]):
                 rows.append({"name": label, **row})
     if args.json:
         print_json(rows)
     elif not rows:
         where = "this store" if args.all else f"{spaces[0][0]}/{spaces[0][1]}"
-        print(f"no artifacts in {where}", file=sys.stderr)
+        if args.type is not None and types:
+            there = ", ".join(sorted(types))
+            line = f"no artifacts of type {args.type!r} in {where} (types there: {there})"
+            print(printable(line), file=sys.stderr)  # a type is any string a store holds
+        else:
+            print(f"no artifacts in {where}", file=sys.stderr)
     else:
         table(
             ["NAME", "TYPE", "LATEST", "SIZE", "ALIASES"],

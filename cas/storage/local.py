@@ -13,6 +13,7 @@ above them at once, before a ref moves or anything is deleted.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -27,10 +28,17 @@ from typing import BinaryIO
 
 import blake3
 
-from ..errors import InvalidNameError, KeyNotFoundError, PreconditionFailedError, StorageError
+from ..errors import (
+    InvalidNameError,
+    KeyNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+    UsageError,
+)
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 _HIDDEN = ("tmp/", "locks/")
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)  # what a refused write says
 SYNC_THREADS = 32  # fsyncs in flight at once: each mostly waits on the disk
 
 STORE_DIR = ".artifacts"  # a project's store; no tree may hold an entry of this name
@@ -55,6 +63,21 @@ def is_store_dir(path: str) -> bool:
     if os.path.basename(os.path.abspath(path)) == STORE_DIR:
         return True
     return looks_like_store(lambda name: os.path.lexists(os.path.join(path, name)))
+
+
+def holds_store_keys(path: str) -> bool:
+    """Does ``path`` hold a key only a store has? A store synced down from a bucket, or
+    copied without tmp/ and locks/, has those alone."""
+    return any(os.path.lexists(os.path.join(path, name)) for name in _STORE_KEYS)
+
+
+def may_hold_store(path: str) -> bool:
+    """Is directory ``path`` a store, or empty, so that a writer may lay one out in it
+    (and not among other files: a path mistyped for a store's)?"""
+    if is_store_dir(path) or holds_store_keys(path):
+        return True
+    with os.scandir(path) as entries:
+        return all(entry.name == "tmp" for entry in entries)  # tmp/: opened, never written
 
 
 def store_holding(path: str) -> str | None:
@@ -103,11 +126,17 @@ class LocalStorage(Storage):
         self._sync_lock = threading.Lock()  # a second sync waits until the first's are on disk
         new = self.root
         while not os.path.isdir(new):
+            if os.path.lexists(new):  # else makedirs says only "Not a directory: …/tmp"
+                raise UsageError(f"{new} is a file, not a store: give a directory for the store")
             self._unsynced_dirs.add(new)
             new = os.path.dirname(new)
         if new != self.root:  # a new store: its name, in the directory that now holds it
             self._unsynced_dirs.add(new)
-        os.makedirs(self.tmp_dir, exist_ok=True)
+        try:
+            os.makedirs(self.tmp_dir, exist_ok=True)
+        except OSError as exc:  # a store on read-only media can still be read
+            if exc.errno not in _READ_ONLY:
+                raise
 
     def _path(self, key: str) -> str:
         if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:
@@ -136,8 +165,26 @@ class LocalStorage(Storage):
         data = self.get(key)
         return data, _token(data)
 
+    def _new_temp(self) -> tuple[int, str]:
+        """A new file in the store's tmp/, where every write starts."""
+        try:
+            try:
+                return tempfile.mkstemp(dir=self.tmp_dir)
+            except FileNotFoundError:  # tmp/ could not be made as the store opened
+                os.makedirs(self.tmp_dir, exist_ok=True)
+                return tempfile.mkstemp(dir=self.tmp_dir)
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
+            # Said of the store: the OS names the temporary file it could not make.
+            raise StorageError(
+                self.url,
+                f"the store at {self.root} cannot be written: {exc.strerror}; read it only, "
+                "or clone it into a place you can write",
+            ) from None
+
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        fd, tmp = self._new_temp()
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -152,7 +199,7 @@ class LocalStorage(Storage):
             _unlink(tmp)
 
     def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        fd, tmp = self._new_temp()
         os.close(fd)
         try:
             shutil.copyfile(local_path, tmp)
@@ -256,7 +303,7 @@ class LocalStorage(Storage):
 
     def tempfile(self) -> str:
         """A fresh temporary file inside the store, ready for :meth:`move_in`."""
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+        fd, tmp = self._new_temp()
         os.close(fd)
         return tmp
 
