@@ -246,7 +246,7 @@ def test_credentials_refused_mid_push(faulty: tuple[Bench, Faults]) -> None:
     bench.assert_clean(clone)
 
 
-# ---- single requests: a stalled body, answers cut short ------------------------------
+# ---- single requests: a stalled body, a storm of 503s, answers cut short --------------
 
 
 @contextlib.contextmanager
@@ -304,6 +304,25 @@ def test_a_body_that_always_stalls_is_given_up_within_the_timeout(
         assert time.monotonic() - start <= 2.5
     message = str(info.value)
     assert "\n" not in message and "refs/heads/x" in message and spec["url"] in message
+
+
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+def test_a_storm_of_503s_longer_than_the_budget_is_given_up_saying_it_answered(
+    kind: str, make_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "2")
+    spec = make_spec(kind)
+    with _proxied_store(spec, lambda request: "throttle") as (proxy, store):
+        start = time.monotonic()
+        with pytest.raises(StorageUnavailableError) as info:
+            store.put("objects/k", b"v")
+        assert time.monotonic() - start <= 2.5
+    assert len(proxy.faults()) >= 3
+    message = str(info.value)
+    assert "\n" not in message and "objects/k" in message and spec["url"] in message
+    # The server answered every time: it is busy, not unreachable.
+    assert "503" in message and "SlowDown" in message, message
+    assert "did not answer" not in message and "reachable" not in message, message
 
 
 @pytest.mark.parametrize("kind", ["s3-moto", "gcs"])

@@ -129,6 +129,13 @@ class GCSStorage(NetworkStorage):
         if forbidden or (isinstance(exc, HttpError) and exc.code == 401):
             raise AccessDeniedError(self._name(key), self.url) from exc
 
+    def _answer(self, exc: BaseException) -> str | None:
+        if not isinstance(exc, HttpError):
+            return None
+        # gcsfs appends ", <code>" to the server's message.
+        lines = str(exc.message).removesuffix(f", {exc.code}").strip().splitlines()
+        return f"HTTP {exc.code} {lines[0][:160] if lines else ''}".rstrip()
+
     def _endpoint(self) -> str:
         return str(self.fs._location)
 

@@ -99,6 +99,11 @@ class NetworkStorage(FsspecStorage):
     def _endpoint(self) -> str:
         raise NotImplementedError
 
+    def _answer(self, exc: BaseException) -> str | None:
+        """What the server answered, if ``exc`` is an answer ("HTTP 503 SlowDown: …"),
+        or None if no answer came (a timeout, a refused or dropped connection)."""
+        raise NotImplementedError
+
     # -- requests -----------------------------------------------------------
 
     def _run(
@@ -148,11 +153,7 @@ class NetworkStorage(FsspecStorage):
                 if just_gave_up or now + delay + stall > start + policy.total:
                     self._gave_up_at = now
                     raise StorageUnavailableError(
-                        self.url,
-                        f"{self.url} did not answer at {self._endpoint()}: {what} failed "
-                        f"{attempt} times in {now - start:.1f} s (last: {_reason(exc)}); "
-                        "check that the server is up and reachable, or allow longer with "
-                        f"{TIMEOUT_VARIABLE}=SECONDS (now {policy.total:g})",
+                        self.url, self._gave_up(what, exc, attempt, now - start)
                     ) from exc
                 attempt += 1
                 logger.info(
@@ -162,6 +163,22 @@ class NetworkStorage(FsspecStorage):
             else:
                 self._gave_up_at = None
                 return result
+
+    def _gave_up(self, what: str, exc: BaseException, attempts: int, seconds: float) -> str:
+        """One line: what was waited for, and whether the server answered at all."""
+        tried = f"{what} failed {attempts} times in {seconds:.1f} s"
+        longer = f"allow longer with {TIMEOUT_VARIABLE}=SECONDS (now {self.policy.total:g})"
+        answer = self._answer(exc)
+        if answer is None:
+            return (
+                f"{self.url} did not answer at {self._endpoint()}: {tried} (last: "
+                f"{_reason(exc)}); check that the server is up and reachable, or {longer}"
+            )
+        # It answered, refusing for now (throttling, 5xx): a busy server, not a lost one.
+        return (
+            f"{self.url} was busy or failing at {self._endpoint()}: {tried} (last answer: "
+            f"{answer}); try again later, or {longer}"
+        )
 
     # -- reads and deletes through the filesystem's own calls -----------------
 

@@ -135,6 +135,15 @@ class S3Storage(NetworkStorage):
         if isinstance(exc, PermissionError):  # s3fs's word for AccessDenied / 403
             raise AccessDeniedError(self._key(key), self.url) from exc
 
+    def _answer(self, exc: BaseException) -> str | None:
+        response = _response(exc)
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status is None:
+            return None
+        error = response.get("Error", {})
+        text = " ".join(str(error[part]) for part in ("Code", "Message") if error.get(part))
+        return f"HTTP {status} {text}".rstrip()
+
     def _endpoint(self) -> str:
         client = getattr(self.fs, "_s3", None)
         if client is not None:
