@@ -348,3 +348,40 @@ def test_a_ref_read_or_a_listing_page_cut_short_is_read_again(
         assert RefStore(store).read("heads/x") == bytes(32)
         assert dict(store.list_stats("objects/")).keys() == keys.keys()
         assert len(proxy.faults()) == 3
+
+
+def _completes_upload(size: int) -> Callable[[Request], bool]:
+    """The request that completes an upload in parts: S3's CompleteMultipartUpload,
+    GCS's last chunk of a resumable upload."""
+
+    def matches(request: Request) -> bool:
+        if request.method == "POST" and "uploadId=" in request.path:
+            return True
+        return request.headers.get("content-range", "").endswith(f"-{size - 1}/{size}")
+
+    return matches
+
+
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+def test_a_large_upload_whose_last_answer_was_lost_succeeds(
+    kind: str, make_spec: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The request completing an upload in parts lands, its answer is lost, and it is
+    sent again: the upload is done, not failed (GCS's session is gone by then:
+    fake-gcs-server answers 404)."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "10")
+    spec = make_spec(kind)
+    size = (11 << 20) if kind == "s3-moto" else (5 << 19) + 123
+    data = os.urandom(size)
+    (tmp_path / "big").write_bytes(data)
+    with _proxied_store(spec, _first(1, "lose-response", _completes_upload(size))) as (
+        proxy,
+        store,
+    ):
+        if kind == "s3-moto":
+            store.multipart_threshold = store.part_size = 5 << 20
+        else:
+            store.multipart_threshold, store.chunk_size = 256 << 10, 1 << 20
+        store.put_file("blobs/big", str(tmp_path / "big"), mode="create")
+        assert len(proxy.faults()) == 1
+        assert store.get("blobs/big") == data

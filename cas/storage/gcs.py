@@ -27,6 +27,8 @@ import os
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import asyncio  # noqa: E402
+import base64  # noqa: E402
+import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import uuid  # noqa: E402
@@ -287,15 +289,41 @@ class GCSStorage(NetworkStorage):
                 while offset < size:
                     f.seek(offset)
                     chunk = f.read(self.chunk_size)
-                    offset = await self._retrying(
-                        f"upload {key}", self._send_chunk, location, chunk, offset, size
-                    )
+                    try:
+                        offset = await self._retrying(
+                            f"upload {key}", self._send_chunk, location, chunk, offset, size
+                        )
+                    except FileNotFoundError as exc:
+                        # The last chunk landed, its answer was lost, and the session was
+                        # gone when it was sent again (fake-gcs-server; GCS answers 200).
+                        last = offset + len(chunk) == size
+                        if not (last and was_retried(exc) and await self._holds(name, local_path)):
+                            raise
+                        offset = size
         except Exception:
             try:
                 await self._retrying(f"cancel upload of {key}", self.fs._call, "DELETE", location)
             except Exception:
                 pass  # the upload's own error matters more; sessions expire anyway
             raise
+
+    async def _holds(self, name: str, local_path: str) -> bool:
+        """Does object ``name`` hold the bytes of ``local_path``? (by their MD5, which
+        GCS keeps for every object uploaded whole or resumably)"""
+        try:
+            meta = await self._retrying(
+                f"GET metadata of {name}",
+                self.fs._call,
+                "GET",
+                "b/{}/o/{}",
+                self.bucket,
+                name,
+                json_out=True,
+            )
+        except FileNotFoundError:
+            return False
+        digest = await asyncio.to_thread(_md5, local_path)  # not on the loop: it may be GBs
+        return meta.get("md5Hash") == base64.b64encode(digest).decode()
 
     async def _send_chunk(self, location: str, chunk: bytes, offset: int, size: int) -> int:
         """Send ``chunk``, the bytes at ``offset`` of a resumable upload of ``size``
@@ -313,6 +341,14 @@ class GCSStorage(NetworkStorage):
         if "Range" in headers:  # "bytes=0-N": what the server holds so far
             return int(headers["Range"].split("-")[1]) + 1
         return offset + len(chunk)
+
+
+def _md5(path: str) -> bytes:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.digest()
 
 
 def _emulator() -> bool:
