@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
@@ -45,6 +44,7 @@ from ..errors import (
 )
 from .base import Capabilities, IfMatch, Mode, Stat
 from .network import NetworkStorage, Policy, was_retried
+from .s3client import client_config, may_share_session, shared_session
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
@@ -89,9 +89,9 @@ class S3Storage(NetworkStorage):
                 raise UsageError(f"not an s3:// URL: {url!r}")
             # Other processes write the same keys: a listings cache would serve stale answers.
             storage_options.setdefault("use_listings_cache", False)
-            if _may_share_session(storage_options):
-                storage_options["session"] = _shared_session()
-            storage_options["config_kwargs"] = _client_config(
+            if may_share_session(storage_options):
+                storage_options["session"] = shared_session()
+            storage_options["config_kwargs"] = client_config(
                 Policy.from_environment(), storage_options.get("config_kwargs")
             )
         super().__init__(url, fs=fs, **storage_options)
@@ -277,81 +277,6 @@ class S3Storage(NetworkStorage):
             except Exception:
                 pass  # the original error matters more; lifecycle rules reap leftovers
             raise
-
-
-# Environment variables botocore resolves ambient credentials from; a session caches
-# what it resolved, so a change of any of them needs a session of its own.
-_CREDENTIAL_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
-_sessions: dict[tuple[str | None, ...], Any] = {}
-
-
-def _shared_session() -> Any:
-    """One botocore session per process (per set of credentials in the environment).
-
-    A session caches the parsed service model and endpoint rules; each store making
-    its own costs ~0.15 s of CPU per store opened. Clients, connections and explicit
-    credentials (key/secret) stay per store. Ambient credentials are resolved once
-    per session, so the session is keyed by the environment variables they come
-    from: a store opened after ``AWS_ACCESS_KEY_ID`` changed uses the new keys.
-    All stores run on fsspec's one IO thread, so a session is never used concurrently.
-    """
-    key = tuple(os.environ.get(name) for name in _CREDENTIAL_ENV)
-    session = _sessions.get(key)
-    if session is None:
-        from aiobotocore.session import AioSession
-
-        session = _sessions[key] = AioSession()
-    return session
-
-
-def _may_share_session(options: dict[str, Any]) -> bool:
-    """True unless the options configure the session itself (a profile, a session...).
-
-    s3fs hands the options it has no parameter for to the session it creates.
-    """
-    import inspect
-
-    from s3fs import S3FileSystem
-
-    known = set(inspect.signature(S3FileSystem.__init__).parameters) - {"session", "kwargs"}
-    known |= {"use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache"}
-    return "session" not in options and set(options) <= known
-
-
-def _client_config(policy: Policy, given: dict[str, Any] | None) -> dict[str, Any]:
-    """botocore ``Config`` arguments: our timeouts, and botocore's retries off (the
-    policy retries). Arguments the caller gave win."""
-    return {
-        "connect_timeout": policy.connect_timeout,
-        "read_timeout": policy.read_timeout,
-        "retries": {"mode": "standard", "total_max_attempts": 1},
-        "http_session_cls": _OneAttemptSession,
-        **(given or {}),
-    }
-
-
-class _OneAttemptSession(AIOHTTPSession):
-    """Sends each request once: every retry is the policy's, and counted.
-
-    aiohttp sends a PUT again by itself when a kept-alive connection drops before the
-    answer (RFC 9112 allows it for idempotent methods). A conditional write that had
-    landed then failed its own condition on what looked like a first attempt, and the
-    ref store took our own write for another writer's: a false conflict.
-    """
-
-    async def _get_session(self, proxy_url: Any) -> Any:
-        session = await super()._get_session(proxy_url)
-        session._retry_connection = False  # aiohttp has no public switch for it
-        return session
 
 
 def _condition(mode: Mode) -> dict[str, str]:
