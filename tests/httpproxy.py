@@ -12,13 +12,18 @@ request is passed to ``fault(request)``, which names what happens to it:
   closed (a body cut short on the way);
 * ``"reset"``: forwarded (the server acts on it), then the connection closed with
   no answer at all (a reset after the request got through);
+* ``"cut-unannounced"``: forwarded, and the server's answer handed back without
+  its ``Content-Length``, the connection closed half-way through the body (to the
+  client, an answer that ends there);
 * ``"stall"``: forwarded, and the server's headers and the first half of its body
   handed back, then nothing more until the proxy closes (a server that stalls
   mid-body);
 * ``"throttle"``: answered ``503 SlowDown`` without being forwarded (a server
   asking its clients to slow down);
 * ``"deny"``: answered ``403 AccessDenied`` without being forwarded (credentials
-  the bucket refuses).
+  the bucket refuses);
+* ``"black-hole"``: read, then never forwarded nor answered until the proxy closes
+  (a server that stopped answering).
 
 The ``Host`` header is forwarded as the client sent it, so signed requests
 (S3 SigV4) stay valid. Bodies are read whole; this is for tests, not for
@@ -39,7 +44,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Action = Literal["lose-response", "refuse", "truncate", "reset", "stall", "throttle", "deny"] | None
+Action = (
+    Literal[
+        "lose-response",
+        "refuse",
+        "truncate",
+        "reset",
+        "cut-unannounced",
+        "stall",
+        "throttle",
+        "deny",
+        "black-hole",
+    ]
+    | None
+)
 _SLOW_DOWN = (
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
 )
@@ -114,6 +132,10 @@ class FaultProxy:
                 if action == "refuse":
                     self._answer(500, {}, b"refused by the fault proxy")
                     return
+                if action == "black-hole":
+                    proxy._closing.wait()
+                    self.close_connection = True
+                    return
                 if action in ("throttle", "deny"):
                     status, answer = (503, _SLOW_DOWN) if action == "throttle" else (403, _DENIED)
                     self._answer(status, {"Content-Type": "application/xml"}, answer)
@@ -133,6 +155,15 @@ class FaultProxy:
                     self.wfile.flush()
                     if action == "stall":
                         proxy._closing.wait()
+                    self.close_connection = True
+                elif action == "cut-unannounced":
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        if name.lower() != "content-length":
+                            self.send_header(name, value)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
                     self.close_connection = True
                 else:
                     self._answer(status, headers, data)

@@ -51,7 +51,14 @@ from ..errors import (  # noqa: E402
 )
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
 from .fsspec import _mtime  # noqa: E402
-from .network import NetworkStorage, Policy, was_retried  # noqa: E402
+from .network import (  # noqa: E402
+    IncompleteBodyError,
+    NetworkStorage,
+    Policy,
+    check_range,
+    range_header,
+    was_retried,
+)
 
 _CONTENT_TYPE = "application/octet-stream"
 
@@ -116,7 +123,8 @@ class GCSStorage(NetworkStorage):
     def _retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, HttpError) and exc.code == 401:
             return False  # gcsfs retries it; credentials refused stay refused
-        return is_retriable(exc) or isinstance(exc, asyncio.TimeoutError)
+        # A JSON answer (metadata, a listing page) that does not parse was cut short.
+        return is_retriable(exc) or isinstance(exc, (asyncio.TimeoutError, json.JSONDecodeError))
 
     def _translate(self, exc: BaseException, key: str) -> None:
         if isinstance(exc, DefaultCredentialsError):
@@ -150,10 +158,32 @@ class GCSStorage(NetworkStorage):
 
     # -- reads --------------------------------------------------------------
 
-    def get_versioned(self, key: str) -> tuple[bytes, str]:
-        url = self._media_url(key)
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is None and end is None:
+            return self.get_versioned(key)[0]
+        if end is not None and end <= (start or 0):
+            return b""
         try:
-            headers, data = self._call("GET", key, "GET", url, alt="media")
+            _, data = self._run(
+                "GET", key, self._fetch, key, headers={"Range": range_header(start, end)}
+            )
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+        return data
+
+    async def _fetch(self, key: str, **params: Any) -> tuple[Any, bytes]:
+        """GET ``key``'s bytes (a range of them with a Range header), checked against
+        the range or the MD5 the answer came with: a body cut short without its length
+        is read again, never handed out short."""
+        headers, data = await self.fs._call("GET", self._media_url(key), alt="media", **params)
+        check_range(key, headers.get("Content-Range"), data)
+        if "Content-Range" not in headers:
+            _check_md5(key, headers.get("X-Goog-Hash"), data)
+        return headers, data
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        try:
+            headers, data = self._run("GET", key, self._fetch, key)
             generation = headers.get("X-Goog-Generation")
             if generation is not None:  # GCS and fake-gcs-server send it with the bytes
                 return data, str(generation)
@@ -167,7 +197,7 @@ class GCSStorage(NetworkStorage):
             except FileNotFoundError:
                 raise KeyNotFoundError(key) from None
             try:
-                _, data = self._call("GET", key, "GET", url, alt="media", generation=generation)
+                _, data = self._run("GET", key, self._fetch, key, generation=generation)
             except FileNotFoundError:
                 continue
             return data, str(generation)
@@ -341,6 +371,17 @@ class GCSStorage(NetworkStorage):
         if "Range" in headers:  # "bytes=0-N": what the server holds so far
             return int(headers["Range"].split("-")[1]) + 1
         return offset + len(chunk)
+
+
+def _check_md5(key: str, hashes: str | None, data: bytes) -> None:
+    """Raise IncompleteBodyError unless ``data`` has the MD5 in ``hashes``, an
+    ``X-Goog-Hash`` header ("crc32c=…,md5=…"; a composite object has no MD5)."""
+    for item in (hashes or "").split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "md5":
+            digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest())
+            if digest.decode() != value:
+                raise IncompleteBodyError(key, "its MD5 is not the one sent with it")
 
 
 def _md5(path: str) -> bytes:

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from fsspec.asyn import sync
 
-from ..errors import CasError, KeyNotFoundError, StorageUnavailableError, UsageError
+from ..errors import CasError, StorageUnavailableError, UsageError
 from .fsspec import FsspecStorage
 
 T = TypeVar("T")
@@ -79,7 +79,8 @@ class NetworkStorage(FsspecStorage):
     :meth:`_run`: retried by the policy, and failures turned into our errors.
 
     Subclasses say which errors are worth retrying (:meth:`_retryable`), what
-    other library errors mean (:meth:`_translate`), and where the server is.
+    other library errors mean (:meth:`_translate`), and where the server is; their
+    reads check that each answer's body is whole (:func:`check_range`).
     """
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
@@ -143,7 +144,7 @@ class NetworkStorage(FsspecStorage):
             except (CasError, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                if not self._retryable(exc):
+                if not (isinstance(exc, IncompleteBodyError) or self._retryable(exc)):
                     # A failed condition after an attempt that got no answer may be that
                     # attempt's own write: the ref store re-reads the ref to tell.
                     setattr(exc, _RETRIED, attempt > 1)
@@ -180,13 +181,7 @@ class NetworkStorage(FsspecStorage):
             f"{answer}); try again later, or {longer}"
         )
 
-    # -- reads and deletes through the filesystem's own calls -----------------
-
-    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
-        try:
-            return self._run("read", key, self.fs._cat_file, self._path(key), start=start, end=end)
-        except FileNotFoundError:
-            raise KeyNotFoundError(key) from None
+    # -- deletes and streams ------------------------------------------------------
 
     def delete(self, key: str) -> None:
         try:
@@ -229,6 +224,31 @@ class _RangeReader(io.RawIOBase):
         while part := self.read(STREAM_RANGE):
             parts.append(part)
         return b"".join(parts)
+
+
+class IncompleteBodyError(OSError):
+    """An answer whose body is not all it said it holds: a connection closed half-way
+    through a body sent without its length looks, to HTTP, like a body that ends there.
+    Caught by the range or the checksum the server sent with it; read again."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"the answer for {key} was cut short: {why}")
+
+
+def range_header(start: int | None, end: int | None) -> str:
+    """The ``Range`` header asking for bytes ``[start, end)`` (``end`` None: to the end)."""
+    return f"bytes={start or 0}-{'' if end is None else end - 1}"
+
+
+def check_range(key: str, content_range: str | None, data: bytes) -> None:
+    """Raise :class:`IncompleteBodyError` unless ``data`` is all of the range the
+    answer's ``Content-Range`` ("bytes 10-99/1000") says it holds."""
+    if not content_range:
+        return  # the whole object: its Content-Length was checked by HTTP
+    first, _, last = content_range.removeprefix("bytes ").partition("/")[0].partition("-")
+    expected = int(last) - int(first) + 1
+    if len(data) != expected:
+        raise IncompleteBodyError(key, f"{len(data)} of {expected} bytes")
 
 
 _RETRIED = "_cas_retried"  # set on the error a request ended with: was it sent again?
