@@ -220,21 +220,55 @@ def test_a_proxy_that_resets_every_third_request(faulty: tuple[Bench, Faults]) -
     bench.assert_clean(clone)
 
 
+def _after(count: int, methods: tuple[str, ...], action: Action) -> Callable[[Request], Action]:
+    """A fault function: ``action`` on every request of ``methods`` after the first
+    ``count`` of them."""
+    seen = [0]
+
+    def fault(request: Request) -> Action:
+        if request.method in methods:
+            seen[0] += 1
+            return action if seen[0] > count else None
+        return None
+
+    return fault
+
+
+def test_a_server_that_stops_answering_mid_push_and_mid_clone(
+    faulty: tuple[Bench, Faults],
+) -> None:
+    """The server stops answering after a push's first writes, then after a clone's
+    first reads: each ends within the bound in one line; then nothing is half-done."""
+    bench, faults = faulty
+    data = bench.tmp / "many"
+    data.mkdir()
+    for i in range(40):
+        (data / f"f{i}").write_bytes(os.urandom(300_000 if i % 4 == 0 else 1000))
+    bench.ok("log", str(data), "--name", "many", "--type", "dataset")
+    faults.fault = _after(3, ("PUT", "POST"), "black-hole")
+    bench.fails_within_bound("push", "origin")
+    faults.fault = lambda request: None
+    bench.ok("push", "origin")
+    clone = bench.tmp / "clone"
+    faults.fault = _after(6, ("GET",), "black-hole")
+    bench.fails_within_bound("clone", bench.url, str(clone))
+    faults.fault = lambda request: None
+    assert not (clone / ".artifacts").exists()
+    bench.ok("clone", bench.url, str(clone))
+    bench.assert_clean(clone)
+    bench.ok("download", "many:v0", "--root", str(bench.tmp / "many-copy"), cwd=clone)
+    for i in range(40):
+        name = f"f{i}"
+        assert (bench.tmp / "many-copy" / name).read_bytes() == (data / name).read_bytes()
+
+
 def test_credentials_refused_mid_push(faulty: tuple[Bench, Faults]) -> None:
     """The bucket refuses our writes after a few have landed: the push says so in
     one line and moves no ref; the remote stays clean and a retry completes."""
     bench, faults = faulty
     for _ in range(2):
         bench.log_version()
-    writes = [0]
-
-    def deny_after_two_writes(request: Request) -> Action:
-        if request.method in ("PUT", "POST"):
-            writes[0] += 1
-            return "deny" if writes[0] > 2 else None
-        return None
-
-    faults.fault = deny_after_two_writes
+    faults.fault = _after(2, ("PUT", "POST"), "deny")
     out = bench.fails_in_one_line("push", "origin")
     assert "origin" in out and "denied" in out.lower(), out
     faults.fault = lambda request: None
@@ -387,7 +421,7 @@ def test_a_large_upload_whose_last_answer_was_lost_succeeds(
         assert store.get("blobs/big") == data
 
 
-@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+@pytest.mark.parametrize("kind", ["s3-moto", "s3-seaweed", "gcs"])
 def test_an_answer_cut_short_without_its_length_is_read_again(
     kind: str, make_spec: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
