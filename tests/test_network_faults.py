@@ -457,3 +457,43 @@ def test_an_answer_cut_short_without_its_length_is_read_again(
             store.list_page_size = 5
             assert read(store) == expected, name
             assert len(proxy.faults()) == 1, name
+
+
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+def test_a_server_that_stops_reading_an_upload_is_given_up_within_the_timeout(
+    kind: str, make_spec: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The server takes the connection and then none of the body, as a stopped
+    server does: the upload blocks once the socket buffers are full, where no read
+    timeout applies yet (aiohttp starts it once the body is sent). A whole upload
+    and one in parts each end within the bound; once the server reads again, the
+    same uploads land whole."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", str(TIMEOUT))
+    spec = make_spec(kind)
+    data = os.urandom(32 << 20)  # more than loopback's socket buffers hold
+    (tmp_path / "big").write_bytes(data)
+    with FaultProxy(spec["options"]["endpoint_url"]) as proxy:
+        options = {**spec["options"], "endpoint_url": proxy.url}
+        with open_storage_from_spec({**spec, "options": options}) as store:
+            store.multipart_threshold = 16 << 20
+            if kind == "s3-moto":
+                store.part_size = 8 << 20
+            else:
+                store.chunk_size = 8 << 20
+            store.put("small", b"x")  # a kept-alive connection: it stops reading too
+            proxy.mode = "deaf"
+            for upload in (
+                lambda: store.put("blobs/whole", data[: 24 << 20]),
+                lambda: store.put_file("blobs/parts", str(tmp_path / "big")),
+            ):
+                start = time.monotonic()
+                with pytest.raises(StorageUnavailableError) as info:
+                    upload()
+                assert time.monotonic() - start <= TIMEOUT + 1, str(info.value)
+                assert "\n" not in str(info.value) and spec["url"] in str(info.value)
+            proxy.mode = "pass"
+            time.sleep(TIMEOUT)  # past the quiet time after giving up
+            store.put("blobs/whole", data[: 24 << 20])
+            store.put_file("blobs/parts", str(tmp_path / "big"))
+            assert store.get("blobs/whole") == data[: 24 << 20]
+            assert store.get("blobs/parts") == data

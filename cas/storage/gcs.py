@@ -13,9 +13,10 @@ the condition on its initiation, which GCS checks when the upload completes
 (fake-gcs-server ignores conditions on resumable uploads).
 
 Real GCS limits writes to one object to about one per second; a hot ref will
-see 429s, which are retried (:mod:`cas.storage.network`). Bodies are sent from
-``io.BytesIO`` so that aiohttp streams them instead of warning that raw bytes
-might lock the event loop.
+see 429s, which are retried (:mod:`cas.storage.network`). Bodies are sent as an
+:class:`~cas.storage.network.Upload` (an ``io.BytesIO``), so that aiohttp streams
+them instead of warning that raw bytes might lock the event loop, and an upload
+the server stops taking is given up.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 import asyncio  # noqa: E402
 import base64  # noqa: E402
 import hashlib  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -55,6 +55,7 @@ from .network import (  # noqa: E402
     IncompleteBodyError,
     NetworkStorage,
     Policy,
+    Upload,
     check_range,
     range_header,
     was_retried,
@@ -286,16 +287,18 @@ class GCSStorage(NetworkStorage):
                 b"\r\n--" + boundary + b"--\r\n",
             ]
         )
-        await self.fs._call(
+        upload = Upload(body)  # a fresh stream per attempt: aiohttp closes it
+        request = self.fs._call(
             "POST",
             self._upload_url(),
             uploadType="multipart",
             name=name,
             headers={"Content-Type": f'multipart/related; boundary="{boundary.decode()}"'},
-            data=io.BytesIO(body),  # a fresh stream per attempt: aiohttp closes it
+            data=upload,
             json_out=True,
             **condition,
         )
+        await self._sending(upload, request)
 
     async def _resumable_upload(
         self, key: str, local_path: str, size: int, condition: dict[str, str]
@@ -359,15 +362,17 @@ class GCSStorage(NetworkStorage):
         """Send ``chunk``, the bytes at ``offset`` of a resumable upload of ``size``
         bytes; return the offset the server wants next (it may keep less than sent)."""
         end = offset + len(chunk) - 1
-        headers, _ = await self.fs._call(
+        upload = Upload(chunk)
+        request = self.fs._call(
             "POST",
             location,
             headers={
                 "Content-Range": f"bytes {offset}-{end}/{size}",
                 "Content-Type": _CONTENT_TYPE,
             },
-            data=io.BytesIO(chunk),
+            data=upload,
         )
+        headers, _ = await self._sending(upload, request)
         if "Range" in headers:  # "bytes=0-N": what the server holds so far
             return int(headers["Range"].split("-")[1]) + 1
         return offset + len(chunk)

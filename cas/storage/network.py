@@ -4,7 +4,8 @@ One setting, ``ARTIFACTS_TIMEOUT`` (seconds, default 60), bounds how long one
 request may go unanswered, retries included. From it come:
 
 - the connect timeout, ``min(5, T/12)``, and the read timeout (silence while
-  waiting for bytes), ``min(15, T/4)``: a transfer that keeps moving is never cut;
+  waiting for bytes, or while the server takes none of an upload's body: see
+  :class:`Upload`), ``min(15, T/4)``: a transfer that keeps moving is never cut;
 - retries on timeouts, refused or reset connections, 5xx and throttling, with
   exponential backoff and jitter, for as long as the next attempt, were it to
   stall, would still end within T of the request's start.
@@ -144,7 +145,7 @@ class NetworkStorage(FsspecStorage):
             except (CasError, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                if not (isinstance(exc, IncompleteBodyError) or self._retryable(exc)):
+                if not (isinstance(exc, TransferFault) or self._retryable(exc)):
                     # A failed condition after an attempt that got no answer may be that
                     # attempt's own write: the ref store re-reads the ref to tell.
                     setattr(exc, _RETRIED, attempt > 1)
@@ -164,6 +165,25 @@ class NetworkStorage(FsspecStorage):
             else:
                 self._gave_up_at = None
                 return result
+
+    async def _sending(self, body: Upload, request: Awaitable[T]) -> T:
+        """Await ``request``, which sends ``body``; fail it once the server has taken
+        none of the body for a read timeout. aiohttp starts its read timeout only once
+        the body is sent and has none for sending it: a server that stopped reading
+        (a stopped process, a wedged gateway) kept an upload waiting for ever."""
+        task = asyncio.ensure_future(request)
+        try:
+            while True:
+                quiet_left = self.policy.read_timeout - body.untaken_for()
+                if quiet_left <= 0:
+                    raise UploadStalledError(self.policy.read_timeout)
+                done, _ = await asyncio.wait({task}, timeout=quiet_left)
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
 
     def _gave_up(self, what: str, exc: BaseException, attempts: int, seconds: float) -> str:
         """One line: what was waited for, and whether the server answered at all."""
@@ -226,13 +246,45 @@ class _RangeReader(io.RawIOBase):
         return b"".join(parts)
 
 
-class IncompleteBodyError(OSError):
+class TransferFault(OSError):
+    """A fault of a transfer that we, not the client library, found: retried as a
+    timeout is, whatever the backend."""
+
+
+class IncompleteBodyError(TransferFault):
     """An answer whose body is not all it said it holds: a connection closed half-way
     through a body sent without its length looks, to HTTP, like a body that ends there.
     Caught by the range or the checksum the server sent with it; read again."""
 
     def __init__(self, key: str, why: str) -> None:
         super().__init__(f"the answer for {key} was cut short: {why}")
+
+
+class UploadStalledError(TransferFault):
+    """The server took none of a request's body for a read timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the server took none of the request's body for {seconds:g} s")
+
+
+class Upload(io.BytesIO):
+    """A request's body that tells whether the server still takes it: aiohttp reads
+    the next piece of it only once the last one went into the socket."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._size = len(data)
+        self._last_taken = time.monotonic()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._last_taken = time.monotonic()
+        return super().read(size)
+
+    def untaken_for(self) -> float:
+        """Seconds since the server last took a piece, while some is left to send."""
+        if self.closed or self.tell() >= self._size:  # aiohttp closes it once sent
+            return 0.0
+        return time.monotonic() - self._last_taken
 
 
 def range_header(start: int | None, end: int | None) -> str:

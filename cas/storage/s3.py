@@ -44,7 +44,14 @@ from ..errors import (
     UsageError,
 )
 from .base import Capabilities, IfMatch, Mode, Stat
-from .network import NetworkStorage, Policy, check_range, range_header, was_retried
+from .network import (
+    NetworkStorage,
+    Policy,
+    Upload,
+    check_range,
+    range_header,
+    was_retried,
+)
 from .s3client import client_config, may_share_session, shared_session
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
@@ -239,7 +246,7 @@ class S3Storage(NetworkStorage):
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
         condition = _condition(mode)
         try:
-            self._call("put_object", key, Key=self._key(key), Body=bytes(data), **condition)
+            self._run("put_object", key, self._put_object, key, bytes(data), condition)
         except Exception as exc:
             _raise_if_condition_failed(key, mode, exc)
             raise
@@ -251,12 +258,19 @@ class S3Storage(NetworkStorage):
             if size <= self.multipart_threshold:
                 with open(local_path, "rb") as f:
                     body = f.read()
-                self._call("put_object", key, Key=self._key(key), Body=body, **condition)
+                self._run("put_object", key, self._put_object, key, body, condition)
             else:
                 self._run_once(key, self._multipart_upload, key, local_path, condition)
         except Exception as exc:
             _raise_if_condition_failed(key, mode, exc)
             raise
+
+    async def _put_object(self, key: str, data: bytes, condition: dict[str, str]) -> Any:
+        body = Upload(data)  # a fresh one for each attempt: the last was read to its end
+        request = self.fs._call_s3(
+            "put_object", Bucket=self.bucket, Key=self._key(key), Body=body, **condition
+        )
+        return await self._sending(body, request)
 
     async def _multipart_upload(self, key: str, local_path: str, condition: dict[str, str]) -> None:
         async def call(method: str, **kwargs: Any) -> Any:
@@ -273,8 +287,20 @@ class S3Storage(NetworkStorage):
         mpu = await call("create_multipart_upload")
         upload_id = mpu["UploadId"]
 
+        async def upload_part(number: int, chunk: bytes) -> Any:
+            body = Upload(chunk)
+            request = self.fs._call_s3(
+                "upload_part",
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+            return await self._sending(body, request)
+
         async def send(number: int, chunk: bytes) -> dict[str, Any]:
-            out = await call("upload_part", UploadId=upload_id, PartNumber=number, Body=chunk)
+            out = await self._retrying(f"upload_part {key}", upload_part, number, chunk)
             return {"PartNumber": number, "ETag": out["ETag"]}
 
         parts: list[dict[str, Any]] = []
