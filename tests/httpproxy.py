@@ -22,6 +22,8 @@ request is passed to ``fault(request)``, which names what happens to it:
   asking its clients to slow down);
 * ``"deny"``: answered ``403 AccessDenied`` without being forwarded (credentials
   the bucket refuses);
+* ``"slow-answer"``: forwarded, and answered after :attr:`FaultProxy.answer_delay`
+  seconds (a server slow to act on a request it took whole);
 * ``"black-hole"``: read, then never forwarded nor answered until the proxy closes
   (a server that stopped answering).
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +58,7 @@ Action = (
         "throttle",
         "deny",
         "black-hole",
+        "slow-answer",
     ]
     | None
 )
@@ -87,6 +91,7 @@ class FaultProxy:
         self.fault = fault
         self.timeout = timeout
         self.log: list[tuple[Request, Action]] = []
+        self.answer_delay = 0.0  # seconds, for "slow-answer"
         self._lock = threading.Lock()
         self._closing = threading.Event()  # ends the stalls
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -156,6 +161,9 @@ class FaultProxy:
                     if action == "stall":
                         proxy._closing.wait()
                     self.close_connection = True
+                elif action == "slow-answer":
+                    time.sleep(proxy.answer_delay)
+                    self._answer(status, headers, data)
                 elif action == "cut-unannounced":
                     self.send_response(status)
                     for name, value in headers.items():

@@ -10,6 +10,7 @@ around them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -497,3 +498,29 @@ def test_a_server_that_stops_reading_an_upload_is_given_up_within_the_timeout(
             store.put_file("blobs/parts", str(tmp_path / "big"))
             assert store.get("blobs/whole") == data[: 24 << 20]
             assert store.get("blobs/parts") == data
+
+
+def test_an_upload_waiting_for_a_connection_is_not_taken_for_a_stalled_one(
+    moto_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Parts of a large file queue for the client's connections while others are
+    sent and answered: only a body the server stopped taking counts as stalled, not
+    one still waiting its turn, however long the queue (here one connection, four
+    parts, each answered after most of a read timeout)."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "2")  # a read timeout of 0.5 s
+    spec = new_s3_spec(moto_server)
+    spec["options"]["config_kwargs"] = {"max_pool_connections": 1}
+    data = os.urandom(20 << 20)
+    (tmp_path / "big").write_bytes(data)
+    parts = _first(99, "slow-answer", lambda request: "partNumber=" in request.path)
+    with _proxied_store(spec, parts) as (proxy, store):
+        proxy.answer_delay = 0.4
+        store.multipart_threshold = store.part_size = 5 << 20
+        with caplog.at_level(logging.INFO, logger="cas.storage"):
+            store.put_file("blobs/parts", str(tmp_path / "big"))
+        assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
+        assert len(proxy.faults()) == 4
+        assert store.get("blobs/parts") == data

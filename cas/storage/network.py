@@ -269,21 +269,29 @@ class UploadStalledError(TransferFault):
 
 class Upload(io.BytesIO):
     """A request's body that tells whether the server still takes it: aiohttp reads
-    the next piece of it only once the last one went into the socket."""
+    the next piece of it only once the last one went into the socket.
+
+    The clock starts at the first read after the last seek: botocore reads a body
+    through (its checksums) and seeks back before the request waits for a
+    connection, and that wait, however long, is no stall."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
         self._size = len(data)
-        self._last_taken = time.monotonic()
+        self._last_taken: float | None = None
 
     def read(self, size: int | None = -1) -> bytes:
         self._last_taken = time.monotonic()
         return super().read(size)
 
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._last_taken = None
+        return super().seek(offset, whence)
+
     def untaken_for(self) -> float:
         """Seconds since the server last took a piece, while some is left to send."""
-        if self.closed or self.tell() >= self._size:  # aiohttp closes it once sent
-            return 0.0
+        if self._last_taken is None or self.closed or self.tell() >= self._size:
+            return 0.0  # not being sent yet, or all sent (aiohttp closes it then)
         return time.monotonic() - self._last_taken
 
 
