@@ -6,17 +6,10 @@ go to the JSON API directly, through the filesystem's authenticated session:
 ``ifGenerationMatch=<generation>``. Tokens are object generations (decimal
 strings), and the server checks them atomically.
 
-Uploads use ``uploadType=multipart`` (metadata and bytes in one request)
-because that is the upload type fake-gcs-server checks conditions on as well;
-files above :attr:`GCSStorage.multipart_threshold` use a resumable upload with
-the condition on its initiation, which GCS checks when the upload completes
-(fake-gcs-server ignores conditions on resumable uploads).
+Uploads are :mod:`cas.storage.gcs_uploads`'s.
 
 Real GCS limits writes to one object to about one per second; a hot ref will
-see 429s, which are retried (:mod:`cas.storage.network`). Bodies are sent as an
-:class:`~cas.storage.network.Upload` (an ``io.BytesIO``), so that aiohttp streams
-them instead of warning that raw bytes might lock the event loop, and an upload
-the server stops taking is given up.
+see 429s, which are retried (:mod:`cas.storage.network`).
 """
 
 from __future__ import annotations
@@ -31,7 +24,6 @@ import asyncio  # noqa: E402
 import base64  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import quote  # noqa: E402
@@ -51,17 +43,14 @@ from ..errors import (  # noqa: E402
 )
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
 from .fsspec import _mtime  # noqa: E402
+from .gcs_uploads import GCSUploads  # noqa: E402
 from .network import (  # noqa: E402
     IncompleteBodyError,
-    NetworkStorage,
     Policy,
-    Upload,
     check_range,
     range_header,
     was_retried,
 )
-
-_CONTENT_TYPE = "application/octet-stream"
 
 
 class _GCSFileSystem(GCSFileSystem):
@@ -70,7 +59,7 @@ class _GCSFileSystem(GCSFileSystem):
     _request = GCSFileSystem._request.__wrapped__
 
 
-class GCSStorage(NetworkStorage):
+class GCSStorage(GCSUploads):
     """Keys under ``gs://bucket/prefix``.
 
     ``storage_options`` go to :class:`gcsfs.GCSFileSystem`: ``project``,
@@ -82,8 +71,6 @@ class GCSStorage(NetworkStorage):
     capabilities = Capabilities(
         atomic_create=True, conditional_update=True, durable=True, local=False
     )
-    multipart_threshold: int = 64 * 2**20
-    chunk_size: int = 16 * 2**20  # resumable chunks must be multiples of 256 KiB
     list_page_size: int | None = None  # maxResults per listing page; None: the server's
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
@@ -114,9 +101,6 @@ class GCSStorage(NetworkStorage):
         self.prefix = f"{prefix}/" if prefix else ""
 
     # -- plumbing -----------------------------------------------------------
-
-    def _name(self, key: str) -> str:
-        return self.prefix + key
 
     def _call(self, verb: str, key: str, *args: Any, **kwargs: Any) -> Any:
         return self._run(verb, key, self.fs._call, *args, **kwargs)
@@ -153,9 +137,6 @@ class GCSStorage(NetworkStorage):
     def _media_url(self, key: str) -> str:
         name = quote(self._name(key), safe="")
         return f"{self.fs._location}/download/storage/v1/b/{quote(self.bucket, safe='')}/o/{name}"
-
-    def _upload_url(self) -> str:
-        return f"{self.fs._location}/upload/storage/v1/b/{quote(self.bucket, safe='')}/o"
 
     # -- reads --------------------------------------------------------------
 
@@ -273,110 +254,6 @@ class GCSStorage(NetworkStorage):
                 key, "generation did not match", was_retried(exc)
             ) from None
 
-    async def _multipart_upload(self, name: str, data: bytes, condition: dict[str, str]) -> None:
-        # A random boundary: a fixed one could occur inside the data and cut it short.
-        boundary = f"cas-{uuid.uuid4().hex}".encode()
-        meta = json.dumps({"name": name, "contentType": _CONTENT_TYPE}).encode()
-        body = b"".join(
-            [
-                b"--" + boundary + b"\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n",
-                meta,
-                b"\r\n--" + boundary + b"\r\nContent-Type: " + _CONTENT_TYPE.encode(),
-                b"\r\n\r\n",
-                data,
-                b"\r\n--" + boundary + b"--\r\n",
-            ]
-        )
-        upload = Upload(body)  # a fresh stream per attempt: aiohttp closes it
-        request = self.fs._call(
-            "POST",
-            self._upload_url(),
-            uploadType="multipart",
-            name=name,
-            headers={"Content-Type": f'multipart/related; boundary="{boundary.decode()}"'},
-            data=upload,
-            json_out=True,
-            **condition,
-        )
-        await self._sending(upload, request)
-
-    async def _resumable_upload(
-        self, key: str, local_path: str, size: int, condition: dict[str, str]
-    ) -> None:
-        name = self._name(key)
-        headers, _ = await self._retrying(
-            f"start upload of {key}",
-            self.fs._call,
-            "POST",
-            self._upload_url(),
-            uploadType="resumable",
-            name=name,
-            json={"name": name, "contentType": _CONTENT_TYPE},
-            headers={"X-Upload-Content-Type": _CONTENT_TYPE},
-            **condition,
-        )
-        location = headers["Location"]
-        try:
-            with open(local_path, "rb") as f:
-                offset = 0
-                while offset < size:
-                    f.seek(offset)
-                    chunk = f.read(self.chunk_size)
-                    try:
-                        offset = await self._retrying(
-                            f"upload {key}", self._send_chunk, location, chunk, offset, size
-                        )
-                    except FileNotFoundError as exc:
-                        # The last chunk landed, its answer was lost, and the session was
-                        # gone when it was sent again (fake-gcs-server; GCS answers 200).
-                        last = offset + len(chunk) == size
-                        if not (last and was_retried(exc) and await self._holds(name, local_path)):
-                            raise
-                        offset = size
-        except Exception:
-            try:
-                await self._retrying(f"cancel upload of {key}", self.fs._call, "DELETE", location)
-            except Exception:
-                pass  # the upload's own error matters more; sessions expire anyway
-            raise
-
-    async def _holds(self, name: str, local_path: str) -> bool:
-        """Does object ``name`` hold the bytes of ``local_path``? (by their MD5, which
-        GCS keeps for every object uploaded whole or resumably)"""
-        try:
-            meta = await self._retrying(
-                f"GET metadata of {name}",
-                self.fs._call,
-                "GET",
-                "b/{}/o/{}",
-                self.bucket,
-                name,
-                json_out=True,
-            )
-        except FileNotFoundError:
-            return False
-        digest = await asyncio.to_thread(_md5, local_path)  # not on the loop: it may be GBs
-        return meta.get("md5Hash") == base64.b64encode(digest).decode()
-
-    async def _send_chunk(self, location: str, chunk: bytes, offset: int, size: int) -> int:
-        """Send ``chunk``, the bytes at ``offset`` of a resumable upload of ``size``
-        bytes; return the offset the server wants next (it may keep less than sent)."""
-        end = offset + len(chunk) - 1
-        upload = Upload(chunk)
-        request = self.fs._call(
-            "POST",
-            location,
-            headers={
-                "Content-Range": f"bytes {offset}-{end}/{size}",
-                "Content-Type": _CONTENT_TYPE,
-            },
-            data=upload,
-        )
-        headers, _ = await self._sending(upload, request)
-        if "Range" in headers:  # "bytes=0-N": what the server holds so far
-            return int(headers["Range"].split("-")[1]) + 1
-        return offset + len(chunk)
-
 
 def _check_md5(key: str, hashes: str | None, data: bytes) -> None:
     """Raise IncompleteBodyError unless ``data`` has the MD5 in ``hashes``, an
@@ -387,14 +264,6 @@ def _check_md5(key: str, hashes: str | None, data: bytes) -> None:
             digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest())
             if digest.decode() != value:
                 raise IncompleteBodyError(key, "its MD5 is not the one sent with it")
-
-
-def _md5(path: str) -> bytes:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.digest()
 
 
 def _emulator() -> bool:
