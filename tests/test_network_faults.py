@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import fsspec
 import pytest
 
-from cas.errors import StorageUnavailableError
+from cas.errors import KeyNotFoundError, StorageError, StorageUnavailableError
 from cas.refs import RefStore, encode_ref
 from tests.faultproxy import FaultProxy
 from tests.httpproxy import Action, Request
@@ -524,3 +524,33 @@ def test_an_upload_waiting_for_a_connection_is_not_taken_for_a_stalled_one(
         assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
         assert len(proxy.faults()) == 4
         assert store.get("blobs/parts") == data
+
+
+@pytest.mark.parametrize("loss", ["lose-response", "reset"])
+def test_a_resumable_upload_whose_chunk_is_sent_again_stores_no_wrong_bytes(
+    loss: Action, make_spec: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A middle chunk of a GCS resumable upload lands and its answer is lost, so it
+    is sent again: fake-gcs-server appends it again, whatever its offset, and
+    completed an object 1 MiB too long. What lands must be the file's bytes, or
+    nothing, said in one line; the upload run again stores the file."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "10")
+    spec = make_spec("gcs")
+    size = (5 << 20) + 123
+    data = os.urandom(size)
+    (tmp_path / "big").write_bytes(data)
+
+    def second_chunk(request: Request) -> bool:
+        return request.headers.get("content-range", "").startswith(f"bytes {1 << 20}-")
+
+    with _proxied_store(spec, _first(1, loss, second_chunk)) as (proxy, store):
+        store.multipart_threshold, store.chunk_size = 256 << 10, 1 << 20
+        try:
+            store.put_file("blobs/big", str(tmp_path / "big"), mode="create")
+        except StorageError as error:
+            assert "\n" not in str(error) and "blobs/big" in str(error), error
+            with pytest.raises(KeyNotFoundError):
+                store.get("blobs/big")
+            store.put_file("blobs/big", str(tmp_path / "big"), mode="create")
+        assert len(proxy.faults()) == 1
+        assert store.get("blobs/big") == data

@@ -13,13 +13,14 @@ event loop, and an upload the server stops taking is given up.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import uuid
+from typing import Any
 from urllib.parse import quote
 
+from ..errors import StorageError
 from .network import NetworkStorage, Upload, was_retried
 
 CONTENT_TYPE = "application/octet-stream"
@@ -83,23 +84,31 @@ class GCSUploads(NetworkStorage):
             **condition,
         )
         location = headers["Location"]
+        digest = hashlib.md5(usedforsecurity=False)  # of the file, as it is sent
+        hashed = 0
+        stored: dict[str, Any] | None = None  # the object, as the last answer describes it
         try:
             with open(local_path, "rb") as f:
                 offset = 0
                 while offset < size:
                     f.seek(offset)
                     chunk = f.read(self.chunk_size)
+                    if offset <= hashed < offset + len(chunk):  # each byte once, in order
+                        digest.update(chunk[hashed - offset :])
+                        hashed = offset + len(chunk)
                     try:
-                        offset = await self._retrying(
+                        offset, stored = await self._retrying(
                             f"upload {key}", self._send_chunk, location, chunk, offset, size
                         )
                     except FileNotFoundError as exc:
                         # The last chunk landed, its answer was lost, and the session was
                         # gone when it was sent again (fake-gcs-server; GCS answers 200).
-                        last = offset + len(chunk) == size
-                        if not (last and was_retried(exc) and await self._holds(name, local_path)):
+                        last = offset + len(chunk) == size  # then the file is all hashed
+                        if not (last and was_retried(exc) and await self._holds(name, digest)):
                             raise
-                        offset = size
+                        offset, stored = size, None
+            if stored is not None:
+                await self._check_stored(key, stored, size, digest)
         except Exception:
             try:
                 await self._retrying(f"cancel upload of {key}", self.fs._call, "DELETE", location)
@@ -107,9 +116,9 @@ class GCSUploads(NetworkStorage):
                 pass  # the upload's own error matters more; sessions expire anyway
             raise
 
-    async def _holds(self, name: str, local_path: str) -> bool:
-        """Does object ``name`` hold the bytes of ``local_path``? (by their MD5, which
-        GCS keeps for every object uploaded whole or resumably)"""
+    async def _holds(self, name: str, digest: Any) -> bool:
+        """Does object ``name`` hold the bytes whose MD5 is ``digest``? (GCS keeps the
+        MD5 of every object uploaded whole or resumably)"""
         try:
             meta = await self._retrying(
                 f"GET metadata of {name}",
@@ -122,12 +131,37 @@ class GCSUploads(NetworkStorage):
             )
         except FileNotFoundError:
             return False
-        digest = await asyncio.to_thread(_md5, local_path)  # not on the loop: it may be GBs
-        return meta.get("md5Hash") == base64.b64encode(digest).decode()
+        return meta.get("md5Hash") == base64.b64encode(digest.digest()).decode()
 
-    async def _send_chunk(self, location: str, chunk: bytes, offset: int, size: int) -> int:
+    async def _check_stored(self, key: str, stored: dict[str, Any], size: int, digest: Any) -> None:
+        """Delete the object an upload completed, and raise, unless it is the file
+        (``size`` bytes whose MD5 is ``digest``): fake-gcs-server appends a chunk sent
+        again (its answer lost) whatever its offset, and completed a longer object."""
+        md5_text = base64.b64encode(digest.digest()).decode()
+        if int(stored.get("size", -1)) == size and stored.get("md5Hash", md5_text) == md5_text:
+            return
+        await self._retrying(
+            f"delete the wrong upload of {key}",
+            self.fs._call,
+            "DELETE",
+            "b/{}/o/{}",
+            self.bucket,
+            self._name(key),
+            ifGenerationMatch=stored["generation"],  # ours, not a later writer's
+        )
+        raise StorageError(
+            self.url,
+            f"{self.url}: the server put the upload of {key} together wrong "
+            f"({stored.get('size')} bytes, not the file's {size}); it was deleted, "
+            "run the command again",
+        )
+
+    async def _send_chunk(
+        self, location: str, chunk: bytes, offset: int, size: int
+    ) -> tuple[int, dict[str, Any] | None]:
         """Send ``chunk``, the bytes at ``offset`` of a resumable upload of ``size``
-        bytes; return the offset the server wants next (it may keep less than sent)."""
+        bytes; return the offset the server wants next (it may keep less than sent)
+        and, once the upload is complete, the object it made."""
         end = offset + len(chunk) - 1
         upload = Upload(chunk)
         request = self.fs._call(
@@ -139,15 +173,9 @@ class GCSUploads(NetworkStorage):
             },
             data=upload,
         )
-        headers, _ = await self._sending(upload, request)
+        headers, body = await self._sending(upload, request)
+        next_offset = offset + len(chunk)
         if "Range" in headers:  # "bytes=0-N": what the server holds so far
-            return int(headers["Range"].split("-")[1]) + 1
-        return offset + len(chunk)
-
-
-def _md5(path: str) -> bytes:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.digest()
+            next_offset = int(headers["Range"].split("-")[1]) + 1
+        # Complete: GCS answers with the object (fake-gcs-server with a Range too).
+        return next_offset, json.loads(body) if next_offset >= size and body else None
