@@ -16,7 +16,8 @@
     │                               (also a PermissionError)
     ├── ReferenceChangedError       a referenced object is not what was logged
     ├── StorageError                a storage could not be used at all (has .url)
-    │   ├── StorageUnavailableError   it did not answer, retries included
+    │   ├── StorageUnavailableError   it did not answer, or kept refusing for now
+    │   │                             (5xx, throttling), retries included
     │   ├── CredentialsNotFoundError  no credentials to sign requests with
     │   └── BucketNotFoundError       its URL names no bucket (also a NotFoundError)
     ├── UsageError                  a call that cannot be honoured as asked
@@ -162,8 +163,9 @@ class StorageError(CasError):
 
 
 class StorageUnavailableError(StorageError):
-    """A storage server did not answer (timeouts, refused or reset connections, 5xx,
-    throttling) for as long as ``ARTIFACTS_TIMEOUT`` allows."""
+    """A storage server did not answer (timeouts, refused or reset connections), or
+    answered only 5xx and throttling, for as long as ``ARTIFACTS_TIMEOUT`` allows; the
+    message says which."""
 
 
 class CredentialsNotFoundError(StorageError):

@@ -1,13 +1,16 @@
 """A TCP proxy on 127.0.0.1 that can misbehave, for network fault tests.
 
 ``FaultProxy(target_url)`` listens on a free port and forwards to the target.
-Its :attr:`~FaultProxy.mode` can be changed at any time. "black-hole" and
+Its :attr:`~FaultProxy.mode` can be changed at any time. "black-hole", "deaf" and
 "refuse" apply to open connections too (the server stalls, or goes away);
 "fail" applies to new connections only:
 
 * ``"pass"``: forward both ways;
 * ``"black-hole"``: accept, read and drop everything, never answer (a stalled
   gateway, a SIGSTOPped server);
+* ``"deaf"``: accept, then neither read nor answer, so a client sending a body
+  blocks once the socket buffers are full (a SIGSTOPped server, a gateway whose
+  backend stopped reading);
 * ``"refuse"``: stop listening, so connecting fails at once (a server that is down);
 * ``"fail"``: answer the next :attr:`~FaultProxy.failures` requests with HTTP 500,
   then forward again (a server that errs for a while and recovers);
@@ -43,6 +46,7 @@ class FaultProxy:
         self.connections: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._closed = False
+        self._closing = threading.Event()  # ends the deaf connections' wait
         self._listener: socket.socket | None = None
         self._listen(0)
         self.port = self._listener.getsockname()[1]  # type: ignore[union-attr]
@@ -56,7 +60,7 @@ class FaultProxy:
 
     @mode.setter
     def mode(self, mode: str) -> None:
-        if mode not in ("pass", "black-hole", "refuse", "fail", "deny"):
+        if mode not in ("pass", "black-hole", "deaf", "refuse", "fail", "deny"):
             raise ValueError(f"unknown mode {mode!r}")
         with self._lock:
             self._mode = mode
@@ -72,6 +76,7 @@ class FaultProxy:
         self.mode = "fail"
 
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
             self._closed = True
             self._stop_listening()
@@ -119,10 +124,16 @@ class FaultProxy:
             handler, args = {
                 "pass": (self._forward, ()),
                 "black-hole": (_drain, ()),
+                "deaf": (self._hold, ()),
                 "fail": (_answer, (_ERROR_500,)),
                 "deny": (_answer, (_ERROR_403,)),
             }[mode]
             threading.Thread(target=handler, args=(client, *args), daemon=True).start()
+
+    def _hold(self, client: socket.socket) -> None:
+        """Keep ``client`` open, unread, until the proxy closes."""
+        self._closing.wait()
+        _close(client)
 
     def _forward(self, client: socket.socket) -> None:
         try:
@@ -139,6 +150,9 @@ class FaultProxy:
             while data := src.recv(65536):
                 if self._mode == "refuse":
                     break  # the server went away: drop the connection
+                if self._mode == "deaf":
+                    self._closing.wait()  # read no more: the sender's buffers fill
+                    break
                 if self._mode != "black-hole":
                     dst.sendall(data)
         except OSError:

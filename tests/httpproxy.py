@@ -11,7 +11,21 @@ request is passed to ``fault(request)``, which names what happens to it:
   ``Content-Length`` but only the first half of its body, then the connection
   closed (a body cut short on the way);
 * ``"reset"``: forwarded (the server acts on it), then the connection closed with
-  no answer at all (a reset after the request got through).
+  no answer at all (a reset after the request got through);
+* ``"cut-unannounced"``: forwarded, and the server's answer handed back without
+  its ``Content-Length``, the connection closed half-way through the body (to the
+  client, an answer that ends there);
+* ``"stall"``: forwarded, and the server's headers and the first half of its body
+  handed back, then nothing more until the proxy closes (a server that stalls
+  mid-body);
+* ``"throttle"``: answered ``503 SlowDown`` without being forwarded (a server
+  asking its clients to slow down);
+* ``"deny"``: answered ``403 AccessDenied`` without being forwarded (credentials
+  the bucket refuses);
+* ``"slow-answer"``: forwarded, and answered after :attr:`FaultProxy.answer_delay`
+  seconds (a server slow to act on a request it took whole);
+* ``"black-hole"``: read, then never forwarded nor answered until the proxy closes
+  (a server that stopped answering).
 
 The ``Host`` header is forwarded as the client sent it, so signed requests
 (S3 SigV4) stay valid. Bodies are read whole; this is for tests, not for
@@ -26,13 +40,32 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Action = Literal["lose-response", "refuse", "truncate", "reset"] | None
+Action = (
+    Literal[
+        "lose-response",
+        "refuse",
+        "truncate",
+        "reset",
+        "cut-unannounced",
+        "stall",
+        "throttle",
+        "deny",
+        "black-hole",
+        "slow-answer",
+    ]
+    | None
+)
+_SLOW_DOWN = (
+    b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+)
+_DENIED = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 
@@ -58,7 +91,9 @@ class FaultProxy:
         self.fault = fault
         self.timeout = timeout
         self.log: list[tuple[Request, Action]] = []
+        self.answer_delay = 0.0  # seconds, for "slow-answer"
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # ends the stalls
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -69,6 +104,7 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -101,16 +137,39 @@ class FaultProxy:
                 if action == "refuse":
                     self._answer(500, {}, b"refused by the fault proxy")
                     return
+                if action == "black-hole":
+                    proxy._closing.wait()
+                    self.close_connection = True
+                    return
+                if action in ("throttle", "deny"):
+                    status, answer = (503, _SLOW_DOWN) if action == "throttle" else (403, _DENIED)
+                    self._answer(status, {"Content-Type": "application/xml"}, answer)
+                    return
                 status, headers, data = proxy._forward(self, body)
                 if action == "lose-response":
                     self._answer(500, {}, b"response lost by the fault proxy")
                 elif action == "reset":
                     self.close_connection = True
-                elif action == "truncate":
+                elif action in ("truncate", "stall"):
                     self.send_response(status)
                     for name, value in headers.items():
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    if action == "stall":
+                        proxy._closing.wait()
+                    self.close_connection = True
+                elif action == "slow-answer":
+                    time.sleep(proxy.answer_delay)
+                    self._answer(status, headers, data)
+                elif action == "cut-unannounced":
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        if name.lower() != "content-length":
+                            self.send_header(name, value)
+                    self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.write(data[: len(data) // 2])
                     self.close_connection = True

@@ -6,16 +6,10 @@ go to the JSON API directly, through the filesystem's authenticated session:
 ``ifGenerationMatch=<generation>``. Tokens are object generations (decimal
 strings), and the server checks them atomically.
 
-Uploads use ``uploadType=multipart`` (metadata and bytes in one request)
-because that is the upload type fake-gcs-server checks conditions on as well;
-files above :attr:`GCSStorage.multipart_threshold` use a resumable upload with
-the condition on its initiation, which GCS checks when the upload completes
-(fake-gcs-server ignores conditions on resumable uploads).
+Uploads are :mod:`cas.storage.gcs_uploads`'s.
 
 Real GCS limits writes to one object to about one per second; a hot ref will
-see 429s, which are retried (:mod:`cas.storage.network`). Bodies are sent from
-``io.BytesIO`` so that aiohttp streams them instead of warning that raw bytes
-might lock the event loop.
+see 429s, which are retried (:mod:`cas.storage.network`).
 """
 
 from __future__ import annotations
@@ -27,9 +21,9 @@ import os
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import asyncio  # noqa: E402
-import io  # noqa: E402
+import base64  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
-import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import quote  # noqa: E402
@@ -49,9 +43,14 @@ from ..errors import (  # noqa: E402
 )
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
 from .fsspec import _mtime  # noqa: E402
-from .network import NetworkStorage, Policy, was_retried  # noqa: E402
-
-_CONTENT_TYPE = "application/octet-stream"
+from .gcs_uploads import GCSUploads  # noqa: E402
+from .network import (  # noqa: E402
+    IncompleteBodyError,
+    Policy,
+    check_range,
+    range_header,
+    was_retried,
+)
 
 
 class _GCSFileSystem(GCSFileSystem):
@@ -60,7 +59,7 @@ class _GCSFileSystem(GCSFileSystem):
     _request = GCSFileSystem._request.__wrapped__
 
 
-class GCSStorage(NetworkStorage):
+class GCSStorage(GCSUploads):
     """Keys under ``gs://bucket/prefix``.
 
     ``storage_options`` go to :class:`gcsfs.GCSFileSystem`: ``project``,
@@ -72,8 +71,6 @@ class GCSStorage(NetworkStorage):
     capabilities = Capabilities(
         atomic_create=True, conditional_update=True, durable=True, local=False
     )
-    multipart_threshold: int = 64 * 2**20
-    chunk_size: int = 16 * 2**20  # resumable chunks must be multiples of 256 KiB
     list_page_size: int | None = None  # maxResults per listing page; None: the server's
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
@@ -105,16 +102,14 @@ class GCSStorage(NetworkStorage):
 
     # -- plumbing -----------------------------------------------------------
 
-    def _name(self, key: str) -> str:
-        return self.prefix + key
-
     def _call(self, verb: str, key: str, *args: Any, **kwargs: Any) -> Any:
         return self._run(verb, key, self.fs._call, *args, **kwargs)
 
     def _retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, HttpError) and exc.code == 401:
             return False  # gcsfs retries it; credentials refused stay refused
-        return is_retriable(exc) or isinstance(exc, asyncio.TimeoutError)
+        # A JSON answer (metadata, a listing page) that does not parse was cut short.
+        return is_retriable(exc) or isinstance(exc, (asyncio.TimeoutError, json.JSONDecodeError))
 
     def _translate(self, exc: BaseException, key: str) -> None:
         if isinstance(exc, DefaultCredentialsError):
@@ -129,6 +124,13 @@ class GCSStorage(NetworkStorage):
         if forbidden or (isinstance(exc, HttpError) and exc.code == 401):
             raise AccessDeniedError(self._name(key), self.url) from exc
 
+    def _answer(self, exc: BaseException) -> str | None:
+        if not isinstance(exc, HttpError):
+            return None
+        # gcsfs appends ", <code>" to the server's message.
+        lines = str(exc.message).removesuffix(f", {exc.code}").strip().splitlines()
+        return f"HTTP {exc.code} {lines[0][:160] if lines else ''}".rstrip()
+
     def _endpoint(self) -> str:
         return str(self.fs._location)
 
@@ -136,15 +138,34 @@ class GCSStorage(NetworkStorage):
         name = quote(self._name(key), safe="")
         return f"{self.fs._location}/download/storage/v1/b/{quote(self.bucket, safe='')}/o/{name}"
 
-    def _upload_url(self) -> str:
-        return f"{self.fs._location}/upload/storage/v1/b/{quote(self.bucket, safe='')}/o"
-
     # -- reads --------------------------------------------------------------
 
-    def get_versioned(self, key: str) -> tuple[bytes, str]:
-        url = self._media_url(key)
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is None and end is None:
+            return self.get_versioned(key)[0]
+        if end is not None and end <= (start or 0):
+            return b""
         try:
-            headers, data = self._call("GET", key, "GET", url, alt="media")
+            _, data = self._run(
+                "GET", key, self._fetch, key, headers={"Range": range_header(start, end)}
+            )
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
+        return data
+
+    async def _fetch(self, key: str, **params: Any) -> tuple[Any, bytes]:
+        """GET ``key``'s bytes (a range of them with a Range header), checked against
+        the range or the MD5 the answer came with: a body cut short without its length
+        is read again, never handed out short."""
+        headers, data = await self.fs._call("GET", self._media_url(key), alt="media", **params)
+        check_range(key, headers.get("Content-Range"), data)
+        if "Content-Range" not in headers:
+            _check_md5(key, headers.get("X-Goog-Hash"), data)
+        return headers, data
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        try:
+            headers, data = self._run("GET", key, self._fetch, key)
             generation = headers.get("X-Goog-Generation")
             if generation is not None:  # GCS and fake-gcs-server send it with the bytes
                 return data, str(generation)
@@ -158,7 +179,7 @@ class GCSStorage(NetworkStorage):
             except FileNotFoundError:
                 raise KeyNotFoundError(key) from None
             try:
-                _, data = self._call("GET", key, "GET", url, alt="media", generation=generation)
+                _, data = self._run("GET", key, self._fetch, key, generation=generation)
             except FileNotFoundError:
                 continue
             return data, str(generation)
@@ -233,79 +254,16 @@ class GCSStorage(NetworkStorage):
                 key, "generation did not match", was_retried(exc)
             ) from None
 
-    async def _multipart_upload(self, name: str, data: bytes, condition: dict[str, str]) -> None:
-        # A random boundary: a fixed one could occur inside the data and cut it short.
-        boundary = f"cas-{uuid.uuid4().hex}".encode()
-        meta = json.dumps({"name": name, "contentType": _CONTENT_TYPE}).encode()
-        body = b"".join(
-            [
-                b"--" + boundary + b"\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n",
-                meta,
-                b"\r\n--" + boundary + b"\r\nContent-Type: " + _CONTENT_TYPE.encode(),
-                b"\r\n\r\n",
-                data,
-                b"\r\n--" + boundary + b"--\r\n",
-            ]
-        )
-        await self.fs._call(
-            "POST",
-            self._upload_url(),
-            uploadType="multipart",
-            name=name,
-            headers={"Content-Type": f'multipart/related; boundary="{boundary.decode()}"'},
-            data=io.BytesIO(body),  # a fresh stream per attempt: aiohttp closes it
-            json_out=True,
-            **condition,
-        )
 
-    async def _resumable_upload(
-        self, key: str, local_path: str, size: int, condition: dict[str, str]
-    ) -> None:
-        name = self._name(key)
-        headers, _ = await self._retrying(
-            f"start upload of {key}",
-            self.fs._call,
-            "POST",
-            self._upload_url(),
-            uploadType="resumable",
-            name=name,
-            json={"name": name, "contentType": _CONTENT_TYPE},
-            headers={"X-Upload-Content-Type": _CONTENT_TYPE},
-            **condition,
-        )
-        location = headers["Location"]
-        try:
-            with open(local_path, "rb") as f:
-                offset = 0
-                while offset < size:
-                    f.seek(offset)
-                    chunk = f.read(self.chunk_size)
-                    offset = await self._retrying(
-                        f"upload {key}", self._send_chunk, location, chunk, offset, size
-                    )
-        except Exception:
-            try:
-                await self._retrying(f"cancel upload of {key}", self.fs._call, "DELETE", location)
-            except Exception:
-                pass  # the upload's own error matters more; sessions expire anyway
-            raise
-
-    async def _send_chunk(self, location: str, chunk: bytes, offset: int, size: int) -> int:
-        """Send ``chunk``, the bytes at ``offset`` of a resumable upload of ``size``
-        bytes; return the offset the server wants next (it may keep less than sent)."""
-        end = offset + len(chunk) - 1
-        headers, _ = await self.fs._call(
-            "POST",
-            location,
-            headers={
-                "Content-Range": f"bytes {offset}-{end}/{size}",
-                "Content-Type": _CONTENT_TYPE,
-            },
-            data=io.BytesIO(chunk),
-        )
-        if "Range" in headers:  # "bytes=0-N": what the server holds so far
-            return int(headers["Range"].split("-")[1]) + 1
-        return offset + len(chunk)
+def _check_md5(key: str, hashes: str | None, data: bytes) -> None:
+    """Raise IncompleteBodyError unless ``data`` has the MD5 in ``hashes``, an
+    ``X-Goog-Hash`` header ("crc32c=…,md5=…"; a composite object has no MD5)."""
+    for item in (hashes or "").split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "md5":
+            digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest())
+            if digest.decode() != value:
+                raise IncompleteBodyError(key, "its MD5 is not the one sent with it")
 
 
 def _emulator() -> bool:

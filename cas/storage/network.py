@@ -4,7 +4,8 @@ One setting, ``ARTIFACTS_TIMEOUT`` (seconds, default 60), bounds how long one
 request may go unanswered, retries included. From it come:
 
 - the connect timeout, ``min(5, T/12)``, and the read timeout (silence while
-  waiting for bytes), ``min(15, T/4)``: a transfer that keeps moving is never cut;
+  waiting for bytes, or while the server takes none of an upload's body: see
+  :class:`Upload`), ``min(15, T/4)``: a transfer that keeps moving is never cut;
 - retries on timeouts, refused or reset connections, 5xx and throttling, with
   exponential backoff and jitter, for as long as the next attempt, were it to
   stall, would still end within T of the request's start.
@@ -31,7 +32,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from fsspec.asyn import sync
 
-from ..errors import CasError, KeyNotFoundError, StorageUnavailableError, UsageError
+from ..errors import CasError, StorageUnavailableError, UsageError
 from .fsspec import FsspecStorage
 
 T = TypeVar("T")
@@ -79,7 +80,8 @@ class NetworkStorage(FsspecStorage):
     :meth:`_run`: retried by the policy, and failures turned into our errors.
 
     Subclasses say which errors are worth retrying (:meth:`_retryable`), what
-    other library errors mean (:meth:`_translate`), and where the server is.
+    other library errors mean (:meth:`_translate`), and where the server is; their
+    reads check that each answer's body is whole (:func:`check_range`).
     """
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
@@ -97,6 +99,11 @@ class NetworkStorage(FsspecStorage):
         if it has a meaning of its own."""
 
     def _endpoint(self) -> str:
+        raise NotImplementedError
+
+    def _answer(self, exc: BaseException) -> str | None:
+        """What the server answered, if ``exc`` is an answer ("HTTP 503 SlowDown: …"),
+        or None if no answer came (a timeout, a refused or dropped connection)."""
         raise NotImplementedError
 
     # -- requests -----------------------------------------------------------
@@ -138,7 +145,7 @@ class NetworkStorage(FsspecStorage):
             except (CasError, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                if not self._retryable(exc):
+                if not (isinstance(exc, TransferFault) or self._retryable(exc)):
                     # A failed condition after an attempt that got no answer may be that
                     # attempt's own write: the ref store re-reads the ref to tell.
                     setattr(exc, _RETRIED, attempt > 1)
@@ -148,11 +155,7 @@ class NetworkStorage(FsspecStorage):
                 if just_gave_up or now + delay + stall > start + policy.total:
                     self._gave_up_at = now
                     raise StorageUnavailableError(
-                        self.url,
-                        f"{self.url} did not answer at {self._endpoint()}: {what} failed "
-                        f"{attempt} times in {now - start:.1f} s (last: {_reason(exc)}); "
-                        "check that the server is up and reachable, or allow longer with "
-                        f"{TIMEOUT_VARIABLE}=SECONDS (now {policy.total:g})",
+                        self.url, self._gave_up(what, exc, attempt, now - start)
                     ) from exc
                 attempt += 1
                 logger.info(
@@ -163,13 +166,42 @@ class NetworkStorage(FsspecStorage):
                 self._gave_up_at = None
                 return result
 
-    # -- reads and deletes through the filesystem's own calls -----------------
-
-    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+    async def _sending(self, body: Upload, request: Awaitable[T]) -> T:
+        """Await ``request``, which sends ``body``; fail it once the server has taken
+        none of the body for a read timeout. aiohttp starts its read timeout only once
+        the body is sent and has none for sending it: a server that stopped reading
+        (a stopped process, a wedged gateway) kept an upload waiting for ever."""
+        task = asyncio.ensure_future(request)
         try:
-            return self._run("read", key, self.fs._cat_file, self._path(key), start=start, end=end)
-        except FileNotFoundError:
-            raise KeyNotFoundError(key) from None
+            while True:
+                quiet_left = self.policy.read_timeout - body.untaken_for()
+                if quiet_left <= 0:
+                    raise UploadStalledError(self.policy.read_timeout)
+                done, _ = await asyncio.wait({task}, timeout=quiet_left)
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+
+    def _gave_up(self, what: str, exc: BaseException, attempts: int, seconds: float) -> str:
+        """One line: what was waited for, and whether the server answered at all."""
+        tried = f"{what} failed {attempts} times in {seconds:.1f} s"
+        longer = f"allow longer with {TIMEOUT_VARIABLE}=SECONDS (now {self.policy.total:g})"
+        answer = self._answer(exc)
+        if answer is None:
+            return (
+                f"{self.url} did not answer at {self._endpoint()}: {tried} (last: "
+                f"{_reason(exc)}); check that the server is up and reachable, or {longer}"
+            )
+        # It answered, refusing for now (throttling, 5xx): a busy server, not a lost one.
+        return (
+            f"{self.url} was busy or failing at {self._endpoint()}: {tried} (last answer: "
+            f"{answer}); try again later, or {longer}"
+        )
+
+    # -- deletes and streams ------------------------------------------------------
 
     def delete(self, key: str) -> None:
         try:
@@ -212,6 +244,71 @@ class _RangeReader(io.RawIOBase):
         while part := self.read(STREAM_RANGE):
             parts.append(part)
         return b"".join(parts)
+
+
+class TransferFault(OSError):
+    """A fault of a transfer that we, not the client library, found: retried as a
+    timeout is, whatever the backend."""
+
+
+class IncompleteBodyError(TransferFault):
+    """An answer whose body is not all it said it holds: a connection closed half-way
+    through a body sent without its length looks, to HTTP, like a body that ends there.
+    Caught by the range or the checksum the server sent with it; read again."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"the answer for {key} was cut short: {why}")
+
+
+class UploadStalledError(TransferFault):
+    """The server took none of a request's body for a read timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the server took none of the request's body for {seconds:g} s")
+
+
+class Upload(io.BytesIO):
+    """A request's body that tells whether the server still takes it: aiohttp reads
+    the next piece of it only once the last one went into the socket.
+
+    The clock starts at the first read after the last seek: botocore reads a body
+    through (its checksums) and seeks back before the request waits for a
+    connection, and that wait, however long, is no stall."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._size = len(data)
+        self._last_taken: float | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._last_taken = time.monotonic()
+        return super().read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._last_taken = None
+        return super().seek(offset, whence)
+
+    def untaken_for(self) -> float:
+        """Seconds since the server last took a piece, while some is left to send."""
+        if self._last_taken is None or self.closed or self.tell() >= self._size:
+            return 0.0  # not being sent yet, or all sent (aiohttp closes it then)
+        return time.monotonic() - self._last_taken
+
+
+def range_header(start: int | None, end: int | None) -> str:
+    """The ``Range`` header asking for bytes ``[start, end)`` (``end`` None: to the end)."""
+    return f"bytes={start or 0}-{'' if end is None else end - 1}"
+
+
+def check_range(key: str, content_range: str | None, data: bytes) -> None:
+    """Raise :class:`IncompleteBodyError` unless ``data`` is all of the range the
+    answer's ``Content-Range`` ("bytes 10-99/1000") says it holds."""
+    if not content_range:
+        return  # the whole object: its Content-Length was checked by HTTP
+    first, _, last = content_range.removeprefix("bytes ").partition("/")[0].partition("-")
+    expected = int(last) - int(first) + 1
+    if len(data) != expected:
+        raise IncompleteBodyError(key, f"{len(data)} of {expected} bytes")
 
 
 _RETRIED = "_cas_retried"  # set on the error a request ended with: was it sent again?

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 from botocore.exceptions import (
+    FlexibleChecksumError,
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
@@ -44,7 +44,15 @@ from ..errors import (
     UsageError,
 )
 from .base import Capabilities, IfMatch, Mode, Stat
-from .network import NetworkStorage, Policy, was_retried
+from .network import (
+    NetworkStorage,
+    Policy,
+    Upload,
+    check_range,
+    range_header,
+    was_retried,
+)
+from .s3client import client_config, may_share_session, shared_session
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
@@ -89,9 +97,9 @@ class S3Storage(NetworkStorage):
                 raise UsageError(f"not an s3:// URL: {url!r}")
             # Other processes write the same keys: a listings cache would serve stale answers.
             storage_options.setdefault("use_listings_cache", False)
-            if _may_share_session(storage_options):
-                storage_options["session"] = _shared_session()
-            storage_options["config_kwargs"] = _client_config(
+            if may_share_session(storage_options):
+                storage_options["session"] = shared_session()
+            storage_options["config_kwargs"] = client_config(
                 Policy.from_environment(), storage_options.get("config_kwargs")
             )
         super().__init__(url, fs=fs, **storage_options)
@@ -117,7 +125,13 @@ class S3Storage(NetworkStorage):
     def _retryable(self, exc: BaseException) -> bool:
         if isinstance(
             exc,
-            (BotoConnectionError, HTTPClientError, ResponseParserError, aiohttp.ClientError),
+            (
+                BotoConnectionError,
+                HTTPClientError,
+                ResponseParserError,
+                FlexibleChecksumError,  # a body cut short, or garbled, on the way
+                aiohttp.ClientError,
+            ),
         ) or isinstance(exc, asyncio.TimeoutError):
             return True  # timeouts, refused or reset connections, garbled answers
         code, status = _client_error(exc)
@@ -135,6 +149,15 @@ class S3Storage(NetworkStorage):
         if isinstance(exc, PermissionError):  # s3fs's word for AccessDenied / 403
             raise AccessDeniedError(self._key(key), self.url) from exc
 
+    def _answer(self, exc: BaseException) -> str | None:
+        response = _response(exc)
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status is None:
+            return None
+        error = response.get("Error", {})
+        text = " ".join(str(error[part]) for part in ("Code", "Message") if error.get(part))
+        return f"HTTP {status} {text}".rstrip()
+
     def _endpoint(self) -> str:
         client = getattr(self.fs, "_s3", None)
         if client is not None:
@@ -147,7 +170,27 @@ class S3Storage(NetworkStorage):
         if start is None and end is None:
             # One GetObject; fs.cat_file would HEAD the object for its size first.
             return self.get_versioned(key)[0]
-        return super().get(key, start, end)
+        if end is not None and end <= (start or 0):
+            return b""
+
+        async def fetch() -> bytes:
+            # Checked against the range the answer says it holds: a body cut short
+            # without its length is read again, never handed out short.
+            resp = await self.fs._call_s3(
+                "get_object", Bucket=self.bucket, Key=self._key(key), Range=range_header(start, end)
+            )
+            body = resp["Body"]
+            try:
+                data = await body.read()
+            finally:
+                body.close()
+            check_range(key, resp.get("ContentRange"), data)
+            return data
+
+        try:
+            return self._run("get_object", key, fetch)
+        except FileNotFoundError:
+            raise KeyNotFoundError(key) from None
 
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         async def fetch() -> tuple[bytes, str]:
@@ -203,7 +246,7 @@ class S3Storage(NetworkStorage):
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
         condition = _condition(mode)
         try:
-            self._call("put_object", key, Key=self._key(key), Body=bytes(data), **condition)
+            self._run("put_object", key, self._put_object, key, bytes(data), condition)
         except Exception as exc:
             _raise_if_condition_failed(key, mode, exc)
             raise
@@ -215,12 +258,19 @@ class S3Storage(NetworkStorage):
             if size <= self.multipart_threshold:
                 with open(local_path, "rb") as f:
                     body = f.read()
-                self._call("put_object", key, Key=self._key(key), Body=body, **condition)
+                self._run("put_object", key, self._put_object, key, body, condition)
             else:
                 self._run_once(key, self._multipart_upload, key, local_path, condition)
         except Exception as exc:
             _raise_if_condition_failed(key, mode, exc)
             raise
+
+    async def _put_object(self, key: str, data: bytes, condition: dict[str, str]) -> Any:
+        body = Upload(data)  # a fresh one for each attempt: the last was read to its end
+        request = self.fs._call_s3(
+            "put_object", Bucket=self.bucket, Key=self._key(key), Body=body, **condition
+        )
+        return await self._sending(body, request)
 
     async def _multipart_upload(self, key: str, local_path: str, condition: dict[str, str]) -> None:
         async def call(method: str, **kwargs: Any) -> Any:
@@ -237,8 +287,20 @@ class S3Storage(NetworkStorage):
         mpu = await call("create_multipart_upload")
         upload_id = mpu["UploadId"]
 
+        async def upload_part(number: int, chunk: bytes) -> Any:
+            body = Upload(chunk)
+            request = self.fs._call_s3(
+                "upload_part",
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+            return await self._sending(body, request)
+
         async def send(number: int, chunk: bytes) -> dict[str, Any]:
-            out = await call("upload_part", UploadId=upload_id, PartNumber=number, Body=chunk)
+            out = await self._retrying(f"upload_part {key}", upload_part, number, chunk)
             return {"PartNumber": number, "ETag": out["ETag"]}
 
         parts: list[dict[str, Any]] = []
@@ -268,81 +330,6 @@ class S3Storage(NetworkStorage):
             except Exception:
                 pass  # the original error matters more; lifecycle rules reap leftovers
             raise
-
-
-# Environment variables botocore resolves ambient credentials from; a session caches
-# what it resolved, so a change of any of them needs a session of its own.
-_CREDENTIAL_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
-_sessions: dict[tuple[str | None, ...], Any] = {}
-
-
-def _shared_session() -> Any:
-    """One botocore session per process (per set of credentials in the environment).
-
-    A session caches the parsed service model and endpoint rules; each store making
-    its own costs ~0.15 s of CPU per store opened. Clients, connections and explicit
-    credentials (key/secret) stay per store. Ambient credentials are resolved once
-    per session, so the session is keyed by the environment variables they come
-    from: a store opened after ``AWS_ACCESS_KEY_ID`` changed uses the new keys.
-    All stores run on fsspec's one IO thread, so a session is never used concurrently.
-    """
-    key = tuple(os.environ.get(name) for name in _CREDENTIAL_ENV)
-    session = _sessions.get(key)
-    if session is None:
-        from aiobotocore.session import AioSession
-
-        session = _sessions[key] = AioSession()
-    return session
-
-
-def _may_share_session(options: dict[str, Any]) -> bool:
-    """True unless the options configure the session itself (a profile, a session...).
-
-    s3fs hands the options it has no parameter for to the session it creates.
-    """
-    import inspect
-
-    from s3fs import S3FileSystem
-
-    known = set(inspect.signature(S3FileSystem.__init__).parameters) - {"session", "kwargs"}
-    known |= {"use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache"}
-    return "session" not in options and set(options) <= known
-
-
-def _client_config(policy: Policy, given: dict[str, Any] | None) -> dict[str, Any]:
-    """botocore ``Config`` arguments: our timeouts, and botocore's retries off (the
-    policy retries). Arguments the caller gave win."""
-    return {
-        "connect_timeout": policy.connect_timeout,
-        "read_timeout": policy.read_timeout,
-        "retries": {"mode": "standard", "total_max_attempts": 1},
-        "http_session_cls": _OneAttemptSession,
-        **(given or {}),
-    }
-
-
-class _OneAttemptSession(AIOHTTPSession):
-    """Sends each request once: every retry is the policy's, and counted.
-
-    aiohttp sends a PUT again by itself when a kept-alive connection drops before the
-    answer (RFC 9112 allows it for idempotent methods). A conditional write that had
-    landed then failed its own condition on what looked like a first attempt, and the
-    ref store took our own write for another writer's: a false conflict.
-    """
-
-    async def _get_session(self, proxy_url: Any) -> Any:
-        session = await super()._get_session(proxy_url)
-        session._retry_connection = False  # aiohttp has no public switch for it
-        return session
 
 
 def _condition(mode: Mode) -> dict[str, str]:
