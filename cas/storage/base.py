@@ -15,6 +15,7 @@ import abc
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -133,6 +134,11 @@ class Storage(abc.ABC):
     def local_path(self, key: str) -> str | None:
         """The file behind ``key`` when the backend is local, else None."""
         return None
+
+    def full_disk_named(self) -> AbstractContextManager[None]:
+        """A context in which a full disk met writing into this store (its temporary
+        files included) is said of the store, with what to do: the OS names no place."""
+        return nullcontext()
 
     def close(self) -> None:
         """Release resources. Stores are usable as context managers."""

@@ -1,0 +1,120 @@
+"""A full disk, made as users meet it: a store, a destination or a remote on a tmpfs just
+too small. The command fails in one line naming the place and what to do; with space
+freed, every earlier version is whole, nothing is left behind, and the command runs
+(docs/reliability.md, "A full disk")."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import tree_of, write
+from tests.test_cli import CLI, assert_error, log_with_api, make_cli, make_data
+from tests.test_cli_errors import tmpfs
+
+BIG = 3 << 20  # loose, streamed into the store: more than the disk holds
+
+
+@contextlib.contextmanager
+def filled(place: Path, leave: int = 0) -> Iterator[Path]:
+    """Fill the filesystem holding ``place`` but for about ``leave`` bytes; the filler
+    is deleted on leaving, which frees the space again."""
+    filler = place / "filler"
+    with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):  # ENOSPC: full
+        while (room := free(place) - leave) > 0:
+            f.write(b"\0" * min(room, 1 << 20))
+    try:
+        yield filler
+    finally:
+        filler.unlink()
+
+
+def free(place: Path) -> int:
+    st = os.statvfs(place)
+    return st.f_bavail * st.f_frsize
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "disk", "size=8m") as place:
+        yield place
+
+
+def seed(store: Path, data: Path) -> dict[str, bytes]:
+    """dataset:v0 in ``store``, small files only; returns its files."""
+    make_data(data)
+    log_with_api(store, data, "dataset")
+    return tree_of(data)
+
+
+def assert_whole(cli: CLI, tmp_path: Path, versions: dict[str, dict[str, bytes]]) -> None:
+    """fsck is clean, each version downloads byte-exact, and the store's tmp/ is empty."""
+    cli("fsck").ok()
+    for spec, files in versions.items():
+        out = tmp_path / "check" / spec.replace(":", "-")
+        cli("download", spec, out).ok()
+        assert tree_of(out) == files, spec
+        shutil.rmtree(out)
+
+
+def leftovers(store: Path) -> list[str]:
+    return os.listdir(store / "tmp")
+
+
+@pytest.mark.parametrize("kind", ["small files", "a large file"])
+def test_log_into_a_full_store_names_it_and_keeps_every_version(
+    disk: Path, tmp_path: Path, kind: str
+) -> None:
+    store = disk / "store"
+    v0 = seed(store, tmp_path / "data")
+    new = tmp_path / "new"
+    if kind == "a large file":
+        write(new / "big.bin", os.urandom(BIG))
+    else:
+        for i in range(200):
+            write(new / f"f{i}.txt", os.urandom(3000))
+    cli = make_cli(tmp_path, store)
+    with filled(disk, leave=64 << 10):
+        for name in ("dataset", "fresh"):  # incremental, and a first version
+            result = cli("log", new, "--name", name, "--type", "dataset")
+            assert_error(result, f"no space left on the device holding the store at {store}")
+            assert "free some space" in result.err
+        assert leftovers(store) == []
+    assert_whole(cli, tmp_path, {"dataset:v0": v0})
+    cli("log", new, "--name", "dataset", "--type", "dataset").ok()
+    assert_whole(cli, tmp_path, {"dataset:v0": v0, "dataset:v1": tree_of(new)})
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("alias", "add", "dataset:v0", "best"),
+        ("rm", "dataset:v0"),
+        ("gc", "--grace", "0"),
+    ],
+)
+def test_a_command_writing_a_full_store_names_it_and_keeps_every_version(
+    disk: Path, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    store = disk / "store"
+    v0 = seed(store, tmp_path / "data")
+    write(tmp_path / "data" / "train.csv", "a,b\n5,6\n")
+    log_with_api(store, tmp_path / "data", "dataset")
+    v1 = tree_of(tmp_path / "data")
+    cli = make_cli(tmp_path, store)
+    refs = {p: p.read_bytes() for p in (store / "refs").rglob("*") if p.is_file()}
+    with filled(disk):
+        result = cli(*command)
+        if result.rc == 0:
+            pytest.skip(f"{command} wrote nothing on a full disk")
+        assert_error(result, f"no space left on the device holding the store at {store}")
+        assert leftovers(store) == []
+        for ref, before in refs.items():  # each ref as it was, or gone (rm): never cut
+            assert not ref.exists() or ref.read_bytes() == before, ref
+    assert_whole(cli, tmp_path, {"dataset:v0": v0, "dataset:v1": v1})
+    cli(*command).ok()
