@@ -118,3 +118,22 @@ def test_a_command_writing_a_full_store_names_it_and_keeps_every_version(
             assert not ref.exists() or ref.read_bytes() == before, ref
     assert_whole(cli, tmp_path, {"dataset:v0": v0, "dataset:v1": v1})
     cli(*command).ok()
+
+
+@pytest.mark.parametrize("command", ["download", "checkout"])
+def test_a_download_into_a_full_disk_names_the_destination(
+    disk: Path, tmp_path: Path, command: str
+) -> None:
+    store = tmp_path / "store"
+    data = tmp_path / "data"
+    write(data / "big.bin", os.urandom(BIG))
+    v0 = seed(store, data)
+    cli = make_cli(tmp_path, store)
+    out = disk / "out"
+    with filled(disk, leave=1 << 20):
+        result = cli(command, "dataset:v0", out)
+        assert_error(result, f"no space left on the device holding {out}")
+        assert "free some space" in result.err
+        assert sorted(os.listdir(disk)) == ["filler"]  # no staging left behind
+    cli(command, "dataset:v0", out).ok()
+    assert tree_of(out) == v0
