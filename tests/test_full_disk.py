@@ -137,3 +137,63 @@ def test_a_download_into_a_full_disk_names_the_destination(
         assert sorted(os.listdir(disk)) == ["filler"]  # no staging left behind
     cli(command, "dataset:v0", out).ok()
     assert tree_of(out) == v0
+
+
+def versions_in(store: Path, data: Path) -> dict[str, dict[str, bytes]]:
+    """dataset:v0 (small files) and v1 (a large file added) in ``store``."""
+    v0 = seed(store, data)
+    write(data / "big.bin", os.urandom(BIG))
+    log_with_api(store, data, "dataset")
+    return {"dataset:v0": v0, "dataset:v1": tree_of(data)}
+
+
+def test_a_clone_onto_a_full_disk_names_it_and_runs_again(disk: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    versions = versions_in(source, tmp_path / "data")
+    cli = make_cli(tmp_path, None)
+    copy = disk / "copy"
+    with filled(disk, leave=1 << 20):
+        result = cli("clone", source, copy)
+        assert_error(result, "no space left on the device holding the store at")
+        assert str(copy) in result.err
+    shutil.rmtree(copy, ignore_errors=True)
+    cli("clone", source, copy).ok()
+    assert_whole(make_cli(tmp_path, copy / ".artifacts"), tmp_path, versions)
+
+
+def test_a_pull_into_a_full_store_keeps_it_whole(disk: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    versions = versions_in(remote, tmp_path / "data")
+    make_cli(tmp_path, None)("clone", remote, disk / "copy").ok()
+    store = disk / "copy" / ".artifacts"
+    write(tmp_path / "data" / "more.bin", os.urandom(BIG))
+    log_with_api(remote, tmp_path / "data", "dataset")
+    cli = make_cli(tmp_path, store)
+    cli("remote", "add", "origin", remote).ok()
+    with filled(disk, leave=1 << 20):
+        result = cli("pull", "origin")
+        assert_error(result, f"no space left on the device holding the store at {store}")
+        assert leftovers(store) == []
+    assert_whole(cli, tmp_path, versions)
+    cli("pull", "origin").ok()
+    versions["dataset:v2"] = tree_of(tmp_path / "data")
+    assert_whole(cli, tmp_path, versions)
+
+
+def test_a_push_to_a_remote_on_a_full_disk_keeps_it_whole(disk: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    versions = versions_in(store, tmp_path / "data")
+    cli = make_cli(tmp_path, store)
+    remote = disk / "remote"
+    cli("remote", "add", "origin", remote).ok()
+    cli("push", "origin").ok()
+    write(tmp_path / "data" / "more.bin", os.urandom(BIG))
+    log_with_api(store, tmp_path / "data", "dataset")
+    with filled(disk, leave=1 << 20):
+        result = cli("push", "origin")
+        assert_error(result, f"no space left on the device holding the store at {remote}")
+        assert leftovers(remote) == []
+    assert_whole(make_cli(tmp_path, remote), tmp_path, versions)
+    cli("push", "origin").ok()
+    versions["dataset:v2"] = tree_of(tmp_path / "data")
+    assert_whole(make_cli(tmp_path, remote), tmp_path, versions)
