@@ -197,3 +197,64 @@ def test_a_push_to_a_remote_on_a_full_disk_keeps_it_whole(disk: Path, tmp_path: 
     cli("push", "origin").ok()
     versions["dataset:v2"] = tree_of(tmp_path / "data")
     assert_whole(make_cli(tmp_path, remote), tmp_path, versions)
+
+
+@pytest.mark.parametrize("leave", [0, 16 << 10, 64 << 10])
+def test_a_gc_that_fills_the_disk_rewriting_a_pack_loses_nothing(
+    disk: Path, tmp_path: Path, leave: int
+) -> None:
+    store = disk / "store"
+    data = tmp_path / "data"
+    for i in range(100):
+        write(data / f"f{i}.txt", os.urandom(2000))
+    log_with_api(store, data, "dataset")  # one pack, half of it dropped below
+    for i in range(50):
+        (data / f"f{i}.txt").unlink()
+    log_with_api(store, data, "dataset")
+    kept = tree_of(data)
+    cli = make_cli(tmp_path, store)
+    cli("rm", "dataset:v0").ok()
+    with filled(disk, leave=leave):
+        result = cli("gc", "--grace", "0")
+        if result.rc == 0:
+            pytest.skip("gc found room")
+        assert_error(result, f"no space left on the device holding the store at {store}")
+        assert leftovers(store) == []
+    assert_whole(cli, tmp_path, {"dataset:v1": kept})
+    cli("gc", "--grace", "0").ok()
+    assert_whole(cli, tmp_path, {"dataset:v1": kept})
+    assert leftovers(store) == []
+
+
+def test_config_json_written_on_a_full_disk_is_left_as_it_was(disk: Path, tmp_path: Path) -> None:
+    store = disk / "store"
+    seed(store, tmp_path / "data")
+    cli = make_cli(tmp_path, store)
+    cli("remote", "add", "origin", tmp_path / "origin").ok()
+    before = (store / "config.json").read_bytes()
+    with filled(disk):
+        result = cli("remote", "add", "backup", tmp_path / "backup" / ("x" * 200))
+        assert_error(result, f"no space left on the device holding the store at {store}")
+        assert (store / "config.json").read_bytes() == before
+        assert leftovers(store) == []
+    assert "origin" in cli("remote", "ls").ok().out
+
+
+def test_a_repair_on_a_full_disk_names_the_store_and_repairs_once_there_is_room(
+    disk: Path, tmp_path: Path
+) -> None:
+    store = disk / "store"
+    versions = versions_in(store, tmp_path / "data")
+    cli = make_cli(tmp_path, store)
+    cli("remote", "add", "origin", tmp_path / "copy").ok()
+    cli("push", "origin").ok()
+    big = max((p for p in store.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    damaged = bytearray(big.read_bytes())
+    damaged[len(damaged) // 2] ^= 1
+    big.write_bytes(bytes(damaged))
+    with filled(disk):
+        result = cli("fsck", "--repair", "origin")
+        assert_error(result, f"no space left on the device holding the store at {store}")
+        assert leftovers(store) == []
+    cli("fsck", "--repair", "origin").ok()
+    assert_whole(cli, tmp_path, versions)
