@@ -6,14 +6,16 @@ freed, every earlier version is whole, nothing is left behind, and the command r
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import tree_of, write
+from tests.helpers import tree_of, workspace, write
 from tests.test_cli import CLI, assert_error, log_with_api, make_cli, make_data
 from tests.test_cli_errors import tmpfs
 
@@ -258,3 +260,56 @@ def test_a_repair_on_a_full_disk_names_the_store_and_repairs_once_there_is_room(
         assert leftovers(store) == []
     cli("fsck", "--repair", "origin").ok()
     assert_whole(cli, tmp_path, versions)
+
+
+def test_download_by_the_api_into_a_full_disk_leaves_nothing_and_runs_again(
+    disk: Path, tmp_path: Path
+) -> None:
+    import artifacts
+
+    store = tmp_path / "store"
+    data = tmp_path / "data"
+    write(data / "big.bin", os.urandom(BIG))
+    files = seed(store, data)
+    api = artifacts.Api(overrides={"entity": "team", "project": "proj", "store": str(store)})
+    artifact = api.artifact("team/proj/dataset:v0")
+    out = disk / "out"
+    with filled(disk, leave=1 << 20):
+        with pytest.raises(OSError) as raised:
+            artifact.download(root=str(out))
+        assert raised.value.errno == errno.ENOSPC
+        assert sorted(os.listdir(disk)) == ["filler"]
+    assert tree_of(artifact.download(root=str(out))) == files
+
+
+def test_a_download_cache_on_a_full_disk_does_not_stop_the_download(
+    moto_server: Any, disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache only saves a second download's requests: a full disk under it is no
+    reason to fail the first."""
+    import artifacts
+    from tests.servers import new_s3_spec
+
+    spec = new_s3_spec(moto_server)
+    workspace(tmp_path / "ws", monkeypatch)
+    monkeypatch.setenv("ARTIFACTS_CACHE_DIR", str(disk / "cache"))
+    data = tmp_path / "data"
+    write(data / "big.bin", os.urandom(BIG))
+    files = make_data(data) and tree_of(data)
+    with artifacts.init(store=spec["url"], store_options=spec["options"]) as run:
+        artifact = artifacts.Artifact("dataset", "dataset")
+        artifact.add_dir(str(data))
+        run.log_artifact(artifact)
+    cached = disk / "cache"
+    with filled(disk, leave=1 << 20):
+        with (
+            artifacts.init(store=spec["url"], store_options=spec["options"]) as run,
+            pytest.warns(UserWarning, match=f"download cache at {cached} is on a full disk"),
+        ):
+            out = run.use_artifact("dataset:latest").download(str(tmp_path / "out"))
+        assert tree_of(out) == files
+        assert list((cached / "tmp").iterdir()) == []  # nothing half-made left
+    with artifacts.init(store=spec["url"], store_options=spec["options"]) as run:
+        out = run.use_artifact("dataset:latest").download(str(tmp_path / "again"))
+    assert tree_of(out) == files
+    assert sum(p.stat().st_size for p in cached.rglob("*") if p.is_file()) >= BIG
