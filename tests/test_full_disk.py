@@ -313,3 +313,27 @@ def test_a_download_cache_on_a_full_disk_does_not_stop_the_download(
         out = run.use_artifact("dataset:latest").download(str(tmp_path / "again"))
     assert tree_of(out) == files
     assert sum(p.stat().st_size for p in cached.rglob("*") if p.is_file()) >= BIG
+
+
+def test_a_bucket_store_is_logged_to_with_its_local_caches_on_a_full_disk(
+    moto_server: Any, disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stat cache (and pack indexes) of a bucket store are kept under
+    $XDG_CACHE_HOME: hints only, whose disk filling is no reason to fail a log."""
+    import artifacts
+    from tests.servers import new_s3_spec
+
+    spec = new_s3_spec(moto_server)
+    workspace(tmp_path / "ws", monkeypatch)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(disk / "xdg"))
+    data = tmp_path / "data"
+    files = tree_of(make_data(data))
+    with filled(disk, leave=0):
+        with artifacts.init(store=spec["url"], store_options=spec["options"]) as run:
+            artifact = artifacts.Artifact("dataset", "dataset")
+            artifact.add_dir(str(data))
+            run.log_artifact(artifact)
+        assert [p for p in (disk / "xdg").rglob("*") if p.is_file()] == []
+    with artifacts.init(store=spec["url"], store_options=spec["options"]) as run:
+        out = run.use_artifact("dataset:v0").download(str(tmp_path / "out"), skip_cache=True)
+    assert tree_of(out) == files
