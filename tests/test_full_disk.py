@@ -315,11 +315,12 @@ def test_a_download_cache_on_a_full_disk_does_not_stop_the_download(
     assert sum(p.stat().st_size for p in cached.rglob("*") if p.is_file()) >= BIG
 
 
-def test_a_bucket_store_is_logged_to_with_its_local_caches_on_a_full_disk(
+def test_a_bucket_store_is_logged_to_and_read_with_its_local_caches_on_a_full_disk(
     moto_server: Any, disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The stat cache (and pack indexes) of a bucket store are kept under
-    $XDG_CACHE_HOME: hints only, whose disk filling is no reason to fail a log."""
+    $XDG_CACHE_HOME: copies and hints, whose disk filling is no reason to fail a log
+    or a download."""
     import artifacts
     from tests.servers import new_s3_spec
 
@@ -333,7 +334,7 @@ def test_a_bucket_store_is_logged_to_with_its_local_caches_on_a_full_disk(
             artifact = artifacts.Artifact("dataset", "dataset")
             artifact.add_dir(str(data))
             run.log_artifact(artifact)
+        with artifacts.init(store=spec["url"], store_options=spec["options"]) as run:
+            out = run.use_artifact("dataset:v0").download(str(tmp_path / "out"), skip_cache=True)
+        assert tree_of(out) == files
         assert [p for p in (disk / "xdg").rglob("*") if p.is_file()] == []
-    with artifacts.init(store=spec["url"], store_options=spec["options"]) as run:
-        out = run.use_artifact("dataset:v0").download(str(tmp_path / "out"), skip_cache=True)
-    assert tree_of(out) == files
