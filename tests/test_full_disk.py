@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -68,14 +69,17 @@ def leftovers(store: Path) -> list[str]:
     return os.listdir(store / "tmp")
 
 
-@pytest.mark.parametrize("kind", ["small files", "a large file"])
+@pytest.mark.parametrize("kind", ["small files", "a large file", "a large file as chunks"])
 def test_log_into_a_full_store_names_it_and_keeps_every_version(
     disk: Path, tmp_path: Path, kind: str
 ) -> None:
     store = disk / "store"
     v0 = seed(store, tmp_path / "data")
+    if kind == "a large file as chunks":
+        chunks = {"when": "always", "threshold": 256 << 10}
+        (store / "config.json").write_text(json.dumps({"chunks": chunks}))
     new = tmp_path / "new"
-    if kind == "a large file":
+    if kind.startswith("a large file"):
         write(new / "big.bin", os.urandom(BIG))
     else:
         for i in range(200):
@@ -90,6 +94,7 @@ def test_log_into_a_full_store_names_it_and_keeps_every_version(
     assert_whole(cli, tmp_path, {"dataset:v0": v0})
     cli("log", new, "--name", "dataset", "--type", "dataset").ok()
     assert_whole(cli, tmp_path, {"dataset:v0": v0, "dataset:v1": tree_of(new)})
+    assert (store / "chunked").exists() == kind.endswith("chunks")
 
 
 @pytest.mark.parametrize(
@@ -338,3 +343,25 @@ def test_a_bucket_store_is_logged_to_and_read_with_its_local_caches_on_a_full_di
             out = run.use_artifact("dataset:v0").download(str(tmp_path / "out"), skip_cache=True)
         assert tree_of(out) == files
         assert [p for p in (disk / "xdg").rglob("*") if p.is_file()] == []
+
+
+def test_a_store_out_of_inodes_names_it_and_keeps_its_refs(tmp_path: Path) -> None:
+    """No file can be made (the temporary file of a ref, a lock): ENOSPC too."""
+    with tmpfs(tmp_path / "disk", "size=8m,nr_inodes=400") as disk:
+        store = disk / "store"
+        v0 = seed(store, tmp_path / "data")
+        cli = make_cli(tmp_path, store)
+        refs = {p: p.read_bytes() for p in (store / "refs").rglob("*") if p.is_file()}
+        fillers = disk / "fillers"
+        fillers.mkdir()
+        with contextlib.suppress(OSError):
+            for i in range(1000):
+                (fillers / str(i)).touch()
+        for command in (("alias", "add", "dataset:v0", "best"), ("tag", "add", "dataset:v0", "t")):
+            result = cli(*command)
+            assert_error(result, f"no space left on the device holding the store at {store}")
+        assert {p: p.read_bytes() for p in refs} == refs
+        assert leftovers(store) == []
+        shutil.rmtree(fillers)
+        cli("alias", "add", "dataset:v0", "best").ok()
+        assert_whole(cli, tmp_path, {"dataset:v0": v0, "dataset:best": v0})
