@@ -365,3 +365,36 @@ def test_a_store_out_of_inodes_names_it_and_keeps_its_refs(tmp_path: Path) -> No
         shutil.rmtree(fillers)
         cli("alias", "add", "dataset:v0", "best").ok()
         assert_whole(cli, tmp_path, {"dataset:v0": v0, "dataset:best": v0})
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("init", "--store", "{disk}/new"),
+        ("--store", "{disk}/new", "log", "data", "-n", "x"),
+        ("clone", "{source}", "{disk}/new"),
+    ],
+)
+def test_a_store_made_on_a_full_disk_names_it(tmp_path: Path, command: tuple[str, ...]) -> None:
+    seed(tmp_path / "source", tmp_path / "data")
+    with tmpfs(tmp_path / "disk", "size=1m,nr_inodes=20") as disk:
+        with contextlib.suppress(OSError):
+            for i in range(100):
+                (disk / str(i)).touch()
+        places = {"disk": disk, "source": tmp_path / "source"}
+        result = make_cli(tmp_path, None)(*(part.format(**places) for part in command))
+        assert_error(result, f"no space left on the device holding the store at {disk / 'new'}")
+
+
+def test_a_store_without_its_tmp_on_a_full_disk_is_read(tmp_path: Path) -> None:
+    """Copied without tmp/ (rsync --exclude tmp): opening it made tmp/ first."""
+    seed(tmp_path / "store", tmp_path / "data")
+    with tmpfs(tmp_path / "disk", "size=1m,nr_inodes=100") as disk:
+        store = disk / "store"
+        shutil.copytree(tmp_path / "store", store, ignore=shutil.ignore_patterns("tmp"))
+        with contextlib.suppress(OSError):
+            for i in range(100):
+                (disk / str(i)).touch()
+        cli = make_cli(tmp_path, store)
+        assert "dataset" in cli("ls").ok().out
+        assert_error(cli("alias", "add", "dataset:v0", "best"), "no space left on the device")

@@ -148,8 +148,8 @@ class LocalStorage(Storage):
             self._unsynced_dirs.add(new)
         try:
             os.makedirs(self.tmp_dir, exist_ok=True)
-        except OSError as exc:  # a store on read-only media can still be read
-            if exc.errno not in _READ_ONLY:
+        except OSError as exc:  # a store on read-only media or a full disk can still be
+            if exc.errno not in (*_READ_ONLY, *_NO_SPACE):  # read: a write says why not
                 raise
 
     def _path(self, key: str) -> str:
