@@ -398,3 +398,27 @@ def test_a_store_without_its_tmp_on_a_full_disk_is_read(tmp_path: Path) -> None:
         cli = make_cli(tmp_path, store)
         assert "dataset" in cli("ls").ok().out
         assert_error(cli("alias", "add", "dataset:v0", "best"), "no space left on the device")
+
+
+def test_a_checkout_stopped_by_a_full_disk_is_finished_by_the_next(
+    disk: Path, tmp_path: Path
+) -> None:
+    """As a killed one (docs/reliability.md): each file in the directory is the one
+    version's or the other's, whole, and no temporary file is left."""
+    store = tmp_path / "store"
+    data = tmp_path / "data"
+    v0 = seed(store, data)
+    write(data / "train.csv", "a,b\n7,8\n")
+    write(data / "big.bin", os.urandom(BIG))
+    log_with_api(store, data, "dataset")
+    cli = make_cli(tmp_path, store)
+    out = disk / "out"
+    cli("checkout", "dataset:v0", out).ok()
+    with filled(disk, leave=1 << 20):
+        assert_error(cli("checkout", "dataset:v1", out), f"no space left on the device holding {out}")
+        v1 = tree_of(data)
+        for name, content in tree_of(out).items():
+            assert content in (v0.get(name), v1.get(name)), name
+        assert sorted(os.listdir(disk)) == ["filler", "out"]
+    cli("checkout", "dataset:v1", out).ok()
+    assert tree_of(out) == tree_of(data)
