@@ -10,6 +10,8 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,15 @@ from typing import Any
 import pytest
 
 from tests.helpers import tree_of, workspace, write
-from tests.test_cli import CLI, assert_error, log_with_api, make_cli, make_data
+from tests.test_cli import (
+    CLI,
+    Result,
+    assert_error,
+    cli_env,
+    log_with_api,
+    make_cli,
+    make_data,
+)
 from tests.test_cli_errors import tmpfs
 
 BIG = 3 << 20  # loose, streamed into the store: more than the disk holds
@@ -415,10 +425,45 @@ def test_a_checkout_stopped_by_a_full_disk_is_finished_by_the_next(
     out = disk / "out"
     cli("checkout", "dataset:v0", out).ok()
     with filled(disk, leave=1 << 20):
-        assert_error(cli("checkout", "dataset:v1", out), f"no space left on the device holding {out}")
+        assert_error(
+            cli("checkout", "dataset:v1", out), f"no space left on the device holding {out}"
+        )
         v1 = tree_of(data)
         for name, content in tree_of(out).items():
             assert content in (v0.get(name), v1.get(name)), name
         assert sorted(os.listdir(disk)) == ["filler", "out"]
     cli("checkout", "dataset:v1", out).ok()
     assert tree_of(out) == tree_of(data)
+
+
+@pytest.mark.parametrize("command", ["cat-object", "show"])
+def test_output_redirected_to_a_full_disk_is_named(
+    disk: Path, tmp_path: Path, command: str
+) -> None:
+    store = tmp_path / "store"
+    data = tmp_path / "data"
+    for i in range(300):
+        write(data / f"file-{i:04}.txt", f"{i}\n")
+    write(data / "big.bin", os.urandom(BIG))
+    log_with_api(store, data, "dataset")
+    cli = make_cli(tmp_path, store)
+    blob = next(
+        f["digest"]
+        for f in json.loads(cli("show", "dataset:v0", "--json").ok().out)["files"]
+        if f["path"] == "big.bin"
+    )
+    args = {"cat-object": ("cat-object", blob), "show": ("show", "dataset:v0", "--json")}[command]
+    with filled(disk), open(disk / "out", "wb") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "artifacts", *args],
+            cwd=tmp_path,
+            env=cli_env(store),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert_error(
+        Result(proc.returncode, "", proc.stderr),
+        "no space left on the device the standard output goes to",
+    )
