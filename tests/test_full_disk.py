@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cas.errors import StorageError
 from tests.helpers import tree_of, workspace, write
 from tests.test_cli import (
     CLI,
@@ -467,3 +468,34 @@ def test_output_redirected_to_a_full_disk_is_named(
         Result(proc.returncode, "", proc.stderr),
         "no space left on the device the standard output goes to",
     )
+
+
+def test_a_log_to_a_bucket_with_tmpdir_on_a_full_disk(
+    moto_server: Any, disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    import artifacts
+    from tests.servers import new_s3_spec
+
+    spec = new_s3_spec(moto_server)
+    workspace(tmp_path / "ws", monkeypatch)
+    monkeypatch.setattr(tempfile, "tempdir", str(disk))
+    data = tmp_path / "data"
+    write(data / "big.bin", os.urandom(BIG))
+    files = tree_of(make_data(data))
+    run = artifacts.init(store=spec["url"], store_options=spec["options"])
+    artifact = artifacts.Artifact("dataset", "dataset")
+    artifact.add_dir(str(data))
+    with filled(disk, leave=1 << 20):
+        with pytest.raises(StorageError) as raised:
+            run.log_artifact(artifact)
+        assert f"no space left on the device holding {disk}, where files bound for" in str(
+            raised.value
+        )
+        assert "set TMPDIR to a directory with room" in str(raised.value)
+        assert sorted(os.listdir(disk)) == ["filler"]
+    run.log_artifact(artifact)
+    out = run.use_artifact("dataset:v0").download(str(tmp_path / "out"))
+    assert tree_of(out) == files
+    run.finish()
