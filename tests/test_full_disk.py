@@ -499,3 +499,13 @@ def test_a_log_to_a_bucket_with_tmpdir_on_a_full_disk(
     out = run.use_artifact("dataset:v0").download(str(tmp_path / "out"))
     assert tree_of(out) == files
     run.finish()
+
+
+def test_a_store_on_a_full_disk_is_still_read(disk: Path, tmp_path: Path) -> None:
+    store = disk / "store"
+    versions = versions_in(store, tmp_path / "data")
+    cli = make_cli(tmp_path, store)
+    with filled(disk):
+        for command in (("ls",), ("versions", "dataset"), ("show", "dataset:v1")):
+            cli(*command).ok()
+        assert_whole(cli, tmp_path, versions)
