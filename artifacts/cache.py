@@ -21,10 +21,12 @@ an entry that does not match its id is dropped and the blob fetched again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 
 from cas import ObjectStore
@@ -86,6 +88,7 @@ class DownloadCache:
         self.root = root
         self.limit = limit
         self.added = 0  # bytes this instance stored: trim() has work only if some
+        self.full = False  # its disk filled: nothing more is stored this time
 
     def path(self, blob_id: bytes) -> str:
         name = blob_id.hex()
@@ -132,6 +135,23 @@ class DownloadCache:
         self._put(blob_id, write)
 
     def _put(self, blob_id: bytes, write: Callable[[str], object]) -> None:
+        if self.full:
+            return
+        try:
+            self._write_entry(blob_id, write)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # Only a cache: the download it would have saved a second time goes on.
+            self.full = True
+            warnings.warn(
+                f"the download cache at {self.root} is on a full disk ({exc.strerror}): "
+                "downloading without it; free some space there, or set "
+                "ARTIFACTS_CACHE_DIR to a place with room",
+                stacklevel=2,
+            )
+
+    def _write_entry(self, blob_id: bytes, write: Callable[[str], object]) -> None:
         entry = self.path(blob_id)
         tmp_dir = os.path.join(self.root, "tmp")
         os.makedirs(tmp_dir, exist_ok=True)

@@ -17,9 +17,12 @@ only ever a hint; ids it returns are checked against the store before use.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 import msgpack
@@ -152,7 +155,8 @@ class StatCache:
         """``hashed_ns``: a time taken before any file of the tree was read."""
         if not self.path:
             return  # nowhere to keep it
-        self._write_dir(directory, (signature, tree_id, size, hashed_ns), rows.packed())
+        with self._hint_only():
+            self._write_dir(directory, (signature, tree_id, size, hashed_ns), rows.packed())
         if self._rows[0] == directory:
             self._rows = ("", {})
         self._dirty = True
@@ -197,13 +201,16 @@ class StatCache:
         here are in it already; the others are copied over, one at a time."""
         if not self.path or not self._dirty:
             return
-        new = self._next()
-        for directory, entry in list(self._dirs.items()):
-            if entry[4] is not new:
-                self._write_dir(directory, entry[:4], _read(*entry[4:]))
-        new.seek(0, os.SEEK_END)
-        new.write(msgpack.packb(self._files, use_bin_type=True))
-        new.close()
+        with self._hint_only():
+            new = self._next()
+            for directory, entry in list(self._dirs.items()):
+                if entry[4] is not new:
+                    self._write_dir(directory, entry[:4], _read(*entry[4:]))
+            new.seek(0, os.SEEK_END)
+            new.write(msgpack.packb(self._files, use_bin_type=True))
+            new.close()
+        if self.path is None:
+            return  # its disk is full: dropped
         assert self._tmp is not None
         os.replace(self._tmp, self.path)  # concurrent savers: one wins, both leave a valid cache
         self._tmp = self._new = None
@@ -214,11 +221,24 @@ class StatCache:
         """Let go of the cache's files; what was recorded and not saved is dropped."""
         for f in (self._old, self._new):
             if f is not None:
-                f.close()
+                with contextlib.suppress(OSError):  # the next file's last bytes: dropped
+                    f.close()
         if self._tmp is not None:
             os.unlink(self._tmp)
         self._old = self._new = self._tmp = None
         self._files, self._dirs, self._rows, self._dirty = {}, {}, ("", {}), False
+
+    @contextlib.contextmanager
+    def _hint_only(self) -> Iterator[None]:
+        """Writes to the next cache file. The cache is a hint: a full disk under it
+        drops the file (and the cache, this time), not the command."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.close()
+            self.path = None  # nothing more is written
 
     def __enter__(self) -> StatCache:
         return self

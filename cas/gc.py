@@ -292,7 +292,7 @@ def _move_loose(store: ObjectStore, object_id: ObjectId, lease: float) -> None:
         if key == keys.content_key(object_id):
             tmp = store.storage.tempfile()
             try:
-                with open(tmp, "wb") as out:
+                with fossils.storage.full_disk_named(), open(tmp, "wb") as out:
                     store.copy_blob_to(object_id, out)
                 fossils.storage.move_in(key, tmp)
             finally:

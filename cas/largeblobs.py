@@ -55,6 +55,7 @@ def put_file(
     tmp = store.storage.tempfile()
     try:
         with (
+            store.storage.full_disk_named(),
             open(open_regular(path), "rb", buffering=0) as src,
             open(tmp, "r+b", buffering=0) as dst,
         ):
@@ -146,7 +147,7 @@ def stream_from(store: ObjectStore, source: ObjectStore, object_id: ObjectId) ->
     read whole, verified on the way; its size."""
     tmp = store.storage.tempfile()
     try:
-        with open(tmp, "wb") as out:
+        with store.storage.full_disk_named(), open(tmp, "wb") as out:
             size = source.copy_blob_to(object_id, out)  # verifies while it streams
         store.storage.move_in(keys.content_key(object_id), tmp, mode="create")
     except PreconditionFailedError:

@@ -274,7 +274,8 @@ class PackWriter:
             _hash_parts(self._hasher, pending)
         else:  # the same thread takes every batch: hashed in order
             self._hashed.append(self._hashing.submit(_hash_parts, self._hasher, pending))
-        write_parts(self._file.fileno(), pending)
+        with self.store.storage.full_disk_named():
+            write_parts(self._file.fileno(), pending)
 
     def _wait_hashed(self) -> None:
         hashed, self._hashed = self._hashed, []
@@ -314,7 +315,8 @@ class PackWriter:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
+        try:
+            if exc_type is None:
+                self.close()
+        finally:  # unfinished (a full disk as the last pack is written): its file goes
             self.discard()

@@ -17,6 +17,7 @@ fsck checks them whole (``forget(whole=True)``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import threading
@@ -214,17 +215,25 @@ class PackSet:
         else:
             PackIndex(name, data)
         if cached:
-            os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
-            # A name of its own: another thread of this process may cache it too.
-            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
             try:
-                with open(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, cached)  # checked, and an index never changes: safe to keep
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+                self._keep(data, cached)
+            except OSError as exc:  # a copy only: on a full disk, read from the store
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
         return data
+
+    def _keep(self, data: bytes, cached: str) -> None:
+        """Keep a checked index's ``data`` in the local cache, as file ``cached``."""
+        os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
+        # A name of its own: another thread of this process may cache it too.
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+        try:
+            with open(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, cached)  # checked, and an index never changes: safe to keep
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def _check_whole(self, name: str, data: bytes, pack_size: int | None) -> None:
         size = check_index(data, name)

@@ -115,7 +115,7 @@ def _rewrite_loose(
 ) -> None:
     tmp = store.storage.tempfile()
     try:
-        with open(tmp, "wb") as out:
+        with store.storage.full_disk_named(), open(tmp, "wb") as out:
             try:
                 key = _read_loose_form(source, object_id, out)
             except (NotFoundError, CorruptObjectError):
@@ -141,7 +141,7 @@ def _rewrite_pack(
         return False
     tmp = store.storage.tempfile()
     try:
-        with open(tmp, "wb") as out:
+        with store.storage.full_disk_named(), open(tmp, "wb") as out:
             name = write_pack(out, rebuilt)
         if name != pack:
             return False  # bytes the index does not describe: not ours to guess

@@ -398,7 +398,7 @@ class ObjectStore:
         name = pack_name(data)
         tmp = self.storage.tempfile()
         try:
-            with open(tmp, "wb") as out:
+            with self.storage.full_disk_named(), open(tmp, "wb") as out:
                 out.write(data)
             self.publish_pack(name, tmp, entries)
         finally:

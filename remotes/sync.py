@@ -382,8 +382,7 @@ def clone(url: str, path: str, progress: bool = False, *, policy: RefPolicy) -> 
     partial = os.path.join(path, ".artifacts.partial")
     if os.path.isdir(partial) and _origin_of(partial) != normalized_url(url):
         shutil.rmtree(partial)  # an unfinished clone of another store: start afresh
-    os.makedirs(path, exist_ok=True)
-    repo = Repository.open(partial)
+    repo = Repository.open(partial)  # makes path: a full disk is said of the store
     try:
         add_remote(repo, "origin", url)
         pull(repo, "origin", progress, policy=policy)

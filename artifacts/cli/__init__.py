@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import logging
 import os
+import stat
 import sys
 import traceback
 import warnings
@@ -49,6 +51,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 # takes any unambiguous prefix of one: `--proj x` is `--project x`).
 _VALUED = ("--store", "--entity", "--project")
 _TOP_OPTIONS = (*_VALUED, "--debug", "--version", "--help")
+OUTPUT_ROOM = 1 << 20  # less free than a write of the output (1 MiB at most): full
 
 
 def __getattr__(name: str) -> Any:
@@ -192,6 +195,20 @@ def _hint(exc: BaseException) -> str:
     return ""
 
 
+def _output_filled(exc: BaseException) -> bool:
+    """Is ``exc`` a full disk met writing the standard output, redirected to a file?
+    The OS names no file; every write of ours to a store or a directory names its
+    place, so a full disk unnamed, under the output, is the output's."""
+    if not isinstance(exc, OSError) or exc.errno != errno.ENOSPC or exc.filename is not None:
+        return False
+    try:
+        output = os.fstat(sys.stdout.fileno())
+        room = os.fstatvfs(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(output.st_mode) and room.f_bavail * room.f_frsize < OUTPUT_ROOM
+
+
 def _check_working_directory() -> None:
     """Every relative path, and the nearest store, starts here: a directory deleted since
     the shell entered it fails each with an error that names no path."""
@@ -225,7 +242,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CasError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: error: {printable(one_line(exc))}{_hint(exc)}", file=sys.stderr)
+        message = f"{printable(one_line(exc))}{_hint(exc)}"
+        if _output_filled(exc):
+            message = (
+                "no space left on the device the standard output goes to: free some space "
+                "there, or send the output elsewhere"
+            )
+            with contextlib.suppress(OSError):  # else the flush at exit fails again, in words
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
     except Exception as exc:
         if debug:

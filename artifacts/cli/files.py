@@ -36,10 +36,18 @@ def directory(path: str | None) -> str | None:
 def writing_into(root: str) -> Iterator[None]:
     """Name ``root`` when the OS refuses a write there: its error names the temporary
     file or staging directory written first (``.out.part-x1y2``), which the user never
-    asked for."""
+    asked for; a full disk's, met writing a file's bytes, names nothing at all."""
     try:
         yield
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and (
+            exc.filename is None or _within(exc.filename, root)  # a write names no file
+        ):
+            full = "no space left on" if exc.errno == errno.ENOSPC else "disk quota exceeded on"
+            raise UsageError(
+                f"{full} the device holding {root}: free some space there, or give a "
+                "directory on a disk with room"
+            ) from None
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or not _within(
             exc.filename, root
         ):

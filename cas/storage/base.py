@@ -12,13 +12,15 @@ that ``get_versioned`` returned with that token). A failed precondition raises
 from __future__ import annotations
 
 import abc
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
-from ..errors import KeyNotFoundError
+from ..errors import KeyNotFoundError, StorageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +128,31 @@ class Storage(abc.ABC):
 
     def tempfile(self) -> str:
         """A fresh temporary file, on the same filesystem as the store where possible."""
-        fd, path = tempfile.mkstemp(prefix="cas-")
+        with self.full_disk_named():
+            fd, path = tempfile.mkstemp(prefix="cas-")
         os.close(fd)
         return path
 
     def local_path(self, key: str) -> str | None:
         """The file behind ``key`` when the backend is local, else None."""
         return None
+
+    @contextmanager
+    def full_disk_named(self) -> Iterator[None]:
+        """A context in which a full disk met writing into this store's temporary files
+        (here: in the system's temporary directory) is said of them, with what to do:
+        the OS names no place."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise StorageError(
+                self.url,
+                f"no space left on the device holding {tempfile.gettempdir()}, where files "
+                f"bound for {self.url} are staged: free some space there, or set TMPDIR "
+                "to a directory with room",
+            ) from None
 
     def close(self) -> None:
         """Release resources. Stores are usable as context managers."""

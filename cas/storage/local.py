@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import logging
 import os
 import shutil
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import blake3
 
@@ -39,6 +40,8 @@ from .base import Capabilities, IfMatch, Mode, Stat, Storage
 
 _HIDDEN = ("tmp/", "locks/")
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)  # what a refused write says
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+T = TypeVar("T")
 SYNC_THREADS = 32  # fsyncs in flight at once: each mostly waits on the disk
 
 STORE_DIR = ".artifacts"  # a project's store; no tree may hold an entry of this name
@@ -100,6 +103,17 @@ def store_holding(path: str) -> str | None:
         here, below = parent, os.path.basename(here)
 
 
+def _naming_a_full_disk(method: Callable[..., T]) -> Callable[..., T]:
+    """``method`` of a LocalStorage, with a full disk said of the store."""
+
+    @functools.wraps(method)
+    def named(self: LocalStorage, *args: Any, **kwargs: Any) -> T:
+        with self.full_disk_named():
+            return method(self, *args, **kwargs)
+
+    return named
+
+
 logger = logging.getLogger("cas.storage")
 # A ref's lock is held for a compare and a rename (microseconds): past this, a wait for
 # it says so; past that, it gives up.
@@ -134,8 +148,8 @@ class LocalStorage(Storage):
             self._unsynced_dirs.add(new)
         try:
             os.makedirs(self.tmp_dir, exist_ok=True)
-        except OSError as exc:  # a store on read-only media can still be read
-            if exc.errno not in _READ_ONLY:
+        except OSError as exc:  # a store on read-only media or a full disk can still be
+            if exc.errno not in (*_READ_ONLY, *_NO_SPACE):  # read: a write says why not
                 raise
 
     def _path(self, key: str) -> str:
@@ -183,6 +197,21 @@ class LocalStorage(Storage):
                 "or clone it into a place you can write",
             ) from None
 
+    @contextmanager
+    def full_disk_named(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            full = "no space left on" if exc.errno == errno.ENOSPC else "disk quota exceeded on"
+            raise StorageError(
+                self.url,
+                f"{full} the device holding the store at {self.root}: free some space "
+                "there, or clone the store to a disk with room; then run the command again",
+            ) from None
+
+    @_naming_a_full_disk
     def put(self, key: str, data: bytes, mode: Mode = "overwrite") -> None:
         fd, tmp = self._new_temp()
         try:
@@ -198,6 +227,7 @@ class LocalStorage(Storage):
         finally:
             _unlink(tmp)
 
+    @_naming_a_full_disk
     def put_file(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
         fd, tmp = self._new_temp()
         os.close(fd)
@@ -207,6 +237,7 @@ class LocalStorage(Storage):
         finally:
             _unlink(tmp)
 
+    @_naming_a_full_disk
     def move_in(self, key: str, local_path: str, mode: Mode = "overwrite") -> None:
         if os.path.dirname(os.path.abspath(local_path)) != self.tmp_dir:
             return super().move_in(key, local_path, mode)
@@ -248,6 +279,7 @@ class LocalStorage(Storage):
             for depth in range(len(parts) + 1):
                 self._unsynced_dirs.add(os.path.join(self.root, *parts[:depth]))
 
+    @_naming_a_full_disk
     def sync(self) -> None:
         """Fsync every file put in place since the last sync, then the directories
         holding their names: one batch, not a sync per file."""
@@ -301,6 +333,7 @@ class LocalStorage(Storage):
             time.sleep(delay)
             delay = min(2 * delay, 0.05)
 
+    @_naming_a_full_disk
     def tempfile(self) -> str:
         """A fresh temporary file inside the store, ready for :meth:`move_in`."""
         fd, tmp = self._new_temp()

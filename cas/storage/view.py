@@ -8,6 +8,7 @@ another store's keys with the object store's own code, unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from .base import Mode, Stat, Storage
@@ -57,6 +58,9 @@ class Prefixed(Storage):
 
     def tempfile(self) -> str:
         return self.inner.tempfile()
+
+    def full_disk_named(self) -> AbstractContextManager[None]:
+        return self.inner.full_disk_named()
 
     def local_path(self, key: str) -> str | None:
         return self.inner.local_path(self.prefix + key)
