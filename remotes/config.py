@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -65,6 +66,16 @@ def remote_url(repo: Repository, remote: str) -> str:
     raise RemoteNotFoundError(
         f"no remote named {remote!r}; add one with `artifacts remote add {remote} URL`"
     )
+
+
+def tracking_space(repo: Repository, remote: str) -> str:
+    """Where what ``remote`` held is recorded, below ``remotes/``: its name, or for a
+    store given by its address in place of a name, ``@`` and a digest of the address
+    (a ref segment, and no remote's name holds ``@``: the two never meet)."""
+    if remote in list_remotes(repo):
+        return remote
+    url = normalized_url(remote_url(repo, remote).removeprefix("file://"))
+    return "@" + hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 def open_remote(repo: Repository, remote: str, create: bool = False) -> Repository:

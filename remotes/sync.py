@@ -35,6 +35,7 @@ from .config import (
     naming_remote,
     normalized_url,
     open_remote,
+    tracking_space,
 )
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .policy import RefPolicy
@@ -109,12 +110,12 @@ def _order(policy: RefPolicy, ref: str) -> int:
     return 0 if policy.releases(ref) is not None else 1 if policy.is_head(ref) else 2
 
 
-def _tracking(remote: str, name: str) -> str:
-    return f"{TRACKING}/{remote}/{name}"
+def _tracking(space: str, name: str) -> str:
+    return f"{TRACKING}/{space}/{name}"
 
 
-def _set_tracking(repo: Repository, remote: str, name: str, target: ObjectId | None) -> None:
-    repo.update_ref(_tracking(remote, name), lambda old: target)
+def _set_tracking(repo: Repository, space: str, name: str, target: ObjectId | None) -> None:
+    repo.update_ref(_tracking(space, name), lambda old: target)
 
 
 def push(
@@ -130,18 +131,21 @@ def push(
     local = _own_refs(repo, policy, names)
     _check_named(local, names, policy)
     other = open_remote(repo, remote, create=True)
+    space = tracking_space(repo, remote)
     try:
         with naming_remote(remote, other.url):
             theirs = _read_refs(other, local)
             if theirs == local:
-                _record_tracking(repo, remote, local)
+                _record_tracking(repo, space, local)
                 return PushResult()
             # A remote that holds none of our refs is new, or was emptied: what we saw
             # of it before says nothing about what it holds now.
             trust_tracking = any(theirs.values())
             # The local store's lock too: gc must not delete or rewrite what we send.
             with repo.writing(), other.writing():
-                return _push(repo, other, remote, policy, names, force, progress, trust_tracking)
+                return _push(
+                    repo, other, remote, space, policy, names, force, progress, trust_tracking
+                )
     except RemoteAccessDeniedError:
         raise
     except PermissionError as exc:
@@ -155,10 +159,10 @@ def _read_refs(other: Repository, local: dict[str, ObjectId]) -> dict[str, Objec
         return dict(zip(local, pool.map(other.refs.read, local), strict=True))
 
 
-def _record_tracking(repo: Repository, remote: str, refs: dict[str, ObjectId]) -> None:
+def _record_tracking(repo: Repository, space: str, refs: dict[str, ObjectId]) -> None:
     for name, target in refs.items():
-        if repo.refs.read(_tracking(remote, name)) != target:
-            _set_tracking(repo, remote, name, target)
+        if repo.refs.read(_tracking(space, name)) != target:
+            _set_tracking(repo, space, name, target)
 
 
 def _reason(exc: BaseException) -> str:
@@ -171,6 +175,7 @@ def _push(
     repo: Repository,
     other: Repository,
     remote: str,
+    space: str,
     policy: RefPolicy,
     names: list[str] | None,
     force: bool,
@@ -192,11 +197,11 @@ def _push(
             continue
         theirs = other.refs.read(name)
         if theirs == target:
-            _set_tracking(repo, remote, name, target)
+            _set_tracking(repo, space, name, target)
             continue
         if theirs is not None and policy.releases(name) is not None:
             continue  # deleted there too: either record says so
-        seen = repo.refs.read(_tracking(remote, name)) if trust_tracking else None
+        seen = repo.refs.read(_tracking(space, name)) if trust_tracking else None
         if seen == target and not (force and names):
             # Unchanged here since we fetched it; the remote changed it since: theirs is
             # newer. (Without this, pushing a pulled run record or part would revert it.)
@@ -226,7 +231,7 @@ def _push(
             if policy.releases(name) is not None:
                 break  # no head may follow a release that did not land
             continue
-        _set_tracking(repo, remote, name, target)
+        _set_tracking(repo, space, name, target)
         result.refs_updated.append(name)
     if denied:
         what = f"write {', '.join(sorted(denied))}"
@@ -246,13 +251,13 @@ def fetch(
     other = open_remote(repo, remote)
     try:
         with naming_remote(remote, other.url), repo.writing():
-            return _fetch(repo, other, remote, progress, policy)
+            return _fetch(repo, other, tracking_space(repo, remote), progress, policy)
     except PermissionError as exc:
         raise RemoteAccessDeniedError(remote, other.url, "read it", _reason(exc)) from exc
 
 
 def _fetch(
-    repo: Repository, other: Repository, remote: str, progress: bool, policy: RefPolicy | None
+    repo: Repository, other: Repository, space: str, progress: bool, policy: RefPolicy | None
 ) -> FetchResult:
     theirs = {n: t for n, t in other.refs.list("").items() if not n.startswith("locks/")}
     released = _released(policy, theirs) if policy is not None else set()
@@ -260,13 +265,13 @@ def _fetch(
     got = copy_objects(other.objects, repo.objects, ids, progress)
     result = FetchResult(got.objects, got.bytes)
     for name, target in theirs.items():
-        if repo.refs.read(_tracking(remote, name)) != target:
-            _set_tracking(repo, remote, name, target)
+        if repo.refs.read(_tracking(space, name)) != target:
+            _set_tracking(repo, space, name, target)
             result.refs_updated.append(name)
-    prefix = f"{TRACKING}/{remote}/"
+    prefix = f"{TRACKING}/{space}/"
     for tracking_name in repo.refs.list(prefix):
         if tracking_name[len(prefix) :] not in theirs:  # gone from the remote
-            _set_tracking(repo, remote, tracking_name[len(prefix) :], None)
+            _set_tracking(repo, space, tracking_name[len(prefix) :], None)
     return result
 
 
@@ -276,7 +281,7 @@ def pull(repo: Repository, remote: str, progress: bool = False, *, policy: RefPo
     Other refs follow the remote where we did not change them since the last
     fetch; ours win where we did.
     """
-    prefix = f"{TRACKING}/{remote}/"
+    prefix = f"{TRACKING}/{tracking_space(repo, remote)}/"
     seen_before = {n[len(prefix) :]: t for n, t in repo.refs.list(prefix).items()}
     fetched = fetch(repo, remote, progress, policy=policy)
     result = PullResult(objects_downloaded=fetched.objects_downloaded)
@@ -314,7 +319,7 @@ def rebase(
     are here.
     """
     _check_named(_own_refs(repo, policy, names), names, policy)
-    prefix = f"{TRACKING}/{remote}/"
+    prefix = f"{TRACKING}/{tracking_space(repo, remote)}/"
     moved = []
     for tracking_name, upstream in sorted(repo.refs.list(prefix).items()):
         name = tracking_name[len(prefix) :]

@@ -579,3 +579,20 @@ def test_a_deleted_working_directory_is_said_so(tmp_path: Path, command: str) ->
     result = Result(proc.returncode, proc.stdout, proc.stderr)
     assert_error(result, "the working directory no longer exists")
     assert "cd to one that does" in result.err
+
+
+def test_push_pull_and_fetch_by_address_as_by_name(seeded_cli: CLI, tmp_path: Path) -> None:
+    """`push /path` (or a URL) in place of a remote's name sent the objects, then failed
+    recording what the remote held: "invalid name 'remotes//path/…'", exit 1."""
+    remote = tmp_path / "remote"
+    seeded_cli("push", remote).ok()
+    again = seeded_cli("push", "--json", remote).ok()
+    assert '"objects_uploaded": 0' in again.out  # what it holds is known: nothing to send
+    other = make_cli(tmp_path / "work", tmp_path / "other")
+    other("init").ok()
+    other("pull", f"file://{remote}").ok()
+    other("fetch", remote).ok()
+    assert "dataset" in other("ls").ok().out
+    # What was seen at an address is kept apart from any named remote's.
+    seeded_cli("remote", "add", "origin", remote).ok()
+    assert seeded_cli("push", "origin").ok().rc == 0
