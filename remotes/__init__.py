@@ -15,10 +15,11 @@ Words used here:
   a head, records); push, pull, rebase and clone take one (see :mod:`remotes.policy`).
 """
 
+from .clone import clone
 from .config import add_remote, list_remotes, remove_remote
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .policy import RefPolicy
-from .sync import FetchResult, PullResult, PushResult, clone, fetch, pull, push, rebase
+from .sync import FetchResult, PullResult, PushResult, fetch, pull, push, rebase
 from .transfer import RepairResult, repair
 
 __all__ = [

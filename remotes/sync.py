@@ -1,4 +1,4 @@
-"""push, fetch, pull, rebase and clone between two repositories.
+"""push, fetch, pull and rebase between two repositories (clone: :mod:`remotes.clone`).
 
 Refs are sent after the objects they reach, each by compare-and-swap, so a
 reader of either side never sees a ref to a missing object and two pushes
@@ -16,28 +16,20 @@ remote's. A store that refuses our credentials raises
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from cas import ObjectId, Repository
 from cas.errors import AccessDeniedError, RefConflictError, UsageError
-from cas.storage import check_url
-from cas.storage.local import store_holding
 
 from .config import (
     TRACKING,
-    add_remote,
-    list_remotes,
-    local_root,
     naming_remote,
-    normalized_url,
     open_remote,
     tracking_space,
 )
-from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from .errors import PushRejectedError, RemoteAccessDeniedError
 from .policy import RefPolicy
 from .threads import worker_pool
 from .transfer import copy_objects, missing
@@ -149,7 +141,7 @@ def push(
     except RemoteAccessDeniedError:
         raise
     except PermissionError as exc:
-        raise RemoteAccessDeniedError(remote, other.url, "push", _reason(exc)) from exc
+        raise RemoteAccessDeniedError(remote, other.url, "push", reason_of(exc)) from exc
 
 
 def _read_refs(other: Repository, local: dict[str, ObjectId]) -> dict[str, ObjectId | None]:
@@ -165,7 +157,7 @@ def _record_tracking(repo: Repository, space: str, refs: dict[str, ObjectId]) ->
             _set_tracking(repo, space, name, target)
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     if isinstance(exc, AccessDeniedError):  # RemoteAccessDeniedError gives the hint itself
         return f"access denied to {exc.key}"
     return str(exc).strip() or type(exc).__name__
@@ -253,7 +245,7 @@ def fetch(
         with naming_remote(remote, other.url), repo.writing():
             return _fetch(repo, other, tracking_space(repo, remote), progress, policy)
     except PermissionError as exc:
-        raise RemoteAccessDeniedError(remote, other.url, "read it", _reason(exc)) from exc
+        raise RemoteAccessDeniedError(remote, other.url, "read it", reason_of(exc)) from exc
 
 
 def _fetch(
@@ -362,61 +354,3 @@ def _reapply(
     for ref, target in _own_refs(repo, policy, None).items():
         if target in renamed and policy.head_of(ref) == name:
             repo.refs.set_if_equals(ref, target, renamed[target])
-
-
-def clone(url: str, path: str, progress: bool = False, *, policy: RefPolicy) -> Repository:
-    """A new local store at ``path/.artifacts`` with ``origin`` = ``url``, pulled.
-
-    The store is built in ``path/.artifacts.partial`` and renamed into place only
-    once complete, so a clone that fails or is killed leaves no ``.artifacts`` to
-    block the next one; the next clone of the same address resumes the partial
-    store (objects already copied are not fetched again).
-    """
-    if os.path.lexists(path) and not os.path.isdir(path):
-        raise UsageError(f"{path} is a file, not a directory: give a directory to clone into")
-    holder = store_holding(path)
-    if holder is not None:
-        raise UsageError(f"{path} is in the store at {holder}; clone somewhere else")
-    store = os.path.join(path, ".artifacts")
-    if os.path.exists(store):
-        raise UsageError(
-            f"{store} already exists: clone into another directory, or update that store "
-            "with `artifacts pull`"
-        )
-    _check_something_to_clone(url)
-    partial = os.path.join(path, ".artifacts.partial")
-    if os.path.isdir(partial) and _origin_of(partial) != normalized_url(url):
-        shutil.rmtree(partial)  # an unfinished clone of another store: start afresh
-    repo = Repository.open(partial)  # makes path: a full disk is said of the store
-    try:
-        add_remote(repo, "origin", url)
-        pull(repo, "origin", progress, policy=policy)
-    finally:
-        repo.close()
-    os.rename(partial, store)
-    return Repository.open(store)
-
-
-def _origin_of(store: str) -> str | None:
-    repo = Repository.open(store)
-    try:
-        return list_remotes(repo).get("origin")
-    finally:
-        repo.close()
-
-
-def _check_something_to_clone(url: str) -> None:
-    """Refuse an address that holds no refs, before anything is made on either
-    side: a mistyped address would otherwise give an empty clone, and opening a
-    local directory as a store would create the store's layout in it."""
-    check_url(url)
-    root = local_root(url)
-    if root is not None and not os.path.isdir(os.path.join(root, "refs")):
-        raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")
-    other = Repository.open(url)
-    try:
-        holds_refs = any(not n.startswith("locks/") for n in other.refs.names())
-    except PermissionError as exc:
-        raise RemoteAccessDeniedError("origin", other.url, "read it", _reason(exc)) from exc
-    if not holds_refs:
-        raise RemoteNotFoundError(f"nothing to clone: {url} holds no versions")
