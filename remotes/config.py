@@ -61,7 +61,7 @@ def remote_url(repo: Repository, remote: str) -> str:
     remotes = list_remotes(repo)
     if remote in remotes:
         return remotes[remote]
-    if "://" in remote or os.path.isabs(remote):
+    if _is_address(remote):
         return remote
     raise RemoteNotFoundError(
         f"no remote named {remote!r}; add one with `artifacts remote add {remote} URL`"
@@ -72,10 +72,14 @@ def tracking_space(repo: Repository, remote: str) -> str:
     """Where what ``remote`` held is recorded, below ``remotes/``: its name, or for a
     store given by its address in place of a name, ``@`` and a digest of the address
     (a ref segment, and no remote's name holds ``@``: the two never meet)."""
-    if remote in list_remotes(repo):
+    if remote in list_remotes(repo) or not _is_address(remote):
         return remote
-    url = normalized_url(remote_url(repo, remote).removeprefix("file://"))
+    url = normalized_url(remote.removeprefix("file://"))
     return "@" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def _is_address(remote: str) -> bool:
+    return "://" in remote or os.path.isabs(remote)
 
 
 def open_remote(repo: Repository, remote: str, create: bool = False) -> Repository:
