@@ -59,7 +59,10 @@ def test_a_download_killed_while_staging_leaves_nothing_once_run_again(project):
     took = time.monotonic() - started
     expected = tree_of(project / "out")
     left_behind = 0
-    for trial, share in enumerate((0.6, 0.75, 0.9, 0.97)):
+    # A loaded machine shifts the staging window: more instants until one kill lands.
+    for trial, share in enumerate((0.6, 0.75, 0.9, 0.97, 0.5, 0.85, 0.95, 0.99, 0.7, 0.8)):
+        if trial >= 4 and left_behind:
+            break
         shutil.rmtree(project / "out", ignore_errors=True)
         proc = python("-m", "artifacts", "download", "data:v0", "out", cwd=project)
         time.sleep(took * share)
