@@ -579,3 +579,20 @@ def test_a_deleted_working_directory_is_said_so(tmp_path: Path, command: str) ->
     result = Result(proc.returncode, proc.stdout, proc.stderr)
     assert_error(result, "the working directory no longer exists")
     assert "cd to one that does" in result.err
+
+
+# ---- arguments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("show", "-data"), ("download", "-data", "out")])
+def test_a_name_starting_with_a_dash_says_to_put_it_after_double_dash(
+    seeded_cli: CLI, command: tuple[str, ...]
+) -> None:
+    """argparse took '-data' for an option and said only 'the following arguments are
+    required: NAME:VER', or 'unrecognized arguments: -data'."""
+    result = seeded_cli(*command)
+    assert result.rc == 2 and "Traceback" not in result.err, result
+    assert f"put it after --: artifacts {command[0]} -- -data" in result.err, result.err
+    # and so it is taken (argparse's intermixed parsing dropped the `--`)
+    after = seeded_cli(command[0], "--", *command[1:])
+    assert_error(after, "artifact team/proj/-data not found")
