@@ -596,3 +596,18 @@ def test_a_name_starting_with_a_dash_says_to_put_it_after_double_dash(
     # and so it is taken (argparse's intermixed parsing dropped the `--`)
     after = seeded_cli(command[0], "--", *command[1:])
     assert_error(after, "artifact team/proj/-data not found")
+
+
+# ---- the cache ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["XDG_CACHE_HOME", "ARTIFACTS_CACHE_DIR"])
+def test_a_cache_directory_that_is_a_file_is_named_with_how_to_set_another(
+    tmp_path: Path, variable: str
+) -> None:
+    """It said only 'Not a directory: …/artifacts/files'."""
+    write(tmp_path / "cachefile", "not a directory\n")
+    cli = make_cli(tmp_path, tmp_path / "store", **{variable: str(tmp_path / "cachefile")})
+    result = cli("cache", "cleanup", "1GB")
+    assert_error(result, f"the cache directory {tmp_path / 'cachefile'} cannot be used")
+    assert f"set {variable} to a directory you can write" in result.err

@@ -192,6 +192,25 @@ def _hint(exc: BaseException) -> str:
     return ""
 
 
+def _unusable_cache(exc: OSError) -> str | None:
+    """The error of a cache directory that cannot be made or written (a file where it
+    goes, a directory not ours), said as such: the OS names only a path in it."""
+    if not isinstance(exc.filename, str):
+        return None
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    mine = os.environ.get("ARTIFACTS_CACHE_DIR")
+    # (the cache's directory, the directory named, the variable that sets it)
+    caches = [(mine, mine, "ARTIFACTS_CACHE_DIR"), (f"{xdg}/artifacts", xdg, "XDG_CACHE_HOME")]
+    path = os.path.abspath(exc.filename)
+    for cache, base, variable in caches:
+        if cache and os.path.commonpath([path, os.path.abspath(cache)]) == os.path.abspath(cache):
+            return (
+                f"the cache directory {base} cannot be used ({exc.strerror}: {exc.filename}): "
+                f"set {variable} to a directory you can write"
+            )
+    return None
+
+
 def _check_working_directory() -> None:
     """Every relative path, and the nearest store, starts here: a directory deleted since
     the shell entered it fails each with an error that names no path."""
@@ -225,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CasError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: error: {printable(one_line(exc))}{_hint(exc)}", file=sys.stderr)
+        message = isinstance(exc, OSError) and _unusable_cache(exc) or one_line(exc)
+        print(f"{PROG}: error: {printable(message)}{_hint(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if debug:
