@@ -387,6 +387,19 @@ def test_a_store_without_its_tmp_on_a_read_only_filesystem_is_read(
         assert_error(on_media("alias", "add", "dataset:v0", "x"), "cannot be written")
 
 
+def test_gc_dry_run_of_a_store_on_a_read_only_filesystem_only_reads(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """It wrote gc's clock marker first: 'the store at … cannot be written'."""
+    with tmpfs(tmp_path / "media", "rw") as media:
+        shutil.copytree(tmp_path / "store", media / "store")
+        subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        on_media = make_cli(tmp_path / "work", media / "store")
+        result = on_media("gc", "--dry-run").ok()
+        assert "would delete 0 fossils" in result.out and result.err == "", result
+        assert_error(on_media("gc"), "cannot be written")
+
+
 def test_a_store_without_tmp_and_locks_is_still_a_store(seeded_cli: CLI, tmp_path: Path) -> None:
     """A bucket's store synced down to a directory has its keys only (refs/, packs/,
     objects/, config.json): no tmp/ nor locks/, which only a local store makes."""
