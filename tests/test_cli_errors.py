@@ -408,6 +408,19 @@ def test_a_store_without_tmp_and_locks_is_still_a_store(seeded_cli: CLI, tmp_pat
     assert "dataset" in make_cli(tmp_path / "work", mirror)("ls").ok().out
 
 
+@pytest.mark.parametrize("entry", ["refs", "packs"])
+@pytest.mark.parametrize("command", ["ls", "fsck", "show dataset:v0"])
+def test_a_store_with_a_file_where_a_directory_belongs_is_refused_as_damaged(
+    seeded_cli: CLI, tmp_path: Path, entry: str, command: str
+) -> None:
+    """refs/ replaced by a file read as an empty store: ls and fsck said all was well."""
+    damaged = tmp_path / "store" / entry
+    shutil.rmtree(damaged)
+    write(damaged, "not a directory\n")
+    result = seeded_cli(*command.split())
+    assert_error(result, f"the store at {tmp_path / 'store'} is damaged: {damaged} is a file")
+
+
 # ---- a memory:// store, which dies with the command -------------------------------------
 
 

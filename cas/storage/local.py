@@ -132,11 +132,25 @@ class LocalStorage(Storage):
             new = os.path.dirname(new)
         if new != self.root:  # a new store: its name, in the directory that now holds it
             self._unsynced_dirs.add(new)
+        self._check_layout()
         try:
             os.makedirs(self.tmp_dir, exist_ok=True)
         except OSError as exc:  # a store on read-only media can still be read
             if exc.errno not in _READ_ONLY:
                 raise
+
+    def _check_layout(self) -> None:
+        """A file where one of the store's directories belongs (a hand edit, a bad copy)
+        hides what that directory held: listed, it reads as empty, a store with no refs."""
+        for name in sorted(STORE_ENTRIES - {"config.json"}):
+            path = os.path.join(self.root, name)
+            if os.path.lexists(path) and not os.path.isdir(path):
+                raise StorageError(
+                    self.root,
+                    f"the store at {self.root} is damaged: {path} is a file where its "
+                    f"directory belongs; move the file aside and restore {name}/ from a copy "
+                    "of the store",
+                )
 
     def _path(self, key: str) -> str:
         if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:
