@@ -558,6 +558,21 @@ def test_clone_into_a_store_directory_is_refused(seeded_cli: CLI, tmp_path: Path
     assert not (store / "copy").exists()
 
 
+@pytest.mark.parametrize("below", ["sub", "refs/x"])
+@pytest.mark.parametrize("command", ["init --store", "push", "--store {} log ../data -n x"])
+def test_a_store_inside_a_store_is_refused(
+    seeded_cli: CLI, tmp_path: Path, below: str, command: str
+) -> None:
+    """init --store S/sub made a store in the store's directory, and push S/refs/x laid
+    one out in its refs: every command of S then failed on a ref holding unreadable bytes."""
+    store = tmp_path / "store"
+    words = command.format(store / below).split()
+    result = seeded_cli(*words, *([] if "{}" in command else [store / below]))
+    assert_error(result, f"{store / below} is inside the store at {store}")
+    assert not (store / below).exists()
+    seeded_cli("fsck").ok()
+
+
 # ---- Ctrl-C ----------------------------------------------------------------------------
 
 

@@ -100,6 +100,18 @@ def store_holding(path: str) -> str | None:
         here, below = parent, os.path.basename(here)
 
 
+def check_not_in_store(path: str) -> None:
+    """Refuse to make a store at ``path`` inside another's directory (``S/sub``,
+    ``S/refs/x``), whatever its name: its files would be the other store's keys."""
+    here = os.path.realpath(path)
+    while (parent := os.path.dirname(here)) != here:
+        if is_store_dir(parent):
+            raise UsageError(
+                f"{path} is inside the store at {parent}: give a path outside it for a store"
+            )
+        here = parent
+
+
 logger = logging.getLogger("cas.storage")
 # A ref's lock is held for a compare and a rename (microseconds): past this, a wait for
 # it says so; past that, it gives up.
