@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 
@@ -27,6 +26,7 @@ from .errors import (
 )
 from .objects import ID_SIZE, ObjectId, canonical_packb
 from .storage.base import IfMatch, Mode, Storage
+from .threads import worker_pool
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.@=+-]{1,128}")
 MAX_REF_DEPTH = 16
@@ -148,6 +148,6 @@ class RefStore:
         if self.storage.capabilities.local or len(names) < 4:
             targets = [self.read(n) for n in names]
         else:
-            with ThreadPoolExecutor(16) as pool:  # one request a ref: overlap them
+            with worker_pool(16) as pool:  # one request a ref: overlap them
                 targets = list(pool.map(self.read, names))
         return {n: t for n, t in zip(names, targets, strict=False) if t is not None}

@@ -26,6 +26,7 @@ from cas import ObjectId, Repository
 from cas.errors import AccessDeniedError, RefConflictError, UsageError
 from cas.storage import check_url
 from cas.storage.local import store_holding
+from cas.threads import worker_pool
 
 from .config import (
     TRACKING,
@@ -38,7 +39,6 @@ from .config import (
 )
 from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from .policy import RefPolicy
-from .threads import worker_pool
 from .transfer import copy_objects, missing
 
 
