@@ -10,6 +10,7 @@ A deleted ref keeps its key with ``id`` nil (a tombstone) for the same reason.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import msgpack
@@ -17,6 +18,7 @@ import msgpack
 from . import keys
 from .errors import (
     CasError,
+    DamagedRefError,
     InvalidNameError,
     InvalidObjectError,
     KeyNotFoundError,
@@ -52,11 +54,11 @@ def _decode(name: str, data: bytes) -> tuple[ObjectId | None, int]:
         value = msgpack.unpackb(data, raw=False)
         target, seq = value["id"], value["seq"]
     except Exception:
-        raise InvalidObjectError(f"ref {name!r} holds unreadable bytes") from None
+        raise DamagedRefError(name, f"ref {name!r} holds unreadable bytes") from None
     if target is not None and (not isinstance(target, bytes) or len(target) != ID_SIZE):
-        raise InvalidObjectError(f"ref {name!r} does not hold an object id")
+        raise DamagedRefError(name, f"ref {name!r} does not hold an object id")
     if not isinstance(seq, int) or isinstance(seq, bool):
-        raise InvalidObjectError(f"ref {name!r} has no valid sequence number")
+        raise DamagedRefError(name, f"ref {name!r} has no valid sequence number")
     return target, seq
 
 
@@ -133,6 +135,18 @@ class RefStore:
 
     def delete_if_equals(self, name: str, old: ObjectId) -> None:
         self.set_if_equals(name, old, None)
+
+    def set_aside(self, name: str) -> str:
+        """Move a damaged ref's bytes out of the way, to a key of their own, returned;
+        the ref is then unset. Nothing is lost: the bytes are kept as they were."""
+        key = self._key(name)
+        data = self.storage.get(key)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
+        kept = keys.damaged_ref_key(name, stamp)
+        self.storage.put(kept, data, "create")
+        self.storage.sync()  # the copy survives a power loss before the ref goes
+        self.storage.delete(key)
+        return kept
 
     def names(self, prefix: str = "") -> Iterator[str]:
         """Names of refs that start with ``prefix`` (tombstones included)."""

@@ -652,3 +652,33 @@ def test_a_cache_directory_that_is_a_file_is_named_with_how_to_set_another(
     result = cli("cache", "cleanup", "1GB")
     assert_error(result, f"the cache directory {tmp_path / 'cachefile'} cannot be used")
     assert f"set {variable} to a directory you can write" in result.err
+
+
+# ---- a damaged ref -----------------------------------------------------------------------
+
+
+def test_a_ref_holding_garbage_is_set_aside_by_fsck_repair_and_restored_as_told(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """Every command said "ref … holds unreadable bytes", and nothing said how to get out;
+    fsck --repair wanted a remote and mended objects only."""
+    seeded_cli("alias", "add", "dataset:v0", "best").ok()
+    ref = "team/proj/artifacts/dataset/latest"
+    (tmp_path / "store" / "refs" / ref).write_bytes(b"\x00garbage")
+    result = seeded_cli("show", "dataset:v0")
+    assert_error(result, f"ref '{ref}' holds unreadable bytes")
+    assert "`artifacts fsck --repair` sets it aside" in result.err
+    checked = seeded_cli("fsck")
+    assert ref in checked.out and "`artifacts fsck --repair` sets damaged refs aside" in checked.err
+
+    repaired = seeded_cli("fsck", "--repair")
+    kept = next(tmp_path.glob(f"store/damaged/refs/{ref}.*"))
+    assert kept.read_bytes() == b"\x00garbage"
+    assert f"set aside damaged ref {ref}: its bytes are in {kept}" in repaired.out, repaired
+    # not guessed: the version is said, the ref stays unset until the user says so
+    restore = next(w for w in repaired.out.split() if w.startswith(f"{ref}="))
+    assert "newest version its other refs name" in repaired.out
+    assert_error(seeded_cli("show", "dataset:v0"), "not found")
+    seeded_cli("fsck", "--restore", restore.strip("`")).ok()
+    assert "best" in seeded_cli("show", "dataset:v0").ok().out
+    seeded_cli("fsck").ok()

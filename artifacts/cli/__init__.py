@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from cas.errors import CasError, UsageError
+from cas.errors import CasError, DamagedRefError, UsageError
 
 from ..errors import NoSuchArtifactError
 from .commands import CommandParser, Commands
@@ -186,6 +186,8 @@ def _retries_shown() -> Iterator[None]:
 
 def _hint(exc: BaseException) -> str:
     """Where to look next, for an error the library states without the command line."""
+    if isinstance(exc, DamagedRefError):
+        return f"; `{PROG} fsck --repair` sets it aside, keeping its bytes"
     if isinstance(exc, NoSuchArtifactError):  # often: another project than meant
         namespace = f"{exc.entity}/{exc.project}"
         return f"; `{PROG} ls {namespace}` lists its artifacts, `{PROG} ls --all` every project's"
