@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from cas.storage.local import is_store_dir
+from cas.storage.store_dirs import is_store_dir
 
 
 def walk_up(

@@ -7,7 +7,6 @@ import shutil
 import stat as stat_mod
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import msgpack
@@ -15,14 +14,21 @@ import msgpack
 from cas import ObjectStore
 from cas.errors import CasError, InvalidObjectError, UsageError
 from cas.objects import TreeEntry
-from cas.storage.local import is_store_dir, store_holding
+from cas.storage.store_dirs import is_store_dir, store_holding
+from cas.threads import worker_pool
 
 from .cache import DownloadCache, download_cache
 from .dirwalk import walk_up
 from .errors import LocalPathError, ReferenceGoneError
 from .hashing import blob_id_of_file
 from .names import split_path
-from .partfiles import PartFile, is_part_name, remove_abandoned, remove_if_abandoned
+from .partfiles import (
+    LiveParts,
+    PartFile,
+    is_part_name,
+    remove_abandoned,
+    remove_if_abandoned,
+)
 from .references import Fetcher, unchecked
 from .staging import make_staging_dir
 
@@ -280,6 +286,7 @@ def _write_files(
         return os.path.join(parent, name)
 
     fetcher = Fetcher()
+    live = LiveParts()
     by_id: dict[bytes, list[tuple[str, TreeEntry]]] = {}
     for path, entry in files:
         if entry.kind == "blob":
@@ -311,21 +318,22 @@ def _write_files(
             return 0
 
     def write_one(path: str, entry: TreeEntry) -> int:
-        dest = destination(path)
-        with PartFile(dest) as part:
+        with live.part(lambda: destination(path)) as (dest, part):
             tmp = part.path
+            # Via its descriptor: opened by name, a file abandoned meanwhile is made again
             if entry.kind == "ref":
-                with open(tmp, "wb") as out:
+                with open(part.fd, "wb", closefd=False) as out:
                     size = fetcher.fetch(read_descriptor(store, entry), out)
             elif cache is not None and cache.copy_to(entry.id, entry.size, tmp):
                 size = entry.size
             else:
-                with open(tmp, "wb") as out:
+                with open(part.fd, "wb", closefd=False) as out:
                     size = store.copy_blob_to(entry.id, out)
                 if cache is not None:
                     cache.put_file(entry.id, tmp)
             if entry.executable:
                 os.chmod(tmp, 0o755)
+            live.check()
             os.replace(tmp, dest)  # only a verified file ever takes the name
         if on_written is not None:
             on_written(size)
@@ -336,9 +344,13 @@ def _write_files(
     # Big files stream in a few threads; the small ones are created by this one:
     # creating files from several threads measured 2-3x slower here (the
     # directory and journal locks), and their bytes are already in memory.
-    with ThreadPoolExecutor(threads) as pool:
-        others = pool.map(write_other, rest)
-        return write_packed(located) + sum(others)
+    with worker_pool(threads) as pool:
+        try:
+            others = pool.map(write_other, rest)
+            return write_packed(located) + sum(others)
+        except BaseException:
+            live.abandon()  # the pool does not wait for the files being written
+            raise
 
 
 def _install(dest: str, data: bytes, executable: bool, direct: bool = False) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from cas import Repository
 from cas.errors import UsageError
-from cas.storage.local import STORE_DIR
+from cas.storage.store_dirs import STORE_DIR
 
 from .errors import ArtifactStateError
 from .metadata import normalize_metadata

@@ -18,6 +18,8 @@ import fcntl
 import itertools
 import os
 import re
+import threading
+from collections.abc import Callable, Iterator
 
 # A short name: "<name>.part-<pid>" would pass NAME_MAX for a 250-byte name.
 _NAME = re.compile(r"\.part-\d+-\d+")
@@ -61,6 +63,55 @@ class PartFile:
                     os.unlink(self.path)
         finally:
             os.close(self.fd)  # the lock goes with it, once the file has its name
+
+
+class Abandoned(Exception):
+    """The download this file was part of stopped (Ctrl-C, another file failed)."""
+
+
+class LiveParts:
+    """The temporary files a download's threads are writing. On Ctrl-C the command
+    does not wait for those threads (cas.threads: a file may be minutes from done, or
+    its server silent), so it deletes their files here, and no new one is made: the
+    destination is left without a partial file, where a thread killed at exit would
+    leave its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[str] = set()
+        self._abandoned = False
+
+    @contextlib.contextmanager
+    def part(self, destination: Callable[[], str]) -> Iterator[tuple[str, PartFile]]:
+        """``destination()`` and a PartFile beside it (made under the lock: it may make
+        the folder, which must not appear once the download is abandoned)."""
+        with self._lock:
+            if self._abandoned:
+                raise Abandoned
+            dest = destination()
+            part = PartFile(dest)
+            self._paths.add(part.path)
+        try:
+            with part:
+                yield dest, part
+        finally:
+            with self._lock:
+                self._paths.discard(part.path)
+
+    def check(self) -> None:
+        """Raise Abandoned once the download is: before a file is put in place."""
+        if self._abandoned:
+            raise Abandoned
+
+    def abandon(self) -> None:
+        """Delete every file being written; a thread writing on writes to no name, and
+        its rename fails."""
+        with self._lock:
+            self._abandoned = True
+            paths = list(self._paths)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def remove_abandoned(folder: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from cas.errors import UsageError
 from cas.ingest import OnStored
-from cas.storage.local import STORE_DIR
+from cas.storage.store_dirs import STORE_DIR
 
 from .artifact import Artifact
 from .errors import LocalPathError, NotAModelError

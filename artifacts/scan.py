@@ -27,7 +27,7 @@ import msgpack
 
 from cas import forking
 from cas.errors import UsageError
-from cas.storage.local import STORE_DIR, looks_like_store, store_holding
+from cas.storage.store_dirs import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
 
 from .files import LocalFile

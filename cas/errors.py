@@ -76,6 +76,14 @@ class InvalidObjectError(CasError):
     """Bytes that do not decode as the object kind that was expected."""
 
 
+class DamagedRefError(InvalidObjectError):
+    """A ref's bytes cannot be read as a ref (a hand edit, a torn copy)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
 class InvalidNameError(CasError, ValueError):
     def __init__(self, name: str, reason: str) -> None:
         self.name = name

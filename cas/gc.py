@@ -74,13 +74,15 @@ class GcReport:
 
 class _Clock:
     """The store's time: the modification time it stamped on a marker we just wrote,
-    advanced by this machine's monotonic clock since."""
+    advanced by this machine's monotonic clock since. Unstamped (a dry run, which only
+    reads: the store may be read-only), this machine's time."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, stamped: bool = True) -> None:
         self.resolution = 0.0 if store.storage.capabilities.local else BUCKET_CLOCK_RESOLUTION
-        store.storage.put(keys.GC_CLOCK_KEY, b"")
+        if stamped:
+            store.storage.put(keys.GC_CLOCK_KEY, b"")
         self._at = time.monotonic()
-        self._base = store.storage.stat(keys.GC_CLOCK_KEY).mtime
+        self._base = store.storage.stat(keys.GC_CLOCK_KEY).mtime if stamped else time.time()
 
     def now(self) -> float:
         return self._base + time.monotonic() - self._at
@@ -105,7 +107,7 @@ def gc(
     fossils = store.fossils
     assert fossils is not None
     lease = repo.lease_seconds()
-    clock = _Clock(store)
+    clock = _Clock(store, stamped=not dry_run)
     now, margin = clock.now(), clock.resolution
     roots = _roots(repo, report)
     live = set()

@@ -12,6 +12,7 @@ Nothing else builds or takes apart a key by hand::
     fossils/<any key above>      gc's fossils, laid out as a store of their own
     fossils/clock                the marker gc stamps to read the store's clock
     tmp/<anything>               writers' temporary files, never listed
+    damaged/refs/<name>.<time>   a ref's bytes that could not be read, set aside
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ FOSSIL_PREFIX = "fossils/"
 GC_CLOCK_KEY = FOSSIL_PREFIX + "clock"
 TMP_DIR = "tmp"
 TMP_PREFIX = TMP_DIR + "/"
+DAMAGED_REFS_PREFIX = "damaged/refs/"  # fsck --repair keeps an unreadable ref's bytes here
 
 
 def _fanned_out(prefix: str, object_id: ObjectId) -> str:
@@ -96,6 +98,12 @@ def parse_pack_key(key: str) -> str | None:
 def ref_key(name: str) -> str:
     """Where the ref ``name`` lives (the name is validated by :mod:`cas.refs`)."""
     return REFS_PREFIX + name
+
+
+def damaged_ref_key(name: str, stamp: str) -> str:
+    """Where the bytes of the ref ``name``, unreadable, are kept once set aside at
+    ``stamp`` (a time, so that a ref set aside again keeps both)."""
+    return f"{DAMAGED_REFS_PREFIX}{name}.{stamp}"
 
 
 def parse_ref_key(key: str) -> str:

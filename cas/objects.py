@@ -24,7 +24,7 @@ import blake3
 import msgpack
 
 from .errors import CorruptObjectError, InvalidNameError, InvalidObjectError
-from .storage.local import STORE_DIR
+from .storage.store_dirs import STORE_DIR
 
 FORMAT_VERSION = 1
 ID_SIZE = 32

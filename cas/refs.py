@@ -10,14 +10,15 @@ A deleted ref keeps its key with ``id`` nil (a tombstone) for the same reason.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 
 from . import keys
 from .errors import (
     CasError,
+    DamagedRefError,
     InvalidNameError,
     InvalidObjectError,
     KeyNotFoundError,
@@ -27,6 +28,7 @@ from .errors import (
 )
 from .objects import ID_SIZE, ObjectId, canonical_packb
 from .storage.base import IfMatch, Mode, Storage
+from .threads import worker_pool
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.@=+-]{1,128}")
 MAX_REF_DEPTH = 16
@@ -52,11 +54,11 @@ def _decode(name: str, data: bytes) -> tuple[ObjectId | None, int]:
         value = msgpack.unpackb(data, raw=False)
         target, seq = value["id"], value["seq"]
     except Exception:
-        raise InvalidObjectError(f"ref {name!r} holds unreadable bytes") from None
+        raise DamagedRefError(name, f"ref {name!r} holds unreadable bytes") from None
     if target is not None and (not isinstance(target, bytes) or len(target) != ID_SIZE):
-        raise InvalidObjectError(f"ref {name!r} does not hold an object id")
+        raise DamagedRefError(name, f"ref {name!r} does not hold an object id")
     if not isinstance(seq, int) or isinstance(seq, bool):
-        raise InvalidObjectError(f"ref {name!r} has no valid sequence number")
+        raise DamagedRefError(name, f"ref {name!r} has no valid sequence number")
     return target, seq
 
 
@@ -134,6 +136,18 @@ class RefStore:
     def delete_if_equals(self, name: str, old: ObjectId) -> None:
         self.set_if_equals(name, old, None)
 
+    def set_aside(self, name: str) -> str:
+        """Move a damaged ref's bytes out of the way, to a key of their own, returned;
+        the ref is then unset. Nothing is lost: the bytes are kept as they were."""
+        key = self._key(name)
+        data = self.storage.get(key)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
+        kept = keys.damaged_ref_key(name, stamp)
+        self.storage.put(kept, data, "create")
+        self.storage.sync()  # the copy survives a power loss before the ref goes
+        self.storage.delete(key)
+        return kept
+
     def names(self, prefix: str = "") -> Iterator[str]:
         """Names of refs that start with ``prefix`` (tombstones included)."""
         for key in self.storage.list(keys.ref_key(prefix)):
@@ -148,6 +162,6 @@ class RefStore:
         if self.storage.capabilities.local or len(names) < 4:
             targets = [self.read(n) for n in names]
         else:
-            with ThreadPoolExecutor(16) as pool:  # one request a ref: overlap them
+            with worker_pool(16) as pool:  # one request a ref: overlap them
                 targets = list(pool.map(self.read, names))
         return {n: t for n, t in zip(names, targets, strict=False) if t is not None}

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from . import keys, objects
-from .errors import CorruptObjectError, KeyNotFoundError, NotFoundError
+from .errors import CorruptObjectError, DamagedRefError, KeyNotFoundError, NotFoundError
 from .fsck import FsckReport, fsck
 from .objects import ObjectId
 from .packs import LOOSE_THRESHOLD, PACK_MAGIC, encode_index, index_pack, pack_name, write_pack
+from .refs import LEGACY_LOCKS
 from .repo import Repository
 from .store import ObjectStore
 
@@ -74,6 +75,24 @@ def repair(
         {p.object_id for p in result.report.problems if p.problem in ("missing", "corrupt")}
     )
     return result
+
+
+def set_damaged_refs_aside(repo: Repository) -> list[tuple[str, str]]:
+    """Move every ref whose bytes cannot be read out of the way (``RefStore.set_aside``),
+    so that the store is usable again; returns (ref, where its bytes are now: a path,
+    or the key's URL). What it pointed at is for the caller to find again: nothing here
+    guesses it."""
+    aside = []
+    for name in sorted(repo.refs.names("")):
+        if name.startswith(LEGACY_LOCKS):
+            continue
+        try:
+            repo.refs.read(name)
+        except DamagedRefError:
+            kept = repo.refs.set_aside(name)
+            where = repo.storage.local_path(kept) or f"{repo.storage.url}/{kept}"
+            aside.append((name, where))
+    return aside
 
 
 def _mend_indexes(store: ObjectStore, result: RepairResult) -> None:

@@ -9,7 +9,7 @@ import shutil
 from cas import Repository
 from cas.errors import UsageError
 from cas.storage import check_url
-from cas.storage.local import store_holding
+from cas.storage.store_dirs import store_holding
 
 from .config import add_remote, list_remotes, local_root, normalized_url
 from .errors import RemoteAccessDeniedError, RemoteNotFoundError

@@ -12,7 +12,7 @@ from typing import Any
 from cas import Repository
 from cas.errors import InvalidNameError, StorageError
 from cas.storage import check_url
-from cas.storage.local import may_hold_store
+from cas.storage.store_dirs import check_not_in_store, may_hold_store
 
 from .errors import RemoteNotFoundError
 
@@ -89,6 +89,8 @@ def open_remote(repo: Repository, remote: str, create: bool = False) -> Reposito
     root = local_root(url)
     if not create and root is not None and not os.path.isdir(root):
         raise RemoteNotFoundError(f"no store at {url}")
+    if create and root is not None:
+        check_not_in_store(root)
     if root is not None and os.path.isdir(root) and not may_hold_store(root):
         # A mistyped path (`push ~`): a push would lay a store out among its files.
         raise RemoteNotFoundError(

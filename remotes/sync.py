@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from cas import ObjectId, Repository
 from cas.errors import AccessDeniedError, RefConflictError, UsageError
+from cas.threads import worker_pool
 
 from .config import (
     TRACKING,
@@ -31,7 +32,6 @@ from .config import (
 )
 from .errors import PushRejectedError, RemoteAccessDeniedError
 from .policy import RefPolicy
-from .threads import worker_pool
 from .transfer import copy_objects, missing
 
 

@@ -39,9 +39,8 @@ from cas.packs import LOOSE_THRESHOLD, PACK_MAGIC, PackWriter
 from cas.repair import RepairResult
 from cas.repair import repair as repair_from
 from cas.store import Located
+from cas.threads import worker_pool
 from cas.walk import dependencies_first
-
-from .threads import worker_pool
 
 if TYPE_CHECKING:
     from tqdm import tqdm

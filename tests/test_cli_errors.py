@@ -387,12 +387,38 @@ def test_a_store_without_its_tmp_on_a_read_only_filesystem_is_read(
         assert_error(on_media("alias", "add", "dataset:v0", "x"), "cannot be written")
 
 
+def test_gc_dry_run_of_a_store_on_a_read_only_filesystem_only_reads(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """It wrote gc's clock marker first: 'the store at … cannot be written'."""
+    with tmpfs(tmp_path / "media", "rw") as media:
+        shutil.copytree(tmp_path / "store", media / "store")
+        subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        on_media = make_cli(tmp_path / "work", media / "store")
+        result = on_media("gc", "--dry-run").ok()
+        assert "would delete 0 fossils" in result.out and result.err == "", result
+        assert_error(on_media("gc"), "cannot be written")
+
+
 def test_a_store_without_tmp_and_locks_is_still_a_store(seeded_cli: CLI, tmp_path: Path) -> None:
     """A bucket's store synced down to a directory has its keys only (refs/, packs/,
     objects/, config.json): no tmp/ nor locks/, which only a local store makes."""
     mirror = tmp_path / "mirror"
     shutil.copytree(tmp_path / "store", mirror, ignore=shutil.ignore_patterns("tmp", "locks"))
     assert "dataset" in make_cli(tmp_path / "work", mirror)("ls").ok().out
+
+
+@pytest.mark.parametrize("entry", ["refs", "packs"])
+@pytest.mark.parametrize("command", ["ls", "fsck", "show dataset:v0"])
+def test_a_store_with_a_file_where_a_directory_belongs_is_refused_as_damaged(
+    seeded_cli: CLI, tmp_path: Path, entry: str, command: str
+) -> None:
+    """refs/ replaced by a file read as an empty store: ls and fsck said all was well."""
+    damaged = tmp_path / "store" / entry
+    shutil.rmtree(damaged)
+    write(damaged, "not a directory\n")
+    result = seeded_cli(*command.split())
+    assert_error(result, f"the store at {tmp_path / 'store'} is damaged: {damaged} is a file")
 
 
 # ---- a memory:// store, which dies with the command -------------------------------------
@@ -532,6 +558,21 @@ def test_clone_into_a_store_directory_is_refused(seeded_cli: CLI, tmp_path: Path
     assert not (store / "copy").exists()
 
 
+@pytest.mark.parametrize("below", ["sub", "refs/x"])
+@pytest.mark.parametrize("command", ["init --store", "push", "--store {} log ../data -n x"])
+def test_a_store_inside_a_store_is_refused(
+    seeded_cli: CLI, tmp_path: Path, below: str, command: str
+) -> None:
+    """init --store S/sub made a store in the store's directory, and push S/refs/x laid
+    one out in its refs: every command of S then failed on a ref holding unreadable bytes."""
+    store = tmp_path / "store"
+    words = command.format(store / below).split()
+    result = seeded_cli(*words, *([] if "{}" in command else [store / below]))
+    assert_error(result, f"{store / below} is inside the store at {store}")
+    assert not (store / below).exists()
+    seeded_cli("fsck").ok()
+
+
 # ---- Ctrl-C ----------------------------------------------------------------------------
 
 
@@ -596,3 +637,65 @@ def test_push_pull_and_fetch_by_address_as_by_name(seeded_cli: CLI, tmp_path: Pa
     # What was seen at an address is kept apart from any named remote's.
     seeded_cli("remote", "add", "origin", remote).ok()
     assert seeded_cli("push", "origin").ok().rc == 0
+
+
+# ---- arguments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("show", "-data"), ("download", "-data", "out")])
+def test_a_name_starting_with_a_dash_says_to_put_it_after_double_dash(
+    seeded_cli: CLI, command: tuple[str, ...]
+) -> None:
+    """argparse took '-data' for an option and said only 'the following arguments are
+    required: NAME:VER', or 'unrecognized arguments: -data'."""
+    result = seeded_cli(*command)
+    assert result.rc == 2 and "Traceback" not in result.err, result
+    assert f"put it after --: artifacts {command[0]} -- -data" in result.err, result.err
+    # and so it is taken (argparse's intermixed parsing dropped the `--`)
+    after = seeded_cli(command[0], "--", *command[1:])
+    assert_error(after, "artifact team/proj/-data not found")
+
+
+# ---- the cache ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["XDG_CACHE_HOME", "ARTIFACTS_CACHE_DIR"])
+def test_a_cache_directory_that_is_a_file_is_named_with_how_to_set_another(
+    tmp_path: Path, variable: str
+) -> None:
+    """It said only 'Not a directory: …/artifacts/files'."""
+    write(tmp_path / "cachefile", "not a directory\n")
+    cli = make_cli(tmp_path, tmp_path / "store", **{variable: str(tmp_path / "cachefile")})
+    result = cli("cache", "cleanup", "1GB")
+    assert_error(result, f"the cache directory {tmp_path / 'cachefile'} cannot be used")
+    assert f"set {variable} to a directory you can write" in result.err
+
+
+# ---- a damaged ref -----------------------------------------------------------------------
+
+
+def test_a_ref_holding_garbage_is_set_aside_by_fsck_repair_and_restored_as_told(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """Every command said "ref … holds unreadable bytes", and nothing said how to get out;
+    fsck --repair wanted a remote and mended objects only."""
+    seeded_cli("alias", "add", "dataset:v0", "best").ok()
+    ref = "team/proj/artifacts/dataset/latest"
+    (tmp_path / "store" / "refs" / ref).write_bytes(b"\x00garbage")
+    result = seeded_cli("show", "dataset:v0")
+    assert_error(result, f"ref '{ref}' holds unreadable bytes")
+    assert "`artifacts fsck --repair` sets it aside" in result.err
+    checked = seeded_cli("fsck")
+    assert ref in checked.out and "`artifacts fsck --repair` sets damaged refs aside" in checked.err
+
+    repaired = seeded_cli("fsck", "--repair")
+    kept = next(tmp_path.glob(f"store/damaged/refs/{ref}.*"))
+    assert kept.read_bytes() == b"\x00garbage"
+    assert f"set aside damaged ref {ref}: its bytes are in {kept}" in repaired.out, repaired
+    # not guessed: the version is said, the ref stays unset until the user says so
+    restore = next(w for w in repaired.out.split() if w.startswith(f"{ref}="))
+    assert "newest version its other refs name" in repaired.out
+    assert_error(seeded_cli("show", "dataset:v0"), "not found")
+    seeded_cli("fsck", "--restore", restore.strip("`")).ok()
+    assert "best" in seeded_cli("show", "dataset:v0").ok().out
+    seeded_cli("fsck").ok()

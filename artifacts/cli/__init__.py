@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from cas.errors import CasError, UsageError
+from cas.errors import CasError, DamagedRefError, UsageError
 
 from ..errors import NoSuchArtifactError
 from .commands import CommandParser, Commands
@@ -189,6 +189,8 @@ def _retries_shown() -> Iterator[None]:
 
 def _hint(exc: BaseException) -> str:
     """Where to look next, for an error the library states without the command line."""
+    if isinstance(exc, DamagedRefError):
+        return f"; `{PROG} fsck --repair` sets it aside, keeping its bytes"
     if isinstance(exc, NoSuchArtifactError):  # often: another project than meant
         namespace = f"{exc.entity}/{exc.project}"
         return f"; `{PROG} ls {namespace}` lists its artifacts, `{PROG} ls --all` every project's"
@@ -207,6 +209,25 @@ def _output_filled(exc: BaseException) -> bool:
     except (OSError, ValueError):
         return False
     return stat.S_ISREG(output.st_mode) and room.f_bavail * room.f_frsize < OUTPUT_ROOM
+
+
+def _unusable_cache(exc: OSError) -> str | None:
+    """The error of a cache directory that cannot be made or written (a file where it
+    goes, a directory not ours), said as such: the OS names only a path in it."""
+    if not isinstance(exc.filename, str):
+        return None
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    mine = os.environ.get("ARTIFACTS_CACHE_DIR")
+    # (the cache's directory, the directory named, the variable that sets it)
+    caches = [(mine, mine, "ARTIFACTS_CACHE_DIR"), (f"{xdg}/artifacts", xdg, "XDG_CACHE_HOME")]
+    path = os.path.abspath(exc.filename)
+    for cache, base, variable in caches:
+        if cache and os.path.commonpath([path, os.path.abspath(cache)]) == os.path.abspath(cache):
+            return (
+                f"the cache directory {base} cannot be used ({exc.strerror}: {exc.filename}): "
+                f"set {variable} to a directory you can write"
+            )
+    return None
 
 
 def _check_working_directory() -> None:
@@ -242,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CasError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        message = f"{printable(one_line(exc))}{_hint(exc)}"
+        message = isinstance(exc, OSError) and _unusable_cache(exc) or one_line(exc)
+        message = f"{printable(message)}{_hint(exc)}"
         if _output_filled(exc):
             message = (
                 "no space left on the device the standard output goes to: free some space "

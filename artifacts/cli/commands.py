@@ -16,16 +16,45 @@ class CommandParser(argparse.ArgumentParser):
     them (`push origin --force dataset`: 'unrecognized arguments: dataset')."""
 
     _intermixing = False
+    _words: list[str] = []  # the words given, for error()
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        # Intermixed parsing takes no subcommands (`remote add`), and calls this again.
-        if self._intermixing or self._subparsers is not None:
+        if args is not None and not self._intermixing:
+            self._words = list(args)
+        # Intermixed parsing takes no subcommands (`remote add`), and calls this again;
+        # it drops a `--` before its second pass (Python 3.11), so `show -- -data` lost
+        # the name after it.
+        if self._intermixing or self._subparsers is not None or "--" in self._words:
             return super().parse_known_args(args, namespace)
         self._intermixing = True
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            namespace, extras = self.parse_known_intermixed_args(args, namespace)
         finally:
             self._intermixing = False
+        if extras:  # said here, not by the top parser: this command's usage, error()'s hint
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    def error(self, message: str) -> Any:
+        """argparse takes a name starting with '-' for an option it does not know, and
+        then says a name is missing: say how to give one."""
+        words = self._words[: self._words.index("--")] if "--" in self._words else self._words
+        unknown = next((w for w in words if self._unknown_option(w)), None)
+        if unknown is not None:
+            message += (
+                f"; {unknown!r} is no option: to give a name starting with '-', "
+                f"put it after --: {self.prog} -- {unknown}"
+            )
+        super().error(message)
+
+    def _unknown_option(self, word: str) -> bool:
+        if not word.startswith("-") or word == "-" or word[1:].replace(".", "").isdigit():
+            return False
+        given = word.split("=", 1)[0]
+        options = self._option_string_actions
+        if word.startswith("--"):
+            return not any(option.startswith(given) for option in options)
+        return given not in options and word[:2] not in options
 
 
 class Commands:

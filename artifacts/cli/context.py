@@ -10,7 +10,12 @@ from typing import Any
 from cas import Repository
 from cas.errors import UsageError
 from cas.storage import check_url
-from cas.storage.local import holds_store_keys, is_store_dir, may_hold_store
+from cas.storage.store_dirs import (
+    check_not_in_store,
+    holds_store_keys,
+    is_store_dir,
+    may_hold_store,
+)
 
 from ..artifact import Artifact
 from ..lineage import local_dir
@@ -66,8 +71,10 @@ def writable_store_url(args: argparse.Namespace) -> str:
     """The store a writer may create: not among a directory's other files."""
     url = store_url(args)
     local = local_dir(url)
-    if local is not None and os.path.isdir(local) and not may_hold_store(local):
-        raise _not_a_store(local)
+    if local is not None:
+        check_not_in_store(local)
+        if os.path.isdir(local) and not may_hold_store(local):
+            raise _not_a_store(local)
     return url
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from cas import Repository
+from cas.storage.store_dirs import check_not_in_store
 
 from ..cache import parse_size
 from ..run import STORE_DIR
@@ -19,6 +20,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     url = given_store(args) or os.environ.get("ARTIFACTS_STORE")
     url = lasting(url or os.path.join(os.getcwd(), STORE_DIR))
     local = local_dir(url)
+    if local is not None:
+        check_not_in_store(local)
     repo = Repository.open(os.path.abspath(local) if local is not None else url)
     existed = repo.storage.exists("config.json") or any(repo.refs.names(""))
     repo.update_config(lambda config: None)  # writes config.json: marks the store as made

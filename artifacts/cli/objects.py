@@ -10,16 +10,18 @@ import tempfile
 from dataclasses import asdict
 from typing import Any
 
-from cas import Commit, Tree
-from cas.errors import InvalidObjectError
+from cas import Commit, Repository, Tree
+from cas.errors import InvalidObjectError, RefConflictError, UsageError
 from cas.fsck import fsck
 from cas.ids import resolve_id
+from cas.repair import set_damaged_refs_aside
 from cas.walk import obj_kind
 
 from ..deletion import released
+from ..ref_recovery import how_to_restore
 from . import context
 from .commands import Commands
-from .output import Failed, bar, count, human, print_json, printable, progress_shown
+from .output import PROG, Failed, bar, count, human, print_json, printable, progress_shown
 
 
 def cmd_cat_object(args: argparse.Namespace) -> int:
@@ -77,13 +79,23 @@ def cmd_cat_object(args: argparse.Namespace) -> int:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     repo = context.open_repo(args)
+    for given in args.restore:
+        _restore(repo, given)
     repaired: dict[str, Any] = {}
+    aside = set_damaged_refs_aside(repo) if args.repair is not None else []
+    for ref, where in aside:
+        if not args.json:
+            print(printable(f"set aside damaged ref {ref}: its bytes are in {where}"))
+            print(printable(f"  {how_to_restore(repo, ref)}"))
+    if args.repair is not None:
+        repaired["refs_set_aside"] = [{"ref": ref, "kept": where} for ref, where in aside]
     if args.repair:
         from remotes import repair
 
         result = repair(repo, args.repair, released=released(repo))
         report = result.report
         repaired = {
+            **repaired,
             "repaired": result.repaired,
             "packs_rewritten": result.packs_rewritten,
             "indexes_mended": result.indexes_mended,
@@ -116,7 +128,23 @@ def cmd_fsck(args: argparse.Namespace) -> int:
             print(printable(f"{p.problem} {what}{p.object_id}{reached}: {p.message}"))
     if report.ok:
         return 0
-    raise Failed(f"fsck found {count(len(report.problems), 'missing or damaged object')}")
+    damaged_refs = any(p.kind == "ref" for p in report.problems)
+    hint = f"; `{PROG} fsck --repair` sets damaged refs aside" if damaged_refs else ""
+    raise Failed(f"fsck found {count(len(report.problems), 'missing or damaged object')}{hint}")
+
+
+def _restore(repo: Repository, given: str) -> None:
+    """``REF=ID``: set a ref that is unset (one fsck --repair set aside) to an object."""
+    ref, equals, text = given.partition("=")
+    if not equals:
+        raise UsageError(f"--restore takes REF=ID, not {given!r}")
+    object_id = resolve_id(repo.objects, text)
+    repo.objects.get_raw(object_id)  # it must be there, and sound
+    try:
+        repo.refs.set_if_equals(ref, None, object_id)
+    except RefConflictError:
+        raise UsageError(f"ref {ref} is set: --restore only sets a ref that is not") from None
+    print(printable(f"restored ref {ref} to {object_id.hex()}"))
 
 
 def register(commands: Commands) -> None:
@@ -135,11 +163,23 @@ def register(commands: Commands) -> None:
         "fsck",
         cmd_fsck,
         "verify every object reachable from every ref; exit 1 if any is missing or corrupt",
-        "artifacts fsck\nartifacts fsck --repair origin   # good copies from a remote",
+        "artifacts fsck\nartifacts fsck --repair          # set aside refs that cannot be read\n"
+        "artifacts fsck --repair origin   # and good copies of objects from a remote",
         json=True,
     )
     p.add_argument(
         "--repair",
         metavar="REMOTE",
-        help="replace missing or corrupt objects with verified copies from REMOTE",
+        nargs="?",
+        const="",
+        help="set aside refs that cannot be read, keeping their bytes, and say how to "
+        "restore each; with REMOTE, also replace missing or corrupt objects with verified "
+        "copies from it",
+    )
+    p.add_argument(
+        "--restore",
+        metavar="REF=ID",
+        action="append",
+        default=[],
+        help="set REF, unset (a damaged ref set aside), to the object ID, before checking",
     )

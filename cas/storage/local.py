@@ -37,70 +37,13 @@ from ..errors import (
     UsageError,
 )
 from .base import Capabilities, IfMatch, Mode, Stat, Storage
+from .store_dirs import STORE_ENTRIES
 
 _HIDDEN = ("tmp/", "locks/")
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)  # what a refused write says
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 T = TypeVar("T")
 SYNC_THREADS = 32  # fsyncs in flight at once: each mostly waits on the disk
-
-STORE_DIR = ".artifacts"  # a project's store; no tree may hold an entry of this name
-# What a store's directory holds: the backend's own directories (tmp/ made on opening,
-# locks/ by the first writer), the keys only a store has (objects/ alone is too common a
-# name to tell), and the rest of its layout (docs/format.md, section 5).
-_OWN_DIRS = ("tmp", "locks")
-_STORE_KEYS = ("refs", "packs", "blobs", "config.json")
-STORE_ENTRIES = frozenset((*_OWN_DIRS, *_STORE_KEYS, "objects", "chunked", "cache", "fossils"))
-
-
-def looks_like_store(has: Callable[[str], bool]) -> bool:
-    """Does a directory holding the names for which ``has`` is true hold a store?"""
-    return any(map(has, _OWN_DIRS)) and any(map(has, _STORE_KEYS))
-
-
-def is_store_dir(path: str) -> bool:
-    """Is ``path`` a store's directory: a project's ``.artifacts``, or any directory laid
-    out as a local store, whatever its name?"""
-    if not os.path.isdir(path):
-        return False
-    if os.path.basename(os.path.abspath(path)) == STORE_DIR:
-        return True
-    return looks_like_store(lambda name: os.path.lexists(os.path.join(path, name)))
-
-
-def holds_store_keys(path: str) -> bool:
-    """Does ``path`` hold a key only a store has? A store synced down from a bucket, or
-    copied without tmp/ and locks/, has those alone."""
-    return any(os.path.lexists(os.path.join(path, name)) for name in _STORE_KEYS)
-
-
-def may_hold_store(path: str) -> bool:
-    """Is directory ``path`` a store, or empty, so that a writer may lay one out in it
-    (and not among other files: a path mistyped for a store's)?"""
-    if is_store_dir(path) or holds_store_keys(path):
-        return True
-    with os.scandir(path) as entries:
-        return all(entry.name == "tmp" for entry in entries)  # tmp/: opened, never written
-
-
-def store_holding(path: str) -> str | None:
-    """The store directory that ``path`` (real, links resolved) is, or lies in; None if
-    there is none.
-
-    A project's ``.artifacts`` holds everything below it. In a store of another name,
-    only an entry of its layout makes a path inside it: a directory above that merely
-    looks like a store (``~`` with ``tmp/`` and ``refs/``) does not count.
-    """
-    here = os.path.realpath(path)
-    below = None  # the name on the way down from ``here`` to ``path``
-    while True:
-        inside = below is None or below in STORE_ENTRIES or os.path.basename(here) == STORE_DIR
-        if inside and is_store_dir(here):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here, below = parent, os.path.basename(here)
 
 
 def _naming_a_full_disk(method: Callable[..., T]) -> Callable[..., T]:
@@ -146,11 +89,25 @@ class LocalStorage(Storage):
             new = os.path.dirname(new)
         if new != self.root:  # a new store: its name, in the directory that now holds it
             self._unsynced_dirs.add(new)
+        self._check_layout()
         try:
             os.makedirs(self.tmp_dir, exist_ok=True)
         except OSError as exc:  # a store on read-only media or a full disk can still be
             if exc.errno not in (*_READ_ONLY, *_NO_SPACE):  # read: a write says why not
                 raise
+
+    def _check_layout(self) -> None:
+        """A file where one of the store's directories belongs (a hand edit, a bad copy)
+        hides what that directory held: listed, it reads as empty, a store with no refs."""
+        for name in sorted(STORE_ENTRIES - {"config.json"}):
+            path = os.path.join(self.root, name)
+            if os.path.lexists(path) and not os.path.isdir(path):
+                raise StorageError(
+                    self.root,
+                    f"the store at {self.root} is damaged: {path} is a file where its "
+                    f"directory belongs; move the file aside and restore {name}/ from a copy "
+                    "of the store",
+                )
 
     def _path(self, key: str) -> str:
         if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:

@@ -1,4 +1,4 @@
-"""A pool of threads for requests to a remote, left at once when the caller fails.
+"""A pool of threads for requests to a storage, left at once when the caller fails.
 
 ``with ThreadPoolExecutor()`` waits on leaving for every task, queued ones too: a Ctrl-C
 during a push to a remote that does not answer waited until each read of its refs had
