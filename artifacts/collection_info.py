@@ -13,13 +13,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import msgpack
-
 from cas import ObjectId
 from cas.errors import InvalidObjectError, UsageError
 from cas.objects import Blob, canonical_packb
 
 from .annotations import validate_tags
+from .records import map_of
 from .ref_names import collection_ref
 from .registry import Registry
 
@@ -38,12 +37,9 @@ class CollectionInfo:
     @classmethod
     def from_blob(cls, blob_id: ObjectId, data: bytes) -> CollectionInfo:
         """The record ``data`` holds, checked: a store may be hostile or damaged."""
-        try:
-            fields = msgpack.unpackb(data, raw=False)
-        except Exception:
-            fields = None
+        fields = map_of(data, KEYS)
         problem = None
-        if not isinstance(fields, dict) or set(fields) != set(KEYS):
+        if fields is None:
             problem = f"it is not a map of {', '.join(KEYS)}"
         elif not isinstance(fields["description"], (str, type(None))):
             problem = "its description is not a string"

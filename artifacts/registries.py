@@ -19,14 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import msgpack
-
 from cas import ObjectId
 from cas.errors import AccessDeniedError, InvalidObjectError
 from cas.objects import Blob, canonical_packb
 
 from .errors import RegistryError, RegistryNotFoundError
 from .names import validate_namespace
+from .records import map_of
 from .ref_names import registry_settings_ref
 from .registry import Registry
 
@@ -55,12 +54,9 @@ class Settings:
     @classmethod
     def from_blob(cls, blob_id: ObjectId, data: bytes) -> Settings:
         """The settings ``data`` holds, checked: a store may be hostile or damaged."""
-        try:
-            fields = msgpack.unpackb(data, raw=False)
-        except Exception:
-            fields = None
+        fields = map_of(data, KEYS)
         problem = None
-        if not isinstance(fields, dict) or set(fields) != set(KEYS):
+        if fields is None:
             problem = f"it is not a map of {', '.join(KEYS)}"
         elif not isinstance(fields["description"], (str, type(None))):
             problem = "its description is not a string"
