@@ -22,6 +22,7 @@
     │   ├── InvalidPolicyError       add_file/add_dir policy not W&B's     (ValueError)
     │   ├── NotALoggedVersionError   a draft where a logged version is needed (ValueError)
     │   ├── NotOneFileError          file() of a version of several files  (ValueError)
+    │   ├── UnsavedFilesError        a checkout that would lose files no version holds
     │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── InvalidTagError          a tag W&B would refuse                (ValueError)
     │   ├── InvalidTTLError          a TTL W&B would refuse                (ValueError)
@@ -148,6 +149,18 @@ class NotALoggedVersionError(UsageError, ValueError):
 
 class NotOneFileError(UsageError, ValueError):
     """``file()`` of a version that does not hold exactly one file (W&B: ValueError)."""
+
+
+class UnsavedFilesError(UsageError):
+    """A checkout would delete or overwrite files whose bytes the store does not hold."""
+
+    def __init__(self, root: str, paths: list[str]) -> None:
+        self.root, self.paths = root, paths
+        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        super().__init__(
+            f"checkout would delete or overwrite {len(paths)} file(s) in {root} whose bytes "
+            f"no version holds ({paths[0]}{more}): log them, move them, or check out with --force"
+        )
 
 
 class LocalFileExistsError(UsageError, ValueError):

@@ -20,9 +20,10 @@ from cas.objects import TreeEntry
 from . import trees
 from .artifact_files import ArtifactFile, ArtifactFiles
 from .entries import Entry, Manifest
-from .errors import EntryNotFoundError, NotOneFileError
+from .errors import EntryNotFoundError, NotOneFileError, UnsavedFilesError
 from .files import check_destinations, remove_others, verify_dir, write_files
 from .names import split_path
+from .unsaved import survey
 
 
 class VersionFiles:
@@ -131,6 +132,7 @@ class VersionFiles:
         root: str | os.PathLike[str] | None = None,
         on_written: Callable[[int], object] | None = None,
         on_removed: Callable[[str], object] | None = None,
+        force: bool = True,
     ) -> str:
         """Make ``root`` hold exactly this version: delete extra files, then download.
 
@@ -139,13 +141,24 @@ class VersionFiles:
         ``root`` is never touched: a version that would write into one is refused before
         anything is deleted. ``on_written(size)`` is called as each file is written,
         ``on_removed(path)`` as each other file (or link) is deleted.
+
+        ``force=False`` (the CLI's default) first hashes what ``root`` holds: files that
+        already hold the version's bytes are left as they are, and if any file to delete
+        or overwrite holds bytes that no object of the store holds, nothing changes and
+        UnsavedFilesError names them. W&B's checkout deletes them: so does the default.
         """
         registry, _version = self._version()
         root = os.fspath(root or self.default_root())
         files = self._files()
         check_destinations(root, files, links_removed=True)
+        to_write = files
+        if not force and os.path.isdir(root):
+            found = survey(registry.objects, root, files)
+            if found.unsaved:
+                raise UnsavedFilesError(root, found.unsaved)
+            to_write = [(path, entry) for path, entry in files if path not in found.unchanged]
         remove_others(root, files, on_removed)
-        write_files(registry.objects, root, files, on_written=on_written, swept=True)
+        write_files(registry.objects, root, to_write, on_written=on_written, swept=True)
         return root
 
     def verify(self, root: str | None = None) -> None:

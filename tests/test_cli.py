@@ -424,7 +424,9 @@ def test_download_checkout_verify(seeded: Path, run_cli: CLI, tmp_path: Path) ->
     assert (tmp_path / "artifacts" / "dataset:v1" / "new.txt").read_text() == "new\n"
 
     write(out / "stray.txt", "not in the version")
-    checked = run_cli("checkout", "dataset:v1", out).ok()
+    assert_error(run_cli("checkout", "dataset:v1", out), "(stray.txt): log them, move them")
+    assert (out / "old.txt").exists() and (out / "stray.txt").exists()  # nothing changed
+    checked = run_cli("checkout", "dataset:v1", out, "--force").ok()
     assert "removed 2 other files" in checked.out  # stray.txt and v0's old.txt
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         "new.txt",
@@ -450,10 +452,40 @@ def test_checkout_into_the_project_root_leaves_its_store_alone(tmp_path: Path) -
     cli("log", ".", "--name", "ds", "--type", "t").ok()
     store = tree_of(project / ".artifacts")
     checked = cli("checkout", "ds:v0", ".").ok()
-    assert checked.out == "checked out team/proj/ds:v0 into . (1 file)\n"
+    assert checked.out == "checked out team/proj/ds:v0 into . (1 file written)\n"
     assert (project / "a.txt").read_text() == "a\n"
     assert tree_of(project / ".artifacts").items() >= store.items()
     assert "v1" in cli("versions", "ds").ok().out
+
+
+def test_checkout_in_a_project_keeps_the_files_no_version_holds(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    cli = make_cli(project, None)  # the store: project/.artifacts
+    cli("init").ok()
+    write(project / "data" / "a.txt", "a\n")
+    write(project / "data" / "b.txt", "b\n")
+    cli("log", "data", "--name", "ds", "--type", "t").ok()
+    write(project / "train.py", "print('my work')\n")
+    # `checkout ds:v0 .` where `ds:v0 data` was meant: train.py and data/ are in no
+    # version of the name at those paths, and train.py's bytes are nowhere in the store.
+    assert_error(cli("checkout", "ds:v0", "."), "1 file(s) in . whose bytes no version holds")
+    assert (project / "train.py").read_text() == "print('my work')\n"
+    assert (project / "data" / "a.txt").read_text() == "a\n"
+    assert not (project / "a.txt").exists()  # refused before anything was written
+
+    # A file of a version edited in place is kept the same way; the one left as logged
+    # is not even rewritten.
+    write(project / "data" / "a.txt", "edited\n")
+    assert_error(cli("checkout", "ds:v0", "data"), "(a.txt): log them, move them")
+    assert (project / "data" / "a.txt").read_text() == "edited\n"
+    cli("log", "data", "--name", "ds", "--type", "t").ok()  # v1 holds the edit now
+    assert cli("checkout", "ds:v0", "data").ok().out.endswith("(1 file written)\n")
+    assert (project / "data" / "a.txt").read_text() == "a\n"
+
+    forced = cli("checkout", "ds:v0", ".", "--force").ok()
+    assert forced.out.endswith("(2 files written, removed 3 other files)\n")
+    assert sorted(p.name for p in project.iterdir()) == [".artifacts", "a.txt", "b.txt"]
 
 
 def test_checkout_does_as_the_library_does_where_a_file_stands_for_a_directory(
@@ -466,8 +498,8 @@ def test_checkout_does_as_the_library_does_where_a_file_stands_for_a_directory(
         write(root / "sub", "a file where the version has a directory")
         write(root / "train.csv" / "deep", "a directory where the version has a file")
         write(root / "stray.txt", "not in the version")
-    checked = run_cli("checkout", "dataset:v0", by_cli).ok()
-    assert checked.out.endswith("(3 files, removed 3 other files)\n")
+    checked = run_cli("checkout", "dataset:v0", by_cli, "--force").ok()
+    assert checked.out.endswith("(3 files written, removed 3 other files)\n")
     with artifacts.init(entity="team", project="proj", store=str(store)) as r:
         r.use_artifact("dataset:v0").checkout(str(by_library))
     assert tree_of(by_cli) == tree_of(by_library) == version

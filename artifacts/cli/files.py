@@ -99,9 +99,10 @@ def cmd_checkout(args: argparse.Namespace) -> int:
             args.dir,
             on_written=lambda size: (written.append(size), downloading.update(size)),
             on_removed=removed.append,
+            force=args.force,
         )
     extra = f", removed {count(len(removed), 'other file')}" if removed else ""
-    files = count(len(written), "file")
+    files = count(len(written), "file") + " written"
     print(f"checked out {artifact.qualified_name} into {args.dir} ({files}{extra})")
     return 0
 
@@ -135,10 +136,15 @@ def register(commands: Commands) -> None:
         "checkout",
         cmd_checkout,
         "make a directory hold exactly a version (deletes other files in it)",
-        "artifacts checkout model:best ./model",
+        "artifacts checkout model:best ./model\nartifacts checkout dataset:v2 ./data --force",
     )
     p.add_argument("spec", metavar="NAME:VER")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="delete or overwrite files whose bytes no version holds (refused without it)",
+    )
 
     p = commands.add(
         "verify",
