@@ -22,7 +22,7 @@
     │   ├── InvalidPolicyError       add_file/add_dir policy not W&B's     (ValueError)
     │   ├── NotALoggedVersionError   a draft where a logged version is needed (ValueError)
     │   ├── NotOneFileError          file() of a version of several files  (ValueError)
-    │   ├── UnsavedFilesError        a checkout that would lose files no version holds
+    │   ├── UnsavedFilesError        a checkout/download would lose bytes no version holds
     │   ├── NotAReferenceError       ref_target() of a file, not a reference (ValueError)
     │   ├── InvalidTagError          a tag W&B would refuse                (ValueError)
     │   ├── InvalidTTLError          a TTL W&B would refuse                (ValueError)
@@ -152,14 +152,16 @@ class NotOneFileError(UsageError, ValueError):
 
 
 class UnsavedFilesError(UsageError):
-    """A checkout would delete or overwrite files whose bytes the store does not hold."""
+    """A checkout or download would delete or overwrite files whose bytes the store does
+    not hold."""
 
-    def __init__(self, root: str, paths: list[str]) -> None:
+    def __init__(self, root: str, paths: list[str], doing: str = "checkout") -> None:
         self.root, self.paths = root, paths
         more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        harm = "delete or overwrite" if doing == "checkout" else "overwrite"
         super().__init__(
-            f"checkout would delete or overwrite {len(paths)} file(s) in {root} whose bytes "
-            f"no version holds ({paths[0]}{more}): log them, move them, or check out with --force"
+            f"{doing} would {harm} {len(paths)} file(s) in {root} whose bytes no version "
+            f"holds ({paths[0]}{more}): log them, move them, or {doing} with --force"
         )
 
 

@@ -1,5 +1,5 @@
-"""What a checkout would lose: the files it would delete or overwrite whose bytes no
-object of the store holds.
+"""What a checkout or a download would lose: the files it would delete or overwrite
+whose bytes no object of the store holds.
 
 A checkout makes a directory hold exactly a version, so it deletes the files the version
 lacks and rewrites those that differ. Run in a project (``artifacts checkout ds:v1 .``),
@@ -34,26 +34,40 @@ class Survey:
     unsaved: list[str] = field(default_factory=list)  # would be lost, in path order
 
 
-def survey(store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]]) -> Survey:
-    """The regular files below ``root`` (paths relative to it, ``/``-separated) that a
-    checkout of ``files`` would leave as they are, and those it would lose."""
+def survey(
+    store: ObjectStore, root: str, files: list[tuple[str, TreeEntry]], others: bool = True
+) -> Survey:
+    """The regular files below ``root`` (paths relative to it, ``/``-separated) that
+    writing ``files`` there would leave as they are, and those it would lose: the files
+    at their paths, and with ``others`` (a checkout) every other file too."""
     wanted = dict(files)
     found: list[tuple[str, str, int]] = []  # (relative path, path, st_mode)
-    for dirpath, _dirs, names in walk_up(root, VCS_METADATA):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            try:
-                mode = os.lstat(path).st_mode
-            except FileNotFoundError:
-                continue  # gone meanwhile: nothing of it to lose
-            if stat.S_ISREG(mode) and not is_part_name(name):  # a link loses no bytes
-                found.append((os.path.relpath(path, root).replace(os.sep, "/"), path, mode))
+
+    def consider(rel: str, path: str) -> None:
+        try:
+            mode = os.lstat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing there (any more): nothing to lose
+        if stat.S_ISREG(mode):  # a link loses no bytes
+            found.append((rel, path, mode))
+
+    if others:
+        for dirpath, _dirs, names in walk_up(root, VCS_METADATA):
+            for name in names:
+                if not is_part_name(name):
+                    path = os.path.join(dirpath, name)
+                    consider(os.path.relpath(path, root).replace(os.sep, "/"), path)
+    else:
+        for rel, _entry in files:
+            consider(rel, os.path.join(root, *rel.split("/")))
     with worker_pool(HASH_WORKERS) as pool:
         ids = list(pool.map(_blob_id, [path for _, path, _ in found]))
     result = Survey()
     at_risk: dict[bytes | None, list[str]] = {}
     for (rel, _path, mode), blob_id in zip(found, ids, strict=True):
         entry = wanted.get(rel)
+        if entry is not None and entry.kind == "ref":
+            continue  # its bytes are the referenced object's, fetched again from there
         if entry is not None and entry.kind == "blob" and entry.id == blob_id:
             if bool(mode & stat.S_IXUSR) == entry.executable:
                 result.unchanged.add(rel)

@@ -488,6 +488,23 @@ def test_checkout_in_a_project_keeps_the_files_no_version_holds(tmp_path: Path) 
     assert sorted(p.name for p in project.iterdir()) == [".artifacts", "a.txt", "b.txt"]
 
 
+def test_download_keeps_a_file_edited_in_place_and_skips_those_as_logged(
+    seeded: Path, run_cli: CLI, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    run_cli("download", "dataset:v0", out).ok()
+    write(out / "train.csv", "my edit\n")
+    assert_error(run_cli("download", "dataset:v0", out), "download would overwrite 1 file(s)")
+    assert (out / "train.csv").read_text() == "my edit\n"
+    # v1 over v0: every file there is in the store; the one v1 shares is not rewritten.
+    write(out / "train.csv", "a,b\n1,2\n")
+    again = run_cli("download", "dataset:v1", out).ok()
+    assert again.out.endswith("(1 already there)\n") and "downloaded 2 files" in again.out
+    write(out / "train.csv", "my edit\n")
+    run_cli("download", "dataset:v1", out, "--force").ok()
+    assert (out / "train.csv").read_text() == "a,b\n1,2\n3,4\n"
+
+
 def test_checkout_does_as_the_library_does_where_a_file_stands_for_a_directory(
     tmp_path: Path, store: Path, run_cli: CLI
 ) -> None:

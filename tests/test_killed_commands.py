@@ -220,7 +220,8 @@ def test_a_live_download_keeps_its_temporary_files(project, piped):
     proc, found = stuck_download(project, piped)
     try:
         artifacts_cli(project, "download", "near:v0", "out")
-        said = artifacts_cli(project, "checkout", "near:v0", "out")
+        # --force: deep/sub/ref holds a reference's bytes, which the store does not hold
+        said = artifacts_cli(project, "checkout", "near:v0", "out", "--force")
         assert parts(project / "out") == found
         assert "removed 2 other files" in said  # a and deep/sub/ref, not the .part-
         with open(piped, "wb") as feed:

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 
 from cas.errors import NotFoundError, UsageError
 
+from ..errors import UnsavedFilesError
 from ..files import write_files
+from ..unsaved import survey
 from . import context
 from .commands import Commands
 from .output import bar, count, human, progress_shown
@@ -76,14 +78,23 @@ def cmd_download(args: argparse.Namespace) -> int:
     files = artifact.iter_entries(args.path_prefix)
     if args.path_prefix and not files:
         raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
+    unchanged: set[str] = set()
+    if not args.force and os.path.isdir(root):  # what a file there holds is not lost
+        found = survey(registry.objects, root, files, others=False)
+        if found.unsaved:
+            raise UnsavedFilesError(root, found.unsaved, "download")
+        unchanged = found.unchanged
+        files = [(path, entry) for path, entry in files if path not in unchanged]
     with writing_into(root):
         if progress_shown():
             with bar(sum(e.size for _, e in files), "downloading") as downloading:
                 written = write_files(registry.objects, root, files, on_written=downloading.update)
         else:
             written = write_files(registry.objects, root, files)
+    there = f" ({len(unchanged)} already there)" if unchanged else ""
     print(
-        f"downloaded {len(files)} files ({human(written)}) of {artifact.qualified_name} to {root}"
+        f"downloaded {len(files)} files ({human(written)}) of {artifact.qualified_name} to "
+        f"{root}{there}"
     )
     return 0
 
@@ -131,6 +142,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--root", metavar="DIR", help="the same as DIR (W&B's option)")
     p.add_argument("--type", help="refuse the version unless the artifact has this type")
     p.add_argument("--path-prefix", metavar="P", help="only files whose path starts with P")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite files whose bytes no version holds"
+    )
 
     p = commands.add(
         "checkout",
