@@ -55,6 +55,10 @@ class Repository:
     def url(self) -> str:
         return self.storage.url
 
+    def made(self) -> bool:
+        """Was this store made: by ``init`` (its config), or by anything that wrote a ref?"""
+        return self.storage.exists(CONFIG_KEY) or any(self.refs.names(""))
+
     def read_config(self) -> dict[str, Any]:
         try:
             data = self.storage.get(CONFIG_KEY)

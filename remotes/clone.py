@@ -9,7 +9,7 @@ import shutil
 from cas import Repository
 from cas.errors import UsageError
 from cas.storage import check_url
-from cas.storage.store_dirs import store_holding
+from cas.storage.store_dirs import holds_store_keys, is_store_dir, store_holding
 
 from .config import add_remote, list_remotes, local_root, normalized_url
 from .errors import RemoteAccessDeniedError, RemoteNotFoundError
@@ -59,17 +59,21 @@ def _origin_of(store: str) -> str | None:
 
 
 def _check_something_to_clone(url: str) -> None:
-    """Refuse an address that holds no refs, before anything is made on either
-    side: a mistyped address would otherwise give an empty clone, and opening a
-    local directory as a store would create the store's layout in it."""
+    """Refuse an address that holds no store, before anything is made on either side:
+    a mistyped address would otherwise give an empty clone, and opening a local
+    directory as a store would create the store's layout in it. A store just made by
+    ``init`` is one: a team's members clone it before anything is logged."""
     check_url(url)
     root = local_root(url)
-    if root is not None and not os.path.isdir(os.path.join(root, "refs")):
+    if root is not None and not (is_store_dir(root) or holds_store_keys(root)):
         raise RemoteNotFoundError(f"nothing to clone: {url} is not a store")
     other = Repository.open(url)
     try:
-        holds_refs = any(not n.startswith("locks/") for n in other.refs.names())
+        made = other.made()
     except PermissionError as exc:
         raise RemoteAccessDeniedError("origin", other.url, "read it", reason_of(exc)) from exc
-    if not holds_refs:
-        raise RemoteNotFoundError(f"nothing to clone: {url} holds no versions")
+    if not made:
+        raise RemoteNotFoundError(
+            f"nothing to clone: {url} holds no store; make one there with "
+            f"`artifacts init --store {url}`, or check the address"
+        )

@@ -36,6 +36,7 @@ from cas.keys import content_key, loose_key
 from cas.storage import LocalStorage
 from cas.store import LOOSE_THRESHOLD
 from remotes import transfer
+from remotes.config import normalized_url
 from remotes.errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
 from tests.helpers import tree_of, write_tree
 from tests.httpproxy import Action, FaultProxy, Request
@@ -247,7 +248,7 @@ def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: st
     plain = ws / "plain"
     plain.mkdir()
     (plain / "notes.txt").write_text("mine")
-    message = "holds no versions" if "://" in remote_url else "is not a store"
+    message = "holds no store" if "://" in remote_url else "is not a store"
     for url, expected in [(remote_url, message), (str(plain), "is not a store")]:
         with pytest.raises(RemoteNotFoundError, match=f"nothing to clone: .*{expected}"):
             remotes.clone(url, str(ws / "c"), policy=ARTIFACT_REFS)
@@ -255,6 +256,24 @@ def test_clone_refuses_an_address_with_nothing_to_clone(ws: Path, remote_url: st
     assert os.listdir(plain) == ["notes.txt"]
     if "://" not in remote_url:
         assert not os.path.exists(remote_url)
+
+
+def test_a_store_just_made_clones_empty_then_pulls_what_is_pushed_to_it(
+    ws: Path, remote_url: str
+) -> None:
+    """A team makes its shared store (`artifacts init --store URL`) and each member clones
+    it before anything is logged: the clone is an empty store whose origin is that one."""
+    Repository.open(remote_url).update_config(lambda config: None)  # what init does
+    laptop = remotes.clone(remote_url, str(ws / "laptop"), policy=ARTIFACT_REFS)
+    assert list(laptop.refs.names("")) == []
+    assert remotes.list_remotes(laptop)["origin"] == normalized_url(remote_url)
+    other = ws / "other" / ".artifacts"
+    log(other, V0)
+    repo = Repository.open(str(other))
+    remotes.add_remote(repo, "origin", remote_url)
+    remotes.push(repo, "origin", policy=ARTIFACT_REFS)
+    remotes.pull(laptop, "origin", policy=ARTIFACT_REFS)
+    assert download(ws / "laptop" / ".artifacts", "data:latest") == V0
 
 
 def test_a_failed_clone_does_not_block_the_next(ws: Path, remote_url: str) -> None:

@@ -23,7 +23,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if local is not None:
         check_not_in_store(local)
     repo = Repository.open(os.path.abspath(local) if local is not None else url)
-    existed = repo.storage.exists("config.json") or any(repo.refs.names(""))
+    existed = repo.made()
     repo.update_config(lambda config: None)  # writes config.json: marks the store as made
     if args.chunks is not None:
         if args.chunks in ("off", "changed"):
