@@ -51,12 +51,28 @@ from .network import (  # noqa: E402
     range_header,
     was_retried,
 )
+from .resolver import BoundedResolver  # noqa: E402
 
 
 class _GCSFileSystem(GCSFileSystem):
     # gcsfs retries each request up to 6 times, sleeping up to 36 s in all, with no
     # setting to change that: send each request once, and let our policy retry.
     _request = GCSFileSystem._request.__wrapped__
+    resolve_timeout = 5.0  # seconds a host name may take to resolve: the connect timeout
+
+    async def _set_session(self) -> Any:
+        # A session whose host names resolve within the connect timeout
+        # (cas.storage.resolver); gcsfs makes its own connector for a client certificate.
+        if self._session is None and not self._use_client_cert:
+            given = self.session_kwargs
+            if "connector" not in given:
+                connector = aiohttp.TCPConnector(resolver=BoundedResolver(self.resolve_timeout))
+                self.session_kwargs = {**given, "connector": connector}
+                try:
+                    return await super()._set_session()
+                finally:
+                    self.session_kwargs = given
+        return await super()._set_session()
 
 
 class GCSStorage(GCSUploads):
@@ -93,6 +109,7 @@ class GCSStorage(GCSUploads):
                 ),
             )
             fs = _GCSFileSystem(skip_instance_cache=True, **storage_options)
+            fs.resolve_timeout = policy.connect_timeout
         super().__init__(url, fs=fs)
         bucket, _, prefix = self.root.partition("/")
         if not bucket:

@@ -32,8 +32,9 @@ from typing import Any, BinaryIO, TypeVar
 
 from fsspec.asyn import sync
 
-from ..errors import CasError, StorageUnavailableError, UsageError
+from ..errors import CasError, StorageError, StorageUnavailableError, UsageError
 from .fsspec import FsspecStorage
+from .resolver import resolution_error
 
 T = TypeVar("T")
 # A stream reads a key this many bytes at a time, each range one request.
@@ -145,6 +146,15 @@ class NetworkStorage(FsspecStorage):
             except (CasError, asyncio.CancelledError):
                 raise
             except Exception as exc:
+                unresolved = resolution_error(exc)
+                if unresolved is not None and unresolved.lasting:
+                    # No such name: asking again for the timeout's length would not help.
+                    raise StorageError(
+                        self.url,
+                        f"{self.url}: the host name {unresolved.host} of {self._endpoint()} "
+                        f"does not resolve ({unresolved.strerror}): check the endpoint URL "
+                        "and this machine's DNS",
+                    ) from exc
                 if not (isinstance(exc, TransferFault) or self._retryable(exc)):
                     # A failed condition after an attempt that got no answer may be that
                     # attempt's own write: the ref store re-reads the ref to tell.
@@ -190,6 +200,13 @@ class NetworkStorage(FsspecStorage):
         tried = f"{what} failed {attempts} times in {seconds:.1f} s"
         longer = f"allow longer with {TIMEOUT_VARIABLE}=SECONDS (now {self.policy.total:g})"
         answer = self._answer(exc)
+        unresolved = resolution_error(exc)
+        if unresolved is not None:
+            return (
+                f"{self.url}: the host name {unresolved.host} of {self._endpoint()} did not "
+                f"resolve: {tried} (last: {unresolved.strerror}); check this machine's DNS "
+                f"resolver, or {longer}"
+            )
         if answer is None:
             return (
                 f"{self.url} did not answer at {self._endpoint()}: {tried} (last: "

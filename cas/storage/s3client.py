@@ -10,6 +10,7 @@ from typing import Any
 from aiobotocore.httpsession import AIOHTTPSession
 
 from .network import Policy
+from .resolver import BoundedResolver
 
 # Environment variables botocore resolves ambient credentials from; a session caches
 # what it resolved, so a change of any of them needs a session of its own.
@@ -60,10 +61,12 @@ def may_share_session(options: dict[str, Any]) -> bool:
 
 
 def client_config(policy: Policy, given: dict[str, Any] | None) -> dict[str, Any]:
-    """botocore ``Config`` arguments: our timeouts, and botocore's retries off (the
-    policy retries). Arguments the caller gave win."""
+    """botocore ``Config`` arguments: our timeouts (a host name resolved within the
+    connect timeout too), and botocore's retries off (the policy retries). Arguments
+    the caller gave win."""
     return {
         "connect_timeout": policy.connect_timeout,
+        "connector_args": {"resolver": BoundedResolver(policy.connect_timeout)},
         "read_timeout": policy.read_timeout,
         "retries": {"mode": "standard", "total_max_attempts": 1},
         "http_session_cls": _OneAttemptSession,

@@ -1,0 +1,101 @@
+"""Waits on a remote that the request timeouts alone did not bound, or did not say:
+a host name that does not resolve, or whose resolver never answers; retries waited
+for with no terminal to say so (docs/remotes.md, "Timeouts and retries").
+
+The commands run as a user runs them, in processes of their own, against moto and
+fake-gcs-server; a slow or hung DNS resolver is simulated in the command's process
+by a ``sitecustomize`` that delays ``socket.getaddrinfo`` for names under ``.test``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.test_cli import ROOT
+from tests.test_network_faults import STARTUP, Bench
+
+# Names under .test resolve to 127.0.0.1 after the delay their first label gives:
+# "hang" never answers, "slow" answers after 0.3 s.
+_RESOLVER = """
+import socket, time
+_real = socket.getaddrinfo
+
+def getaddrinfo(host, *args, **kwargs):
+    if isinstance(host, str) and host.endswith(".test"):
+        time.sleep(3600 if host.startswith("hang.") else 0.3)
+        host = "127.0.0.1"
+    return _real(host, *args, **kwargs)
+
+socket.getaddrinfo = getaddrinfo
+"""
+
+
+def _server(request: pytest.FixtureRequest, kind: str) -> Any:
+    return request.getfixturevalue("moto_server" if kind == "s3-moto" else "gcs_server")
+
+
+@pytest.fixture(params=["s3-moto", "gcs"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _bench(request: pytest.FixtureRequest, kind: str, tmp_path: Path, host: str) -> Bench:
+    """A bench whose store's endpoint is the server's, by the host name ``host``."""
+    server = _server(request, kind)
+    port = urlsplit(server.endpoint_url).port
+    bench = Bench(kind, server, tmp_path, f"http://{host}:{port}")
+    resolver = tmp_path / "resolver"
+    resolver.mkdir()
+    (resolver / "sitecustomize.py").write_text(_RESOLVER)
+    bench.env["PYTHONPATH"] = f"{resolver}:{ROOT}"
+    bench.ok("init")
+    bench.log_version()
+    bench.ok("remote", "add", "origin", bench.url)
+    return bench
+
+
+@pytest.fixture
+def unresolvable(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[Bench]:
+    yield _bench(request, kind, tmp_path, "nonexistent.invalid")
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_once_saying_so(unresolvable: Bench) -> None:
+    """No DNS name: nothing to wait for. Each command fails at once (not after the
+    timeout's retries), in one line naming the endpoint and what to check."""
+    bench = unresolvable
+    bench.env["ARTIFACTS_TIMEOUT"] = "30"
+    for args in (("push", "origin"), ("pull", "origin"), ("--store", bench.url, "ls")):
+        rc, out, elapsed = bench.cli(*args)
+        assert rc == 1, out
+        assert out.count("\n") == 1 and out.startswith("artifacts: error: "), out
+        assert "nonexistent.invalid" in out and "does not resolve" in out, out
+        assert elapsed < STARTUP, (elapsed, out)
+
+
+def test_a_resolver_that_never_answers_is_given_up_within_the_timeout(
+    request: pytest.FixtureRequest, kind: str, tmp_path: Path
+) -> None:
+    bench = _bench(request, kind, tmp_path, "hang.test")
+    for args in (("push", "origin"), ("--store", bench.url, "ls")):
+        out = bench.fails_within_bound(*args)
+        assert "hang.test" in out and "resolve" in out, out
+
+
+def test_a_slow_resolver_within_the_timeout_is_waited_for(
+    request: pytest.FixtureRequest, kind: str, tmp_path: Path
+) -> None:
+    # moto reads a bucket name from the host's first label, unless it is "localhost".
+    bench = _bench(request, kind, tmp_path, "localhost.slow.test")
+    bench.env["ARTIFACTS_TIMEOUT"] = "10"
+    start = time.monotonic()
+    bench.ok("push", "origin")
+    assert time.monotonic() - start < 10 + STARTUP
+    clone = bench.tmp / "clone"
+    bench.ok("clone", bench.url, str(clone))
+    bench.assert_clean(clone)
