@@ -10,13 +10,16 @@ by a ``sitecustomize`` that delays ``socket.getaddrinfo`` for names under ``.tes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from artifacts.cli import WAIT_SAID
+from tests.httpproxy import Action, Request
+from tests.httpproxy import FaultProxy as HTTPFaultProxy
 from tests.test_cli import ROOT
 from tests.test_network_faults import STARTUP, Bench
 
@@ -99,3 +102,44 @@ def test_a_slow_resolver_within_the_timeout_is_waited_for(
     clone = bench.tmp / "clone"
     bench.ok("clone", bench.url, str(clone))
     bench.assert_clean(clone)
+
+
+def _throttled_for(seconds: float, armed: list[bool]) -> Callable[[Request], Action]:
+    """Once ``armed``: 503 SlowDown to every request for ``seconds`` from the first."""
+    until: list[float] = []
+
+    def fault(request: Request) -> Action:
+        if not armed:
+            return None
+        if not until:
+            until.append(time.monotonic() + seconds)
+        return "throttle" if time.monotonic() < until[0] else None
+
+    return fault
+
+
+@pytest.mark.parametrize("seconds", [9.0, 0.5])
+def test_a_long_retry_says_what_it_waits_for_off_a_terminal(
+    request: pytest.FixtureRequest, kind: str, tmp_path: Path, seconds: float
+) -> None:
+    """Standard error a pipe (CI, nohup): a push whose bucket answers 503 for 9 s says,
+    now and then, what it waits for; one answered 503 for half a second says nothing
+    but its result."""
+    server = _server(request, kind)
+    armed: list[bool] = []
+    with HTTPFaultProxy(server.endpoint_url, _throttled_for(seconds, armed)) as proxy:
+        bench = Bench(kind, server, tmp_path, proxy.endpoint_url)
+        bench.env["ARTIFACTS_TIMEOUT"] = "30"
+        bench.ok("init")
+        bench.log_version()
+        bench.ok("remote", "add", "origin", bench.url)
+        armed.append(True)
+        rc, out, _ = bench.cli("push", "origin")
+    assert rc == 0, out
+    assert len(proxy.faults()) >= 3
+    said = [line for line in out.splitlines() if line.startswith("artifacts: retrying")]
+    if seconds < WAIT_SAID:
+        assert said == [], out
+    else:
+        assert 1 <= len(said) <= seconds // WAIT_SAID + 1, out
+        assert all(bench.url in line and "503" in line for line in said), out

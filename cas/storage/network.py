@@ -41,7 +41,7 @@ T = TypeVar("T")
 STREAM_RANGE = 8 * 2**20
 DEFAULT_TIMEOUT = 60.0
 TIMEOUT_VARIABLE = "ARTIFACTS_TIMEOUT"
-# "retrying …" lines; the CLI shows them on a terminal.
+# "retrying …" lines; the CLI shows each on a terminal, long waits elsewhere.
 logger = logging.getLogger("cas.storage")
 
 
@@ -169,7 +169,12 @@ class NetworkStorage(FsspecStorage):
                     ) from exc
                 attempt += 1
                 logger.info(
-                    "retrying %s: %s: %s (attempt %d)", self.url, what, _reason(exc), attempt
+                    "retrying %s: %s: %s (attempt %d)",
+                    self.url,
+                    what,
+                    self._answer(exc) or _reason(exc),  # "HTTP 503 SlowDown …", or why none
+                    attempt,
+                    extra={"waited": now - start},  # off a terminal, long waits alone are said
                 )
                 await asyncio.sleep(delay)
             else:
