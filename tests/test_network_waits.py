@@ -9,6 +9,8 @@ by a ``sitecustomize`` that delays ``socket.getaddrinfo`` for names under ``.tes
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from artifacts.cli import WAIT_SAID
+from tests.faultproxy import FaultProxy
 from tests.httpproxy import Action, Request
 from tests.httpproxy import FaultProxy as HTTPFaultProxy
+from tests.servers import open_storage_from_spec
 from tests.test_cli import ROOT
 from tests.test_network_faults import STARTUP, Bench
 
@@ -143,3 +147,24 @@ def test_a_long_retry_says_what_it_waits_for_off_a_terminal(
     else:
         assert 1 <= len(said) <= seconds // WAIT_SAID + 1, out
         assert all(bench.url in line and "503" in line for line in said), out
+
+
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+def test_a_slow_uplink_that_keeps_moving_is_not_cut_as_stalled(
+    kind: str, make_spec: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upload through a 40 KB/s uplink takes 5 s, far longer than the read timeout
+    (2 s), and moves all along: it must land at the first attempt. (The kernel took the
+    whole body at once and aiohttp's read timeout ran out while it was still being sent;
+    a body read 64 KiB at a time looked stalled between reads.)"""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "8")
+    spec = make_spec(kind)
+    data = os.urandom(200_000)
+    with FaultProxy(spec["options"]["endpoint_url"], upload_rate=40_000) as proxy:
+        options = {**spec["options"], "endpoint_url": proxy.url}
+        with open_storage_from_spec({**spec, "options": options}) as store:
+            with caplog.at_level(logging.INFO, logger="cas.storage"):
+                store.put("blobs/slow", data)
+    assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
+    with open_storage_from_spec(spec) as store:
+        assert store.get("blobs/slow") == data

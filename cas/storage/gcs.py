@@ -52,6 +52,7 @@ from .network import (  # noqa: E402
     was_retried,
 )
 from .resolver import BoundedResolver  # noqa: E402
+from .sockets import SendProgress  # noqa: E402
 
 
 class _GCSFileSystem(GCSFileSystem):
@@ -59,14 +60,19 @@ class _GCSFileSystem(GCSFileSystem):
     # setting to change that: send each request once, and let our policy retry.
     _request = GCSFileSystem._request.__wrapped__
     resolve_timeout = 5.0  # seconds a host name may take to resolve: the connect timeout
+    send_progress: SendProgress | None = None  # the store's, seen by its sockets
 
     async def _set_session(self) -> Any:
         # A session whose host names resolve within the connect timeout
-        # (cas.storage.resolver); gcsfs makes its own connector for a client certificate.
+        # (cas.storage.resolver), whose sockets show an upload's progress
+        # (cas.storage.sockets); gcsfs makes its own connector for a client certificate.
         if self._session is None and not self._use_client_cert:
             given = self.session_kwargs
             if "connector" not in given:
-                connector = aiohttp.TCPConnector(resolver=BoundedResolver(self.resolve_timeout))
+                connector = aiohttp.TCPConnector(
+                    resolver=BoundedResolver(self.resolve_timeout),
+                    socket_factory=self.send_progress and self.send_progress.socket,
+                )
                 self.session_kwargs = {**given, "connector": connector}
                 try:
                     return await super()._set_session()
@@ -90,6 +96,7 @@ class GCSStorage(GCSUploads):
     list_page_size: int | None = None  # maxResults per listing page; None: the server's
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+        progress = SendProgress()
         if fs is None:
             if not url.startswith(("gs://", "gcs://")):
                 raise UsageError(f"not a gs:// URL: {url!r}")
@@ -110,7 +117,8 @@ class GCSStorage(GCSUploads):
             )
             fs = _GCSFileSystem(skip_instance_cache=True, **storage_options)
             fs.resolve_timeout = policy.connect_timeout
-        super().__init__(url, fs=fs)
+            fs.send_progress = progress
+        super().__init__(url, fs=fs, send_progress=progress)
         bucket, _, prefix = self.root.partition("/")
         if not bucket:
             raise UsageError(f"no bucket in {url!r}")

@@ -5,7 +5,8 @@ request may go unanswered, retries included. From it come:
 
 - the connect timeout, ``min(5, T/12)``, and the read timeout (silence while
   waiting for bytes, or while the server takes none of an upload's body: see
-  :class:`Upload`), ``min(15, T/4)``: a transfer that keeps moving is never cut;
+  :class:`Upload` and :mod:`.sockets`), ``min(15, T/4)``: a transfer that keeps
+  moving is never cut;
 - retries on timeouts, refused or reset connections, 5xx and throttling, with
   exponential backoff and jitter, for as long as the next attempt, were it to
   stall, would still end within T of the request's start.
@@ -35,6 +36,7 @@ from fsspec.asyn import sync
 from ..errors import CasError, StorageError, StorageUnavailableError, UsageError
 from .fsspec import FsspecStorage
 from .resolver import resolution_error
+from .sockets import SendProgress
 
 T = TypeVar("T")
 # A stream reads a key this many bytes at a time, each range one request.
@@ -85,9 +87,18 @@ class NetworkStorage(FsspecStorage):
     reads check that each answer's body is whole (:func:`check_range`).
     """
 
-    def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        fs: Any | None = None,
+        send_progress: SendProgress | None = None,
+        **storage_options: Any,
+    ) -> None:
         super().__init__(url, fs=fs, **storage_options)
         self.policy = Policy.from_environment()
+        # How the connections' sockets (when the filesystem made them with its
+        # socket_factory) see an upload move: cas.storage.sockets.
+        self.send_progress = send_progress or SendProgress()
         self._gave_up_at: float | None = None
 
     # -- for subclasses -----------------------------------------------------
@@ -185,11 +196,14 @@ class NetworkStorage(FsspecStorage):
         """Await ``request``, which sends ``body``; fail it once the server has taken
         none of the body for a read timeout. aiohttp starts its read timeout only once
         the body is sent and has none for sending it: a server that stopped reading
-        (a stopped process, a wedged gateway) kept an upload waiting for ever."""
+        (a stopped process, a wedged gateway) kept an upload waiting for ever. Taken:
+        a piece of the body read, or bytes the store's sockets were waiting to send
+        sent (pieces are read far apart on a slow link)."""
         task = asyncio.ensure_future(request)
         try:
             while True:
-                quiet_left = self.policy.read_timeout - body.untaken_for()
+                quiet = min(body.untaken_for(), self.send_progress.stuck_for())
+                quiet_left = self.policy.read_timeout - quiet
                 if quiet_left <= 0:
                     raise UploadStalledError(self.policy.read_timeout)
                 done, _ = await asyncio.wait({task}, timeout=quiet_left)

@@ -53,6 +53,7 @@ from .network import (
     was_retried,
 )
 from .s3client import client_config, may_share_session, shared_session
+from .sockets import SendProgress
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
@@ -92,6 +93,7 @@ class S3Storage(NetworkStorage):
     list_page_size: int | None = None  # MaxKeys per listing page; None: the server's (1000)
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+        progress = SendProgress()
         if fs is None:
             if not url.startswith(("s3://", "s3a://")):
                 raise UsageError(f"not an s3:// URL: {url!r}")
@@ -100,9 +102,9 @@ class S3Storage(NetworkStorage):
             if may_share_session(storage_options):
                 storage_options["session"] = shared_session()
             storage_options["config_kwargs"] = client_config(
-                Policy.from_environment(), storage_options.get("config_kwargs")
+                Policy.from_environment(), storage_options.get("config_kwargs"), progress
             )
-        super().__init__(url, fs=fs, **storage_options)
+        super().__init__(url, fs=fs, send_progress=progress, **storage_options)
         self.fs.retries = 1  # our policy retries (cas.storage.network); s3fs must not too
         # botocore asks the server to accept every PUT before sending its body
         # ("Expect: 100-continue"), and aiohttp waits for that answer with no
