@@ -25,7 +25,10 @@ request is passed to ``fault(request)``, which names what happens to it:
 * ``"slow-answer"``: forwarded, and answered after :attr:`FaultProxy.answer_delay`
   seconds (a server slow to act on a request it took whole);
 * ``"black-hole"``: read, then never forwarded nor answered until the proxy closes
-  (a server that stopped answering).
+  (a server that stopped answering);
+* ``"ignore-range"``: forwarded without its ``Range`` header, so the whole object
+  comes back, ``200``, for a range asked for (a server or cache that ignores ranges);
+  ``"ignore-range-cut"``: that, and the answer cut as ``"cut-unannounced"`` cuts it.
 
 The ``Host`` header is forwarded as the client sent it, so signed requests
 (S3 SigV4) stay valid. Bodies are read whole; this is for tests, not for
@@ -59,6 +62,8 @@ Action = (
         "deny",
         "black-hole",
         "slow-answer",
+        "ignore-range",
+        "ignore-range-cut",
     ]
     | None
 )
@@ -145,7 +150,8 @@ class FaultProxy:
                     status, answer = (503, _SLOW_DOWN) if action == "throttle" else (403, _DENIED)
                     self._answer(status, {"Content-Type": "application/xml"}, answer)
                     return
-                status, headers, data = proxy._forward(self, body)
+                ignored = ("range",) if action in ("ignore-range", "ignore-range-cut") else ()
+                status, headers, data = proxy._forward(self, body, ignored)
                 if action == "lose-response":
                     self._answer(500, {}, b"response lost by the fault proxy")
                 elif action == "reset":
@@ -164,7 +170,7 @@ class FaultProxy:
                 elif action == "slow-answer":
                     time.sleep(proxy.answer_delay)
                     self._answer(status, headers, data)
-                elif action == "cut-unannounced":
+                elif action in ("cut-unannounced", "ignore-range-cut"):
                     self.send_response(status)
                     for name, value in headers.items():
                         if name.lower() != "content-length":
@@ -204,7 +210,7 @@ class FaultProxy:
         return Handler
 
     def _forward(
-        self, handler: BaseHTTPRequestHandler, body: bytes
+        self, handler: BaseHTTPRequestHandler, body: bytes, ignored: tuple[str, ...] = ()
     ) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection(*self.upstream, timeout=self.timeout)
         try:
@@ -212,7 +218,7 @@ class FaultProxy:
                 handler.command, handler.path, skip_host=True, skip_accept_encoding=True
             )
             for name, value in handler.headers.items():
-                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                if name.lower() not in (*HOP_BY_HOP, "content-length", *ignored):
                     conn.putheader(name, value)
             conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)

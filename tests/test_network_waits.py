@@ -9,6 +9,7 @@ by a ``sitecustomize`` that delays ``socket.getaddrinfo`` for names under ``.tes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -23,7 +24,7 @@ from artifacts.cli import WAIT_SAID
 from tests.faultproxy import FaultProxy
 from tests.httpproxy import Action, Request
 from tests.httpproxy import FaultProxy as HTTPFaultProxy
-from tests.servers import open_storage_from_spec
+from tests.servers import Spec, open_storage_from_spec
 from tests.test_cli import ROOT
 from tests.test_network_faults import STARTUP, Bench
 
@@ -41,6 +42,16 @@ def getaddrinfo(host, *args, **kwargs):
 
 socket.getaddrinfo = getaddrinfo
 """
+
+
+@contextlib.contextmanager
+def _proxied(spec: Spec, fault: Callable[[Request], Action]) -> Iterator[Any]:
+    """The store of ``spec``, reached through an HTTP proxy injecting ``fault``."""
+    with HTTPFaultProxy(spec["options"]["endpoint_url"], fault) as proxy:
+        with open_storage_from_spec(
+            {**spec, "options": {**spec["options"], "endpoint_url": proxy.endpoint_url}}
+        ) as store:
+            yield store
 
 
 def _server(request: pytest.FixtureRequest, kind: str) -> Any:
@@ -168,3 +179,35 @@ def test_a_slow_uplink_that_keeps_moving_is_not_cut_as_stalled(
     assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
     with open_storage_from_spec(spec) as store:
         assert store.get("blobs/slow") == data
+
+
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+def test_a_range_answered_with_the_whole_object_hands_out_the_range(
+    kind: str, make_spec: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server or cache that ignores Range answers 200 with the whole object: the
+    bytes asked for come back, not the whole object in their place; the whole object
+    cut short on the way is read again, never handed out."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "10")
+    spec = make_spec(kind)
+    data = os.urandom(1 << 20)
+    with open_storage_from_spec(spec) as store:
+        store.put("blobs/ab/cd", data)
+    ranges = [(500_000, None), (100, 900_000), (0, 10), ((1 << 20) - 5, 1 << 20)]
+    for action in ("ignore-range", "ignore-range-cut"):
+        first = [True]
+
+        def fault(request: Request, action: Action = action, first: list[bool] = first) -> Action:
+            if request.method != "GET" or "cd" not in request.path:
+                return None
+            if action == "ignore-range":
+                return action
+            cut, first[0] = first[0], False
+            return action if cut else "ignore-range"
+
+        caplog.clear()
+        with _proxied(spec, fault) as store, caplog.at_level(logging.INFO, "cas.storage"):
+            for start, end in ranges:
+                assert store.get("blobs/ab/cd", start, end) == data[start:end], (action, start)
+        retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+        assert len(retries) == (action == "ignore-range-cut"), retries

@@ -171,22 +171,24 @@ class GCSStorage(GCSUploads):
         if end is not None and end <= (start or 0):
             return b""
         try:
-            _, data = self._run(
-                "GET", key, self._fetch, key, headers={"Range": range_header(start, end)}
-            )
+            _, data = self._run("GET", key, self._fetch, key, start, end)
         except FileNotFoundError:
             raise KeyNotFoundError(key) from None
         return data
 
-    async def _fetch(self, key: str, **params: Any) -> tuple[Any, bytes]:
-        """GET ``key``'s bytes (a range of them with a Range header), checked against
-        the range or the MD5 the answer came with: a body cut short without its length
-        is read again, never handed out short."""
+    async def _fetch(
+        self, key: str, start: int | None = None, end: int | None = None, **params: Any
+    ) -> tuple[Any, bytes]:
+        """GET ``key``'s bytes (``[start, end)`` of them if either is given), checked
+        against the range or the MD5 the answer came with: a body cut short without its
+        length is read again, never handed out short."""
+        ranged = start is not None or end is not None
+        if ranged:
+            params["headers"] = {"Range": range_header(start, end)}
         headers, data = await self.fs._call("GET", self._media_url(key), alt="media", **params)
-        check_range(key, headers.get("Content-Range"), data)
         if "Content-Range" not in headers:
             _check_md5(key, headers.get("X-Goog-Hash"), data)
-        return headers, data
+        return headers, check_range(key, headers.get("Content-Range"), data, start, end)
 
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         try:

@@ -336,15 +336,27 @@ def range_header(start: int | None, end: int | None) -> str:
     return f"bytes={start or 0}-{'' if end is None else end - 1}"
 
 
-def check_range(key: str, content_range: str | None, data: bytes) -> None:
-    """Raise :class:`IncompleteBodyError` unless ``data`` is all of the range the
-    answer's ``Content-Range`` ("bytes 10-99/1000") says it holds."""
+def check_range(
+    key: str, content_range: str | None, data: bytes, start: int | None, end: int | None
+) -> bytes:
+    """Bytes ``[start, end)`` of ``key`` from ``data``, the body of the answer to a
+    request for them; raise :class:`IncompleteBodyError` unless ``data`` is all of the
+    range the answer's ``Content-Range`` ("bytes 10-99/1000") says it holds, from
+    ``start``. With no ``Content-Range`` the answer is the whole object (its length
+    checked by HTTP, or its checksum by the caller): a server or cache that ignores
+    ranges answers 200 with all of it, and the range is cut from it."""
+    start = start or 0
     if not content_range:
-        return  # the whole object: its Content-Length was checked by HTTP
+        if end is not None and len(data) < end:
+            raise IncompleteBodyError(key, f"{len(data)} bytes of the object, not {end}")
+        return data[start:end]
     first, _, last = content_range.removeprefix("bytes ").partition("/")[0].partition("-")
     expected = int(last) - int(first) + 1
     if len(data) != expected:
         raise IncompleteBodyError(key, f"{len(data)} of {expected} bytes")
+    if int(first) != start:
+        raise IncompleteBodyError(key, f"its range starts at byte {first}, not {start}")
+    return data
 
 
 _RETRIED = "_cas_retried"  # set on the error a request ended with: was it sent again?

@@ -186,8 +186,7 @@ class S3Storage(NetworkStorage):
                 data = await body.read()
             finally:
                 body.close()
-            check_range(key, resp.get("ContentRange"), data)
-            return data
+            return check_range(key, resp.get("ContentRange"), data, start, end)
 
         try:
             return self._run("get_object", key, fetch)
