@@ -28,7 +28,9 @@ request is passed to ``fault(request)``, which names what happens to it:
   (a server that stopped answering);
 * ``"ignore-range"``: forwarded without its ``Range`` header, so the whole object
   comes back, ``200``, for a range asked for (a server or cache that ignores ranges);
-  ``"ignore-range-cut"``: that, and the answer cut as ``"cut-unannounced"`` cuts it.
+  ``"ignore-range-cut"``: that, and the answer cut as ``"cut-unannounced"`` cuts it;
+* ``"first-page"``: a listing's page forwarded without its page token, so the first
+  page comes back, with the same token to the next (a server listing in a loop).
 
 The ``Host`` header is forwarded as the client sent it, so signed requests
 (S3 SigV4) stay valid. Bodies are read whole; this is for tests, not for
@@ -48,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 Action = (
     Literal[
@@ -64,6 +66,7 @@ Action = (
         "slow-answer",
         "ignore-range",
         "ignore-range-cut",
+        "first-page",
     ]
     | None
 )
@@ -151,6 +154,8 @@ class FaultProxy:
                     self._answer(status, {"Content-Type": "application/xml"}, answer)
                     return
                 ignored = ("range",) if action in ("ignore-range", "ignore-range-cut") else ()
+                if action == "first-page":
+                    self.path = _without_page_token(self.path)
                 status, headers, data = proxy._forward(self, body, ignored)
                 if action == "lose-response":
                     self._answer(500, {}, b"response lost by the fault proxy")
@@ -234,6 +239,16 @@ class FaultProxy:
             return response.status, headers, data
         finally:
             conn.close()
+
+
+def _without_page_token(path: str) -> str:
+    parts = urlsplit(path)
+    query = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name not in ("continuation-token", "pageToken")
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def lose_first(matches: Callable[[Request], bool], count: int = 1) -> Callable[[Request], Action]:

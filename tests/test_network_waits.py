@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from artifacts.cli import WAIT_SAID
+from cas.errors import StorageError
 from tests.faultproxy import FaultProxy
 from tests.httpproxy import Action, Request
 from tests.httpproxy import FaultProxy as HTTPFaultProxy
@@ -211,3 +213,39 @@ def test_a_range_answered_with_the_whole_object_hands_out_the_range(
                 assert store.get("blobs/ab/cd", start, end) == data[start:end], (action, start)
         retries = [r for r in caplog.records if "retrying" in r.getMessage()]
         assert len(retries) == (action == "ignore-range-cut"), retries
+
+
+@pytest.mark.parametrize("kind", ["s3-moto", "gcs"])
+def test_a_listing_that_goes_round_is_given_up_saying_so(
+    kind: str, make_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that answers a page token with the first page again (so with the same
+    token) listed for ever, every request answered: the listing fails at once, in one
+    line naming the store."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "10")
+    spec = make_spec(kind)
+    with open_storage_from_spec(spec) as store:
+        for i in range(12):
+            store.put(f"objects/{i:02x}", b"x")
+
+    def fault(request: Request) -> Action:
+        return "first-page" if request.method == "GET" else None
+
+    outcome: list[BaseException | None] = []
+    with _proxied(spec, fault) as store:
+        store.list_page_size = 5
+
+        def listing() -> None:
+            try:
+                list(store.list_stats("objects/"))
+                outcome.append(None)
+            except Exception as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=listing, daemon=True)
+        worker.start()
+        worker.join(20)
+        assert outcome, "still listing after 20 s"
+    error = outcome[0]
+    assert isinstance(error, StorageError), error
+    assert "\n" not in str(error) and spec["url"] in str(error) and "again" in str(error), error

@@ -239,6 +239,7 @@ class GCSStorage(GCSUploads):
         }
         if self.list_page_size:
             params["maxResults"] = self.list_page_size
+        tokens: set[str] = set()
         while True:
             try:
                 page = self._call(
@@ -250,8 +251,8 @@ class GCSStorage(GCSUploads):
                 name: str = item["name"]
                 if not name.endswith("/"):  # skip "folder" placeholder objects
                     yield name[strip:], Stat(size=int(item["size"]), mtime=_mtime(item))
-            token = page.get("nextPageToken")
-            if not token:
+            token = self._next_page(prefix, page.get("nextPageToken") or None, tokens)
+            if token is None:
                 return
             params["pageToken"] = token
 

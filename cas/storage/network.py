@@ -237,6 +237,28 @@ class NetworkStorage(FsspecStorage):
             f"{answer}); try again later, or {longer}"
         )
 
+    def _next_page(self, prefix: str, token: str | None, seen: set[str]) -> str | None:
+        """``token``, the page token a listing of ``prefix`` got to ask for its next
+        page, once checked that it was not given before (None: the listing is done; "":
+        a page said more follow and gave none). A server giving one again answers every
+        request and would list for ever."""
+        if token is None:
+            return None
+        if not token or token in seen:
+            fault = (
+                f"gave page token {token[:40]!r} again, after {len(seen)} pages"
+                if token
+                else "said more pages follow, and gave no token to ask for them"
+            )
+            raise StorageError(
+                self.url,
+                f"{self.url}: listing {prefix or 'the store'}, the server at "
+                f"{self._endpoint()} {fault}: a fault of the server or of a proxy before it "
+                "(nothing was changed)",
+            )
+        seen.add(token)
+        return token
+
     # -- deletes and streams ------------------------------------------------------
 
     def delete(self, key: str) -> None:

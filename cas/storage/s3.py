@@ -228,6 +228,7 @@ class S3Storage(NetworkStorage):
         kwargs: dict[str, Any] = {"Prefix": self._key(prefix)}
         if self.list_page_size:
             kwargs["MaxKeys"] = self.list_page_size
+        tokens: set[str] = set()
         while True:
             try:
                 page = self._call("list_objects_v2", prefix, **kwargs)
@@ -240,7 +241,8 @@ class S3Storage(NetworkStorage):
                     yield name[strip:], stat
             if not page.get("IsTruncated"):
                 return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            token = self._next_page(prefix, page.get("NextContinuationToken") or "", tokens)
+            kwargs["ContinuationToken"] = token
 
     # -- writes -------------------------------------------------------------
 
