@@ -22,6 +22,8 @@ request is passed to ``fault(request)``, which names what happens to it:
   asking its clients to slow down);
 * ``"deny"``: answered ``403 AccessDenied`` without being forwarded (credentials
   the bucket refuses);
+* ``"expire"``: answered as a store answers credentials that expired, not forwarded
+  (S3's ``400 ExpiredToken``; GCS's ``401``, told apart by the path);
 * ``"slow-answer"``: forwarded, and answered after :attr:`FaultProxy.answer_delay`
   seconds (a server slow to act on a request it took whole);
 * ``"black-hole"``: read, then never forwarded nor answered until the proxy closes
@@ -67,6 +69,7 @@ Action = (
         "ignore-range",
         "ignore-range-cut",
         "first-page",
+        "expire",
     ]
     | None
 )
@@ -74,6 +77,9 @@ _SLOW_DOWN = (
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
 )
 _DENIED = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+_EXPIRED = (
+    b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>"
+)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 
@@ -152,6 +158,9 @@ class FaultProxy:
                 if action in ("throttle", "deny"):
                     status, answer = (503, _SLOW_DOWN) if action == "throttle" else (403, _DENIED)
                     self._answer(status, {"Content-Type": "application/xml"}, answer)
+                    return
+                if action == "expire":
+                    self._answer(*_expired(self.path))
                     return
                 ignored = ("range",) if action in ("ignore-range", "ignore-range-cut") else ()
                 if action == "first-page":
@@ -239,6 +248,14 @@ class FaultProxy:
             return response.status, headers, data
         finally:
             conn.close()
+
+
+def _expired(path: str) -> tuple[int, dict[str, str], bytes]:
+    """The answer to credentials that expired: GCS's JSON API, or S3's."""
+    if path.startswith(("/storage/", "/upload/", "/download/")):
+        body = b'{"error": {"code": 401, "message": "Invalid Credentials"}}'
+        return 401, {"Content-Type": "application/json"}, body
+    return 400, {"Content-Type": "application/xml"}, _EXPIRED
 
 
 def _without_page_token(path: str) -> str:

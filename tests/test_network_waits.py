@@ -249,3 +249,36 @@ def test_a_listing_that_goes_round_is_given_up_saying_so(
     error = outcome[0]
     assert isinstance(error, StorageError), error
     assert "\n" not in str(error) and spec["url"] in str(error) and "again" in str(error), error
+
+
+def test_credentials_that_expire_mid_push_are_said_to(
+    request: pytest.FixtureRequest, kind: str, tmp_path: Path
+) -> None:
+    """The credentials expire after a push's first writes: one line says so and what to
+    do (not that they lack a permission, which sent users to their bucket policy); no
+    version appears on the remote, and a push with them renewed completes."""
+    server = _server(request, kind)
+    writes = [0]
+
+    def fault(request: Request) -> Action:
+        if request.method in ("PUT", "POST"):
+            writes[0] += 1
+        return "expire" if expiring and writes[0] > 2 else None
+
+    expiring: list[bool] = []
+    with HTTPFaultProxy(server.endpoint_url, fault) as proxy:
+        bench = Bench(kind, server, tmp_path, proxy.endpoint_url)
+        bench.start()
+        bench.log_version()
+        bench.log_version()
+        expiring.append(True)
+        out = bench.fails_in_one_line("push", "origin")
+        assert "origin" in out and "expired" in out and "renew" in out, out
+        assert "lack the permission" not in out, out
+        expiring.clear()
+        clone = bench.tmp / "clone"
+        bench.ok("clone", bench.url, str(clone))
+        bench.assert_clean(clone, versions=1)  # the remote still holds v0 alone
+        bench.ok("push", "origin")
+        bench.ok("pull", "origin", cwd=clone)
+        bench.assert_clean(clone)

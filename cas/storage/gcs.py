@@ -37,6 +37,7 @@ from ..errors import (  # noqa: E402
     AccessDeniedError,
     BucketNotFoundError,
     CredentialsNotFoundError,
+    CredentialsRefusedError,
     KeyNotFoundError,
     PreconditionFailedError,
     UsageError,
@@ -144,9 +145,15 @@ class GCSStorage(GCSUploads):
                 "or run `gcloud auth application-default login` (STORAGE_EMULATOR_HOST for "
                 "an emulator)",
             ) from exc
-        # gcsfs's words for 403 (a bare OSError) and 401 (credentials it cannot use).
-        forbidden = type(exc) is OSError and str(exc).startswith("Forbidden:")
-        if forbidden or (isinstance(exc, HttpError) and exc.code == 401):
+        if isinstance(exc, HttpError) and exc.code == 401:  # credentials it cannot use
+            raise CredentialsRefusedError(
+                self.url,
+                f"{self.url}: {self._endpoint()} refused the credentials ({self._answer(exc)}): "
+                "they have expired or are not valid; renew them (`gcloud auth "
+                "application-default login`, or GOOGLE_APPLICATION_CREDENTIALS) and run the "
+                "command again",
+            ) from exc
+        if type(exc) is OSError and str(exc).startswith("Forbidden:"):  # gcsfs's 403
             raise AccessDeniedError(self._name(key), self.url) from exc
 
     def _answer(self, exc: BaseException) -> str | None:

@@ -39,6 +39,7 @@ from ..errors import (
     AccessDeniedError,
     BucketNotFoundError,
     CredentialsNotFoundError,
+    CredentialsRefusedError,
     KeyNotFoundError,
     PreconditionFailedError,
     UsageError,
@@ -58,6 +59,18 @@ from .sockets import SendProgress
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
 _CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+# Error codes that refuse the credentials themselves, not a permission they lack.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
 # Answers worth retrying (as botocore's standard retry mode has them): the server
 # erred, or asks us to slow down.
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -145,6 +158,14 @@ class S3Storage(NetworkStorage):
                 self.url,
                 f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+            ) from exc
+        if _client_error(exc)[0] in _CREDENTIAL_CODES:
+            raise CredentialsRefusedError(
+                self.url,
+                f"{self.url}: {self._endpoint()} refused the credentials ({self._answer(exc)}): "
+                "they have expired or are not valid; renew them (`aws sso login`, or fresh "
+                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN) and run "
+                "the command again",
             ) from exc
         if _client_error(exc)[0] == "NoSuchBucket":
             raise BucketNotFoundError(self.url, self.bucket, self._endpoint()) from exc
