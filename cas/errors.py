@@ -180,6 +180,11 @@ class CredentialsNotFoundError(StorageError):
     """No credentials were found to sign requests to a storage with."""
 
 
+class CredentialsRefusedError(StorageError):
+    """The storage refused the credentials themselves (expired, revoked, mistyped):
+    no permission would let them in, so this is no :class:`AccessDeniedError`."""
+
+
 class BucketNotFoundError(StorageError, NotFoundError):
     def __init__(self, url: str, bucket: str, where: str) -> None:
         self.bucket = bucket

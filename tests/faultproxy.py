@@ -16,6 +16,11 @@ Its :attr:`~FaultProxy.mode` can be changed at any time. "black-hole", "deaf" an
   then forward again (a server that errs for a while and recovers);
 * ``"deny"``: answer every request 403 AccessDenied (credentials a bucket refuses).
 
+``FaultProxy(target_url, upload_rate=N)`` forwards what the client sends at N
+bytes per second, through a small receive window (a slow uplink: what it has not
+forwarded stays with the sender, as on a real link, where loopback's default window
+would take megabytes at once).
+
 :attr:`~FaultProxy.connections` counts the connections accepted, per mode.
 """
 
@@ -24,7 +29,11 @@ from __future__ import annotations
 import collections
 import socket
 import threading
+import time
 from urllib.parse import urlsplit
+
+_PACED_PIECE = 1024  # a paced connection reads this much at a time
+_PACED_WINDOW = 16 * 1024
 
 _ERROR_500 = (
     b"HTTP/1.1 500 Internal Server Error\r\n"
@@ -39,10 +48,13 @@ _ERROR_403 = (
 
 
 class FaultProxy:
-    def __init__(self, target_url: str, mode: str = "pass") -> None:
+    def __init__(
+        self, target_url: str, mode: str = "pass", upload_rate: float | None = None
+    ) -> None:
         parts = urlsplit(target_url)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.failures = 0
+        self.upload_rate = upload_rate
         self.connections: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._closed = False
@@ -92,6 +104,8 @@ class FaultProxy:
     def _listen(self, port: int) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.upload_rate:  # inherited by the accepted sockets
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _PACED_WINDOW)
         sock.bind(("127.0.0.1", port))
         sock.listen(64)
         self._listener = sock
@@ -143,11 +157,13 @@ class FaultProxy:
             return
         upstream.settimeout(None)
         threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        self._pipe(client, upstream)
+        self._pipe(client, upstream, paced=True)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, paced: bool = False) -> None:
         try:
-            while data := src.recv(65536):
+            while data := src.recv(_PACED_PIECE if paced and self.upload_rate else 65536):
+                if paced and self.upload_rate:
+                    time.sleep(len(data) / self.upload_rate)
                 if self._mode == "refuse":
                     break  # the server went away: drop the connection
                 if self._mode == "deaf":

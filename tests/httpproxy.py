@@ -22,10 +22,17 @@ request is passed to ``fault(request)``, which names what happens to it:
   asking its clients to slow down);
 * ``"deny"``: answered ``403 AccessDenied`` without being forwarded (credentials
   the bucket refuses);
+* ``"expire"``: answered as a store answers credentials that expired, not forwarded
+  (S3's ``400 ExpiredToken``; GCS's ``401``, told apart by the path);
 * ``"slow-answer"``: forwarded, and answered after :attr:`FaultProxy.answer_delay`
   seconds (a server slow to act on a request it took whole);
 * ``"black-hole"``: read, then never forwarded nor answered until the proxy closes
-  (a server that stopped answering).
+  (a server that stopped answering);
+* ``"ignore-range"``: forwarded without its ``Range`` header, so the whole object
+  comes back, ``200``, for a range asked for (a server or cache that ignores ranges);
+  ``"ignore-range-cut"``: that, and the answer cut as ``"cut-unannounced"`` cuts it;
+* ``"first-page"``: a listing's page forwarded without its page token, so the first
+  page comes back, with the same token to the next (a server listing in a loop).
 
 The ``Host`` header is forwarded as the client sent it, so signed requests
 (S3 SigV4) stay valid. Bodies are read whole; this is for tests, not for
@@ -45,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 Action = (
     Literal[
@@ -59,6 +66,10 @@ Action = (
         "deny",
         "black-hole",
         "slow-answer",
+        "ignore-range",
+        "ignore-range-cut",
+        "first-page",
+        "expire",
     ]
     | None
 )
@@ -66,6 +77,9 @@ _SLOW_DOWN = (
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
 )
 _DENIED = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+_EXPIRED = (
+    b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>"
+)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
 
@@ -145,7 +159,13 @@ class FaultProxy:
                     status, answer = (503, _SLOW_DOWN) if action == "throttle" else (403, _DENIED)
                     self._answer(status, {"Content-Type": "application/xml"}, answer)
                     return
-                status, headers, data = proxy._forward(self, body)
+                if action == "expire":
+                    self._answer(*_expired(self.path))
+                    return
+                ignored = ("range",) if action in ("ignore-range", "ignore-range-cut") else ()
+                if action == "first-page":
+                    self.path = _without_page_token(self.path)
+                status, headers, data = proxy._forward(self, body, ignored)
                 if action == "lose-response":
                     self._answer(500, {}, b"response lost by the fault proxy")
                 elif action == "reset":
@@ -164,7 +184,7 @@ class FaultProxy:
                 elif action == "slow-answer":
                     time.sleep(proxy.answer_delay)
                     self._answer(status, headers, data)
-                elif action == "cut-unannounced":
+                elif action in ("cut-unannounced", "ignore-range-cut"):
                     self.send_response(status)
                     for name, value in headers.items():
                         if name.lower() != "content-length":
@@ -204,7 +224,7 @@ class FaultProxy:
         return Handler
 
     def _forward(
-        self, handler: BaseHTTPRequestHandler, body: bytes
+        self, handler: BaseHTTPRequestHandler, body: bytes, ignored: tuple[str, ...] = ()
     ) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection(*self.upstream, timeout=self.timeout)
         try:
@@ -212,7 +232,7 @@ class FaultProxy:
                 handler.command, handler.path, skip_host=True, skip_accept_encoding=True
             )
             for name, value in handler.headers.items():
-                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                if name.lower() not in (*HOP_BY_HOP, "content-length", *ignored):
                     conn.putheader(name, value)
             conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)
@@ -228,6 +248,24 @@ class FaultProxy:
             return response.status, headers, data
         finally:
             conn.close()
+
+
+def _expired(path: str) -> tuple[int, dict[str, str], bytes]:
+    """The answer to credentials that expired: GCS's JSON API, or S3's."""
+    if path.startswith(("/storage/", "/upload/", "/download/")):
+        body = b'{"error": {"code": 401, "message": "Invalid Credentials"}}'
+        return 401, {"Content-Type": "application/json"}, body
+    return 400, {"Content-Type": "application/xml"}, _EXPIRED
+
+
+def _without_page_token(path: str) -> str:
+    parts = urlsplit(path)
+    query = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name not in ("continuation-token", "pageToken")
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def lose_first(matches: Callable[[Request], bool], count: int = 1) -> Callable[[Request], Action]:

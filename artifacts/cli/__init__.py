@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
@@ -159,24 +160,40 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class _ShowRetries(logging.Handler):
+# Off a terminal (CI, nohup), a retried request is said once it has waited this many
+# seconds, and a line at most this often: a log says what a long wait waits for, not
+# every blip.
+WAIT_SAID = 5.0
+
+
+class _ShowWaits(logging.Handler):
     """Prints the storage's "retrying … (attempt n)" and "waiting for …" records, one
-    line each."""
+    line each: every one on a terminal; elsewhere, as :data:`WAIT_SAID` says (a record
+    without its ``waited`` seconds, as a lock's wait, said after a second, is a long one)."""
+
+    def __init__(self, every: float) -> None:
+        super().__init__(logging.INFO)
+        self.every = every
+        self._said: float | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.every:
+            now = time.monotonic()
+            if getattr(record, "waited", self.every) < self.every:
+                return
+            if self._said is not None and now - self._said < self.every:
+                return
+            self._said = now
         print(f"{PROG}: {record.getMessage()}", file=sys.stderr)
 
 
 @contextlib.contextmanager
 def _retries_shown() -> Iterator[None]:
-    """On a terminal, say so while a remote is being retried or a lock waited for (the
-    wait can be long)."""
-    if not progress_shown():
-        yield
-        return
+    """Say so while a remote is being retried or a lock waited for (the wait can be
+    long): every retry on a terminal, a long wait now and then elsewhere."""
     # By name: importing the network storage (fsspec, asyncio) took 0.2 s of a command.
     logger = logging.getLogger("cas.storage")
-    handler = _ShowRetries(logging.INFO)
+    handler = _ShowWaits(0.0 if progress_shown() else WAIT_SAID)
     logger.addHandler(handler)
     level = logger.level
     logger.setLevel(logging.INFO)

@@ -37,6 +37,7 @@ from ..errors import (  # noqa: E402
     AccessDeniedError,
     BucketNotFoundError,
     CredentialsNotFoundError,
+    CredentialsRefusedError,
     KeyNotFoundError,
     PreconditionFailedError,
     UsageError,
@@ -51,12 +52,34 @@ from .network import (  # noqa: E402
     range_header,
     was_retried,
 )
+from .resolver import BoundedResolver  # noqa: E402
+from .sockets import SendProgress  # noqa: E402
 
 
 class _GCSFileSystem(GCSFileSystem):
     # gcsfs retries each request up to 6 times, sleeping up to 36 s in all, with no
     # setting to change that: send each request once, and let our policy retry.
     _request = GCSFileSystem._request.__wrapped__
+    resolve_timeout = 5.0  # seconds a host name may take to resolve: the connect timeout
+    send_progress: SendProgress | None = None  # the store's, seen by its sockets
+
+    async def _set_session(self) -> Any:
+        # A session whose host names resolve within the connect timeout
+        # (cas.storage.resolver), whose sockets show an upload's progress
+        # (cas.storage.sockets); gcsfs makes its own connector for a client certificate.
+        if self._session is None and not self._use_client_cert:
+            given = self.session_kwargs
+            if "connector" not in given:
+                connector = aiohttp.TCPConnector(
+                    resolver=BoundedResolver(self.resolve_timeout),
+                    socket_factory=self.send_progress and self.send_progress.socket,
+                )
+                self.session_kwargs = {**given, "connector": connector}
+                try:
+                    return await super()._set_session()
+                finally:
+                    self.session_kwargs = given
+        return await super()._set_session()
 
 
 class GCSStorage(GCSUploads):
@@ -74,6 +97,7 @@ class GCSStorage(GCSUploads):
     list_page_size: int | None = None  # maxResults per listing page; None: the server's
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+        progress = SendProgress()
         if fs is None:
             if not url.startswith(("gs://", "gcs://")):
                 raise UsageError(f"not a gs:// URL: {url!r}")
@@ -93,7 +117,9 @@ class GCSStorage(GCSUploads):
                 ),
             )
             fs = _GCSFileSystem(skip_instance_cache=True, **storage_options)
-        super().__init__(url, fs=fs)
+            fs.resolve_timeout = policy.connect_timeout
+            fs.send_progress = progress
+        super().__init__(url, fs=fs, send_progress=progress)
         bucket, _, prefix = self.root.partition("/")
         if not bucket:
             raise UsageError(f"no bucket in {url!r}")
@@ -119,9 +145,15 @@ class GCSStorage(GCSUploads):
                 "or run `gcloud auth application-default login` (STORAGE_EMULATOR_HOST for "
                 "an emulator)",
             ) from exc
-        # gcsfs's words for 403 (a bare OSError) and 401 (credentials it cannot use).
-        forbidden = type(exc) is OSError and str(exc).startswith("Forbidden:")
-        if forbidden or (isinstance(exc, HttpError) and exc.code == 401):
+        if isinstance(exc, HttpError) and exc.code == 401:  # credentials it cannot use
+            raise CredentialsRefusedError(
+                self.url,
+                f"{self.url}: {self._endpoint()} refused the credentials ({self._answer(exc)}): "
+                "they have expired or are not valid; renew them (`gcloud auth "
+                "application-default login`, or GOOGLE_APPLICATION_CREDENTIALS) and run the "
+                "command again",
+            ) from exc
+        if type(exc) is OSError and str(exc).startswith("Forbidden:"):  # gcsfs's 403
             raise AccessDeniedError(self._name(key), self.url) from exc
 
     def _answer(self, exc: BaseException) -> str | None:
@@ -146,22 +178,24 @@ class GCSStorage(GCSUploads):
         if end is not None and end <= (start or 0):
             return b""
         try:
-            _, data = self._run(
-                "GET", key, self._fetch, key, headers={"Range": range_header(start, end)}
-            )
+            _, data = self._run("GET", key, self._fetch, key, start, end)
         except FileNotFoundError:
             raise KeyNotFoundError(key) from None
         return data
 
-    async def _fetch(self, key: str, **params: Any) -> tuple[Any, bytes]:
-        """GET ``key``'s bytes (a range of them with a Range header), checked against
-        the range or the MD5 the answer came with: a body cut short without its length
-        is read again, never handed out short."""
+    async def _fetch(
+        self, key: str, start: int | None = None, end: int | None = None, **params: Any
+    ) -> tuple[Any, bytes]:
+        """GET ``key``'s bytes (``[start, end)`` of them if either is given), checked
+        against the range or the MD5 the answer came with: a body cut short without its
+        length is read again, never handed out short."""
+        ranged = start is not None or end is not None
+        if ranged:
+            params["headers"] = {"Range": range_header(start, end)}
         headers, data = await self.fs._call("GET", self._media_url(key), alt="media", **params)
-        check_range(key, headers.get("Content-Range"), data)
         if "Content-Range" not in headers:
             _check_md5(key, headers.get("X-Goog-Hash"), data)
-        return headers, data
+        return headers, check_range(key, headers.get("Content-Range"), data, start, end)
 
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         try:
@@ -212,6 +246,7 @@ class GCSStorage(GCSUploads):
         }
         if self.list_page_size:
             params["maxResults"] = self.list_page_size
+        tokens: set[str] = set()
         while True:
             try:
                 page = self._call(
@@ -223,8 +258,8 @@ class GCSStorage(GCSUploads):
                 name: str = item["name"]
                 if not name.endswith("/"):  # skip "folder" placeholder objects
                     yield name[strip:], Stat(size=int(item["size"]), mtime=_mtime(item))
-            token = page.get("nextPageToken")
-            if not token:
+            token = self._next_page(prefix, page.get("nextPageToken") or None, tokens)
+            if token is None:
                 return
             params["pageToken"] = token
 

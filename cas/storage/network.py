@@ -5,7 +5,8 @@ request may go unanswered, retries included. From it come:
 
 - the connect timeout, ``min(5, T/12)``, and the read timeout (silence while
   waiting for bytes, or while the server takes none of an upload's body: see
-  :class:`Upload`), ``min(15, T/4)``: a transfer that keeps moving is never cut;
+  :class:`Upload` and :mod:`.sockets`), ``min(15, T/4)``: a transfer that keeps
+  moving is never cut;
 - retries on timeouts, refused or reset connections, 5xx and throttling, with
   exponential backoff and jitter, for as long as the next attempt, were it to
   stall, would still end within T of the request's start.
@@ -32,15 +33,17 @@ from typing import Any, BinaryIO, TypeVar
 
 from fsspec.asyn import sync
 
-from ..errors import CasError, StorageUnavailableError, UsageError
+from ..errors import CasError, StorageError, StorageUnavailableError, UsageError
 from .fsspec import FsspecStorage
+from .resolver import resolution_error
+from .sockets import SendProgress
 
 T = TypeVar("T")
 # A stream reads a key this many bytes at a time, each range one request.
 STREAM_RANGE = 8 * 2**20
 DEFAULT_TIMEOUT = 60.0
 TIMEOUT_VARIABLE = "ARTIFACTS_TIMEOUT"
-# "retrying …" lines; the CLI shows them on a terminal.
+# "retrying …" lines; the CLI shows each on a terminal, long waits elsewhere.
 logger = logging.getLogger("cas.storage")
 
 
@@ -84,9 +87,18 @@ class NetworkStorage(FsspecStorage):
     reads check that each answer's body is whole (:func:`check_range`).
     """
 
-    def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        fs: Any | None = None,
+        send_progress: SendProgress | None = None,
+        **storage_options: Any,
+    ) -> None:
         super().__init__(url, fs=fs, **storage_options)
         self.policy = Policy.from_environment()
+        # How the connections' sockets (when the filesystem made them with its
+        # socket_factory) see an upload move: cas.storage.sockets.
+        self.send_progress = send_progress or SendProgress()
         self._gave_up_at: float | None = None
 
     # -- for subclasses -----------------------------------------------------
@@ -145,6 +157,15 @@ class NetworkStorage(FsspecStorage):
             except (CasError, asyncio.CancelledError):
                 raise
             except Exception as exc:
+                unresolved = resolution_error(exc)
+                if unresolved is not None and unresolved.lasting:
+                    # No such name: asking again for the timeout's length would not help.
+                    raise StorageError(
+                        self.url,
+                        f"{self.url}: the host name {unresolved.host} of {self._endpoint()} "
+                        f"does not resolve ({unresolved.strerror}): check the endpoint URL "
+                        "and this machine's DNS",
+                    ) from exc
                 if not (isinstance(exc, TransferFault) or self._retryable(exc)):
                     # A failed condition after an attempt that got no answer may be that
                     # attempt's own write: the ref store re-reads the ref to tell.
@@ -159,7 +180,12 @@ class NetworkStorage(FsspecStorage):
                     ) from exc
                 attempt += 1
                 logger.info(
-                    "retrying %s: %s: %s (attempt %d)", self.url, what, _reason(exc), attempt
+                    "retrying %s: %s: %s (attempt %d)",
+                    self.url,
+                    what,
+                    self._answer(exc) or _reason(exc),  # "HTTP 503 SlowDown …", or why none
+                    attempt,
+                    extra={"waited": now - start},  # off a terminal, long waits alone are said
                 )
                 await asyncio.sleep(delay)
             else:
@@ -170,11 +196,14 @@ class NetworkStorage(FsspecStorage):
         """Await ``request``, which sends ``body``; fail it once the server has taken
         none of the body for a read timeout. aiohttp starts its read timeout only once
         the body is sent and has none for sending it: a server that stopped reading
-        (a stopped process, a wedged gateway) kept an upload waiting for ever."""
+        (a stopped process, a wedged gateway) kept an upload waiting for ever. Taken:
+        a piece of the body read, or bytes the store's sockets were waiting to send
+        sent (pieces are read far apart on a slow link)."""
         task = asyncio.ensure_future(request)
         try:
             while True:
-                quiet_left = self.policy.read_timeout - body.untaken_for()
+                quiet = min(body.untaken_for(), self.send_progress.stuck_for())
+                quiet_left = self.policy.read_timeout - quiet
                 if quiet_left <= 0:
                     raise UploadStalledError(self.policy.read_timeout)
                 done, _ = await asyncio.wait({task}, timeout=quiet_left)
@@ -190,6 +219,13 @@ class NetworkStorage(FsspecStorage):
         tried = f"{what} failed {attempts} times in {seconds:.1f} s"
         longer = f"allow longer with {TIMEOUT_VARIABLE}=SECONDS (now {self.policy.total:g})"
         answer = self._answer(exc)
+        unresolved = resolution_error(exc)
+        if unresolved is not None:
+            return (
+                f"{self.url}: the host name {unresolved.host} of {self._endpoint()} did not "
+                f"resolve: {tried} (last: {unresolved.strerror}); check this machine's DNS "
+                f"resolver, or {longer}"
+            )
         if answer is None:
             return (
                 f"{self.url} did not answer at {self._endpoint()}: {tried} (last: "
@@ -200,6 +236,28 @@ class NetworkStorage(FsspecStorage):
             f"{self.url} was busy or failing at {self._endpoint()}: {tried} (last answer: "
             f"{answer}); try again later, or {longer}"
         )
+
+    def _next_page(self, prefix: str, token: str | None, seen: set[str]) -> str | None:
+        """``token``, the page token a listing of ``prefix`` got to ask for its next
+        page, once checked that it was not given before (None: the listing is done; "":
+        a page said more follow and gave none). A server giving one again answers every
+        request and would list for ever."""
+        if token is None:
+            return None
+        if not token or token in seen:
+            fault = (
+                f"gave page token {token[:40]!r} again, after {len(seen)} pages"
+                if token
+                else "said more pages follow, and gave no token to ask for them"
+            )
+            raise StorageError(
+                self.url,
+                f"{self.url}: listing {prefix or 'the store'}, the server at "
+                f"{self._endpoint()} {fault}: a fault of the server or of a proxy before it "
+                "(nothing was changed)",
+            )
+        seen.add(token)
+        return token
 
     # -- deletes and streams ------------------------------------------------------
 
@@ -300,15 +358,27 @@ def range_header(start: int | None, end: int | None) -> str:
     return f"bytes={start or 0}-{'' if end is None else end - 1}"
 
 
-def check_range(key: str, content_range: str | None, data: bytes) -> None:
-    """Raise :class:`IncompleteBodyError` unless ``data`` is all of the range the
-    answer's ``Content-Range`` ("bytes 10-99/1000") says it holds."""
+def check_range(
+    key: str, content_range: str | None, data: bytes, start: int | None, end: int | None
+) -> bytes:
+    """Bytes ``[start, end)`` of ``key`` from ``data``, the body of the answer to a
+    request for them; raise :class:`IncompleteBodyError` unless ``data`` is all of the
+    range the answer's ``Content-Range`` ("bytes 10-99/1000") says it holds, from
+    ``start``. With no ``Content-Range`` the answer is the whole object (its length
+    checked by HTTP, or its checksum by the caller): a server or cache that ignores
+    ranges answers 200 with all of it, and the range is cut from it."""
+    start = start or 0
     if not content_range:
-        return  # the whole object: its Content-Length was checked by HTTP
+        if end is not None and len(data) < end:
+            raise IncompleteBodyError(key, f"{len(data)} bytes of the object, not {end}")
+        return data[start:end]
     first, _, last = content_range.removeprefix("bytes ").partition("/")[0].partition("-")
     expected = int(last) - int(first) + 1
     if len(data) != expected:
         raise IncompleteBodyError(key, f"{len(data)} of {expected} bytes")
+    if int(first) != start:
+        raise IncompleteBodyError(key, f"its range starts at byte {first}, not {start}")
+    return data
 
 
 _RETRIED = "_cas_retried"  # set on the error a request ended with: was it sent again?

@@ -39,6 +39,7 @@ from ..errors import (
     AccessDeniedError,
     BucketNotFoundError,
     CredentialsNotFoundError,
+    CredentialsRefusedError,
     KeyNotFoundError,
     PreconditionFailedError,
     UsageError,
@@ -53,10 +54,23 @@ from .network import (
     was_retried,
 )
 from .s3client import client_config, may_share_session, shared_session
+from .sockets import SendProgress
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
 _CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+# Error codes that refuse the credentials themselves, not a permission they lack.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
 # Answers worth retrying (as botocore's standard retry mode has them): the server
 # erred, or asks us to slow down.
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -92,6 +106,7 @@ class S3Storage(NetworkStorage):
     list_page_size: int | None = None  # MaxKeys per listing page; None: the server's (1000)
 
     def __init__(self, url: str, fs: Any | None = None, **storage_options: Any) -> None:
+        progress = SendProgress()
         if fs is None:
             if not url.startswith(("s3://", "s3a://")):
                 raise UsageError(f"not an s3:// URL: {url!r}")
@@ -100,9 +115,9 @@ class S3Storage(NetworkStorage):
             if may_share_session(storage_options):
                 storage_options["session"] = shared_session()
             storage_options["config_kwargs"] = client_config(
-                Policy.from_environment(), storage_options.get("config_kwargs")
+                Policy.from_environment(), storage_options.get("config_kwargs"), progress
             )
-        super().__init__(url, fs=fs, **storage_options)
+        super().__init__(url, fs=fs, send_progress=progress, **storage_options)
         self.fs.retries = 1  # our policy retries (cas.storage.network); s3fs must not too
         # botocore asks the server to accept every PUT before sending its body
         # ("Expect: 100-continue"), and aiohttp waits for that answer with no
@@ -144,6 +159,14 @@ class S3Storage(NetworkStorage):
                 f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
             ) from exc
+        if _client_error(exc)[0] in _CREDENTIAL_CODES:
+            raise CredentialsRefusedError(
+                self.url,
+                f"{self.url}: {self._endpoint()} refused the credentials ({self._answer(exc)}): "
+                "they have expired or are not valid; renew them (`aws sso login`, or fresh "
+                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN) and run "
+                "the command again",
+            ) from exc
         if _client_error(exc)[0] == "NoSuchBucket":
             raise BucketNotFoundError(self.url, self.bucket, self._endpoint()) from exc
         if isinstance(exc, PermissionError):  # s3fs's word for AccessDenied / 403
@@ -184,8 +207,7 @@ class S3Storage(NetworkStorage):
                 data = await body.read()
             finally:
                 body.close()
-            check_range(key, resp.get("ContentRange"), data)
-            return data
+            return check_range(key, resp.get("ContentRange"), data, start, end)
 
         try:
             return self._run("get_object", key, fetch)
@@ -227,6 +249,7 @@ class S3Storage(NetworkStorage):
         kwargs: dict[str, Any] = {"Prefix": self._key(prefix)}
         if self.list_page_size:
             kwargs["MaxKeys"] = self.list_page_size
+        tokens: set[str] = set()
         while True:
             try:
                 page = self._call("list_objects_v2", prefix, **kwargs)
@@ -239,7 +262,8 @@ class S3Storage(NetworkStorage):
                     yield name[strip:], stat
             if not page.get("IsTruncated"):
                 return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            token = self._next_page(prefix, page.get("NextContinuationToken") or "", tokens)
+            kwargs["ContinuationToken"] = token
 
     # -- writes -------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from typing import Any
 from aiobotocore.httpsession import AIOHTTPSession
 
 from .network import Policy
+from .resolver import BoundedResolver
+from .sockets import SendProgress
 
 # Environment variables botocore resolves ambient credentials from; a session caches
 # what it resolved, so a change of any of them needs a session of its own.
@@ -59,11 +61,18 @@ def may_share_session(options: dict[str, Any]) -> bool:
     return "session" not in options and set(options) <= known
 
 
-def client_config(policy: Policy, given: dict[str, Any] | None) -> dict[str, Any]:
-    """botocore ``Config`` arguments: our timeouts, and botocore's retries off (the
-    policy retries). Arguments the caller gave win."""
+def client_config(
+    policy: Policy, given: dict[str, Any] | None, progress: SendProgress
+) -> dict[str, Any]:
+    """botocore ``Config`` arguments: our timeouts (a host name resolved within the
+    connect timeout too), sockets that show an upload's ``progress``, and botocore's
+    retries off (the policy retries). Arguments the caller gave win."""
     return {
         "connect_timeout": policy.connect_timeout,
+        "connector_args": {
+            "resolver": BoundedResolver(policy.connect_timeout),
+            "socket_factory": progress.socket,
+        },
         "read_timeout": policy.read_timeout,
         "retries": {"mode": "standard", "total_max_attempts": 1},
         "http_session_cls": _OneAttemptSession,
