@@ -89,6 +89,29 @@ def test_remote_add_refuses_a_url_no_store_can_have(
     assert seeded_cli("remote", "ls").ok().out == ""  # nothing was added
 
 
+def test_remote_add_of_a_name_taken_is_refused_and_set_url_moves_it(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """A typo in `remote add origin …` silently pointed origin, and every later push,
+    at another store. Like git, the name taken is refused; `set-url` moves it."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    seeded_cli("remote", "add", "origin", first).ok()
+    seeded_cli("push").ok()
+    seeded_cli("remote", "add", "origin", first).ok()  # the same URL again: nothing to do
+    assert_error(
+        seeded_cli("remote", "add", "origin", second),
+        f"remote origin already exists ({first}): "
+        f"`artifacts remote set-url origin {second}` points it there",
+    )
+    assert seeded_cli("remote", "ls").ok().out == f"origin\t{first}\n"
+    assert_error(seeded_cli("remote", "set-url", "nope", second), "no remote named 'nope'")
+    moved = seeded_cli("remote", "set-url", "origin", second).ok()
+    assert moved.out == f"remote origin -> {second}\n"
+    assert seeded_cli("remote", "ls").ok().out == f"origin\t{second}\n"
+    # What we saw of the first store says nothing of the second: all is pushed there.
+    assert "updated team/proj/dataset" in seeded_cli("push").ok().out
+
+
 def test_a_scheme_whose_package_is_missing_says_so(seeded_cli: CLI) -> None:
     pytest.importorskip("fsspec")
     try:

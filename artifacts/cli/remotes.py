@@ -19,12 +19,15 @@ from .output import PROG, count, human, print_json, progress_shown, warn
 
 
 def cmd_remote(args: argparse.Namespace) -> int:
-    from remotes import add_remote, list_remotes, remove_remote
+    from remotes import add_remote, list_remotes, remove_remote, set_remote_url
 
     repo = context.open_repo(args)
     if args.remote_cmd == "add":
         add_remote(repo, args.name, context.lasting(args.url))
         print(f"added remote {args.name} -> {list_remotes(repo)[args.name]}")
+    elif args.remote_cmd == "set-url":
+        set_remote_url(repo, args.name, context.lasting(args.url))
+        print(f"remote {args.name} -> {list_remotes(repo)[args.name]}")
     elif args.remote_cmd == "rm":
         remove_remote(repo, args.name)
         print(f"removed remote {args.name}")
@@ -138,12 +141,20 @@ def register(commands: Commands) -> None:
         "manage named remotes",
         "artifacts remote add origin s3://team-bucket/artifacts",
     )
-    below = commands.below(p, dest="remote_cmd", metavar="add|ls|rm")
+    below = commands.below(p, dest="remote_cmd", metavar="add|set-url|ls|rm")
     a = below.add(
         "add",
         cmd_remote,
         "name a remote store",
         "artifacts remote add origin s3://team-bucket/artifacts",
+    )
+    a.add_argument("name", metavar="NAME")
+    a.add_argument("url", metavar="URL")
+    a = below.add(
+        "set-url",
+        cmd_remote,
+        "point a remote at another store",
+        "artifacts remote set-url origin s3://new-bucket/artifacts",
     )
     a.add_argument("name", metavar="NAME")
     a.add_argument("url", metavar="URL")
