@@ -470,6 +470,33 @@ def test_output_redirected_to_a_full_disk_is_named(
     )
 
 
+def test_cat_object_of_a_large_blob_with_tmpdir_on_a_full_disk_names_it(
+    disk: Path, tmp_path: Path
+) -> None:
+    """Over 64 MiB, cat-object holds a blob in $TMPDIR until it is verified: a full one
+    ended the command with a bare "[Errno 28] No space left on device"."""
+    store = tmp_path / "store"
+    data = tmp_path / "data"
+    write(data / "huge.bin", os.urandom(65 << 20))
+    log_with_api(store, data, "dataset")
+    cli = make_cli(tmp_path, store)
+    blob = json.loads(cli("show", "dataset:v0", "--json").ok().out)["files"][0]["digest"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "artifacts", "cat-object", blob],
+        cwd=tmp_path,
+        env=cli_env(store, TMPDIR=str(disk)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    assert_error(
+        Result(proc.returncode, "", proc.stderr), f"no space left on the device holding {disk}"
+    )
+    assert "set TMPDIR to a directory with room" in proc.stderr
+    assert os.listdir(disk) == []  # the spool is gone with the command
+
+
 def test_a_log_to_a_bucket_with_tmpdir_on_a_full_disk(
     moto_server: Any, disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
