@@ -10,10 +10,11 @@ from __future__ import annotations
 import getpass
 import os
 import time
+import warnings
 from typing import Any, TypeVar
 
 from cas import Repository
-from cas.errors import UsageError
+from cas.errors import CasError, UsageError
 from cas.storage.store_dirs import STORE_DIR
 
 from .errors import ArtifactStateError
@@ -121,6 +122,7 @@ class RunLog:
         self.group, self.job_type, self.name = record.group, record.job_type, record.name
         self.config = record.config
         self._finished = False
+        self._exit_code = 0  # until told otherwise: a with-block's error sets it
         _active.append(self)
         global _last_store
         _last_store = registry
@@ -167,7 +169,20 @@ class RunLog:
         return self
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.finish(0 if exc_type is None else 1)  # W&B's exit code for a with-block
+        if exc_type is None:
+            self.finish(0)
+            return
+        self._exit_code = 1  # W&B's exit code for a with-block left by an exception
+        try:
+            self.finish()
+        except (CasError, OSError) as failed:
+            # Often the same cause (a full disk): the block's error says what went wrong
+            # first, and must not be hidden behind this one.
+            warnings.warn(
+                f"run {self.id} could not be marked ended ({failed}); the error that left "
+                "the with-block follows: call run.finish() again once it is mended",
+                stacklevel=2,
+            )
 
     def _check_open(self) -> None:
         if self._finished:
@@ -176,12 +191,16 @@ class RunLog:
     def finish(self, exit_code: int | None = None) -> None:
         if self._finished:
             return
+        # Finished once its end is recorded: a finish that failed can be called again.
+        self.registry.update_run(
+            self.entity,
+            self.project,
+            self.id,
+            lambda r: _set_ended(r, self._exit_code if exit_code is None else exit_code),
+        )
         self._finished = True
         if self in _active:
             _active.remove(self)
-        self.registry.update_run(
-            self.entity, self.project, self.id, lambda r: _set_ended(r, exit_code or 0)
-        )
 
     def note_logged(self, commit_id: str) -> None:
         self.registry.update_run(
