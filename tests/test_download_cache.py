@@ -259,6 +259,18 @@ def test_cleanup_remove_temp_spares_a_running_download_and_removes_a_killed_ones
     assert f"reclaimed {human(left)}" in said
 
 
+def test_a_cache_dir_set_to_a_directory_of_the_users_spares_the_files_of_its_tmp(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path
+) -> None:
+    """ARTIFACTS_CACHE_DIR=~ by mistake: ~/tmp's files are no temporary files of ours,
+    for a download (which removes a killed one's) nor for --remove-temp."""
+    notes = download_cache_dir / "tmp" / "notes.txt"
+    write_tree(download_cache_dir / "tmp", {"notes.txt": b"mine", "12-3.log": b"mine too"})
+    download(bucket, tmp_path / "out")
+    wait_ok(python("-m", "artifacts", "cache", "cleanup", "--remove-temp", "10GB", cwd=tmp_path))
+    assert sorted(os.listdir(notes.parent)) == ["12-3.log", "notes.txt"]
+
+
 def test_trim_removes_the_oldest_entries_first(tmp_path: Path) -> None:
     cache = DownloadCache(str(tmp_path / "c"))
     ids = [bytes([i]) * 32 for i in range(3)]
