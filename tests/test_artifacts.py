@@ -148,6 +148,9 @@ BAD_LOGS = {
     "alias '..'": ("log_artifact", {"aliases": [".."]}),
     "alias '.'": ("log_artifact", {"aliases": ["."]}),
     "a tag that is no string": ("log_artifact", {"tags": [object()]}),
+    # Taken, these could be neither removed nor added to by `tag rm`/`tag add` after.
+    "a tag W&B refuses": ("log_artifact", {"tags": ["a/b"]}),
+    "an empty tag": ("log_artifact", {"tags": [""]}),
     "finish with alias '..'": ("finish_artifact", {"aliases": [".."]}),
 }
 
