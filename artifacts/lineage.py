@@ -112,6 +112,9 @@ class RunLog:
         self.id = validate_namespace(run_id, "run id") if run_id else os.urandom(4).hex()
         self.entity, self.project = entity, project
         self.config = normalize_metadata(config, "config")  # refused now, as metadata is
+        for what, value in (("job_type", job_type), ("name", name)):
+            if not isinstance(value, str | None):  # what lists and shows the run joins them
+                raise UsageError(f"a run's {what} is a string, not {type(value).__name__}")
         mode = _resume_mode(resume)
         record = self.registry.update_run(
             entity,

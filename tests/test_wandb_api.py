@@ -472,6 +472,16 @@ def test_init_records_the_config_converted_like_metadata(ws):
     assert artifacts.current_run() is None  # refused before anything was recorded
 
 
+@pytest.mark.parametrize("option", [{"job_type": 5}, {"name": {"a": 1}}, {"job_type": ["x"]}])
+def test_init_refuses_a_job_type_or_name_that_is_no_string(ws, option):
+    """Recorded as given, it made `artifacts show` of every version the run logged fail
+    with "internal error: TypeError: sequence item 0: expected str instance"."""
+    with pytest.raises(artifacts.UsageError, match="a string"):
+        artifacts.init(**option)
+    assert artifacts.current_run() is None  # refused before anything was recorded
+    assert artifacts.Api().runs() == []
+
+
 def test_init_uses_the_given_id_and_refuses_to_replace_an_existing_run(ws):
     with artifacts.init(id="fixed-id", job_type="prep") as run:
         log_versions("raw", "dataset", 1)  # another run
