@@ -34,9 +34,17 @@ def current_run() -> Any:
     return _active[-1] if _active else None
 
 
-def find_store_url(store: str | None = None) -> str:
-    if store:
-        return store
+def find_store_url(store: str | os.PathLike | None = None) -> str:
+    if store is not None:
+        # An empty one is refused, not taken as none: `store=os.environ.get("X", "")`
+        # with X unset would log into the store found from here, saying nothing.
+        if not isinstance(store, str | os.PathLike):
+            raise UsageError(f"a store is a URL or a path, not {type(store).__name__}")
+        if not os.fspath(store):
+            raise UsageError(
+                "store is empty (an unset variable?): give a store's URL or path, or leave it out"
+            )
+        return os.fspath(store)
     if os.environ.get("ARTIFACTS_STORE"):
         return os.environ["ARTIFACTS_STORE"]
     here = os.path.abspath(os.getcwd())

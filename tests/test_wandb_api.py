@@ -482,6 +482,18 @@ def test_init_refuses_a_job_type_or_name_that_is_no_string(ws, option):
     assert artifacts.Api().runs() == []
 
 
+@pytest.mark.parametrize("store", ["", 5])
+def test_an_empty_store_is_refused_not_taken_as_none(ws, store):
+    """init(store=os.environ.get("TEAM_STORE", "")) with the variable unset logged into
+    the .artifacts/ found from the working directory, saying nothing (as the CLI's
+    `--store ''` is refused); a store that is no string raised AttributeError."""
+    with pytest.raises(artifacts.UsageError, match="store"):
+        artifacts.init(store=store)
+    assert artifacts.current_run() is None
+    with pytest.raises(artifacts.UsageError, match="store"):
+        artifacts.Api(store=store)
+
+
 def test_init_uses_the_given_id_and_refuses_to_replace_an_existing_run(ws):
     with artifacts.init(id="fixed-id", job_type="prep") as run:
         log_versions("raw", "dataset", 1)  # another run
