@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 from cas import ObjectStore
 from cas.errors import UsageError
+from cas.storage.store_dirs import store_holding
 
 from .hashing import blob_id_of_file
 from .partfiles import LiveParts, remove_if_abandoned
@@ -50,6 +51,8 @@ STAMP_MARGIN_NS = 2 * STAMP_AHEAD_NS  # how far behind its atime a stamped ctime
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 # A temporary file's name in tmp/: a PartFile's, or (an older release's) <pid>-<n>.
 _TEMP_NAME = re.compile(r"(\.part-)?\d+-\d+")
+# An entry's folder and name: only those are ever deleted as entries.
+_ENTRY_FOLDER, _ENTRY_NAME = re.compile("[0-9a-f]{2}"), re.compile("[0-9a-f]{62}")
 
 
 def cache_dir() -> str:
@@ -91,6 +94,12 @@ def download_cache(store: ObjectStore, skip_cache: bool | None = None) -> Downlo
 
 class DownloadCache:
     def __init__(self, root: str, limit: int = DEFAULT_MAX_BYTES) -> None:
+        store = store_holding(root)
+        if store is not None:  # its objects are laid out as entries are: trimmed, lost
+            raise UsageError(
+                f"the download cache {root} is in the store at {store}: set "
+                "ARTIFACTS_CACHE_DIR to a directory of its own"
+            )
         self.root = root
         self.limit = limit
         self.added = 0  # bytes this instance stored: trim() has work only if some
@@ -182,10 +191,10 @@ class DownloadCache:
         (or stored again after a check), moved by reads only as relatime does, daily."""
         found = []
         for folder in _listdir(self.root):
-            if len(folder) != 2:
-                continue  # tmp/
+            if not _ENTRY_FOLDER.fullmatch(folder):
+                continue  # tmp/, or no folder of ours (a cache dir set to ~)
             here = os.path.join(self.root, folder)
-            for name in _listdir(here):
+            for name in filter(_ENTRY_NAME.fullmatch, _listdir(here)):
                 with contextlib.suppress(FileNotFoundError):
                     found.append((os.stat(os.path.join(here, name)), os.path.join(here, name)))
         found.sort(key=lambda item: item[0].st_atime_ns)
