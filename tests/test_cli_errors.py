@@ -572,6 +572,31 @@ def test_an_alias_not_found_names_those_there_are(seeded_cli: CLI, selector: str
     assert_error(result, f"no version has alias {selector!r} (its aliases: best; or latest, v0)")
 
 
+def test_a_version_not_found_names_only_the_aliases_and_versions_left(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """A removed alias, a deleted version were named as there: "no version has alias
+    'best' (its aliases: best; …)", "the latest version is v1" of a deleted v1."""
+    log_with_api(tmp_path / "store", make_data(tmp_path / "data"), "dataset")  # unchanged
+    write(tmp_path / "data" / "train.csv", "v1\n")
+    log_with_api(tmp_path / "store", tmp_path / "data", "dataset")
+    seeded_cli("alias", "add", "dataset:v0", "best").ok()
+    seeded_cli("alias", "add", "dataset:v1", "gone").ok()
+    seeded_cli("alias", "rm", "dataset:v0", "best").ok()
+    seeded_cli("rm", "dataset:v1", "--delete-aliases").ok()
+    assert_error(
+        seeded_cli("show", "dataset:best"),
+        "dataset:best not found: no version has alias 'best' (its aliases: none; or latest, v0)",
+    )
+    assert_error(seeded_cli("show", "dataset:v7"), "dataset:v7 not found: the latest version is v0")
+    seeded_cli("rm", "dataset:v0").ok()
+    for spec in ("dataset:best", "dataset:v7"):
+        assert_error(
+            seeded_cli("show", spec),
+            f"{spec} not found: every version of team/proj/dataset was deleted",
+        )
+
+
 def test_clone_into_a_store_directory_is_refused(seeded_cli: CLI, tmp_path: Path) -> None:
     """`clone .artifacts .artifacts/copy` made a store inside the store it copied."""
     store = tmp_path / "project" / ".artifacts"
