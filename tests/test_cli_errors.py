@@ -557,6 +557,31 @@ def test_link_to_a_registry_without_its_name_is_refused(seeded_cli: CLI) -> None
     assert "wandb-registry-" not in seeded_cli("ls", "--all").out
 
 
+@pytest.mark.parametrize(
+    "target, fragment",
+    [
+        (
+            "wandb-registry-models",
+            "wandb-registry-models is a registry: link into one of its collections, "
+            "wandb-registry-models/COLLECTION",
+        ),
+        (
+            "wandb-registry-models/c/d",
+            "wandb-registry-models is a registry, not an organization: a link target is "
+            "[ORG/]wandb-registry-R/COLLECTION",
+        ),
+    ],
+)
+def test_link_to_a_registry_as_a_collection_or_an_organization_is_refused(
+    seeded_cli: CLI, target: str, fragment: str
+) -> None:
+    """The registry's name alone made a collection of that name in the project
+    (team/proj/wandb-registry-models:v0); with two more parts, an entity of it."""
+    seeded_cli("registry", "create", "models").ok()
+    assert_error(seeded_cli("link", "dataset:v0", target), fragment)
+    assert "wandb-registry-models" not in seeded_cli("ls", "--all").out
+
+
 def test_ls_of_a_type_none_has_says_so_and_names_the_types_there(seeded_cli: CLI) -> None:
     """It said 'no artifacts in team/proj', where there was a dataset."""
     result = seeded_cli("ls", "--type", "modle")
