@@ -324,6 +324,23 @@ def test_an_empty_store_option_is_refused(
     assert list((tmp_path / "work").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "org, fragment",
+    [
+        ("", "--org is empty (an unset variable?)"),
+        ("a b", "invalid name 'a b': organization names are 1-128 of"),
+    ],
+)
+@pytest.mark.parametrize("command", [("registry", "ls"), ("registry", "create", "models")])
+def test_a_bad_organization_is_named_as_given(
+    seeded_cli: CLI, command: tuple[str, ...], org: str, fragment: str
+) -> None:
+    """`--org ''` listed the entity's registries; `--org 'a b'` was named as a ref
+    ("invalid name 'a b/wandb-registry-model/registry': ref segments are …")."""
+    assert_error(seeded_cli(*command, "--org", org), fragment)
+    assert "wandb-registry-models" not in seeded_cli("registry", "ls").out
+
+
 def test_link_into_a_missing_registry_says_the_command_that_creates_it(seeded_cli: CLI) -> None:
     """It said to call Api().create_registry(name, visibility): Python, on the command line."""
     result = seeded_cli("link", "dataset:v0", "wandb-registry-nope/c")

@@ -95,6 +95,12 @@ def entity(args: argparse.Namespace) -> str:
     return validate_namespace(given, "entity") if given else default_entity()
 
 
+def organization(args: argparse.Namespace) -> str:
+    """``--org``, else the entity (W&B: a registry's organization)."""
+    given = _option(args, "org")
+    return validate_namespace(given, "organization") if given else entity(args)
+
+
 def project(args: argparse.Namespace) -> str:
     given = _option(args, "project") or os.environ.get("ARTIFACTS_PROJECT")
     return validate_namespace(given or "uncategorized", "project")
