@@ -69,9 +69,11 @@ def test_ui_on_a_port_in_use_says_so_in_one_line(seeded_cli: CLI) -> None:
     ],
 )
 def test_a_mistyped_store_url_is_named_with_what_to_type(
-    seeded_cli: CLI, url: str, fragment: str
+    seeded_cli: CLI, tmp_path: Path, url: str, fragment: str
 ) -> None:
     assert_error(seeded_cli("--store", url, "ls"), fragment)
+    assert_error(seeded_cli("init", "--store", url), fragment)  # made a directory s3:
+    assert os.listdir(tmp_path / "work") == []
 
 
 @pytest.mark.parametrize(
@@ -87,6 +89,27 @@ def test_remote_add_refuses_a_url_no_store_can_have(
 ) -> None:
     assert_error(seeded_cli("remote", "add", "origin", url), fragment)
     assert seeded_cli("remote", "ls").ok().out == ""  # nothing was added
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("--store", "file://", "init"),
+        ("--store", "file://", "log", "../data", "-n", "x"),
+        ("push", "file://"),
+        ("remote", "add", "origin", "file://"),
+        ("clone", "file://", "copy"),
+    ],
+)
+def test_a_file_url_without_a_path_is_refused_not_taken_as_here(
+    seeded_cli: CLI, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """`file://$DIR` with DIR unset: init, log and push laid a store out in the working
+    directory, among the user's files (refs/, packs/, tmp/ beside them)."""
+    write(tmp_path / "work" / "mine.txt", "the user's\n")
+    assert_error(seeded_cli(*command), "file:// without a path (an unset variable?)")
+    assert os.listdir(tmp_path / "work") == ["mine.txt"]
+    assert seeded_cli("remote", "ls").ok().out == ""
 
 
 def test_remote_add_of_a_name_taken_is_refused_and_set_url_moves_it(
