@@ -112,6 +112,12 @@ def test_a_file_url_without_a_path_is_refused_not_taken_as_here(
     assert seeded_cli("remote", "ls").ok().out == ""
 
 
+@pytest.mark.parametrize("command", ["push", "fetch", "pull", "rebase"])
+def test_an_empty_remote_is_refused_as_an_unset_variable(seeded_cli: CLI, command: str) -> None:
+    """It said "no remote named ''; add one with `artifacts remote add  URL`"."""
+    assert_error(seeded_cli(command, ""), "REMOTE is empty (an unset variable?)")
+
+
 def test_remote_add_of_a_name_taken_is_refused_and_set_url_moves_it(
     seeded_cli: CLI, tmp_path: Path
 ) -> None:

@@ -34,6 +34,17 @@ def given_store(args: argparse.Namespace) -> str | None:
     return _option(args, "store")
 
 
+def remote(args: argparse.Namespace) -> str:
+    """REMOTE: a remote's name or a store's address; empty is an unset variable, not a
+    remote (a rebase of it found nothing to do, a push no remote named '')."""
+    if args.remote == "":
+        raise UsageError(
+            "REMOTE is empty (an unset variable?): give a remote's name or a store's "
+            "address, or leave it out for origin"
+        )
+    return lasting(args.remote)
+
+
 def lasting(url: str) -> str:
     """``url``, unless it names a store that ends with this command (a log into one
     printed its version and kept nothing)."""

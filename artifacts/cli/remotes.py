@@ -62,7 +62,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         repo = context.open_repo(args)
         result = push(
             repo,
-            context.lasting(args.remote),
+            context.remote(args),
             args.names or None,
             args.force,
             progress_shown(),
@@ -86,7 +86,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from remotes import fetch
 
-    remote = context.lasting(args.remote)
+    remote = context.remote(args)
     result = fetch(context.open_repo(args), remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
@@ -99,7 +99,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from remotes import pull
 
-    remote = context.lasting(args.remote)
+    remote = context.remote(args)
     result = pull(context.open_repo(args), remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
@@ -115,7 +115,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_rebase(args: argparse.Namespace) -> int:
     from remotes import rebase
 
-    remote = context.lasting(args.remote)
+    remote = context.remote(args)
     moved = rebase(context.open_repo(args), remote, args.names or None, policy=ARTIFACT_REFS)
     if args.json:
         print_json(moved)
