@@ -192,6 +192,24 @@ def test_an_empty_directory_name_is_refused(seeded_cli: CLI, tmp_path: Path, com
     assert list((tmp_path / "work").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "command, fragment",
+    [
+        (("clone", "{store}", ""), "an empty DIR (an unset variable?)"),
+        (("log", ""), "an empty PATH (an unset variable?)"),
+        (("rm", ""), "an empty NAME (an unset variable?)"),
+    ],
+)
+def test_an_empty_positional_argument_is_refused_as_an_unset_variable(
+    seeded_cli: CLI, tmp_path: Path, command: tuple[str, ...], fragment: str
+) -> None:
+    """`clone URL "$DIR"` cloned into the working directory; `log ""` said "no such file
+    or directory: " and `rm ""` "`rm ` would delete every version: … (:v0)"."""
+    args = [part.format(store=tmp_path / "store") for part in command]
+    assert_error(seeded_cli(*args), fragment)
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 @contextlib.contextmanager
 def tmpfs(place: Path, options: str) -> Iterator[Path]:
     place.mkdir()

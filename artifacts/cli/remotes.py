@@ -11,6 +11,8 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
 
+from cas.errors import UsageError
+
 from ..ref_names import ref_label
 from ..refpolicy import ARTIFACT_REFS
 from . import context
@@ -129,6 +131,8 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 def cmd_clone(args: argparse.Namespace) -> int:
     from remotes import clone
 
+    if not args.dir:  # an unset variable: the working directory it would clone into
+        raise UsageError("an empty DIR (an unset variable?): give a directory, such as ./work")
     repo = clone(context.lasting(args.url), args.dir, progress_shown(), policy=ARTIFACT_REFS)
     print(f"cloned {args.url} into {repo.url}")
     return 0
