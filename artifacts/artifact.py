@@ -130,6 +130,11 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         self._check_open()
         validate_artifact_name(self.name)  # the attribute may have changed since __init__
         self.metadata = self._metadata  # and the dict may have been changed in place
+        if not isinstance(self.description, str | None):  # an edit's record could not hold it
+            raise UsageError(
+                f"a description is a string or None, not {type(self.description).__name__} "
+                f"{self.description!r:.60}"
+            )
 
     def is_draft(self) -> bool:
         return self._logged is None

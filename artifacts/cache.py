@@ -8,7 +8,9 @@ Layout, under :func:`cache_dir`::
 
     <2 hex>/<62 hex>    a blob's bytes (its content alone), named by its id
     tmp/                files being written, renamed into place once complete; each
-                        is locked by its writer until then (artifacts.partfiles)
+                        is locked by its writer until then (artifacts.partfiles):
+                        deleted by a download stopped by Ctrl-C, and one a killed
+                        download left, by the next download through the cache
 
 Nothing unverified enters: an entry is copied from a file just checked against its
 id, written under a temporary name and renamed, so processes filling the cache at
@@ -31,9 +33,10 @@ from collections.abc import Callable
 
 from cas import ObjectStore
 from cas.errors import UsageError
+from cas.storage.store_dirs import store_holding
 
 from .hashing import blob_id_of_file
-from .partfiles import PartFile, remove_if_abandoned
+from .partfiles import LiveParts, remove_if_abandoned
 
 DEFAULT_MAX_BYTES = 10 << 30
 # The mtime of a stored entry: any write sets the mtime to the present, so an entry
@@ -46,6 +49,10 @@ STAMP_MTIME_NS = 86_400_000_000_019
 STAMP_AHEAD_NS = 50_000_000
 STAMP_MARGIN_NS = 2 * STAMP_AHEAD_NS  # how far behind its atime a stamped ctime may be
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+# A temporary file's name in tmp/: a PartFile's, or (an older release's) <pid>-<n>.
+_TEMP_NAME = re.compile(r"(\.part-)?\d+-\d+")
+# An entry's folder and name: only those are ever deleted as entries.
+_ENTRY_FOLDER, _ENTRY_NAME = re.compile("[0-9a-f]{2}"), re.compile("[0-9a-f]{62}")
 
 
 def cache_dir() -> str:
@@ -80,15 +87,24 @@ def download_cache(store: ObjectStore, skip_cache: bool | None = None) -> Downlo
     capabilities = store.storage.capabilities
     if skip_cache or capabilities.local or not capabilities.durable:
         return None
-    return DownloadCache(cache_dir(), max_bytes())
+    cache = DownloadCache(cache_dir(), max_bytes())
+    cache.remove_temp()  # what a download killed there left (SIGKILL, a power loss)
+    return cache
 
 
 class DownloadCache:
     def __init__(self, root: str, limit: int = DEFAULT_MAX_BYTES) -> None:
+        store = store_holding(root)
+        if store is not None:  # its objects are laid out as entries are: trimmed, lost
+            raise UsageError(
+                f"the download cache {root} is in the store at {store}: set "
+                "ARTIFACTS_CACHE_DIR to a directory of its own"
+            )
         self.root = root
         self.limit = limit
         self.added = 0  # bytes this instance stored: trim() has work only if some
         self.full = False  # its disk filled: nothing more is stored this time
+        self._writing = LiveParts()  # its files in tmp/, deleted by close()
 
     def path(self, blob_id: bytes) -> str:
         name = blob_id.hex()
@@ -157,7 +173,7 @@ class DownloadCache:
         os.makedirs(tmp_dir, exist_ok=True)
         os.makedirs(os.path.dirname(entry), exist_ok=True)
         # In tmp/, locked until renamed: remove_temp tells it from a killed download's.
-        with PartFile(os.path.join(tmp_dir, blob_id.hex())) as part:
+        with self._writing.part(lambda: os.path.join(tmp_dir, blob_id.hex())) as (_, part):
             write(part.path)
             os.replace(part.path, entry)  # whole, or not at all; a racing writer's is the same
             # Stamped in place: the rename moves the ctime too, and may take long
@@ -175,10 +191,10 @@ class DownloadCache:
         (or stored again after a check), moved by reads only as relatime does, daily."""
         found = []
         for folder in _listdir(self.root):
-            if len(folder) != 2:
-                continue  # tmp/
+            if not _ENTRY_FOLDER.fullmatch(folder):
+                continue  # tmp/, or no folder of ours (a cache dir set to ~)
             here = os.path.join(self.root, folder)
-            for name in _listdir(here):
+            for name in filter(_ENTRY_NAME.fullmatch, _listdir(here)):
                 with contextlib.suppress(FileNotFoundError):
                     found.append((os.stat(os.path.join(here, name)), os.path.join(here, name)))
         found.sort(key=lambda item: item[0].st_atime_ns)
@@ -199,8 +215,12 @@ class DownloadCache:
         self.added = 0
         return reclaimed
 
-    def bound(self) -> None:
-        """Trim to the limit, if this instance stored anything."""
+    def close(self) -> None:
+        """At the end of a download: delete the files still being written into tmp/
+        (by threads of a download stopped by Ctrl-C, which the command's exit does not
+        wait for, as artifacts.partfiles.LiveParts does for its destination's); then
+        trim to the limit, if this instance stored anything."""
+        self._writing.abandon()
         if self.added:
             self.trim()
 
@@ -208,7 +228,10 @@ class DownloadCache:
         """Delete the files killed downloads left being written, not those a running
         one writes (artifacts.partfiles); returns their bytes."""
         tmp_dir = os.path.join(self.root, "tmp")
-        return sum(remove_if_abandoned(os.path.join(tmp_dir, name)) for name in _listdir(tmp_dir))
+        # Only names of ours: a cache dir set to the wrong place (ARTIFACTS_CACHE_DIR=~)
+        # must not cost the files of a tmp/ there.
+        found = [name for name in _listdir(tmp_dir) if _TEMP_NAME.fullmatch(name)]
+        return sum(remove_if_abandoned(os.path.join(tmp_dir, name)) for name in found)
 
 
 def _stamped(st: os.stat_result) -> bool:

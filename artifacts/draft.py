@@ -7,6 +7,7 @@ other edit touches them, references as their descriptors, and removals as
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -106,21 +107,34 @@ class Draft:
         """new_file's file for ``path``, staged once written. As W&B's, which keeps one
         temporary file per name: mode "a" appends to what new_file last wrote at
         ``path`` in this draft (else starts empty), and a mode without "x" replaces a
-        different file staged there. Each is written in a fresh directory (a copy, to
-        append), so that neither a second file of the same name nor a failed block
-        changes the file staged behind ``stage``'s back."""
+        different file staged there. Any other mode writes a fresh file; "a" appends in
+        place (a copy each time made N appends copy, and keep, N²/2 writes' bytes), and
+        a failed block puts the file back as it was (see :class:`_Restorable`), so that
+        neither a second file of the same name nor a failed block changes the file
+        staged."""
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="artifact-")
-        local = os.path.join(tempfile.mkdtemp(dir=self._tmpdir), *path)
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        if "a" in mode and path in self._written:
-            shutil.copyfile(self._written[path], local)
-        binary = "b" in mode
-        how = ("a" if "a" in mode else "w") + ("b" if binary else "") + ("+" if "+" in mode else "")
-        with open(local, how, encoding=None if binary else (encoding or "utf-8")) as f:
-            yield f
-        fix = "open it with mode='w' to replace it, or mode='a' to append to it"
-        self.stage(path, stage_file(local, immutable=True), "x" not in mode, fix)
+        local = self._written.get(path) if "a" in mode else None
+        if local is None:
+            local = os.path.join(tempfile.mkdtemp(dir=self._tmpdir), *path)
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+        raw = _Restorable(local, ("a" if "a" in mode else "w") + ("+" if "+" in mode else ""))
+        try:
+            buffered = io.BufferedRandom(raw) if "+" in mode else io.BufferedWriter(raw)
+            f: IO = buffered
+            if "b" not in mode:
+                f = io.TextIOWrapper(buffered, encoding or "utf-8")
+                f.mode = mode  # type: ignore[misc]  # as open() says it
+            with f:
+                yield f
+            fix = "open it with mode='w' to replace it, or mode='a' to append to it"
+            self.stage(path, stage_file(local, immutable=True), "x" not in mode, fix)
+        except BaseException:
+            raw.restore()
+            raise
+        finally:
+            raw.close()
+            raw.drop_copy()
         self._written[path] = local
 
     def expand_dirs_at(self, path: trees.Path) -> None:
@@ -163,6 +177,35 @@ class Draft:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
             self._written.clear()
+
+
+class _Restorable(io.FileIO):
+    """The file of one new_file block, put back by ``restore()`` as it was before: cut
+    back to its length then (appends are all mode "a" allows), or, if the block
+    truncated it shorter (which mode "a" allows too), first replaced by the copy of
+    its bytes made at that truncate, the one time its earlier bytes are copied."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        super().__init__(path, mode)
+        self.before = os.fstat(self.fileno()).st_size
+        self.copy: str | None = None
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.copy is None and (self.tell() if size is None else size) < self.before:
+            fd, self.copy = tempfile.mkstemp(dir=os.path.dirname(self.name))
+            os.close(fd)
+            shutil.copyfile(self.name, self.copy)
+        return super().truncate(size)
+
+    def restore(self) -> None:
+        if self.copy is not None:
+            os.replace(self.copy, self.name)
+            self.copy = None
+        os.truncate(self.name, self.before)
+
+    def drop_copy(self) -> None:
+        if self.copy is not None:
+            os.unlink(self.copy)
 
 
 def _same(old: StagedFile, new: StagedFile) -> bool:

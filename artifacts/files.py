@@ -141,7 +141,7 @@ def write_files(
             raise
         finally:
             if cache is not None:
-                cache.bound()
+                cache.close()  # its files still written (Ctrl-C) deleted, then trimmed
         if staging:
             try:
                 os.rename(staging, root)  # replaces root only if it is (still) empty

@@ -10,10 +10,11 @@ from __future__ import annotations
 import getpass
 import os
 import time
+import warnings
 from typing import Any, TypeVar
 
 from cas import Repository
-from cas.errors import UsageError
+from cas.errors import CasError, UsageError
 from cas.storage.store_dirs import STORE_DIR
 
 from .errors import ArtifactStateError
@@ -33,9 +34,17 @@ def current_run() -> Any:
     return _active[-1] if _active else None
 
 
-def find_store_url(store: str | None = None) -> str:
-    if store:
-        return store
+def find_store_url(store: str | os.PathLike | None = None) -> str:
+    if store is not None:
+        # An empty one is refused, not taken as none: `store=os.environ.get("X", "")`
+        # with X unset would log into the store found from here, saying nothing.
+        if not isinstance(store, str | os.PathLike):
+            raise UsageError(f"a store is a URL or a path, not {type(store).__name__}")
+        if not os.fspath(store):
+            raise UsageError(
+                "store is empty (an unset variable?): give a store's URL or path, or leave it out"
+            )
+        return os.fspath(store)
     if os.environ.get("ARTIFACTS_STORE"):
         return os.environ["ARTIFACTS_STORE"]
     here = os.path.abspath(os.getcwd())
@@ -111,6 +120,9 @@ class RunLog:
         self.id = validate_namespace(run_id, "run id") if run_id else os.urandom(4).hex()
         self.entity, self.project = entity, project
         self.config = normalize_metadata(config, "config")  # refused now, as metadata is
+        for what, value in (("job_type", job_type), ("name", name)):
+            if not isinstance(value, str | None):  # what lists and shows the run joins them
+                raise UsageError(f"a run's {what} is a string, not {type(value).__name__}")
         mode = _resume_mode(resume)
         record = self.registry.update_run(
             entity,
@@ -121,6 +133,7 @@ class RunLog:
         self.group, self.job_type, self.name = record.group, record.job_type, record.name
         self.config = record.config
         self._finished = False
+        self._exit_code = 0  # until told otherwise: a with-block's error sets it
         _active.append(self)
         global _last_store
         _last_store = registry
@@ -167,7 +180,20 @@ class RunLog:
         return self
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.finish(0 if exc_type is None else 1)  # W&B's exit code for a with-block
+        if exc_type is None:
+            self.finish(0)
+            return
+        self._exit_code = 1  # W&B's exit code for a with-block left by an exception
+        try:
+            self.finish()
+        except (CasError, OSError) as failed:
+            # Often the same cause (a full disk): the block's error says what went wrong
+            # first, and must not be hidden behind this one.
+            warnings.warn(
+                f"run {self.id} could not be marked ended ({failed}); the error that left "
+                "the with-block follows: call run.finish() again once it is mended",
+                stacklevel=2,
+            )
 
     def _check_open(self) -> None:
         if self._finished:
@@ -176,12 +202,16 @@ class RunLog:
     def finish(self, exit_code: int | None = None) -> None:
         if self._finished:
             return
+        # Finished once its end is recorded: a finish that failed can be called again.
+        self.registry.update_run(
+            self.entity,
+            self.project,
+            self.id,
+            lambda r: _set_ended(r, self._exit_code if exit_code is None else exit_code),
+        )
         self._finished = True
         if self in _active:
             _active.remove(self)
-        self.registry.update_run(
-            self.entity, self.project, self.id, lambda r: _set_ended(r, exit_code or 0)
-        )
 
     def note_logged(self, commit_id: str) -> None:
         self.registry.update_run(

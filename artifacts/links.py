@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cas import ObjectId
-from cas.errors import InvalidNameError
+from cas.errors import InvalidNameError, UsageError
 
 from . import annotations, deletion, registries
 from .deletion_records import read_deletion
@@ -65,6 +65,17 @@ def parse_target(path: str, entity: str, project: str) -> Target:
     )
     if project == registries.PREFIX:  # else a plain project of that name, made by a typo
         raise InvalidNameError(path, f"no registry name after {registries.PREFIX!r}")
+    # A registry's name where a collection or an organization goes: a collection of that
+    # name in a plain project, or an entity of it, would be made.
+    if name.startswith(registries.PREFIX):
+        raise UsageError(
+            f"{name} is a registry: link into one of its collections, {name}/COLLECTION"
+        )
+    if entity.startswith(registries.PREFIX):
+        raise UsageError(
+            f"{entity} is a registry, not an organization: a link target is "
+            "[ORG/]wandb-registry-R/COLLECTION"
+        )
     if registries.is_registry_project(project):
         project = registries.project_of(project)
     return Target(

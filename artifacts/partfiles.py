@@ -6,9 +6,9 @@ Each is named ``.part-<pid>-<n>``, and the process writing it holds an ``flock``
 it from its creation until it is renamed into place. A process killed meanwhile
 (SIGKILL, the OOM killer, a power loss) leaves it behind, unlocked: the next
 download writing into that directory, or a checkout of the root (or, in the cache,
-``artifacts cache cleanup --remove-temp``), removes it, and neither checkout nor
-verify takes it for a file of the user's. One still locked is a live download's,
-and is left alone.
+the next download through it and ``artifacts cache cleanup --remove-temp``), removes
+it, and neither checkout nor verify takes it for a file of the user's. One still
+locked is a live download's, and is left alone.
 """
 
 from __future__ import annotations

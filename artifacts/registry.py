@@ -33,6 +33,7 @@ from .errors import (
     VersionDeletedError,
 )
 from .names import ARTIFACT_NAME, VERSION, Spec, validate_alias
+from .not_found import version_not_found
 from .ref_names import alias_ref, head_ref, run_ref
 
 
@@ -153,17 +154,18 @@ class Registry:
                     return version
                 if version.number < wanted:
                     break
-            raise ArtifactNotFoundError(f"{spec} not found: the latest version is v{head.number}")
-        commit_id = self.refs.read(alias_ref(spec.entity, spec.project, spec.name, spec.selector))
-        if commit_id is None:
-            prefix = alias_ref(spec.entity, spec.project, spec.name, "")
-            aliases = ", ".join(sorted(n[len(prefix) :] for n in self.refs.names(prefix)))
-            numbers = "v0" if head.number == 0 else f"v0 to v{head.number}"
-            raise ArtifactNotFoundError(
-                f"{spec} not found: no version has alias {spec.selector!r} "
-                f"(its aliases: {aliases or 'none'}; or latest, {numbers})"
-            )
-        return self.version(spec.entity, spec.project, commit_id, spec.name)
+        else:
+            alias = alias_ref(spec.entity, spec.project, spec.name, spec.selector)
+            if (commit_id := self.refs.read(alias)) is not None:
+                return self.version(spec.entity, spec.project, commit_id, spec.name)
+        newest = next(self.history(head), None)  # of those left
+        aliases = self.alias_names(spec.entity, spec.project, spec.name)
+        raise version_not_found(spec, newest.number if newest else None, aliases)
+
+    def alias_names(self, entity: str, project: str, name: str) -> list[str]:
+        """The aliases set, sorted: not those removed (a removed ref's name stays listed)."""
+        prefix = alias_ref(entity, project, name, "")
+        return [n[len(prefix) :] for n in self.refs.list(prefix)]
 
     def not_deleted(self, version: Version, spec: Spec | None = None) -> Version:
         """``version``, or VersionDeletedError saying who deleted it and when."""
@@ -205,10 +207,8 @@ class Registry:
         head = self.head(entity, project, name)
         if head is None:
             return []
-        prefix = alias_ref(entity, project, name, "")
-        aliases = sorted(n[len(prefix) :] for n in self.refs.names(prefix))
         numbers = sorted(v.number for v in self.history(head))
-        return [f"v{n}" for n in numbers] + ["latest", *aliases]
+        return [f"v{n}" for n in numbers] + ["latest", *self.alias_names(entity, project, name)]
 
     def artifact_names(self, entity: str, project: str) -> list[str]:
         prefix = f"{entity}/{project}/artifacts/"

@@ -26,6 +26,11 @@ from .errors import InvalidTTLError
 INHERIT_STORED = "inherit"  # how an annotation record says "inherit"
 _DURATION = re.compile(r"([1-9][0-9]*)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# The longest TTL set: its expiry is a date (datetime's end at year 9999), and a
+# version meant to live for ever has none. One stored longer (an earlier release took
+# any) still reads: as the longest timedelta there is.
+LONGEST = 365_000 * 86400
+_LONGEST_TIMEDELTA = int(timedelta.max.days) * 86400
 
 
 class ArtifactTTL(Enum):
@@ -47,11 +52,16 @@ def check(ttl: Any) -> Policy:
         )
     if ttl.total_seconds() <= 0:
         raise InvalidTTLError(f"a TTL has to be positive, not {ttl.total_seconds()} seconds")
+    if ttl.total_seconds() > LONGEST:
+        raise InvalidTTLError(
+            f"a TTL is at most 1000 years (365000 days), not {ttl.days} days; "
+            "None keeps the version for ever"
+        )
     return int(ttl.total_seconds())  # whole seconds, as W&B stores it
 
 
 def as_timedelta(seconds: int | None) -> timedelta | None:
-    return None if seconds is None else timedelta(seconds=seconds)
+    return None if seconds is None else timedelta(seconds=min(seconds, _LONGEST_TIMEDELTA))
 
 
 def to_stored(policy: Policy) -> int | str | None:
@@ -115,8 +125,11 @@ def default(repo: Repository, entity: str, project: str) -> int | None:
 
 def set_default(repo: Repository, entity: str, project: str, seconds: int | None) -> None:
     """Make ``seconds`` the project's default TTL; None removes the default."""
-    if seconds is not None and (type(seconds) is not int or seconds <= 0):
-        raise UsageError(f"a default TTL is a number of seconds > 0, not {seconds!r}")
+    if seconds is not None and (type(seconds) is not int or not 0 < seconds <= LONGEST):
+        raise UsageError(
+            f"a default TTL is a number of seconds > 0, at most {LONGEST} (1000 years), "
+            f"not {seconds!r}"
+        )
 
     def change(config: dict[str, Any]) -> None:
         found = config.setdefault("ttl_defaults", {})
@@ -141,7 +154,12 @@ def parse(text: str) -> Policy:
             f"--ttl takes a duration such as 30d, 12h, 90m, 45s or 2w, or none, or inherit; "
             f"not {text!r}"
         )
-    return int(match[1]) * _UNIT_SECONDS[match[2]]
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds > LONGEST:
+        raise UsageError(
+            f"--ttl is at most 1000 years (365000d), not {text!r}; none keeps the version for ever"
+        )
+    return seconds
 
 
 def describe(policy: Policy) -> str:

@@ -16,8 +16,13 @@ Words used here:
 """
 
 from .clone import clone
-from .config import add_remote, list_remotes, remove_remote
-from .errors import PushRejectedError, RemoteAccessDeniedError, RemoteNotFoundError
+from .config import add_remote, list_remotes, remove_remote, set_remote_url
+from .errors import (
+    PushRejectedError,
+    RemoteAccessDeniedError,
+    RemoteExistsError,
+    RemoteNotFoundError,
+)
 from .policy import RefPolicy
 from .sync import FetchResult, PullResult, PushResult, fetch, pull, push, rebase
 from .transfer import RepairResult, repair
@@ -29,6 +34,7 @@ __all__ = [
     "PushResult",
     "RefPolicy",
     "RemoteAccessDeniedError",
+    "RemoteExistsError",
     "RemoteNotFoundError",
     "RepairResult",
     "add_remote",
@@ -40,4 +46,5 @@ __all__ = [
     "rebase",
     "remove_remote",
     "repair",
+    "set_remote_url",
 ]

@@ -14,7 +14,7 @@ from cas.errors import InvalidNameError, StorageError
 from cas.storage import check_url
 from cas.storage.store_dirs import check_not_in_store, may_hold_store
 
-from .errors import RemoteNotFoundError
+from .errors import RemoteExistsError, RemoteNotFoundError
 
 TRACKING = "remotes"  # local refs remotes/<remote>/<ref> record what a remote held
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -25,18 +25,44 @@ def list_remotes(repo: Repository) -> dict[str, str]:
 
 
 def add_remote(repo: Repository, name: str, url: str) -> None:
-    if not _NAME.fullmatch(name):
-        raise InvalidNameError(name, "remote names are 1-64 of A-Z a-z 0-9 _ . -")
-    check_url(url)
-    url = normalized_url(url)
-    before = list_remotes(repo).get(name)
+    """Name a remote. A name taken by another URL is refused, as git does: a typo here
+    would send every later push elsewhere. The same URL again changes nothing."""
+    url = _checked(name, url)
 
     def change(config: dict[str, Any]) -> None:
+        before = config.get("remotes", {}).get(name, url)
+        if before != url:
+            raise RemoteExistsError(
+                f"remote {name} already exists ({before}): "
+                f"`artifacts remote set-url {name} {url}` points it there"
+            )
         config.setdefault("remotes", {})[name] = url
 
     repo.update_config(change)
-    if before not in (None, url):
+
+
+def set_remote_url(repo: Repository, name: str, url: str) -> None:
+    """Point remote ``name`` at another store."""
+    url = _checked(name, url)
+    before: list[str] = []
+
+    def change(config: dict[str, Any]) -> None:
+        remotes = config.get("remotes", {})
+        if name not in remotes:
+            raise _no_remote(name)
+        before[:] = [remotes[name]]
+        remotes[name] = url
+
+    repo.update_config(change)
+    if before != [url]:
         _forget(repo, name)  # what we saw of the old store says nothing of the new one
+
+
+def _checked(name: str, url: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise InvalidNameError(name, "remote names are 1-64 of A-Z a-z 0-9 _ . -")
+    check_url(url)
+    return normalized_url(url)
 
 
 def normalized_url(url: str) -> str:
@@ -63,8 +89,12 @@ def remote_url(repo: Repository, remote: str) -> str:
         return remotes[remote]
     if _is_address(remote):
         return remote
-    raise RemoteNotFoundError(
-        f"no remote named {remote!r}; add one with `artifacts remote add {remote} URL`"
+    raise _no_remote(remote)
+
+
+def _no_remote(name: str) -> RemoteNotFoundError:
+    return RemoteNotFoundError(
+        f"no remote named {name!r}; add one with `artifacts remote add {name} URL`"
     )
 
 

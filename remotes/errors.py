@@ -6,16 +6,22 @@
     ├── NotFoundError
     │   └── RemoteNotFoundError   no remote of that name
     ├── PushRejectedError         the remote has versions we do not: pull first
+    ├── UsageError
+    │   └── RemoteExistsError     a remote's name taken by another URL
     └── RemoteAccessDeniedError   the remote's store refused our credentials
                                   (also a PermissionError)
 """
 
 from __future__ import annotations
 
-from cas.errors import AccessDeniedError, CasError, NotFoundError
+from cas.errors import AccessDeniedError, CasError, NotFoundError, UsageError
 
 
 class RemoteNotFoundError(NotFoundError):
+    pass
+
+
+class RemoteExistsError(UsageError):
     pass
 
 

@@ -148,6 +148,9 @@ BAD_LOGS = {
     "alias '..'": ("log_artifact", {"aliases": [".."]}),
     "alias '.'": ("log_artifact", {"aliases": ["."]}),
     "a tag that is no string": ("log_artifact", {"tags": [object()]}),
+    # Taken, these could be neither removed nor added to by `tag rm`/`tag add` after.
+    "a tag W&B refuses": ("log_artifact", {"tags": ["a/b"]}),
+    "an empty tag": ("log_artifact", {"tags": [""]}),
     "finish with alias '..'": ("finish_artifact", {"aliases": [".."]}),
 }
 
@@ -163,6 +166,25 @@ def test_a_bad_alias_or_tag_is_refused_before_anything_is_stored(ws, method, opt
         assert not run.registry.objects.has(blob_id_of_file(source))
         with pytest.raises(ArtifactNotFoundError):
             run.use_artifact("model")
+
+
+@pytest.mark.parametrize("description", [5, {"a": [1, 2]}, ["x"]])
+def test_a_description_that_is_no_string_is_refused_before_anything_is_stored(ws, description):
+    """It was logged, and the version's first edit after (a tag, a metadata key) wrote
+    a record every read then refused: "... is not an annotation record: its
+    description is not a string", for show, download, everything."""
+    source = write("model.bin", "bytes no other test stores")
+    with artifacts.init() as run:
+        draft = Artifact("model", "model", description=description)
+        draft.add_file(source)
+        with pytest.raises(UsageError, match="a description is a string or None"):
+            run.log_artifact(draft)
+        assert not run.registry.objects.has(blob_id_of_file(source))
+        draft.description = "the weights"
+        version = run.log_artifact(draft)
+    version.tags = ["edited"]
+    version.save()
+    assert artifacts.Api().artifact("model:v0").description == "the weights"
 
 
 def test_a_single_alias_or_tag_may_be_given_as_a_string(ws):

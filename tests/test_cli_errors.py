@@ -69,9 +69,11 @@ def test_ui_on_a_port_in_use_says_so_in_one_line(seeded_cli: CLI) -> None:
     ],
 )
 def test_a_mistyped_store_url_is_named_with_what_to_type(
-    seeded_cli: CLI, url: str, fragment: str
+    seeded_cli: CLI, tmp_path: Path, url: str, fragment: str
 ) -> None:
     assert_error(seeded_cli("--store", url, "ls"), fragment)
+    assert_error(seeded_cli("init", "--store", url), fragment)  # made a directory s3:
+    assert os.listdir(tmp_path / "work") == []
 
 
 @pytest.mark.parametrize(
@@ -87,6 +89,56 @@ def test_remote_add_refuses_a_url_no_store_can_have(
 ) -> None:
     assert_error(seeded_cli("remote", "add", "origin", url), fragment)
     assert seeded_cli("remote", "ls").ok().out == ""  # nothing was added
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("--store", "file://", "init"),
+        ("--store", "file://", "log", "../data", "-n", "x"),
+        ("push", "file://"),
+        ("remote", "add", "origin", "file://"),
+        ("clone", "file://", "copy"),
+    ],
+)
+def test_a_file_url_without_a_path_is_refused_not_taken_as_here(
+    seeded_cli: CLI, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """`file://$DIR` with DIR unset: init, log and push laid a store out in the working
+    directory, among the user's files (refs/, packs/, tmp/ beside them)."""
+    write(tmp_path / "work" / "mine.txt", "the user's\n")
+    assert_error(seeded_cli(*command), "file:// without a path (an unset variable?)")
+    assert os.listdir(tmp_path / "work") == ["mine.txt"]
+    assert seeded_cli("remote", "ls").ok().out == ""
+
+
+@pytest.mark.parametrize("command", ["push", "fetch", "pull", "rebase"])
+def test_an_empty_remote_is_refused_as_an_unset_variable(seeded_cli: CLI, command: str) -> None:
+    """It said "no remote named ''; add one with `artifacts remote add  URL`"."""
+    assert_error(seeded_cli(command, ""), "REMOTE is empty (an unset variable?)")
+
+
+def test_remote_add_of_a_name_taken_is_refused_and_set_url_moves_it(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """A typo in `remote add origin …` silently pointed origin, and every later push,
+    at another store. Like git, the name taken is refused; `set-url` moves it."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    seeded_cli("remote", "add", "origin", first).ok()
+    seeded_cli("push").ok()
+    seeded_cli("remote", "add", "origin", first).ok()  # the same URL again: nothing to do
+    assert_error(
+        seeded_cli("remote", "add", "origin", second),
+        f"remote origin already exists ({first}): "
+        f"`artifacts remote set-url origin {second}` points it there",
+    )
+    assert seeded_cli("remote", "ls").ok().out == f"origin\t{first}\n"
+    assert_error(seeded_cli("remote", "set-url", "nope", second), "no remote named 'nope'")
+    moved = seeded_cli("remote", "set-url", "origin", second).ok()
+    assert moved.out == f"remote origin -> {second}\n"
+    assert seeded_cli("remote", "ls").ok().out == f"origin\t{second}\n"
+    # What we saw of the first store says nothing of the second: all is pushed there.
+    assert "updated team/proj/dataset" in seeded_cli("push").ok().out
 
 
 def test_a_scheme_whose_package_is_missing_says_so(seeded_cli: CLI) -> None:
@@ -137,6 +189,24 @@ def test_an_empty_directory_name_is_refused(seeded_cli: CLI, tmp_path: Path, com
     """`artifacts checkout x:v0 "$DIR"` with DIR unset wrote into ./artifacts/x:v0 and said it
     had checked out "into " (nothing)."""
     assert_error(seeded_cli(command, "dataset:v0", ""), "an empty DIR")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command, fragment",
+    [
+        (("clone", "{store}", ""), "an empty DIR (an unset variable?)"),
+        (("log", ""), "an empty PATH (an unset variable?)"),
+        (("rm", ""), "an empty NAME (an unset variable?)"),
+    ],
+)
+def test_an_empty_positional_argument_is_refused_as_an_unset_variable(
+    seeded_cli: CLI, tmp_path: Path, command: tuple[str, ...], fragment: str
+) -> None:
+    """`clone URL "$DIR"` cloned into the working directory; `log ""` said "no such file
+    or directory: " and `rm ""` "`rm ` would delete every version: … (:v0)"."""
+    args = [part.format(store=tmp_path / "store") for part in command]
+    assert_error(seeded_cli(*args), fragment)
     assert list((tmp_path / "work").iterdir()) == []
 
 
@@ -299,6 +369,23 @@ def test_an_empty_store_option_is_refused(
     .artifacts/: init made one in the working directory."""
     assert_error(seeded_cli("--store", "", *command), "--store is empty")
     assert list((tmp_path / "work").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "org, fragment",
+    [
+        ("", "--org is empty (an unset variable?)"),
+        ("a b", "invalid name 'a b': organization names are 1-128 of"),
+    ],
+)
+@pytest.mark.parametrize("command", [("registry", "ls"), ("registry", "create", "models")])
+def test_a_bad_organization_is_named_as_given(
+    seeded_cli: CLI, command: tuple[str, ...], org: str, fragment: str
+) -> None:
+    """`--org ''` listed the entity's registries; `--org 'a b'` was named as a ref
+    ("invalid name 'a b/wandb-registry-model/registry': ref segments are …")."""
+    assert_error(seeded_cli(*command, "--org", org), fragment)
+    assert "wandb-registry-models" not in seeded_cli("registry", "ls").out
 
 
 def test_link_into_a_missing_registry_says_the_command_that_creates_it(seeded_cli: CLI) -> None:
@@ -534,6 +621,31 @@ def test_link_to_a_registry_without_its_name_is_refused(seeded_cli: CLI) -> None
     assert "wandb-registry-" not in seeded_cli("ls", "--all").out
 
 
+@pytest.mark.parametrize(
+    "target, fragment",
+    [
+        (
+            "wandb-registry-models",
+            "wandb-registry-models is a registry: link into one of its collections, "
+            "wandb-registry-models/COLLECTION",
+        ),
+        (
+            "wandb-registry-models/c/d",
+            "wandb-registry-models is a registry, not an organization: a link target is "
+            "[ORG/]wandb-registry-R/COLLECTION",
+        ),
+    ],
+)
+def test_link_to_a_registry_as_a_collection_or_an_organization_is_refused(
+    seeded_cli: CLI, target: str, fragment: str
+) -> None:
+    """The registry's name alone made a collection of that name in the project
+    (team/proj/wandb-registry-models:v0); with two more parts, an entity of it."""
+    seeded_cli("registry", "create", "models").ok()
+    assert_error(seeded_cli("link", "dataset:v0", target), fragment)
+    assert "wandb-registry-models" not in seeded_cli("ls", "--all").out
+
+
 def test_ls_of_a_type_none_has_says_so_and_names_the_types_there(seeded_cli: CLI) -> None:
     """It said 'no artifacts in team/proj', where there was a dataset."""
     result = seeded_cli("ls", "--type", "modle")
@@ -547,6 +659,31 @@ def test_an_alias_not_found_names_those_there_are(seeded_cli: CLI, selector: str
     seeded_cli("alias", "add", "dataset:v0", "best").ok()
     result = seeded_cli("show", f"dataset:{selector}")
     assert_error(result, f"no version has alias {selector!r} (its aliases: best; or latest, v0)")
+
+
+def test_a_version_not_found_names_only_the_aliases_and_versions_left(
+    seeded_cli: CLI, tmp_path: Path
+) -> None:
+    """A removed alias, a deleted version were named as there: "no version has alias
+    'best' (its aliases: best; …)", "the latest version is v1" of a deleted v1."""
+    log_with_api(tmp_path / "store", make_data(tmp_path / "data"), "dataset")  # unchanged
+    write(tmp_path / "data" / "train.csv", "v1\n")
+    log_with_api(tmp_path / "store", tmp_path / "data", "dataset")
+    seeded_cli("alias", "add", "dataset:v0", "best").ok()
+    seeded_cli("alias", "add", "dataset:v1", "gone").ok()
+    seeded_cli("alias", "rm", "dataset:v0", "best").ok()
+    seeded_cli("rm", "dataset:v1", "--delete-aliases").ok()
+    assert_error(
+        seeded_cli("show", "dataset:best"),
+        "dataset:best not found: no version has alias 'best' (its aliases: none; or latest, v0)",
+    )
+    assert_error(seeded_cli("show", "dataset:v7"), "dataset:v7 not found: the latest version is v0")
+    seeded_cli("rm", "dataset:v0").ok()
+    for spec in ("dataset:best", "dataset:v7"):
+        assert_error(
+            seeded_cli("show", spec),
+            f"{spec} not found: every version of team/proj/dataset was deleted",
+        )
 
 
 def test_clone_into_a_store_directory_is_refused(seeded_cli: CLI, tmp_path: Path) -> None:

@@ -133,3 +133,50 @@ def test_ctrl_c_during_a_download_stops_at_once_leaving_no_partial_file(
     interrupt_once_hanging(["--store", url, "download", "a:v0", str(out)], tmp_path, env, hang)
     left = sorted(p.relative_to(place).as_posix() for p in place.rglob("*"))
     assert left == (["out", "out/mine.txt"] if into == "a directory with files" else [])
+
+
+# The CLI, run as `artifacts` runs it, with an audit hook that holds the first thread
+# about to rename a file of the download cache's tmp/ into place and sends the process
+# a signal: a Ctrl-C (or a kill) while a download's thread writes into the cache.
+_SIGNAL_WHILE_CACHING = """
+import os, signal, sys, threading, time
+temp = os.path.join(os.environ["ARTIFACTS_CACHE_DIR"], "tmp") + os.sep
+def hold(event, args):
+    if event == "os.rename" and str(args[0]).startswith(temp):
+        if threading.current_thread() is not threading.main_thread():
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+            time.sleep(120)
+sys.addaudithook(hold)
+from artifacts.__main__ import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGKILL"])
+def test_a_download_stopped_while_a_thread_writes_into_the_cache_leaves_no_temporary_file(
+    bucket: Any, tmp_path: Path, sent: str
+) -> None:
+    """The command exits without waiting for its threads: the cache's temporary file of
+    the one caught between writing and renaming stayed in its tmp/ for good. Now a
+    Ctrl-C deletes it, and the next download through the cache one a kill left."""
+    url, env, _, _ = bucket
+    cached = Path(env["ARTIFACTS_CACHE_DIR"])
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_WHILE_CACHING, "--store", url, "download", "a:v0", out],
+        cwd=tmp_path, env={**env, "SIGNAL": sent}, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    if sent == "SIGINT":
+        assert (proc.returncode, proc.stderr) == (130, "artifacts: interrupted\n")
+        assert os.listdir(cached / "tmp") == []
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert os.listdir(cached / "tmp") != []  # a process killed cleans nothing up
+    assert not out.exists()
+    again = subprocess.run(
+        [sys.executable, "-m", "artifacts", "--store", url, "download", "a:v0", out],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert os.listdir(cached / "tmp") == []
+    assert sorted(os.listdir(out)) == ["a0.bin", "a1.bin"]

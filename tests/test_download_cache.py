@@ -259,6 +259,49 @@ def test_cleanup_remove_temp_spares_a_running_download_and_removes_a_killed_ones
     assert f"reclaimed {human(left)}" in said
 
 
+def test_a_cache_dir_set_to_a_directory_of_the_users_spares_the_files_of_its_tmp(
+    bucket: Any, tmp_path: Path, download_cache_dir: Path
+) -> None:
+    """ARTIFACTS_CACHE_DIR=~ by mistake: ~/tmp's files are no temporary files of ours,
+    for a download (which removes a killed one's) nor for --remove-temp."""
+    notes = download_cache_dir / "tmp" / "notes.txt"
+    write_tree(download_cache_dir / "tmp", {"notes.txt": b"mine", "12-3.log": b"mine too"})
+    download(bucket, tmp_path / "out")
+    wait_ok(python("-m", "artifacts", "cache", "cleanup", "--remove-temp", "10GB", cwd=tmp_path))
+    assert sorted(os.listdir(notes.parent)) == ["12-3.log", "notes.txt"]
+
+
+def test_cleanup_of_a_cache_dir_set_to_the_wrong_place_deletes_nothing_of_the_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file in a two-letter folder counted as an entry: `cache cleanup 0` with
+    ARTIFACTS_CACHE_DIR=~ deleted ~/db/*, ~/go/*; set to a store's objects/, it deleted
+    the store's objects."""
+    mine = {"db/notes.txt": b"mine", "go/main.go": b"mine", "ab/" + "0" * 61: b"mine"}
+    home = write_tree(tmp_path / "home", mine)
+    monkeypatch.setenv("ARTIFACTS_CACHE_DIR", str(home))
+    wait_ok(python("-m", "artifacts", "cache", "cleanup", "0", cwd=tmp_path))
+    assert tree_of(home) == mine
+
+    store = tmp_path / "project" / ".artifacts"
+    workspace(tmp_path / "project", monkeypatch)
+    with artifacts.init() as run:
+        artifact = artifacts.Artifact("data", "dataset")
+        artifact.add_dir(str(write_tree(tmp_path / "data", FILES)))
+        run.log_artifact(artifact)
+    objects = {p: p.read_bytes() for p in (store / "objects").rglob("*") if p.is_file()}
+    assert objects
+    monkeypatch.setenv("ARTIFACTS_CACHE_DIR", str(store / "objects"))
+    cleanup = python("-m", "artifacts", "cache", "cleanup", "0", cwd=tmp_path)
+    _, err = cleanup.communicate(timeout=60)
+    assert cleanup.returncode == 1
+    assert err == (
+        f"artifacts: error: the download cache {store / 'objects'} is in the store at "
+        f"{store}: set ARTIFACTS_CACHE_DIR to a directory of its own\n"
+    )
+    assert {p: p.read_bytes() for p in (store / "objects").rglob("*") if p.is_file()} == objects
+
+
 def test_trim_removes_the_oldest_entries_first(tmp_path: Path) -> None:
     cache = DownloadCache(str(tmp_path / "c"))
     ids = [bytes([i]) * 32 for i in range(3)]

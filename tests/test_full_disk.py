@@ -470,6 +470,65 @@ def test_output_redirected_to_a_full_disk_is_named(
     )
 
 
+def test_cat_object_of_a_large_blob_with_tmpdir_on_a_full_disk_names_it(
+    disk: Path, tmp_path: Path
+) -> None:
+    """Over 64 MiB, cat-object holds a blob in $TMPDIR until it is verified: a full one
+    ended the command with a bare "[Errno 28] No space left on device"."""
+    store = tmp_path / "store"
+    data = tmp_path / "data"
+    write(data / "huge.bin", os.urandom(65 << 20))
+    log_with_api(store, data, "dataset")
+    cli = make_cli(tmp_path, store)
+    blob = json.loads(cli("show", "dataset:v0", "--json").ok().out)["files"][0]["digest"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "artifacts", "cat-object", blob],
+        cwd=tmp_path,
+        env=cli_env(store, TMPDIR=str(disk)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    assert_error(
+        Result(proc.returncode, "", proc.stderr), f"no space left on the device holding {disk}"
+    )
+    assert "set TMPDIR to a directory with room" in proc.stderr
+    assert os.listdir(disk) == []  # the spool is gone with the command
+
+
+@pytest.mark.parametrize("kind", ["small files", "a large file"])
+def test_a_run_whose_log_filled_the_disk_raises_the_log_error_and_ends_once_there_is_room(
+    disk: Path, tmp_path: Path, kind: str
+) -> None:
+    """Leaving the with-block wrote the run's end on the same full disk: its error, not
+    the log's, came out of the block."""
+    import artifacts
+
+    store = disk / "store"
+    v0 = seed(store, tmp_path / "data")
+    new = tmp_path / "new"
+    if kind == "a large file":
+        write(new / "big.bin", os.urandom(BIG))
+    else:
+        for i in range(200):
+            write(new / f"f{i}.txt", os.urandom(3000))
+    run = artifacts.init(entity="team", project="proj", store=str(store), id="filled")
+    with filled(disk):
+        with (
+            pytest.raises(StorageError, match="no space left on the device") as raised,
+            pytest.warns(UserWarning, match="run filled could not be marked ended"),
+            run,
+        ):
+            run.log_artifact(str(new), name="dataset", type="dataset")
+        assert any(entry.name == "log_artifact" for entry in raised.traceback), raised.traceback
+        assert leftovers(store) == []
+    run.finish()  # with room again, the run's record is ended
+    api = artifacts.Api(overrides={"entity": "team", "project": "proj", "store": str(store)})
+    assert api.run("team/proj/filled").state == "failed"
+    assert_whole(make_cli(tmp_path, store), tmp_path, {"dataset:v0": v0})
+
+
 def test_a_log_to_a_bucket_with_tmpdir_on_a_full_disk(
     moto_server: Any, disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

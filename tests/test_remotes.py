@@ -206,7 +206,7 @@ def test_a_push_to_an_emptied_remote_sends_everything_again(ws: Path, remote_url
 def test_pointing_a_remote_at_another_store_forgets_what_we_saw_of_the_old_one(
     ws: Path,
 ) -> None:
-    """Tracking refs describe one store. After `remote add` gives the name another
+    """Tracking refs describe one store. After `remote set-url` gives the name another
     URL, a push must not hold refs back because of what the old store held."""
     local = ws / "a" / ".artifacts"
     log(local, V0, name="data")
@@ -220,7 +220,10 @@ def test_pointing_a_remote_at_another_store_forgets_what_we_saw_of_the_old_one(
     remotes.push(repo, "second", ["other"], policy=ARTIFACT_REFS)
     remotes.add_remote(repo, "origin", old)  # the same URL again: nothing forgotten
     assert repo.refs.list("remotes/origin/")
-    remotes.add_remote(repo, "origin", new)
+    with pytest.raises(remotes.RemoteExistsError, match="remote set-url origin"):
+        remotes.add_remote(repo, "origin", new)  # a typo must not redirect later pushes
+    assert repo.refs.list("remotes/origin/")
+    remotes.set_remote_url(repo, "origin", new)
     pushed = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     assert f"{ENTITY}/{PROJECT}/artifacts/data/latest" in pushed.refs_updated
     assert pushed.behind == []

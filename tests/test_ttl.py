@@ -20,6 +20,7 @@ import artifacts
 import remotes
 from artifacts import annotations, expiry, ttl
 from artifacts.cli import main
+from artifacts.names import parse_spec
 from artifacts.ref_names import annotation_ref
 from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry, Version
@@ -117,6 +118,10 @@ def test_ttl_refuses_what_w_and_b_refuses(ws):
             draft.ttl = bad
     with pytest.raises(ValueError, match="timedelta"):
         draft.ttl = 30
+    for too_long in (timedelta.max, timedelta(days=365_001)):  # no date to expire on
+        with pytest.raises(ValueError, match="at most 1000 years"):
+            draft.ttl = too_long
+    draft.ttl = timedelta(days=365_000)
     with pytest.raises(ValueError, match="wandb-history"):
         artifacts.Artifact("h", "wandb-history").ttl = timedelta(days=1)
     draft.ttl = timedelta(hours=1, microseconds=5)
@@ -365,7 +370,9 @@ def test_cli_edit_ttl_and_show_tells(ws, capsys):
     ]
 
 
-@pytest.mark.parametrize("value", ["0d", "-3h", "30", "forever", "1.5d", ""])
+@pytest.mark.parametrize(
+    "value", ["0d", "-3h", "30", "forever", "1.5d", "", "365001d", "99999999999999999d"]
+)
 def test_cli_edit_refuses_a_bad_ttl_in_one_line(ws, capsys, value):
     with artifacts.init() as run:
         logged(run)
@@ -374,3 +381,21 @@ def test_cli_edit_refuses_a_bad_ttl_in_one_line(ws, capsys, value):
     err = capsys.readouterr().err
     assert err.startswith("artifacts: error: ") and "--ttl" in err and err.count("\n") == 1
     assert fresh().annotation_history() == []
+
+
+def test_a_ttl_stored_longer_than_a_date_can_say_is_shown_and_read(ws, capsys):
+    """`edit --ttl 999999999d` was taken, and then `show` of the version failed with
+    "internal error: ValueError: year 2739933 is out of range", artifact.ttl with an
+    OverflowError: such a record (an earlier release's) still reads."""
+    with artifacts.init() as run:
+        logged(run)
+    registry = registry_of(ws)
+    logged_version = registry.resolve(parse_spec("model:v0", ENTITY, PROJECT))
+    annotations.update(registry, logged_version, {"ttl": 10**17}, None)
+    assert fresh().ttl == timedelta(days=999_999_999)  # the longest a timedelta holds
+    capsys.readouterr()
+    assert main(["show", "model:v0", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["ttl"]
+    assert shown["seconds"] == 10**17 and shown["expires"] == "after 9999-12-31"
+    assert main(["show", "model:v0"]) == 0
+    assert "(expires after 9999-12-31)" in capsys.readouterr().out

@@ -472,6 +472,28 @@ def test_init_records_the_config_converted_like_metadata(ws):
     assert artifacts.current_run() is None  # refused before anything was recorded
 
 
+@pytest.mark.parametrize("option", [{"job_type": 5}, {"name": {"a": 1}}, {"job_type": ["x"]}])
+def test_init_refuses_a_job_type_or_name_that_is_no_string(ws, option):
+    """Recorded as given, it made `artifacts show` of every version the run logged fail
+    with "internal error: TypeError: sequence item 0: expected str instance"."""
+    with pytest.raises(artifacts.UsageError, match="a string"):
+        artifacts.init(**option)
+    assert artifacts.current_run() is None  # refused before anything was recorded
+    assert artifacts.Api().runs() == []
+
+
+@pytest.mark.parametrize("store", ["", 5])
+def test_an_empty_store_is_refused_not_taken_as_none(ws, store):
+    """init(store=os.environ.get("TEAM_STORE", "")) with the variable unset logged into
+    the .artifacts/ found from the working directory, saying nothing (as the CLI's
+    `--store ''` is refused); a store that is no string raised AttributeError."""
+    with pytest.raises(artifacts.UsageError, match="store"):
+        artifacts.init(store=store)
+    assert artifacts.current_run() is None
+    with pytest.raises(artifacts.UsageError, match="store"):
+        artifacts.Api(store=store)
+
+
 def test_init_uses_the_given_id_and_refuses_to_replace_an_existing_run(ws):
     with artifacts.init(id="fixed-id", job_type="prep") as run:
         log_versions("raw", "dataset", 1)  # another run

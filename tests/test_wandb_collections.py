@@ -118,3 +118,15 @@ def test_a_collections_record_goes_through_a_push_and_a_clone_fsck_clean(ws):
     there = artifacts.Api(store=clone.url, overrides={"project": "proj"})
     pushed = there.artifact_collection("dataset", "data")
     assert (pushed.description, pushed.tags) == ("pushed", ["raw"])
+
+
+def test_a_collections_aliases_leave_out_an_alias_removed(ws):
+    """A removed alias's ref stays as a tombstone, and its name was listed as held."""
+    log_data(ws)
+    version = artifacts.Api(overrides={"project": "proj"}).artifact("data:v0")
+    version.aliases.append("best")
+    version.save()
+    assert collection().aliases == ["latest", "best"]
+    version.aliases.remove("best")
+    version.save()
+    assert collection().aliases == ["latest"]

@@ -55,6 +55,46 @@ def test_new_file_mode_a_appends_to_what_new_file_wrote_there_as_in_w_and_b(ws):
     assert contents(again) == {"log.txt": b"new\nmore\n"}
 
 
+def test_new_file_appended_to_n_times_holds_one_copy_of_the_file(ws, monkeypatch, tmp_path):
+    """Each mode "a" copied the whole file written so far into a new one, and kept every
+    copy until the log: N appends copied, and kept on disk, N²/2 lines."""
+    import tempfile
+
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(drafts))
+    artifact = Artifact("log", "text")
+    line = "x" * 999 + "\n"
+    for _ in range(200):
+        with artifact.new_file("log.txt", mode="a") as f:
+            f.write(line)
+    on_disk = sum(p.stat().st_size for p in drafts.rglob("*") if p.is_file())
+    assert on_disk == 200 * len(line)
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert contents(artifact) == {"log.txt": line.encode() * 200}
+
+
+def test_a_failed_append_leaves_what_was_staged_even_if_it_truncated_the_file(ws):
+    artifact = Artifact("log", "text")
+    with artifact.new_file("log.txt") as f:
+        f.write("one\n")
+    with pytest.raises(RuntimeError), artifact.new_file("log.txt", mode="a+") as f:
+        f.truncate(0)
+        f.write("a whole other text, longer than the first\n")
+        raise RuntimeError("the block failed: what was staged stays")
+    with pytest.raises(RuntimeError), artifact.new_file("log.txt", mode="ab") as f:
+        f.write(b"lost\n")
+        raise RuntimeError
+    with artifact.new_file("log.txt", mode="a+") as f:
+        f.seek(0)
+        assert f.read() == "one\n"
+        f.write("two\n")
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert contents(artifact) == {"log.txt": b"one\ntwo\n"}
+
+
 # ---- finalize() --------------------------------------------------------------------------
 
 

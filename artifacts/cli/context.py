@@ -34,6 +34,17 @@ def given_store(args: argparse.Namespace) -> str | None:
     return _option(args, "store")
 
 
+def remote(args: argparse.Namespace) -> str:
+    """REMOTE: a remote's name or a store's address; empty is an unset variable, not a
+    remote (a rebase of it found nothing to do, a push no remote named '')."""
+    if args.remote == "":
+        raise UsageError(
+            "REMOTE is empty (an unset variable?): give a remote's name or a store's "
+            "address, or leave it out for origin"
+        )
+    return lasting(args.remote)
+
+
 def lasting(url: str) -> str:
     """``url``, unless it names a store that ends with this command (a log into one
     printed its version and kept nothing)."""
@@ -93,6 +104,12 @@ def open_registry(args: argparse.Namespace) -> Registry:
 def entity(args: argparse.Namespace) -> str:
     given = _option(args, "entity")
     return validate_namespace(given, "entity") if given else default_entity()
+
+
+def organization(args: argparse.Namespace) -> str:
+    """``--org``, else the entity (W&B: a registry's organization)."""
+    given = _option(args, "org")
+    return validate_namespace(given, "organization") if given else entity(args)
 
 
 def project(args: argparse.Namespace) -> str:

@@ -13,6 +13,8 @@ from .output import print_json
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    if not args.spec:
+        raise UsageError("an empty NAME (an unset variable?): give NAME:VER, or NAME --all")
     whole = ":" not in args.spec
     if whole and not args.all:
         raise UsageError(

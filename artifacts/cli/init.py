@@ -6,6 +6,7 @@ import argparse
 import os
 
 from cas import Repository
+from cas.storage import check_url
 from cas.storage.store_dirs import check_not_in_store
 
 from ..cache import parse_size
@@ -19,6 +20,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     # Like `git init`: here, unless a store is named; never a parent's .artifacts.
     url = given_store(args) or os.environ.get("ARTIFACTS_STORE")
     url = lasting(url or os.path.join(os.getcwd(), STORE_DIR))
+    check_url(url)  # `s3:/bucket` would be a directory named s3:, `file://` this one
     local = local_dir(url)
     if local is not None:
         check_not_in_store(local)

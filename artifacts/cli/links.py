@@ -32,7 +32,7 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 def cmd_registry(args: argparse.Namespace) -> int:
     registry = context.open_registry(args)
-    org = args.org or context.entity(args)
+    org = context.organization(args)
     if args.registry_cmd == "create":
         create(registry, org, args.name, args.visibility, args.description, args.type)
         print(f"created registry {args.name!r} in organization {org!r}")

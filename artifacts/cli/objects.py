@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -23,14 +26,34 @@ from . import context
 from .commands import Commands
 from .output import PROG, Failed, bar, count, human, print_json, printable, progress_shown
 
+_SPOOLED_IN_MEMORY = 64 << 20  # a larger blob waits in $TMPDIR to be verified
+
+
+@contextlib.contextmanager
+def _spool_full_named() -> Iterator[None]:
+    """A full disk met spooling a large blob is said of $TMPDIR: the OS names no place,
+    and the user never asked for a file there."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        full = "no space left on" if exc.errno == errno.ENOSPC else "disk quota exceeded on"
+        raise UsageError(
+            f"{full} the device holding {tempfile.gettempdir()}, where cat-object "
+            "keeps a blob over 64 MiB until it is verified: free some space there, or set "
+            "TMPDIR to a directory with room"
+        ) from None
+
 
 def cmd_cat_object(args: argparse.Namespace) -> int:
     store = context.open_repo(args).objects
     object_id = resolve_id(store, args.id)
     # Try it as a blob first: streamed and verified, and printed only once verified.
-    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOLED_IN_MEMORY) as spool:
         try:
-            store.copy_blob_to(object_id, spool)
+            with _spool_full_named():
+                store.copy_blob_to(object_id, spool)
         except InvalidObjectError:
             obj: Any = store.get(object_id)  # a tree or commit (or truly invalid: it raises)
         else:

@@ -56,7 +56,12 @@ def count(n: int, word: str) -> str:
 
 
 def when(ns: int | None) -> str:
-    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"
+    if not ns:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # past datetime's end (a TTL of ages)
+        return "after 9999-12-31" if ns > 0 else "before 0001-01-01"
 
 
 def print_json(value: Any) -> None:

@@ -11,6 +11,8 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
 
+from cas.errors import UsageError
+
 from ..ref_names import ref_label
 from ..refpolicy import ARTIFACT_REFS
 from . import context
@@ -19,12 +21,15 @@ from .output import PROG, count, human, print_json, progress_shown, warn
 
 
 def cmd_remote(args: argparse.Namespace) -> int:
-    from remotes import add_remote, list_remotes, remove_remote
+    from remotes import add_remote, list_remotes, remove_remote, set_remote_url
 
     repo = context.open_repo(args)
     if args.remote_cmd == "add":
         add_remote(repo, args.name, context.lasting(args.url))
         print(f"added remote {args.name} -> {list_remotes(repo)[args.name]}")
+    elif args.remote_cmd == "set-url":
+        set_remote_url(repo, args.name, context.lasting(args.url))
+        print(f"remote {args.name} -> {list_remotes(repo)[args.name]}")
     elif args.remote_cmd == "rm":
         remove_remote(repo, args.name)
         print(f"removed remote {args.name}")
@@ -59,7 +64,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         repo = context.open_repo(args)
         result = push(
             repo,
-            context.lasting(args.remote),
+            context.remote(args),
             args.names or None,
             args.force,
             progress_shown(),
@@ -83,7 +88,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from remotes import fetch
 
-    remote = context.lasting(args.remote)
+    remote = context.remote(args)
     result = fetch(context.open_repo(args), remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
@@ -96,7 +101,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from remotes import pull
 
-    remote = context.lasting(args.remote)
+    remote = context.remote(args)
     result = pull(context.open_repo(args), remote, progress_shown(), policy=ARTIFACT_REFS)
     if args.json:
         print_json(asdict(result))
@@ -112,7 +117,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_rebase(args: argparse.Namespace) -> int:
     from remotes import rebase
 
-    remote = context.lasting(args.remote)
+    remote = context.remote(args)
     moved = rebase(context.open_repo(args), remote, args.names or None, policy=ARTIFACT_REFS)
     if args.json:
         print_json(moved)
@@ -126,6 +131,8 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 def cmd_clone(args: argparse.Namespace) -> int:
     from remotes import clone
 
+    if not args.dir:  # an unset variable: the working directory it would clone into
+        raise UsageError("an empty DIR (an unset variable?): give a directory, such as ./work")
     repo = clone(context.lasting(args.url), args.dir, progress_shown(), policy=ARTIFACT_REFS)
     print(f"cloned {args.url} into {repo.url}")
     return 0
@@ -138,12 +145,20 @@ def register(commands: Commands) -> None:
         "manage named remotes",
         "artifacts remote add origin s3://team-bucket/artifacts",
     )
-    below = commands.below(p, dest="remote_cmd", metavar="add|ls|rm")
+    below = commands.below(p, dest="remote_cmd", metavar="add|set-url|ls|rm")
     a = below.add(
         "add",
         cmd_remote,
         "name a remote store",
         "artifacts remote add origin s3://team-bucket/artifacts",
+    )
+    a.add_argument("name", metavar="NAME")
+    a.add_argument("url", metavar="URL")
+    a = below.add(
+        "set-url",
+        cmd_remote,
+        "point a remote at another store",
+        "artifacts remote set-url origin s3://new-bucket/artifacts",
     )
     a.add_argument("name", metavar="NAME")
     a.add_argument("url", metavar="URL")

@@ -38,6 +38,8 @@ from .output import (
 
 def cmd_log(args: argparse.Namespace) -> int:
     path = args.path
+    if not path:
+        raise UsageError("an empty PATH (an unset variable?): give a file or a directory")
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file or directory", path)
     metadata = context.json_object(args.metadata, "--metadata")

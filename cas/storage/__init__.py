@@ -42,6 +42,8 @@ def check_url(url: str) -> None:
     (``s3:/bucket`` would be a local directory named ``s3:``)."""
     if not url:
         raise UsageError("an empty URL: give a path, or a URL such as s3://BUCKET/PREFIX")
+    if url == "file://":  # else the working directory, a store laid out among its files
+        raise UsageError("file:// without a path (an unset variable?): give file:///PATH")
     scheme, slashes, rest = url.partition("://")
     if not slashes:
         typo = _SCHEME_WITHOUT_SLASHES.match(url)
