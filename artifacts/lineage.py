@@ -1,7 +1,7 @@
 """What lineage records of a run: its start, the versions it logs and uses, its end.
 
 Also where a run's store is found, and the stack of active runs (W&B's module-level
-``wandb.run``). ``Run`` (artifacts.run) is a ``RunLog`` with W&B's methods;
+``wandb.run``). ``Run`` (artifacts.runs) is a ``RunLog`` with W&B's methods;
 ``Artifact.save`` logs through a bare one when no run is active.
 """
 
@@ -138,7 +138,7 @@ class RunLog:
         registry: Registry | None = None,
         **run: Any,  # run_id, resume, config: see __init__
     ) -> R:
-        """A run in the store ``store`` names (see artifacts.run), or in ``registry``, a
+        """A run in the store ``store`` names (see artifacts.runs), or in ``registry``, a
         store already open; its names checked."""
         return cls(
             registry or open_registry(store, **(store_options or {})),

@@ -9,7 +9,7 @@ from cas import Repository
 from cas.storage.store_dirs import check_not_in_store
 
 from ..cache import parse_size
-from ..run import STORE_DIR
+from ..runs import STORE_DIR
 from .commands import Commands
 from .context import given_store, lasting, local_dir
 from .output import human

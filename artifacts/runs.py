@@ -277,3 +277,32 @@ def _checked_labels(
         if not isinstance(tag, str):
             raise UsageError(f"tags are strings, not {type(tag).__name__}: {tag!r}")
     return aliases, tags
+
+
+# ---- W&B's module-level calls: wandb.log_artifact(...) after wandb.init() ---------------
+
+
+def _on_active_run(name: str) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is None:  # W&B's placeholders before init say the same
+            raise UsageError(f"call artifacts.init() before artifacts.{name}()")
+        return getattr(run, name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``{name}`` of the active run, as W&B's ``wandb.{name}``."
+    return call
+
+
+log_artifact = _on_active_run("log_artifact")
+use_artifact = _on_active_run("use_artifact")
+log_model = _on_active_run("log_model")
+use_model = _on_active_run("use_model")
+link_model = _on_active_run("link_model")
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the active run, if any (W&B's ``wandb.finish``; ``quiet`` changes nothing)."""
+    run = current_run()
+    if run is not None:
+        run.finish(exit_code)
