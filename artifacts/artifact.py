@@ -21,7 +21,8 @@ from cas.errors import UsageError
 from . import annotations, deletion, references, version_refs
 from . import ttl as ttl_rules
 from .draft import Draft
-from .entries import Entry
+from .draft_manifest import DraftManifest, staged_entry
+from .entries import Entry, Manifest
 from .errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
@@ -148,7 +149,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         path = logical_path(name if name is not None else os.path.basename(local_path))
         self._draft.stage(path, staged, overwrite)
         self._added_files[staged.path] = "/".join(path)
-        return Entry("/".join(path), "", staged.size, staged.executable, local_path=staged.path)
+        return staged_entry("/".join(path), staged)
 
     def add_dir(
         self,
@@ -216,8 +217,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         entries = []
         for path, descriptor in staged:  # every name is valid before any is staged
             self._draft.stage(path, Reference(descriptor), False, REMOVE_FIRST)
-            digest, size = descriptor["digest"], descriptor["size"]
-            entries.append(Entry("/".join(path), digest, size, ref=descriptor["uri"]))
+            entries.append(staged_entry("/".join(path), Reference(descriptor)))
         return entries
 
     def _add_version_file(self, uri: str | Entry, name: str | None) -> Entry:
@@ -231,8 +231,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         found = version_refs.resolve(registry, url)
         path = logical_path(name or url.rsplit("/", 1)[-1])
         self._draft.stage(path, found, False, REMOVE_FIRST)
-        e = found.entry
-        return Entry("/".join(path), e.id.hex(), e.size, e.executable)
+        return staged_entry("/".join(path), found)
 
     def new_file(
         self, name: str, mode: str = "x", encoding: str | None = None, policy: str | None = None
@@ -308,8 +307,9 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return f"{v.entity}/{v.project}/{v.name}:v{v.number}"
 
     @property
-    def id(self) -> str:
-        return self._version()[1].commit_id.hex()
+    def id(self) -> str | None:
+        """The version's commit id (hex); None for a draft, as W&B's."""
+        return None if self._logged is None else self._version()[1].commit_id.hex()
 
     @property
     def digest(self) -> str:
@@ -321,7 +321,17 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
 
     @property
     def size(self) -> int:
+        if self._logged is None:  # W&B's: summed from the draft's manifest
+            return self.manifest.size()
         return self._version()[1].commit.meta["size"]
+
+    @property
+    def manifest(self) -> Manifest | DraftManifest:  # type: ignore[override]
+        """A logged version's files; a draft's as staged over its base (read afresh)."""
+        if self._logged is not None:
+            return VersionFiles.manifest.fget(self)  # type: ignore[attr-defined]
+        draft = self._draft
+        return DraftManifest(draft, lambda: self._from_version(draft.registry, draft.base))
 
     def new_draft(self) -> Artifact:
         registry, version = self._version()

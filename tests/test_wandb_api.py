@@ -250,7 +250,8 @@ def test_use_artifact_with_another_type_is_a_value_error(ws):
 
 def test_a_drafts_logged_only_properties_raise_w_and_b_not_logged_error_type(ws):
     draft = artifacts.Artifact("data", "dataset")
-    for read in ("version", "size", "manifest", "id"):  # a draft's digest is computed (item 5)
+    # W&B's ensure_logged ones; a draft's digest, size and manifest are computed, its id None
+    for read in ("version", "file_count", "created_at", "entity"):
         with pytest.raises(AttributeError) as caught:
             getattr(draft, read)
         assert isinstance(caught.value, ArtifactStateError)

@@ -141,3 +141,41 @@ def test_files_is_w_and_bs_collection_of_files_that_download_as_w_and_bs_do(ws):
         assert opened.read() == "changed"
     with files[0].download(root="out", replace=True) as opened:
         assert opened.read() == "a.txt"
+
+
+# ---- a draft's id, size and manifest -----------------------------------------------------
+
+
+def test_a_drafts_manifest_size_and_id_are_w_and_bs(ws):
+    """W&B's draft has a manifest of what is staged (its base's files too, for a
+    new_draft()), a size summed from it, and an id of None until logged."""
+    artifact = Artifact("data", "dataset")
+    assert artifact.id is None
+    assert (len(artifact.manifest), artifact.size) == (0, 0)
+    artifact.add_file(write(ws / "a.txt", "aaa"))
+    write(ws / "src" / "d" / "b.txt", "bb")
+    artifact.add_dir(str(ws / "src"), name="src")
+    (ref,) = artifact.add_reference("file://" + write(ws / "r.txt", "r"), name="r.txt")
+    manifest = artifact.manifest
+    assert list(manifest.entries) == ["a.txt", "r.txt", "src/d/b.txt"]
+    assert manifest.entries["a.txt"].local_path == str(ws / "a.txt")
+    assert manifest.entries["r.txt"] == ref
+    assert manifest.get_entry_by_path("src/d/b.txt").size == 2
+    assert [e.path for e in manifest.get_entries_in_directory("src")] == ["src/d/b.txt"]
+    assert artifact.size == manifest.size() == 6
+    assert manifest.digest() == artifact.digest
+    assert sorted(manifest.to_manifest_json()["contents"]) == ["a.txt", "r.txt", "src/d/b.txt"]
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert artifact.id is not None
+
+    draft = artifact.new_draft()
+    assert draft.id is None
+    draft.remove("src")
+    draft.add_file(write(ws / "c.txt", "cccc"))
+    entries = draft.manifest.entries
+    assert list(entries) == ["a.txt", "c.txt", "r.txt"]
+    assert entries["a.txt"].digest == artifact.get_entry("a.txt").digest  # the base's, as is
+    assert draft.size == 3 + 4 + 1
+    with artifacts.init() as run:
+        assert run.log_artifact(draft).digest == draft.manifest.digest()
