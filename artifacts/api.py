@@ -38,6 +38,7 @@ _RUN_FILTERS = {
     "id": "id",
     "display_name": "name",
     "displayName": "name",
+    "state": "state",  # W&B's running, finished, failed (artifacts.public.RecordedRun)
 }
 
 
@@ -214,14 +215,15 @@ class Api:
     ) -> list[RecordedRun]:
         """The runs of ``[entity/]project``, oldest first (``order="-created_at"``:
         newest first), those matching every filter: ``group``, ``job_type``, ``name``
-        (the id), ``display_name``, or ``config.KEY``, each equal to a value."""
+        (the id), ``display_name``, ``state`` or ``config.KEY``, each equal to a value."""
         entity, project = self._project_path(path)
         if order not in ("+created_at", "created_at", "-created_at"):
             raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
         checks = [_run_filter(key, value) for key, value in (filters or {}).items()]
-        found = [r for r in self._store.runs(entity, project) if all(check(r) for check in checks)]
+        recorded = map(self._recorded, self._store.runs(entity, project))
+        found = [r for r in recorded if all(check(r) for check in checks)]
         found.sort(key=lambda r: (r.started, r.id), reverse=order.startswith("-"))
-        return [self._recorded(r) for r in found]
+        return found
 
     def _recorded(self, record: RunRecord) -> RecordedRun:
         return RecordedRun(record, self._store, Artifact.from_version)

@@ -198,3 +198,23 @@ def test_a_recorded_run_has_w_and_b_state(ws):
         running.id: "running",
     }
     running.finish()
+
+
+def test_runs_are_filtered_by_state_as_w_and_b_scripts_filter_them(ws):
+    with artifacts.init(project="proj") as finished:
+        pass
+    exited = artifacts.init(project="proj")
+    exited.finish(exit_code=1)
+    running = artifacts.init(project="proj")
+    api = artifacts.Api(overrides={"project": "proj"})
+
+    def ids(state: str) -> list[str]:
+        return [r.id for r in api.runs("proj", filters={"state": state})]
+
+    assert (ids("finished"), ids("failed"), ids("running")) == (
+        [finished.id],
+        [exited.id],
+        [running.id],
+    )
+    assert [r.id for r in api.runs("proj", {"state": "finished", "jobType": None})] == [finished.id]
+    running.finish()
