@@ -103,6 +103,8 @@ __all__ = [
 def __getattr__(name: str) -> object:
     if name == "run":  # W&B's wandb.run: the active run, None before init and after finish
         return importlib.import_module(".runs", __name__).current_run()
+    if name == "config":  # W&B's wandb.config: the active run's
+        return importlib.import_module(".runs", __name__).config()
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'artifacts' has no attribute {name!r}")

@@ -126,6 +126,17 @@ class ArtifactFinalizedError(ArtifactStateError, AttributeError):
     and aliases may change."""
 
 
+class NoActiveRunError(UsageError, AttributeError):
+    """A module-level run call (W&B's ``wandb.log_artifact``, ``wandb.config``…) with no
+    run started: W&B's placeholders raise ``wandb.Error``; an AttributeError too, so that
+    ``hasattr(artifacts, "config")`` is False until then."""
+
+
+class ConfigError(UsageError):
+    """A run's config key set again to another value without ``allow_val_change`` (W&B's
+    ``ConfigError``)."""
+
+
 class LocalPathError(UsageError, ValueError):
     """A local path that cannot be added as a file: missing, or not a regular file
     (W&B: ValueError)."""

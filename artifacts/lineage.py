@@ -17,9 +17,9 @@ from cas.errors import UsageError
 from cas.storage.store_dirs import STORE_DIR
 
 from .errors import ArtifactStateError
-from .metadata import normalize_metadata
 from .names import validate_namespace
 from .registry import Registry, RunRecord
+from .run_config import RunConfig, config_items
 
 _active: list[RunLog] = []
 # The store of the run started last in this process: what Api() reads once the run is
@@ -110,17 +110,17 @@ class RunLog:
         self.registry = registry
         self.id = validate_namespace(run_id, "run id") if run_id else os.urandom(4).hex()
         self.entity, self.project = entity, project
-        self.config = normalize_metadata(config, "config")  # refused now, as metadata is
+        config_now = config_items(config)  # refused now, as metadata is
         mode = _resume_mode(resume)
         record = self.registry.update_run(
             entity,
             project,
             self.id,
-            lambda record: _begin(record, mode, group, job_type, name, self.config),
+            lambda record: _begin(record, mode, group, job_type, name, config_now),
         )
         self.group, self.job_type, self.name = record.group, record.job_type, record.name
-        self.config = record.config
         self._finished = False
+        self.config = RunConfig(record.config, self._write_config)
         _active.append(self)
         global _last_store
         _last_store = registry
@@ -182,6 +182,15 @@ class RunLog:
         self.registry.update_run(
             self.entity, self.project, self.id, lambda r: _set_ended(r, exit_code or 0)
         )
+
+    def _write_config(self, changed: dict[str, Any]) -> dict[str, Any]:
+        """Record config keys changed by the script (artifacts.run_config)."""
+        self._check_open()
+
+        def merge(record: RunRecord) -> None:
+            record.config = {**record.config, **changed}
+
+        return self.registry.update_run(self.entity, self.project, self.id, merge).config
 
     def note_logged(self, commit_id: str) -> None:
         self.registry.update_run(

@@ -19,7 +19,7 @@ from cas.ingest import OnStored
 from cas.storage.store_dirs import STORE_DIR
 
 from .artifact import Artifact
-from .errors import LocalPathError, NotAModelError
+from .errors import LocalPathError, NoActiveRunError, NotAModelError
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
@@ -286,7 +286,7 @@ def _on_active_run(name: str) -> Any:
     def call(*args: Any, **kwargs: Any) -> Any:
         run = current_run()
         if run is None:  # W&B's placeholders before init say the same
-            raise UsageError(f"call artifacts.init() before artifacts.{name}()")
+            raise NoActiveRunError(f"call artifacts.init() before artifacts.{name}()")
         return getattr(run, name)(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
@@ -299,6 +299,14 @@ use_artifact = _on_active_run("use_artifact")
 log_model = _on_active_run("log_model")
 use_model = _on_active_run("use_model")
 link_model = _on_active_run("link_model")
+
+
+def config() -> Any:
+    """The active run's config (W&B's ``wandb.config``): ``artifacts.config``."""
+    run = current_run()
+    if run is None:
+        raise NoActiveRunError("call artifacts.init() before artifacts.config")
+    return run.config
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

@@ -46,3 +46,47 @@ def test_module_level_calls_before_init_say_to_call_init_as_w_and_bs(ws):
         pass
     with pytest.raises(artifacts.errors.UsageError, match="init"):  # after finish too
         artifacts.log_artifact(artifacts.Artifact("data", "dataset"))
+
+
+def test_a_runs_config_is_w_and_bs_and_every_change_is_recorded(ws):
+    import argparse
+
+    run = artifacts.init(config={"lr": 0.1, "layers": (64, 32)})
+    config = artifacts.config  # W&B's wandb.config: the active run's
+    assert config is run.config
+    assert (config.lr, config["layers"], config.get("epochs", 5)) == (0.1, [64, 32], 5)
+    config.epochs = 3  # W&B's ways of adding keys: each one recorded at once
+    config["batch_size"] = 32
+    config.update({"optimizer": "adam"})
+    config.update(argparse.Namespace(dropout=0.5))  # as W&B's update takes argparse's
+    config.setdefaults({"lr": 0.5, "seed": 7})  # lr is set: kept
+    config.update({"--momentum": 0.9})  # W&B strips the dashes
+    config.update({"lr": 0.1})  # the same value again is no change
+    expected = {
+        "lr": 0.1,
+        "layers": [64, 32],
+        "epochs": 3,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "dropout": 0.5,
+        "seed": 7,
+        "momentum": 0.9,
+    }
+    assert dict(config) == expected and config.as_dict() == expected
+    assert artifacts.Api().run(run.id).config == expected  # before the run finishes
+
+    # As W&B's: a key keeps its value unless allow_val_change; bad values are refused
+    with pytest.raises(artifacts.errors.ConfigError, match="allow_val_change=True"):
+        config.lr = 0.2
+    config.update({"lr": 0.2}, allow_val_change=True)
+    with pytest.raises(artifacts.UsageError, match="config"):
+        config.update({"model": object()})
+    with pytest.raises(AttributeError):
+        config.nothing  # noqa: B018
+    artifacts.finish()
+    assert artifacts.Api().run(run.id).config == {**expected, "lr": 0.2}
+    with pytest.raises(artifacts.ArtifactStateError, match="finished"):
+        config.late = 1  # W&B refuses a finished run's config changes too
+    assert "late" not in artifacts.Api().run(run.id).config
+    with pytest.raises(artifacts.Error, match=r"artifacts.init\(\) before artifacts.config"):
+        artifacts.config.lr  # noqa: B018
