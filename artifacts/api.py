@@ -215,7 +215,8 @@ class Api:
     ) -> list[RecordedRun]:
         """The runs of ``[entity/]project``, oldest first (``order="-created_at"``:
         newest first), those matching every filter: ``group``, ``job_type``, ``name``
-        (the id), ``display_name``, ``state`` or ``config.KEY``, each equal to a value."""
+        (the id), ``display_name``, ``state`` or ``config.KEY``, each equal to a value,
+        or ``tags`` holding one."""
         entity, project = self._project_path(path)
         if order not in ("+created_at", "created_at", "-created_at"):
             raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
@@ -253,11 +254,13 @@ def _run_filter(key: str, value: Any) -> Any:
     """A test of a run record for one ``runs(filters=...)`` item: equality only."""
     if isinstance(value, dict) or key.startswith("$"):
         raise UsageError(f"runs(filters=...) matches equal values only, not {key}: {value!r}")
+    if key == "tags":  # as MongoDB matches a list: the runs having that tag
+        return lambda r: value in r.tags
     if key.startswith("config."):
         wanted = key[len("config.") :]
         return lambda r: r.config.get(wanted) == value
     field = _RUN_FILTERS.get(key)
     if field is None:
-        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY"}))
+        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY", "tags"}))
         raise UsageError(f"runs(filters=...) cannot match {key!r}; it can match {known}")
     return lambda r: getattr(r, field) == value

@@ -10,13 +10,14 @@ from __future__ import annotations
 import getpass
 import os
 import time
+import warnings
 from typing import Any, TypeVar
 
 from cas import Repository
 from cas.errors import UsageError
 from cas.storage.store_dirs import STORE_DIR
 
-from .errors import ArtifactStateError
+from .errors import ArtifactStateError, InvalidTagError
 from .names import validate_namespace
 from .registry import Registry, RunRecord
 from .run_config import RunConfig, config_items
@@ -106,17 +107,20 @@ class RunLog:
         run_id: str | None = None,
         resume: str | bool | None = None,
         config: dict[str, Any] | None = None,
+        tags: list[str] | str | None = None,
+        notes: str | None = None,
     ) -> None:
         self.registry = registry
         self.id = validate_namespace(run_id, "run id") if run_id else os.urandom(4).hex()
         self.entity, self.project = entity, project
         config_now = config_items(config)  # refused now, as metadata is
+        labels = (None if tags is None else run_tags(tags), _checked_notes(notes))
         mode = _resume_mode(resume)
         record = self.registry.update_run(
             entity,
             project,
             self.id,
-            lambda record: _begin(record, mode, group, job_type, name, config_now),
+            lambda record: _begin(record, mode, group, job_type, name, config_now, labels),
         )
         self.group, self.job_type, self.name = record.group, record.job_type, record.name
         self._finished = False
@@ -136,7 +140,7 @@ class RunLog:
         name: str | None = None,
         store_options: dict[str, Any] | None = None,
         registry: Registry | None = None,
-        **run: Any,  # run_id, resume, config: see __init__
+        **run: Any,  # run_id, resume, config, tags, notes: see __init__
     ) -> R:
         """A run in the store ``store`` names (see artifacts.runs), or in ``registry``, a
         store already open; its names checked."""
@@ -182,6 +186,40 @@ class RunLog:
         self.registry.update_run(
             self.entity, self.project, self.id, lambda r: _set_ended(r, exit_code or 0)
         )
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """W&B's: the run's tags, a tuple; set a list (or tuple) to change them."""
+        return tuple(self._record_now().tags)
+
+    @tags.setter
+    def tags(self, tags: Any) -> None:
+        self._check_open()
+        try:
+            checked = run_tags(tags)
+        except InvalidTagError as e:  # W&B warns and keeps the tags the run had
+            warnings.warn(f"{e}; the run's tags are unchanged", stacklevel=2)
+            return
+        self._labels(checked, None)
+
+    @property
+    def notes(self) -> str | None:
+        return self._record_now().notes
+
+    @notes.setter
+    def notes(self, notes: str | None) -> None:
+        self._check_open()
+        self._labels(None, _checked_notes(notes) or "")
+
+    def _record_now(self) -> RunRecord:
+        found = self.registry.read_run(self.entity, self.project, self.id)
+        assert found is not None  # written when the run started
+        return found
+
+    def _labels(self, tags: list[str] | None, notes: str | None) -> None:
+        """Record the tags and notes given (None: left as they are)."""
+        change = (tags, notes)
+        self.registry.update_run(self.entity, self.project, self.id, lambda r: _label(r, change))
 
     def _write_config(self, changed: dict[str, Any]) -> dict[str, Any]:
         """Record config keys changed by the script (artifacts.run_config)."""
@@ -232,6 +270,7 @@ def _begin(
     job_type: str | None,
     name: str | None,
     config: dict[str, Any],
+    labels: tuple[list[str] | None, str | None],
 ) -> None:
     """Start ``record`` (new: its id alone is set) or continue it, as ``mode`` allows."""
     exists = record.started != 0
@@ -249,6 +288,29 @@ def _begin(
     record.job_type = job_type or record.job_type
     record.name = name or record.name or record.id
     record.config = {**record.config, **config}
+    _label(record, labels)
+
+
+def _label(record: RunRecord, labels: tuple[list[str] | None, str | None]) -> None:
+    """Set the tags and notes of ``labels`` that are not None."""
+    tags, notes = labels
+    record.tags = record.tags if tags is None else tags
+    record.notes = record.notes if notes is None else notes
+
+
+def _checked_notes(notes: Any) -> str | None:
+    if notes is not None and not isinstance(notes, str):
+        raise UsageError(f"a run's notes are a string, not {type(notes).__name__}")
+    return notes
+
+
+def run_tags(tags: Any) -> list[str]:
+    """A run's tags as W&B takes them: a string is one tag; each of 1 to 64 characters."""
+    found = [tags] if isinstance(tags, str) else list(tags)
+    for tag in found:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= 64:
+            raise InvalidTagError(f"a run's tags are strings of 1 to 64 characters, not {tag!r}")
+    return found
 
 
 def _set_ended(record: RunRecord, exit_code: int) -> None:

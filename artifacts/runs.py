@@ -51,6 +51,8 @@ def init(
     config: dict[str, Any] | None = None,
     id: str | None = None,
     resume: str | bool | None = None,
+    tags: list[str] | str | None = None,
+    notes: str | None = None,
     **_ignored: Any,  # W&B settings with no meaning here (reinit, mode…)
 ) -> Run:
     """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
@@ -66,6 +68,8 @@ def init(
         run_id=id,
         resume=resume,
         config=config,
+        tags=tags,
+        notes=notes,
     )
 
 
@@ -78,7 +82,7 @@ class Run(RunLog):
         group: str | None = None,
         job_type: str | None = None,
         name: str | None = None,
-        **run: Any,  # run_id, resume, config: see RunLog
+        **run: Any,  # run_id, resume, config, tags, notes: see RunLog
     ) -> None:
         super().__init__(registry, entity, project, group, job_type, name, **run)
         self._saver = Saver(self)

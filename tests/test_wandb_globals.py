@@ -90,3 +90,23 @@ def test_a_runs_config_is_w_and_bs_and_every_change_is_recorded(ws):
     assert "late" not in artifacts.Api().run(run.id).config
     with pytest.raises(artifacts.Error, match=r"artifacts.init\(\) before artifacts.config"):
         artifacts.config.lr  # noqa: B018
+
+
+def test_a_runs_tags_and_notes_are_recorded_as_w_and_bs(ws):
+    run = artifacts.init(project="proj", tags=["baseline", "resnet"], notes="first try")
+    assert (run.tags, run.notes) == (("baseline", "resnet"), "first try")  # W&B's: a tuple
+    run.tags = run.tags + ("v2",)  # W&B's way to add one
+    run.notes = "second try"
+    with pytest.warns(UserWarning, match="64"):
+        run.tags = ["x" * 65]  # W&B warns and keeps the tags it had
+    run.finish()
+    api = artifacts.Api(overrides={"project": "proj"})
+    record = api.run(run.id)
+    assert (record.tags, record.notes) == (["baseline", "resnet", "v2"], "second try")
+    with artifacts.init(project="proj", tags="other"):  # one string is one tag, as in W&B
+        pass
+    assert [r.id for r in api.runs("proj", filters={"tags": "v2"})] == [run.id]
+    with pytest.raises(artifacts.ArtifactStateError, match="finished"):
+        run.notes = "too late"
+    with pytest.raises(ValueError, match="64"):  # W&B's settings refuse it at init
+        artifacts.init(project="proj", tags=["y" * 65])
