@@ -116,13 +116,16 @@ class RunLog:
         config_now = config_items(config)  # refused now, as metadata is
         labels = (None if tags is None else run_tags(tags), _checked_notes(notes))
         mode = _resume_mode(resume)
-        record = self.registry.update_run(
-            entity,
-            project,
-            self.id,
-            lambda record: _begin(record, mode, group, job_type, name, config_now, labels),
-        )
+        existed: list[bool] = []
+
+        def begin(record: RunRecord) -> None:
+            existed[:] = [record.started != 0]  # this attempt's (the swap may be retried)
+            _begin(record, mode, group, job_type, name, config_now, labels)
+
+        record = self.registry.update_run(entity, project, self.id, begin)
         self.group, self.job_type, self.name = record.group, record.job_type, record.name
+        # W&B's: whether this continued a run, and when the run started (s since the epoch)
+        self.resumed, self.start_time = existed[0], record.started / 1e9
         self._finished = False
         self.config = RunConfig(record.config, self._write_config)
         _active.append(self)
@@ -186,6 +189,11 @@ class RunLog:
         self.registry.update_run(
             self.entity, self.project, self.id, lambda r: _set_ended(r, exit_code or 0)
         )
+
+    @property
+    def path(self) -> str:
+        """W&B's ``entity/project/run_id``, which ``Api().run()`` takes."""
+        return f"{self.entity}/{self.project}/{self.id}"
 
     @property
     def tags(self) -> tuple[str, ...]:

@@ -110,3 +110,18 @@ def test_a_runs_tags_and_notes_are_recorded_as_w_and_bs(ws):
         run.notes = "too late"
     with pytest.raises(ValueError, match="64"):  # W&B's settings refuse it at init
         artifacts.init(project="proj", tags=["y" * 65])
+
+
+def test_a_runs_path_start_time_and_resumed_are_w_and_bs(ws):
+    import time
+
+    before = time.time()
+    with artifacts.init(project="proj", id="r1") as run:
+        assert run.path == "team/proj/r1"  # W&B's entity/project/run_id, which Api().run takes
+        assert artifacts.Api().run(run.path).id == "r1"
+        assert before - 1 <= run.start_time <= time.time()  # seconds since the epoch
+        assert run.resumed is False
+        started = run.start_time
+    with artifacts.init(project="proj", id="r1", resume="allow") as again:
+        assert again.resumed is True
+        assert again.start_time == started  # the run's start, kept when it is continued
