@@ -26,7 +26,8 @@ from .lineage import default_entity, read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
-from .public import ArtifactCollection, ArtifactType, RecordedRun, collections
+from .public import ArtifactCollection, ArtifactType, Project, RecordedRun, collections
+from .ref_names import project_of
 from .registry import RunRecord
 
 # Run fields ``runs(filters=...)`` can match, by W&B's names and ours.
@@ -55,21 +56,21 @@ class Api:
         """Open the store ``store`` names, else the one a run reads (``read_store``)."""
         overrides = overrides or {}
         self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
-        self.project = validate_namespace(
+        self._project = validate_namespace(
             overrides.get("project") or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized",
             "project",
         )
         self._store = read_store(store, store_options)
 
     def __repr__(self) -> str:
-        return f"<Api {self._store.repo.url} {self.entity}/{self.project}>"
+        return f"<Api {self._store.repo.url} {self.entity}/{self._project}>"
 
     # ---- names ---------------------------------------------------------
 
     def _project_path(self, path: str | None) -> tuple[str, str]:
         """``[entity/]project`` -> (entity, project)."""
         if not path:
-            return self.entity, self.project
+            return self.entity, self._project
         entity, _, project = path.rpartition("/")
         return (
             validate_namespace(entity or self.entity, "entity"),
@@ -78,14 +79,14 @@ class Api:
 
     def _collection_path(self, name: str) -> tuple[str, str, str]:
         """``[[entity/]project/]name`` -> (entity, project, name)."""
-        spec = parse_spec(name.partition(":")[0], self.entity, self.project)
+        spec = parse_spec(name.partition(":")[0], self.entity, self._project)
         return spec.entity, spec.project, spec.name
 
     # ---- versions ------------------------------------------------------
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """One version: ``[[entity/]project/]name[:vN|alias]`` (``latest`` if none)."""
-        spec = parse_spec(name, self.entity, self.project)
+        spec = parse_spec(name, self.entity, self._project)
         version = self._store.resolve(spec)
         if type is not None and version.type != type:
             raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
@@ -148,14 +149,33 @@ class Api:
     ) -> list[ArtifactType]:
         """The types of the artifacts in ``[entity/]project``, by name."""
         entity, project = self._project_path(project)
-        names = sorted({c.type for c in self._collections(entity, project)})
-        return [self._type(entity, project, name) for name in names]
+        return self.project(project, entity).artifacts_types()
 
     def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
         entity, project = self._project_path(project)
         if not any(c.type == type_name for c in self._collections(entity, project)):
             raise ArtifactNotFoundError(f"no artifact of type {type_name!r} in {entity}/{project}")
         return self._type(entity, project, type_name)
+
+    # ---- projects ------------------------------------------------------
+
+    @property
+    def default_entity(self) -> str:
+        """The entity ``init`` logs to when none is given (W&B's user's default)."""
+        return default_entity()
+
+    def project(self, name: str, entity: str | None = None) -> Project:
+        """W&B's ``Project``: ``entity/name`` (this Api's entity if none), as it is."""
+        entity = validate_namespace(entity or self.entity, "entity")
+        return Project(
+            self._store, entity, validate_namespace(name, "project"), Artifact.from_version
+        )
+
+    def projects(self, entity: str | None = None, per_page: int = 200) -> list[Project]:
+        """The projects of ``entity`` (this Api's if none) holding artifacts or runs, by name."""
+        entity = validate_namespace(entity or self.entity, "entity")
+        names = {project_of(ref) for ref in self._store.refs.names(f"{entity}/")} - {None}
+        return [self.project(name, entity) for name in sorted(names)]  # type: ignore[arg-type]
 
     def _collections(self, entity: str, project: str) -> list[ArtifactCollection]:
         return collections(self._store, entity, project, Artifact.from_version)

@@ -106,6 +106,38 @@ class RecordedRun(RunRecord):
         return artifact
 
 
+class Project:
+    """One ``entity/project`` of the store (W&B's ``Project``): its artifacts by type."""
+
+    def __init__(self, registry: Registry, entity: str, name: str, make: Make) -> None:
+        self._registry, self._make = registry, make
+        self.entity, self.name = entity, name
+
+    def __repr__(self) -> str:
+        return f"<Project {self.entity}/{self.name}>"
+
+    @property
+    def path(self) -> list[str]:
+        return [self.entity, self.name]
+
+    def artifacts_types(self, per_page: int = 50) -> list[ArtifactType]:
+        """The types of its artifacts, by name (W&B's spelling)."""
+        found = collections(self._registry, self.entity, self.name, self._make)
+        names = sorted({c.type for c in found})
+        return [ArtifactType(self._registry, self.entity, self.name, n, self._make) for n in names]
+
+    def collections(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        order: str | None = None,
+        per_page: int = 50,
+    ) -> list[ArtifactCollection]:
+        """Its artifacts of every type, by name; ``filters`` and ``order`` refused, as
+        ``ArtifactType.collections`` refuses them."""
+        _refuse_queries(filters, order)
+        return collections(self._registry, self.entity, self.name, self._make)
+
+
 class ArtifactCollection:
     """One artifact's versions (W&B's collection, or sequence), and its own description
     and tags (artifacts.collection_info): set them, then ``save()``."""
@@ -231,17 +263,21 @@ class ArtifactType:
     ) -> list[ArtifactCollection]:
         """This type's artifacts, by name. W&B's ``filters`` and ``order`` are queries
         its server runs (and older servers refuse): refused here, never ignored."""
-        for keyword, query in (("filters", filters), ("order", order)):
-            if query is not None:
-                raise UnsupportedError(
-                    f"collections(..., {keyword}=...) is a W&B server query, not supported "
-                    "here: filter or sort the list it gives"
-                )
+        _refuse_queries(filters, order)
         return [
             c
             for c in collections(self._registry, self.entity, self.project, self._make)
             if c.type == self.name
         ]
+
+
+def _refuse_queries(filters: Mapping[str, Any] | None, order: str | None) -> None:
+    for keyword, query in (("filters", filters), ("order", order)):
+        if query is not None:
+            raise UnsupportedError(
+                f"collections(..., {keyword}=...) is a W&B server query, not supported "
+                "here: filter or sort the list it gives"
+            )
 
     def collection(self, name: str) -> ArtifactCollection:
         for found in self.collections():

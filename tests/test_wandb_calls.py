@@ -218,3 +218,27 @@ def test_runs_are_filtered_by_state_as_w_and_b_scripts_filter_them(ws):
     )
     assert [r.id for r in api.runs("proj", {"state": "finished", "jobType": None})] == [finished.id]
     running.finish()
+
+
+def test_api_projects_walk_a_store_as_w_and_b_storage_cleanup_scripts(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="vision") as run:
+        run.log_artifact("a.txt", name="images", type="dataset")
+        run.log_artifact("a.txt", name="net", type="model")
+    with artifacts.init(project="text") as run:
+        run.log_artifact("a.txt", name="corpus", type="dataset")
+    with artifacts.init(project="runs-only"):
+        pass
+    api = artifacts.Api()
+    assert api.default_entity == "team"
+    assert [p.name for p in api.projects()] == ["runs-only", "text", "vision"]
+    found = []
+    for project in api.projects("team"):  # the walk of W&B's cleanup scripts
+        for artifact_type in project.artifacts_types():
+            for collection in artifact_type.collections():
+                found += [v.qualified_name for v in collection.versions()]
+    assert found == ["team/text/corpus:v0", "team/vision/images:v0", "team/vision/net:v0"]
+    vision = api.project("vision")
+    assert (vision.name, vision.entity, vision.path) == ("vision", "team", ["team", "vision"])
+    assert [c.name for c in vision.collections()] == ["images", "net"]
+    assert api.projects("nobody") == []
