@@ -87,10 +87,8 @@ class Api:
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """One version: ``[[entity/]project/]name[:vN|alias]`` (``latest`` if none)."""
         spec = parse_spec(name, self.entity, self._project)
-        version = self._store.resolve(spec)
-        if type is not None and version.type != type:
-            raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
-        return Artifact.from_version(self._store, version)
+        # another type: ArtifactTypeError, W&B's ValueError (and a CommError)
+        return Artifact.from_version(self._store, self._store.resolve(spec, type))
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
         try:

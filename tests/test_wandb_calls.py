@@ -242,3 +242,13 @@ def test_api_projects_walk_a_store_as_w_and_b_storage_cleanup_scripts(ws):
     assert (vision.name, vision.entity, vision.path) == ("vision", "team", ["team", "vision"])
     assert [c.name for c in vision.collections()] == ["images", "net"]
     assert api.projects("nobody") == []
+
+
+def test_api_artifact_of_another_type_raises_w_and_bs_value_error(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", type="dataset")
+    api = artifacts.Api(overrides={"project": "proj"})
+    with pytest.raises(ValueError, match="'dataset', not 'model'"):  # W&B's Api: ValueError
+        api.artifact("data:v0", type="model")
+    assert api.artifact_exists("data:v0", type="model") is False
