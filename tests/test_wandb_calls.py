@@ -252,3 +252,16 @@ def test_api_artifact_of_another_type_raises_w_and_bs_value_error(ws):
     with pytest.raises(ValueError, match="'dataset', not 'model'"):  # W&B's Api: ValueError
         api.artifact("data:v0", type="model")
     assert api.artifact_exists("data:v0", type="model") is False
+
+
+def test_add_dir_and_file_references_of_a_missing_path_are_w_and_bs_value_errors(ws):
+    write(ws / "a.txt", "a")
+    draft = artifacts.Artifact("data", "dataset")
+    with pytest.raises(ValueError, match="not a directory.*add_file"):  # W&B: ValueError
+        draft.add_dir("a.txt")
+    with pytest.raises(ValueError, match="no such directory"):
+        draft.add_dir("missing")
+    with pytest.raises(ValueError, match="no such file or directory"):  # W&B: ValueError
+        draft.add_reference((ws / "missing.csv").as_uri())
+    with pytest.raises(artifacts.errors.LocalPathError):  # and our UsageError, as before
+        draft.add_dir("missing")
