@@ -380,3 +380,20 @@ def test_a_link_outlives_its_expired_source_and_says_who_deleted_it(ws) -> None:
     assert "\n" not in said
     assert said.startswith(f"{ENTITY}/wandb-registry-model/clf:v0 links {ENTITY}/{PROJECT}/net:v0")
     assert re.search(r"was deleted by \S+ at .* UTC \(its TTL expired\)", said)
+
+
+def test_lineage_of_a_version_counts_its_links_as_w_and_b_one_artifact(ws) -> None:
+    """W&B's used_by(): "the runs that have used this artifact and its linked artifacts";
+    a link and its source are one artifact there, so logged_by() is the source's run."""
+    with artifacts.init(job_type="train") as trainer:
+        source = model(trainer)
+    with artifacts.init(job_type="promote") as promoter:
+        link = promoter.link_artifact(source, "wandb-registry-model/net", aliases=["production"])
+    with artifacts.init(job_type="deploy") as deployer:
+        deployer.use_artifact("wandb-registry-model/net:production")
+    with artifacts.init(job_type="eval") as evaluator:
+        evaluator.use_artifact("net:v0")
+    api = artifacts.Api()
+    for version in (api.artifact("net:v0"), api.artifact(link.qualified_name)):
+        assert sorted(r.job_type for r in version.used_by()) == ["deploy", "eval"]
+        assert version.logged_by().id == trainer.id
