@@ -285,6 +285,8 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return self._registry, self._logged
 
     def wait(self, timeout: float | None = None) -> Artifact:
+        """A logged version at once (logging is synchronous); a draft raises, as W&B's."""
+        self._version()
         return self
 
     @property

@@ -179,3 +179,12 @@ def test_a_drafts_manifest_size_and_id_are_w_and_bs(ws):
     assert draft.size == 3 + 4 + 1
     with artifacts.init() as run:
         assert run.log_artifact(draft).digest == draft.manifest.digest()
+
+
+def test_wait_of_a_draft_never_logged_raises_w_and_bs_not_logged_error(ws):
+    draft = Artifact("data", "dataset")
+    with pytest.raises(artifacts.ArtifactNotLoggedError, match="log"):  # W&B's, for wait()
+        draft.wait()
+    draft.add_file(write(ws / "a.txt", "a"))
+    with artifacts.init() as run:
+        assert run.log_artifact(draft).wait(timeout=5) is draft
