@@ -318,3 +318,20 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     run = current_run()
     if run is not None:
         run.finish(exit_code)
+
+
+# ---- W&B's setup calls: there is no server to log in to or to configure --------------
+
+
+def login(key: str | None = None, relogin: bool | None = None, **_ignored: Any) -> bool:
+    """W&B's ``wandb.login``: nothing to log in to, as who may read and write a store is
+    the store's own to say (its file permissions, its bucket's credentials); True."""
+    return True
+
+
+class Settings:
+    """W&B's ``wandb.Settings``, given to ``init(settings=...)``: its fields are kept as
+    attributes, and mean nothing here (they configure W&B's own process)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.__dict__.update(settings)

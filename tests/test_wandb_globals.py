@@ -125,3 +125,15 @@ def test_a_runs_path_start_time_and_resumed_are_w_and_bs(ws):
     with artifacts.init(project="proj", id="r1", resume="allow") as again:
         assert again.resumed is True
         assert again.start_time == started  # the run's start, kept when it is continued
+
+
+def test_a_scripts_w_and_b_setup_calls_are_taken(ws):
+    """W&B scripts start with wandb.login() and pass wandb.Settings to init: there is no
+    server here, so both are taken and mean nothing; the run logs to its store."""
+    assert artifacts.login() is True
+    assert artifacts.login(key="0" * 40, relogin=True, host="https://api.wandb.ai") is True
+    settings = artifacts.Settings(start_method="thread", console="off")
+    assert settings.start_method == "thread"
+    write(ws / "a.txt", "a")
+    with artifacts.init(settings=settings) as run:
+        assert run.log_artifact("a.txt", name="data").version == "v0"
