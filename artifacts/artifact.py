@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from cas.errors import UsageError
 
-from . import annotations, deletion, references, version_refs
+from . import annotations, deletion, links, references, version_refs
 from . import ttl as ttl_rules
 from .draft import Draft
 from .draft_manifest import DraftManifest, staged_entry
@@ -337,6 +337,8 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
 
     def new_draft(self) -> Artifact:
         registry, version = self._version()
+        if self.is_link:  # W&B's: saved to the source's collection, never the registry's
+            version = links.source_version(registry, version)
         draft = Artifact(version.name, version.type, self.description)
         # As stored: a version of an older store may hold metadata no longer accepted
         # (bytes that are not UTF-8); that must not stop a draft, only its logging.

@@ -397,3 +397,22 @@ def test_lineage_of_a_version_counts_its_links_as_w_and_b_one_artifact(ws) -> No
     for version in (api.artifact("net:v0"), api.artifact(link.qualified_name)):
         assert sorted(r.job_type for r in version.used_by()) == ["deploy", "eval"]
         assert version.logged_by().id == trainer.id
+
+
+def test_a_draft_of_a_link_is_a_draft_of_its_source_as_in_w_and_b(ws) -> None:
+    """W&B's new_draft(): "if this artifact is saved it must be saved to the source
+    sequence", never as a version of the registry's collection."""
+    with artifacts.init() as run:
+        source = model(run)
+        run.link_artifact(source, "wandb-registry-model/net", aliases=["production"])
+    with artifacts.init() as run:
+        production = run.use_artifact("wandb-registry-model/net:production")
+        production.description = "as linked"
+        draft = production.new_draft()
+        assert (draft.name, draft.description) == ("net", "as linked")
+        draft.add_file(write(ws / "notes.txt", "fine-tuned"))
+        logged = run.log_artifact(draft)
+    assert logged.qualified_name == f"{ENTITY}/{PROJECT}/net:v1"
+    assert set(logged.manifest.entries) == {"weights.bin", "notes.txt"}
+    registry = artifacts.Api().artifact_collection("model", "wandb-registry-model/net")
+    assert [v.version for v in registry.versions()] == ["v0"]  # links only
