@@ -265,3 +265,17 @@ def test_add_dir_and_file_references_of_a_missing_path_are_w_and_bs_value_errors
         draft.add_reference((ws / "missing.csv").as_uri())
     with pytest.raises(artifacts.errors.LocalPathError):  # and our UsageError, as before
         draft.add_dir("missing")
+
+
+def test_tags_logged_with_unchanged_files_go_to_the_latest_version_as_its_aliases_do(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        first = run.log_artifact("a.txt", name="data", tags=["raw"])
+        again = run.log_artifact("a.txt", name="data", aliases=["best"], tags=["checked"])
+    assert again.version == first.version == "v0"  # no new version: the content is the same
+    assert (again.aliases, again.tags) == (["latest", "best"], ["raw", "checked"])
+    api = artifacts.Api(overrides={"project": "proj"})
+    assert api.artifact("data:v0").tags == ["raw", "checked"]
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", tags=["raw"])  # nothing new: no record
+    assert len(api.artifact("data:v0").annotation_history()) == 1
