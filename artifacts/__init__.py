@@ -97,7 +97,6 @@ __all__ = [
     "log_artifact",
     "log_model",
     "login",
-    "run",
     "upsert_part",
     "use_artifact",
     "use_model",
