@@ -18,6 +18,7 @@ from cas.errors import UsageError
 from cas.ingest import OnStored
 from cas.storage.store_dirs import STORE_DIR
 
+from .annotations import validate_tags
 from .artifact import Artifact
 from .errors import LocalPathError, NoActiveRunError, NotAModelError
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
@@ -277,10 +278,7 @@ def _checked_labels(
     for alias in aliases:
         if alias != "latest":
             validate_alias(alias)
-    for tag in tags:
-        if not isinstance(tag, str):
-            raise UsageError(f"tags are strings, not {type(tag).__name__}: {tag!r}")
-    return aliases, tags
+    return aliases, validate_tags(tags)  # W&B's rule, as at log time: deduplicated
 
 
 # ---- W&B's module-level calls: wandb.log_artifact(...) after wandb.init() ---------------

@@ -279,3 +279,13 @@ def test_tags_logged_with_unchanged_files_go_to_the_latest_version_as_its_aliase
     with artifacts.init(project="proj") as run:
         run.log_artifact("a.txt", name="data", tags=["raw"])  # nothing new: no record
     assert len(api.artifact("data:v0").annotation_history()) == 1
+
+
+def test_log_artifact_refuses_tags_w_and_b_refuses_and_keeps_each_tag_once(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        with pytest.raises(ValueError, match="no/slash"):  # W&B's validate_tags: ValueError
+            run.log_artifact("a.txt", name="data", tags=["ok", "no/slash"])
+        assert artifacts.Api(overrides={"project": "proj"}).artifact_exists("data") is False
+        logged = run.log_artifact("a.txt", name="data", tags=["raw", "raw", "two words"])
+    assert logged.tags == ["raw", "two words"]  # deduplicated, first kept, as W&B's
