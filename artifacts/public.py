@@ -8,6 +8,7 @@ artifacts.artifact imports, does not import it back.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -15,9 +16,10 @@ from typing import Any
 from . import collection_info
 from .deletion import delete_collection
 from .errors import ArtifactNotFoundError, NotALoggedVersionError, UnsupportedError
-from .lineage import add_use
-from .names import VERSION
+from .lineage import add_use, run_tags
+from .names import VERSION, validate_namespace
 from .registry import Registry, RunRecord, Version
+from .run_config import config_items
 
 Make = Callable[[Registry, Version], Any]  # Artifact.from_version
 
@@ -39,6 +41,10 @@ def version_of(registry: Registry, commit_hex: str, entity: str, project: str) -
     return registry.version(meta.get("entity", entity), meta.get("project", project), commit_id)
 
 
+# What update() stores of a RecordedRun: these first four as they are, then tags and config.
+_EDITABLE = ("name", "notes", "group", "job_type", "tags", "config")
+
+
 class RecordedRun(RunRecord):
     """A run as its record tells (W&B's ``wandb.apis.public.Run``): the record's fields,
     its times as ISO strings, and the versions it logged and used as artifacts."""
@@ -46,6 +52,34 @@ class RecordedRun(RunRecord):
     def __init__(self, record: RunRecord, registry: Registry, make: Make) -> None:
         super().__init__(**{k: getattr(record, k) for k in RunRecord.__dataclass_fields__})
         self._registry, self._make = registry, make
+        self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
+
+    def update(self) -> None:
+        """Store what was edited on this object since it was read (W&B's ``update()``):
+        its name, notes, group and job type, the tags added or removed, the config keys
+        set or removed; applied over the record as it is now, so that what others edited
+        meanwhile stays."""
+        before, config, tags = self._as_read, config_items(self.config), run_tags(self.tags)
+        if self.group is not None and self.group != before["group"]:
+            validate_namespace(self.group, "group")
+        scalars = {k: getattr(self, k) for k in _EDITABLE[:4] if getattr(self, k) != before[k]}
+        set_keys = {k: v for k, v in config.items() if before["config"].get(k, ...) != v}
+        unset = [k for k in before["config"] if k not in config]
+        added = [t for t in tags if t not in before["tags"]]
+        removed = [t for t in before["tags"] if t not in tags]
+
+        def apply(record: RunRecord) -> None:
+            kept = {k: v for k, v in record.config.items() if k not in unset}
+            record.config = {**kept, **set_keys}
+            record.tags = [t for t in record.tags if t not in removed]
+            record.tags += [t for t in added if t not in record.tags]
+            for key, value in scalars.items():
+                setattr(record, key, value)
+
+        written = self._registry.update_run(self.entity, self.project, self.id, apply)
+        for key in RunRecord.__dataclass_fields__:
+            setattr(self, key, getattr(written, key))
+        self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
 
     def __repr__(self) -> str:
         return f"<Run {self.entity}/{self.project}/{self.id}>"

@@ -289,3 +289,38 @@ def test_log_artifact_refuses_tags_w_and_b_refuses_and_keeps_each_tag_once(ws):
         assert artifacts.Api(overrides={"project": "proj"}).artifact_exists("data") is False
         logged = run.log_artifact("a.txt", name="data", tags=["raw", "raw", "two words"])
     assert logged.tags == ["raw", "two words"]  # deduplicated, first kept, as W&B's
+
+
+def test_a_recorded_runs_edits_are_saved_by_update_as_w_and_bs(ws):
+    with artifacts.init(project="proj", config={"lr": 0.1}, tags=["baseline"]) as run:
+        pass
+    api = artifacts.Api(overrides={"project": "proj"})
+    found = api.run(run.id)
+    found.tags.append("best")  # W&B's way to tag a finished run: edit, then update()
+    found.config["score"] = 0.9
+    found.notes, found.name, found.group, found.job_type = "winner", "champion", "final", "eval"
+    other = api.run(run.id)  # another script edits the same run meanwhile
+    other.tags.append("reviewed")
+    other.config["epochs"] = 3
+    other.update()
+    found.update()  # applies its own edits over the other's: none is lost
+    again = api.run(run.id)
+    assert again.tags == ["baseline", "reviewed", "best"]
+    assert again.config == {"lr": 0.1, "epochs": 3, "score": 0.9}
+    assert (again.notes, again.name, again.group, again.job_type) == (
+        "winner",
+        "champion",
+        "final",
+        "eval",
+    )
+    again.tags.remove("baseline")
+    del again.config["lr"]
+    again.update()
+    assert (api.run(run.id).tags, api.run(run.id).config) == (
+        ["reviewed", "best"],
+        {"epochs": 3, "score": 0.9},
+    )
+    again.tags.append("x" * 65)
+    with pytest.raises(ValueError, match="64"):
+        again.update()
+    assert api.run(run.id).tags == ["reviewed", "best"]
