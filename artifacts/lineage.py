@@ -34,9 +34,9 @@ def current_run() -> Any:
     return _active[-1] if _active else None
 
 
-def find_store_url(store: str | None = None) -> str:
+def find_store_url(store: str | os.PathLike[str] | None = None) -> str:
     if store:
-        return store
+        return os.fspath(store)  # a path object too, as W&B takes its directories
     if os.environ.get("ARTIFACTS_STORE"):
         return os.environ["ARTIFACTS_STORE"]
     here = os.path.abspath(os.getcwd())
@@ -57,7 +57,9 @@ def runs_store() -> Registry | None:
     return run.registry if run is not None else _last_store
 
 
-def read_store(store: str | None = None, options: dict[str, Any] | None = None) -> Registry:
+def read_store(
+    store: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None
+) -> Registry:
     """The store ``store`` names; else the active run's, else that of the run this
     process started last (W&B's Api reads the server its runs use); else the one
     ``init`` would find. A local store must exist: reading must not create one."""

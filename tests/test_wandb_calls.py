@@ -324,3 +324,13 @@ def test_a_recorded_runs_edits_are_saved_by_update_as_w_and_bs(ws):
     with pytest.raises(ValueError, match="64"):
         again.update()
     assert api.run(run.id).tags == ["reviewed", "best"]
+
+
+def test_a_store_may_be_given_as_a_path_object_as_w_and_b_takes_its_dirs(ws, tmp_path):
+    from pathlib import Path
+
+    write(ws / "a.txt", "a")
+    store = Path(tmp_path / "elsewhere" / ".artifacts")
+    with artifacts.init(project="proj", store=store) as run:
+        run.log_artifact("a.txt", name="data")
+    assert artifacts.Api(store=store).artifact("proj/data").version == "v0"
