@@ -157,6 +157,11 @@ class NotALoggedVersionError(UsageError, ValueError):
     ValueError)."""
 
 
+class OtherProjectError(UsageError, ValueError):
+    """A version of another project given to a recorded run's ``log_artifact`` (W&B:
+    ValueError, "A run can't log an artifact to a different project")."""
+
+
 class NotOneFileError(UsageError, ValueError):
     """``file()`` of a version that does not hold exactly one file (W&B: ValueError)."""
 

@@ -13,11 +13,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from . import collection_info
+from . import annotations, collection_info
 from .deletion import delete_collection
-from .errors import ArtifactNotFoundError, NotALoggedVersionError, UnsupportedError
+from .errors import (
+    ArtifactNotFoundError,
+    NotALoggedVersionError,
+    OtherProjectError,
+    UnsupportedError,
+)
 from .lineage import add_use, run_tags
-from .names import VERSION, validate_namespace
+from .names import VERSION, validate_alias, validate_namespace
 from .registry import Registry, RunRecord, Version
 from .run_config import config_items
 
@@ -124,20 +129,56 @@ class RecordedRun(RunRecord):
         """Record that this run used ``artifact``, a logged version of this store (W&B's
         way to add an input to a run after the fact); gives it back. ``use_as`` names
         the use in W&B's launch, which does not exist here."""
-        if not callable(getattr(artifact, "is_draft", None)):
-            raise NotALoggedVersionError(
-                f"use_artifact takes an Api().artifact(...), not {type(artifact).__name__}"
-            )
-        if artifact.is_draft():
-            raise NotALoggedVersionError(
-                f"{artifact.name} is a draft: only a logged version can be recorded as used"
-            )
+        _check_logged(artifact, "use_artifact", "used")
         version_of(self._registry, artifact.id, self.entity, self.project)  # in this store
         written = self._registry.update_run(
             self.entity, self.project, self.id, lambda record: add_use(record, artifact.id)
         )
         self.used = written.used
         return artifact
+
+    def log_artifact(
+        self,
+        artifact: Any,
+        aliases: list[str] | str | None = None,
+        tags: list[str] | str | None = None,
+    ) -> Any:
+        """Record that this run made ``artifact``, a logged version of its project in
+        this store (W&B's way to declare an output after the fact), with ``aliases``
+        and ``tags`` added to it; gives it back. Its ``logged_by()`` stays its maker."""
+        _check_logged(artifact, "log_artifact", "logged")
+        aliases = [aliases] if isinstance(aliases, str) else list(aliases or [])
+        tags = annotations.validate_tags([tags] if isinstance(tags, str) else tags or [])
+        for alias in aliases:
+            validate_alias(alias)
+        if (artifact.source_entity, artifact.source_project) != (self.entity, self.project):
+            raise OtherProjectError(
+                f"{artifact.source_qualified_name} is not of {self.entity}/{self.project}: "
+                "a run can log only versions of its own project"
+            )
+        version = version_of(self._registry, artifact.id, self.entity, self.project)
+
+        def note(record: RunRecord) -> None:
+            if artifact.id not in record.logged:
+                record.logged.append(artifact.id)
+
+        self.logged = self._registry.update_run(self.entity, self.project, self.id, note).logged
+        annotations.move_aliases(self._registry, version, [], aliases)
+        if set(tags) - set(annotations.current(self._registry, version).tags):
+            annotations.update(self._registry, version, {"tags_add": tags}, self.id)
+        return artifact
+
+
+def _check_logged(artifact: Any, call: str, done: str) -> None:
+    """Refuse what is no logged version, as W&B's public Run refuses it (ValueError)."""
+    if not callable(getattr(artifact, "is_draft", None)):
+        raise NotALoggedVersionError(
+            f"{call} takes an Api().artifact(...), not {type(artifact).__name__}"
+        )
+    if artifact.is_draft():
+        raise NotALoggedVersionError(
+            f"{artifact.name} is a draft: only a logged version can be recorded as {done}"
+        )
 
 
 class Project:

@@ -334,3 +334,31 @@ def test_a_store_may_be_given_as_a_path_object_as_w_and_b_takes_its_dirs(ws, tmp
     with artifacts.init(project="proj", store=store) as run:
         run.log_artifact("a.txt", name="data")
     assert artifacts.Api(store=store).artifact("proj/data").version == "v0"
+
+
+def test_a_recorded_runs_log_artifact_declares_an_output_as_w_and_bs(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as maker:
+        maker.log_artifact("a.txt", name="data")
+    with artifacts.init(project="proj") as evaluator:
+        pass
+    api = artifacts.Api(overrides={"project": "proj"})
+    data = api.artifact("data:v0")
+    recorded = api.run(evaluator.id)
+    assert recorded.log_artifact(data, aliases=["evaluated"], tags=["checked"]) is data
+    assert [a.name for a in api.run(evaluator.id).logged_artifacts()] == ["data:v0"]
+    again = api.artifact("data:evaluated")
+    assert (again.version, again.tags) == ("v0", ["checked"])
+    assert again.logged_by().id == maker.id  # the version's maker stays its maker
+    recorded.log_artifact(data)  # recorded once
+    assert api.run(evaluator.id).logged == [data.id]
+
+    # W&B refuses a draft, and a version of another project, with a ValueError
+    with pytest.raises(ValueError, match="draft"):
+        recorded.log_artifact(artifacts.Artifact("draft", "dataset"))
+    with artifacts.init(project="other") as run:
+        run.log_artifact("a.txt", name="elsewhere")
+    with pytest.raises(ValueError, match="team/proj"):
+        recorded.log_artifact(api.artifact("other/elsewhere:v0"))
+    with pytest.raises(ValueError, match="no/slash"):  # checked before anything is written
+        recorded.log_artifact(api.artifact("other/elsewhere:v0"), tags=["no/slash"])
