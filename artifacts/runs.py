@@ -26,6 +26,7 @@ from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
 from .registries import is_registry_project
 from .registry import Registry
+from .run_config import config_items
 from .saver import Header, Saver
 
 # Where a run's store is found is part of this module's interface (the CLI, the fsspec
@@ -54,6 +55,8 @@ def init(
     resume: str | bool | None = None,
     tags: list[str] | str | None = None,
     notes: str | None = None,
+    config_exclude_keys: list[str] | None = None,
+    config_include_keys: list[str] | None = None,
     **_ignored: Any,  # W&B settings with no meaning here (reinit, mode…)
 ) -> Run:
     """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
@@ -68,10 +71,21 @@ def init(
         store_options,
         run_id=id,
         resume=resume,
-        config=config,
+        config=_chosen_keys(config, config_include_keys, config_exclude_keys),
         tags=tags,
         notes=notes,
     )
+
+
+def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
+    """W&B's config_include_keys and config_exclude_keys: the keys kept (a secret left
+    out is never recorded)."""
+    if include and exclude:
+        raise UsageError("give config_include_keys or config_exclude_keys, not both")
+    items = config_items(config)
+    if include:
+        items = {k: v for k, v in items.items() if k in include}
+    return {k: v for k, v in items.items() if k not in (exclude or ())}
 
 
 class Run(RunLog):

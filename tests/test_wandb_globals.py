@@ -137,3 +137,16 @@ def test_a_scripts_w_and_b_setup_calls_are_taken(ws):
     write(ws / "a.txt", "a")
     with artifacts.init(settings=settings) as run:
         assert run.log_artifact("a.txt", name="data").version == "v0"
+
+
+def test_init_leaves_out_the_config_keys_w_and_b_is_told_to(ws):
+    import argparse
+
+    args = argparse.Namespace(lr=0.1, api_token="secret", epochs=3)
+    with artifacts.init(config=args, config_exclude_keys=["api_token"]) as run:
+        assert dict(run.config) == {"lr": 0.1, "epochs": 3}
+    assert "api_token" not in artifacts.Api().run(run.id).config  # never recorded
+    with artifacts.init(config=args, config_include_keys=("lr",)) as run:
+        assert dict(run.config) == {"lr": 0.1}
+    with pytest.raises(artifacts.UsageError, match="not both"):  # W&B refuses both too
+        artifacts.init(config=args, config_include_keys=["lr"], config_exclude_keys=["lr"])
