@@ -115,14 +115,7 @@ class Api:
 
     def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
         entity, project, artifact = self._collection_path(name)
-        head = self._store.head(entity, project, artifact)
-        if head is None or head.type != type_name:
-            raise ArtifactNotFoundError(
-                f"no artifact {entity}/{project}/{artifact} of type {type_name!r}"
-            )
-        return ArtifactCollection(
-            self._store, entity, project, artifact, head.type, Artifact.from_version
-        )
+        return self._type(entity, project, type_name).collection(artifact)
 
     def artifact_collection_exists(self, name: str, type: str) -> bool:
         try:

@@ -22,7 +22,7 @@ from .errors import (
     UnsupportedError,
 )
 from .lineage import add_use, run_tags
-from .names import VERSION, validate_alias, validate_namespace
+from .names import VERSION, validate_alias, validate_artifact_name, validate_namespace
 from .registry import Registry, RunRecord, Version
 from .run_config import config_items
 
@@ -344,6 +344,16 @@ class ArtifactType:
             for c in collections(self._registry, self.entity, self.project, self._make)
             if c.type == self.name
         ]
+
+    def collection(self, name: str) -> ArtifactCollection:
+        """The artifact ``name`` of this type (W&B's); ArtifactNotFoundError if none."""
+        head = self._registry.head(self.entity, self.project, validate_artifact_name(name))
+        if head is None or head.type != self.name:
+            where = f"{self.entity}/{self.project}/{name}"
+            raise ArtifactNotFoundError(f"no artifact {where} of type {self.name!r}")
+        return ArtifactCollection(
+            self._registry, self.entity, self.project, name, head.type, self._make
+        )
 
 
 def _refuse_queries(filters: Mapping[str, Any] | None, order: str | None) -> None:
