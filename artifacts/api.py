@@ -261,17 +261,47 @@ class Api:
         return lineage_graph(self._store, focus)
 
 
+# W&B's MongoDB operators that have a meaning on a record's values: each as a positive
+# test ($eq, $in) and whether the result is negated.
+_OPERATORS = {
+    "$eq": ("$eq", False),
+    "$ne": ("$eq", True),
+    "$in": ("$in", False),
+    "$nin": ("$in", True),
+}
+
+
 def _run_filter(key: str, value: Any) -> Any:
-    """A test of a run record for one ``runs(filters=...)`` item: equality only."""
-    if isinstance(value, dict) or key.startswith("$"):
-        raise UsageError(f"runs(filters=...) matches equal values only, not {key}: {value!r}")
-    if key == "tags":  # as MongoDB matches a list: the runs having that tag
-        return lambda r: value in r.tags
+    """A test of a run record for one ``runs(filters=...)`` item: a value it must equal,
+    or one of W&B's operators ``$eq``, ``$ne``, ``$in``, ``$nin``."""
+    if key.startswith("$"):
+        raise UsageError(f"runs(filters=...) takes no {key}: give each field its test")
+    get = _run_field(key)
+    tests = list(value.items()) if isinstance(value, dict) else [("$eq", value)]
+    if len(tests) != 1 or tests[0][0] not in _OPERATORS:
+        raise UsageError(f"runs(filters=...) takes $eq, $ne, $in and $nin, not {value!r}")
+    op, want = tests[0]
+    test, negated = _OPERATORS[op]
+    if test == "$in" and not isinstance(want, list | tuple | set):
+        raise UsageError(f"runs(filters=...): {op} takes a list, not {want!r}")
+
+    def holds(have: Any) -> bool:
+        return have == want if test == "$eq" else have in want
+
+    if key == "tags":  # as MongoDB matches a list: by any of its items
+        return lambda r: any(holds(tag) for tag in get(r)) != negated
+    return lambda r: holds(get(r)) != negated
+
+
+def _run_field(key: str) -> Any:
+    """How to read the field ``key`` of a run record."""
+    if key == "tags":
+        return lambda r: r.tags
     if key.startswith("config."):
         wanted = key[len("config.") :]
-        return lambda r: r.config.get(wanted) == value
+        return lambda r: r.config.get(wanted)
     field = _RUN_FILTERS.get(key)
     if field is None:
         known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY", "tags"}))
         raise UsageError(f"runs(filters=...) cannot match {key!r}; it can match {known}")
-    return lambda r: getattr(r, field) == value
+    return lambda r: getattr(r, field)

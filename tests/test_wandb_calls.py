@@ -362,3 +362,26 @@ def test_a_recorded_runs_log_artifact_declares_an_output_as_w_and_bs(ws):
         recorded.log_artifact(api.artifact("other/elsewhere:v0"))
     with pytest.raises(ValueError, match="no/slash"):  # checked before anything is written
         recorded.log_artifact(api.artifact("other/elsewhere:v0"), tags=["no/slash"])
+
+
+def test_runs_filters_take_w_and_bs_in_nin_eq_and_ne_operators(ws):
+    with artifacts.init(project="proj", tags=["baseline"], config={"lr": 0.1}) as base:
+        pass
+    with artifacts.init(project="proj", tags=["sweep", "big"], config={"lr": 0.5}) as big:
+        pass
+    failed = artifacts.init(project="proj", tags=["sweep"])
+    failed.finish(exit_code=1)
+    api = artifacts.Api(overrides={"project": "proj"})
+
+    def ids(filters: dict) -> set[str]:
+        return {r.id for r in api.runs("proj", filters=filters)}
+
+    assert ids({"tags": {"$in": ["baseline", "big"]}}) == {base.id, big.id}  # W&B docs' form
+    assert ids({"tags": {"$nin": ["sweep"]}}) == {base.id}
+    assert ids({"state": {"$in": ["finished", "crashed"]}}) == {base.id, big.id}
+    assert ids({"state": {"$ne": "finished"}}) == {failed.id}
+    assert ids({"config.lr": {"$eq": 0.5}}) == {big.id}
+    with pytest.raises(artifacts.UsageError, match=r"\$gt"):  # others stay refused
+        api.runs("proj", filters={"config.lr": {"$gt": 0.2}})
+    with pytest.raises(artifacts.UsageError, match=r"\$or"):
+        api.runs("proj", filters={"$or": [{"state": "failed"}]})
