@@ -116,7 +116,9 @@ class RunLog:
         self.id = validate_namespace(run_id, "run id") if run_id else os.urandom(4).hex()
         self.entity, self.project = entity, project
         config_now = config_items(config)  # refused now, as metadata is
-        labels = (None if tags is None else run_tags(tags), _checked_notes(notes))
+        labels = {} if tags is None else {"tags": run_tags(tags)}
+        if notes is not None:
+            labels["notes"] = _checked_notes(notes)
         mode = _resume_mode(resume)
         existed: list[bool] = []
 
@@ -210,7 +212,7 @@ class RunLog:
         except InvalidTagError as e:  # W&B warns and keeps the tags the run had
             warnings.warn(f"{e}; the run's tags are unchanged", stacklevel=2)
             return
-        self._labels(checked, None)
+        self._labels({"tags": checked})
 
     @property
     def notes(self) -> str | None:
@@ -219,17 +221,16 @@ class RunLog:
     @notes.setter
     def notes(self, notes: str | None) -> None:
         self._check_open()
-        self._labels(None, _checked_notes(notes) or "")
+        self._labels({"notes": _checked_notes(notes)})
 
     def _record_now(self) -> RunRecord:
         found = self.registry.read_run(self.entity, self.project, self.id)
         assert found is not None  # written when the run started
         return found
 
-    def _labels(self, tags: list[str] | None, notes: str | None) -> None:
-        """Record the tags and notes given (None: left as they are)."""
-        change = (tags, notes)
-        self.registry.update_run(self.entity, self.project, self.id, lambda r: _label(r, change))
+    def _labels(self, labels: dict[str, Any]) -> None:
+        """Record the tags or notes given."""
+        self.registry.update_run(self.entity, self.project, self.id, lambda r: _label(r, labels))
 
     def _write_config(self, changed: dict[str, Any]) -> dict[str, Any]:
         """Record config keys changed by the script (artifacts.run_config)."""
@@ -280,7 +281,7 @@ def _begin(
     job_type: str | None,
     name: str | None,
     config: dict[str, Any],
-    labels: tuple[list[str] | None, str | None],
+    labels: dict[str, Any],
 ) -> None:
     """Start ``record`` (new: its id alone is set) or continue it, as ``mode`` allows."""
     exists = record.started != 0
@@ -301,11 +302,10 @@ def _begin(
     _label(record, labels)
 
 
-def _label(record: RunRecord, labels: tuple[list[str] | None, str | None]) -> None:
-    """Set the tags and notes of ``labels`` that are not None."""
-    tags, notes = labels
-    record.tags = record.tags if tags is None else tags
-    record.notes = record.notes if notes is None else notes
+def _label(record: RunRecord, labels: dict[str, Any]) -> None:
+    """Set the fields ``labels`` gives (``tags``, ``notes``), as they are."""
+    for field, value in labels.items():
+        setattr(record, field, value)
 
 
 def _checked_notes(notes: Any) -> str | None:

@@ -108,6 +108,9 @@ def test_a_runs_tags_and_notes_are_recorded_as_w_and_bs(ws):
     assert [r.id for r in api.runs("proj", filters={"tags": "v2"})] == [run.id]
     with pytest.raises(artifacts.ArtifactStateError, match="finished"):
         run.notes = "too late"
+    with artifacts.init(project="proj", notes="draft") as cleared:
+        cleared.notes = None  # W&B's: no notes
+        assert cleared.notes is None
     with pytest.raises(ValueError, match="64"):  # W&B's settings refuse it at init
         artifacts.init(project="proj", tags=["y" * 65])
 
