@@ -32,7 +32,7 @@ from .errors import (
 from .files import Reference, stage_file
 from .lineage import RunLog, current_run, read_store, runs_store
 from .link_info import LinkInfo
-from .metadata import normalize_metadata
+from .metadata import artifact_metadata, normalize_metadata
 from .names import logical_path, logical_prefix, split_path, validate_artifact_name
 from .registry import Registry, Version
 from .saver import Header, Saver
@@ -101,9 +101,9 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return self._metadata
 
     @metadata.setter
-    def metadata(self, metadata: dict[str, Any] | None) -> None:
+    def metadata(self, metadata: dict[str, Any] | str | None) -> None:
         """Converted now (numpy values, dates…), or refused: see artifacts.metadata."""
-        self._metadata = normalize_metadata(metadata)
+        self._metadata = artifact_metadata(metadata)
 
     # ---- building a draft ---------------------------------------------
 

@@ -137,6 +137,12 @@ class ConfigError(UsageError):
     ``ConfigError``)."""
 
 
+class MetadataError(UsageError, TypeError, ValueError):
+    """Metadata (or a run's config) that cannot be stored: what is no dict, or holds what
+    JSON cannot (W&B: a TypeError, as its JSON encoding raises), or metadata given as
+    JSON text that does not parse (W&B: the decoder's ValueError)."""
+
+
 class LocalPathError(UsageError, ValueError):
     """A local path that cannot be added as a file: missing, or not a regular file
     (W&B: ValueError)."""

@@ -188,3 +188,21 @@ def test_wait_of_a_draft_never_logged_raises_w_and_bs_not_logged_error(ws):
     draft.add_file(write(ws / "a.txt", "a"))
     with artifacts.init() as run:
         assert run.log_artifact(draft).wait(timeout=5) is draft
+
+
+def test_metadata_is_taken_as_json_text_and_refused_with_w_and_bs_exception_types(ws):
+    artifact = Artifact("data", "dataset", metadata='{"rows": 10, "source": "s3"}')
+    assert artifact.metadata == {"rows": 10, "source": "s3"}  # W&B parses JSON text
+    artifact.metadata = ""
+    assert artifact.metadata == {}
+    with pytest.raises(TypeError, match="list"):  # W&B: "Cannot parse <class 'list'>…"
+        artifact.metadata = [1, 2]
+    with pytest.raises(TypeError, match="list"):  # JSON text of no object, too
+        artifact.metadata = "[1, 2]"
+    with pytest.raises(TypeError, match="object"):  # W&B's JSON encoding: a TypeError
+        artifact.metadata = {"model": object()}
+    with pytest.raises(ValueError, match="JSON"):  # W&B's JSON decoding: a ValueError
+        artifact.metadata = "{not json"
+    with pytest.raises(artifacts.UsageError):
+        artifact.metadata = {"model": object()}
+    assert artifact.metadata == {}
