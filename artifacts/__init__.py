@@ -41,16 +41,24 @@ _EXPORTS = {
     "PathNotFoundError": ".errors",
     "ReferenceChangedError": "cas.errors",
     "ReferenceGoneError": ".errors",
-    "Run": ".run",
+    "Run": ".runs",
     "RunNotFoundError": ".errors",
     "RunRecord": ".registry",
+    "Settings": ".runs",
     "TypeMismatchError": ".errors",
     "UsageError": "cas.errors",
     "VerificationError": ".files",
-    "current_run": ".run",
+    "current_run": ".runs",
     "errors": ".errors",  # the module itself, as wandb.errors
-    "init": ".run",
+    "finish": ".runs",
+    "init": ".runs",
+    "link_model": ".runs",
+    "log_artifact": ".runs",
+    "log_model": ".runs",
+    "login": ".runs",
     "upsert_part": ".distributed",
+    "use_artifact": ".runs",
+    "use_model": ".runs",
 }
 __all__ = [
     "Api",
@@ -77,17 +85,29 @@ __all__ = [
     "Run",
     "RunNotFoundError",
     "RunRecord",
+    "Settings",
     "TypeMismatchError",
     "UsageError",
     "VerificationError",
     "current_run",
     "errors",
+    "finish",
     "init",
+    "link_model",
+    "log_artifact",
+    "log_model",
+    "login",
     "upsert_part",
+    "use_artifact",
+    "use_model",
 ]
 
 
 def __getattr__(name: str) -> object:
+    if name == "run":  # W&B's wandb.run: the active run, None before init and after finish
+        return importlib.import_module(".runs", __name__).current_run()
+    if name == "config":  # W&B's wandb.config: the active run's
+        return importlib.import_module(".runs", __name__).config()
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'artifacts' has no attribute {name!r}")

@@ -26,7 +26,8 @@ from .lineage import default_entity, read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
-from .public import ArtifactCollection, ArtifactType, RecordedRun, collections
+from .public import ArtifactCollection, ArtifactType, Project, RecordedRun, collections
+from .ref_names import project_of
 from .registry import RunRecord
 
 # Run fields ``runs(filters=...)`` can match, by W&B's names and ours.
@@ -38,6 +39,7 @@ _RUN_FILTERS = {
     "id": "id",
     "display_name": "name",
     "displayName": "name",
+    "state": "state",  # W&B's running, finished, failed (artifacts.public.RecordedRun)
 }
 
 
@@ -54,21 +56,21 @@ class Api:
         """Open the store ``store`` names, else the one a run reads (``read_store``)."""
         overrides = overrides or {}
         self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
-        self.project = validate_namespace(
+        self._project = validate_namespace(
             overrides.get("project") or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized",
             "project",
         )
         self._store = read_store(store, store_options)
 
     def __repr__(self) -> str:
-        return f"<Api {self._store.repo.url} {self.entity}/{self.project}>"
+        return f"<Api {self._store.repo.url} {self.entity}/{self._project}>"
 
     # ---- names ---------------------------------------------------------
 
     def _project_path(self, path: str | None) -> tuple[str, str]:
         """``[entity/]project`` -> (entity, project)."""
         if not path:
-            return self.entity, self.project
+            return self.entity, self._project
         entity, _, project = path.rpartition("/")
         return (
             validate_namespace(entity or self.entity, "entity"),
@@ -77,18 +79,16 @@ class Api:
 
     def _collection_path(self, name: str) -> tuple[str, str, str]:
         """``[[entity/]project/]name`` -> (entity, project, name)."""
-        spec = parse_spec(name.partition(":")[0], self.entity, self.project)
+        spec = parse_spec(name.partition(":")[0], self.entity, self._project)
         return spec.entity, spec.project, spec.name
 
     # ---- versions ------------------------------------------------------
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """One version: ``[[entity/]project/]name[:vN|alias]`` (``latest`` if none)."""
-        spec = parse_spec(name, self.entity, self.project)
-        version = self._store.resolve(spec)
-        if type is not None and version.type != type:
-            raise ArtifactNotFoundError(f"{spec} has type {version.type!r}, not {type!r}")
-        return Artifact.from_version(self._store, version)
+        spec = parse_spec(name, self.entity, self._project)
+        # another type: ArtifactTypeError, W&B's ValueError (and a CommError)
+        return Artifact.from_version(self._store, self._store.resolve(spec, type))
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
         try:
@@ -115,14 +115,7 @@ class Api:
 
     def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
         entity, project, artifact = self._collection_path(name)
-        head = self._store.head(entity, project, artifact)
-        if head is None or head.type != type_name:
-            raise ArtifactNotFoundError(
-                f"no artifact {entity}/{project}/{artifact} of type {type_name!r}"
-            )
-        return ArtifactCollection(
-            self._store, entity, project, artifact, head.type, Artifact.from_version
-        )
+        return self._type(entity, project, type_name).collection(artifact)
 
     def artifact_collection_exists(self, name: str, type: str) -> bool:
         try:
@@ -147,14 +140,33 @@ class Api:
     ) -> list[ArtifactType]:
         """The types of the artifacts in ``[entity/]project``, by name."""
         entity, project = self._project_path(project)
-        names = sorted({c.type for c in self._collections(entity, project)})
-        return [self._type(entity, project, name) for name in names]
+        return self.project(project, entity).artifacts_types()
 
     def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
         entity, project = self._project_path(project)
         if not any(c.type == type_name for c in self._collections(entity, project)):
             raise ArtifactNotFoundError(f"no artifact of type {type_name!r} in {entity}/{project}")
         return self._type(entity, project, type_name)
+
+    # ---- projects ------------------------------------------------------
+
+    @property
+    def default_entity(self) -> str:
+        """The entity ``init`` logs to when none is given (W&B's user's default)."""
+        return default_entity()
+
+    def project(self, name: str, entity: str | None = None) -> Project:
+        """W&B's ``Project``: ``entity/name`` (this Api's entity if none), as it is."""
+        entity = validate_namespace(entity or self.entity, "entity")
+        return Project(
+            self._store, entity, validate_namespace(name, "project"), Artifact.from_version
+        )
+
+    def projects(self, entity: str | None = None, per_page: int = 200) -> list[Project]:
+        """The projects of ``entity`` (this Api's if none) holding artifacts or runs, by name."""
+        entity = validate_namespace(entity or self.entity, "entity")
+        names = {project_of(ref) for ref in self._store.refs.names(f"{entity}/")} - {None}
+        return [self.project(name, entity) for name in sorted(names)]  # type: ignore[arg-type]
 
     def _collections(self, entity: str, project: str) -> list[ArtifactCollection]:
         return collections(self._store, entity, project, Artifact.from_version)
@@ -214,14 +226,16 @@ class Api:
     ) -> list[RecordedRun]:
         """The runs of ``[entity/]project``, oldest first (``order="-created_at"``:
         newest first), those matching every filter: ``group``, ``job_type``, ``name``
-        (the id), ``display_name``, or ``config.KEY``, each equal to a value."""
+        (the id), ``display_name``, ``state`` or ``config.KEY``, each equal to a value,
+        or ``tags`` holding one."""
         entity, project = self._project_path(path)
         if order not in ("+created_at", "created_at", "-created_at"):
             raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
         checks = [_run_filter(key, value) for key, value in (filters or {}).items()]
-        found = [r for r in self._store.runs(entity, project) if all(check(r) for check in checks)]
+        recorded = map(self._recorded, self._store.runs(entity, project))
+        found = [r for r in recorded if all(check(r) for check in checks)]
         found.sort(key=lambda r: (r.started, r.id), reverse=order.startswith("-"))
-        return [self._recorded(r) for r in found]
+        return found
 
     def _recorded(self, record: RunRecord) -> RecordedRun:
         return RecordedRun(record, self._store, Artifact.from_version)
@@ -247,15 +261,47 @@ class Api:
         return lineage_graph(self._store, focus)
 
 
+# W&B's MongoDB operators that have a meaning on a record's values: each as a positive
+# test ($eq, $in) and whether the result is negated.
+_OPERATORS = {
+    "$eq": ("$eq", False),
+    "$ne": ("$eq", True),
+    "$in": ("$in", False),
+    "$nin": ("$in", True),
+}
+
+
 def _run_filter(key: str, value: Any) -> Any:
-    """A test of a run record for one ``runs(filters=...)`` item: equality only."""
-    if isinstance(value, dict) or key.startswith("$"):
-        raise UsageError(f"runs(filters=...) matches equal values only, not {key}: {value!r}")
+    """A test of a run record for one ``runs(filters=...)`` item: a value it must equal,
+    or one of W&B's operators ``$eq``, ``$ne``, ``$in``, ``$nin``."""
+    if key.startswith("$"):
+        raise UsageError(f"runs(filters=...) takes no {key}: give each field its test")
+    get = _run_field(key)
+    tests = list(value.items()) if isinstance(value, dict) else [("$eq", value)]
+    if len(tests) != 1 or tests[0][0] not in _OPERATORS:
+        raise UsageError(f"runs(filters=...) takes $eq, $ne, $in and $nin, not {value!r}")
+    op, want = tests[0]
+    test, negated = _OPERATORS[op]
+    if test == "$in" and not isinstance(want, list | tuple | set):
+        raise UsageError(f"runs(filters=...): {op} takes a list, not {want!r}")
+
+    def holds(have: Any) -> bool:
+        return have == want if test == "$eq" else have in want
+
+    if key == "tags":  # as MongoDB matches a list: by any of its items
+        return lambda r: any(holds(tag) for tag in get(r)) != negated
+    return lambda r: holds(get(r)) != negated
+
+
+def _run_field(key: str) -> Any:
+    """How to read the field ``key`` of a run record."""
+    if key == "tags":
+        return lambda r: r.tags
     if key.startswith("config."):
         wanted = key[len("config.") :]
-        return lambda r: r.config.get(wanted) == value
+        return lambda r: r.config.get(wanted)
     field = _RUN_FILTERS.get(key)
     if field is None:
-        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY"}))
+        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY", "tags"}))
         raise UsageError(f"runs(filters=...) cannot match {key!r}; it can match {known}")
-    return lambda r: getattr(r, field) == value
+    return lambda r: getattr(r, field)

@@ -18,10 +18,11 @@ from typing import IO, Any
 
 from cas.errors import UsageError
 
-from . import annotations, deletion, references, version_refs
+from . import annotations, deletion, links, references, version_refs
 from . import ttl as ttl_rules
 from .draft import Draft
-from .entries import Entry
+from .draft_manifest import DraftManifest, staged_entry
+from .entries import Entry, Manifest
 from .errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
@@ -31,7 +32,7 @@ from .errors import (
 from .files import Reference, stage_file
 from .lineage import RunLog, current_run, read_store, runs_store
 from .link_info import LinkInfo
-from .metadata import normalize_metadata
+from .metadata import artifact_metadata, normalize_metadata
 from .names import logical_path, logical_prefix, split_path, validate_artifact_name
 from .registry import Registry, Version
 from .saver import Header, Saver
@@ -100,9 +101,9 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return self._metadata
 
     @metadata.setter
-    def metadata(self, metadata: dict[str, Any] | None) -> None:
+    def metadata(self, metadata: dict[str, Any] | str | None) -> None:
         """Converted now (numpy values, dates…), or refused: see artifacts.metadata."""
-        self._metadata = normalize_metadata(metadata)
+        self._metadata = artifact_metadata(metadata)
 
     # ---- building a draft ---------------------------------------------
 
@@ -153,7 +154,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         path = logical_path(name if name is not None else os.path.basename(local_path))
         self._draft.stage(path, staged, overwrite)
         self._added_files[staged.path] = "/".join(path)
-        return Entry("/".join(path), "", staged.size, staged.executable, local_path=staged.path)
+        return staged_entry("/".join(path), staged)
 
     def add_dir(
         self,
@@ -221,8 +222,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         entries = []
         for path, descriptor in staged:  # every name is valid before any is staged
             self._draft.stage(path, Reference(descriptor), False, REMOVE_FIRST)
-            digest, size = descriptor["digest"], descriptor["size"]
-            entries.append(Entry("/".join(path), digest, size, ref=descriptor["uri"]))
+            entries.append(staged_entry("/".join(path), Reference(descriptor)))
         return entries
 
     def _add_version_file(self, uri: str | Entry, name: str | None) -> Entry:
@@ -236,8 +236,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         found = version_refs.resolve(registry, url)
         path = logical_path(name or url.rsplit("/", 1)[-1])
         self._draft.stage(path, found, False, REMOVE_FIRST)
-        e = found.entry
-        return Entry("/".join(path), e.id.hex(), e.size, e.executable)
+        return staged_entry("/".join(path), found)
 
     def new_file(
         self, name: str, mode: str = "x", encoding: str | None = None, policy: str | None = None
@@ -291,6 +290,8 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return self._registry, self._logged
 
     def wait(self, timeout: float | None = None) -> Artifact:
+        """A logged version at once (logging is synchronous); a draft raises, as W&B's."""
+        self._version()
         return self
 
     @property
@@ -313,8 +314,9 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         return f"{v.entity}/{v.project}/{v.name}:v{v.number}"
 
     @property
-    def id(self) -> str:
-        return self._version()[1].commit_id.hex()
+    def id(self) -> str | None:
+        """The version's commit id (hex); None for a draft, as W&B's."""
+        return None if self._logged is None else self._version()[1].commit_id.hex()
 
     @property
     def digest(self) -> str:
@@ -326,10 +328,22 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
 
     @property
     def size(self) -> int:
+        if self._logged is None:  # W&B's: summed from the draft's manifest
+            return self.manifest.size()
         return self._version()[1].commit.meta["size"]
+
+    @property
+    def manifest(self) -> Manifest | DraftManifest:  # type: ignore[override]
+        """A logged version's files; a draft's as staged over its base (read afresh)."""
+        if self._logged is not None:
+            return VersionFiles.manifest.fget(self)  # type: ignore[attr-defined]
+        draft = self._draft
+        return DraftManifest(draft, lambda: self._from_version(draft.registry, draft.base))
 
     def new_draft(self) -> Artifact:
         registry, version = self._version()
+        if self.is_link:  # W&B's: saved to the source's collection, never the registry's
+            version = links.source_version(registry, version)
         draft = Artifact(version.name, version.type, self.description)
         # As stored: a version of an older store may hold metadata no longer accepted
         # (bytes that are not UTF-8); that must not stop a draft, only its logging.

@@ -13,7 +13,7 @@ from typing import Any
 
 from .artifact import Artifact
 from .names import validate_namespace
-from .run import init
+from .runs import init
 
 
 def part_run_id(distributed_id: str, part: str) -> str:

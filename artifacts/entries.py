@@ -150,24 +150,8 @@ class Manifest:
         return sum(entry.size or 0 for entry in self.entries.values())
 
     def to_manifest_json(self) -> dict[str, Any]:
-        """W&B's manifest as a dict: each path's fields (``to_json()`` but the path and
-        the values W&B leaves out as defaults) under ``contents``. The storage policy
-        is this store's content addressing, which takes no config."""
-        defaults = {"executable": False, "extra": {}}
-        contents = {
-            path: {
-                key: value
-                for key, value in entry.to_json().items()
-                if key not in ("path", "local_path") and defaults.get(key, ...) != value
-            }
-            for path, entry in self.entries.items()
-        }
-        return {
-            "version": 1,
-            "storagePolicy": "artifacts-content-addressed",
-            "storagePolicyConfig": {},
-            "contents": contents,
-        }
+        """W&B's manifest as a dict (see ``manifest_json``)."""
+        return manifest_json(self.entries)
 
     def get_entry_by_path(self, path: str | os.PathLike[str]) -> Entry | None:
         """The file at ``path`` (spelled as W&B allows, see ``logical_path``), or None;
@@ -195,3 +179,24 @@ class Manifest:
         except InvalidNameError:  # no version holds such a path
             return None
         return trees.lookup(self._store, self._tree, segments)
+
+
+def manifest_json(entries: dict[str, Entry]) -> dict[str, Any]:
+    """W&B's manifest as a dict: each path's fields (``to_json()`` but the path and the
+    values W&B leaves out as defaults) under ``contents``. The storage policy is this
+    store's content addressing, which takes no config."""
+    defaults = {"executable": False, "extra": {}}
+    contents = {
+        path: {
+            key: value
+            for key, value in entry.to_json().items()
+            if key not in ("path", "local_path") and defaults.get(key, ...) != value
+        }
+        for path, entry in entries.items()
+    }
+    return {
+        "version": 1,
+        "storagePolicy": "artifacts-content-addressed",
+        "storagePolicyConfig": {},
+        "contents": contents,
+    }

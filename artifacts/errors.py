@@ -127,6 +127,23 @@ class ArtifactFinalizedError(ArtifactStateError, AttributeError):
     and aliases may change."""
 
 
+class NoActiveRunError(UsageError, AttributeError):
+    """A module-level run call (W&B's ``wandb.log_artifact``, ``wandb.config``…) with no
+    run started: W&B's placeholders raise ``wandb.Error``; an AttributeError too, so that
+    ``hasattr(artifacts, "config")`` is False until then."""
+
+
+class ConfigError(UsageError):
+    """A run's config key set again to another value without ``allow_val_change`` (W&B's
+    ``ConfigError``)."""
+
+
+class MetadataError(UsageError, TypeError, ValueError):
+    """Metadata (or a run's config) that cannot be stored: what is no dict, or holds what
+    JSON cannot (W&B: a TypeError, as its JSON encoding raises), or metadata given as
+    JSON text that does not parse (W&B: the decoder's ValueError)."""
+
+
 class LocalPathError(UsageError, ValueError):
     """A local path that cannot be added as a file: missing, or not a regular file
     (W&B: ValueError)."""
@@ -145,6 +162,11 @@ class StagedFileChangedWarning(UserWarning):
 class NotALoggedVersionError(UsageError, ValueError):
     """A draft, or no artifact at all, where a logged version is needed (W&B:
     ValueError)."""
+
+
+class OtherProjectError(UsageError, ValueError):
+    """A version of another project given to a recorded run's ``log_artifact`` (W&B:
+    ValueError, "A run can't log an artifact to a different project")."""
 
 
 class NotOneFileError(UsageError, ValueError):

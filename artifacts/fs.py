@@ -41,7 +41,7 @@ from .fs_versions import one_version_per_call, resolve
 from .lineage import runs_store
 from .names import parse_spec, split_path
 from .registry import Registry, Version
-from .run import find_store_url
+from .runs import find_store_url
 
 
 class ReadOnlyError(UsageError, PermissionError):

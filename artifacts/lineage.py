@@ -1,7 +1,7 @@
 """What lineage records of a run: its start, the versions it logs and uses, its end.
 
 Also where a run's store is found, and the stack of active runs (W&B's module-level
-``wandb.run``). ``Run`` (artifacts.run) is a ``RunLog`` with W&B's methods;
+``wandb.run``). ``Run`` (artifacts.runs) is a ``RunLog`` with W&B's methods;
 ``Artifact.save`` logs through a bare one when no run is active.
 """
 
@@ -17,10 +17,10 @@ from cas import Repository
 from cas.errors import CasError, UsageError
 from cas.storage.store_dirs import STORE_DIR
 
-from .errors import ArtifactStateError
-from .metadata import normalize_metadata
+from .errors import ArtifactStateError, InvalidTagError
 from .names import validate_namespace
 from .registry import Registry, RunRecord
+from .run_config import RunConfig, config_items
 
 _active: list[RunLog] = []
 # The store of the run started last in this process: what Api() reads once the run is
@@ -34,7 +34,7 @@ def current_run() -> Any:
     return _active[-1] if _active else None
 
 
-def find_store_url(store: str | os.PathLike | None = None) -> str:
+def find_store_url(store: str | os.PathLike[str] | None = None) -> str:
     if store is not None:
         # An empty one is refused, not taken as none: `store=os.environ.get("X", "")`
         # with X unset would log into the store found from here, saying nothing.
@@ -65,7 +65,9 @@ def runs_store() -> Registry | None:
     return run.registry if run is not None else _last_store
 
 
-def read_store(store: str | None = None, options: dict[str, Any] | None = None) -> Registry:
+def read_store(
+    store: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None
+) -> Registry:
     """The store ``store`` names; else the active run's, else that of the run this
     process started last (W&B's Api reads the server its runs use); else the one
     ``init`` would find. A local store must exist: reading must not create one."""
@@ -115,25 +117,33 @@ class RunLog:
         run_id: str | None = None,
         resume: str | bool | None = None,
         config: dict[str, Any] | None = None,
+        tags: list[str] | str | None = None,
+        notes: str | None = None,
     ) -> None:
         self.registry = registry
         self.id = validate_namespace(run_id, "run id") if run_id else os.urandom(4).hex()
         self.entity, self.project = entity, project
-        self.config = normalize_metadata(config, "config")  # refused now, as metadata is
+        config_now = config_items(config)  # refused now, as metadata is
         for what, value in (("job_type", job_type), ("name", name)):
             if not isinstance(value, str | None):  # what lists and shows the run joins them
                 raise UsageError(f"a run's {what} is a string, not {type(value).__name__}")
+        labels = {} if tags is None else {"tags": run_tags(tags)}
+        if notes is not None:
+            labels["notes"] = _checked_notes(notes)
         mode = _resume_mode(resume)
-        record = self.registry.update_run(
-            entity,
-            project,
-            self.id,
-            lambda record: _begin(record, mode, group, job_type, name, self.config),
-        )
+        existed: list[bool] = []
+
+        def begin(record: RunRecord) -> None:
+            existed[:] = [record.started != 0]  # this attempt's (the swap may be retried)
+            _begin(record, mode, group, job_type, name, config_now, labels)
+
+        record = self.registry.update_run(entity, project, self.id, begin)
         self.group, self.job_type, self.name = record.group, record.job_type, record.name
-        self.config = record.config
+        # W&B's: whether this continued a run, and when the run started (s since the epoch)
+        self.resumed, self.start_time = existed[0], record.started / 1e9
         self._finished = False
         self._exit_code = 0  # until told otherwise: a with-block's error sets it
+        self.config = RunConfig(record.config, self._write_config)
         _active.append(self)
         global _last_store
         _last_store = registry
@@ -149,9 +159,9 @@ class RunLog:
         name: str | None = None,
         store_options: dict[str, Any] | None = None,
         registry: Registry | None = None,
-        **run: Any,  # run_id, resume, config: see __init__
+        **run: Any,  # run_id, resume, config, tags, notes: see __init__
     ) -> R:
-        """A run in the store ``store`` names (see artifacts.run), or in ``registry``, a
+        """A run in the store ``store`` names (see artifacts.runs), or in ``registry``, a
         store already open; its names checked."""
         return cls(
             registry or open_registry(store, **(store_options or {})),
@@ -213,6 +223,53 @@ class RunLog:
         if self in _active:
             _active.remove(self)
 
+    @property
+    def path(self) -> str:
+        """W&B's ``entity/project/run_id``, which ``Api().run()`` takes."""
+        return f"{self.entity}/{self.project}/{self.id}"
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """W&B's: the run's tags, a tuple; set a list (or tuple) to change them."""
+        return tuple(self._record_now().tags)
+
+    @tags.setter
+    def tags(self, tags: Any) -> None:
+        self._check_open()
+        try:
+            checked = run_tags(tags)
+        except InvalidTagError as e:  # W&B warns and keeps the tags the run had
+            warnings.warn(f"{e}; the run's tags are unchanged", stacklevel=2)
+            return
+        self._labels({"tags": checked})
+
+    @property
+    def notes(self) -> str | None:
+        return self._record_now().notes
+
+    @notes.setter
+    def notes(self, notes: str | None) -> None:
+        self._check_open()
+        self._labels({"notes": _checked_notes(notes)})
+
+    def _record_now(self) -> RunRecord:
+        found = self.registry.read_run(self.entity, self.project, self.id)
+        assert found is not None  # written when the run started
+        return found
+
+    def _labels(self, labels: dict[str, Any]) -> None:
+        """Record the tags or notes given."""
+        self.registry.update_run(self.entity, self.project, self.id, lambda r: _label(r, labels))
+
+    def _write_config(self, changed: dict[str, Any]) -> dict[str, Any]:
+        """Record config keys changed by the script (artifacts.run_config)."""
+        self._check_open()
+
+        def merge(record: RunRecord) -> None:
+            record.config = {**record.config, **changed}
+
+        return self.registry.update_run(self.entity, self.project, self.id, merge).config
+
     def note_logged(self, commit_id: str) -> None:
         self.registry.update_run(
             self.entity, self.project, self.id, lambda r: r.logged.append(commit_id)
@@ -253,6 +310,7 @@ def _begin(
     job_type: str | None,
     name: str | None,
     config: dict[str, Any],
+    labels: dict[str, Any],
 ) -> None:
     """Start ``record`` (new: its id alone is set) or continue it, as ``mode`` allows."""
     exists = record.started != 0
@@ -270,6 +328,28 @@ def _begin(
     record.job_type = job_type or record.job_type
     record.name = name or record.name or record.id
     record.config = {**record.config, **config}
+    _label(record, labels)
+
+
+def _label(record: RunRecord, labels: dict[str, Any]) -> None:
+    """Set the fields ``labels`` gives (``tags``, ``notes``), as they are."""
+    for field, value in labels.items():
+        setattr(record, field, value)
+
+
+def _checked_notes(notes: Any) -> str | None:
+    if notes is not None and not isinstance(notes, str):
+        raise UsageError(f"a run's notes are a string, not {type(notes).__name__}")
+    return notes
+
+
+def run_tags(tags: Any) -> list[str]:
+    """A run's tags as W&B takes them: a string is one tag; each of 1 to 64 characters."""
+    found = [tags] if isinstance(tags, str) else list(tags)
+    for tag in found:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= 64:
+            raise InvalidTagError(f"a run's tags are strings of 1 to 64 characters, not {tag!r}")
+    return found
 
 
 def _set_ended(record: RunRecord, exit_code: int) -> None:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from cas.errors import UsageError
+from .errors import MetadataError
 
 # Deeper metadata is surely a mistake; msgpack cannot read nesting past ~1000 back anyway.
 MAX_DEPTH = 100
@@ -29,20 +29,31 @@ def normalize_metadata(metadata: Any, what: str = "metadata") -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
-        raise UsageError(f"{what} must be a dict, not a {type(metadata).__name__}")
+        raise MetadataError(f"{what} must be a dict, not a {type(metadata).__name__}")
     return _normalize(metadata, what, 0)
+
+
+def artifact_metadata(metadata: Any) -> dict[str, Any]:
+    """An artifact's metadata as W&B takes it: a dict, or the JSON text of one (``""``:
+    none), converted by ``normalize_metadata``."""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata) if metadata else None
+        except ValueError as e:
+            raise MetadataError(f"metadata text is not JSON ({e}): give a dict") from None
+    return normalize_metadata(metadata)
 
 
 def _normalize(value: Any, where: str, depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise UsageError(f"{where} nests deeper than {MAX_DEPTH} levels")
+        raise MetadataError(f"{where} nests deeper than {MAX_DEPTH} levels")
     value = _plain(value, where)
     if isinstance(value, Mapping):
         result: dict[str, Any] = {}
         for key, item in value.items():
             name = _key(key, where)
             if name in result:
-                raise UsageError(f"{where} has two keys that are both {name!r} as strings")
+                raise MetadataError(f"{where} has two keys that are both {name!r} as strings")
             result[name] = _normalize(item, f"{where}[{name!r}]", depth + 1)
         return result
     if isinstance(value, list | tuple):
@@ -51,13 +62,13 @@ def _normalize(value: Any, where: str, depth: int) -> Any:
         return float(value) if math.isfinite(value) else None  # NaN and ±inf, as W&B
     if isinstance(value, int) and not isinstance(value, bool):
         if not -(2**63) <= value < 2**64:
-            raise UsageError(f"{where} = {value} does not fit in 64 bits")
+            raise MetadataError(f"{where} = {value} does not fit in 64 bits")
         return int(value)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
         return str(value)
-    raise UsageError(f"{where} is a {type(value).__name__}: {STORABLE}")
+    raise MetadataError(f"{where} is a {type(value).__name__}: {STORABLE}")
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -77,7 +88,9 @@ def _plain(value: Any, where: str) -> Any:
         try:
             return value.decode()
         except UnicodeDecodeError:
-            raise UsageError(f"{where} is bytes that are not UTF-8; store them as base64") from None
+            raise MetadataError(
+                f"{where} is bytes that are not UTF-8; store them as base64"
+            ) from None
     return value
 
 
@@ -88,4 +101,4 @@ def _key(key: Any, where: str) -> str:
         return str(key)
     if key is None or isinstance(key, bool | int | float):
         return json.dumps(key)
-    raise UsageError(f"{where} has a key that is a {type(key).__name__}: keys are strings")
+    raise MetadataError(f"{where} has a key that is a {type(key).__name__}: keys are strings")

@@ -8,16 +8,23 @@ artifacts.artifact imports, does not import it back.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from . import collection_info
+from . import annotations, collection_info
 from .deletion import delete_collection
-from .errors import ArtifactNotFoundError, NotALoggedVersionError, UnsupportedError
-from .lineage import add_use
-from .names import VERSION
+from .errors import (
+    ArtifactNotFoundError,
+    NotALoggedVersionError,
+    OtherProjectError,
+    UnsupportedError,
+)
+from .lineage import add_use, run_tags
+from .names import VERSION, validate_alias, validate_artifact_name, validate_namespace
 from .registry import Registry, RunRecord, Version
+from .run_config import config_items
 
 Make = Callable[[Registry, Version], Any]  # Artifact.from_version
 
@@ -39,6 +46,10 @@ def version_of(registry: Registry, commit_hex: str, entity: str, project: str) -
     return registry.version(meta.get("entity", entity), meta.get("project", project), commit_id)
 
 
+# What update() stores of a RecordedRun: these first four as they are, then tags and config.
+_EDITABLE = ("name", "notes", "group", "job_type", "tags", "config")
+
+
 class RecordedRun(RunRecord):
     """A run as its record tells (W&B's ``wandb.apis.public.Run``): the record's fields,
     its times as ISO strings, and the versions it logged and used as artifacts."""
@@ -46,6 +57,34 @@ class RecordedRun(RunRecord):
     def __init__(self, record: RunRecord, registry: Registry, make: Make) -> None:
         super().__init__(**{k: getattr(record, k) for k in RunRecord.__dataclass_fields__})
         self._registry, self._make = registry, make
+        self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
+
+    def update(self) -> None:
+        """Store what was edited on this object since it was read (W&B's ``update()``):
+        its name, notes, group and job type, the tags added or removed, the config keys
+        set or removed; applied over the record as it is now, so that what others edited
+        meanwhile stays."""
+        before, config, tags = self._as_read, config_items(self.config), run_tags(self.tags)
+        if self.group is not None and self.group != before["group"]:
+            validate_namespace(self.group, "group")
+        scalars = {k: getattr(self, k) for k in _EDITABLE[:4] if getattr(self, k) != before[k]}
+        set_keys = {k: v for k, v in config.items() if before["config"].get(k, ...) != v}
+        unset = [k for k in before["config"] if k not in config]
+        added = [t for t in tags if t not in before["tags"]]
+        removed = [t for t in before["tags"] if t not in tags]
+
+        def apply(record: RunRecord) -> None:
+            kept = {k: v for k, v in record.config.items() if k not in unset}
+            record.config = {**kept, **set_keys}
+            record.tags = [t for t in record.tags if t not in removed]
+            record.tags += [t for t in added if t not in record.tags]
+            for key, value in scalars.items():
+                setattr(record, key, value)
+
+        written = self._registry.update_run(self.entity, self.project, self.id, apply)
+        for key in RunRecord.__dataclass_fields__:
+            setattr(self, key, getattr(written, key))
+        self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
 
     def __repr__(self) -> str:
         return f"<Run {self.entity}/{self.project}/{self.id}>"
@@ -90,20 +129,88 @@ class RecordedRun(RunRecord):
         """Record that this run used ``artifact``, a logged version of this store (W&B's
         way to add an input to a run after the fact); gives it back. ``use_as`` names
         the use in W&B's launch, which does not exist here."""
-        if not callable(getattr(artifact, "is_draft", None)):
-            raise NotALoggedVersionError(
-                f"use_artifact takes an Api().artifact(...), not {type(artifact).__name__}"
-            )
-        if artifact.is_draft():
-            raise NotALoggedVersionError(
-                f"{artifact.name} is a draft: only a logged version can be recorded as used"
-            )
+        _check_logged(artifact, "use_artifact", "used")
         version_of(self._registry, artifact.id, self.entity, self.project)  # in this store
         written = self._registry.update_run(
             self.entity, self.project, self.id, lambda record: add_use(record, artifact.id)
         )
         self.used = written.used
         return artifact
+
+    def log_artifact(
+        self,
+        artifact: Any,
+        aliases: list[str] | str | None = None,
+        tags: list[str] | str | None = None,
+    ) -> Any:
+        """Record that this run made ``artifact``, a logged version of its project in
+        this store (W&B's way to declare an output after the fact), with ``aliases``
+        and ``tags`` added to it; gives it back. Its ``logged_by()`` stays its maker."""
+        _check_logged(artifact, "log_artifact", "logged")
+        aliases = [aliases] if isinstance(aliases, str) else list(aliases or [])
+        tags = annotations.validate_tags([tags] if isinstance(tags, str) else tags or [])
+        for alias in aliases:
+            validate_alias(alias)
+        if (artifact.source_entity, artifact.source_project) != (self.entity, self.project):
+            raise OtherProjectError(
+                f"{artifact.source_qualified_name} is not of {self.entity}/{self.project}: "
+                "a run can log only versions of its own project"
+            )
+        version = version_of(self._registry, artifact.id, self.entity, self.project)
+
+        def note(record: RunRecord) -> None:
+            if artifact.id not in record.logged:
+                record.logged.append(artifact.id)
+
+        self.logged = self._registry.update_run(self.entity, self.project, self.id, note).logged
+        annotations.move_aliases(self._registry, version, [], aliases)
+        if set(tags) - set(annotations.current(self._registry, version).tags):
+            annotations.update(self._registry, version, {"tags_add": tags}, self.id)
+        return artifact
+
+
+def _check_logged(artifact: Any, call: str, done: str) -> None:
+    """Refuse what is no logged version, as W&B's public Run refuses it (ValueError)."""
+    if not callable(getattr(artifact, "is_draft", None)):
+        raise NotALoggedVersionError(
+            f"{call} takes an Api().artifact(...), not {type(artifact).__name__}"
+        )
+    if artifact.is_draft():
+        raise NotALoggedVersionError(
+            f"{artifact.name} is a draft: only a logged version can be recorded as {done}"
+        )
+
+
+class Project:
+    """One ``entity/project`` of the store (W&B's ``Project``): its artifacts by type."""
+
+    def __init__(self, registry: Registry, entity: str, name: str, make: Make) -> None:
+        self._registry, self._make = registry, make
+        self.entity, self.name = entity, name
+
+    def __repr__(self) -> str:
+        return f"<Project {self.entity}/{self.name}>"
+
+    @property
+    def path(self) -> list[str]:
+        return [self.entity, self.name]
+
+    def artifacts_types(self, per_page: int = 50) -> list[ArtifactType]:
+        """The types of its artifacts, by name (W&B's spelling)."""
+        found = collections(self._registry, self.entity, self.name, self._make)
+        names = sorted({c.type for c in found})
+        return [ArtifactType(self._registry, self.entity, self.name, n, self._make) for n in names]
+
+    def collections(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        order: str | None = None,
+        per_page: int = 50,
+    ) -> list[ArtifactCollection]:
+        """Its artifacts of every type, by name; ``filters`` and ``order`` refused, as
+        ``ArtifactType.collections`` refuses them."""
+        _refuse_queries(filters, order)
+        return collections(self._registry, self.entity, self.name, self._make)
 
 
 class ArtifactCollection:
@@ -231,17 +338,31 @@ class ArtifactType:
     ) -> list[ArtifactCollection]:
         """This type's artifacts, by name. W&B's ``filters`` and ``order`` are queries
         its server runs (and older servers refuse): refused here, never ignored."""
-        for keyword, query in (("filters", filters), ("order", order)):
-            if query is not None:
-                raise UnsupportedError(
-                    f"collections(..., {keyword}=...) is a W&B server query, not supported "
-                    "here: filter or sort the list it gives"
-                )
+        _refuse_queries(filters, order)
         return [
             c
             for c in collections(self._registry, self.entity, self.project, self._make)
             if c.type == self.name
         ]
+
+    def collection(self, name: str) -> ArtifactCollection:
+        """The artifact ``name`` of this type (W&B's); ArtifactNotFoundError if none."""
+        head = self._registry.head(self.entity, self.project, validate_artifact_name(name))
+        if head is None or head.type != self.name:
+            where = f"{self.entity}/{self.project}/{name}"
+            raise ArtifactNotFoundError(f"no artifact {where} of type {self.name!r}")
+        return ArtifactCollection(
+            self._registry, self.entity, self.project, name, head.type, self._make
+        )
+
+
+def _refuse_queries(filters: Mapping[str, Any] | None, order: str | None) -> None:
+    for keyword, query in (("filters", filters), ("order", order)):
+        if query is not None:
+            raise UnsupportedError(
+                f"collections(..., {keyword}=...) is a W&B server query, not supported "
+                "here: filter or sort the list it gives"
+            )
 
     def collection(self, name: str) -> ArtifactCollection:
         for found in self.collections():

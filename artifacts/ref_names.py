@@ -48,6 +48,12 @@ def registry_settings_ref(organization: str, project: str) -> str:
     return f"{organization}/{project}/registry"
 
 
+def project_of(ref: str) -> str | None:
+    """The project whose artifacts or runs ``ref`` is of, else None."""
+    parts = ref.split("/")
+    return parts[1] if len(parts) > 3 and parts[2] in ("artifacts", "runs") else None
+
+
 def ref_label(ref: str) -> str:
     """How a user names a version ref: ``e/p/artifacts/n/latest`` -> ``e/p/n``,
     ``e/p/artifacts/n/aliases/a`` -> ``e/p/n:a``, ``e/p/artifacts/n/annotations/<id>`` ->

@@ -28,7 +28,7 @@ from cas.objects import encode_header
 from cas.store import HASH_CHUNK, HASH_THREADS
 
 from .dirwalk import walk_up
-from .errors import ReferenceGoneError
+from .errors import LocalPathError, ReferenceGoneError
 
 SCHEMES = ("file://", "s3://", "gs://", "gcs://", "http://", "https://")
 DEFAULT_MAX_OBJECTS = 10_000_000  # W&B's default for a directory or prefix
@@ -116,7 +116,7 @@ def _expand_local(uri: str, checksum: bool) -> Iterator[tuple[str, Descriptor]]:
         yield "", _describe_local(uri, path, checksum)
         return
     if not os.path.isdir(path):
-        raise UsageError(f"no such file or directory: {path}")
+        raise LocalPathError(f"no such file or directory: {path}")  # W&B: a ValueError
     base = uri if uri.endswith("/") else f"{uri}/"
     for rel in _walk_files(path):
         yield rel, _describe_local(base + rel, os.path.join(path, rel), checksum)

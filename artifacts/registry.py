@@ -89,6 +89,8 @@ class RunRecord:
     logged: list[str] = field(default_factory=list)  # commit ids (hex) of versions logged
     config: dict[str, Any] = field(default_factory=dict)  # init(config=...), as metadata
     exit_code: int | None = None  # set when it ended: finish(exit_code=...)
+    tags: list[str] = field(default_factory=list)  # init(tags=...), run.tags = ...
+    notes: str | None = None  # init(notes=...), run.notes = ...
 
     def to_blob(self) -> Blob:
         # The record's fields only: a subclass (artifacts.public.RecordedRun) adds handles.

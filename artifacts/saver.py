@@ -17,7 +17,7 @@ from cas.errors import InvalidObjectError, RefConflictError, UsageError
 from cas.ingest import OnStored, store_files
 from cas.objects import TreeEntry, canonical_packb
 
-from . import trees, ttl
+from . import annotations, trees, ttl
 from .draft import Draft, Staged
 from .errors import MergeConflictError
 from .files import LocalFile, Reference
@@ -291,6 +291,9 @@ class Saver:
         )
         if created:
             self.run.note_logged(version.commit_id.hex())
+        elif set(tags or ()) - set(annotations.current(self.registry, version).tags):
+            # no new version: its tags go to the one reused, as its aliases do
+            annotations.update(self.registry, version, {"tags_add": list(tags)}, self.run.id)
         return version
 
     def _finish(self, draft: Draft, header: Header, did: str, aliases: list[str] | None) -> Version:

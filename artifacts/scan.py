@@ -30,6 +30,7 @@ from cas.errors import UsageError
 from cas.storage.store_dirs import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
 
+from .errors import LocalPathError
 from .files import LocalFile
 from .linkpolicy import follow_link
 
@@ -164,8 +165,10 @@ def scan_tree(root: str) -> DirScan:
     must not copy its store, nor a store log itself into itself. A store itself, or a
     directory inside one, is refused.
     """
+    if os.path.exists(root) and not os.path.isdir(root):  # W&B's add_dir: a ValueError
+        raise LocalPathError(f"not a directory: {root} (add_file adds a file)")
     if not os.path.isdir(root):
-        raise UsageError(f"no such directory: {root}")
+        raise LocalPathError(f"no such directory: {root}")
     store = store_holding(root)
     if store is not None:
         raise UsageError(f"{root} is in the store at {store}; log your own files instead")

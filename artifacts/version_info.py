@@ -19,7 +19,7 @@ from typing import Any
 from . import annotations
 from . import ttl as ttl_rules
 from .deletion_records import read_deletion
-from .errors import ArtifactNotLoggedError, InvalidTTLError
+from .errors import ArtifactNotFoundError, ArtifactNotLoggedError, InvalidTTLError
 from .public import ArtifactCollection, RecordedRun, iso_time
 
 
@@ -43,6 +43,7 @@ class VersionInfo:
     _incremental: bool
     qualified_name: Any
     id: Any
+    source_artifact: Any
     source_name: Any
     source_version: Any
 
@@ -193,20 +194,35 @@ class VersionInfo:
         registry, version = self._version()
         return registry.file_count(version)
 
+    def _source_here(self) -> Any:
+        """The version this one links (itself if no link); None if the store lacks it."""
+        try:
+            return self.source_artifact
+        except ArtifactNotFoundError:  # not pulled, or deleted: the link stands alone
+            return None
+
     def logged_by(self) -> RecordedRun | None:
-        """The run that logged this version, in whichever project it lived."""
+        """The run that logged this version, in whichever project it lived; of a link,
+        its source's (a link and its source are one artifact in W&B)."""
+        source = self._source_here()
+        if source is not None and source is not self:
+            return source.logged_by()
         registry, version = self._version()
         run_id = version.commit.meta.get("run")
         found = registry.find_run(run_id, version.entity, version.project) if run_id else None
         return RecordedRun(found, registry, self.from_version) if found else None
 
     def used_by(self) -> list[RecordedRun]:
-        """Every run that used this version (``use_artifact``)."""
+        """Every run that used this version (``use_artifact``), or, as W&B's, its source
+        or any link of it: W&B's links are the one artifact under other names."""
         registry, version = self._version()
-        wanted = version.commit_id.hex()
+        source = self._source_here()
+        wanted = {version.commit_id.hex()}
+        if source is not None:
+            wanted |= {source.id, *(link.id for link in source.linked_artifacts)}
         # Any project's run may use this version ("team/proj/name:v0"): look at them all.
         return [
             RecordedRun(r, registry, self.from_version)
             for r in registry.all_runs()
-            if wanted in r.used
+            if not wanted.isdisjoint(r.used)
         ]

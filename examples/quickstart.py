@@ -102,7 +102,7 @@ def main() -> None:
         raise SystemExit("an upsert run failed")
     subprocess.run([sys.executable, script, "image3.png", "finish"], check=True)
 
-    repo = artifacts.run.open_registry().repo
+    repo = artifacts.runs.open_registry().repo
     remotes.add_remote(repo, "origin", os.path.join(HERE, "remote"))
     pushed = remotes.push(repo, "origin", policy=ARTIFACT_REFS)
     print(f"6. push        {pushed.objects_uploaded} objects, {len(pushed.refs_updated)} refs")

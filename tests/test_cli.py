@@ -291,7 +291,7 @@ def test_log_with_a_bad_alias_fails_first_and_makes_no_version(
     result = run_cli("log", data, "--name", "ds", "--type", "t", "--alias", "..")
     assert_error(result, "invalid name '..': aliases are")
     assert_error(run_cli("versions", "ds"), "artifact team/proj/ds not found")
-    repo = artifacts.run.open_registry(str(store)).repo
+    repo = artifacts.runs.open_registry(str(store)).repo
     assert not repo.objects.has(blob_id_of_file(str(data)))
 
 

@@ -40,7 +40,7 @@ from artifacts.names import parse_spec
 from artifacts.ref_names import head_ref
 from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry
-from artifacts.run import Run
+from artifacts.runs import Run
 from cas import ObjectId, Repository
 from cas.errors import CorruptObjectError
 from cas.fsck import fsck

@@ -380,3 +380,39 @@ def test_a_link_outlives_its_expired_source_and_says_who_deleted_it(ws) -> None:
     assert "\n" not in said
     assert said.startswith(f"{ENTITY}/wandb-registry-model/clf:v0 links {ENTITY}/{PROJECT}/net:v0")
     assert re.search(r"was deleted by \S+ at .* UTC \(its TTL expired\)", said)
+
+
+def test_lineage_of_a_version_counts_its_links_as_w_and_b_one_artifact(ws) -> None:
+    """W&B's used_by(): "the runs that have used this artifact and its linked artifacts";
+    a link and its source are one artifact there, so logged_by() is the source's run."""
+    with artifacts.init(job_type="train") as trainer:
+        source = model(trainer)
+    with artifacts.init(job_type="promote") as promoter:
+        link = promoter.link_artifact(source, "wandb-registry-model/net", aliases=["production"])
+    with artifacts.init(job_type="deploy") as deployer:
+        deployer.use_artifact("wandb-registry-model/net:production")
+    with artifacts.init(job_type="eval") as evaluator:
+        evaluator.use_artifact("net:v0")
+    api = artifacts.Api()
+    for version in (api.artifact("net:v0"), api.artifact(link.qualified_name)):
+        assert sorted(r.job_type for r in version.used_by()) == ["deploy", "eval"]
+        assert version.logged_by().id == trainer.id
+
+
+def test_a_draft_of_a_link_is_a_draft_of_its_source_as_in_w_and_b(ws) -> None:
+    """W&B's new_draft(): "if this artifact is saved it must be saved to the source
+    sequence", never as a version of the registry's collection."""
+    with artifacts.init() as run:
+        source = model(run)
+        run.link_artifact(source, "wandb-registry-model/net", aliases=["production"])
+    with artifacts.init() as run:
+        production = run.use_artifact("wandb-registry-model/net:production")
+        production.description = "as linked"
+        draft = production.new_draft()
+        assert (draft.name, draft.description) == ("net", "as linked")
+        draft.add_file(write(ws / "notes.txt", "fine-tuned"))
+        logged = run.log_artifact(draft)
+    assert logged.qualified_name == f"{ENTITY}/{PROJECT}/net:v1"
+    assert set(logged.manifest.entries) == {"weights.bin", "notes.txt"}
+    registry = artifacts.Api().artifact_collection("model", "wandb-registry-model/net")
+    assert [v.version for v in registry.versions()] == ["v0"]  # links only

@@ -46,7 +46,7 @@ from artifacts import Artifact, ArtifactNotFoundError
 from artifacts.ref_names import dist_prefix, head_ref
 from artifacts.refpolicy import ARTIFACT_REFS
 from artifacts.registry import Registry
-from artifacts.run import Run
+from artifacts.runs import Run
 from cas import Blob, ObjectNotFoundError, Repository, open_storage
 from cas.errors import CollectedError
 from cas.fsck import fsck

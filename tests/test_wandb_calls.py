@@ -198,3 +198,190 @@ def test_a_recorded_run_has_w_and_b_state(ws):
         running.id: "running",
     }
     running.finish()
+
+
+def test_runs_are_filtered_by_state_as_w_and_b_scripts_filter_them(ws):
+    with artifacts.init(project="proj") as finished:
+        pass
+    exited = artifacts.init(project="proj")
+    exited.finish(exit_code=1)
+    running = artifacts.init(project="proj")
+    api = artifacts.Api(overrides={"project": "proj"})
+
+    def ids(state: str) -> list[str]:
+        return [r.id for r in api.runs("proj", filters={"state": state})]
+
+    assert (ids("finished"), ids("failed"), ids("running")) == (
+        [finished.id],
+        [exited.id],
+        [running.id],
+    )
+    assert [r.id for r in api.runs("proj", {"state": "finished", "jobType": None})] == [finished.id]
+    running.finish()
+
+
+def test_api_projects_walk_a_store_as_w_and_b_storage_cleanup_scripts(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="vision") as run:
+        run.log_artifact("a.txt", name="images", type="dataset")
+        run.log_artifact("a.txt", name="net", type="model")
+    with artifacts.init(project="text") as run:
+        run.log_artifact("a.txt", name="corpus", type="dataset")
+    with artifacts.init(project="runs-only"):
+        pass
+    api = artifacts.Api()
+    assert api.default_entity == "team"
+    assert [p.name for p in api.projects()] == ["runs-only", "text", "vision"]
+    found = []
+    for project in api.projects("team"):  # the walk of W&B's cleanup scripts
+        for artifact_type in project.artifacts_types():
+            for collection in artifact_type.collections():
+                found += [v.qualified_name for v in collection.versions()]
+    assert found == ["team/text/corpus:v0", "team/vision/images:v0", "team/vision/net:v0"]
+    vision = api.project("vision")
+    assert (vision.name, vision.entity, vision.path) == ("vision", "team", ["team", "vision"])
+    assert [c.name for c in vision.collections()] == ["images", "net"]
+    assert api.projects("nobody") == []
+
+
+def test_api_artifact_of_another_type_raises_w_and_bs_value_error(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", type="dataset")
+    api = artifacts.Api(overrides={"project": "proj"})
+    with pytest.raises(ValueError, match="'dataset', not 'model'"):  # W&B's Api: ValueError
+        api.artifact("data:v0", type="model")
+    assert api.artifact_exists("data:v0", type="model") is False
+
+
+def test_add_dir_and_file_references_of_a_missing_path_are_w_and_bs_value_errors(ws):
+    write(ws / "a.txt", "a")
+    draft = artifacts.Artifact("data", "dataset")
+    with pytest.raises(ValueError, match="not a directory.*add_file"):  # W&B: ValueError
+        draft.add_dir("a.txt")
+    with pytest.raises(ValueError, match="no such directory"):
+        draft.add_dir("missing")
+    with pytest.raises(ValueError, match="no such file or directory"):  # W&B: ValueError
+        draft.add_reference((ws / "missing.csv").as_uri())
+    with pytest.raises(artifacts.errors.LocalPathError):  # and our UsageError, as before
+        draft.add_dir("missing")
+
+
+def test_tags_logged_with_unchanged_files_go_to_the_latest_version_as_its_aliases_do(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        first = run.log_artifact("a.txt", name="data", tags=["raw"])
+        again = run.log_artifact("a.txt", name="data", aliases=["best"], tags=["checked"])
+    assert again.version == first.version == "v0"  # no new version: the content is the same
+    assert (again.aliases, again.tags) == (["latest", "best"], ["raw", "checked"])
+    api = artifacts.Api(overrides={"project": "proj"})
+    assert api.artifact("data:v0").tags == ["raw", "checked"]
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", tags=["raw"])  # nothing new: no record
+    assert len(api.artifact("data:v0").annotation_history()) == 1
+
+
+def test_log_artifact_refuses_tags_w_and_b_refuses_and_keeps_each_tag_once(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        with pytest.raises(ValueError, match="no/slash"):  # W&B's validate_tags: ValueError
+            run.log_artifact("a.txt", name="data", tags=["ok", "no/slash"])
+        assert artifacts.Api(overrides={"project": "proj"}).artifact_exists("data") is False
+        logged = run.log_artifact("a.txt", name="data", tags=["raw", "raw", "two words"])
+    assert logged.tags == ["raw", "two words"]  # deduplicated, first kept, as W&B's
+
+
+def test_a_recorded_runs_edits_are_saved_by_update_as_w_and_bs(ws):
+    with artifacts.init(project="proj", config={"lr": 0.1}, tags=["baseline"]) as run:
+        pass
+    api = artifacts.Api(overrides={"project": "proj"})
+    found = api.run(run.id)
+    found.tags.append("best")  # W&B's way to tag a finished run: edit, then update()
+    found.config["score"] = 0.9
+    found.notes, found.name, found.group, found.job_type = "winner", "champion", "final", "eval"
+    other = api.run(run.id)  # another script edits the same run meanwhile
+    other.tags.append("reviewed")
+    other.config["epochs"] = 3
+    other.update()
+    found.update()  # applies its own edits over the other's: none is lost
+    again = api.run(run.id)
+    assert again.tags == ["baseline", "reviewed", "best"]
+    assert again.config == {"lr": 0.1, "epochs": 3, "score": 0.9}
+    assert (again.notes, again.name, again.group, again.job_type) == (
+        "winner",
+        "champion",
+        "final",
+        "eval",
+    )
+    again.tags.remove("baseline")
+    del again.config["lr"]
+    again.update()
+    assert (api.run(run.id).tags, api.run(run.id).config) == (
+        ["reviewed", "best"],
+        {"epochs": 3, "score": 0.9},
+    )
+    again.tags.append("x" * 65)
+    with pytest.raises(ValueError, match="64"):
+        again.update()
+    assert api.run(run.id).tags == ["reviewed", "best"]
+
+
+def test_a_store_may_be_given_as_a_path_object_as_w_and_b_takes_its_dirs(ws, tmp_path):
+    from pathlib import Path
+
+    write(ws / "a.txt", "a")
+    store = Path(tmp_path / "elsewhere" / ".artifacts")
+    with artifacts.init(project="proj", store=store) as run:
+        run.log_artifact("a.txt", name="data")
+    assert artifacts.Api(store=store).artifact("proj/data").version == "v0"
+
+
+def test_a_recorded_runs_log_artifact_declares_an_output_as_w_and_bs(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as maker:
+        maker.log_artifact("a.txt", name="data")
+    with artifacts.init(project="proj") as evaluator:
+        pass
+    api = artifacts.Api(overrides={"project": "proj"})
+    data = api.artifact("data:v0")
+    recorded = api.run(evaluator.id)
+    assert recorded.log_artifact(data, aliases=["evaluated"], tags=["checked"]) is data
+    assert [a.name for a in api.run(evaluator.id).logged_artifacts()] == ["data:v0"]
+    again = api.artifact("data:evaluated")
+    assert (again.version, again.tags) == ("v0", ["checked"])
+    assert again.logged_by().id == maker.id  # the version's maker stays its maker
+    recorded.log_artifact(data)  # recorded once
+    assert api.run(evaluator.id).logged == [data.id]
+
+    # W&B refuses a draft, and a version of another project, with a ValueError
+    with pytest.raises(ValueError, match="draft"):
+        recorded.log_artifact(artifacts.Artifact("draft", "dataset"))
+    with artifacts.init(project="other") as run:
+        run.log_artifact("a.txt", name="elsewhere")
+    with pytest.raises(ValueError, match="team/proj"):
+        recorded.log_artifact(api.artifact("other/elsewhere:v0"))
+    with pytest.raises(ValueError, match="no/slash"):  # checked before anything is written
+        recorded.log_artifact(api.artifact("other/elsewhere:v0"), tags=["no/slash"])
+
+
+def test_runs_filters_take_w_and_bs_in_nin_eq_and_ne_operators(ws):
+    with artifacts.init(project="proj", tags=["baseline"], config={"lr": 0.1}) as base:
+        pass
+    with artifacts.init(project="proj", tags=["sweep", "big"], config={"lr": 0.5}) as big:
+        pass
+    failed = artifacts.init(project="proj", tags=["sweep"])
+    failed.finish(exit_code=1)
+    api = artifacts.Api(overrides={"project": "proj"})
+
+    def ids(filters: dict) -> set[str]:
+        return {r.id for r in api.runs("proj", filters=filters)}
+
+    assert ids({"tags": {"$in": ["baseline", "big"]}}) == {base.id, big.id}  # W&B docs' form
+    assert ids({"tags": {"$nin": ["sweep"]}}) == {base.id}
+    assert ids({"state": {"$in": ["finished", "crashed"]}}) == {base.id, big.id}
+    assert ids({"state": {"$ne": "finished"}}) == {failed.id}
+    assert ids({"config.lr": {"$eq": 0.5}}) == {big.id}
+    with pytest.raises(artifacts.UsageError, match=r"\$gt"):  # others stay refused
+        api.runs("proj", filters={"config.lr": {"$gt": 0.2}})
+    with pytest.raises(artifacts.UsageError, match=r"\$or"):
+        api.runs("proj", filters={"$or": [{"state": "failed"}]})

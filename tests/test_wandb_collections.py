@@ -130,3 +130,20 @@ def test_a_collections_aliases_leave_out_an_alias_removed(ws):
     version.aliases.remove("best")
     version.save()
     assert collection().aliases == ["latest"]
+
+
+def test_an_artifact_type_gives_one_collection_by_name_as_w_and_bs(ws):
+    log_data(ws)
+    dataset = artifacts.Api(overrides={"project": "proj"}).artifact_type("dataset", "proj")
+    found = dataset.collection("data")
+    assert (found.name, found.type, [v.version for v in found.versions()]) == (
+        "data",
+        "dataset",
+        ["v0"],
+    )
+    with pytest.raises(artifacts.errors.CommError, match="no artifact team/proj/nope"):
+        dataset.collection("nope")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact(write(ws / "m.bin", "m"), name="net", type="model")
+    with pytest.raises(artifacts.errors.CommError, match="of type 'dataset'"):
+        dataset.collection("net")  # an artifact of another type

@@ -181,3 +181,68 @@ def test_files_is_w_and_bs_collection_of_files_that_download_as_w_and_bs_do(ws):
         assert opened.read() == "changed"
     with files[0].download(root="out", replace=True) as opened:
         assert opened.read() == "a.txt"
+
+
+# ---- a draft's id, size and manifest -----------------------------------------------------
+
+
+def test_a_drafts_manifest_size_and_id_are_w_and_bs(ws):
+    """W&B's draft has a manifest of what is staged (its base's files too, for a
+    new_draft()), a size summed from it, and an id of None until logged."""
+    artifact = Artifact("data", "dataset")
+    assert artifact.id is None
+    assert (len(artifact.manifest), artifact.size) == (0, 0)
+    artifact.add_file(write(ws / "a.txt", "aaa"))
+    write(ws / "src" / "d" / "b.txt", "bb")
+    artifact.add_dir(str(ws / "src"), name="src")
+    (ref,) = artifact.add_reference("file://" + write(ws / "r.txt", "r"), name="r.txt")
+    manifest = artifact.manifest
+    assert list(manifest.entries) == ["a.txt", "r.txt", "src/d/b.txt"]
+    assert manifest.entries["a.txt"].local_path == str(ws / "a.txt")
+    assert manifest.entries["r.txt"] == ref
+    assert manifest.get_entry_by_path("src/d/b.txt").size == 2
+    assert [e.path for e in manifest.get_entries_in_directory("src")] == ["src/d/b.txt"]
+    assert artifact.size == manifest.size() == 6
+    assert manifest.digest() == artifact.digest
+    assert sorted(manifest.to_manifest_json()["contents"]) == ["a.txt", "r.txt", "src/d/b.txt"]
+    with artifacts.init() as run:
+        run.log_artifact(artifact)
+    assert artifact.id is not None
+
+    draft = artifact.new_draft()
+    assert draft.id is None
+    draft.remove("src")
+    draft.add_file(write(ws / "c.txt", "cccc"))
+    entries = draft.manifest.entries
+    assert list(entries) == ["a.txt", "c.txt", "r.txt"]
+    assert entries["a.txt"].digest == artifact.get_entry("a.txt").digest  # the base's, as is
+    assert draft.size == 3 + 4 + 1
+    with artifacts.init() as run:
+        assert run.log_artifact(draft).digest == draft.manifest.digest()
+
+
+def test_wait_of_a_draft_never_logged_raises_w_and_bs_not_logged_error(ws):
+    draft = Artifact("data", "dataset")
+    with pytest.raises(artifacts.ArtifactNotLoggedError, match="log"):  # W&B's, for wait()
+        draft.wait()
+    draft.add_file(write(ws / "a.txt", "a"))
+    with artifacts.init() as run:
+        assert run.log_artifact(draft).wait(timeout=5) is draft
+
+
+def test_metadata_is_taken_as_json_text_and_refused_with_w_and_bs_exception_types(ws):
+    artifact = Artifact("data", "dataset", metadata='{"rows": 10, "source": "s3"}')
+    assert artifact.metadata == {"rows": 10, "source": "s3"}  # W&B parses JSON text
+    artifact.metadata = ""
+    assert artifact.metadata == {}
+    with pytest.raises(TypeError, match="list"):  # W&B: "Cannot parse <class 'list'>…"
+        artifact.metadata = [1, 2]
+    with pytest.raises(TypeError, match="list"):  # JSON text of no object, too
+        artifact.metadata = "[1, 2]"
+    with pytest.raises(TypeError, match="object"):  # W&B's JSON encoding: a TypeError
+        artifact.metadata = {"model": object()}
+    with pytest.raises(ValueError, match="JSON"):  # W&B's JSON decoding: a ValueError
+        artifact.metadata = "{not json"
+    with pytest.raises(artifacts.UsageError):
+        artifact.metadata = {"model": object()}
+    assert artifact.metadata == {}

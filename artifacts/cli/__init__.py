@@ -1,7 +1,7 @@
 """The ``artifacts`` command: git-like subcommands over an artifact store.
 
 Which store: ``--store URL``, else ``ARTIFACTS_STORE``, else the nearest
-``.artifacts/`` directory above the working directory (see :mod:`artifacts.run`).
+``.artifacts/`` directory above the working directory (see :mod:`artifacts.runs`).
 Errors print one line, ``artifacts: error: ...``, and exit 1; ``--debug``
 adds the traceback. Progress bars go to stderr, and only to a terminal.
 

@@ -21,7 +21,7 @@ from ..artifact import Artifact
 from ..lineage import local_dir
 from ..names import Spec, parse_spec, validate_namespace
 from ..registry import Registry
-from ..run import default_entity, find_store_url
+from ..runs import default_entity, find_store_url
 from .output import PROG
 
 

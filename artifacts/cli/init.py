@@ -10,7 +10,7 @@ from cas.storage import check_url
 from cas.storage.store_dirs import check_not_in_store
 
 from ..cache import parse_size
-from ..run import STORE_DIR
+from ..runs import STORE_DIR
 from .commands import Commands
 from .context import given_store, lasting, local_dir
 from .output import human

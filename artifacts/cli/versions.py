@@ -17,7 +17,7 @@ from ..artifact import Artifact
 from ..files import read_descriptor
 from ..ref_names import alias_ref
 from ..registry import Registry, RunRecord
-from ..run import init
+from ..runs import init
 from . import context
 from .commands import Commands
 from .output import (

@@ -20,12 +20,13 @@ from cas.storage.store_dirs import STORE_DIR
 
 from .annotations import validate_tags
 from .artifact import Artifact
-from .errors import LocalPathError, NotAModelError
+from .errors import LocalPathError, NoActiveRunError, NotAModelError
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
 from .registries import is_registry_project
 from .registry import Registry
+from .run_config import config_items
 from .saver import Header, Saver
 
 # Where a run's store is found is part of this module's interface (the CLI, the fsspec
@@ -52,6 +53,10 @@ def init(
     config: dict[str, Any] | None = None,
     id: str | None = None,
     resume: str | bool | None = None,
+    tags: list[str] | str | None = None,
+    notes: str | None = None,
+    config_exclude_keys: list[str] | None = None,
+    config_include_keys: list[str] | None = None,
     **_ignored: Any,  # W&B settings with no meaning here (reinit, mode…)
 ) -> Run:
     """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
@@ -66,8 +71,21 @@ def init(
         store_options,
         run_id=id,
         resume=resume,
-        config=config,
+        config=_chosen_keys(config, config_include_keys, config_exclude_keys),
+        tags=tags,
+        notes=notes,
     )
+
+
+def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
+    """W&B's config_include_keys and config_exclude_keys: the keys kept (a secret left
+    out is never recorded)."""
+    if include and exclude:
+        raise UsageError("give config_include_keys or config_exclude_keys, not both")
+    items = config_items(config)
+    if include:
+        items = {k: v for k, v in items.items() if k in include}
+    return {k: v for k, v in items.items() if k not in (exclude or ())}
 
 
 class Run(RunLog):
@@ -79,7 +97,7 @@ class Run(RunLog):
         group: str | None = None,
         job_type: str | None = None,
         name: str | None = None,
-        **run: Any,  # run_id, resume, config: see RunLog
+        **run: Any,  # run_id, resume, config, tags, notes: see RunLog
     ) -> None:
         super().__init__(registry, entity, project, group, job_type, name, **run)
         self._saver = Saver(self)
@@ -274,6 +292,58 @@ def _checked_labels(
     for alias in aliases:
         if alias != "latest":
             validate_alias(alias)
-    # W&B's rule, as for tags set later: a tag taken here that `tag add`/`tag rm` refuse
-    # could never be removed from the command line.
-    return aliases, validate_tags(tags)
+    return aliases, validate_tags(tags)  # W&B's rule, as at log time: deduplicated
+
+
+# ---- W&B's module-level calls: wandb.log_artifact(...) after wandb.init() ---------------
+
+
+def _on_active_run(name: str) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is None:  # W&B's placeholders before init say the same
+            raise NoActiveRunError(f"call artifacts.init() before artifacts.{name}()")
+        return getattr(run, name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``{name}`` of the active run, as W&B's ``wandb.{name}``."
+    return call
+
+
+log_artifact = _on_active_run("log_artifact")
+use_artifact = _on_active_run("use_artifact")
+log_model = _on_active_run("log_model")
+use_model = _on_active_run("use_model")
+link_model = _on_active_run("link_model")
+
+
+def config() -> Any:
+    """The active run's config (W&B's ``wandb.config``): ``artifacts.config``."""
+    run = current_run()
+    if run is None:
+        raise NoActiveRunError("call artifacts.init() before artifacts.config")
+    return run.config
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the active run, if any (W&B's ``wandb.finish``; ``quiet`` changes nothing)."""
+    run = current_run()
+    if run is not None:
+        run.finish(exit_code)
+
+
+# ---- W&B's setup calls: there is no server to log in to or to configure --------------
+
+
+def login(key: str | None = None, relogin: bool | None = None, **_ignored: Any) -> bool:
+    """W&B's ``wandb.login``: nothing to log in to, as who may read and write a store is
+    the store's own to say (its file permissions, its bucket's credentials); True."""
+    return True
+
+
+class Settings:
+    """W&B's ``wandb.Settings``, given to ``init(settings=...)``: its fields are kept as
+    attributes, and mean nothing here (they configure W&B's own process)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.__dict__.update(settings)
