@@ -31,7 +31,7 @@ from cas.storage.store_dirs import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
 
 from .files import LocalFile
-from .linkpolicy import follow_link
+from .linkpolicy import check_names, follow_link
 
 Path = tuple[str, ...]
 # A scanned file: (size, mtime_ns, ctime_ns, inode, executable, path of a link's target or None).
@@ -236,6 +236,7 @@ def _list_dir(
                     dirs.append(entry.name)
             else:  # a FIFO, socket or device: never read (a FIFO would wait forever)
                 follow(entry)
+    check_names(path, names + links + dirs)
     if split and len(names) >= SPLIT_DIR_MIN_FILES:
         stats = _stat_split(path, names)
     else:
@@ -364,7 +365,7 @@ def _scan_plain(paths: list[str]) -> list[tuple[str, Sent | None, list[str] | No
         path = stack.pop()
         try:
             files, dirs = _list_dir(path, _refuse)
-        except (_LeftToParent, OSError):
+        except (_LeftToParent, UsageError, OSError):  # the parent says what is wrong
             records.append((path, None, None))
             continue
         if _is_store(files, dirs):

@@ -1,0 +1,72 @@
+"""Unusual and hostile local files met by ``log``, ``add_dir``/``add_file``, ``download``,
+``checkout`` and ``verify``: names no version can hold, files changing while read, files
+in the way of a download. Each either works or fails with one line saying what to do,
+and never stores what it did not read nor writes outside its root. Test names state the
+behaviour."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import artifacts
+from artifacts import Artifact, LocalPathError, scan
+from cas import forking
+from tests.helpers import workspace, write
+from tests.test_cli import CLI, assert_error, make_cli
+
+pytestmark = pytest.mark.timeout(60)
+
+BAD = os.fsdecode(b"bad\xffname")  # a name that is no UTF-8: as Python lists it
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return workspace(tmp_path / "work", monkeypatch)
+
+
+@pytest.fixture
+def cli(ws: Path) -> CLI:
+    return make_cli(ws, ws / ".artifacts")
+
+
+# ---- names no version can hold --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [(BAD, "bad\\xffname"), ("a\\b", "a\\b"), (".ARTIFACTS", ".ARTIFACTS")],
+)
+def test_a_directory_holding_a_name_no_version_can_hold_is_refused_naming_it(
+    ws: Path, cli: CLI, name: str, shown: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(ws / "d" / "good", b"good")
+    write(ws / "d" / "sub" / name, b"hi")
+    write(ws / "d" / "other" / "fine", b"fine")  # two subtrees: one for a helper
+    result = cli("log", "d", "--name", "t", "--type", "dataset")
+    assert_error(result, f"d/sub/{shown}")
+    assert "rename it" in result.err
+    assert_error(cli("versions", "t"), "not found")
+    for split in (10**9, 1):  # scanned by one process, then with a helper
+        monkeypatch.setattr(scan, "SPLIT_MIN_FILES", split)
+        monkeypatch.setattr(scan, "_CAN_SPLIT", True)
+        monkeypatch.setattr(forking, "alone", lambda: True)  # beside pytest's threads
+        with pytest.raises(LocalPathError, match="rename it"):
+            Artifact("t", "dataset").add_dir("d")
+    os.rename(ws / "d" / "sub", ws / "d" / "sub2")  # as a directory's name, too
+    os.rename(ws / "d" / "sub2", ws / "d" / name)
+    with pytest.raises(LocalPathError, match="rename it"):
+        Artifact("t", "dataset").add_dir("d")
+
+
+def test_a_file_whose_name_is_no_utf8_is_refused_naming_it_unless_named(ws: Path) -> None:
+    path = write(ws / BAD, b"hi")
+    with pytest.raises(LocalPathError, match=r"bad\\xffname.*rename it"):
+        Artifact("t", "dataset").add_file(path)
+    with artifacts.init() as run:
+        artifact = Artifact("t", "dataset")
+        artifact.add_file(path, name="good")
+        run.log_artifact(artifact)
+    assert [e.path for e in artifact.files()] == ["good"]
