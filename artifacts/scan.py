@@ -32,6 +32,7 @@ from cas.store import CORES
 
 from .files import LocalFile
 from .linkpolicy import check_names, follow_link
+from .statcache import PATHS
 
 Path = tuple[str, ...]
 # A scanned file: (size, mtime_ns, ctime_ns, inode, executable, path of a link's target or None).
@@ -330,7 +331,9 @@ class _Helper(_Forked):
     def __init__(self, nodes: list[DirScan]) -> None:
         self.nodes = nodes
         paths = [n.path for n in nodes]
-        super().__init__(lambda: msgpack.packb(_scan_plain(paths), use_bin_type=True))
+        super().__init__(
+            lambda: msgpack.packb(_scan_plain(paths), use_bin_type=True, unicode_errors=PATHS)
+        )
 
     def finish(self, order: list[DirScan]) -> list[DirScan]:
         """Adopt the helper's records (appending their scans to ``order``); returns the
@@ -339,7 +342,9 @@ class _Helper(_Forked):
         if data is None:
             return self.nodes
         try:
-            records = msgpack.unpackb(data, use_list=False, strict_map_key=False)
+            records = msgpack.unpackb(
+                data, use_list=False, strict_map_key=False, unicode_errors=PATHS
+            )
         except ValueError:  # msgpack's errors derive from it
             return self.nodes
         pending = {n.path: n for n in self.nodes}
@@ -381,7 +386,9 @@ def _sign(node: DirScan) -> None:
     # of an unchanged directory does not change; if it ever did, the cost is one cache miss.
     dirs = [(name, d.signature) for name, d in node.dirs.items()]
     node.signature = blake3.blake3(
-        msgpack.packb((node.path, node.files.packed(), dirs), use_bin_type=True)
+        msgpack.packb(
+            (node.path, node.files.packed(), dirs), use_bin_type=True, unicode_errors=PATHS
+        )
     ).digest()
     children = node.dirs.values()
     node.newest_mtime_ns = max(

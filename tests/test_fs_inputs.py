@@ -70,3 +70,20 @@ def test_a_file_whose_name_is_no_utf8_is_refused_naming_it_unless_named(ws: Path
         artifact.add_file(path, name="good")
         run.log_artifact(artifact)
     assert [e.path for e in artifact.files()] == ["good"]
+
+
+def test_a_directory_below_a_path_that_is_no_utf8_is_logged_and_logged_again_unchanged(
+    ws: Path, cli: CLI
+) -> None:
+    """Only names in the version must be UTF-8: the path to them may be anything."""
+    data = ws / BAD / "data"
+    write(data / "f", b"f")
+    write(data / "sub" / "g", b"g")
+    alone = write(ws / BAD / "alone.txt", b"alone")
+    cli("log", data, "--name", "t", "--type", "dataset").ok()
+    assert cli("log", data, "--name", "t", "--type", "dataset").ok().out.startswith("unchanged")
+    cli("log", alone, "--name", "a", "--type", "dataset").ok()
+    assert cli("log", alone, "--name", "a", "--type", "dataset").ok().out.startswith("unchanged")
+    with artifacts.init() as run:
+        root = run.use_artifact("t:latest").download(str(ws / BAD / "out"))
+    assert root == str(ws / BAD / "out") and (ws / BAD / "out" / "sub" / "g").read_bytes() == b"g"
