@@ -7,6 +7,8 @@ behaviour."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import artifacts
 from artifacts import Artifact, LocalPathError, scan
 from cas import forking
 from tests.helpers import workspace, write
-from tests.test_cli import CLI, assert_error, make_cli
+from tests.test_cli import CLI, assert_error, cli_env, make_cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,3 +89,25 @@ def test_a_directory_below_a_path_that_is_no_utf8_is_logged_and_logged_again_unc
     with artifacts.init() as run:
         root = run.use_artifact("t:latest").download(str(ws / BAD / "out"))
     assert root == str(ws / BAD / "out") and (ws / BAD / "out" / "sub" / "g").read_bytes() == b"g"
+
+
+def test_a_path_that_is_no_utf8_is_printed_by_the_cli_whatever_the_output_encoding(
+    ws: Path,
+) -> None:
+    """Under a locale whose output is strict UTF-8 (PYTHONIOENCODING=utf-8 stands for
+    one): the path's bytes go to the output as they are, and an error line shows them
+    escaped."""
+    write(ws / BAD / "data" / "f", b"f")
+    env = cli_env(ws / ".artifacts", PYTHONIOENCODING="utf-8")
+
+    def cli(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+        argv = [sys.executable, "-m", "artifacts", *map(str, args)]
+        return subprocess.run(argv, cwd=ws, env=env, capture_output=True, timeout=60)
+
+    assert cli("log", ws / BAD / "data", "--name", "t", "--type", "dataset").returncode == 0
+    done = cli("download", "t:latest", "--root", ws / BAD / "out")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(b"to " + os.fsencode(ws / BAD / "out") + b"\n")
+    failed = cli("log", ws / BAD / "missing", "--name", "t", "--type", "dataset")
+    assert failed.returncode == 1 and b"internal error" not in failed.stderr
+    assert failed.stderr.decode().endswith("bad\\xffname/missing\n"), failed.stderr
