@@ -7,8 +7,10 @@ behaviour."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,49 @@ def test_a_path_that_is_no_utf8_is_printed_by_the_cli_whatever_the_output_encodi
     failed = cli("log", ws / BAD / "missing", "--name", "t", "--type", "dataset")
     assert failed.returncode == 1 and b"internal error" not in failed.stderr
     assert failed.stderr.decode().endswith("bad\\xffname/missing\n"), failed.stderr
+
+
+# ---- what a download writes: modes ----------------------------------------------------
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """Set the process's umask for the test; restored after it."""
+    before = os.umask(0o022)
+    yield os.umask
+    os.umask(before)
+
+
+def log_tree(ws: Path, files: dict[str, bytes], executable: tuple[str, ...] = ()) -> Artifact:
+    data = ws / "data"
+    for path, content in files.items():
+        write(data / path, content)
+    for path in executable:
+        os.chmod(data / path, 0o755)
+    with artifacts.init() as run:
+        artifact = Artifact("data", "dataset")
+        artifact.add_dir(str(data))
+        run.log_artifact(artifact)
+    return artifact
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask", [0o077, 0o002])
+@pytest.mark.parametrize("into", ["new", "with files"])
+def test_downloaded_executables_keep_their_bit_and_take_the_umask(
+    ws: Path, tmp_path: Path, umask: Callable[[int], None], mask: int, into: str
+) -> None:
+    big = os.urandom(3 << 20)  # streamed alone, not read from a pack with the small ones
+    artifact = log_tree(
+        ws, {"plain": b"p", "run.sh": b"#!/bin/sh\n", "big.bin": big}, ("run.sh", "big.bin")
+    )
+    root = tmp_path / "dl"
+    if into == "with files":
+        write(root / "mine", b"mine")
+    umask(mask)
+    artifact.download(str(root))
+    assert mode(root / "plain") == 0o666 & ~mask
+    assert mode(root / "run.sh") == mode(root / "big.bin") == 0o777 & ~mask
