@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat as stat_mod
@@ -144,6 +145,8 @@ def write_files(
                 cache.bound()
         if staging:
             try:
+                with contextlib.suppress(FileNotFoundError):  # an empty root keeps its mode
+                    os.chmod(staging, stat_mod.S_IMODE(os.stat(root).st_mode))
                 os.rename(staging, root)  # replaces root only if it is (still) empty
             except OSError as exc:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -159,3 +159,18 @@ def test_downloaded_executables_keep_their_bit_and_take_the_umask(
     artifact.download(str(root))
     assert mode(root / "plain") == 0o666 & ~mask
     assert mode(root / "run.sh") == mode(root / "big.bin") == 0o777 & ~mask
+
+
+@pytest.mark.parametrize("mask", [0o077, 0o022, 0o002])
+def test_a_new_download_root_takes_the_umask_and_an_empty_one_keeps_its_mode(
+    ws: Path, tmp_path: Path, umask: Callable[[int], None], mask: int
+) -> None:
+    artifact = log_tree(ws, {"f": b"f", "sub/g": b"g"})
+    umask(mask)
+    artifact.download(str(tmp_path / "new"))
+    assert mode(tmp_path / "new") == mode(tmp_path / "new" / "sub") == 0o777 & ~mask
+    (tmp_path / "empty").mkdir()
+    os.chmod(tmp_path / "empty", 0o751)  # chosen by its owner: not the umask's
+    artifact.download(str(tmp_path / "empty"))
+    assert mode(tmp_path / "empty") == 0o751
+    assert (tmp_path / "empty" / "sub" / "g").read_bytes() == b"g"
