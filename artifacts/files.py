@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat as stat_mod
@@ -200,9 +201,15 @@ def _staging_dir(root: str) -> tuple[str, int] | tuple[None, None]:
         or os.path.ismount(root)  # a volume: nothing may be renamed onto it (EBUSY)
     ):
         return None, None  # a file, a link, a mount point or a directory with files
+    if os.path.lexists(root) and not os.access(root, os.W_OK, effective_ids=_EFFECTIVE):
+        # Renamed over, it would take files though its owner made it read-only.
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), root)
     parent, name = os.path.split(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
     return make_staging_dir(parent, name)
+
+
+_EFFECTIVE = os.access in os.supports_effective_ids
 
 
 def _empty_dir(path: str) -> bool:

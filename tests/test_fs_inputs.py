@@ -7,6 +7,7 @@ behaviour."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import artifacts
 from artifacts import Artifact, LocalPathError, scan
 from cas import forking
 from tests.helpers import workspace, write
-from tests.test_cli import CLI, assert_error, cli_env, make_cli
+from tests.test_cli import CLI, Result, assert_error, cli_env, make_cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,6 +35,28 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def cli(ws: Path) -> CLI:
     return make_cli(ws, ws / ".artifacts")
+
+
+@pytest.fixture
+def unprivileged_cli(ws: Path) -> CLI:
+    """The CLI as this user without the power to ignore file modes: as root, run under
+    setpriv without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (a mode 000 file is then
+    unreadable to it too)."""
+    if os.geteuid() != 0:
+        return make_cli(ws, ws / ".artifacts")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and no setpriv to drop the power to ignore modes")
+    caps = "-dac_override,-dac_read_search"
+    prefix = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable]
+    env = cli_env(ws / ".artifacts")
+
+    def cli(*args: str | Path) -> Result:
+        argv = [*prefix, "-m", "artifacts", *map(str, args)]
+        done = subprocess.run(argv, cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    return cli
 
 
 # ---- names no version can hold --------------------------------------------------------
@@ -174,3 +197,15 @@ def test_a_new_download_root_takes_the_umask_and_an_empty_one_keeps_its_mode(
     artifact.download(str(tmp_path / "empty"))
     assert mode(tmp_path / "empty") == 0o751
     assert (tmp_path / "empty" / "sub" / "g").read_bytes() == b"g"
+
+
+def test_a_download_into_a_read_only_empty_directory_is_refused(
+    ws: Path, tmp_path: Path, unprivileged_cli: CLI
+) -> None:
+    log_tree(ws, {"f": b"f"})
+    root = tmp_path / "ro"
+    root.mkdir()
+    root.chmod(0o555)
+    result = unprivileged_cli("download", "data:latest", "--root", root)
+    assert_error(result, f"cannot write into {root}: Permission denied")
+    assert os.listdir(root) == [] and mode(root) == 0o555
