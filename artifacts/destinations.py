@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 
 from cas.errors import UsageError
 from cas.objects import TreeEntry
@@ -16,7 +18,9 @@ def check_destinations(
     root: str, files: list[tuple[str, TreeEntry]], links_removed: bool = False
 ) -> None:
     """Refuse, before anything is written, to write ``files`` into ``root`` if one would
-    land outside it (through a link) or in a store: ``root`` in one, or one below it.
+    land outside it (through a link) or in a store: ``root`` in one, or one below it;
+    or if something of the user's is in the way: a file where the version has a
+    directory, a directory where it has a file (a download deletes neither).
 
     ``links_removed``: every link or file standing in a file's way will have been
     deleted (a checkout), so only the real directories on its path count.
@@ -27,6 +31,7 @@ def check_destinations(
     real_root = os.path.realpath(root)
     clear = {real_root}  # real directories below no store between them and the root
     seen: set[str] = set()
+    present: dict[str, str] = {}  # folders there already -> their real path: files may block
     for path, _ in files:
         folder = path.rpartition("/")[0]
         if folder in seen:
@@ -39,6 +44,8 @@ def check_destinations(
             real = os.path.realpath(os.path.join(root, *segments))
             if os.path.commonpath([real_root, real]) != real_root:
                 raise UsageError(f"refusing to write {path!r} outside {root}")
+            if os.path.isdir(real):
+                present[folder] = real
         way = []
         while real not in clear:
             if is_store_dir(real):
@@ -46,9 +53,28 @@ def check_destinations(
                     f"{path!r} would be written into the store at {real}; "
                     "write the version somewhere else"
                 )
+            if not links_removed and os.path.lexists(real) and not os.path.isdir(real):
+                raise _in_the_way(root, real_root, real, path, "a file where it has a directory")
             way.append(real)
             real = os.path.dirname(real)
         clear.update(way)
+    for path, _ in files:
+        folder, _, name = path.rpartition("/")
+        if folder in present:
+            real = os.path.join(present[folder], name)
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISDIR(os.lstat(real).st_mode):
+                    raise _in_the_way(
+                        root, real_root, real, path, "a directory where it has a file"
+                    )
+
+
+def _in_the_way(root: str, real_root: str, real: str, path: str, what: str) -> UsageError:
+    shown = os.path.join(root, os.path.relpath(real, real_root))
+    return UsageError(
+        f"{shown} is in the way of the version's {path!r} ({what}): move it, or download "
+        "into another directory"
+    )
 
 
 def _real_dirs(real_root: str, segments: tuple[str, ...]) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import artifacts
-from artifacts import Artifact, LocalPathError, scan
+from artifacts import Artifact, LocalPathError, UsageError, scan
 from cas import forking
-from tests.helpers import workspace, write
+from tests.helpers import tree_of, workspace, write
 from tests.test_cli import CLI, Result, assert_error, cli_env, make_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -209,3 +209,25 @@ def test_a_download_into_a_read_only_empty_directory_is_refused(
     result = unprivileged_cli("download", "data:latest", "--root", root)
     assert_error(result, f"cannot write into {root}: Permission denied")
     assert os.listdir(root) == [] and mode(root) == 0o555
+
+
+# ---- what stands in a download's way ----------------------------------------------------
+
+
+@pytest.mark.parametrize("blocker", ["sub", "a", "z/deep"])
+def test_a_download_with_a_file_or_directory_in_its_way_is_refused_before_writing(
+    ws: Path, tmp_path: Path, cli: CLI, blocker: str
+) -> None:
+    """A file where the version needs a directory (sub, z/deep), a directory where it
+    needs a file (a): named, with what to do, and nothing written or removed."""
+    artifact = log_tree(ws, {"a": b"a", "sub/b": b"b", "z/deep/c": b"c"})
+    root = tmp_path / "dl"
+    write(root / "mine", b"mine")
+    write(root / blocker / "inner" if blocker == "a" else root / blocker, b"in the way")
+    before = tree_of(root)
+    result = cli("download", "data:latest", "--root", root)
+    assert_error(result, f"{root / blocker} is in the way")
+    assert "move it" in result.err
+    with pytest.raises(UsageError, match="is in the way"):
+        artifact.download(str(root))
+    assert tree_of(root) == before
