@@ -58,8 +58,14 @@ def check_destinations(
             way.append(real)
             real = os.path.dirname(real)
         clear.update(way)
+    base = len(os.fsencode(os.path.abspath(root))) + _STAGING_LONGER
+    limit = _path_max(root)
     for path, _ in files:
         folder, _, name = path.rpartition("/")
+        # The file's path, or its temporary file's, must be one the system can name.
+        longest = base + 1 + max(len(path.encode()), len(folder.encode()) + 1 + _PART_NAME)
+        if longest >= limit:
+            raise _too_long(root, path, limit)
         if folder in present:
             real = os.path.join(present[folder], name)
             with contextlib.suppress(FileNotFoundError):
@@ -67,6 +73,33 @@ def check_destinations(
                     raise _in_the_way(
                         root, real_root, real, path, "a directory where it has a file"
                     )
+
+
+# A staging directory's path is longer than its root's by at most 15 bytes
+# (".<name[:40]>.part-<8 hex>" beside "<name>"), a temporary file's name at most 32
+# (".part-<pid>-<n>").
+_STAGING_LONGER = 16
+_PART_NAME = 32
+
+
+def _path_max(root: str) -> int:
+    """The longest path, NUL included, the system takes on the filesystem of ``root``."""
+    here = os.path.abspath(root)
+    while not os.path.isdir(here):
+        here = os.path.dirname(here)
+    try:
+        return os.pathconf(here, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096  # Linux's
+
+
+def _too_long(root: str, path: str, limit: int) -> UsageError:
+    shown = path if len(path) <= 80 else f"{path[:40]}…{path[-30:]}"
+    return UsageError(
+        f"the version's {shown!r} would be longer than this system allows below {root} "
+        f"({limit} bytes, PATH_MAX): download into a directory with a shorter path, or "
+        "other files alone (--path-prefix, path_prefix=)"
+    )
 
 
 def _in_the_way(root: str, real_root: str, real: str, path: str, what: str) -> UsageError:

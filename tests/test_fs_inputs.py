@@ -231,3 +231,27 @@ def test_a_download_with_a_file_or_directory_in_its_way_is_refused_before_writin
     with pytest.raises(UsageError, match="is in the way"):
         artifact.download(str(root))
     assert tree_of(root) == before
+
+
+def test_a_download_of_a_path_longer_than_the_system_allows_is_refused_before_writing(
+    ws: Path, tmp_path: Path, cli: CLI
+) -> None:
+    """Twenty directories of 250-byte names: a path of 5,000 bytes, which a version may
+    hold and no path argument of this system (PATH_MAX, 4,096) can name."""
+    deep = "/".join(["n" * 250] * 20) + "/x"
+    with artifacts.init() as run:
+        artifact = Artifact("data", "dataset")
+        artifact.add_file(write(ws / "src", b"x"), name=deep)
+        artifact.add_file(str(ws / "src"), name="short")
+        run.log_artifact(artifact)
+    full = tmp_path / "full"
+    write(full / "mine", b"mine")
+    for root in (tmp_path / "new", full):
+        result = cli("download", "data:latest", "--root", root)
+        assert_error(result, "longer than this system allows")
+        assert "nnnn…" in result.err and len(result.err) < 500, result.err  # shortened
+        assert "--path-prefix" in result.err
+        with pytest.raises(UsageError, match="longer than this system allows"):
+            artifact.download(str(root))
+    assert not (tmp_path / "new").exists() and tree_of(full) == {"mine": b"mine"}
+    assert os.listdir(full) == ["mine"]  # not even an empty directory
