@@ -14,11 +14,12 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 
 import artifacts
 from artifacts import Artifact, LocalPathError, UsageError, scan
-from cas import forking
+from cas import CorruptObjectError, forking
 from tests.helpers import tree_of, workspace, write
 from tests.test_cli import CLI, Result, assert_error, cli_env, make_cli
 
@@ -255,3 +256,31 @@ def test_a_download_of_a_path_longer_than_the_system_allows_is_refused_before_wr
             artifact.download(str(root))
     assert not (tmp_path / "new").exists() and tree_of(full) == {"mine": b"mine"}
     assert os.listdir(full) == ["mine"]  # not even an empty directory
+
+
+# ---- artifacts:// ------------------------------------------------------------------------
+
+
+def test_an_fsspec_get_leaves_no_file_of_corrupt_bytes_nor_writes_through_a_link(
+    ws: Path, tmp_path: Path
+) -> None:
+    """get() of a large file streams it in blocks, each written as it comes: the
+    verdict comes with the last. The file takes its name only once it is read whole."""
+    big = os.urandom(10 << 20)  # more than one of fsspec's 4 MiB blocks
+    artifact = log_tree(ws, {"big.bin": big, "small.txt": b"small"})
+    fs = fsspec.filesystem("artifacts", store=str(ws / ".artifacts"))
+    victim = write(tmp_path / "victim", b"do not touch")
+    os.symlink(victim, tmp_path / "small.txt")
+    fs.get(f"{artifact.qualified_name}/small.txt", str(tmp_path / "small.txt"))
+    assert Path(victim).read_bytes() == b"do not touch"
+    assert not os.path.islink(tmp_path / "small.txt")
+    assert (tmp_path / "small.txt").read_bytes() == b"small"
+    blob_id = fs.info(f"{artifact.qualified_name}/big.bin")["id"]
+    blob = ws / ".artifacts" / "blobs" / blob_id[:2] / blob_id[2:]
+    damaged = bytearray(blob.read_bytes())
+    damaged[100] ^= 0xFF  # in the first block
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(damaged))
+    with pytest.raises(CorruptObjectError):
+        fs.get(f"{artifact.qualified_name}/big.bin", str(tmp_path / "out" / "big.bin"))
+    assert os.listdir(tmp_path / "out") == []  # neither the file nor a temporary one
