@@ -212,6 +212,20 @@ def test_a_download_into_a_read_only_empty_directory_is_refused(
     assert os.listdir(root) == [] and mode(root) == 0o555
 
 
+@pytest.mark.parametrize("command", ["download", "checkout"])
+def test_a_read_only_directory_below_the_root_is_the_one_named(
+    ws: Path, tmp_path: Path, unprivileged_cli: CLI, command: str
+) -> None:
+    """The root may be writable: the error names the directory that refused."""
+    log_tree(ws, {"a": b"a", "sub/b": b"b"})
+    root = tmp_path / "dl"
+    write(root / "mine", b"mine")
+    write(root / "sub" / "extra", b"extra")  # for checkout to delete
+    (root / "sub").chmod(0o555)
+    result = unprivileged_cli(command, "data:latest", root)
+    assert_error(result, f"cannot write into {root / 'sub'}: Permission denied")
+
+
 # ---- what stands in a download's way ----------------------------------------------------
 
 
