@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import shutil
 
 
@@ -22,7 +21,7 @@ def make_staging_dir(parent: str, name: str) -> tuple[str, int]:
     prefix = f".{name[:40]}.part-"
     _remove_abandoned(parent, prefix)
     while True:
-        path = os.path.join(parent, prefix + secrets.token_hex(4))
+        path = os.path.join(parent, prefix + os.urandom(4).hex())  # not secrets: hashlib
         try:
             # It becomes the root: made as any directory is, through the umask (not
             # mkdtemp's 0o700, which left every download root private).
