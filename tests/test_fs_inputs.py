@@ -139,6 +139,24 @@ def test_a_path_that_is_no_utf8_is_printed_by_the_cli_whatever_the_output_encodi
     assert failed.stderr.decode().endswith("bad\\xffname/missing\n"), failed.stderr
 
 
+@pytest.mark.parametrize("unreadable", ["secret", "sub"])
+def test_a_file_or_directory_log_cannot_read_is_named_with_what_to_do(
+    ws: Path, unprivileged_cli: CLI, unreadable: str
+) -> None:
+    write(ws / "d" / "ok", b"ok")
+    write(ws / "d" / "secret", b"secret")
+    write(ws / "d" / "sub" / "f", b"f")
+    (ws / "d" / unreadable).chmod(0)
+    result = unprivileged_cli("log", "d", "--name", "t", "--type", "dataset")
+    assert_error(result, f"cannot read {ws / 'd' / unreadable}: Permission denied")
+    assert "make it readable, or move it out of d" in result.err
+    assert_error(unprivileged_cli("versions", "t"), "not found")
+    if unreadable == "secret":
+        result = unprivileged_cli("log", ws / "d" / "secret", "--name", "t", "--type", "dataset")
+        assert_error(result, f"cannot read {ws / 'd' / 'secret'}: Permission denied")
+        assert result.err.endswith("; make it readable\n")
+
+
 # ---- what a download writes: modes ----------------------------------------------------
 
 
