@@ -290,6 +290,23 @@ def test_a_download_of_a_path_longer_than_the_system_allows_is_refused_before_wr
     assert os.listdir(full) == ["mine"]  # not even an empty directory
 
 
+@pytest.mark.parametrize("command", ["verify", "checkout"])
+def test_a_directory_verify_or_checkout_cannot_read_fails_them_naming_it(
+    ws: Path, tmp_path: Path, unprivileged_cli: CLI, command: str
+) -> None:
+    """An extra file in a directory no one may list: verify cannot say the directory
+    matches, nor checkout that it removed every other file."""
+    log_tree(ws, {"a": b"a"})
+    root = tmp_path / "dl"
+    write(root / "a", b"a")
+    write(root / "hidden" / "extra", b"extra")
+    (root / "hidden").chmod(0o300)  # may be written and entered, not listed
+    result = unprivileged_cli(command, "data:latest", root)
+    assert_error(result, f"cannot read {root / 'hidden'}: Permission denied; make it readable")
+    (root / "hidden").chmod(0o755)
+    assert (root / "hidden" / "extra").read_bytes() == b"extra"
+
+
 # ---- artifacts:// ------------------------------------------------------------------------
 
 
