@@ -157,6 +157,16 @@ def test_a_file_or_directory_log_cannot_read_is_named_with_what_to_do(
         assert result.err.endswith("; make it readable\n")
 
 
+def test_log_artifact_of_a_fifo_or_device_says_what_it_is(ws: Path) -> None:
+    os.mkfifo(ws / "fifo")
+    with artifacts.init() as run:
+        for path in (str(ws / "fifo"), os.devnull):
+            with pytest.raises(LocalPathError, match="not a regular file or a directory"):
+                run.log_artifact(path, name="t", type="dataset")
+    with pytest.raises(LookupError):
+        artifacts.Api().artifact("t:latest")
+
+
 # ---- what a download writes: modes ----------------------------------------------------
 
 
