@@ -39,21 +39,26 @@ def cli(ws: Path) -> CLI:
 
 
 @pytest.fixture
-def unprivileged_cli(ws: Path) -> CLI:
-    """The CLI as this user without the power to ignore file modes: as root, run under
-    setpriv without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (a mode 000 file is then
-    unreadable to it too)."""
+def unprivileged_python() -> list[str]:
+    """The command running Python as this user without the power to ignore file modes:
+    as root, under setpriv without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (a mode 000
+    file is then unreadable to it too)."""
     if os.geteuid() != 0:
-        return make_cli(ws, ws / ".artifacts")
+        return [sys.executable]
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root, and no setpriv to drop the power to ignore modes")
     caps = "-dac_override,-dac_read_search"
-    prefix = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable]
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable]
+
+
+@pytest.fixture
+def unprivileged_cli(ws: Path, unprivileged_python: list[str]) -> CLI:
+    """The CLI, run by :func:`unprivileged_python`."""
     env = cli_env(ws / ".artifacts")
 
     def cli(*args: str | Path) -> Result:
-        argv = [*prefix, "-m", "artifacts", *map(str, args)]
+        argv = [*unprivileged_python, "-m", "artifacts", *map(str, args)]
         done = subprocess.run(argv, cwd=ws, env=env, capture_output=True, text=True, timeout=60)
         return Result(done.returncode, done.stdout, done.stderr)
 
@@ -343,3 +348,28 @@ def test_an_fsspec_get_leaves_no_file_of_corrupt_bytes_nor_writes_through_a_link
     with pytest.raises(CorruptObjectError):
         fs.get(f"{artifact.qualified_name}/big.bin", str(tmp_path / "out" / "big.bin"))
     assert os.listdir(tmp_path / "out") == []  # neither the file nor a temporary one
+
+
+_GET = """
+import sys, fsspec
+fs = fsspec.filesystem("artifacts", store=sys.argv[1])
+try:
+    fs.get(sys.argv[2], sys.argv[3])
+except PermissionError as exc:
+    print(exc.filename)
+"""
+
+
+def test_an_fsspec_get_into_a_read_only_directory_names_the_file_asked_for(
+    ws: Path, tmp_path: Path, unprivileged_python: list[str]
+) -> None:
+    """Not the temporary file written first, which the user never named."""
+    artifact = log_tree(ws, {"f.txt": b"f"})
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    lpath = str(tmp_path / "ro" / "f.txt")
+    argv = [*unprivileged_python, "-c", _GET, str(ws / ".artifacts")]
+    argv += [f"{artifact.qualified_name}/f.txt", lpath]
+    done = subprocess.run(argv, env=cli_env(None), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{lpath}\n"
