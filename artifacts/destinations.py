@@ -66,6 +66,13 @@ def check_destinations(
         longest = base + 1 + max(len(path.encode()), len(folder.encode()) + 1 + _PART_NAME)
         if longest >= limit:
             raise _too_long(root, path, limit)
+        if links_removed:  # what stands on a file is deleted first: never a store
+            dest = os.path.join(root, path)
+            if os.path.isdir(dest) and not os.path.islink(dest) and is_store_dir(dest):
+                raise UsageError(
+                    f"{dest} is a store, where the version has the file {path!r}: checkout "
+                    "never deletes a store; move it, or check out into another directory"
+                )
         if folder in present:
             real = os.path.join(present[folder], name)
             with contextlib.suppress(FileNotFoundError):

@@ -322,6 +322,20 @@ def test_a_directory_verify_or_checkout_cannot_read_fails_them_naming_it(
     assert (root / "hidden" / "extra").read_bytes() == b"extra"
 
 
+def test_a_checkout_whose_file_a_store_stands_on_is_refused_before_deleting(
+    ws: Path, tmp_path: Path, cli: CLI
+) -> None:
+    """checkout deletes what is not in the version, but never a store: where one stands
+    on a file of the version, nothing is deleted."""
+    log_tree(ws, {"a": b"a", "b": b"b"})
+    root = tmp_path / "co"
+    write(root / "mine", b"mine")
+    cli("init", "--store", root / "a").ok()
+    result = cli("checkout", "data:latest", root)
+    assert_error(result, f"{root / 'a'} is a store, where the version has the file 'a'")
+    assert (root / "mine").read_bytes() == b"mine"
+
+
 # ---- artifacts:// ------------------------------------------------------------------------
 
 
