@@ -1,5 +1,5 @@
 """Where a download or checkout may write a version's files: never outside its root
-(through a link), never into a store."""
+(through a link), never into a store or a version control system's own files."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from cas.objects import TreeEntry
 from cas.storage.store_dirs import is_store_dir, store_holding
 
 from .names import split_path
+
+# A version control system's own files (a directory, or git's ".git" file in a worktree
+# or submodule): checkout leaves them as it leaves a store, so that a checkout into a
+# project's root, which deletes every other file, leaves what its history can restore;
+# and neither it nor a download writes a version's own (a project logged whole) there.
+VCS_METADATA = frozenset({".git", ".hg", ".svn"})
 
 
 def check_destinations(
@@ -28,6 +34,9 @@ def check_destinations(
     store = store_holding(root)
     if store is not None:
         raise UsageError(f"{root} is in the store at {store}; write somewhere else")
+    for path, _ in files:  # first: neither "in the way" nor deleted, but never touched
+        if any(name in path for name in VCS_METADATA):  # rare: then look closer
+            _check_vcs(root, path)
     real_root = os.path.realpath(root)
     clear = {real_root}  # real directories below no store between them and the root
     seen: set[str] = set()
@@ -80,6 +89,19 @@ def check_destinations(
                     raise _in_the_way(
                         root, real_root, real, path, "a directory where it has a file"
                     )
+
+
+def _check_vcs(root: str, path: str) -> None:
+    """Refuse a version's file at or below a version control system's own files there."""
+    segments = path.split("/")
+    for i, name in enumerate(segments):
+        own = os.path.join(root, *segments[: i + 1])
+        if name in VCS_METADATA and os.path.lexists(own):
+            raise UsageError(
+                f"{own} is a version control system's own, and the version has {path!r} "
+                "there: it is never written over; move it aside, or write the version into "
+                "another directory"
+            )
 
 
 # A staging directory's path is longer than its root's by at most 15 bytes

@@ -19,7 +19,7 @@ from cas.objects import TreeEntry
 from cas.threads import worker_pool
 
 from .cache import DownloadCache, download_cache
-from .destinations import check_destinations
+from .destinations import VCS_METADATA, check_destinations
 from .dirwalk import walk_up
 from .errors import LocalPathError, ReferenceGoneError
 from .hashing import blob_id_of_file
@@ -156,12 +156,6 @@ def write_files(
         if lock is not None:
             os.close(lock)
     return written
-
-
-# A version control system's own files (a directory, or git's ".git" file in a worktree
-# or submodule): checkout leaves them as it leaves a store, so that a checkout into a
-# project's root, which deletes every other file, leaves what its history can restore.
-VCS_METADATA = frozenset({".git", ".hg", ".svn"})
 
 
 def remove_others(

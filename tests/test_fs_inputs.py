@@ -336,6 +336,27 @@ def test_a_checkout_whose_file_a_store_stands_on_is_refused_before_deleting(
     assert (root / "mine").read_bytes() == b"mine"
 
 
+@pytest.mark.parametrize("command", ["checkout", "download"])
+@pytest.mark.parametrize("theirs", ["dir", "file"])  # a repository's .git, a worktree's
+@pytest.mark.parametrize("mine", ["dir", "file"])
+def test_a_version_holding_git_files_never_writes_them_over_a_repositorys_own(
+    ws: Path, tmp_path: Path, cli: CLI, command: str, theirs: str, mine: str
+) -> None:
+    """A project logged whole holds its .git: checked out or downloaded into another
+    repository's worktree, it would replace that repository's refs (its history)."""
+    git = {"dir": (".git/HEAD", b"ref: refs/heads/x\n"), "file": (".git", b"gitdir: x\n")}
+    path, data = git[theirs]
+    log_tree(ws, {path: data.replace(b"x", b"theirs"), "code.py": b"theirs"})
+    root = tmp_path / "project"
+    path, data = git[mine]
+    write(root / path, data.replace(b"x", b"mine"))
+    write(root / "mine.py", b"mine")
+    before = tree_of(root)
+    result = cli(command, "data:latest", root)
+    assert_error(result, f"{root / '.git'} is a version control system's own")
+    assert tree_of(root) == before
+
+
 # ---- artifacts:// ------------------------------------------------------------------------
 
 
