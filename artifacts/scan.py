@@ -230,7 +230,7 @@ def _list_dir(
                 staged = follow(entry)
                 if staged is not None:
                     links.append(entry.name)
-                    link_stats.extend(staged[1:])
+                    link_stats.extend(staged[1 : _STATS + 1])  # not its policy
                     targets.append(staged.path)
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name != STORE_DIR:

@@ -172,6 +172,32 @@ def test_log_artifact_of_a_fifo_or_device_says_what_it_is(ws: Path) -> None:
         artifacts.Api().artifact("t:latest")
 
 
+def test_every_symlinked_file_of_a_directory_keeps_its_targets_mode_and_stats(
+    ws: Path, tmp_path: Path
+) -> None:
+    """Links are staged after the plain files, their stats one row each: a row too long
+    shifted every later link's (the second came out executable, its size 0)."""
+    write(ws / "d" / "real" / "one", b"1111")
+    write(ws / "d" / "real" / "two", b"22222222")
+    os.chmod(ws / "d" / "real" / "two", 0o755)
+    for link, target in [("l1", "one"), ("l2", "two"), ("l3", "one"), ("l4", "one")]:
+        os.symlink(f"real/{target}", ws / "d" / link)
+    rows = dict(scan.scan_tree("d").files.items())
+    for link, target in [("l1", "one"), ("l2", "two"), ("l3", "one"), ("l4", "one")]:
+        st = os.stat(ws / "d" / "real" / target)
+        size, mtime_ns, ctime_ns, inode, executable, _ = rows[link]
+        assert (size, mtime_ns, ctime_ns, inode) == (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+        )  # fmt: skip
+        assert executable == (target == "two")
+    with artifacts.init() as run:
+        artifact = Artifact("data", "dataset")
+        artifact.add_dir("d")
+        run.log_artifact(artifact)
+    root = Path(artifact.download(str(tmp_path / "dl")))
+    assert [os.access(root / f"l{i}", os.X_OK) for i in (1, 2, 3, 4)] == [0, 1, 0, 0]
+
+
 # ---- what a download writes: modes ----------------------------------------------------
 
 
