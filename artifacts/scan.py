@@ -39,6 +39,7 @@ Path = tuple[str, ...]
 # No path per file: at a million files, a string each weighs a hundred megabytes.
 ScanRow = tuple[int, int, int, int, bool, str | None]
 _STATS = 5  # numbers kept per file: size, mtime_ns, ctime_ns, inode, executable
+_WRAP = 1 << 64  # an inode number is unsigned, the rows' numbers signed (_signed)
 SPLIT_MIN_FILES = 5_000  # files seen before a helper is worth its fork (~10 ms)
 SPLIT_DIR_MIN_FILES = 5_000  # files of one directory worth a helper stating half of them
 _CAN_SPLIT = hasattr(os, "fork") and CORES >= 2
@@ -70,14 +71,15 @@ class FileRows:
         """The row of the ``i``-th file (of :meth:`names`)."""
         at = i * _STATS
         size, mtime_ns, ctime_ns, inode, executable = self._stats[at : at + _STATS]
-        return size, mtime_ns, ctime_ns, inode, bool(executable), (self._targets or {}).get(i)
+        targets = self._targets or {}
+        return size, mtime_ns, ctime_ns, inode % _WRAP, bool(executable), targets.get(i)
 
     def items(self) -> Iterator[tuple[str, ScanRow]]:
         stats, targets = self._stats, self._targets or {}
         for i, name in enumerate(self.names()):
             at = i * _STATS
             size, mtime_ns, ctime_ns, inode, executable = stats[at : at + _STATS]
-            yield name, (size, mtime_ns, ctime_ns, inode, bool(executable), targets.get(i))
+            yield name, (size, mtime_ns, ctime_ns, inode % _WRAP, bool(executable), targets.get(i))
 
     def packed(self) -> tuple[str, bytes, dict[int, str] | None]:
         """The rows as plain values: what a directory's signature covers of its files."""
@@ -230,7 +232,8 @@ def _list_dir(
                 staged = follow(entry)
                 if staged is not None:
                     links.append(entry.name)
-                    link_stats.extend(staged[1 : _STATS + 1])  # not its policy
+                    size, mtime_ns, ctime_ns, inode, executable = staged[1 : _STATS + 1]
+                    link_stats.extend((size, mtime_ns, ctime_ns, _signed(inode), executable))
                     targets.append(staged.path)
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name != STORE_DIR:
@@ -252,10 +255,15 @@ def _stat_rows(directory: str, names: list[str]) -> array[int]:
     stats = array("q")
     for name in names:
         st = os.lstat(f"{directory}/{name}")  # what DirEntry.stat would call
-        stats.extend(
-            (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o100 > 0)
-        )
+        inode = _signed(st.st_ino)
+        stats.extend((st.st_size, st.st_mtime_ns, st.st_ctime_ns, inode, st.st_mode & 0o100 > 0))
     return stats
+
+
+def _signed(inode: int) -> int:
+    """An inode number as a signed 64-bit one, as the rows keep it (``% _WRAP`` gives it
+    back): a filesystem may use all 64 bits (a hash: FUSE's mergerfs, an NFS file id)."""
+    return inode - _WRAP if inode >= _WRAP >> 1 else inode
 
 
 def _stat_split(directory: str, names: list[str]) -> array[int]:

@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -196,6 +197,39 @@ def test_every_symlinked_file_of_a_directory_keeps_its_targets_mode_and_stats(
         run.log_artifact(artifact)
     root = Path(artifact.download(str(tmp_path / "dl")))
     assert [os.access(root / f"l{i}", os.X_OK) for i in (1, 2, 3, 4)] == [0, 1, 0, 0]
+
+
+class _HighInode:
+    """A stat as a filesystem with 64-bit inode numbers gives it (hashed by FUSE's
+    mergerfs, an NFS server's file ids): the top bit set."""
+
+    def __init__(self, st: os.stat_result) -> None:
+        self._st = st
+
+    def __getattr__(self, name: str) -> object:
+        value = getattr(self._st, name)
+        return value | 1 << 63 if name == "st_ino" else value
+
+
+def test_a_filesystem_with_inode_numbers_past_2_63_is_logged_and_logged_again(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(ws / "d" / "f", b"f")
+    write(ws / "d" / "real", b"real")
+    os.symlink("real", ws / "d" / "link")
+    for call in ("stat", "lstat"):
+        real = getattr(os, call)
+        monkeypatch.setattr(os, call, lambda *a, real=real, **k: _HighInode(real(*a, **k)))
+    rows = dict(scan.scan_tree("d").files.items())
+    assert rows["f"][3] == os.stat(ws / "d" / "f").st_ino >= 1 << 63
+    assert rows["link"][3] == os.stat(ws / "d" / "real").st_ino
+    for expected in ("v0", "v0"):  # the second time, from the stat cache: unchanged
+        with artifacts.init() as run, warnings.catch_warnings():
+            warnings.simplefilter("error")  # no file seen as changed since it was added
+            artifact = Artifact("data", "dataset")
+            artifact.add_dir("d")
+            run.log_artifact(artifact)
+        assert artifact.version == expected
 
 
 # ---- what a download writes: modes ----------------------------------------------------
