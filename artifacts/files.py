@@ -55,6 +55,16 @@ class Reference(NamedTuple):
     descriptor: dict[str, Any]
 
 
+_NS_MAX = (1 << 63) - 1
+
+
+def stat_ns(ns: int) -> int:
+    """A file's time in nanoseconds as a staged file keeps it: one past 2262 or before
+    1678 (a bad clock, an archive's dates) as the last a signed 64-bit number holds. The
+    stat cache then never vouches for the file, as for any file dated in the future."""
+    return min(max(ns, -_NS_MAX - 1), _NS_MAX)
+
+
 def stage_file(path: str, immutable: bool = False) -> LocalFile:
     try:
         st = os.stat(path)
@@ -65,8 +75,8 @@ def stage_file(path: str, immutable: bool = False) -> LocalFile:
     return LocalFile(
         os.path.abspath(path),
         st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
+        stat_ns(st.st_mtime_ns),
+        stat_ns(st.st_ctime_ns),
         st.st_ino,
         bool(st.st_mode & 0o100),
         immutable,

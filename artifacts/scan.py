@@ -30,7 +30,7 @@ from cas.errors import UsageError
 from cas.storage.store_dirs import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
 
-from .files import LocalFile
+from .files import LocalFile, stat_ns
 from .linkpolicy import check_names, follow_link
 from .statcache import PATHS
 
@@ -39,7 +39,7 @@ Path = tuple[str, ...]
 # No path per file: at a million files, a string each weighs a hundred megabytes.
 ScanRow = tuple[int, int, int, int, bool, str | None]
 _STATS = 5  # numbers kept per file: size, mtime_ns, ctime_ns, inode, executable
-_WRAP = 1 << 64  # an inode number is unsigned, the rows' numbers signed (_signed)
+_WRAP = 1 << 64  # an inode number is unsigned, the rows' numbers signed (_fitted)
 SPLIT_MIN_FILES = 5_000  # files seen before a helper is worth its fork (~10 ms)
 SPLIT_DIR_MIN_FILES = 5_000  # files of one directory worth a helper stating half of them
 _CAN_SPLIT = hasattr(os, "fork") and CORES >= 2
@@ -232,8 +232,7 @@ def _list_dir(
                 staged = follow(entry)
                 if staged is not None:
                     links.append(entry.name)
-                    size, mtime_ns, ctime_ns, inode, executable = staged[1 : _STATS + 1]
-                    link_stats.extend((size, mtime_ns, ctime_ns, _signed(inode), executable))
+                    link_stats.extend(_fitted(staged[1 : _STATS + 1]))  # not its policy
                     targets.append(staged.path)
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name != STORE_DIR:
@@ -253,17 +252,24 @@ def _list_dir(
 def _stat_rows(directory: str, names: list[str]) -> array[int]:
     """The stats a :class:`FileRows` keeps of the plain files ``names`` of ``directory``."""
     stats = array("q")
-    for name in names:
+    for i, name in enumerate(names):
         st = os.lstat(f"{directory}/{name}")  # what DirEntry.stat would call
-        inode = _signed(st.st_ino)
-        stats.extend((st.st_size, st.st_mtime_ns, st.st_ctime_ns, inode, st.st_mode & 0o100 > 0))
+        row = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o100 > 0)
+        try:
+            stats.extend(row)
+        except OverflowError:  # rare, so not checked for each file first
+            del stats[i * _STATS :]  # what extend appended before it failed
+            stats.extend(_fitted(row))
     return stats
 
 
-def _signed(inode: int) -> int:
-    """An inode number as a signed 64-bit one, as the rows keep it (``% _WRAP`` gives it
-    back): a filesystem may use all 64 bits (a hash: FUSE's mergerfs, an NFS file id)."""
-    return inode - _WRAP if inode >= _WRAP >> 1 else inode
+def _fitted(row: tuple[int, int, int, int, bool]) -> tuple[int, int, int, int, bool]:
+    """A file's stats as signed 64-bit numbers, as the rows keep them: an inode number
+    using all 64 bits (a hash: FUSE's mergerfs, an NFS file id) as its signed equal
+    (``% _WRAP`` gives it back); a time past 2262 as the latest one (files.stat_ns)."""
+    size, mtime_ns, ctime_ns, inode, executable = row
+    inode = inode - _WRAP if inode >= _WRAP >> 1 else inode
+    return size, stat_ns(mtime_ns), stat_ns(ctime_ns), inode, executable
 
 
 def _stat_split(directory: str, names: list[str]) -> array[int]:

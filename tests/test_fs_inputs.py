@@ -21,7 +21,7 @@ import pytest
 import artifacts
 from artifacts import Artifact, LocalPathError, UsageError, scan
 from cas import CorruptObjectError, forking
-from tests.helpers import tree_of, workspace, write
+from tests.helpers import contents, tree_of, workspace, write
 from tests.test_cli import CLI, Result, assert_error, cli_env, make_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -230,6 +230,29 @@ def test_a_filesystem_with_inode_numbers_past_2_63_is_logged_and_logged_again(
             artifact.add_dir("d")
             run.log_artifact(artifact)
         assert artifact.version == expected
+
+
+def test_a_file_dated_past_2262_is_logged_and_logged_again(ws: Path) -> None:
+    """A time in nanoseconds past 2262 (a bad clock, an archive's dates; ext4 keeps them
+    to 2446) is more than a signed 64-bit number holds."""
+    write(ws / "d" / "future", b"future")
+    write(ws / "d" / "past", b"past")
+    os.symlink("future", ws / "d" / "link")
+    far = 10_413_792_000 * 10**9  # 2300-01-01
+    os.utime(ws / "d" / "future", ns=(far, far))
+    os.utime(ws / "d" / "past", ns=(-2_000_000_000 * 10**9,) * 2)  # 1906
+    if os.stat(ws / "d" / "future").st_mtime_ns != far:
+        pytest.skip("this filesystem does not keep a time past 2262")
+    for expected in ("v0", "v0"):  # the second time: unchanged
+        with artifacts.init() as run, warnings.catch_warnings():
+            warnings.simplefilter("error")  # no file seen as changed since it was added
+            artifact = Artifact("data", "dataset")
+            artifact.add_dir("d")
+            run.log_artifact(artifact)
+        assert artifact.version == expected
+    assert contents(artifact, str(ws / "dl")) == {
+        "future": b"future", "link": b"future", "past": b"past"
+    }  # fmt: skip
 
 
 # ---- what a download writes: modes ----------------------------------------------------
