@@ -255,6 +255,13 @@ def test_a_file_dated_past_2262_is_logged_and_logged_again(ws: Path) -> None:
     }  # fmt: skip
 
 
+def test_a_file_reference_to_a_fifo_or_device_says_what_it_is(ws: Path) -> None:
+    os.mkfifo(ws / "fifo")
+    for path in (str(ws / "fifo"), os.devnull):
+        with pytest.raises(UsageError, match="not a regular file or a directory"):
+            Artifact("t", "dataset").add_reference(f"file://{path}")
+
+
 # ---- what a download writes: modes ----------------------------------------------------
 
 
