@@ -25,6 +25,10 @@ def main() -> int:
     os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     status = None
     try:
+        # A path that is no UTF-8 is printed as its bytes, as Python does in the C locale:
+        # under a strict locale it would fail the command after its work was done.
+        if sys.stdout is not None and sys.stdout.errors == "strict":
+            sys.stdout.reconfigure(errors="surrogateescape")
         from .cli import main as run
 
         status = run()  # prints "interrupted" itself when it catches the interrupt

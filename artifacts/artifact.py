@@ -32,6 +32,7 @@ from .errors import (
 from .files import Reference, stage_file
 from .lineage import RunLog, current_run, read_store, runs_store
 from .link_info import LinkInfo
+from .linkpolicy import path_of_file
 from .metadata import artifact_metadata, normalize_metadata
 from .names import logical_path, logical_prefix, split_path, validate_artifact_name
 from .registry import Registry, Version
@@ -151,7 +152,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
     ) -> Entry:
         self._check_files_open()
         staged = stage_file(local_path, _immutable(policy))
-        path = logical_path(name if name is not None else os.path.basename(local_path))
+        path = path_of_file(local_path, name)
         self._draft.stage(path, staged, overwrite)
         self._added_files[staged.path] = "/".join(path)
         return staged_entry("/".join(path), staged)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from cas.errors import UsageError
 from cas.storage.store_dirs import is_store_dir
 
 
@@ -13,9 +14,11 @@ def walk_up(
 ) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(top, topdown=False)`` without recursion: trees may be deep, and before
     Python 3.12 os.walk recurses once a level. Links to directories are listed in
-    ``dirs`` and not followed; unreadable directories are skipped, as os.walk does.
-    A store below ``top`` (``is_store_dir``) is no part of what it holds: it is
-    neither listed nor entered, and nor is an entry named in ``leave``."""
+    ``dirs`` and not followed. A directory that may not be listed raises UsageError
+    (os.walk skips it: a checkout would leave its files, a verify pass over them); one
+    gone since it was listed is skipped. A store below ``top`` (``is_store_dir``) is no
+    part of what it holds: it is neither listed nor entered, and nor is an entry named
+    in ``leave``."""
     found = []  # (dirpath, dirs, files), every parent before its children
     stack = [top]
     while stack:
@@ -33,8 +36,10 @@ def walk_up(
                     elif not is_store_dir(entry.path):
                         dirs.append(entry.name)
                         below.append(entry.path)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
+        except OSError as exc:
+            raise UsageError(f"cannot read {dirpath}: {exc.strerror}; make it readable") from None
         found.append((dirpath, dirs, files))
         stack.extend(below)
     return reversed(found)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import stat as stat_mod
@@ -14,10 +16,10 @@ import msgpack
 from cas import ObjectStore
 from cas.errors import CasError, InvalidObjectError, UsageError
 from cas.objects import TreeEntry
-from cas.storage.store_dirs import is_store_dir, store_holding
 from cas.threads import worker_pool
 
 from .cache import DownloadCache, download_cache
+from .destinations import VCS_METADATA, check_destinations
 from .dirwalk import walk_up
 from .errors import LocalPathError, ReferenceGoneError
 from .hashing import blob_id_of_file
@@ -53,6 +55,16 @@ class Reference(NamedTuple):
     descriptor: dict[str, Any]
 
 
+_NS_MAX = (1 << 63) - 1
+
+
+def stat_ns(ns: int) -> int:
+    """A file's time in nanoseconds as a staged file keeps it: one past 2262 or before
+    1678 (a bad clock, an archive's dates) as the last a signed 64-bit number holds. The
+    stat cache then never vouches for the file, as for any file dated in the future."""
+    return min(max(ns, -_NS_MAX - 1), _NS_MAX)
+
+
 def stage_file(path: str, immutable: bool = False) -> LocalFile:
     try:
         st = os.stat(path)
@@ -63,8 +75,8 @@ def stage_file(path: str, immutable: bool = False) -> LocalFile:
     return LocalFile(
         os.path.abspath(path),
         st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
+        stat_ns(st.st_mtime_ns),
+        stat_ns(st.st_ctime_ns),
         st.st_ino,
         bool(st.st_mode & 0o100),
         immutable,
@@ -144,6 +156,8 @@ def write_files(
                 cache.close()  # its files still written (Ctrl-C) deleted, then trimmed
         if staging:
             try:
+                with contextlib.suppress(FileNotFoundError):  # an empty root keeps its mode
+                    os.chmod(staging, stat_mod.S_IMODE(os.stat(root).st_mode))
                 os.rename(staging, root)  # replaces root only if it is (still) empty
             except OSError as exc:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -152,63 +166,6 @@ def write_files(
         if lock is not None:
             os.close(lock)
     return written
-
-
-def check_destinations(
-    root: str, files: list[tuple[str, TreeEntry]], links_removed: bool = False
-) -> None:
-    """Refuse, before anything is written, to write ``files`` into ``root`` if one would
-    land outside it (through a link) or in a store: ``root`` in one, or one below it.
-
-    ``links_removed``: every link or file standing in a file's way will have been
-    deleted (a checkout), so only the real directories on its path count.
-    """
-    store = store_holding(root)
-    if store is not None:
-        raise UsageError(f"{root} is in the store at {store}; write somewhere else")
-    real_root = os.path.realpath(root)
-    clear = {real_root}  # real directories below no store between them and the root
-    seen: set[str] = set()
-    for path, _ in files:
-        folder = path.rpartition("/")[0]
-        if folder in seen:
-            continue  # once per folder, not once per file
-        seen.add(folder)
-        segments = split_path(folder) if folder else ()
-        if links_removed:
-            real = _real_dirs(real_root, segments)
-        else:
-            real = os.path.realpath(os.path.join(root, *segments))
-            if os.path.commonpath([real_root, real]) != real_root:
-                raise UsageError(f"refusing to write {path!r} outside {root}")
-        way = []
-        while real not in clear:
-            if is_store_dir(real):
-                raise UsageError(
-                    f"{path!r} would be written into the store at {real}; "
-                    "write the version somewhere else"
-                )
-            way.append(real)
-            real = os.path.dirname(real)
-        clear.update(way)
-
-
-def _real_dirs(real_root: str, segments: tuple[str, ...]) -> str:
-    """The deepest directory of ``segments`` below ``real_root`` reached through real
-    directories only (no link, no file)."""
-    here = real_root
-    for name in segments:
-        below = os.path.join(here, name)
-        if os.path.islink(below) or not os.path.isdir(below):
-            break
-        here = below
-    return here
-
-
-# A version control system's own files (a directory, or git's ".git" file in a worktree
-# or submodule): checkout leaves them as it leaves a store, so that a checkout into a
-# project's root, which deletes every other file, leaves what its history can restore.
-VCS_METADATA = frozenset({".git", ".hg", ".svn"})
 
 
 def remove_others(
@@ -248,9 +205,15 @@ def _staging_dir(root: str) -> tuple[str, int] | tuple[None, None]:
         or os.path.ismount(root)  # a volume: nothing may be renamed onto it (EBUSY)
     ):
         return None, None  # a file, a link, a mount point or a directory with files
+    if os.path.lexists(root) and not os.access(root, os.W_OK, effective_ids=_EFFECTIVE):
+        # Renamed over, it would take files though its owner made it read-only.
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), root)
     parent, name = os.path.split(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
     return make_staging_dir(parent, name)
+
+
+_EFFECTIVE = os.access in os.supports_effective_ids
 
 
 def _empty_dir(path: str) -> bool:
@@ -318,7 +281,8 @@ def _write_files(
             return 0
 
     def write_one(path: str, entry: TreeEntry) -> int:
-        with live.part(lambda: destination(path)) as (dest, part):
+        # An executable is made so, through the umask, as git does: never chmod'ed 0o755.
+        with live.part(lambda: destination(path), _mode(entry.executable)) as (dest, part):
             tmp = part.path
             # Via its descriptor: opened by name, a file abandoned meanwhile is made again
             if entry.kind == "ref":
@@ -331,8 +295,6 @@ def _write_files(
                     size = store.copy_blob_to(entry.id, out)
                 if cache is not None:
                     cache.put_file(entry.id, tmp)
-            if entry.executable:
-                os.chmod(tmp, 0o755)
             live.check()
             os.replace(tmp, dest)  # only a verified file ever takes the name
         if on_written is not None:
@@ -356,15 +318,14 @@ def _write_files(
 def _install(dest: str, data: bytes, executable: bool, direct: bool = False) -> None:
     """Write verified bytes under a temporary name (artifacts.partfiles), then give them
     ``dest``; ``direct``: straight to ``dest``, in a staging directory no one else sees."""
-    mode = 0o777 if executable else 0o666
     if not direct:
-        with PartFile(dest, mode) as part:
-            _write_all(part.fd, data, executable)
+        with PartFile(dest, _mode(executable)) as part:
+            _write_all(part.fd, data)
             os.replace(part.path, dest)
         return
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _mode(executable))
     try:
-        _write_all(fd, data, executable)
+        _write_all(fd, data)
     except BaseException:
         os.unlink(dest)
         raise
@@ -372,12 +333,15 @@ def _install(dest: str, data: bytes, executable: bool, direct: bool = False) -> 
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes, executable: bool) -> None:
+def _mode(executable: bool) -> int:
+    """A new file's mode, before the umask (or a directory's default ACL) takes from it."""
+    return 0o777 if executable else 0o666
+
+
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-    if executable:
-        os.fchmod(fd, 0o755)
 
 
 def _makedirs(path: str) -> bool:

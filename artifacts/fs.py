@@ -27,7 +27,9 @@ from glob import has_magic
 from typing import Any
 
 import fsspec
+from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.spec import AbstractFileSystem
+from fsspec.utils import isfilelike
 
 from cas import Repository, pages
 from cas.errors import InvalidNameError, UsageError
@@ -36,7 +38,7 @@ from cas.objects import TreeEntry
 from . import trees
 from .errors import ArtifactNotFoundError
 from .files import read_descriptor
-from .fs_files import BlobFile, fetched
+from .fs_files import BlobFile, fetched, got_whole
 from .fs_versions import one_version_per_call, resolve
 from .lineage import runs_store
 from .names import parse_spec, split_path
@@ -385,6 +387,16 @@ class ArtifactsFileSystem(AbstractFileSystem, metaclass=_ByStore):
                 return b""
             f.seek(start)
             return f.read(end - start)
+
+    def get_file(
+        self, rpath: str, lpath: Any = None, callback: Any = DEFAULT_CALLBACK, outfile: Any = None,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        """fsspec's, but a local file takes its name only once read whole and verified."""
+        get = super().get_file
+        if outfile is not None or isfilelike(lpath) or self.isdir(rpath):
+            return get(rpath, lpath, callback, outfile, **kwargs)
+        return got_whole(lambda out: get(rpath, None, callback, out, **kwargs), lpath)
 
     def ukey(self, path: str) -> str:
         return self.info(path)["id"]  # content addressed: the id is the content's key

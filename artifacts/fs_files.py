@@ -1,9 +1,12 @@
 """The files ``artifacts://`` opens: a blob read a range at a time, a reference
-fetched whole and checked (see :mod:`artifacts.fs` and docs/fsspec.md)."""
+fetched whole and checked (see :mod:`artifacts.fs` and docs/fsspec.md); and the local
+file ``get`` writes, named only once read whole."""
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Callable
 from typing import IO, Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
@@ -11,6 +14,7 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 from cas.objects import TreeEntry
 from cas.store import LOOSE_THRESHOLD, InOrderVerifier, ObjectStore
 
+from .partfiles import PartFile
 from .references import Fetcher
 
 SPOOL_BYTES = 64 << 20  # a fetched reference larger than this waits on disk, not in memory
@@ -67,3 +71,20 @@ def fetched(descriptor: dict[str, Any]) -> IO[bytes]:
         raise
     spool.seek(0)
     return spool
+
+
+def got_whole(get: Callable[[IO[bytes]], object], lpath: str) -> None:
+    """The local file ``lpath``, written by ``get(out)`` under a temporary name beside it
+    (artifacts.partfiles): it takes its name only once ``get`` has read the file to its
+    end, where a large blob's bytes are verified, so a corrupt one leaves no file; a
+    link at ``lpath`` is replaced, never written through."""
+    dest = os.path.abspath(lpath)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    try:
+        part = PartFile(dest)
+    except OSError as exc:  # named as the file asked for, not its temporary name
+        raise type(exc)(exc.errno, exc.strerror, lpath) from None
+    with part:
+        with open(part.fd, "wb", closefd=False) as out:
+            get(out)
+        os.replace(part.path, dest)

@@ -82,14 +82,16 @@ class LiveParts:
         self._abandoned = False
 
     @contextlib.contextmanager
-    def part(self, destination: Callable[[], str]) -> Iterator[tuple[str, PartFile]]:
+    def part(
+        self, destination: Callable[[], str], mode: int = 0o666
+    ) -> Iterator[tuple[str, PartFile]]:
         """``destination()`` and a PartFile beside it (made under the lock: it may make
         the folder, which must not appear once the download is abandoned)."""
         with self._lock:
             if self._abandoned:
                 raise Abandoned
             dest = destination()
-            part = PartFile(dest)
+            part = PartFile(dest, mode)
             self._paths.add(part.path)
         try:
             with part:

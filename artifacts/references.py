@@ -115,6 +115,11 @@ def _expand_local(uri: str, checksum: bool) -> Iterator[tuple[str, Descriptor]]:
     if os.path.isfile(path):
         yield "", _describe_local(uri, path, checksum)
         return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(
+            f"{path} is not a regular file or a directory: a FIFO, a socket or a device is "
+            "never read (a FIFO would wait for a writer); copy what it holds to a file"
+        )
     if not os.path.isdir(path):
         raise LocalPathError(f"no such file or directory: {path}")  # W&B: a ValueError
     base = uri if uri.endswith("/") else f"{uri}/"

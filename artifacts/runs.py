@@ -119,6 +119,11 @@ class Run(RunLog):
             made.add_dir(path)
         elif "://" in path:
             made.add_reference(path)
+        elif os.path.exists(path):
+            raise LocalPathError(
+                f"{path} is not a regular file or a directory: a FIFO, a socket or a device "
+                "is never read (a FIFO would wait for a writer); copy what it holds to a file"
+            )
         else:
             raise LocalPathError(
                 f"no such file or directory: {path} (give a file, a directory or a URI "

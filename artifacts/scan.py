@@ -31,14 +31,16 @@ from cas.storage.store_dirs import STORE_DIR, looks_like_store, store_holding
 from cas.store import CORES
 
 from .errors import LocalPathError
-from .files import LocalFile
-from .linkpolicy import follow_link
+from .files import LocalFile, stat_ns
+from .linkpolicy import check_names, follow_link
+from .statcache import PATHS
 
 Path = tuple[str, ...]
 # A scanned file: (size, mtime_ns, ctime_ns, inode, executable, path of a link's target or None).
 # No path per file: at a million files, a string each weighs a hundred megabytes.
 ScanRow = tuple[int, int, int, int, bool, str | None]
 _STATS = 5  # numbers kept per file: size, mtime_ns, ctime_ns, inode, executable
+_WRAP = 1 << 64  # an inode number is unsigned, the rows' numbers signed (_fitted)
 SPLIT_MIN_FILES = 5_000  # files seen before a helper is worth its fork (~10 ms)
 SPLIT_DIR_MIN_FILES = 5_000  # files of one directory worth a helper stating half of them
 _CAN_SPLIT = hasattr(os, "fork") and CORES >= 2
@@ -70,14 +72,15 @@ class FileRows:
         """The row of the ``i``-th file (of :meth:`names`)."""
         at = i * _STATS
         size, mtime_ns, ctime_ns, inode, executable = self._stats[at : at + _STATS]
-        return size, mtime_ns, ctime_ns, inode, bool(executable), (self._targets or {}).get(i)
+        targets = self._targets or {}
+        return size, mtime_ns, ctime_ns, inode % _WRAP, bool(executable), targets.get(i)
 
     def items(self) -> Iterator[tuple[str, ScanRow]]:
         stats, targets = self._stats, self._targets or {}
         for i, name in enumerate(self.names()):
             at = i * _STATS
             size, mtime_ns, ctime_ns, inode, executable = stats[at : at + _STATS]
-            yield name, (size, mtime_ns, ctime_ns, inode, bool(executable), targets.get(i))
+            yield name, (size, mtime_ns, ctime_ns, inode % _WRAP, bool(executable), targets.get(i))
 
     def packed(self) -> tuple[str, bytes, dict[int, str] | None]:
         """The rows as plain values: what a directory's signature covers of its files."""
@@ -232,13 +235,14 @@ def _list_dir(
                 staged = follow(entry)
                 if staged is not None:
                     links.append(entry.name)
-                    link_stats.extend(staged[1:])
+                    link_stats.extend(_fitted(staged[1 : _STATS + 1]))  # not its policy
                     targets.append(staged.path)
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name != STORE_DIR:
                     dirs.append(entry.name)
             else:  # a FIFO, socket or device: never read (a FIFO would wait forever)
                 follow(entry)
+    check_names(path, names + links + dirs)
     if split and len(names) >= SPLIT_DIR_MIN_FILES:
         stats = _stat_split(path, names)
     else:
@@ -251,12 +255,24 @@ def _list_dir(
 def _stat_rows(directory: str, names: list[str]) -> array[int]:
     """The stats a :class:`FileRows` keeps of the plain files ``names`` of ``directory``."""
     stats = array("q")
-    for name in names:
+    for i, name in enumerate(names):
         st = os.lstat(f"{directory}/{name}")  # what DirEntry.stat would call
-        stats.extend(
-            (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o100 > 0)
-        )
+        row = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o100 > 0)
+        try:
+            stats.extend(row)
+        except OverflowError:  # rare, so not checked for each file first
+            del stats[i * _STATS :]  # what extend appended before it failed
+            stats.extend(_fitted(row))
     return stats
+
+
+def _fitted(row: tuple[int, int, int, int, bool]) -> tuple[int, int, int, int, bool]:
+    """A file's stats as signed 64-bit numbers, as the rows keep them: an inode number
+    using all 64 bits (a hash: FUSE's mergerfs, an NFS file id) as its signed equal
+    (``% _WRAP`` gives it back); a time past 2262 as the latest one (files.stat_ns)."""
+    size, mtime_ns, ctime_ns, inode, executable = row
+    inode = inode - _WRAP if inode >= _WRAP >> 1 else inode
+    return size, stat_ns(mtime_ns), stat_ns(ctime_ns), inode, executable
 
 
 def _stat_split(directory: str, names: list[str]) -> array[int]:
@@ -332,7 +348,9 @@ class _Helper(_Forked):
     def __init__(self, nodes: list[DirScan]) -> None:
         self.nodes = nodes
         paths = [n.path for n in nodes]
-        super().__init__(lambda: msgpack.packb(_scan_plain(paths), use_bin_type=True))
+        super().__init__(
+            lambda: msgpack.packb(_scan_plain(paths), use_bin_type=True, unicode_errors=PATHS)
+        )
 
     def finish(self, order: list[DirScan]) -> list[DirScan]:
         """Adopt the helper's records (appending their scans to ``order``); returns the
@@ -341,7 +359,9 @@ class _Helper(_Forked):
         if data is None:
             return self.nodes
         try:
-            records = msgpack.unpackb(data, use_list=False, strict_map_key=False)
+            records = msgpack.unpackb(
+                data, use_list=False, strict_map_key=False, unicode_errors=PATHS
+            )
         except ValueError:  # msgpack's errors derive from it
             return self.nodes
         pending = {n.path: n for n in self.nodes}
@@ -367,7 +387,7 @@ def _scan_plain(paths: list[str]) -> list[tuple[str, Sent | None, list[str] | No
         path = stack.pop()
         try:
             files, dirs = _list_dir(path, _refuse)
-        except (_LeftToParent, OSError):
+        except (_LeftToParent, UsageError, OSError):  # the parent says what is wrong
             records.append((path, None, None))
             continue
         if _is_store(files, dirs):
@@ -383,7 +403,9 @@ def _sign(node: DirScan) -> None:
     # of an unchanged directory does not change; if it ever did, the cost is one cache miss.
     dirs = [(name, d.signature) for name, d in node.dirs.items()]
     node.signature = blake3.blake3(
-        msgpack.packb((node.path, node.files.packed(), dirs), use_bin_type=True)
+        msgpack.packb(
+            (node.path, node.files.packed(), dirs), use_bin_type=True, unicode_errors=PATHS
+        )
     ).digest()
     children = node.dirs.values()
     node.newest_mtime_ns = max(

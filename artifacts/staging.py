@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import tempfile
 
 
 def make_staging_dir(parent: str, name: str) -> tuple[str, int]:
@@ -22,7 +21,13 @@ def make_staging_dir(parent: str, name: str) -> tuple[str, int]:
     prefix = f".{name[:40]}.part-"
     _remove_abandoned(parent, prefix)
     while True:
-        path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+        path = os.path.join(parent, prefix + os.urandom(4).hex())  # not secrets: hashlib
+        try:
+            # It becomes the root: made as any directory is, through the umask (not
+            # mkdtemp's 0o700, which left every download root private).
+            os.mkdir(path, 0o777)
+        except FileExistsError:
+            continue
         lock = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             # Waits only for a remover that found the directory before we locked it.

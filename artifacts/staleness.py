@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterable
 
 from .errors import StagedFileChangedWarning
+from .files import stat_ns
 
 SHOWN = 5  # files named in one warning; the others are counted
 
@@ -33,7 +34,7 @@ def warn_changed(files: Iterable[Staged]) -> None:
             st = os.stat(path)
         except FileNotFoundError:
             continue
-        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != when_added:
+        if (st.st_size, stat_ns(st.st_mtime_ns), stat_ns(st.st_ctime_ns), st.st_ino) != when_added:
             changed.append(path)
     if not changed:
         return

@@ -36,6 +36,10 @@ RACY_MARGIN_NS = 2_000_000_000  # covers coarse filesystem clocks (FAT: 2 s)
 # 4: a stream of records, read and written one directory at a time (3 was one map)
 _FORMAT = 4
 
+# A local path may hold bytes that are not UTF-8 (os.fsdecode's surrogates): packed as
+# those bytes. A path that is UTF-8 packs as it always did.
+PATHS = "surrogateescape"
+
 # (size, mtime_ns, ctime_ns, inode, blob id, when it was hashed)
 FileRow = tuple[int, int, int, int, bytes, int]
 # A directory's (signature, tree id, size, recorded_ns), and where its packed rows lie:
@@ -79,7 +83,7 @@ class StatCache:
 
     def _load(self, f: IO[bytes]) -> dict[str, FileRow]:
         """Index the directories of the cache file ``f``; returns its ``files`` map."""
-        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False)
+        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False, unicode_errors=PATHS)
         if unpacker.unpack() != {"format": _FORMAT}:
             return {}
         while True:
@@ -167,7 +171,7 @@ class StatCache:
         """Append a directory's record to the next file; its rows are read from there."""
         new = self._next()
         new.seek(0, os.SEEK_END)  # a read of rows may have moved it
-        packer = msgpack.Packer(use_bin_type=True)
+        packer = msgpack.Packer(use_bin_type=True, unicode_errors=PATHS)
         new.write(packer.pack_array_header(6))
         for field in (directory, *head):
             new.write(packer.pack(field))
@@ -190,7 +194,9 @@ class StatCache:
             return self._rows[1]
         entry = self._dirs.get(directory)
         try:
-            rows = msgpack.unpackb(_read(*entry[4:]), raw=False) if entry else {}
+            rows = (
+                msgpack.unpackb(_read(*entry[4:]), raw=False, unicode_errors=PATHS) if entry else {}
+            )
         except Exception:
             rows = {}
         self._rows = (directory, rows)  # one directory's: asked for file by file
@@ -207,7 +213,7 @@ class StatCache:
                 if entry[4] is not new:
                     self._write_dir(directory, entry[:4], _read(*entry[4:]))
             new.seek(0, os.SEEK_END)
-            new.write(msgpack.packb(self._files, use_bin_type=True))
+            new.write(msgpack.packb(self._files, use_bin_type=True, unicode_errors=PATHS))
             new.close()
         if self.path is None:
             return  # its disk is full: dropped
@@ -253,7 +259,7 @@ class PackedRows:
 
     def __init__(self, count: int) -> None:
         # A small buffer: a packer's own starts at 256 KiB, for every small directory too.
-        self._packer = msgpack.Packer(use_bin_type=True, buf_size=1024)
+        self._packer = msgpack.Packer(use_bin_type=True, buf_size=1024, unicode_errors=PATHS)
         self._packed = bytearray(self._packer.pack_map_header(count))
 
     def add(self, name: str, row: FileRow) -> None:

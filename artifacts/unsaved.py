@@ -46,8 +46,8 @@ def survey(
     def consider(rel: str, path: str) -> None:
         try:
             mode = os.lstat(path).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            return  # nothing there (any more): nothing to lose
+        except OSError:
+            return  # nothing there (any more), or no path there: the writing says so
         if stat.S_ISREG(mode):  # a link loses no bytes
             found.append((rel, path, mode))
 

@@ -19,9 +19,10 @@ from cas.objects import TreeEntry
 
 from . import trees
 from .artifact_files import ArtifactFile, ArtifactFiles
+from .destinations import check_destinations
 from .entries import Entry, Manifest
 from .errors import EntryNotFoundError, NotOneFileError, UnsavedFilesError
-from .files import check_destinations, remove_others, verify_dir, write_files
+from .files import remove_others, verify_dir, write_files
 from .names import split_path
 from .unsaved import survey
 

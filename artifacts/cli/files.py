@@ -54,9 +54,18 @@ def writing_into(root: str) -> Iterator[None]:
             exc.filename, root
         ):
             raise
-        raise UsageError(
-            f"cannot write into {root}: {exc.strerror}; give a directory you can write to"
-        ) from None
+        refused = _refusing(exc.filename, root)
+        fix = "give a directory you can write to" if refused == root else "make it writable"
+        raise UsageError(f"cannot write into {refused}: {exc.strerror}; {fix}") from None
+
+
+def _refusing(filename: str, root: str) -> str:
+    """The directory that refused a write at ``filename``: the one holding it, below
+    ``root`` (a download's temporary file, a file checkout deletes); else ``root``."""
+    path, top = os.path.abspath(filename), os.path.abspath(root)
+    if not path.startswith(top + os.sep) or os.path.dirname(path) == top:
+        return root
+    return os.path.join(root, os.path.relpath(os.path.dirname(path), top))
 
 
 def _within(filename: object, root: str) -> bool:

@@ -13,8 +13,9 @@ from typing import Any
 from cas.errors import CasError
 
 PROG = "artifacts"
-# C0 and C1 controls, DEL, and the line/paragraph separators: none belongs in a terminal line.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 controls, DEL, and the line/paragraph separators: none belongs in a terminal
+# line; and the surrogates that stand for a path's bytes that are no UTF-8.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
 
 
 class Failed(CasError):
@@ -69,8 +70,16 @@ def print_json(value: Any) -> None:
 
 
 def printable(text: object) -> str:
-    """``text`` with control characters escaped (``\\x1b``), so a name can't drive the terminal."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+    """``text`` with control characters escaped (``\\x1b``), so a name can't drive the
+    terminal, and a path's bytes that are no UTF-8 as those bytes (``\\xff``)."""
+    return _CONTROL.sub(_escaped, str(text))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if "\udc80" <= char <= "\udcff":  # os.fsdecode's stand-in for the byte char - 0xdc00
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def table(headers: Sequence[str], rows: list[Sequence[str]]) -> None:

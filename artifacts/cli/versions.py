@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -53,16 +55,17 @@ def cmd_log(args: argparse.Namespace) -> int:
         except InvalidNameError as exc:
             raise UsageError(f"{exc}; name the artifact with --name NAME") from None
     artifact = Artifact(where.name, args.type, description=args.description, metadata=metadata)
-    # Logged right after it is staged: "immutable" spares the log a second stat of
-    # each file it reads (artifacts.staleness), which would find nothing to say.
-    if os.path.isdir(path):
-        artifact.add_dir(path, policy="immutable")
-    else:
-        artifact.add_file(path, policy="immutable")
+    with reading(path):
+        # Logged right after it is staged: "immutable" spares the log a second stat of
+        # each file it reads (artifacts.staleness), which would find nothing to say.
+        if os.path.isdir(path):
+            artifact.add_dir(path, policy="immutable")
+        else:
+            artifact.add_file(path, policy="immutable")
     entity, project = where.entity, where.project
     # Like artifacts.init() in a script: the store is created if there is none.
     store = context.writable_store_url(args)
-    with init(project, entity, store=store, job_type="cli-log") as run:
+    with reading(path), init(project, entity, store=store, job_type="cli-log") as run:
         if progress_shown():
             with bar(artifact.staged_bytes(), "hashing") as hashing:
                 run.log_artifact(artifact, aliases=args.alias, on_stored=hashing.update)
@@ -79,6 +82,24 @@ def cmd_log(args: argparse.Namespace) -> int:
     else:
         print(label if created else f"unchanged: {label}")
     return 0
+
+
+@contextlib.contextmanager
+def reading(path: str) -> Iterator[None]:
+    """Say what to do about a file or directory of ``path`` the log may not read: the
+    OS says only "Permission denied". (A store below ``path`` is not read: not one.)"""
+    try:
+        yield
+    except PermissionError as exc:
+        from cas.storage.store_dirs import store_holding  # here: it imports hashlib
+
+        name, top = exc.filename, os.path.abspath(path)
+        if not isinstance(name, str) or store_holding(name) is not None:
+            raise
+        if os.path.commonpath([top, os.path.abspath(name)]) != top:
+            raise
+        fix = "make it readable" + (f", or move it out of {path}" if os.path.isdir(top) else "")
+        raise UsageError(f"cannot read {name}: {exc.strerror}; {fix}") from None
 
 
 def _alias_map(
