@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -232,19 +232,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     artifact = Artifact.from_version(registry, version)
     meta = version.commit.meta
     logged_by = artifact.logged_by()
-    files = [
-        {
-            "path": path,
-            "size": entry.size,
-            "digest": entry.id.hex(),
-            **(
-                {"ref": read_descriptor(registry.objects, entry)["uri"]}
-                if entry.kind == "ref"
-                else {}
-            ),
-        }
-        for path, entry in artifact.iter_entries()
-    ]
+    registry.not_deleted(version)  # its files may be gone: say who deleted it
+
+    def files() -> Iterator[dict[str, Any]]:
+        # Walked as printed, and walked again rather than kept: a version may hold
+        # millions of files, and show's memory must not grow with them.
+        for path, entry in trees.walk(registry.objects, version.tree):
+            yield {
+                "path": path,
+                "size": entry.size,
+                "digest": entry.id.hex(),
+                **(
+                    {"ref": read_descriptor(registry.objects, entry)["uri"]}
+                    if entry.kind == "ref"
+                    else {}
+                ),
+            }
+
     info = {
         "name": version.label,
         "type": version.type,
@@ -259,13 +263,25 @@ def cmd_show(args: argparse.Namespace) -> int:
         "ttl": _ttl_info(registry, version, artifact.ttl_policy()),
         "logged_by": _run_info(logged_by) if logged_by else None,
         "used_by": [_run_info(r) for r in artifact.used_by()],
-        "files": files,
     }
     if args.json:
-        print_json(info)
+        _print_json_streaming(info, "files", files())
         return 0
-    _print_show(info)
+    _print_show(info, files)
     return 0
+
+
+def _print_json_streaming(info: dict[str, Any], key: str, items: Iterator[Any]) -> None:
+    """``print_json({**info, key: list(items)})``, byte for byte, holding one item."""
+    head = json.dumps({**info, key: []}, indent=2, default=str)
+    assert head.endswith(f'"{key}": []\n}}')
+    sys.stdout.write(head[: -len("[]\n}")] + "[")
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, default=str).replace("\n", "\n    ")
+        sys.stdout.write(("\n    " if first else ",\n    ") + text)
+        first = False
+    sys.stdout.write("]\n}\n" if first else "\n  ]\n}\n")
 
 
 def _ttl_info(registry: Registry, version: Any, policy: ttl.Policy) -> dict[str, Any]:
@@ -276,7 +292,7 @@ def _ttl_info(registry: Registry, version: Any, policy: ttl.Policy) -> dict[str,
     return {"policy": ttl.describe(policy), "seconds": seconds, "expires": when(expires)}
 
 
-def _print_show(info: dict[str, Any]) -> None:
+def _print_show(info: dict[str, Any], files: Callable[[], Iterator[dict[str, Any]]]) -> None:
     print(printable(f"{info['name']} ({info['type']})"))
     for key in ("id", "digest", "created"):
         print(f"  {key + ':':13}{info[key]}")
@@ -297,10 +313,11 @@ def _print_show(info: dict[str, Any]) -> None:
     print(f"  {'logged by:':13}{printable(_describe_run(run)) if run else '-'}")
     used = info["used_by"]
     print(f"  {'used by:':13}{printable(', '.join(_describe_run(r) for r in used)) or '-'}")
-    files = info["files"]
-    print(f"files ({len(files)}):")
-    width = max((len(human(f["size"])) for f in files), default=0)
-    for f in files:
+    count = width = 0
+    for f in files():  # a first walk for the count and the size column's width
+        count, width = count + 1, max(width, len(human(f["size"])))
+    print(f"files ({count}):")
+    for f in files():
         ref = f"  -> {f['ref']}" if "ref" in f else ""
         print(f"  {human(f['size']).rjust(width)}  {printable(f['path'] + ref)}")
 
