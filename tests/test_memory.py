@@ -8,6 +8,7 @@ bounds that holding a record per file (of the whole tree) exceeds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tracemalloc
@@ -113,9 +114,10 @@ def test_show_of_a_big_version_holds_one_file_at_a_time(ws, capsys):
         registry.log(run.entity, run.project, "entries", "dataset", root, size, {})
         del entries
     for extra in ([], ["--json"]):
+        argv = ["show", "entries:v0", *extra]
         with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
-            peak = peak_above_start(lambda: main(["show", "entries:v0", *extra]))
-        main(["show", "entries:v0", *extra])
+            peak = peak_above_start(functools.partial(main, argv))
+        main(argv)
         printed = capsys.readouterr().out
         listed = json.loads(printed)["files"] if extra else printed.splitlines()[-count:]
         assert len(listed) == count and "f0019999" in str(listed[-1])
