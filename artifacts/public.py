@@ -94,6 +94,15 @@ class RecordedRun(RunRecord):
         return [self.entity, self.project, self.id]
 
     @property
+    def display_name(self) -> str | None:
+        """W&B's other name for ``name``, the run's display name."""
+        return self.name
+
+    @display_name.setter
+    def display_name(self, name: str | None) -> None:
+        self.name = name
+
+    @property
     def created_at(self) -> str | None:
         return iso_time(self.started)
 

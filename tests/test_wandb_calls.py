@@ -385,3 +385,13 @@ def test_runs_filters_take_w_and_bs_in_nin_eq_and_ne_operators(ws):
         api.runs("proj", filters={"config.lr": {"$gt": 0.2}})
     with pytest.raises(artifacts.UsageError, match=r"\$or"):
         api.runs("proj", filters={"$or": [{"state": "failed"}]})
+
+
+def test_a_recorded_runs_display_name_is_its_name_as_in_w_and_b(ws):
+    with artifacts.init(project="proj", name="baseline-1") as run:
+        pass
+    found = artifacts.Api(overrides={"project": "proj"}).run(run.id)
+    assert found.display_name == found.name == "baseline-1"
+    found.display_name = "baseline"  # W&B's attribute for the name update() stores
+    found.update()
+    assert artifacts.Api(overrides={"project": "proj"}).run(run.id).name == "baseline"
