@@ -191,7 +191,10 @@ class InvalidTTLError(UsageError, ValueError):
     set on a type W&B keeps for itself (W&B: ValueError)."""
 
 
-class TypeMismatchError(UsageError):
+class TypeMismatchError(UsageError, ValueError):
+    """A name logged with another type than its versions' (W&B: ValueError, "already
+    exists with type")."""
+
     def __init__(self, name: str, existing: str, requested: str) -> None:
         self.name, self.existing, self.requested = name, existing, requested
         super().__init__(

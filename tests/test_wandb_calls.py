@@ -395,3 +395,11 @@ def test_a_recorded_runs_display_name_is_its_name_as_in_w_and_b(ws):
     found.display_name = "baseline"  # W&B's attribute for the name update() stores
     found.update()
     assert artifacts.Api(overrides={"project": "proj"}).run(run.id).name == "baseline"
+
+
+def test_logging_a_name_with_another_type_is_w_and_bs_value_error(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", type="dataset")
+        with pytest.raises(ValueError, match="dataset"):  # W&B: "already exists with type"
+            run.log_artifact("a.txt", name="data", type="model")
