@@ -168,6 +168,10 @@ class OtherProjectError(UsageError, ValueError):
     ValueError, "A run can't log an artifact to a different project")."""
 
 
+class NoDistributedIdError(UsageError, TypeError):
+    """An upsert or finish with no distributed_id and no run group (W&B: TypeError)."""
+
+
 class NotOneFileError(UsageError, ValueError):
     """``file()`` of a version that does not hold exactly one file (W&B: ValueError)."""
 

@@ -20,7 +20,13 @@ from cas.storage.store_dirs import STORE_DIR
 
 from .annotations import validate_tags
 from .artifact import Artifact
-from .errors import LocalPathError, NoActiveRunError, NotAModelError
+from .errors import (
+    LocalPathError,
+    NoActiveRunError,
+    NoDistributedIdError,
+    NotALoggedVersionError,
+    NotAModelError,
+)
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
@@ -160,10 +166,15 @@ class Run(RunLog):
             used = artifact_or_name
             if used.is_draft():  # W&B logs a draft first (its way to record external data)
                 self.log_artifact(used, aliases=added)
-        else:
+        elif isinstance(artifact_or_name, str):
             spec = parse_spec(artifact_or_name, self.entity, self.project)
             version = self.registry.resolve(spec, type)
             used = Artifact(version.name, version.type).become(self.registry, version)
+        else:  # W&B: a ValueError
+            raise NotALoggedVersionError(
+                "use_artifact takes an artifact name ('data:v1') or an Artifact, "
+                f"not {artifact_or_name.__class__.__name__}"
+            )
         self._note_used(used.id)
         if added:
             used.aliases = sorted(set(used.aliases) | set(added))
@@ -236,7 +247,7 @@ class Run(RunLog):
     def _distributed_id(self, artifact: Artifact, distributed_id: str | None) -> str:
         found = distributed_id or artifact.distributed_id or self.group
         if not found:
-            raise UsageError(
+            raise NoDistributedIdError(
                 "a distributed artifact needs distributed_id=..., or a run started with group=..."
             )
         artifact.distributed_id = validate_namespace(found, "distributed_id")

@@ -403,3 +403,14 @@ def test_logging_a_name_with_another_type_is_w_and_bs_value_error(ws):
         run.log_artifact("a.txt", name="data", type="dataset")
         with pytest.raises(ValueError, match="dataset"):  # W&B: "already exists with type"
             run.log_artifact("a.txt", name="data", type="model")
+
+
+def test_w_and_b_exception_types_for_a_distributed_call_without_id_and_a_bad_use(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:  # no group
+        with pytest.raises(TypeError, match="distributed_id"):  # W&B: TypeError
+            run.upsert_artifact("a.txt", name="parts")
+        with pytest.raises(TypeError, match="distributed_id"):
+            run.finish_artifact("a.txt", name="parts")
+        with pytest.raises(ValueError, match="artifact name"):  # W&B: ValueError
+            run.use_artifact(42)
