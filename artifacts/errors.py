@@ -219,6 +219,11 @@ class NotAModelError(UsageError, AssertionError):
     AssertionError)."""
 
 
+class RegisteredModelNameError(UsageError, AssertionError):
+    """``link_model()`` to a registered model named with its entity or project (W&B:
+    AssertionError)."""
+
+
 class MediaTypeError(UsageError, TypeError):
     """W&B's media objects (``wandb.Table``, ``wandb.Image``…), which ``Artifact.add`` and
     ``Artifact.get`` take and give, do not exist here."""

@@ -26,6 +26,7 @@ from .errors import (
     NoDistributedIdError,
     NotALoggedVersionError,
     NotAModelError,
+    RegisteredModelNameError,
 )
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .links import LEGACY_MODEL_REGISTRY
@@ -226,7 +227,9 @@ class Run(RunLog):
         """Log ``path`` as a model (a new version of ``name`` if its files changed) and
         link it into the legacy model registry's ``registered_model_name``."""
         if "/" in registered_model_name:
-            raise UsageError("give the registered model's name alone, without entity or project")
+            raise RegisteredModelNameError(
+                "give the registered model's name alone, without entity or project"
+            )
         name = name or self._default_name(path)
         head = self.registry.head(self.entity, self.project, name)
         if head is not None and "model" not in head.type.lower():
