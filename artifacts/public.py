@@ -373,14 +373,6 @@ def _refuse_queries(filters: Mapping[str, Any] | None, order: str | None) -> Non
                 "here: filter or sort the list it gives"
             )
 
-    def collection(self, name: str) -> ArtifactCollection:
-        for found in self.collections():
-            if found.name == name:
-                return found
-        raise ArtifactNotFoundError(
-            f"no artifact {name!r} of type {self.name!r} in {self.entity}/{self.project}"
-        )
-
 
 def collections(
     registry: Registry, entity: str, project: str, make: Make
