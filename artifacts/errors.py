@@ -77,6 +77,11 @@ class VersionDeletedError(ArtifactNotFoundError):
     """A deleted version, named, used or downloaded: says who deleted it and when."""
 
 
+class CollectionNotFoundError(ArtifactNotFoundError, ValueError):
+    """No artifact of that name and type, or no artifact of that type, in a project
+    (W&B's Api: ValueError, "Could not find artifact type")."""
+
+
 class ArtifactTypeError(ArtifactNotFoundError, ValueError):
     """A version asked for by name and type has another type (W&B: ValueError)."""
 

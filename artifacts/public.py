@@ -17,6 +17,7 @@ from . import annotations, collection_info
 from .deletion import delete_collection
 from .errors import (
     ArtifactNotFoundError,
+    CollectionNotFoundError,
     NotALoggedVersionError,
     OtherProjectError,
     UnsupportedError,
@@ -359,7 +360,7 @@ class ArtifactType:
         head = self._registry.head(self.entity, self.project, validate_artifact_name(name))
         if head is None or head.type != self.name:
             where = f"{self.entity}/{self.project}/{name}"
-            raise ArtifactNotFoundError(f"no artifact {where} of type {self.name!r}")
+            raise CollectionNotFoundError(f"no artifact {where} of type {self.name!r}")
         return ArtifactCollection(
             self._registry, self.entity, self.project, name, head.type, self._make
         )
