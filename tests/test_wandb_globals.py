@@ -153,3 +153,17 @@ def test_init_leaves_out_the_config_keys_w_and_b_is_told_to(ws):
         assert dict(run.config) == {"lr": 0.1}
     with pytest.raises(artifacts.UsageError, match="not both"):  # W&B refuses both too
         artifacts.init(config=args, config_include_keys=["lr"], config_exclude_keys=["lr"])
+
+
+def test_a_runs_name_set_after_init_is_recorded_as_w_and_bs(ws):
+    run = artifacts.init(project="proj", group="sweep-1", job_type="train")
+    run.name = f"{run.id}-lr-0.1"  # W&B scripts rename their run once it has an id
+    assert artifacts.Api().run(run.id).name == f"{run.id}-lr-0.1"
+    with pytest.raises(AttributeError):  # read-only in W&B
+        run.group = "other"
+    with pytest.raises(AttributeError):
+        run.job_type = "eval"
+    assert (run.group, run.job_type) == ("sweep-1", "train")
+    run.finish()
+    with pytest.raises(artifacts.ArtifactStateError, match="finished"):
+        run.name = "too late"
