@@ -167,3 +167,14 @@ def test_a_runs_name_set_after_init_is_recorded_as_w_and_bs(ws):
     run.finish()
     with pytest.raises(artifacts.ArtifactStateError, match="finished"):
         run.name = "too late"
+
+
+def test_a_resumable_run_id_is_made_by_w_and_bs_util_generate_id(ws):
+    import re
+
+    run_id = artifacts.util.generate_id()  # W&B's resume guides: wandb.util.generate_id()
+    assert re.fullmatch(r"[a-z0-9]{8}", run_id) and len(artifacts.util.generate_id(12)) == 12
+    with artifacts.init(id=run_id, resume="allow") as run:
+        assert run.id == run_id and not run.resumed
+    with artifacts.init(id=run_id, resume="allow") as run:
+        assert run.resumed
