@@ -120,12 +120,17 @@ class ArtifactStateError(UsageError):
     """An operation that the object's lifecycle no longer allows."""
 
 
-class ArtifactNotLoggedError(ArtifactStateError, AttributeError):
+class ArtifactStatusError(ArtifactStateError, AttributeError):
+    """W&B's base of the two below: an artifact not in the state the call needs (an
+    AttributeError, as W&B's)."""
+
+
+class ArtifactNotLoggedError(ArtifactStatusError):
     """Reading from a draft what only a logged version has (W&B's ArtifactNotLoggedError,
     an AttributeError)."""
 
 
-class ArtifactFinalizedError(ArtifactStateError, AttributeError):
+class ArtifactFinalizedError(ArtifactStatusError):
     """Editing the files or name of a logged version, or the files of a finalized draft
     (W&B's ArtifactFinalizedError, an AttributeError); its description, metadata, tags
     and aliases may change."""

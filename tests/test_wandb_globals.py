@@ -178,3 +178,31 @@ def test_a_resumable_run_id_is_made_by_w_and_bs_util_generate_id(ws):
         assert run.id == run_id and not run.resumed
     with artifacts.init(id=run_id, resume="allow") as run:
         assert run.resumed
+
+
+def test_w_and_b_import_paths_of_its_classes_give_ours(ws):
+    """Typed code imports W&B's classes from their modules (with wandb replaced)."""
+    from artifacts.apis.public import Api, ArtifactCollection, ArtifactType, Project, Run
+    from artifacts.sdk.artifacts.artifact import Artifact
+    from artifacts.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
+    from artifacts.sdk.artifacts.exceptions import (
+        ArtifactFinalizedError,
+        ArtifactNotLoggedError,
+        ArtifactStatusError,
+    )
+    from artifacts.sdk.wandb_run import Run as SdkRun
+
+    assert Api is artifacts.Api and Artifact is artifacts.Artifact
+    assert ArtifactManifestEntry is artifacts.Entry
+    assert issubclass(ArtifactNotLoggedError, ArtifactStatusError)
+    assert issubclass(ArtifactFinalizedError, ArtifactStatusError)
+    assert issubclass(ArtifactStatusError, AttributeError)  # as W&B's
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        assert isinstance(run, SdkRun)
+        run.log_artifact("a.txt", name="data")
+    api = artifacts.Api(overrides={"project": "proj"})
+    assert isinstance(api.run(run.id), Run)
+    assert isinstance(api.artifact_collection("unspecified", "data"), ArtifactCollection)
+    assert isinstance(api.artifact_type("unspecified", "proj"), ArtifactType)
+    assert isinstance(api.project("proj"), Project)
