@@ -12,12 +12,14 @@ A run's record is kept by artifacts.lineage; versions are made by artifacts.save
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from cas.errors import UsageError
 from cas.ingest import OnStored
 from cas.storage.store_dirs import STORE_DIR
 
+from . import code
 from .annotations import validate_tags
 from .artifact import Artifact
 from .errors import (
@@ -181,6 +183,25 @@ class Run(RunLog):
             used.aliases = sorted(set(used.aliases) | set(added))
             used.save()
         return used
+
+    def log_code(
+        self,
+        root: str | None = ".",
+        name: str | None = None,
+        include_fn: code.PathTest = code.is_code,
+        exclude_fn: code.PathTest = code.never,
+    ) -> Artifact | None:
+        """W&B's: log the code below ``root`` as an artifact of type ``code``
+        (artifacts.code); None, with a warning, if no file is taken."""
+        self._check_open()
+        root = os.path.abspath(root or ".")
+        artifact = Artifact(name or code.code_name(self.project), "code")
+        for path in code.code_files(root, include_fn, exclude_fn):
+            artifact.add_file(path, name=os.path.relpath(path, root).replace(os.sep, "/"))
+        if not artifact.manifest.entries:
+            warnings.warn(f"no code found below {root}: nothing logged", stacklevel=2)
+            return None
+        return self.log_artifact(artifact)
 
     # ---- models and links (W&B's model registry) -----------------------
 

@@ -3,6 +3,8 @@ the scripts of its guides write them: ``wandb.init()``, then calls on the module
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import artifacts
@@ -206,3 +208,30 @@ def test_w_and_b_import_paths_of_its_classes_give_ours(ws):
     assert isinstance(api.artifact_collection("unspecified", "data"), ArtifactCollection)
     assert isinstance(api.artifact_type("unspecified", "proj"), ArtifactType)
     assert isinstance(api.project("proj"), Project)
+
+
+def test_log_code_logs_a_runs_code_as_w_and_bs(ws):
+    write(ws / "train.py", "print(1)")
+    write(ws / "lib" / "util.py", "x = 1")
+    write(ws / "requirements.txt", "numpy")
+    write(ws / "Dockerfile.gpu", "FROM python")
+    write(ws / "data.csv", "a,b")
+    with artifacts.init(project="proj") as run:
+        code = run.log_code()  # W&B's default: .py files, requirements.txt, Dockerfile*
+        assert code.type == "code" and code.name.startswith("source-proj-")
+        assert sorted(code.manifest.entries) == [
+            "Dockerfile.gpu",
+            "lib/util.py",
+            "requirements.txt",
+            "train.py",
+        ]
+        csv = run.log_code(".", name="tables", include_fn=lambda path: path.endswith(".csv"))
+        assert (csv.name, list(csv.manifest.entries)) == ("tables:v0", ["data.csv"])
+        no_lib = run.log_code(
+            name="no-lib",
+            exclude_fn=lambda path, root: os.path.relpath(path, root).startswith("lib"),
+        )
+        assert sorted(no_lib.manifest.entries) == ["Dockerfile.gpu", "requirements.txt", "train.py"]
+        with pytest.warns(UserWarning, match="no code"):  # W&B warns and logs nothing
+            assert run.log_code(root="lib", name="none", include_fn=lambda p: False) is None
+    assert [a.type for a in artifacts.Api().run(run.id).logged_artifacts()] == ["code"] * 3
