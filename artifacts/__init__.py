@@ -59,6 +59,7 @@ _EXPORTS = {
     "upsert_part": ".distributed",
     "use_artifact": ".runs",
     "use_model": ".runs",
+    "util": ".util",  # the module itself, as wandb.util
 }
 __all__ = [
     "Api",
@@ -100,6 +101,7 @@ __all__ = [
     "upsert_part",
     "use_artifact",
     "use_model",
+    "util",
 ]
 
 

@@ -21,7 +21,7 @@ from cas.errors import UsageError
 
 from . import registries
 from .artifact import Artifact
-from .errors import ArtifactNotFoundError, RunNotFoundError
+from .errors import ArtifactNotFoundError, CollectionNotFoundError, RunNotFoundError
 from .lineage import default_entity, read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
@@ -145,7 +145,8 @@ class Api:
     def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
         entity, project = self._project_path(project)
         if not any(c.type == type_name for c in self._collections(entity, project)):
-            raise ArtifactNotFoundError(f"no artifact of type {type_name!r} in {entity}/{project}")
+            where = f"{entity}/{project}"
+            raise CollectionNotFoundError(f"no artifact of type {type_name!r} in {where}")
         return self._type(entity, project, type_name)
 
     # ---- projects ------------------------------------------------------

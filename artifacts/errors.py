@@ -78,6 +78,11 @@ class VersionDeletedError(ArtifactNotFoundError):
     """A deleted version, named, used or downloaded: says who deleted it and when."""
 
 
+class CollectionNotFoundError(ArtifactNotFoundError, ValueError):
+    """No artifact of that name and type, or no artifact of that type, in a project
+    (W&B's Api: ValueError, "Could not find artifact type")."""
+
+
 class ArtifactTypeError(ArtifactNotFoundError, ValueError):
     """A version asked for by name and type has another type (W&B: ValueError)."""
 
@@ -116,12 +121,17 @@ class ArtifactStateError(UsageError):
     """An operation that the object's lifecycle no longer allows."""
 
 
-class ArtifactNotLoggedError(ArtifactStateError, AttributeError):
+class ArtifactStatusError(ArtifactStateError, AttributeError):
+    """W&B's base of the two below: an artifact not in the state the call needs (an
+    AttributeError, as W&B's)."""
+
+
+class ArtifactNotLoggedError(ArtifactStatusError):
     """Reading from a draft what only a logged version has (W&B's ArtifactNotLoggedError,
     an AttributeError)."""
 
 
-class ArtifactFinalizedError(ArtifactStateError, AttributeError):
+class ArtifactFinalizedError(ArtifactStatusError):
     """Editing the files or name of a logged version, or the files of a finalized draft
     (W&B's ArtifactFinalizedError, an AttributeError); its description, metadata, tags
     and aliases may change."""
@@ -169,6 +179,10 @@ class OtherProjectError(UsageError, ValueError):
     ValueError, "A run can't log an artifact to a different project")."""
 
 
+class NoDistributedIdError(UsageError, TypeError):
+    """An upsert or finish with no distributed_id and no run group (W&B: TypeError)."""
+
+
 class NotOneFileError(UsageError, ValueError):
     """``file()`` of a version that does not hold exactly one file (W&B: ValueError)."""
 
@@ -206,7 +220,10 @@ class InvalidTTLError(UsageError, ValueError):
     set on a type W&B keeps for itself (W&B: ValueError)."""
 
 
-class TypeMismatchError(UsageError):
+class TypeMismatchError(UsageError, ValueError):
+    """A name logged with another type than its versions' (W&B: ValueError, "already
+    exists with type")."""
+
     def __init__(self, name: str, existing: str, requested: str) -> None:
         self.name, self.existing, self.requested = name, existing, requested
         super().__init__(
@@ -224,6 +241,11 @@ class NotALinkError(UsageError, ValueError):
 
 class NotAModelError(UsageError, AssertionError):
     """``use_model()`` of a version whose type does not contain "model" (W&B:
+    AssertionError)."""
+
+
+class RegisteredModelNameError(UsageError, AssertionError):
+    """``link_model()`` to a registered model named with its entity or project (W&B:
     AssertionError)."""
 
 

@@ -138,7 +138,7 @@ class RunLog:
             _begin(record, mode, group, job_type, name, config_now, labels)
 
         record = self.registry.update_run(entity, project, self.id, begin)
-        self.group, self.job_type, self.name = record.group, record.job_type, record.name
+        self._group, self._job_type, self._name = record.group, record.job_type, record.name
         # W&B's: whether this continued a run, and when the run started (s since the epoch)
         self.resumed, self.start_time = existed[0], record.started / 1e9
         self._finished = False
@@ -224,6 +224,27 @@ class RunLog:
             _active.remove(self)
 
     @property
+    def name(self) -> str | None:
+        """The run's display name; set, it is recorded at once (W&B's ``run.name``)."""
+        return self._name
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        self._check_open()
+        if name is not None and not isinstance(name, str):
+            raise UsageError(f"a run's name is a string, not {type(name).__name__}")
+        self._name = name or self.id  # none: the id, as a run started without one
+        self._labels({"name": self._name})
+
+    @property
+    def group(self) -> str | None:
+        return self._group  # read-only, as W&B's
+
+    @property
+    def job_type(self) -> str | None:
+        return self._job_type
+
+    @property
     def path(self) -> str:
         """W&B's ``entity/project/run_id``, which ``Api().run()`` takes."""
         return f"{self.entity}/{self.project}/{self.id}"
@@ -258,7 +279,7 @@ class RunLog:
         return found
 
     def _labels(self, labels: dict[str, Any]) -> None:
-        """Record the tags or notes given."""
+        """Record the name, tags or notes given."""
         self.registry.update_run(self.entity, self.project, self.id, lambda r: _label(r, labels))
 
     def _write_config(self, changed: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +353,7 @@ def _begin(
 
 
 def _label(record: RunRecord, labels: dict[str, Any]) -> None:
-    """Set the fields ``labels`` gives (``tags``, ``notes``), as they are."""
+    """Set the fields ``labels`` gives (``name``, ``tags``, ``notes``), as they are."""
     for field, value in labels.items():
         setattr(record, field, value)
 

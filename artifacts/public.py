@@ -17,6 +17,7 @@ from . import annotations, collection_info
 from .deletion import delete_collection
 from .errors import (
     ArtifactNotFoundError,
+    CollectionNotFoundError,
     NotALoggedVersionError,
     OtherProjectError,
     UnsupportedError,
@@ -92,6 +93,15 @@ class RecordedRun(RunRecord):
     @property
     def path(self) -> list[str]:
         return [self.entity, self.project, self.id]
+
+    @property
+    def display_name(self) -> str | None:
+        """W&B's other name for ``name``, the run's display name."""
+        return self.name
+
+    @display_name.setter
+    def display_name(self, name: str | None) -> None:
+        self.name = name
 
     @property
     def created_at(self) -> str | None:
@@ -350,7 +360,7 @@ class ArtifactType:
         head = self._registry.head(self.entity, self.project, validate_artifact_name(name))
         if head is None or head.type != self.name:
             where = f"{self.entity}/{self.project}/{name}"
-            raise ArtifactNotFoundError(f"no artifact {where} of type {self.name!r}")
+            raise CollectionNotFoundError(f"no artifact {where} of type {self.name!r}")
         return ArtifactCollection(
             self._registry, self.entity, self.project, name, head.type, self._make
         )
@@ -363,14 +373,6 @@ def _refuse_queries(filters: Mapping[str, Any] | None, order: str | None) -> Non
                 f"collections(..., {keyword}=...) is a W&B server query, not supported "
                 "here: filter or sort the list it gives"
             )
-
-    def collection(self, name: str) -> ArtifactCollection:
-        for found in self.collections():
-            if found.name == name:
-                return found
-        raise ArtifactNotFoundError(
-            f"no artifact {name!r} of type {self.name!r} in {self.entity}/{self.project}"
-        )
 
 
 def collections(

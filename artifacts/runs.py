@@ -12,15 +12,24 @@ A run's record is kept by artifacts.lineage; versions are made by artifacts.save
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from cas.errors import UsageError
 from cas.ingest import OnStored
 from cas.storage.store_dirs import STORE_DIR
 
+from . import code
 from .annotations import validate_tags
 from .artifact import Artifact
-from .errors import LocalPathError, NoActiveRunError, NotAModelError
+from .errors import (
+    LocalPathError,
+    NoActiveRunError,
+    NoDistributedIdError,
+    NotALoggedVersionError,
+    NotAModelError,
+    RegisteredModelNameError,
+)
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
@@ -165,15 +174,39 @@ class Run(RunLog):
             used = artifact_or_name
             if used.is_draft():  # W&B logs a draft first (its way to record external data)
                 self.log_artifact(used, aliases=added)
-        else:
+        elif isinstance(artifact_or_name, str):
             spec = parse_spec(artifact_or_name, self.entity, self.project)
             version = self.registry.resolve(spec, type)
             used = Artifact(version.name, version.type).become(self.registry, version)
+        else:  # W&B: a ValueError
+            raise NotALoggedVersionError(
+                "use_artifact takes an artifact name ('data:v1') or an Artifact, "
+                f"not {artifact_or_name.__class__.__name__}"
+            )
         self._note_used(used.id)
         if added:
             used.aliases = sorted(set(used.aliases) | set(added))
             used.save()
         return used
+
+    def log_code(
+        self,
+        root: str | None = ".",
+        name: str | None = None,
+        include_fn: code.PathTest = code.is_code,
+        exclude_fn: code.PathTest = code.never,
+    ) -> Artifact | None:
+        """W&B's: log the code below ``root`` as an artifact of type ``code``
+        (artifacts.code); None, with a warning, if no file is taken."""
+        self._check_open()
+        root = os.path.abspath(root or ".")
+        artifact = Artifact(name or code.code_name(self.project), "code")
+        for path in code.code_files(root, include_fn, exclude_fn):
+            artifact.add_file(path, name=os.path.relpath(path, root).replace(os.sep, "/"))
+        if not artifact.manifest.entries:
+            warnings.warn(f"no code found below {root}: nothing logged", stacklevel=2)
+            return None
+        return self.log_artifact(artifact)
 
     # ---- models and links (W&B's model registry) -----------------------
 
@@ -220,7 +253,9 @@ class Run(RunLog):
         """Log ``path`` as a model (a new version of ``name`` if its files changed) and
         link it into the legacy model registry's ``registered_model_name``."""
         if "/" in registered_model_name:
-            raise UsageError("give the registered model's name alone, without entity or project")
+            raise RegisteredModelNameError(
+                "give the registered model's name alone, without entity or project"
+            )
         name = name or self._default_name(path)
         head = self.registry.head(self.entity, self.project, name)
         if head is not None and "model" not in head.type.lower():
@@ -241,7 +276,7 @@ class Run(RunLog):
     def _distributed_id(self, artifact: Artifact, distributed_id: str | None) -> str:
         found = distributed_id or artifact.distributed_id or self.group
         if not found:
-            raise UsageError(
+            raise NoDistributedIdError(
                 "a distributed artifact needs distributed_id=..., or a run started with group=..."
             )
         artifact.distributed_id = validate_namespace(found, "distributed_id")

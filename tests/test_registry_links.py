@@ -416,3 +416,9 @@ def test_a_draft_of_a_link_is_a_draft_of_its_source_as_in_w_and_b(ws) -> None:
     assert set(logged.manifest.entries) == {"weights.bin", "notes.txt"}
     registry = artifacts.Api().artifact_collection("model", "wandb-registry-model/net")
     assert [v.version for v in registry.versions()] == ["v0"]  # links only
+
+
+def test_link_model_to_a_path_is_w_and_bs_assertion_error(ws) -> None:
+    write(ws / "model.pt", "weights")
+    with artifacts.init() as run, pytest.raises(AssertionError, match="name alone"):
+        run.link_model("model.pt", registered_model_name="team/model-registry/classifier")

@@ -385,3 +385,32 @@ def test_runs_filters_take_w_and_bs_in_nin_eq_and_ne_operators(ws):
         api.runs("proj", filters={"config.lr": {"$gt": 0.2}})
     with pytest.raises(artifacts.UsageError, match=r"\$or"):
         api.runs("proj", filters={"$or": [{"state": "failed"}]})
+
+
+def test_a_recorded_runs_display_name_is_its_name_as_in_w_and_b(ws):
+    with artifacts.init(project="proj", name="baseline-1") as run:
+        pass
+    found = artifacts.Api(overrides={"project": "proj"}).run(run.id)
+    assert found.display_name == found.name == "baseline-1"
+    found.display_name = "baseline"  # W&B's attribute for the name update() stores
+    found.update()
+    assert artifacts.Api(overrides={"project": "proj"}).run(run.id).name == "baseline"
+
+
+def test_logging_a_name_with_another_type_is_w_and_bs_value_error(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        run.log_artifact("a.txt", name="data", type="dataset")
+        with pytest.raises(ValueError, match="dataset"):  # W&B: "already exists with type"
+            run.log_artifact("a.txt", name="data", type="model")
+
+
+def test_w_and_b_exception_types_for_a_distributed_call_without_id_and_a_bad_use(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:  # no group
+        with pytest.raises(TypeError, match="distributed_id"):  # W&B: TypeError
+            run.upsert_artifact("a.txt", name="parts")
+        with pytest.raises(TypeError, match="distributed_id"):
+            run.finish_artifact("a.txt", name="parts")
+        with pytest.raises(ValueError, match="artifact name"):  # W&B: ValueError
+            run.use_artifact(42)

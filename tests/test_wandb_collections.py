@@ -147,3 +147,19 @@ def test_an_artifact_type_gives_one_collection_by_name_as_w_and_bs(ws):
         run.log_artifact(write(ws / "m.bin", "m"), name="net", type="model")
     with pytest.raises(artifacts.errors.CommError, match="of type 'dataset'"):
         dataset.collection("net")  # an artifact of another type
+
+
+def test_a_missing_collection_or_type_is_w_and_bs_value_error_and_still_a_comm_error(ws):
+    log_data(ws)
+    api = artifacts.Api(overrides={"project": "proj"})
+    missing = [
+        lambda: api.artifact_collection("dataset", "nope"),  # W&B: "Could not find…"
+        lambda: api.artifact_collection("model", "data"),  # there, of another type
+        lambda: api.artifact_type("model", "proj"),
+        lambda: api.artifacts("dataset", "nope"),
+        lambda: api.artifact_type("dataset", "proj").collection("nope"),
+    ]
+    for call in missing:
+        with pytest.raises(ValueError) as raised:
+            call()
+        assert isinstance(raised.value, artifacts.errors.CommError)

@@ -3,6 +3,8 @@ the scripts of its guides write them: ``wandb.init()``, then calls on the module
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import artifacts
@@ -153,3 +155,83 @@ def test_init_leaves_out_the_config_keys_w_and_b_is_told_to(ws):
         assert dict(run.config) == {"lr": 0.1}
     with pytest.raises(artifacts.UsageError, match="not both"):  # W&B refuses both too
         artifacts.init(config=args, config_include_keys=["lr"], config_exclude_keys=["lr"])
+
+
+def test_a_runs_name_set_after_init_is_recorded_as_w_and_bs(ws):
+    run = artifacts.init(project="proj", group="sweep-1", job_type="train")
+    run.name = f"{run.id}-lr-0.1"  # W&B scripts rename their run once it has an id
+    assert artifacts.Api().run(run.id).name == f"{run.id}-lr-0.1"
+    with pytest.raises(AttributeError):  # read-only in W&B
+        run.group = "other"
+    with pytest.raises(AttributeError):
+        run.job_type = "eval"
+    assert (run.group, run.job_type) == ("sweep-1", "train")
+    run.finish()
+    with pytest.raises(artifacts.ArtifactStateError, match="finished"):
+        run.name = "too late"
+
+
+def test_a_resumable_run_id_is_made_by_w_and_bs_util_generate_id(ws):
+    import re
+
+    run_id = artifacts.util.generate_id()  # W&B's resume guides: wandb.util.generate_id()
+    assert re.fullmatch(r"[a-z0-9]{8}", run_id) and len(artifacts.util.generate_id(12)) == 12
+    with artifacts.init(id=run_id, resume="allow") as run:
+        assert run.id == run_id and not run.resumed
+    with artifacts.init(id=run_id, resume="allow") as run:
+        assert run.resumed
+
+
+def test_w_and_b_import_paths_of_its_classes_give_ours(ws):
+    """Typed code imports W&B's classes from their modules (with wandb replaced)."""
+    from artifacts.apis.public import Api, ArtifactCollection, ArtifactType, Project, Run
+    from artifacts.sdk.artifacts.artifact import Artifact
+    from artifacts.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
+    from artifacts.sdk.artifacts.exceptions import (
+        ArtifactFinalizedError,
+        ArtifactNotLoggedError,
+        ArtifactStatusError,
+    )
+    from artifacts.sdk.wandb_run import Run as SdkRun
+
+    assert Api is artifacts.Api and Artifact is artifacts.Artifact
+    assert ArtifactManifestEntry is artifacts.Entry
+    assert issubclass(ArtifactNotLoggedError, ArtifactStatusError)
+    assert issubclass(ArtifactFinalizedError, ArtifactStatusError)
+    assert issubclass(ArtifactStatusError, AttributeError)  # as W&B's
+    write(ws / "a.txt", "a")
+    with artifacts.init(project="proj") as run:
+        assert isinstance(run, SdkRun)
+        run.log_artifact("a.txt", name="data")
+    api = artifacts.Api(overrides={"project": "proj"})
+    assert isinstance(api.run(run.id), Run)
+    assert isinstance(api.artifact_collection("unspecified", "data"), ArtifactCollection)
+    assert isinstance(api.artifact_type("unspecified", "proj"), ArtifactType)
+    assert isinstance(api.project("proj"), Project)
+
+
+def test_log_code_logs_a_runs_code_as_w_and_bs(ws):
+    write(ws / "train.py", "print(1)")
+    write(ws / "lib" / "util.py", "x = 1")
+    write(ws / "requirements.txt", "numpy")
+    write(ws / "Dockerfile.gpu", "FROM python")
+    write(ws / "data.csv", "a,b")
+    with artifacts.init(project="proj") as run:
+        code = run.log_code()  # W&B's default: .py files, requirements.txt, Dockerfile*
+        assert code.type == "code" and code.name.startswith("source-proj-")
+        assert sorted(code.manifest.entries) == [
+            "Dockerfile.gpu",
+            "lib/util.py",
+            "requirements.txt",
+            "train.py",
+        ]
+        csv = run.log_code(".", name="tables", include_fn=lambda path: path.endswith(".csv"))
+        assert (csv.name, list(csv.manifest.entries)) == ("tables:v0", ["data.csv"])
+        no_lib = run.log_code(
+            name="no-lib",
+            exclude_fn=lambda path, root: os.path.relpath(path, root).startswith("lib"),
+        )
+        assert sorted(no_lib.manifest.entries) == ["Dockerfile.gpu", "requirements.txt", "train.py"]
+        with pytest.warns(UserWarning, match="no code"):  # W&B warns and logs nothing
+            assert run.log_code(root="lib", name="none", include_fn=lambda p: False) is None
+    assert [a.type for a in artifacts.Api().run(run.id).logged_artifacts()] == ["code"] * 3
