@@ -394,8 +394,7 @@ class Artifact(VersionFiles, LinkInfo, VersionInfo):
         run = current_run()
         deletion.delete_version(registry, version, delete_aliases, run.id if run else None)
 
-    # ---- for tools built on the library (the CLI) ----------------------
-    # Named apart from W&B's Artifact API, which may give its own names other meanings.
+    # ---- for tools built on the library (the CLI), named apart from W&B's API ----
 
     @classmethod
     def from_version(cls, registry: Registry, version: Version) -> Artifact:
