@@ -22,6 +22,7 @@ import artifacts
 from artifacts import Artifact, LocalPathError, UsageError, scan
 from cas import CorruptObjectError, forking
 from tests.helpers import contents, tree_of, workspace, write
+from tests.processes import python, wait_ok
 from tests.test_cli import CLI, Result, assert_error, cli_env, make_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -498,3 +499,27 @@ def test_an_fsspec_get_into_a_read_only_directory_names_the_file_asked_for(
     done = subprocess.run(argv, env=cli_env(None), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{lpath}\n"
+
+
+_GET_AFTER_PID_REUSE = """
+import os, sys, fsspec
+out = sys.argv[3]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+# Left by a killed process that had this pid (a container's entry point has the same
+# one every run): the name this process's first temporary file takes.
+open(os.path.join(os.path.dirname(out), f".part-{os.getpid()}-0"), "wb").close()
+fsspec.filesystem("artifacts", store=sys.argv[1]).get(sys.argv[2], out)
+print(open(out).read())
+"""
+
+
+def test_a_temporary_file_left_by_a_killed_process_of_the_same_pid_is_stepped_over(
+    ws: Path, tmp_path: Path
+) -> None:
+    artifact = log_tree(ws, {"f.txt": b"logged"})
+    out = str(tmp_path / "out" / "f.txt")
+    proc = python(
+        "-c", _GET_AFTER_PID_REUSE, str(ws / ".artifacts"), f"{artifact.qualified_name}/f.txt", out,
+        cwd=ws,
+    )  # fmt: skip
+    assert wait_ok(proc) == "logged\n"
