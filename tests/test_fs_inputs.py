@@ -350,6 +350,17 @@ def test_a_read_only_directory_below_the_root_is_the_one_named(
     assert_error(result, f"cannot write into {root / 'sub'}: Permission denied")
 
 
+@pytest.mark.parametrize("command", ["download", "checkout", "verify"])
+def test_a_dir_that_is_a_dangling_symlink_is_said_to_be_one(
+    ws: Path, tmp_path: Path, cli: CLI, command: str
+) -> None:
+    log_tree(ws, {"f": b"f"})
+    os.symlink(tmp_path / "gone", tmp_path / "dl")
+    result = cli(command, "data:latest", tmp_path / "dl")
+    assert_error(result, f"{tmp_path / 'dl'} is a symlink to {tmp_path / 'gone'}, which")
+    assert not (tmp_path / "gone").exists()
+
+
 # ---- what stands in a download's way ----------------------------------------------------
 
 
