@@ -20,7 +20,8 @@ import pytest
 
 import artifacts
 from artifacts import Artifact, LocalPathError, UsageError, scan
-from cas import CorruptObjectError, forking
+from cas import CorruptObjectError, Repository, forking
+from cas.repo import MIN_CHUNKED
 from tests.helpers import contents, tree_of, workspace, write
 from tests.processes import python, wait_ok
 from tests.test_cli import CLI, Result, assert_error, cli_env, make_cli
@@ -534,3 +535,51 @@ def test_a_temporary_file_left_by_a_killed_process_of_the_same_pid_is_stepped_ov
         cwd=ws,
     )  # fmt: skip
     assert wait_ok(proc) == "logged\n"
+
+
+# ---- files written to while they are logged -------------------------------------------
+
+
+def rewrite_after_fstat(monkeypatch: pytest.MonkeyPatch, path: Path, data: bytes) -> None:
+    """Make another writer rewrite ``path`` in place with ``data`` (its size unchanged)
+    right after the next os.fstat of it: as the reader opens it to read it."""
+    real_fstat = os.fstat
+    pending = [data]
+
+    def fstat_then_rewrite(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        if pending and os.path.samestat(result, os.stat(path)):
+            with open(path, "r+b") as f:
+                f.write(pending.pop())
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_then_rewrite)
+
+
+@pytest.mark.parametrize("form", ["packed", "whole", "chunks"])
+def test_a_file_rewritten_in_place_as_it_is_read_is_read_again_or_refused(
+    ws: Path, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its size unchanged, only its times say it was written to while read: the bytes
+    read may mix before and after (bytes the file never held). A small file is read
+    again; a large one, refused with what to do."""
+    size = 900_000 if form == "packed" else 3 << 20  # packed: below 1 MiB, read at once
+    old, new = b"a" * size, b"b" * size
+    path = ws / "d" / "f"
+    write(path, old)
+    if form == "chunks":
+        Repository.open(str(ws / ".artifacts")).set_chunking("always", MIN_CHUNKED)
+    artifact = Artifact("data", "dataset")
+    artifact.add_file(str(path), policy="immutable")  # no stat of its own before the read
+    os.utime(path, ns=(1, 1))  # an old file: what the stat cache would vouch for, if asked
+    with artifacts.init() as run:
+        rewrite_after_fstat(monkeypatch, path, new)
+        if form == "packed":
+            run.log_artifact(artifact)
+            assert artifact.get_entry("f").size == size
+        else:
+            with pytest.raises(UsageError, match="was written to while it was being read"):
+                run.log_artifact(artifact)
+        monkeypatch.undo()
+    if form == "packed":
+        assert contents(artifact, str(ws / "dl")) == {"f": new}
