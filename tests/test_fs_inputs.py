@@ -583,3 +583,19 @@ def test_a_file_rewritten_in_place_as_it_is_read_is_read_again_or_refused(
         monkeypatch.undo()
     if form == "packed":
         assert contents(artifact, str(ws / "dl")) == {"f": new}
+
+
+# ---- names as shown ------------------------------------------------------------------
+
+
+def test_a_name_with_bidirectional_overrides_is_shown_escaped(ws: Path, cli: CLI) -> None:
+    """U+202E turns the rest of a line around: "invoice\u202efdp.exe" reads as
+    "invoiceexe.pdf" on a terminal. Shown escaped, it cannot pass for another name."""
+    names = ["invoice\u202efdp.exe", "isolate\u2066x\u2069.txt", "mark\u200f.txt"]
+    for name in names:
+        write(ws / "d" / name, b"x")
+    cli("log", "d", "--name", "t", "--type", "dataset").ok()
+    shown = cli("show", "t:latest").ok().out
+    assert not any(c in shown for c in "\u202e\u2066\u2069\u200f"), shown
+    for escaped in ["invoice\\u202efdp.exe", "isolate\\u2066x\\u2069.txt", "mark\\u200f.txt"]:
+        assert escaped in shown, shown
