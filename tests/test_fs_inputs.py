@@ -599,3 +599,29 @@ def test_a_name_with_bidirectional_overrides_is_shown_escaped(ws: Path, cli: CLI
     assert not any(c in shown for c in "\u202e\u2066\u2069\u200f"), shown
     for escaped in ["invoice\\u202efdp.exe", "isolate\\u2066x\\u2069.txt", "mark\\u200f.txt"]:
         assert escaped in shown, shown
+
+
+_DOWNLOAD = """
+import sys, artifacts
+artifact = artifacts.Api().artifact(sys.argv[1])
+try:
+    artifact.download(sys.argv[2])
+except PermissionError as exc:
+    print(exc.filename)
+"""
+
+
+def test_a_download_into_a_read_only_directory_names_the_file_asked_for(
+    ws: Path, tmp_path: Path, unprivileged_python: list[str]
+) -> None:
+    """From the library too: not the temporary name it writes first."""
+    log_tree(ws, {"sub/f.txt": b"f"})
+    root = tmp_path / "dl"
+    write(root / "mine", b"mine")
+    (root / "sub").mkdir()
+    (root / "sub").chmod(0o555)
+    argv = [*unprivileged_python, "-c", _DOWNLOAD, "data:latest", str(root)]
+    env = cli_env(ws / ".artifacts")
+    done = subprocess.run(argv, cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{root / 'sub' / 'f.txt'}\n"
