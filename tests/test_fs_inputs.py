@@ -1,8 +1,10 @@
-"""Unusual and hostile local files met by ``log``, ``add_dir``/``add_file``, ``download``,
-``checkout`` and ``verify``: names no version can hold, files changing while read, files
-in the way of a download. Each either works or fails with one line saying what to do,
-and never stores what it did not read nor writes outside its root. Test names state the
-behaviour."""
+"""Unusual and hostile local files met by ``log``, ``add_dir``/``add_file``/``add_reference``,
+``log_artifact``, ``download``, ``checkout``, ``verify`` and ``artifacts://``: names no
+version can hold or no terminal should show as they are, paths that are no UTF-8 or too
+long, special, unreadable and read-only files, stats past 64 bits, files written to while
+read, what stands in a download's way (files, directories, stores, a repository's .git,
+links). Each either works or fails with one line saying what to do, never stores what it
+did not read, and never writes outside its root. Test names state the behaviour."""
 
 from __future__ import annotations
 
