@@ -29,6 +29,11 @@ def directory(path: str | None) -> str | None:
     here = os.path.abspath(path)
     while not os.path.lexists(here):
         here = os.path.dirname(here)
+    if os.path.islink(here) and not os.path.exists(here):
+        raise UsageError(
+            f"{here} is a symlink to {os.readlink(here)}, which does not exist (or loops): "
+            "give a directory"
+        )
     if not os.path.isdir(here):
         raise UsageError(f"{here} is a file, not a directory: give a directory")
     return path
