@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from cas.errors import NotFoundError, UsageError
 
+from ..destinations import check_destinations
 from ..errors import UnsavedFilesError
 from ..files import write_files
 from ..unsaved import survey
@@ -94,6 +95,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
     unchanged: set[str] = set()
     if not args.force and os.path.isdir(root):  # what a file there holds is not lost
+        check_destinations(root, files)  # what may never be written there says so first
         found = survey(registry.objects, root, files, others=False)
         if found.unsaved:
             raise UnsavedFilesError(root, found.unsaved, "download")
