@@ -14,7 +14,6 @@ use: code that logs in a run and reads back with ``Api()`` reads the same versio
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from cas.errors import UsageError
@@ -22,7 +21,7 @@ from cas.errors import UsageError
 from . import registries
 from .artifact import Artifact
 from .errors import ArtifactNotFoundError, CollectionNotFoundError, RunNotFoundError
-from .lineage import default_entity, read_store
+from .lineage import default_entity, default_project, read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
@@ -53,13 +52,14 @@ class Api:
         store: str | None = None,
         store_options: dict[str, Any] | None = None,
     ) -> None:
-        """Open the store ``store`` names, else the one a run reads (``read_store``)."""
+        """Open the store ``store`` (or ``overrides["store"]``) names, else the one a run
+        reads (``read_store``)."""
         overrides = overrides or {}
+        if store is None:  # else another store's versions were read for these, unsaid
+            store = overrides.get("store")
         self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
-        self._project = validate_namespace(
-            overrides.get("project") or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized",
-            "project",
-        )
+        project = overrides.get("project")
+        self._project = validate_namespace(project, "project") if project else default_project()
         self._store = read_store(store, store_options)
 
     def __repr__(self) -> str:

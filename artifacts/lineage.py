@@ -14,7 +14,7 @@ import warnings
 from typing import Any, TypeVar
 
 from cas import Repository
-from cas.errors import CasError, UsageError
+from cas.errors import CasError, InvalidNameError, UsageError
 from cas.storage.store_dirs import STORE_DIR
 
 from .errors import ArtifactStateError, InvalidTagError
@@ -93,13 +93,32 @@ def open_registry(store: str | None = None, **options: Any) -> Registry:
 
 
 def default_entity() -> str:
-    entity = os.environ.get("ARTIFACTS_ENTITY")
+    entity = _named_by("ARTIFACTS_ENTITY", "entity")
     if entity:
         return entity
     try:
         return validate_namespace(getpass.getuser(), "entity")
     except Exception:
         return "local"
+
+
+def default_project() -> str:
+    return _named_by("ARTIFACTS_PROJECT", "project") or "uncategorized"
+
+
+def _named_by(variable: str, what: str) -> str | None:
+    """The name ``$variable`` gives, checked: unchecked, `a/b` named another namespace
+    and `..` no key at all, in errors that never said where the name came from."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    try:
+        return validate_namespace(value, what)
+    except InvalidNameError:
+        raise UsageError(
+            f"${variable} is {value!r}, no {what} name: {what} names are 1-128 of "
+            "A-Z a-z 0-9 _ . -; set it to one, or unset it"
+        ) from None
 
 
 class RunLog:
@@ -166,9 +185,7 @@ class RunLog:
         return cls(
             registry or open_registry(store, **(store_options or {})),
             entity=validate_namespace(entity or default_entity(), "entity"),
-            project=validate_namespace(
-                project or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized", "project"
-            ),
+            project=validate_namespace(project, "project") if project else default_project(),
             group=validate_namespace(group, "group") if group else None,
             job_type=job_type,
             name=name,
@@ -198,7 +215,10 @@ class RunLog:
             self.finish()
         except (CasError, OSError) as failed:
             # Often the same cause (a full disk): the block's error says what went wrong
-            # first, and must not be hidden behind this one.
+            # first, and must not be hidden behind this one. The block is over: the run
+            # is no longer the current one, though its end is still to be recorded.
+            if self in _active:
+                _active.remove(self)
             warnings.warn(
                 f"run {self.id} could not be marked ended ({failed}); the error that left "
                 "the with-block follows: call run.finish() again once it is mended",

@@ -23,6 +23,7 @@ from . import code
 from .annotations import validate_tags
 from .artifact import Artifact
 from .errors import (
+    ArtifactNotFoundError,
     LocalPathError,
     NoActiveRunError,
     NoDistributedIdError,
@@ -30,7 +31,14 @@ from .errors import (
     NotAModelError,
     RegisteredModelNameError,
 )
-from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
+from .lineage import (
+    RunLog,
+    current_run,
+    default_entity,
+    default_project,
+    find_store_url,
+    open_registry,
+)
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
 from .registries import is_registry_project
@@ -45,6 +53,7 @@ __all__ = [
     "Run",
     "current_run",
     "default_entity",
+    "default_project",
     "find_store_url",
     "init",
     "open_registry",
@@ -174,6 +183,13 @@ class Run(RunLog):
             used = artifact_or_name
             if used.is_draft():  # W&B logs a draft first (its way to record external data)
                 self.log_artifact(used, aliases=added)
+            elif not self.registry.objects.has(bytes.fromhex(used.id)):
+                # Recorded, the run's lineage would name a version its store cannot read.
+                raise ArtifactNotFoundError(
+                    f"{used.qualified_name} is not in this run's store {self.registry.repo.url}: "
+                    "use it in a run on the store that holds it, or bring it here first "
+                    "(artifacts pull)"
+                )
         elif isinstance(artifact_or_name, str):
             spec = parse_spec(artifact_or_name, self.entity, self.project)
             version = self.registry.resolve(spec, type)
