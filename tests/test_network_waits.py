@@ -282,3 +282,50 @@ def test_credentials_that_expire_mid_push_are_said_to(
         bench.ok("push", "origin")
         bench.ok("pull", "origin", cwd=clone)
         bench.assert_clean(clone)
+
+
+# AWS credentials from a process, as SSO and assume-role helpers give them: each lasts
+# 9 minutes, so botocore must renew them before every request; after CREDENTIALS_LEFT
+# renewals it fails, as an expired SSO session does.
+_CREDENTIAL_PROCESS = """#!/bin/sh
+left=$(cat "$0.left")
+if [ "$left" -le 0 ]; then echo "the SSO session has expired" >&2; exit 1; fi
+echo $((left - 1)) > "$0.left"
+expiry=$(date -u -d "+9 min" +%Y-%m-%dT%H:%M:%SZ)
+printf '{"Version": 1, "AccessKeyId": "%s", "SecretAccessKey": "%s", "Expiration": "%s"}' \\
+    "$KEY" "$SECRET" "$expiry"
+"""
+
+
+def test_credentials_that_cannot_be_renewed_mid_push_are_said_to(
+    moto_server: Any, tmp_path: Path
+) -> None:
+    """The credentials' process fails half-way through a push (an SSO session that
+    expired): one line says so, not "internal error"; no version appears on the
+    remote, and once they can be renewed the push completes."""
+    bench = Bench("s3-moto", moto_server, tmp_path, moto_server.endpoint_url)
+    process = tmp_path / "credentials"
+    process.write_text(_CREDENTIAL_PROCESS)
+    process.chmod(0o755)
+    (tmp_path / "aws-config").write_text(f"[default]\ncredential_process = {process}\n")
+    bench.env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        KEY=bench.env.pop("AWS_ACCESS_KEY_ID"),
+        SECRET=bench.env.pop("AWS_SECRET_ACCESS_KEY"),
+    )
+    left = tmp_path / "credentials.left"
+    left.write_text("1000")
+    bench.start()
+    bench.log_version()
+    left.write_text("4")
+    out = bench.fails_in_one_line("push", "origin")
+    assert "internal error" not in out and "SSO session has expired" in out, out
+    assert "renew" in out, out
+    left.write_text("1000")
+    clone = bench.tmp / "clone"
+    bench.ok("clone", bench.url, str(clone))
+    bench.assert_clean(clone, versions=1)  # the remote still holds v0 alone
+    bench.ok("push", "origin")
+    bench.ok("pull", "origin", cwd=clone)
+    bench.assert_clean(clone)

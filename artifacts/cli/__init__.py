@@ -204,6 +204,23 @@ def _retries_shown() -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _library_logs_kept(debug: bool) -> Iterator[None]:
+    """The libraries' own log records (warnings Python prints for want of a handler)
+    printed only with ``--debug``: aiobotocore's, of credentials it failed to renew,
+    with its traceback, made the error line that follows it fourteen lines."""
+    if debug:
+        yield
+        return
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
+    root.addHandler(quiet)
+    try:
+        yield
+    finally:
+        root.removeHandler(quiet)
+
+
 def _hint(exc: BaseException) -> str:
     """Where to look next, for an error the library states without the command line."""
     if isinstance(exc, DamagedRefError):
@@ -266,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         _check_working_directory()
-        with warnings.catch_warnings(), _retries_shown():
+        with warnings.catch_warnings(), _retries_shown(), _library_logs_kept(debug):
             warnings.showwarning = show_warning  # catch_warnings restores Python's own
             return args.func(args) or 0
     except KeyboardInterrupt:

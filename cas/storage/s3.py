@@ -53,24 +53,18 @@ from .network import (
     range_header,
     was_retried,
 )
-from .s3client import client_config, may_share_session, shared_session
+from .s3client import (
+    CREDENTIAL_CODES,
+    UNRENEWED,
+    client_config,
+    may_share_session,
+    shared_session,
+)
 from .sockets import SendProgress
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
 _CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-# Error codes that refuse the credentials themselves, not a permission they lack.
-_CREDENTIAL_CODES = frozenset(
-    {
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidAccessKeyId",
-        "InvalidToken",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
-        "TokenRefreshRequired",
-    }
-)
 # Answers worth retrying (as botocore's standard retry mode has them): the server
 # erred, or asks us to slow down.
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -159,7 +153,14 @@ class S3Storage(NetworkStorage):
                 f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
             ) from exc
-        if _client_error(exc)[0] in _CREDENTIAL_CODES:
+        if isinstance(exc, UNRENEWED):
+            raise CredentialsNotFoundError(
+                self.url,
+                f"{self.url}: the AWS credentials could not be renewed "
+                f"({str(exc).strip()[:300]}): renew them (`aws sso login`, or the tool that "
+                "gives them) and run the command again",
+            ) from exc
+        if _client_error(exc)[0] in CREDENTIAL_CODES:
             raise CredentialsRefusedError(
                 self.url,
                 f"{self.url}: {self._endpoint()} refused the credentials ({self._answer(exc)}): "

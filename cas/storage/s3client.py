@@ -1,5 +1,6 @@
 """How an S3 store's client is made: a botocore session shared per set of
-credentials, our timeouts, and one attempt per request (cas.storage.network retries).
+credentials, our timeouts, and one attempt per request (cas.storage.network retries);
+which of its errors are about the credentials themselves.
 """
 
 from __future__ import annotations
@@ -8,6 +9,13 @@ import os
 from typing import Any
 
 from aiobotocore.httpsession import AIOHTTPSession
+from botocore.exceptions import (
+    CredentialRetrievalError,
+    NoAuthTokenError,
+    RefreshWithMFAUnsupportedError,
+    SSOError,
+    TokenRetrievalError,
+)
 
 from .network import Policy
 from .resolver import BoundedResolver
@@ -25,6 +33,29 @@ _CREDENTIAL_ENV = (
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
+
+# Error codes that refuse the credentials themselves, not a permission they lack.
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
+# Credentials that expired and could not be renewed (an SSO session over, a
+# credential_process or an assume-role that failed): botocore renews them per request.
+UNRENEWED = (
+    CredentialRetrievalError,
+    TokenRetrievalError,
+    SSOError,
+    NoAuthTokenError,
+    RefreshWithMFAUnsupportedError,
+)
+
 _sessions: dict[tuple[str | None, ...], Any] = {}
 
 
