@@ -10,6 +10,8 @@ by a ``sitecustomize`` that delays ``socket.getaddrinfo`` for names under ``.tes
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import logging
 import os
 import threading
@@ -22,11 +24,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from artifacts.cli import WAIT_SAID
-from cas.errors import StorageError
+from cas.errors import StorageError, StorageUnavailableError
 from tests.faultproxy import FaultProxy
 from tests.httpproxy import Action, Request
 from tests.httpproxy import FaultProxy as HTTPFaultProxy
-from tests.servers import Spec, open_storage_from_spec
+from tests.servers import Spec, new_gcs_spec, open_storage_from_spec
 from tests.test_cli import ROOT
 from tests.test_network_faults import STARTUP, Bench
 
@@ -329,3 +331,94 @@ def test_credentials_that_cannot_be_renewed_mid_push_are_said_to(
     bench.ok("push", "origin")
     bench.ok("pull", "origin", cwd=clone)
     bench.assert_clean(clone)
+
+
+def _service_account(path: Path, token_uri: str) -> None:
+    """A service account key file whose tokens come from ``token_uri``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "test",
+        "private_key_id": "1",
+        "private_key": pem,
+        "client_email": "robot@test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
+    path.write_text(json.dumps(info))
+
+
+def test_a_token_endpoint_that_never_answers_is_given_up_within_the_timeout(
+    gcs_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Google credentials are renewed from their token endpoint before a request; one
+    that never answers held every request (for two minutes per try, three tries) past
+    any ARTIFACTS_TIMEOUT, the event loop blocked. Now the request fails within the
+    bound, in one line naming the store and the endpoint."""
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "2")
+    spec = new_gcs_spec(gcs_server)
+    outcome: list[BaseException | None] = []
+    with FaultProxy(gcs_server.endpoint_url, mode="black-hole") as token_endpoint:
+        _service_account(tmp_path / "key.json", f"{token_endpoint.url}/token")
+        options = {**spec["options"], "token": str(tmp_path / "key.json")}
+        with open_storage_from_spec({**spec, "options": options}) as store:
+
+            def read() -> None:
+                try:
+                    store.get("refs/heads/x")
+                    outcome.append(None)
+                except Exception as exc:
+                    outcome.append(exc)
+
+            start = time.monotonic()
+            worker = threading.Thread(target=read, daemon=True)
+            worker.start()
+            worker.join(15)
+            elapsed = time.monotonic() - start
+            assert outcome, "still waiting for a token after 15 s"
+    error = outcome[0]
+    assert isinstance(error, StorageUnavailableError), error
+    assert elapsed < 2 + 1, elapsed
+    message = str(error)
+    assert "\n" not in message and spec["url"] in message and token_endpoint.url in message
+
+
+class _TokenEndpoint(http.server.BaseHTTPRequestHandler):
+    """Answers every token request with a token good for an hour."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"access_token": "t", "expires_in": 3600, "token_type": "Bearer"})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_credentials_renewed_from_a_live_token_endpoint_are_used(
+    gcs_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "5")
+    spec = new_gcs_spec(gcs_server)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _service_account(tmp_path / "key.json", f"http://127.0.0.1:{server.server_port}/token")
+        options = {**spec["options"], "token": str(tmp_path / "key.json")}
+        with open_storage_from_spec({**spec, "options": options}) as store:
+            store.put("refs/heads/x", b"v")
+            assert store.get("refs/heads/x") == b"v"
+    finally:
+        server.shutdown()
