@@ -422,3 +422,21 @@ def test_credentials_renewed_from_a_live_token_endpoint_are_used(
             assert store.get("refs/heads/x") == b"v"
     finally:
         server.shutdown()
+
+
+def test_a_clock_too_far_from_the_servers_is_said_to_be(moto_server: Any, tmp_path: Path) -> None:
+    """S3 refuses requests signed by a clock more than 15 minutes from its own: the
+    push said the credentials lack a permission, which no policy change would cure."""
+    refusing: list[bool] = []
+
+    def fault(request: Request) -> Action:
+        return "skewed" if refusing else None
+
+    with HTTPFaultProxy(moto_server.endpoint_url, fault) as proxy:
+        bench = Bench("s3-moto", moto_server, tmp_path, proxy.endpoint_url)
+        bench.start()
+        bench.log_version()
+        refusing.append(True)
+        out = bench.fails_in_one_line("push", "origin")
+        assert "origin" in out and "clock" in out and "RequestTimeTooSkewed" in out, out
+        assert "lack the permission" not in out, out

@@ -42,6 +42,7 @@ from ..errors import (
     CredentialsRefusedError,
     KeyNotFoundError,
     PreconditionFailedError,
+    StorageError,
     UsageError,
 )
 from .base import Capabilities, IfMatch, Mode, Stat
@@ -54,6 +55,7 @@ from .network import (
     was_retried,
 )
 from .s3client import (
+    CLOCK_CODES,
     CREDENTIAL_CODES,
     UNRENEWED,
     client_config,
@@ -159,6 +161,13 @@ class S3Storage(NetworkStorage):
                 f"{self.url}: the AWS credentials could not be renewed "
                 f"({str(exc).strip()[:300]}): renew them (`aws sso login`, or the tool that "
                 "gives them) and run the command again",
+            ) from exc
+        if _client_error(exc)[0] in CLOCK_CODES:
+            raise StorageError(
+                self.url,
+                f"{self.url}: {self._endpoint()} refused a request signed by this machine's "
+                f"clock ({self._answer(exc)}): the clock is too far from the server's; set it "
+                "right (turn on NTP: `timedatectl set-ntp true`) and run the command again",
             ) from exc
         if _client_error(exc)[0] in CREDENTIAL_CODES:
             raise CredentialsRefusedError(

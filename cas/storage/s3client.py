@@ -46,6 +46,8 @@ CREDENTIAL_CODES = frozenset(
         "TokenRefreshRequired",
     }
 )
+# A request signed by a clock too far from the server's (over 15 minutes for AWS).
+CLOCK_CODES = frozenset({"RequestTimeTooSkewed"})
 # Credentials that expired and could not be renewed (an SSO session over, a
 # credential_process or an assume-role that failed): botocore renews them per request.
 UNRENEWED = (
