@@ -287,9 +287,11 @@ def test_credentials_that_expire_mid_push_are_said_to(
 
 
 # AWS credentials from a process, as SSO and assume-role helpers give them: each lasts
-# 9 minutes, so botocore must renew them before every request; after CREDENTIALS_LEFT
-# renewals it fails, as an expired SSO session does.
+# 9 minutes, so botocore must renew them before every request; after CREDENTIALS.left
+# renewals it fails, as an expired SSO session does; while CREDENTIALS.hang exists it
+# hangs, as one waiting for a login that never comes.
 _CREDENTIAL_PROCESS = """#!/bin/sh
+if [ -e "$0.hang" ]; then sleep 20; fi
 left=$(cat "$0.left")
 if [ "$left" -le 0 ]; then echo "the SSO session has expired" >&2; exit 1; fi
 echo $((left - 1)) > "$0.left"
@@ -299,12 +301,8 @@ printf '{"Version": 1, "AccessKeyId": "%s", "SecretAccessKey": "%s", "Expiration
 """
 
 
-def test_credentials_that_cannot_be_renewed_mid_push_are_said_to(
-    moto_server: Any, tmp_path: Path
-) -> None:
-    """The credentials' process fails half-way through a push (an SSO session that
-    expired): one line says so, not "internal error"; no version appears on the
-    remote, and once they can be renewed the push completes."""
+def _process_bench(moto_server: Any, tmp_path: Path) -> Bench:
+    """A bench whose AWS credentials come from :data:`_CREDENTIAL_PROCESS`."""
     bench = Bench("s3-moto", moto_server, tmp_path, moto_server.endpoint_url)
     process = tmp_path / "credentials"
     process.write_text(_CREDENTIAL_PROCESS)
@@ -316,8 +314,18 @@ def test_credentials_that_cannot_be_renewed_mid_push_are_said_to(
         KEY=bench.env.pop("AWS_ACCESS_KEY_ID"),
         SECRET=bench.env.pop("AWS_SECRET_ACCESS_KEY"),
     )
+    (tmp_path / "credentials.left").write_text("1000")
+    return bench
+
+
+def test_credentials_that_cannot_be_renewed_mid_push_are_said_to(
+    moto_server: Any, tmp_path: Path
+) -> None:
+    """The credentials' process fails half-way through a push (an SSO session that
+    expired): one line says so, not "internal error"; no version appears on the
+    remote, and once they can be renewed the push completes."""
+    bench = _process_bench(moto_server, tmp_path)
     left = tmp_path / "credentials.left"
-    left.write_text("1000")
     bench.start()
     bench.log_version()
     left.write_text("4")
@@ -440,3 +448,20 @@ def test_a_clock_too_far_from_the_servers_is_said_to_be(moto_server: Any, tmp_pa
         out = bench.fails_in_one_line("push", "origin")
         assert "origin" in out and "clock" in out and "RequestTimeTooSkewed" in out, out
         assert "lack the permission" not in out, out
+
+
+def test_a_credential_process_that_hangs_is_given_up_within_the_timeout(
+    moto_server: Any, tmp_path: Path
+) -> None:
+    """AWS credentials come from a process that never answers (waiting for a login):
+    botocore waits for it with no timeout of its own; the push fails within the bound
+    in one line, and pushes once the process answers again."""
+    bench = _process_bench(moto_server, tmp_path)
+    bench.start()
+    bench.log_version()
+    hang = tmp_path / "credentials.hang"
+    hang.touch()
+    out = bench.fails_within_bound("push", "origin")
+    assert "credentials" in out, out
+    hang.unlink()
+    bench.ok("push", "origin")

@@ -204,21 +204,14 @@ def _retries_shown() -> Iterator[None]:
         logger.setLevel(level)
 
 
-@contextlib.contextmanager
-def _library_logs_kept(debug: bool) -> Iterator[None]:
+def _library_logs_kept(debug: bool) -> None:
     """The libraries' own log records (warnings Python prints for want of a handler)
     printed only with ``--debug``: aiobotocore's, of credentials it failed to renew,
-    with its traceback, made the error line that follows it fourteen lines."""
-    if debug:
-        yield
-        return
+    with its traceback, made the error line that follows it fourteen lines. Kept off
+    to the end: the IO thread may still log once the command has failed."""
     root = logging.getLogger()
-    quiet = logging.NullHandler()
-    root.addHandler(quiet)
-    try:
-        yield
-    finally:
-        root.removeHandler(quiet)
+    if not debug and not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
 
 
 def _hint(exc: BaseException) -> str:
@@ -283,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         _check_working_directory()
-        with warnings.catch_warnings(), _retries_shown(), _library_logs_kept(debug):
+        _library_logs_kept(debug)
+        with warnings.catch_warnings(), _retries_shown():
             warnings.showwarning = show_warning  # catch_warnings restores Python's own
             return args.func(args) or 0
     except KeyboardInterrupt:

@@ -136,8 +136,8 @@ class NetworkStorage(FsspecStorage):
     ) -> T:
         """Run ``func`` on the filesystem's loop without retrying it as a whole (it
         retries each of its requests through :meth:`_retrying`)."""
-        self._before_requests()
         try:
+            self._before_requests()
             return sync(self.fs.loop, func, *args, **kwargs)
         except CasError:
             raise

@@ -58,6 +58,7 @@ from .s3client import (
     CLOCK_CODES,
     CREDENTIAL_CODES,
     UNRENEWED,
+    AmbientCredentials,
     client_config,
     may_share_session,
     shared_session,
@@ -115,6 +116,9 @@ class S3Storage(NetworkStorage):
             )
         super().__init__(url, fs=fs, send_progress=progress, **storage_options)
         self.fs.retries = 1  # our policy retries (cas.storage.network); s3fs must not too
+        self._ambient = AmbientCredentials(self.fs, url)
+        # The client made below resolves the credentials: have them resolved, bounded.
+        self._run_once("", asyncio.sleep, 0)
         # botocore asks the server to accept every PUT before sending its body
         # ("Expect: 100-continue"), and aiohttp waits for that answer with no
         # timeout: a stalled server would hang the upload for ever.
@@ -126,6 +130,9 @@ class S3Storage(NetworkStorage):
         self.prefix = f"{prefix}/" if prefix else ""
 
     # -- plumbing -----------------------------------------------------------
+
+    def _before_requests(self) -> None:
+        self._ambient.ready(self.policy)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -158,7 +165,7 @@ class S3Storage(NetworkStorage):
         if isinstance(exc, UNRENEWED):
             raise CredentialsNotFoundError(
                 self.url,
-                f"{self.url}: the AWS credentials could not be renewed "
+                f"{self.url}: the AWS credentials could not be had or renewed "
                 f"({str(exc).strip()[:300]}): renew them (`aws sso login`, or the tool that "
                 "gives them) and run the command again",
             ) from exc
