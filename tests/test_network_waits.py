@@ -30,7 +30,7 @@ from tests.httpproxy import Action, Request
 from tests.httpproxy import FaultProxy as HTTPFaultProxy
 from tests.servers import Spec, new_gcs_spec, open_storage_from_spec
 from tests.test_cli import ROOT
-from tests.test_network_faults import STARTUP, Bench
+from tests.test_network_faults import STARTUP, TIMEOUT, Bench
 
 # Names under .test resolve to 127.0.0.1 after the delay their first label gives:
 # "hang" never answers, "slow" answers after 0.3 s.
@@ -465,3 +465,19 @@ def test_a_credential_process_that_hangs_is_given_up_within_the_timeout(
     assert "credentials" in out, out
     hang.unlink()
     bench.ok("push", "origin")
+
+
+def test_an_http_store_whose_resolver_never_answers_is_given_up_within_the_timeout(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An http(s):// store's host name is looked up within its timeouts too: a resolver
+    that never answers fails the command within the bound, in one line naming the store
+    and the name; one that does not know the name says so at once."""
+    bench = _bench(request, "s3-moto", tmp_path, "nonexistent.invalid")  # only its CLI
+    for host, said in (("hang.test", "did not resolve"), ("nonexistent.invalid", "does not")):
+        url = f"http://{host}:1/store"
+        rc, out, elapsed = bench.cli("--store", url, "ls")
+        assert rc == 1, out
+        assert out.count("\n") == 1 and out.startswith("artifacts: error: "), out
+        assert url in out and said in out, out
+        assert elapsed < TIMEOUT + STARTUP, (elapsed, out)
