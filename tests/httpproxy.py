@@ -24,6 +24,8 @@ request is passed to ``fault(request)``, which names what happens to it:
   the bucket refuses);
 * ``"expire"``: answered as a store answers credentials that expired, not forwarded
   (S3's ``400 ExpiredToken``; GCS's ``401``, told apart by the path);
+* ``"skewed"``: answered as S3 answers a request signed by a clock far from its own
+  (``403 RequestTimeTooSkewed``), not forwarded;
 * ``"slow-answer"``: forwarded, and answered after :attr:`FaultProxy.answer_delay`
   seconds (a server slow to act on a request it took whole);
 * ``"black-hole"``: read, then never forwarded nor answered until the proxy closes
@@ -70,6 +72,7 @@ Action = (
         "ignore-range-cut",
         "first-page",
         "expire",
+        "skewed",
     ]
     | None
 )
@@ -79,6 +82,10 @@ _SLOW_DOWN = (
 _DENIED = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
 _EXPIRED = (
     b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>"
+)
+_SKEWED = (
+    b"<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request "
+    b"time and the current time is too large.</Message></Error>"
 )
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 
@@ -161,6 +168,9 @@ class FaultProxy:
                     return
                 if action == "expire":
                     self._answer(*_expired(self.path))
+                    return
+                if action == "skewed":
+                    self._answer(403, {"Content-Type": "application/xml"}, _SKEWED)
                     return
                 ignored = ("range",) if action in ("ignore-range", "ignore-range-cut") else ()
                 if action == "first-page":

@@ -1,6 +1,9 @@
-"""Waits on a remote that the request timeouts alone did not bound, or did not say:
-a host name that does not resolve, or whose resolver never answers; retries waited
-for with no terminal to say so (docs/remotes.md, "Timeouts and retries").
+"""Waits on a remote that the request timeouts alone did not bound, or did not say,
+and answers that were taken for what they were not: a host name that does not
+resolve, or whose resolver never answers (S3, GCS, http stores); retries waited for
+with no terminal to say so; a slow uplink cut as stalled; a range answered with the
+whole object; a listing that goes round (docs/remotes.md, "Timeouts and retries").
+Credentials: tests/test_remote_credentials.py.
 
 The commands run as a user runs them, in processes of their own, against moto and
 fake-gcs-server; a slow or hung DNS resolver is simulated in the command's process
@@ -28,7 +31,7 @@ from tests.httpproxy import Action, Request
 from tests.httpproxy import FaultProxy as HTTPFaultProxy
 from tests.servers import Spec, open_storage_from_spec
 from tests.test_cli import ROOT
-from tests.test_network_faults import STARTUP, Bench
+from tests.test_network_faults import STARTUP, TIMEOUT, Bench
 
 # Names under .test resolve to 127.0.0.1 after the delay their first label gives:
 # "hang" never answers, "slow" answers after 0.3 s.
@@ -251,34 +254,17 @@ def test_a_listing_that_goes_round_is_given_up_saying_so(
     assert "\n" not in str(error) and spec["url"] in str(error) and "again" in str(error), error
 
 
-def test_credentials_that_expire_mid_push_are_said_to(
-    request: pytest.FixtureRequest, kind: str, tmp_path: Path
+def test_an_http_store_whose_resolver_never_answers_is_given_up_within_the_timeout(
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """The credentials expire after a push's first writes: one line says so and what to
-    do (not that they lack a permission, which sent users to their bucket policy); no
-    version appears on the remote, and a push with them renewed completes."""
-    server = _server(request, kind)
-    writes = [0]
-
-    def fault(request: Request) -> Action:
-        if request.method in ("PUT", "POST"):
-            writes[0] += 1
-        return "expire" if expiring and writes[0] > 2 else None
-
-    expiring: list[bool] = []
-    with HTTPFaultProxy(server.endpoint_url, fault) as proxy:
-        bench = Bench(kind, server, tmp_path, proxy.endpoint_url)
-        bench.start()
-        bench.log_version()
-        bench.log_version()
-        expiring.append(True)
-        out = bench.fails_in_one_line("push", "origin")
-        assert "origin" in out and "expired" in out and "renew" in out, out
-        assert "lack the permission" not in out, out
-        expiring.clear()
-        clone = bench.tmp / "clone"
-        bench.ok("clone", bench.url, str(clone))
-        bench.assert_clean(clone, versions=1)  # the remote still holds v0 alone
-        bench.ok("push", "origin")
-        bench.ok("pull", "origin", cwd=clone)
-        bench.assert_clean(clone)
+    """An http(s):// store's host name is looked up within its timeouts too: a resolver
+    that never answers fails the command within the bound, in one line naming the store
+    and the name; one that does not know the name says so at once."""
+    bench = _bench(request, "s3-moto", tmp_path, "nonexistent.invalid")  # only its CLI
+    for host, said in (("hang.test", "did not resolve"), ("nonexistent.invalid", "does not")):
+        url = f"http://{host}:1/store"
+        rc, out, elapsed = bench.cli("--store", url, "ls")
+        assert rc == 1, out
+        assert out.count("\n") == 1 and out.startswith("artifacts: error: "), out
+        assert url in out and said in out, out
+        assert elapsed < TIMEOUT + STARTUP, (elapsed, out)

@@ -204,6 +204,16 @@ def _retries_shown() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _library_logs_kept(debug: bool) -> None:
+    """The libraries' own log records (warnings Python prints for want of a handler)
+    printed only with ``--debug``: aiobotocore's, of credentials it failed to renew,
+    with its traceback, made the error line that follows it fourteen lines. Kept off
+    to the end: the IO thread may still log once the command has failed."""
+    root = logging.getLogger()
+    if not debug and not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
+
+
 def _hint(exc: BaseException) -> str:
     """Where to look next, for an error the library states without the command line."""
     if isinstance(exc, DamagedRefError):
@@ -266,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         _check_working_directory()
+        _library_logs_kept(debug)
         with warnings.catch_warnings(), _retries_shown():
             warnings.showwarning = show_warning  # catch_warnings restores Python's own
             return args.func(args) or 0

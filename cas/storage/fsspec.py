@@ -40,6 +40,7 @@ class FsspecStorage(Storage):
         if fs is None:
             if url.startswith(("http://", "https://")):
                 storage_options.setdefault("client_kwargs", {"timeout": silence_bound()})
+                storage_options.setdefault("get_client", _bounded_client)
             # skip_instance_cache: every store owns its filesystem object.
             try:
                 with self._answered():  # some connect at once (ftp://)
@@ -65,6 +66,16 @@ class FsspecStorage(Storage):
         except (FileNotFoundError, PermissionError):
             raise
         except OSError as exc:
+            from .resolver import resolution_error  # not above: aiohttp, for http(s) alone
+
+            unresolved = resolution_error(exc)
+            if unresolved is not None:
+                verb = "does not resolve" if unresolved.lasting else "did not resolve"
+                raise StorageUnavailableError(
+                    self.url,
+                    f"{self.url}: the host name {unresolved.host} {verb} "
+                    f"({unresolved.strerror}): check the URL and this machine's DNS",
+                ) from exc
             if exc.errno not in _UNANSWERED and not isinstance(
                 exc, (ConnectionError, TimeoutError)
             ):
@@ -177,6 +188,20 @@ def silence_bound() -> Any:
 
     total = Policy.from_environment().total
     return aiohttp.ClientTimeout(total=None, sock_connect=total, sock_read=total)
+
+
+async def _bounded_client(**kwargs: Any) -> Any:
+    """fsspec's aiohttp session of an http(s) store, its host names looked up within
+    the policy's bound too (cas.storage.resolver: aiohttp's lookup has no timeout)."""
+    import aiohttp
+
+    from .network import Policy
+    from .resolver import BoundedResolver
+
+    if "connector" not in kwargs:
+        resolver = BoundedResolver(Policy.from_environment().total)
+        kwargs["connector"] = aiohttp.TCPConnector(resolver=resolver)
+    return aiohttp.ClientSession(**kwargs)
 
 
 def _mtime(info: dict[str, Any]) -> float:

@@ -44,6 +44,7 @@ from ..errors import (  # noqa: E402
 )
 from .base import Capabilities, IfMatch, Mode, Stat  # noqa: E402
 from .fsspec import _mtime  # noqa: E402
+from .gcs_tokens import Renewal  # noqa: E402
 from .gcs_uploads import GCSUploads  # noqa: E402
 from .network import (  # noqa: E402
     IncompleteBodyError,
@@ -120,6 +121,7 @@ class GCSStorage(GCSUploads):
             fs.resolve_timeout = policy.connect_timeout
             fs.send_progress = progress
         super().__init__(url, fs=fs, send_progress=progress)
+        self._renewal = Renewal(getattr(self.fs, "credentials", None), url)
         bucket, _, prefix = self.root.partition("/")
         if not bucket:
             raise UsageError(f"no bucket in {url!r}")
@@ -130,6 +132,9 @@ class GCSStorage(GCSUploads):
 
     def _call(self, verb: str, key: str, *args: Any, **kwargs: Any) -> Any:
         return self._run(verb, key, self.fs._call, *args, **kwargs)
+
+    def _before_requests(self) -> None:
+        self._renewal.ensure(self.policy)
 
     def _retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, HttpError) and exc.code == 401:

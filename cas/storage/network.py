@@ -113,6 +113,10 @@ class NetworkStorage(FsspecStorage):
     def _endpoint(self) -> str:
         raise NotImplementedError
 
+    def _before_requests(self) -> None:
+        """What a request needs done first, within the policy's bound (GCS: its
+        credentials renewed)."""
+
     def _answer(self, exc: BaseException) -> str | None:
         """What the server answered, if ``exc`` is an answer ("HTTP 503 SlowDown: …"),
         or None if no answer came (a timeout, a refused or dropped connection)."""
@@ -133,6 +137,7 @@ class NetworkStorage(FsspecStorage):
         """Run ``func`` on the filesystem's loop without retrying it as a whole (it
         retries each of its requests through :meth:`_retrying`)."""
         try:
+            self._before_requests()
             return sync(self.fs.loop, func, *args, **kwargs)
         except CasError:
             raise

@@ -42,6 +42,7 @@ from ..errors import (
     CredentialsRefusedError,
     KeyNotFoundError,
     PreconditionFailedError,
+    StorageError,
     UsageError,
 )
 from .base import Capabilities, IfMatch, Mode, Stat
@@ -53,24 +54,20 @@ from .network import (
     range_header,
     was_retried,
 )
-from .s3client import client_config, may_share_session, shared_session
+from .s3client import (
+    CLOCK_CODES,
+    CREDENTIAL_CODES,
+    UNRENEWED,
+    AmbientCredentials,
+    client_config,
+    may_share_session,
+    shared_session,
+)
 from .sockets import SendProgress
 
 # Error codes that mean "your condition did not hold". 409 ConditionalRequestConflict
 # is AWS's answer when two conditional writes to one key race each other.
 _CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-# Error codes that refuse the credentials themselves, not a permission they lack.
-_CREDENTIAL_CODES = frozenset(
-    {
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidAccessKeyId",
-        "InvalidToken",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
-        "TokenRefreshRequired",
-    }
-)
 # Answers worth retrying (as botocore's standard retry mode has them): the server
 # erred, or asks us to slow down.
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -119,6 +116,9 @@ class S3Storage(NetworkStorage):
             )
         super().__init__(url, fs=fs, send_progress=progress, **storage_options)
         self.fs.retries = 1  # our policy retries (cas.storage.network); s3fs must not too
+        self._ambient = AmbientCredentials(self.fs, url)
+        # The client made below resolves the credentials: have them resolved, bounded.
+        self._run_once("", asyncio.sleep, 0)
         # botocore asks the server to accept every PUT before sending its body
         # ("Expect: 100-continue"), and aiohttp waits for that answer with no
         # timeout: a stalled server would hang the upload for ever.
@@ -130,6 +130,9 @@ class S3Storage(NetworkStorage):
         self.prefix = f"{prefix}/" if prefix else ""
 
     # -- plumbing -----------------------------------------------------------
+
+    def _before_requests(self) -> None:
+        self._ambient.ready(self.policy)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -159,7 +162,21 @@ class S3Storage(NetworkStorage):
                 f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
             ) from exc
-        if _client_error(exc)[0] in _CREDENTIAL_CODES:
+        if isinstance(exc, UNRENEWED):
+            raise CredentialsNotFoundError(
+                self.url,
+                f"{self.url}: the AWS credentials could not be had or renewed "
+                f"({str(exc).strip()[:300]}): renew them (`aws sso login`, or the tool that "
+                "gives them) and run the command again",
+            ) from exc
+        if _client_error(exc)[0] in CLOCK_CODES:
+            raise StorageError(
+                self.url,
+                f"{self.url}: {self._endpoint()} refused a request signed by this machine's "
+                f"clock ({self._answer(exc)}): the clock is too far from the server's; set it "
+                "right (turn on NTP: `timedatectl set-ntp true`) and run the command again",
+            ) from exc
+        if _client_error(exc)[0] in CREDENTIAL_CODES:
             raise CredentialsRefusedError(
                 self.url,
                 f"{self.url}: {self._endpoint()} refused the credentials ({self._answer(exc)}): "

@@ -1,15 +1,28 @@
 """How an S3 store's client is made: a botocore session shared per set of
-credentials, our timeouts, and one attempt per request (cas.storage.network retries).
+credentials, our timeouts, and one attempt per request (cas.storage.network retries);
+which of its errors are about the credentials themselves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
+import threading
+import time
 from typing import Any
 
 from aiobotocore.httpsession import AIOHTTPSession
+from botocore.exceptions import (
+    CredentialRetrievalError,
+    NoAuthTokenError,
+    RefreshWithMFAUnsupportedError,
+    SSOError,
+    TokenRetrievalError,
+)
 
-from .network import Policy
+from ..errors import StorageUnavailableError
+from .network import TIMEOUT_VARIABLE, Policy
 from .resolver import BoundedResolver
 from .sockets import SendProgress
 
@@ -25,6 +38,31 @@ _CREDENTIAL_ENV = (
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
+
+# Error codes that refuse the credentials themselves, not a permission they lack.
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
+# A request signed by a clock too far from the server's (over 15 minutes for AWS).
+CLOCK_CODES = frozenset({"RequestTimeTooSkewed"})
+# Credentials that expired and could not be renewed (an SSO session over, a
+# credential_process or an assume-role that failed): botocore renews them per request.
+UNRENEWED = (
+    CredentialRetrievalError,
+    TokenRetrievalError,
+    SSOError,
+    NoAuthTokenError,
+    RefreshWithMFAUnsupportedError,
+)
+
 _sessions: dict[tuple[str | None, ...], Any] = {}
 
 
@@ -78,6 +116,58 @@ def client_config(
         "http_session_cls": _OneAttemptSession,
         **(given or {}),
     }
+
+
+class AmbientCredentials:
+    """A store's AWS credentials when no key was given: resolved and renewed by
+    botocore inside a request, from a process, SSO or a role, with no timeout of their
+    own (a ``credential_process`` waiting for a login that never comes held a push for
+    ever). :meth:`ready` has them resolved, or renewed when they near expiry, first:
+    one resolution at a time, waited for by every request until the policy's bound from
+    its start, after which each fails at once while it still runs."""
+
+    def __init__(self, fs: Any, url: str) -> None:
+        self._fs = fs
+        self._url = url
+        self._credentials: Any = None
+        self._lock = threading.Lock()
+        self._pending: concurrent.futures.Future[Any] | None = None
+        self._started = 0.0
+
+    def ready(self, policy: Policy) -> None:
+        fs = self._fs
+        if fs.anon or (fs.key and fs.secret):
+            return  # none to resolve
+        credentials = self._credentials
+        if credentials is not None and not getattr(credentials, "refresh_needed", bool)():
+            return
+        with self._lock:
+            if self._pending is None or self._pending.done():
+                self._pending = asyncio.run_coroutine_threadsafe(self._resolve(), fs.loop)
+                self._started = time.monotonic()
+            pending, left = self._pending, self._started + policy.total - time.monotonic()
+        try:
+            self._credentials = pending.result(timeout=max(0.0, left))
+        except TimeoutError:
+            raise StorageUnavailableError(
+                self._url,
+                f"{self._url}: the AWS credentials gave no answer in {policy.total:g} s (a "
+                "credential_process, SSO or role that does not answer): check them with "
+                f"`aws sts get-caller-identity`, or allow longer with {TIMEOUT_VARIABLE}="
+                f"SECONDS (now {policy.total:g})",
+            ) from None
+
+    async def _resolve(self) -> Any:
+        try:
+            await self._fs.set_session()  # the client, and the credentials it was made with
+            credentials = await self._fs.session.get_credentials()
+            if credentials is not None:
+                await credentials.get_frozen_credentials()  # renewed if they near expiry
+        except UNRENEWED:
+            raise
+        except (ValueError, KeyError) as exc:  # a credential_process that printed garbage
+            raise CredentialRetrievalError(provider="their provider", error_msg=repr(exc)) from exc
+        return credentials
 
 
 class _OneAttemptSession(AIOHTTPSession):
