@@ -48,18 +48,24 @@ _EXPORTS = {
     "TypeMismatchError": ".errors",
     "UsageError": "cas.errors",
     "VerificationError": ".files",
+    "alert": ".runs",
     "current_run": ".runs",
+    "define_metric": ".runs",
     "errors": ".errors",  # the module itself, as wandb.errors
     "finish": ".runs",
     "init": ".runs",
     "link_model": ".runs",
+    "log": ".runs",
     "log_artifact": ".runs",
     "log_model": ".runs",
     "login": ".runs",
+    "save": ".runs",
+    "unwatch": ".runs",
     "upsert_part": ".distributed",
     "use_artifact": ".runs",
     "use_model": ".runs",
     "util": ".util",  # the module itself, as wandb.util
+    "watch": ".runs",
 }
 __all__ = [
     "Api",
@@ -90,26 +96,32 @@ __all__ = [
     "TypeMismatchError",
     "UsageError",
     "VerificationError",
+    "alert",
     "current_run",
+    "define_metric",
     "errors",
     "finish",
     "init",
     "link_model",
+    "log",
     "log_artifact",
     "log_model",
     "login",
+    "save",
+    "unwatch",
     "upsert_part",
     "use_artifact",
     "use_model",
     "util",
+    "watch",
 ]
 
 
 def __getattr__(name: str) -> object:
     if name == "run":  # W&B's wandb.run: the active run, None before init and after finish
         return importlib.import_module(".runs", __name__).current_run()
-    if name == "config":  # W&B's wandb.config: the active run's
-        return importlib.import_module(".runs", __name__).config()
+    if name in ("config", "summary"):  # W&B's wandb.config, wandb.summary: the active run's
+        return getattr(importlib.import_module(".runs", __name__), name)()
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'artifacts' has no attribute {name!r}")

@@ -227,8 +227,8 @@ class Api:
     ) -> list[RecordedRun]:
         """The runs of ``[entity/]project``, oldest first (``order="-created_at"``:
         newest first), those matching every filter: ``group``, ``job_type``, ``name``
-        (the id), ``display_name``, ``state`` or ``config.KEY``, each equal to a value,
-        or ``tags`` holding one."""
+        (the id), ``display_name``, ``state``, ``config.KEY`` or ``summary_metrics.KEY``,
+        each equal to a value, or ``tags`` holding one."""
         entity, project = self._project_path(path)
         if order not in ("+created_at", "created_at", "-created_at"):
             raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
@@ -298,11 +298,11 @@ def _run_field(key: str) -> Any:
     """How to read the field ``key`` of a run record."""
     if key == "tags":
         return lambda r: r.tags
-    if key.startswith("config."):
-        wanted = key[len("config.") :]
-        return lambda r: r.config.get(wanted)
+    for prefix, field in (("config.", "config"), ("summary_metrics.", "summary")):
+        if key.startswith(prefix):
+            return lambda r, f=field, k=key[len(prefix) :]: getattr(r, f).get(k)
     field = _RUN_FILTERS.get(key)
     if field is None:
-        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY", "tags"}))
+        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY", "summary_metrics.KEY", "tags"}))
         raise UsageError(f"runs(filters=...) cannot match {key!r}; it can match {known}")
     return lambda r: getattr(r, field)

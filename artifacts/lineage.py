@@ -21,6 +21,7 @@ from .errors import ArtifactStateError, InvalidTagError
 from .names import validate_namespace
 from .registry import Registry, RunRecord
 from .run_config import RunConfig, config_items
+from .run_metrics import RunSummary
 
 _active: list[RunLog] = []
 # The store of the run started last in this process: what Api() reads once the run is
@@ -144,6 +145,7 @@ class RunLog:
         self._finished = False
         self._exit_code = 0  # until told otherwise: a with-block's error sets it
         self.config = RunConfig(record.config, self._write_config)
+        self.summary = RunSummary(record.summary)  # written at finish (artifacts.run_metrics)
         _active.append(self)
         global _last_store
         _last_store = registry
@@ -213,11 +215,10 @@ class RunLog:
         if self._finished:
             return
         # Finished once its end is recorded: a finish that failed can be called again.
+        code = self._exit_code if exit_code is None else exit_code
+        summary = self.summary.as_dict() if self.summary.changed else None
         self.registry.update_run(
-            self.entity,
-            self.project,
-            self.id,
-            lambda r: _set_ended(r, self._exit_code if exit_code is None else exit_code),
+            self.entity, self.project, self.id, lambda r: _set_ended(r, code, summary)
         )
         self._finished = True
         if self in _active:
@@ -373,8 +374,10 @@ def run_tags(tags: Any) -> list[str]:
     return found
 
 
-def _set_ended(record: RunRecord, exit_code: int) -> None:
+def _set_ended(record: RunRecord, exit_code: int, summary: dict[str, Any] | None) -> None:
     record.ended, record.exit_code = time.time_ns(), exit_code
+    if summary is not None:  # None: the run changed none of it
+        record.summary = summary
 
 
 def add_use(record: RunRecord, commit_id: str) -> None:

@@ -23,6 +23,7 @@ from .errors import (
     UnsupportedError,
 )
 from .lineage import add_use, run_tags
+from .metadata import normalize_metadata
 from .names import VERSION, validate_alias, validate_artifact_name, validate_namespace
 from .registry import Registry, RunRecord, Version
 from .run_config import config_items
@@ -47,8 +48,9 @@ def version_of(registry: Registry, commit_hex: str, entity: str, project: str) -
     return registry.version(meta.get("entity", entity), meta.get("project", project), commit_id)
 
 
-# What update() stores of a RecordedRun: these first four as they are, then tags and config.
-_EDITABLE = ("name", "notes", "group", "job_type", "tags", "config")
+# What update() stores of a RecordedRun: these first four as they are, then tags, config
+# and summary.
+_EDITABLE = ("name", "notes", "group", "job_type", "tags", "config", "summary")
 
 
 class RecordedRun(RunRecord):
@@ -62,21 +64,21 @@ class RecordedRun(RunRecord):
 
     def update(self) -> None:
         """Store what was edited on this object since it was read (W&B's ``update()``):
-        its name, notes, group and job type, the tags added or removed, the config keys
-        set or removed; applied over the record as it is now, so that what others edited
-        meanwhile stays."""
-        before, config, tags = self._as_read, config_items(self.config), run_tags(self.tags)
+        its name, notes, group and job type, the tags added or removed, the config and
+        summary keys set or removed; applied over the record as it is now, so that what
+        others edited meanwhile stays."""
+        before, tags = self._as_read, run_tags(self.tags)
         if self.group is not None and self.group != before["group"]:
             validate_namespace(self.group, "group")
         scalars = {k: getattr(self, k) for k in _EDITABLE[:4] if getattr(self, k) != before[k]}
-        set_keys = {k: v for k, v in config.items() if before["config"].get(k, ...) != v}
-        unset = [k for k in before["config"] if k not in config]
+        config = _changes(before["config"], config_items(self.config))
+        summary = _changes(before["summary"], normalize_metadata(self.summary, "summary"))
         added = [t for t in tags if t not in before["tags"]]
         removed = [t for t in before["tags"] if t not in tags]
 
         def apply(record: RunRecord) -> None:
-            kept = {k: v for k, v in record.config.items() if k not in unset}
-            record.config = {**kept, **set_keys}
+            record.config = _changed(record.config, *config)
+            record.summary = _changed(record.summary, *summary)
             record.tags = [t for t in record.tags if t not in removed]
             record.tags += [t for t in added if t not in record.tags]
             for key, value in scalars.items():
@@ -106,6 +108,11 @@ class RecordedRun(RunRecord):
     @property
     def created_at(self) -> str | None:
         return iso_time(self.started)
+
+    @property
+    def summary_metrics(self) -> dict[str, Any]:
+        """W&B's other name for ``summary``: each key's last value, as the run finished."""
+        return self.summary
 
     @property
     def state(self) -> str:
@@ -177,6 +184,17 @@ class RecordedRun(RunRecord):
         if set(tags) - set(annotations.current(self._registry, version).tags):
             annotations.update(self._registry, version, {"tags_add": tags}, self.id)
         return artifact
+
+
+def _changes(before: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The keys set (to another value) and those removed since ``before``."""
+    return {k: v for k, v in now.items() if before.get(k, ...) != v}, [
+        k for k in before if k not in now
+    ]
+
+
+def _changed(items: dict[str, Any], set_keys: dict[str, Any], unset: list[str]) -> dict[str, Any]:
+    return {**{k: v for k, v in items.items() if k not in unset}, **set_keys}
 
 
 def _check_logged(artifact: Any, call: str, done: str) -> None:

@@ -36,6 +36,7 @@ from .names import parse_spec, validate_alias, validate_namespace
 from .registries import is_registry_project
 from .registry import Registry
 from .run_config import config_items
+from .run_metrics import RunMetrics
 from .saver import Header, Saver
 
 # Where a run's store is found is part of this module's interface (the CLI, the fsspec
@@ -97,7 +98,7 @@ def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
     return {k: v for k, v in items.items() if k not in (exclude or ())}
 
 
-class Run(RunLog):
+class Run(RunLog, RunMetrics):
     def __init__(
         self,
         registry: Registry,
@@ -355,6 +356,12 @@ use_artifact = _on_active_run("use_artifact")
 log_model = _on_active_run("log_model")
 use_model = _on_active_run("use_model")
 link_model = _on_active_run("link_model")
+log = _on_active_run("log")
+define_metric = _on_active_run("define_metric")
+watch = _on_active_run("watch")
+unwatch = _on_active_run("unwatch")
+alert = _on_active_run("alert")
+save = _on_active_run("save")
 
 
 def config() -> Any:
@@ -363,6 +370,14 @@ def config() -> Any:
     if run is None:
         raise NoActiveRunError("call artifacts.init() before artifacts.config")
     return run.config
+
+
+def summary() -> Any:
+    """The active run's summary (W&B's ``wandb.summary``): ``artifacts.summary``."""
+    run = current_run()
+    if run is None:
+        raise NoActiveRunError("call artifacts.init() before artifacts.summary")
+    return run.summary
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

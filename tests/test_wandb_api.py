@@ -418,7 +418,7 @@ def test_api_runs_filters_by_group_job_type_and_config(ws):
     with pytest.raises(artifacts.UsageError, match=r"\$regex"):
         api.runs(filters={"config.experiment_name": {"$regex": "b.*"}})
     with pytest.raises(artifacts.UsageError, match="cannot match"):
-        api.runs(filters={"summary_metrics.loss": 1})
+        api.runs(filters={"createdAt": 1})
 
 
 @pytest.mark.parametrize("backend", ["local", "s3-moto"])

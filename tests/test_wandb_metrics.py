@@ -1,0 +1,109 @@
+"""W&B's metric calls as training scripts write them (``wandb.log``, ``run.summary``,
+``define_metric``, ``watch``, ``alert``, ``save``): a store keeps no metric history, but
+such a script runs, and each key's last value is the run's summary, as in W&B."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import artifacts
+
+
+def test_log_keeps_each_keys_last_value_as_the_runs_summary(ws):
+    run = artifacts.init(project="train")
+    with pytest.warns(UserWarning, match="no metric history.*TensorBoard") as said:
+        for epoch in range(3):
+            artifacts.log({"loss": 1.0 / (epoch + 1), "epoch": epoch})
+    assert len(said) == 1  # once per run, not per call
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run.log({"acc": 0.5}, step=10)
+        run.log({"acc": 0.7, "lr": 0.1}, commit=False)
+    run.summary["best_acc"] = 0.9  # W&B's explicit summary
+    run.summary.update({"note": "ok"})
+    artifacts.summary["final"] = True  # wandb.summary: the active run's
+    assert (run.summary["loss"], run.summary.acc, run.summary["_step"]) == (1 / 3, 0.7, 10)
+    run.log({"best_acc": 0.8})  # a later log replaces it, as in W&B
+    del run.summary["note"]
+    assert "note" not in run.summary
+    before = artifacts.Api().run(run.path).summary
+    assert before == {}  # nothing written per log call: once, at finish
+    run.finish()
+    expected = {"loss": 1 / 3, "epoch": 2, "acc": 0.7, "lr": 0.1, "best_acc": 0.8}
+    expected.update(final=True, _step=10)  # best_acc joined step 10, as in W&B
+    got = artifacts.Api().run(run.path)
+    assert {k: got.summary[k] for k in expected} == expected
+    assert got.summary_metrics == got.summary
+    assert isinstance(got.summary["_timestamp"], float)
+    with pytest.raises(artifacts.UsageError, match="finished"):
+        run.log({"late": 1})
+
+
+def test_a_summary_value_that_cannot_be_kept_is_said_once_and_the_rest_kept(ws):
+    with artifacts.init() as run:
+        with pytest.warns(UserWarning, match="'obj' .*not kept") as said:
+            run.log({"obj": object(), "x": 1})
+            run.log({"obj": object(), "x": 2})
+        assert [str(w.message) for w in said].count(str(said[0].message)) == 1
+        with pytest.raises(TypeError, match="dict"):
+            run.log([1, 2])
+    assert artifacts.Api().run(run.path).summary["x"] == 2
+
+
+def test_a_step_lower_than_the_runs_is_ignored_with_a_warning_as_in_w_and_b(ws):
+    with artifacts.init() as run, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run.log({"a": 1}, step=5)
+        with pytest.warns(UserWarning, match="step 2 .*less than the current step 5"):
+            run.log({"a": 2}, step=2)
+    assert artifacts.Api().run(run.path).summary["a"] == 1
+
+
+def test_define_metric_watch_alert_and_save_are_accepted_saying_once_they_do_nothing(ws):
+    with artifacts.init() as run:
+        with pytest.warns(UserWarning) as said:
+            artifacts.define_metric("acc", summary="max")
+            run.define_metric("acc", summary="max")
+            artifacts.watch(object(), log="all")
+            artifacts.alert(title="low acc", text="acc < 0.5")
+            artifacts.save("*.ckpt")
+            run.save("*.ckpt")
+            artifacts.unwatch()
+        messages = [str(w.message) for w in said]
+        assert len(messages) == 5, messages
+        for name in ("define_metric", "watch", "alert", "save", "unwatch"):
+            assert any(m.startswith(f"{name}(") for m in messages), name
+        assert any("low acc" in m and "acc < 0.5" in m for m in messages)
+        assert any("log_artifact" in m for m in messages if m.startswith("save("))
+    with pytest.raises(artifacts.UsageError, match="init"):
+        artifacts.log({"a": 1})
+    with pytest.raises(artifacts.UsageError, match="init"):
+        artifacts.summary  # noqa: B018
+
+
+def test_a_resumed_run_keeps_its_summary(ws):
+    with artifacts.init(id="r1") as run:
+        run.log({"a": 1, "b": 2})
+    with artifacts.init(id="r1", resume="allow") as run:
+        assert run.summary["a"] == 1
+        run.log({"a": 3})  # the step after the last one, as W&B's resumed run goes on
+        assert run.summary["_step"] == 1
+    assert artifacts.Api().run("r1").summary["a"] == 3
+
+
+def test_a_recorded_runs_summary_edited_is_stored_by_update_as_w_and_bs(ws):
+    with artifacts.init() as run, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run.log({"acc": 0.5, "loss": 2.0})
+    recorded = artifacts.Api().run(run.path)
+    recorded.summary["best_acc"] = 0.9  # W&B's way to add a metric after the fact
+    del recorded.summary["loss"]
+    recorded.update()
+    summary = artifacts.Api().run(run.path).summary
+    assert (summary["best_acc"], summary["acc"], "loss" in summary) == (0.9, 0.5, False)
+    with artifacts.init():  # a run with another best, which the filter leaves out
+        pass
+    found = artifacts.Api().runs(filters={"summary_metrics.best_acc": {"$in": [0.9]}})
+    assert [r.id for r in found] == [run.id]
