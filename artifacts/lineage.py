@@ -35,6 +35,16 @@ def current_run() -> Any:
     return _active[-1] if _active else None
 
 
+def activate(run: Any) -> None:
+    """Make ``run`` (a ``RunLog``, or a disabled run) the active run."""
+    _active.append(run)
+
+
+def deactivate(run: Any) -> None:
+    if run in _active:
+        _active.remove(run)
+
+
 def find_store_url(store: str | os.PathLike[str] | None = None) -> str:
     if store is not None:
         # An empty one is refused, not taken as none: `store=os.environ.get("X", "")`
@@ -63,7 +73,7 @@ def runs_store() -> Registry | None:
     """The store of the active run, else of the run started last in this process (its
     connection, opened with its options); None if this process started none."""
     run = current_run()
-    return run.registry if run is not None else _last_store
+    return run.registry if run is not None and not run.disabled else _last_store
 
 
 def read_store(
@@ -106,6 +116,8 @@ def default_entity() -> str:
 class RunLog:
     """A run's record in ``registry``, kept from its start until ``finish()``."""
 
+    disabled = False  # W&B's run.disabled: True for a run of mode="disabled" alone
+
     def __init__(
         self,
         registry: Registry,
@@ -146,7 +158,7 @@ class RunLog:
         self._exit_code = 0  # until told otherwise: a with-block's error sets it
         self.config = RunConfig(record.config, self._write_config)
         self.summary = RunSummary(record.summary)  # written at finish (artifacts.run_metrics)
-        _active.append(self)
+        activate(self)
         global _last_store
         _last_store = registry
 
@@ -221,8 +233,7 @@ class RunLog:
             self.entity, self.project, self.id, lambda r: _set_ended(r, code, summary)
         )
         self._finished = True
-        if self in _active:
-            _active.remove(self)
+        deactivate(self)
 
     @property
     def name(self) -> str | None:

@@ -22,6 +22,7 @@ from cas.storage.store_dirs import STORE_DIR
 from . import code
 from .annotations import validate_tags
 from .artifact import Artifact
+from .disabled import DisabledRun, checked_mode
 from .errors import (
     LocalPathError,
     NoActiveRunError,
@@ -67,10 +68,20 @@ def init(
     notes: str | None = None,
     config_exclude_keys: list[str] | None = None,
     config_include_keys: list[str] | None = None,
-    **_ignored: Any,  # W&B settings with no meaning here (reinit, mode…)
-) -> Run:
+    mode: str | None = None,
+    settings: Any = None,
+    **_ignored: Any,  # W&B settings with no meaning here (reinit…)
+) -> Run | DisabledRun:
     """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
-    it; ``resume="allow"`` (or ``"must"``) continues the run of that id, as in W&B."""
+    it; ``resume="allow"`` (or ``"must"``) continues the run of that id, as in W&B.
+    ``mode="disabled"`` (also from ``settings`` or ``$ARTIFACTS_MODE``, ``$WANDB_MODE``)
+    writes nothing (artifacts.disabled); every other mode of W&B's logs to the store."""
+    mode = mode or getattr(settings, "mode", None) or _env("MODE") or "online"
+    if checked_mode(mode) == "disabled":
+        chosen = _chosen_keys(config, config_include_keys, config_exclude_keys)
+        project = project or _env("PROJECT")
+        entity = entity or _env("ENTITY")
+        return DisabledRun(project, entity, group, job_type, name, chosen, id, tags, notes)
     return Run.start(
         project,
         entity,
@@ -85,6 +96,11 @@ def init(
         tags=tags,
         notes=notes,
     )
+
+
+def _env(name: str) -> str | None:
+    """``$ARTIFACTS_<name>``, else W&B's ``$WANDB_<name>``: ours win."""
+    return os.environ.get(f"ARTIFACTS_{name}") or os.environ.get(f"WANDB_{name}") or None
 
 
 def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
