@@ -14,13 +14,13 @@ use: code that logs in a run and reads back with ``Api()`` reads the same versio
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from cas.errors import UsageError
 
 from . import registries
 from .artifact import Artifact
+from .env import setting
 from .errors import ArtifactNotFoundError, CollectionNotFoundError, RunNotFoundError
 from .lineage import default_entity, read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
@@ -57,7 +57,7 @@ class Api:
         overrides = overrides or {}
         self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
         self._project = validate_namespace(
-            overrides.get("project") or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized",
+            overrides.get("project") or setting("PROJECT") or "uncategorized",
             "project",
         )
         self._store = read_store(store, store_options)

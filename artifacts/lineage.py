@@ -17,6 +17,7 @@ from cas import Repository
 from cas.errors import CasError, UsageError
 from cas.storage.store_dirs import STORE_DIR
 
+from .env import setting
 from .errors import ArtifactStateError, InvalidTagError
 from .names import validate_namespace
 from .registry import Registry, RunRecord
@@ -104,7 +105,7 @@ def open_registry(store: str | None = None, **options: Any) -> Registry:
 
 
 def default_entity() -> str:
-    entity = os.environ.get("ARTIFACTS_ENTITY")
+    entity = setting("ENTITY")
     if entity:
         return entity
     try:
@@ -180,9 +181,7 @@ class RunLog:
         return cls(
             registry or open_registry(store, **(store_options or {})),
             entity=validate_namespace(entity or default_entity(), "entity"),
-            project=validate_namespace(
-                project or os.environ.get("ARTIFACTS_PROJECT") or "uncategorized", "project"
-            ),
+            project=validate_namespace(project or setting("PROJECT") or "uncategorized", "project"),
             group=validate_namespace(group, "group") if group else None,
             job_type=job_type,
             name=name,

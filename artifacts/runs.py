@@ -23,9 +23,9 @@ from . import code
 from .annotations import validate_tags
 from .artifact import Artifact
 from .disabled import DisabledRun, checked_mode
+from .env import setting, tags_setting
 from .errors import (
     LocalPathError,
-    NoActiveRunError,
     NoDistributedIdError,
     NotALoggedVersionError,
     NotAModelError,
@@ -76,12 +76,16 @@ def init(
     it; ``resume="allow"`` (or ``"must"``) continues the run of that id, as in W&B.
     ``mode="disabled"`` (also from ``settings`` or ``$ARTIFACTS_MODE``, ``$WANDB_MODE``)
     writes nothing (artifacts.disabled); every other mode of W&B's logs to the store."""
-    mode = mode or getattr(settings, "mode", None) or _env("MODE") or "online"
+    mode = mode or getattr(settings, "mode", None) or setting("MODE") or "online"
+    # What init is not given, the environment may give (artifacts.env), as W&B's does.
+    project, entity = project or setting("PROJECT"), entity or setting("ENTITY")
+    group, job_type = group or setting("RUN_GROUP"), job_type or setting("JOB_TYPE")
+    name, id, notes = name or setting("NAME"), id or setting("RUN_ID"), notes or setting("NOTES")
+    resume = setting("RESUME") if resume is None else resume
+    tags = tags_setting() if tags is None else tags
+    config = _chosen_keys(config, config_include_keys, config_exclude_keys)
     if checked_mode(mode) == "disabled":
-        chosen = _chosen_keys(config, config_include_keys, config_exclude_keys)
-        project = project or _env("PROJECT")
-        entity = entity or _env("ENTITY")
-        return DisabledRun(project, entity, group, job_type, name, chosen, id, tags, notes)
+        return DisabledRun(project, entity, group, job_type, name, config, id, tags, notes)
     return Run.start(
         project,
         entity,
@@ -92,15 +96,10 @@ def init(
         store_options,
         run_id=id,
         resume=resume,
-        config=_chosen_keys(config, config_include_keys, config_exclude_keys),
+        config=config,
         tags=tags,
         notes=notes,
     )
-
-
-def _env(name: str) -> str | None:
-    """``$ARTIFACTS_<name>``, else W&B's ``$WANDB_<name>``: ours win."""
-    return os.environ.get(f"ARTIFACTS_{name}") or os.environ.get(f"WANDB_{name}") or None
 
 
 def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
@@ -350,71 +349,3 @@ def _checked_labels(
         if alias != "latest":
             validate_alias(alias)
     return aliases, validate_tags(tags)  # W&B's rule, as at log time: deduplicated
-
-
-# ---- W&B's module-level calls: wandb.log_artifact(...) after wandb.init() ---------------
-
-
-def _on_active_run(name: str) -> Any:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if run is None:  # W&B's placeholders before init say the same
-            raise NoActiveRunError(f"call artifacts.init() before artifacts.{name}()")
-        return getattr(run, name)(*args, **kwargs)
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = f"``{name}`` of the active run, as W&B's ``wandb.{name}``."
-    return call
-
-
-log_artifact = _on_active_run("log_artifact")
-use_artifact = _on_active_run("use_artifact")
-log_model = _on_active_run("log_model")
-use_model = _on_active_run("use_model")
-link_model = _on_active_run("link_model")
-log = _on_active_run("log")
-define_metric = _on_active_run("define_metric")
-watch = _on_active_run("watch")
-unwatch = _on_active_run("unwatch")
-alert = _on_active_run("alert")
-save = _on_active_run("save")
-
-
-def config() -> Any:
-    """The active run's config (W&B's ``wandb.config``): ``artifacts.config``."""
-    run = current_run()
-    if run is None:
-        raise NoActiveRunError("call artifacts.init() before artifacts.config")
-    return run.config
-
-
-def summary() -> Any:
-    """The active run's summary (W&B's ``wandb.summary``): ``artifacts.summary``."""
-    run = current_run()
-    if run is None:
-        raise NoActiveRunError("call artifacts.init() before artifacts.summary")
-    return run.summary
-
-
-def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
-    """Finish the active run, if any (W&B's ``wandb.finish``; ``quiet`` changes nothing)."""
-    run = current_run()
-    if run is not None:
-        run.finish(exit_code)
-
-
-# ---- W&B's setup calls: there is no server to log in to or to configure --------------
-
-
-def login(key: str | None = None, relogin: bool | None = None, **_ignored: Any) -> bool:
-    """W&B's ``wandb.login``: nothing to log in to, as who may read and write a store is
-    the store's own to say (its file permissions, its bucket's credentials); True."""
-    return True
-
-
-class Settings:
-    """W&B's ``wandb.Settings``, given to ``init(settings=...)``: its fields are kept as
-    attributes, and mean nothing here (they configure W&B's own process)."""
-
-    def __init__(self, **settings: Any) -> None:
-        self.__dict__.update(settings)

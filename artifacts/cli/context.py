@@ -18,6 +18,7 @@ from cas.storage.store_dirs import (
 )
 
 from ..artifact import Artifact
+from ..env import setting
 from ..lineage import local_dir
 from ..names import Spec, parse_spec, validate_namespace
 from ..registry import Registry
@@ -113,7 +114,7 @@ def organization(args: argparse.Namespace) -> str:
 
 
 def project(args: argparse.Namespace) -> str:
-    given = _option(args, "project") or os.environ.get("ARTIFACTS_PROJECT")
+    given = _option(args, "project") or setting("PROJECT")
     return validate_namespace(given or "uncategorized", "project")
 
 
