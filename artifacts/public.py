@@ -32,12 +32,11 @@ Make = Callable[[Registry, Version], Any]  # Artifact.from_version
 
 
 def iso_time(ns: int | None) -> str | None:
-    """ns since the epoch as ISO 8601 in UTC (``2024-05-01T12:00:00.123456Z``), as W&B
-    gives times."""
+    """ns since the epoch as W&B gives times: ISO 8601 in UTC to the second
+    (``2024-05-01T12:00:00Z``), which scripts parse with ``"%Y-%m-%dT%H:%M:%SZ"``."""
     if ns is None:
         return None
-    moment = datetime.fromtimestamp(ns / 1e9, timezone.utc)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns // 10**9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def version_of(registry: Registry, commit_hex: str, entity: str, project: str) -> Version:
