@@ -26,7 +26,8 @@ from .lineage import default_entity, read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
-from .public import ArtifactCollection, ArtifactType, Project, RecordedRun, collections
+from .public import ArtifactCollection, ArtifactType, Project, collections
+from .public_runs import RecordedRun
 from .ref_names import project_of
 from .registry import RunRecord
 
@@ -39,7 +40,7 @@ _RUN_FILTERS = {
     "id": "id",
     "display_name": "name",
     "displayName": "name",
-    "state": "state",  # W&B's running, finished, failed (artifacts.public.RecordedRun)
+    "state": "state",  # W&B's running, finished, failed (artifacts.public_runs.RecordedRun)
 }
 
 

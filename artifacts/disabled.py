@@ -5,11 +5,13 @@ attribute and call is itself), so tests and dry runs of a script go through unch
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from cas.errors import UsageError
 
+from .env import run_dir
 from .lineage import activate, deactivate
 from .run_config import RunConfig
 from .run_metrics import RunSummary
@@ -73,6 +75,13 @@ class DisabledRun:
 
     def _merge(self, changed: dict[str, Any]) -> dict[str, Any]:
         return {**self.config, **changed}
+
+    @property
+    def dir(self) -> str:
+        """A directory that exists, as W&B's disabled run's (in the temporary one)."""
+        path = run_dir(self.entity, self.project, self.id)
+        os.makedirs(path, exist_ok=True)
+        return path
 
     @property
     def path(self) -> str:

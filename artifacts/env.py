@@ -5,6 +5,7 @@ agent, a launcher) logs into the project and run it meant to."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 
 def setting(name: str) -> str | None:
@@ -16,3 +17,10 @@ def tags_setting() -> list[str] | None:
     """``$ARTIFACTS_TAGS`` or ``$WANDB_TAGS``, comma-separated as W&B reads them."""
     found = setting("TAGS")
     return None if found is None else [t.strip() for t in found.split(",") if t.strip()]
+
+
+def run_dir(entity: str, project: str, run_id: str) -> str:
+    """W&B's ``run.dir``: where a script writes a run's files, below ``$ARTIFACTS_DIR``,
+    else W&B's ``$WANDB_DIR``, else the system's temporary directory."""
+    root = os.path.abspath(setting("DIR") or tempfile.gettempdir())
+    return os.path.join(root, "artifacts-runs", entity, project, run_id)

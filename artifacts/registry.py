@@ -94,7 +94,7 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)  # run.log, run.summary: at finish
 
     def to_blob(self) -> Blob:
-        # The record's fields only: a subclass (artifacts.public.RecordedRun) adds handles.
+        # The record's fields only: a subclass (artifacts.public_runs.RecordedRun) adds handles.
         return Blob(canonical_packb({k: getattr(self, k) for k in RunRecord.__dataclass_fields__}))
 
     @classmethod

@@ -23,7 +23,7 @@ from . import code
 from .annotations import validate_tags
 from .artifact import Artifact
 from .disabled import DisabledRun, checked_mode
-from .env import setting, tags_setting
+from .env import run_dir, setting, tags_setting
 from .errors import (
     LocalPathError,
     NoDistributedIdError,
@@ -34,6 +34,7 @@ from .errors import (
 from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
+from .public_runs import no_url
 from .registries import is_registry_project
 from .registry import Registry
 from .run_config import config_items
@@ -126,6 +127,35 @@ class Run(RunLog, RunMetrics):
     ) -> None:
         super().__init__(registry, entity, project, group, job_type, name, **run)
         self._saver = Saver(self)
+
+    # ---- W&B's web page and files directory ----------------------------
+
+    @property
+    def url(self) -> None:
+        """None, as W&B's offline run's: no server (a warning says where to look)."""
+        no_url(self.entity, self.project, self.id)
+
+    def get_url(self) -> None:
+        return self.url
+
+    @property
+    def dir(self) -> str:
+        """W&B's directory of the run's files (artifacts.env.run_dir): its files are not
+        kept with the run, as W&B uploads them; finish says so if it holds any."""
+        path = run_dir(self.entity, self.project, self.id)
+        os.makedirs(path, exist_ok=True)  # made when asked for: most runs never ask
+        return path
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        left = not self._finished and _files_below(self.entity, self.project, self.id)
+        super().finish(exit_code)
+        if left:
+            warnings.warn(
+                f"{', '.join(left[:3])}{'…' if len(left) > 3 else ''} in run.dir "
+                f"({self.dir}) not kept with run {self.id}: they stay there; log them "
+                "before finish, run.log_artifact(path)",
+                stacklevel=2,
+            )
 
     # ---- logging -------------------------------------------------------
 
@@ -336,6 +366,13 @@ class Run(RunLog, RunMetrics):
         did = self._distributed_id(artifact, distributed_id)
         version = self._saver.finish(draft, Header.of(artifact), did, aliases)
         return artifact.become(self.registry, version)
+
+
+def _files_below(entity: str, project: str, run_id: str) -> list[str]:
+    """The files a script left in ``run.dir`` (none if it was never asked for)."""
+    root = run_dir(entity, project, run_id)
+    found = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    return sorted(os.path.relpath(path, root) for path in found)
 
 
 def _checked_labels(

@@ -51,7 +51,17 @@ def no_run_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("WANDB_"):
             monkeypatch.delenv(name)
-    for name in ("MODE", "RUN_ID", "RESUME", "JOB_TYPE", "RUN_GROUP", "TAGS", "NOTES", "NAME"):
+    for name in (
+        "DIR",
+        "MODE",
+        "RUN_ID",
+        "RESUME",
+        "JOB_TYPE",
+        "RUN_GROUP",
+        "TAGS",
+        "NOTES",
+        "NAME",
+    ):
         monkeypatch.delenv(f"ARTIFACTS_{name}", raising=False)
 
 

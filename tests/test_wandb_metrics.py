@@ -4,11 +4,13 @@ such a script runs, and each key's last value is the run's summary, as in W&B.""
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
 
 import artifacts
+from tests.helpers import write
 
 
 def test_log_keeps_each_keys_last_value_as_the_runs_summary(ws):
@@ -107,3 +109,22 @@ def test_a_recorded_runs_summary_edited_is_stored_by_update_as_w_and_bs(ws):
         pass
     found = artifacts.Api().runs(filters={"summary_metrics.best_acc": {"$in": [0.9]}})
     assert [r.id for r in found] == [run.id]
+
+
+def test_a_runs_url_dir_and_username_as_w_and_bs_offline_run(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wdir"))  # W&B's root of run dirs
+    with artifacts.init() as run:
+        with pytest.warns(UserWarning, match="no web page.*artifacts ui.*~runs"):
+            assert run.url is None and run.get_url() is None
+        assert os.path.isdir(run.dir) and run.dir.startswith(str(tmp_path / "wdir"))
+        write(os.path.join(run.dir, "model.pt"), "weights")  # W&B would upload it
+        with pytest.warns(UserWarning, match="model.pt.*not kept.*log_artifact"):
+            run.finish()
+    assert os.path.isfile(os.path.join(run.dir, "model.pt"))  # left where it was
+    recorded = artifacts.Api().run(run.path)
+    with pytest.warns(UserWarning, match="no web page"):
+        assert recorded.url is None
+    with pytest.warns(DeprecationWarning, match="entity"):
+        assert recorded.username == recorded.entity
+    with artifacts.init(mode="disabled") as off:
+        assert off.url is None and os.path.isdir(off.dir)
