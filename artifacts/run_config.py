@@ -4,24 +4,83 @@ changed as W&B's are (``config.lr = 0.1``, ``config["lr"]``, ``update()``,
 
 from __future__ import annotations
 
+import json
+import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .errors import ConfigError
 from .metadata import normalize_metadata
 
+DEFAULTS_FILE = "config-defaults.yaml"  # W&B's: a run's config starts from it
+
 # Records the given keys (converted) in the run's record; gives back the whole config.
 Write = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def config_items(config: Any) -> dict[str, Any]:
-    """A config as W&B takes one: a mapping, or an object such as argparse's Namespace
-    (its attributes); keys lose their dashes (``--lr`` is ``lr``), values converted as
-    metadata is (artifacts.metadata), or refused."""
+    """A config as W&B takes one: a mapping, an object such as argparse's Namespace
+    (its attributes) or the path of a config file; keys lose their dashes (``--lr`` is
+    ``lr``), values converted as metadata is (artifacts.metadata), or refused."""
+    if isinstance(config, str | os.PathLike):
+        config = config_file(config)
     if config is not None and not isinstance(config, Mapping) and hasattr(config, "__dict__"):
         config = vars(config)
     items = normalize_metadata(config, "config")
     return {key.strip("-"): value for key, value in items.items()}
+
+
+def config_defaults() -> dict[str, Any]:
+    """W&B's ``config-defaults.yaml`` in the working directory, which every run's config
+    starts from; none if there is no such file."""
+    return config_items(DEFAULTS_FILE) if os.path.isfile(DEFAULTS_FILE) else {}
+
+
+def config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A config file as W&B reads one: YAML (or JSON), each key's value under ``value``
+    (``lr: {value: 0.1, desc: ...}``), ``wandb_version: 1`` allowed."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as f:
+            loaded = _parsed(name, f.read())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no config file {name}: give a YAML or JSON file's path, or a dict"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {name}: {e.strerror}") from None
+    if loaded is None:  # as W&B: said, and no keys from it
+        warnings.warn(f"config file {name} is empty: no config taken from it", stacklevel=4)
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {name} holds no keys: give each as `key: {{value: ...}}`")
+    if loaded.pop("wandb_version", 1) != 1:
+        raise ConfigError(f"config file {name}: W&B's format is wandb_version 1, the only one")
+    for key, item in loaded.items():
+        if not isinstance(item, dict) or "value" not in item:
+            raise ConfigError(
+                f"config file {name}: give key {key!r} as W&B's files do, {key}: {{value: {item}}}"
+            )
+    return {key: item["value"] for key, item in loaded.items()}
+
+
+def _parsed(name: str, text: str) -> Any:
+    if name.endswith(".json"):
+        try:
+            return json.loads(text) if text.strip() else None
+        except ValueError as e:
+            raise ConfigError(f"config file {name} is not JSON: {e}") from None
+    try:
+        import yaml  # not a dependency: only YAML config files need it
+    except ImportError:
+        raise ConfigError(
+            f"reading {name} needs PyYAML: pip install pyyaml, or give the config as JSON"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {name} is not YAML: {str(e).splitlines()[0]}") from None
 
 
 class RunConfig(Mapping[str, Any]):

@@ -37,7 +37,7 @@ from .names import parse_spec, validate_alias, validate_namespace
 from .public_runs import no_url
 from .registries import is_registry_project
 from .registry import Registry
-from .run_config import config_items
+from .run_config import config_defaults, config_items
 from .run_metrics import RunMetrics
 from .saver import Header, Saver
 
@@ -84,7 +84,8 @@ def init(
     name, id, notes = name or setting("NAME"), id or setting("RUN_ID"), notes or setting("NOTES")
     resume = setting("RESUME") if resume is None else resume
     tags = tags_setting() if tags is None else tags
-    config = _chosen_keys(config, config_include_keys, config_exclude_keys)
+    given = _chosen_keys(config, config_include_keys, config_exclude_keys)
+    config = {**config_defaults(), **given}
     if checked_mode(mode) == "disabled":
         return DisabledRun(project, entity, group, job_type, name, config, id, tags, notes)
     return Run.start(
