@@ -48,6 +48,7 @@ class DisabledRun:
     disabled = True
     resumed = False
     url = None
+    get_url = staticmethod(lambda: None)
     # W&B's disabled run returns None from these: nothing logged, used or linked
     use_artifact = link_artifact = log_model = use_model = link_model = log_code = _nothing
     upsert_artifact = finish_artifact = watch = unwatch = alert = define_metric = _nothing

@@ -158,7 +158,8 @@ class RunLog:
         self._finished = False
         self._exit_code = 0  # until told otherwise: a with-block's error sets it
         self.config = RunConfig(record.config, self._write_config)
-        self.summary = RunSummary(record.summary)  # written at finish (artifacts.run_metrics)
+        # written at finish (artifacts.run_metrics)
+        self.summary = RunSummary(record.summary, self._check_open)
         activate(self)
         global _last_store
         _last_store = registry

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from .errors import MetadataError
@@ -21,10 +21,12 @@ _TRACKERS = "TensorBoard, MLflow or W&B itself"
 class RunSummary(MutableMapping[str, Any]):
     """W&B's ``run.summary``: one value per key, read and set as a dict or by attribute,
     each value converted as config is (artifacts.metadata); one that cannot be stored is
-    said once per key and not kept."""
+    said once per key and not kept. ``check`` refuses a change the run could not keep
+    (once it has finished)."""
 
-    def __init__(self, items: dict[str, Any]) -> None:
+    def __init__(self, items: dict[str, Any], check: Callable[[], None] = lambda: None) -> None:
         object.__setattr__(self, "_items", dict(items))
+        object.__setattr__(self, "_check", check)
         object.__setattr__(self, "_refused", set())
         object.__setattr__(self, "changed", False)  # whether finish has to write it
 
@@ -35,6 +37,7 @@ class RunSummary(MutableMapping[str, Any]):
         self.update({key: value})
 
     def __delitem__(self, key: str) -> None:
+        self._check()
         del self._items[key]
         object.__setattr__(self, "changed", True)
 
@@ -62,7 +65,10 @@ class RunSummary(MutableMapping[str, Any]):
         del self[key]
 
     def update(self, values: Any = (), /, **more: Any) -> None:  # type: ignore[override]
+        self._check()
         for key, value in {**dict(values), **more}.items():
+            if not isinstance(key, str):
+                raise MetadataError(f"summary keys are strings, not {type(key).__name__}")
             try:
                 self._items[key] = normalize_metadata({key: value}, "summary")[key]
             except MetadataError as e:

@@ -127,4 +127,16 @@ def test_a_runs_url_dir_and_username_as_w_and_bs_offline_run(ws, tmp_path, monke
     with pytest.warns(DeprecationWarning, match="entity"):
         assert recorded.username == recorded.entity
     with artifacts.init(mode="disabled") as off:
-        assert off.url is None and os.path.isdir(off.dir)
+        assert off.url is None and off.get_url() is None and os.path.isdir(off.dir)
+
+
+def test_a_finished_runs_summary_refuses_changes_it_could_not_keep(ws):
+    with artifacts.init() as run:
+        with pytest.raises(TypeError, match="string"):
+            run.summary[1] = "one"  # W&B's keys are strings
+        run.summary["a"] = 1
+    with pytest.raises(artifacts.UsageError, match="finished"):
+        run.summary["late"] = 2  # never written: refused, as log is
+    with pytest.raises(artifacts.UsageError, match="finished"):
+        del run.summary["a"]
+    assert run.summary["a"] == 1 and artifacts.Api().run(run.path).summary == {"a": 1}
