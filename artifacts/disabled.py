@@ -15,7 +15,6 @@ from .env import run_dir
 from .lineage import activate, deactivate
 from .run_config import RunConfig
 from .run_metrics import RunSummary
-from .util import generate_id
 
 # W&B's modes: "offline" logs to a local store, which every store here is; "shared" and
 # the old names "dryrun" and "run" as W&B takes them.
@@ -65,6 +64,10 @@ class DisabledRun:
         tags: Any = None,
         notes: str | None = None,
     ) -> None:
+        # Imported here: its `secrets` imports hashlib, which a short command must not
+        # pay for at start-up (artifacts.runs imports this module).
+        from .util import generate_id
+
         self.id = run_id or generate_id()
         self.project, self.entity = project or "dummy", entity or "dummy"
         self.name, self.group, self.job_type = name or f"dummy-{self.id}", group, job_type
