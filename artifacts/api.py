@@ -20,9 +20,9 @@ from cas.errors import UsageError
 
 from . import registries
 from .artifact import Artifact
-from .env import setting
+from .env import default_entity, default_project
 from .errors import ArtifactNotFoundError, CollectionNotFoundError, RunNotFoundError
-from .lineage import default_entity, read_store
+from .lineage import read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
@@ -54,13 +54,14 @@ class Api:
         store: str | None = None,
         store_options: dict[str, Any] | None = None,
     ) -> None:
-        """Open the store ``store`` names, else the one a run reads (``read_store``)."""
+        """Open the store ``store`` (or ``overrides["store"]``) names, else the one a run
+        reads (``read_store``)."""
         overrides = overrides or {}
+        if store is None:  # else another store's versions were read for these, unsaid
+            store = overrides.get("store")
         self.entity = validate_namespace(overrides.get("entity") or default_entity(), "entity")
-        self._project = validate_namespace(
-            overrides.get("project") or setting("PROJECT") or "uncategorized",
-            "project",
-        )
+        project = overrides.get("project")
+        self._project = validate_namespace(project, "project") if project else default_project()
         self._store = read_store(store, store_options)
 
     def __repr__(self) -> str:

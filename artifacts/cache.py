@@ -30,6 +30,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
+from decimal import Decimal
 
 from cas import ObjectStore
 from cas.errors import UsageError
@@ -39,6 +40,7 @@ from .hashing import blob_id_of_file
 from .partfiles import LiveParts, remove_if_abandoned
 
 DEFAULT_MAX_BYTES = 10 << 30
+LARGEST_SIZE = 2**63 - 1  # a size as config.json and msgpack keep it
 # The mtime of a stored entry: any write sets the mtime to the present, so an entry
 # that still has this one was not written to since it was stored.
 STAMP_MTIME_NS = 86_400_000_000_019
@@ -72,7 +74,11 @@ def parse_size(text: str) -> int:
         raise UsageError(f"not a size: {text!r}; give one like 10GB, 500MB or 1024")
     number, unit, binary = match.group(1), (match.group(2) or "").lower(), match.group(3)
     power = "bkmgt".index(unit or "b")
-    return int(float(number) * (1024**power if binary else _UNITS[unit]))
+    # Exact: a float lost a long number's last digits, and 400 of them were infinite.
+    size = int(Decimal(number) * (1024**power if binary else _UNITS[unit]))
+    if size > LARGEST_SIZE:
+        raise UsageError(f"{text!r} is more than any disk holds: give at most 8 EiB")
+    return size
 
 
 def max_bytes() -> int:
@@ -88,7 +94,10 @@ def download_cache(store: ObjectStore, skip_cache: bool | None = None) -> Downlo
     if skip_cache or capabilities.local or not capabilities.durable:
         return None
     cache = DownloadCache(cache_dir(), max_bytes())
-    cache.remove_temp()  # what a download killed there left (SIGKILL, a power loss)
+    # What a download killed there left (SIGKILL, a power loss): tidied when we may,
+    # never a reason to fail (a tmp/ of another user's, shut to us).
+    with contextlib.suppress(OSError):
+        cache.remove_temp()
     return cache
 
 

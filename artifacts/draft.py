@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from typing import IO
 
 from cas import ObjectId
+from cas.errors import UsageError
 from cas.objects import Blob, Object, TreeEntry, canonical_packb, object_id
 
 from . import trees
@@ -28,6 +30,8 @@ from .snapshot import DirSource
 from .version_refs import VersionFile
 
 StagedFile = LocalFile | Reference | VersionFile
+# new_file's modes: one of x, w, a (r has no file to read), each letter once
+_MODE = re.compile(r"(?=[^xwa]*[xwa][^xwa]*$)[xwabt+]+")
 Staged = StagedFile | trees.Removal | DirSource
 
 
@@ -112,6 +116,11 @@ class Draft:
         a failed block puts the file back as it was (see :class:`_Restorable`), so that
         neither a second file of the same name nor a failed block changes the file
         staged."""
+        if not _MODE.fullmatch(mode) or len(set(mode)) != len(mode) or {"b", "t"} <= set(mode):
+            raise UsageError(
+                "new_file's mode is 'x', 'w' or 'a', with 'b' for bytes and '+' to read "
+                f"too, not {mode!r}"
+            )
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="artifact-")
         local = self._written.get(path) if "a" in mode else None

@@ -4,13 +4,58 @@ agent, a launcher) logs into the project and run it meant to."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
+
+from cas.errors import InvalidNameError, UsageError
+
+from .names import validate_namespace
+
+
+def default_entity() -> str:
+    entity = _named_by("ENTITY", "entity")
+    if entity:
+        return entity
+    try:
+        return validate_namespace(getpass.getuser(), "entity")
+    except Exception:
+        return "local"
+
+
+def default_project() -> str:
+    return _named_by("PROJECT", "project") or "uncategorized"
+
+
+def _named_by(name: str, what: str) -> str | None:
+    """The name ``$ARTIFACTS_<name>`` (else ``$WANDB_<name>``: artifacts.env) gives,
+    checked: unchecked, `a/b` named another namespace and `..` no key at all, in errors
+    that never said where the name came from."""
+    found = setting_from(name)
+    if found is None:
+        return None
+    variable, value = found
+    try:
+        return validate_namespace(value, what)
+    except InvalidNameError:
+        raise UsageError(
+            f"${variable} is {value!r}, no {what} name: {what} names are 1-128 of "
+            "A-Z a-z 0-9 _ . -; set it to one, or unset it"
+        ) from None
 
 
 def setting(name: str) -> str | None:
     """``$ARTIFACTS_<name>``, else ``$WANDB_<name>``; None if neither is set (or empty)."""
-    return os.environ.get(f"ARTIFACTS_{name}") or os.environ.get(f"WANDB_{name}") or None
+    found = setting_from(name)
+    return found[1] if found else None
+
+
+def setting_from(name: str) -> tuple[str, str] | None:
+    """The variable that gives the setting ``name`` (ours first) and its value."""
+    for variable in (f"ARTIFACTS_{name}", f"WANDB_{name}"):
+        if os.environ.get(variable):
+            return variable, os.environ[variable]
+    return None
 
 
 def tags_setting() -> list[str] | None:

@@ -80,11 +80,7 @@ def got_whole(get: Callable[[IO[bytes]], object], lpath: str) -> None:
     link at ``lpath`` is replaced, never written through."""
     dest = os.path.abspath(lpath)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    try:
-        part = PartFile(dest)
-    except OSError as exc:  # named as the file asked for, not its temporary name
-        raise type(exc)(exc.errno, exc.strerror, lpath) from None
-    with part:
+    with PartFile(dest) as part:
         with open(part.fd, "wb", closefd=False) as out:
             get(out)
         os.replace(part.path, dest)

@@ -7,7 +7,6 @@ Also where a run's store is found, and the stack of active runs (W&B's module-le
 
 from __future__ import annotations
 
-import getpass
 import os
 import time
 import warnings
@@ -17,7 +16,7 @@ from cas import Repository
 from cas.errors import CasError, UsageError
 from cas.storage.store_dirs import STORE_DIR
 
-from .env import setting
+from .env import default_entity, default_project
 from .errors import ArtifactStateError, InvalidTagError
 from .names import validate_namespace
 from .registry import Registry, RunRecord
@@ -104,16 +103,6 @@ def open_registry(store: str | None = None, **options: Any) -> Registry:
     return Registry(Repository.open(find_store_url(store), **options))
 
 
-def default_entity() -> str:
-    entity = setting("ENTITY")
-    if entity:
-        return entity
-    try:
-        return validate_namespace(getpass.getuser(), "entity")
-    except Exception:
-        return "local"
-
-
 class RunLog:
     """A run's record in ``registry``, kept from its start until ``finish()``."""
 
@@ -182,7 +171,7 @@ class RunLog:
         return cls(
             registry or open_registry(store, **(store_options or {})),
             entity=validate_namespace(entity or default_entity(), "entity"),
-            project=validate_namespace(project or setting("PROJECT") or "uncategorized", "project"),
+            project=validate_namespace(project, "project") if project else default_project(),
             group=validate_namespace(group, "group") if group else None,
             job_type=job_type,
             name=name,
@@ -212,7 +201,10 @@ class RunLog:
             self.finish()
         except (CasError, OSError) as failed:
             # Often the same cause (a full disk): the block's error says what went wrong
-            # first, and must not be hidden behind this one.
+            # first, and must not be hidden behind this one. The block is over: the run
+            # is no longer the current one, though its end is still to be recorded.
+            if self in _active:
+                _active.remove(self)
             warnings.warn(
                 f"run {self.id} could not be marked ended ({failed}); the error that left "
                 "the with-block follows: call run.finish() again once it is mended",

@@ -43,7 +43,12 @@ class PartFile:
         folder = os.path.dirname(dest)
         while True:
             self.path = os.path.join(folder, f".part-{os.getpid()}-{next(_names)}")
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            except FileExistsError:  # a killed process's that had our pid: take the next
+                continue
+            except OSError as exc:  # named as the file asked for, not its temporary name
+                raise type(exc)(exc.errno, exc.strerror, dest) from None
             try:
                 # Waits only for a remover that found the file before we locked it.
                 fcntl.flock(self.fd, fcntl.LOCK_EX)

@@ -103,9 +103,9 @@ class ArtifactCollection:
         return self._tags
 
     @tags.setter
-    def tags(self, tags: list[str]) -> None:
+    def tags(self, tags: list[str] | str) -> None:
         self._loaded()
-        self._tags = list(tags)
+        self._tags = [tags] if isinstance(tags, str) else list(tags)  # one string: one tag
 
     def __repr__(self) -> str:
         return f"<ArtifactCollection {self.entity}/{self.project}/{self.name} ({self.type})>"

@@ -27,6 +27,7 @@ from cas.errors import ReferenceChangedError, UsageError
 from cas.objects import encode_header
 from cas.store import HASH_CHUNK, HASH_THREADS
 
+from . import http_refs
 from .dirwalk import walk_up
 from .errors import LocalPathError, ReferenceGoneError
 
@@ -46,6 +47,8 @@ def expand(
     if not uri.startswith(SCHEMES):
         raise UsageError(f"unsupported reference {uri!r}: use file://, s3://, gs:// or http(s)://")
     limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
+    if type(limit) is not int or limit < 1:  # -1 found nothing, then said "not found"
+        raise UsageError(f"max_objects is a whole number > 0, not {max_objects!r}")
     objects: Iterable[tuple[str, Descriptor]]
     if uri.startswith("file://"):
         objects = _expand_local(uri, checksum)
@@ -56,7 +59,7 @@ def expand(
     elif uri.startswith(("gs://", "gcs://")):
         objects = _expand_gcs(uri)
     else:
-        objects = [("", _describe_http(uri))]
+        objects = [("", http_refs.describe(uri))]
     found = list(itertools.islice(objects, limit + 1))  # one past the limit is enough
     if not found:
         raise UsageError(f"referenced object not found: {uri}")
@@ -87,9 +90,7 @@ class Fetcher:
         if uri.startswith("file://"):
             return _fetch_local(descriptor, out)
         if uri.startswith(("http://", "https://")):
-            import fsspec
-
-            return _fetch_current(fsspec.open(uri, "rb"), descriptor, out)
+            return _fetch_current(http_refs.opened(uri), descriptor, out)
         bucket, key = _split_bucket_uri(uri)
         fs = self._bucket_fs(uri, bucket)
         if unchecked(descriptor):
@@ -375,25 +376,6 @@ def _fetch_gcs(fs: Any, bucket: str, key: str, descriptor: Descriptor, out: Any)
 
 
 # ---- http(s) and unchecked references -----------------------------------------------
-
-
-def _describe_http(uri: str) -> Descriptor:
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(uri)
-        info = fs.info(path)
-    except FileNotFoundError:
-        raise UsageError(f"referenced object not found: {uri}") from None
-    except Exception as exc:
-        raise UsageError(f"cannot read reference {uri}: {exc}") from None
-    digest = info.get("ETag") or info.get("etag")
-    return {
-        "uri": uri,
-        "digest": str(digest).strip('"') if digest else uri,
-        "size": int(info.get("size") or 0),
-        "version": None,
-    }
 
 
 def _fetch_current(opened: Any, descriptor: Descriptor, out: Any) -> int:

@@ -25,13 +25,21 @@ from .artifact import Artifact
 from .disabled import DisabledRun, checked_mode
 from .env import run_dir, setting, tags_setting
 from .errors import (
+    ArtifactNotFoundError,
     LocalPathError,
     NoDistributedIdError,
     NotALoggedVersionError,
     NotAModelError,
     RegisteredModelNameError,
 )
-from .lineage import RunLog, current_run, default_entity, find_store_url, open_registry
+from .lineage import (
+    RunLog,
+    current_run,
+    default_entity,
+    default_project,
+    find_store_url,
+    open_registry,
+)
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
 from .public_runs import no_url
@@ -48,6 +56,7 @@ __all__ = [
     "Run",
     "current_run",
     "default_entity",
+    "default_project",
     "find_store_url",
     "init",
     "open_registry",
@@ -78,8 +87,8 @@ def init(
     ``mode="disabled"`` (also from ``settings`` or ``$ARTIFACTS_MODE``, ``$WANDB_MODE``)
     writes nothing (artifacts.disabled); every other mode of W&B's logs to the store."""
     mode = mode or getattr(settings, "mode", None) or setting("MODE") or "online"
-    # What init is not given, the environment may give (artifacts.env), as W&B's does.
-    project, entity = project or setting("PROJECT"), entity or setting("ENTITY")
+    # What init is not given, the environment may give (artifacts.env), as W&B's does;
+    # the entity and project, checked, as every run takes them (Run.start).
     group, job_type = group or setting("RUN_GROUP"), job_type or setting("JOB_TYPE")
     name, id, notes = name or setting("NAME"), id or setting("RUN_ID"), notes or setting("NOTES")
     resume = setting("RESUME") if resume is None else resume
@@ -87,6 +96,7 @@ def init(
     given = _chosen_keys(config, config_include_keys, config_exclude_keys)
     config = {**config_defaults(), **given}
     if checked_mode(mode) == "disabled":
+        project, entity = project or setting("PROJECT"), entity or setting("ENTITY")
         return DisabledRun(project, entity, group, job_type, name, config, id, tags, notes)
     return Run.start(
         project,
@@ -221,6 +231,13 @@ class Run(RunLog, RunMetrics):
             used = artifact_or_name
             if used.is_draft():  # W&B logs a draft first (its way to record external data)
                 self.log_artifact(used, aliases=added)
+            elif not self.registry.objects.has(bytes.fromhex(used.id)):
+                # Recorded, the run's lineage would name a version its store cannot read.
+                raise ArtifactNotFoundError(
+                    f"{used.qualified_name} is not in this run's store {self.registry.repo.url}: "
+                    "use it in a run on the store that holds it, or bring it here first "
+                    "(artifacts pull)"
+                )
         elif isinstance(artifact_or_name, str):
             spec = parse_spec(artifact_or_name, self.entity, self.project)
             version = self.registry.resolve(spec, type)

@@ -36,8 +36,9 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 HASH_THREADS = CORES  # one per core: measured faster here than blake3's AUTO
 
 
-def open_regular(path: str) -> int:
-    """A descriptor to read the regular file at ``path``.
+def open_regular(path: str) -> tuple[int, os.stat_result]:
+    """A descriptor to read the regular file at ``path``, and its stat as opened (what
+    :func:`written_since` compares).
 
     Opened without waiting: a FIFO that took a staged file's place would otherwise
     wait for a writer forever (and a device could read forever). For a regular
@@ -45,7 +46,8 @@ def open_regular(path: str) -> int:
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
             raise UsageError(
                 f"{path} is no longer a regular file (a FIFO, device or directory took its "
                 "place since it was added); log it again once it holds the file"
@@ -53,27 +55,54 @@ def open_regular(path: str) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, opened
+
+
+def written_since(fd: int, before: os.stat_result) -> bool:
+    """Was the file open at ``fd`` written since ``before`` was taken? Its mtime or ctime
+    moved: bytes read meanwhile may mix what it held before and after the write. (The
+    kernel moves them as a write starts: one under way since before, and still, shows
+    nothing, as GNU tar's "file changed as we read it" does not.)"""
+    after = os.fstat(fd)
+    return (after.st_mtime_ns, after.st_ctime_ns) != (before.st_mtime_ns, before.st_ctime_ns)
+
+
+def changed_while_read(path: str) -> UsageError:
+    return UsageError(
+        f"{path} was written to while it was being read: try again once it has stopped changing"
+    )
+
+
+SMALL_READS = 3  # a small file written to while read is read again, this many times in all
 
 
 def read_small(path: str, size: int) -> bytes:
-    """The whole file, expected to be ``size`` bytes and small.
+    """The whole file, expected to be ``size`` bytes and small; one written to while it
+    was read (a log being appended) is read again, a few times, then refused.
 
     Plain ``os.read`` of exactly what is needed: a buffered ``read(n)`` allocates
     ``n`` bytes up front, and allocating a megabyte per small file costs ten
     times the read itself.
     """
-    fd = open_regular(path)
-    try:
-        data = os.read(fd, size + 1)  # one byte more shows a file that grew
-        if len(data) == size:
-            return data
-        chunks = [data]  # it grew, shrank, or the read was short: read to the end
-        while chunk := os.read(fd, HASH_CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    for _ in range(SMALL_READS):
+        fd, opened = open_regular(path)
+        try:
+            data = _read_all(fd, size)
+            if not written_since(fd, opened):
+                return data
+        finally:
+            os.close(fd)
+    raise changed_while_read(path)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    data = os.read(fd, size + 1)  # one byte more shows a file that grew
+    if len(data) == size:
+        return data
+    chunks = [data]  # it grew, shrank, or the read was short: read to the end
+    while chunk := os.read(fd, HASH_CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def copy_hashed(src: int, dst: int, size: int, threads: int) -> tuple[int, ObjectId]:

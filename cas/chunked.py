@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
-import os
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import blake3
 
 from . import chunklists, keys, objects
-from ._fastio import COPY_CHUNK, open_regular
+from ._fastio import COPY_CHUNK, changed_while_read, open_regular, written_since
 from .chunklists import ChunkList
 from .errors import CorruptObjectError, UsageError
 from .objects import ObjectId
@@ -181,14 +180,15 @@ def put_file(
     # One window packed, one cut, one read: a buffer is read into again only once the
     # window in it is packed.
     buffers = [memoryview(bytearray(MAX_CHUNK + _WINDOW)) for _ in range(3)]
+    fd, opened = open_regular(path)
     with (
-        open(open_regular(path), "rb", buffering=0) as src,
+        open(fd, "rb", buffering=0) as src,
         ThreadPoolExecutor(threads) as pool,
         ThreadPoolExecutor(1) as reader,  # reads the windows in turn, and hashes them whole
         ThreadPoolExecutor(1) as pack_hashing,  # names the packs while they are written
         PackWriter(store, CHUNK_PACK_LIMIT, hashing=pack_hashing) as writer,
     ):
-        size = os.fstat(src.fileno()).st_size
+        size = opened.st_size
         hasher.update(objects.encode_header("blob", size))
 
         def read_window(buffer: memoryview) -> _Window:
@@ -213,6 +213,9 @@ def put_file(
                 f"{path} changed size while it was being read: try again once it "
                 "has stopped changing"
             )
+        if written_since(src.fileno(), opened):  # the same size: the bytes may mix
+            writer.discard()
+            raise changed_while_read(path)
         object_id = hasher.digest()
         if expect is not None and object_id != expect:
             writer.discard()

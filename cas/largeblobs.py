@@ -15,7 +15,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from . import chunked, keys, loose
-from ._fastio import copy_hashed, open_regular
+from ._fastio import changed_while_read, copy_hashed, open_regular, written_since
 from .errors import CorruptObjectError, PreconditionFailedError, UsageError
 from .objects import ObjectId
 
@@ -54,18 +54,21 @@ def put_file(
         return chunked.put_file(store, path, hash_threads)[:2]
     tmp = store.storage.tempfile()
     try:
+        fd, opened = open_regular(path)
         with (
+            open(fd, "rb", buffering=0) as src,
             store.storage.full_disk_named(),
-            open(open_regular(path), "rb", buffering=0) as src,
             open(tmp, "r+b", buffering=0) as dst,
         ):
-            size = os.fstat(src.fileno()).st_size
+            size = opened.st_size
             copied, object_id = copy_hashed(src.fileno(), dst.fileno(), size, hash_threads)
             if copied != size:
                 raise UsageError(
                     f"{path} changed size while it was being read: try again once it "
                     "has stopped changing"
                 )
+            if written_since(src.fileno(), opened):  # the same size: the bytes may mix
+                raise changed_while_read(path)
         if expect is not None and object_id != expect:
             raise CorruptObjectError(expect, object_id)
         if store.pack_of(object_id) is not None or store.loose_location(object_id):

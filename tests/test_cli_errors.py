@@ -355,6 +355,23 @@ def test_push_or_rebase_of_a_name_this_store_lacks_is_refused(
     assert result.out == ""
 
 
+@pytest.mark.parametrize(
+    "variable, value",
+    [("ARTIFACTS_ENTITY", "a/b"), ("ARTIFACTS_ENTITY", ".."), ("ARTIFACTS_PROJECT", "a b")],
+)
+@pytest.mark.parametrize("command", [("ls",), ("log", "../data", "-n", "x")])
+def test_an_entity_or_project_variable_that_is_no_name_is_named(
+    tmp_path: Path, variable: str, value: str, command: tuple[str, ...]
+) -> None:
+    """$ARTIFACTS_ENTITY=a/b listed "no artifacts in a/b/uncategorized"; '..' said
+    "invalid name 'refs/../uncategorized/artifacts': not a valid storage key"; neither
+    error named the variable it came from."""
+    log_with_api(tmp_path / "store", make_data(tmp_path / "data"), "dataset")
+    (tmp_path / "work").mkdir()
+    cli = make_cli(tmp_path / "work", tmp_path / "store", **{variable: value})
+    assert_error(cli(*command), f"${variable} is {value!r}, no {variable[10:].lower()} name")
+
+
 @pytest.mark.parametrize("option", ["--entity", "--project"])
 def test_an_empty_entity_or_project_option_is_refused(seeded_cli: CLI, option: str) -> None:
     """--project "" (an unset variable) listed the default project instead."""

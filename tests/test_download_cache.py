@@ -351,6 +351,21 @@ def test_cache_cleanup_of_a_size_it_cannot_read_is_a_one_line_error(
     assert main(["cache", "cleanup", "ten gigs"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a size" in err and "internal" not in err
+    # 400 digits of TB: "internal error: OverflowError: cannot convert float infinity".
+    assert main(["cache", "cleanup", "9" * 400 + "TB"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "more than any disk holds" in err
+
+
+def test_a_size_past_any_disk_is_refused_and_a_fraction_of_a_byte_is_none() -> None:
+    """`init --chunks 999…TB` stored a threshold of 9e35 TiB; a size read through a
+    float lost its last digits."""
+    for size in ("9" * 400 + "TB", "10000000TiB", "9223372036854775808"):
+        with pytest.raises(UsageError, match="more than any disk holds"):
+            parse_size(size)
+    assert parse_size("8388607TiB") == 8388607 << 40
+    assert parse_size("123456789012345678") == 123456789012345678
+    assert parse_size("0.0000001") == 0
 
 
 @pytest.mark.parametrize("skip_cache", [False, True])

@@ -1,8 +1,10 @@
-"""Unusual and hostile local files met by ``log``, ``add_dir``/``add_file``, ``download``,
-``checkout`` and ``verify``: names no version can hold, files changing while read, files
-in the way of a download. Each either works or fails with one line saying what to do,
-and never stores what it did not read nor writes outside its root. Test names state the
-behaviour."""
+"""Unusual and hostile local files met by ``log``, ``add_dir``/``add_file``/``add_reference``,
+``log_artifact``, ``download``, ``checkout``, ``verify`` and ``artifacts://``: names no
+version can hold or no terminal should show as they are, paths that are no UTF-8 or too
+long, special, unreadable and read-only files, stats past 64 bits, files written to while
+read, what stands in a download's way (files, directories, stores, a repository's .git,
+links). Each either works or fails with one line saying what to do, never stores what it
+did not read, and never writes outside its root. Test names state the behaviour."""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ import pytest
 
 import artifacts
 from artifacts import Artifact, LocalPathError, UsageError, scan
-from cas import CorruptObjectError, forking
+from cas import CorruptObjectError, Repository, forking
+from cas.repo import MIN_CHUNKED
 from tests.helpers import contents, tree_of, workspace, write
+from tests.processes import python, wait_ok
 from tests.test_cli import CLI, Result, assert_error, cli_env, make_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -345,8 +349,21 @@ def test_a_read_only_directory_below_the_root_is_the_one_named(
     write(root / "mine", b"mine")
     write(root / "sub" / "extra", b"extra")  # for checkout to delete
     (root / "sub").chmod(0o555)
-    result = unprivileged_cli(command, "data:latest", root)
+    # --force: checkout would delete mine and sub/extra, bytes no version holds
+    force = ["--force"] if command == "checkout" else []
+    result = unprivileged_cli(command, "data:latest", root, *force)
     assert_error(result, f"cannot write into {root / 'sub'}: Permission denied")
+
+
+@pytest.mark.parametrize("command", ["download", "checkout", "verify"])
+def test_a_dir_that_is_a_dangling_symlink_is_said_to_be_one(
+    ws: Path, tmp_path: Path, cli: CLI, command: str
+) -> None:
+    log_tree(ws, {"f": b"f"})
+    os.symlink(tmp_path / "gone", tmp_path / "dl")
+    result = cli(command, "data:latest", tmp_path / "dl")
+    assert_error(result, f"{tmp_path / 'dl'} is a symlink to {tmp_path / 'gone'}, which")
+    assert not (tmp_path / "gone").exists()
 
 
 # ---- what stands in a download's way ----------------------------------------------------
@@ -498,3 +515,117 @@ def test_an_fsspec_get_into_a_read_only_directory_names_the_file_asked_for(
     done = subprocess.run(argv, env=cli_env(None), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{lpath}\n"
+
+
+_GET_AFTER_PID_REUSE = """
+import os, sys, fsspec
+out = sys.argv[3]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+# Left by a killed process that had this pid (a container's entry point has the same
+# one every run): the name this process's first temporary file takes.
+open(os.path.join(os.path.dirname(out), f".part-{os.getpid()}-0"), "wb").close()
+fsspec.filesystem("artifacts", store=sys.argv[1]).get(sys.argv[2], out)
+print(open(out).read())
+"""
+
+
+def test_a_temporary_file_left_by_a_killed_process_of_the_same_pid_is_stepped_over(
+    ws: Path, tmp_path: Path
+) -> None:
+    artifact = log_tree(ws, {"f.txt": b"logged"})
+    out = str(tmp_path / "out" / "f.txt")
+    proc = python(
+        "-c", _GET_AFTER_PID_REUSE, str(ws / ".artifacts"), f"{artifact.qualified_name}/f.txt", out,
+        cwd=ws,
+    )  # fmt: skip
+    assert wait_ok(proc) == "logged\n"
+
+
+# ---- files written to while they are logged -------------------------------------------
+
+
+def rewrite_after_fstat(monkeypatch: pytest.MonkeyPatch, path: Path, data: bytes) -> None:
+    """Make another writer rewrite ``path`` in place with ``data`` (its size unchanged)
+    right after the next os.fstat of it: as the reader opens it to read it."""
+    real_fstat = os.fstat
+    pending = [data]
+
+    def fstat_then_rewrite(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        if pending and os.path.samestat(result, os.stat(path)):
+            with open(path, "r+b") as f:
+                f.write(pending.pop())
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_then_rewrite)
+
+
+@pytest.mark.parametrize("form", ["packed", "whole", "chunks"])
+def test_a_file_rewritten_in_place_as_it_is_read_is_read_again_or_refused(
+    ws: Path, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its size unchanged, only its times say it was written to while read: the bytes
+    read may mix before and after (bytes the file never held). A small file is read
+    again; a large one, refused with what to do."""
+    size = 900_000 if form == "packed" else 3 << 20  # packed: below 1 MiB, read at once
+    old, new = b"a" * size, b"b" * size
+    path = ws / "d" / "f"
+    write(path, old)
+    if form == "chunks":
+        Repository.open(str(ws / ".artifacts")).set_chunking("always", MIN_CHUNKED)
+    artifact = Artifact("data", "dataset")
+    artifact.add_file(str(path), policy="immutable")  # no stat of its own before the read
+    os.utime(path, ns=(1, 1))  # an old file: what the stat cache would vouch for, if asked
+    with artifacts.init() as run:
+        rewrite_after_fstat(monkeypatch, path, new)
+        if form == "packed":
+            run.log_artifact(artifact)
+            assert artifact.get_entry("f").size == size
+        else:
+            with pytest.raises(UsageError, match="was written to while it was being read"):
+                run.log_artifact(artifact)
+        monkeypatch.undo()
+    if form == "packed":
+        assert contents(artifact, str(ws / "dl")) == {"f": new}
+
+
+# ---- names as shown ------------------------------------------------------------------
+
+
+def test_a_name_with_bidirectional_overrides_is_shown_escaped(ws: Path, cli: CLI) -> None:
+    """U+202E turns the rest of a line around: "invoice\u202efdp.exe" reads as
+    "invoiceexe.pdf" on a terminal. Shown escaped, it cannot pass for another name."""
+    names = ["invoice\u202efdp.exe", "isolate\u2066x\u2069.txt", "mark\u200f.txt"]
+    for name in names:
+        write(ws / "d" / name, b"x")
+    cli("log", "d", "--name", "t", "--type", "dataset").ok()
+    shown = cli("show", "t:latest").ok().out
+    assert not any(c in shown for c in "\u202e\u2066\u2069\u200f"), shown
+    for escaped in ["invoice\\u202efdp.exe", "isolate\\u2066x\\u2069.txt", "mark\\u200f.txt"]:
+        assert escaped in shown, shown
+
+
+_DOWNLOAD = """
+import sys, artifacts
+artifact = artifacts.Api().artifact(sys.argv[1])
+try:
+    artifact.download(sys.argv[2])
+except PermissionError as exc:
+    print(exc.filename)
+"""
+
+
+def test_a_download_into_a_read_only_directory_names_the_file_asked_for(
+    ws: Path, tmp_path: Path, unprivileged_python: list[str]
+) -> None:
+    """From the library too: not the temporary name it writes first."""
+    log_tree(ws, {"sub/f.txt": b"f"})
+    root = tmp_path / "dl"
+    write(root / "mine", b"mine")
+    (root / "sub").mkdir()
+    (root / "sub").chmod(0o555)
+    argv = [*unprivileged_python, "-c", _DOWNLOAD, "data:latest", str(root)]
+    env = cli_env(ws / ".artifacts")
+    done = subprocess.run(argv, cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{root / 'sub' / 'f.txt'}\n"

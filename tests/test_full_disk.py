@@ -523,6 +523,7 @@ def test_a_run_whose_log_filled_the_disk_raises_the_log_error_and_ends_once_ther
             run.log_artifact(str(new), name="dataset", type="dataset")
         assert any(entry.name == "log_artifact" for entry in raised.traceback), raised.traceback
         assert leftovers(store) == []
+        assert artifacts.current_run() is None  # the block is over
     run.finish()  # with room again, the run's record is ended
     api = artifacts.Api(overrides={"entity": "team", "project": "proj", "store": str(store)})
     assert api.run("team/proj/filled").state == "failed"

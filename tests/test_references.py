@@ -72,6 +72,10 @@ def test_a_directory_reference_past_max_objects_is_refused(ws):
     with pytest.raises(UsageError, match="more than 2 objects.*max_objects"):
         artifact.add_reference(f"file://{ws}/outside", max_objects=2)
     assert len(artifact.add_reference(f"file://{ws}/outside", max_objects=3)) == 3
+    # -1 said "referenced object not found" of a directory there, "5" a TypeError.
+    for bad in (0, -1, "5", 2.5, True):
+        with pytest.raises(UsageError, match="max_objects is a whole number > 0"):
+            Artifact("d", "dataset").add_reference(f"file://{ws}/outside", max_objects=bad)
 
 
 def test_a_file_reference_whose_file_changed_is_refused(ws):
@@ -206,3 +210,64 @@ def test_an_unchecked_bucket_reference_makes_no_call(ws, monkeypatch):
         "s3://nowhere/some/prefix/",
         "s3://nowhere/some/prefix/",
     )
+
+
+# ---- http(s) ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Any:
+    """A real http server on 127.0.0.1 serving ``tmp_path/served``; stopped by ``.stop()``
+    (then nothing answers on its port)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    server.url, server.served, server.stop = f"http://127.0.0.1:{server.server_port}", served, stop
+    yield server
+    if thread.is_alive():
+        stop()
+
+
+def test_an_http_reference_to_a_server_that_never_answers_fails_within_the_timeout(
+    ws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It waited for aiohttp's own five minutes twice (HEAD, then GET), then said
+    "referenced object not found", of a server that was only slow or down."""
+    import socket
+    import time
+
+    monkeypatch.setenv("ARTIFACTS_TIMEOUT", "2")
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.listen(64)  # the kernel accepts connections; nobody answers
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}/model.bin"
+        start = time.monotonic()
+        with pytest.raises(artifacts.CasError, match="did not answer: silent for 2 s") as raised:
+            Artifact("m", "model").add_reference(uri)
+        assert time.monotonic() - start < 30
+    assert "not found" not in str(raised.value)
+
+
+def test_an_http_reference_is_not_found_only_when_the_server_says_so(ws, http_server) -> None:
+    write(http_server.served / "model.bin", b"weights")
+    with pytest.raises(UsageError, match="referenced object not found"):
+        Artifact("m", "model").add_reference(f"{http_server.url}/missing.bin")
+    artifact = Artifact("m", "model")
+    artifact.add_reference(f"{http_server.url}/model.bin")
+    logged = log(artifact)
+    assert tree_of(logged.download(str(ws / "dl"))) == {"model.bin": b"weights"}
+    http_server.stop()
+    with pytest.raises(artifacts.CasError, match="did not answer") as raised:
+        logged.download(str(ws / "again"))
+    assert "no longer exists" not in str(raised.value)  # the server is down, not the file

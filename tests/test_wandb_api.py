@@ -495,6 +495,39 @@ def test_an_empty_store_is_refused_not_taken_as_none(ws, store):
         artifacts.Api(store=store)
 
 
+def test_use_artifact_of_a_version_of_another_store_is_refused(ws, tmp_path):
+    """It was recorded as used by a run of a store without it: the run's
+    used_artifacts() (and the lineage of what it logged) then failed for good with
+    ObjectNotFoundError."""
+    write(ws / "f.txt", "data")
+    with artifacts.init() as run:
+        version = run.log_artifact("f.txt", name="data", type="dataset")
+    elsewhere = str(tmp_path / "elsewhere")
+    with artifacts.init(store=elsewhere) as run:
+        with pytest.raises(artifacts.ArtifactNotFoundError, match="bring it here first"):
+            run.use_artifact(version)
+    assert artifacts.Api(store=elsewhere).run(run.id).used_artifacts() == []
+    with artifacts.init() as run:  # its own store's run takes it
+        run.use_artifact(version)
+    assert [a.name for a in artifacts.Api().run(run.id).used_artifacts()] == ["data:v0"]
+
+
+def test_api_reads_the_store_its_overrides_name(ws, tmp_path):
+    """overrides={"store": ...} was ignored: Api() read the store of the run this process
+    started last, and gave its versions for the other's, saying nothing."""
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for store, text in ((other, "other's"), (mine, "mine")):
+        write(ws / "f.txt", text)
+        with artifacts.init(store=str(store)) as run:
+            run.log_artifact("f.txt", name="data", type="dataset")
+    api = artifacts.Api(overrides={"store": str(other)})
+    assert (
+        api.artifact("data:v0").digest == artifacts.Api(store=str(other)).artifact("data:v0").digest
+    )
+    out = api.artifact("data:v0").download(str(tmp_path / "out"))
+    assert tree_of(out) == {"f.txt": b"other's"}
+
+
 def test_init_uses_the_given_id_and_refuses_to_replace_an_existing_run(ws):
     with artifacts.init(id="fixed-id", job_type="prep") as run:
         log_versions("raw", "dataset", 1)  # another run
@@ -650,9 +683,9 @@ def test_wandb_cache_cleanup_example(download_cache_dir: Path) -> None:
 def test_wandb_cache_cleanup_remove_temp_example(download_cache_dir: Path) -> None:
     """$ wandb artifact cache cleanup --remove-temp 5GB"""
     (download_cache_dir / "tmp").mkdir(parents=True)
-    (download_cache_dir / "tmp" / "partial").write_bytes(b"x")
+    (download_cache_dir / "tmp" / ".part-123-0").write_bytes(b"x")  # a killed download's
     assert main(["cache", "cleanup", "--remove-temp", "5GB"]) == 0
-    assert not (download_cache_dir / "tmp" / "partial").exists()
+    assert not (download_cache_dir / "tmp" / ".part-123-0").exists()
 
 
 # ---- log_artifact of a path (wandb_run._prepare_artifact) ----------------------------

@@ -163,3 +163,14 @@ def test_a_missing_collection_or_type_is_w_and_bs_value_error_and_still_a_comm_e
         with pytest.raises(ValueError) as raised:
             call()
         assert isinstance(raised.value, artifacts.errors.CommError)
+
+
+def test_a_collections_tags_set_to_one_string_are_that_one_tag(ws):
+    """`collection.tags = "raw"` was saved as the tags 'r', 'a', 'w' (a version's tags
+    take a single string as one tag, as W&B's do)."""
+    log_data(ws)
+    found = collection()
+    found.tags = "raw"
+    assert found.tags == ["raw"]
+    found.save()
+    assert collection().tags == ["raw"]

@@ -75,6 +75,17 @@ def test_new_file_appended_to_n_times_holds_one_copy_of_the_file(ws, monkeypatch
     assert contents(artifact) == {"log.txt": line.encode() * 200}
 
 
+@pytest.mark.parametrize("mode", ["r", "rb", "zz", "wa", "wbt", "ww", ""])
+def test_new_file_refuses_a_mode_it_cannot_write_with(ws, mode):
+    """Any mode was taken: "r" (W&B's open() fails: no such file) and "zz" wrote and
+    staged an empty file, saying nothing."""
+    artifact = Artifact("log", "text")
+    with pytest.raises(artifacts.UsageError, match="new_file's mode is"):
+        artifact.new_file("log.txt", mode=mode).__enter__()
+    with artifact.new_file("log.txt") as f:  # "x": nothing else was staged there
+        f.write("written")
+
+
 def test_a_failed_append_leaves_what_was_staged_even_if_it_truncated_the_file(ws):
     artifact = Artifact("log", "text")
     with artifact.new_file("log.txt") as f:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import artifacts
 from tests.helpers import tree_of, write
 
@@ -52,3 +54,10 @@ def test_ours_and_inits_arguments_win_over_w_and_bs(ws, monkeypatch):
     assert run.path == f"{os.environ['ARTIFACTS_ENTITY']}/{os.environ['ARTIFACTS_PROJECT']}/mine"
     record = artifacts.Api().run(run.path)
     assert (record.job_type, record.name, record.tags) == ("eval", "given", ["ours"])
+
+
+def test_a_w_and_b_variable_holding_no_name_is_refused_naming_it(ws, monkeypatch):
+    monkeypatch.delenv("ARTIFACTS_PROJECT")
+    monkeypatch.setenv("WANDB_PROJECT", "a/b")
+    with pytest.raises(artifacts.UsageError, match=r"\$WANDB_PROJECT is 'a/b'"):
+        artifacts.init()

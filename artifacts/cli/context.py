@@ -18,11 +18,10 @@ from cas.storage.store_dirs import (
 )
 
 from ..artifact import Artifact
-from ..env import setting
 from ..lineage import local_dir
 from ..names import Spec, parse_spec, validate_namespace
 from ..registry import Registry
-from ..runs import default_entity, find_store_url
+from ..runs import default_entity, default_project, find_store_url
 from .output import PROG
 
 
@@ -114,8 +113,8 @@ def organization(args: argparse.Namespace) -> str:
 
 
 def project(args: argparse.Namespace) -> str:
-    given = _option(args, "project") or setting("PROJECT")
-    return validate_namespace(given or "uncategorized", "project")
+    given = _option(args, "project")
+    return validate_namespace(given, "project") if given else default_project()
 
 
 def _option(args: argparse.Namespace, name: str) -> str | None:

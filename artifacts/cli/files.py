@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from cas.errors import NotFoundError, UsageError
 
+from ..destinations import check_destinations
 from ..errors import UnsavedFilesError
 from ..files import write_files
 from ..unsaved import survey
@@ -29,6 +30,11 @@ def directory(path: str | None) -> str | None:
     here = os.path.abspath(path)
     while not os.path.lexists(here):
         here = os.path.dirname(here)
+    if os.path.islink(here) and not os.path.exists(here):
+        raise UsageError(
+            f"{here} is a symlink to {os.readlink(here)}, which does not exist (or loops): "
+            "give a directory"
+        )
     if not os.path.isdir(here):
         raise UsageError(f"{here} is a file, not a directory: give a directory")
     return path
@@ -89,6 +95,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         raise NotFoundError(f"{artifact.qualified_name} has no files under {args.path_prefix!r}")
     unchanged: set[str] = set()
     if not args.force and os.path.isdir(root):  # what a file there holds is not lost
+        check_destinations(root, files)  # what may never be written there says so first
         found = survey(registry.objects, root, files, others=False)
         if found.unsaved:
             raise UnsavedFilesError(root, found.unsaved, "download")

@@ -13,9 +13,10 @@ from typing import Any
 from cas.errors import CasError
 
 PROG = "artifacts"
-# C0 and C1 controls, DEL, and the line/paragraph separators: none belongs in a terminal
-# line; and the surrogates that stand for a path's bytes that are no UTF-8.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
+# C0 and C1 controls, DEL, the line/paragraph separators, and the bidirectional marks,
+# embeddings, overrides and isolates (which turn the rest of a line around): none belongs
+# in a terminal line; and the surrogates that stand for a path's bytes that are no UTF-8.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\udc80-\udcff]")
 
 
 class Failed(CasError):

@@ -39,7 +39,7 @@ class FsspecStorage(Storage):
         self.url = url
         if fs is None:
             if url.startswith(("http://", "https://")):
-                storage_options.setdefault("client_kwargs", {"timeout": _silence_bound()})
+                storage_options.setdefault("client_kwargs", {"timeout": silence_bound()})
             # skip_instance_cache: every store owns its filesystem object.
             try:
                 with self._answered():  # some connect at once (ftp://)
@@ -168,7 +168,7 @@ class FsspecStorage(Storage):
                 yield key, info
 
 
-def _silence_bound() -> Any:
+def silence_bound() -> Any:
     """aiohttp's timeouts for one request of an http(s) store: silence as long as the
     network policy allows (its own default waits five minutes, saying nothing)."""
     import aiohttp
