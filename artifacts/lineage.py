@@ -220,7 +220,7 @@ class RunLog:
             return
         # Finished once its end is recorded: a finish that failed can be called again.
         code = self._exit_code if exit_code is None else exit_code
-        summary = self.summary.as_dict() if self.summary.changed else None
+        summary = self.summary.to_write()
         self.registry.update_run(
             self.entity, self.project, self.id, lambda r: _set_ended(r, code, summary)
         )

@@ -41,12 +41,23 @@ def version_of(registry: Registry, commit_hex: str, entity: str, project: str) -
 _EDITABLE = ("name", "notes", "group", "job_type", "tags", "config", "summary")
 
 
+class Summary(dict[str, Any]):
+    """W&B's public run summary: a dict whose keys read as attributes too."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"the run's summary has no key {key!r}") from None
+
+
 class RecordedRun(RunRecord):
     """A run as its record tells (W&B's ``wandb.apis.public.Run``): the record's fields,
     its times as ISO strings, and the versions it logged and used as artifacts."""
 
     def __init__(self, record: RunRecord, registry: Registry, make: Make) -> None:
         super().__init__(**{k: getattr(record, k) for k in RunRecord.__dataclass_fields__})
+        self.summary = Summary(self.summary)
         self._registry, self._make = registry, make
         self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
 
@@ -75,6 +86,7 @@ class RecordedRun(RunRecord):
         written = self._registry.update_run(self.entity, self.project, self.id, apply)
         for key in RunRecord.__dataclass_fields__:
             setattr(self, key, getattr(written, key))
+        self.summary = Summary(self.summary)
         self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@ thousands of times; a ref update each time would cost more than the training ste
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -28,7 +29,7 @@ class RunSummary(MutableMapping[str, Any]):
         object.__setattr__(self, "_items", dict(items))
         object.__setattr__(self, "_check", check)
         object.__setattr__(self, "_refused", set())
-        object.__setattr__(self, "changed", False)  # whether finish has to write it
+        object.__setattr__(self, "_as_read", copy.deepcopy(items))  # what finish compares
 
     def __getitem__(self, key: str) -> Any:
         return self._items[key]
@@ -39,7 +40,6 @@ class RunSummary(MutableMapping[str, Any]):
     def __delitem__(self, key: str) -> None:
         self._check()
         del self._items[key]
-        object.__setattr__(self, "changed", True)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
@@ -69,13 +69,24 @@ class RunSummary(MutableMapping[str, Any]):
         for key, value in {**dict(values), **more}.items():
             if not isinstance(key, str):
                 raise MetadataError(f"summary keys are strings, not {type(key).__name__}")
-            try:
-                self._items[key] = normalize_metadata({key: value}, "summary")[key]
-            except MetadataError as e:
-                if key not in self._refused:
-                    self._refused.add(key)
-                    warnings.warn(f"{e}: summary key {key!r} is not kept", stacklevel=3)
-        object.__setattr__(self, "changed", True)
+            self._keep(key, value)
+
+    def _keep(self, key: str, value: Any) -> None:
+        """Keep ``value`` converted, or say once that ``key`` cannot be kept."""
+        try:
+            self._items[key] = normalize_metadata({key: value}, "summary")[key]
+        except MetadataError as e:
+            self._items.pop(key, None)
+            if key not in self._refused:
+                self._refused.add(key)
+                warnings.warn(f"{e}: summary key {key!r} is not kept", stacklevel=4)
+
+    def to_write(self) -> dict[str, Any] | None:
+        """The summary to record at finish, converted again (a nested value may have
+        been changed in place, as W&B's nested summary allows); None if unchanged."""
+        for key, value in list(self._items.items()):
+            self._keep(key, value)
+        return None if self._items == self._as_read else dict(self._items)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._items)

@@ -140,3 +140,13 @@ def test_a_finished_runs_summary_refuses_changes_it_could_not_keep(ws):
     with pytest.raises(artifacts.UsageError, match="finished"):
         del run.summary["a"]
     assert run.summary["a"] == 1 and artifacts.Api().run(run.path).summary == {"a": 1}
+
+
+def test_a_nested_summary_changed_in_place_is_written_and_read_by_attribute(ws):
+    with artifacts.init() as run:
+        run.summary["best"] = {"acc": 0.5}
+    with artifacts.init(id=run.id, resume="allow") as again:
+        again.summary["best"]["acc"] = 0.9  # in place, as W&B's nested summary takes it
+    recorded = artifacts.Api().run(run.path)
+    assert recorded.summary["best"] == {"acc": 0.9}
+    assert recorded.summary.best == {"acc": 0.9}  # W&B's public summary, by attribute
