@@ -64,8 +64,9 @@ def tags_setting() -> list[str] | None:
     return None if found is None else [t.strip() for t in found.split(",") if t.strip()]
 
 
-def run_dir(entity: str, project: str, run_id: str) -> str:
-    """W&B's ``run.dir``: where a script writes a run's files, below ``$ARTIFACTS_DIR``,
-    else W&B's ``$WANDB_DIR``, else the system's temporary directory."""
-    root = os.path.abspath(setting("DIR") or tempfile.gettempdir())
+def run_dir(entity: str, project: str, run_id: str, root: str | None = None) -> str:
+    """W&B's ``run.dir``: where a script writes a run's files, below ``root`` (W&B's
+    ``init(dir=...)``), else ``$ARTIFACTS_DIR``, else W&B's ``$WANDB_DIR``, else the
+    system's temporary directory."""
+    root = os.path.abspath(root or setting("DIR") or tempfile.gettempdir())
     return os.path.join(root, "artifacts-runs", entity, project, run_id)

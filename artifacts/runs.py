@@ -80,6 +80,7 @@ def init(
     config_include_keys: list[str] | None = None,
     mode: str | None = None,
     settings: Any = None,
+    dir: str | os.PathLike[str] | None = None,
     **_ignored: Any,  # W&B settings with no meaning here (reinit…)
 ) -> Run | DisabledRun:
     """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
@@ -98,7 +99,7 @@ def init(
     if checked_mode(mode) == "disabled":
         project, entity = project or setting("PROJECT"), entity or setting("ENTITY")
         return DisabledRun(project, entity, group, job_type, name, config, id, tags, notes)
-    return Run.start(
+    run = Run.start(
         project,
         entity,
         group,
@@ -112,6 +113,9 @@ def init(
         tags=tags,
         notes=notes,
     )
+    if dir is not None:
+        run.root_dir = os.path.abspath(os.fspath(dir))
+    return run
 
 
 def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
@@ -126,6 +130,8 @@ def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
 
 
 class Run(RunLog, RunMetrics):
+    root_dir: str | None = None  # W&B's init(dir=...): where run.dir goes
+
     def __init__(
         self,
         registry: Registry,
@@ -153,17 +159,18 @@ class Run(RunLog, RunMetrics):
     def dir(self) -> str:
         """W&B's directory of the run's files (artifacts.env.run_dir): its files are not
         kept with the run, as W&B uploads them; finish says so if it holds any."""
-        path = run_dir(self.entity, self.project, self.id)
+        path = run_dir(self.entity, self.project, self.id, self.root_dir)
         os.makedirs(path, exist_ok=True)  # made when asked for: most runs never ask
         return path
 
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
-        left = not self._finished and _files_below(self.entity, self.project, self.id)
+        made = run_dir(self.entity, self.project, self.id, self.root_dir)
+        left = not self._finished and _files_below(made)
         super().finish(exit_code)
         if left:
             warnings.warn(
                 f"{', '.join(left[:3])}{'…' if len(left) > 3 else ''} in run.dir "
-                f"({self.dir}) not kept with run {self.id}: they stay there; log them "
+                f"({made}) not kept with run {self.id}: they stay there; log them "
                 "before finish, run.log_artifact(path)",
                 stacklevel=2,
             )
@@ -386,9 +393,8 @@ class Run(RunLog, RunMetrics):
         return artifact.become(self.registry, version)
 
 
-def _files_below(entity: str, project: str, run_id: str) -> list[str]:
+def _files_below(root: str) -> list[str]:
     """The files a script left in ``run.dir`` (none if it was never asked for)."""
-    root = run_dir(entity, project, run_id)
     found = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
     return sorted(os.path.relpath(path, root) for path in found)
 

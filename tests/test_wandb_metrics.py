@@ -150,3 +150,9 @@ def test_a_nested_summary_changed_in_place_is_written_and_read_by_attribute(ws):
     recorded = artifacts.Api().run(run.path)
     assert recorded.summary["best"] == {"acc": 0.9}
     assert recorded.summary.best == {"acc": 0.9}  # W&B's public summary, by attribute
+
+
+def test_init_dir_is_where_run_dir_goes_as_w_and_bs(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "env"))
+    with artifacts.init(dir=tmp_path / "given") as run:  # init's dir wins, as in W&B
+        assert run.dir.startswith(str(tmp_path / "given")) and os.path.isdir(run.dir)
