@@ -87,6 +87,7 @@ class RunConfig(Mapping[str, Any]):
     def __init__(self, items: dict[str, Any], write: Write) -> None:
         object.__setattr__(self, "_items", items)
         object.__setattr__(self, "_write", write)
+        object.__setattr__(self, "_allow", False)  # init(allow_val_change=True)
 
     def __getitem__(self, key: str) -> Any:
         return self._items[key]
@@ -117,7 +118,7 @@ class RunConfig(Mapping[str, Any]):
     def update(self, config: Any, allow_val_change: bool | None = None) -> None:
         """Set these keys; one already set keeps its value unless ``allow_val_change``."""
         changed = config_items(config)
-        if not allow_val_change:
+        if not (allow_val_change or self._allow):
             for key, value in changed.items():
                 if key in self._items and self._items[key] != value:
                     raise ConfigError(
@@ -125,6 +126,10 @@ class RunConfig(Mapping[str, Any]):
                         f"allow_val_change=True to config.update() to make it {value!r}"
                     )
         self._record(changed)
+
+    def allow_changes(self, allow: bool) -> None:
+        """W&B's ``init(allow_val_change=True)``: every key may take another value."""
+        object.__setattr__(self, "_allow", allow)
 
     def setdefaults(self, config: Any) -> None:
         """Set the keys not set yet."""

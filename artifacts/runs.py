@@ -32,6 +32,7 @@ from .errors import (
     NotAModelError,
     RegisteredModelNameError,
 )
+from .init_options import check_options
 from .lineage import (
     RunLog,
     current_run,
@@ -81,12 +82,14 @@ def init(
     mode: str | None = None,
     settings: Any = None,
     dir: str | os.PathLike[str] | None = None,
-    **_ignored: Any,  # W&B settings with no meaning here (reinit…)
+    allow_val_change: bool | None = None,
+    **options: Any,  # W&B's that configure its own process (artifacts.init_options)
 ) -> Run | DisabledRun:
     """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
     it; ``resume="allow"`` (or ``"must"``) continues the run of that id, as in W&B.
     ``mode="disabled"`` (also from ``settings`` or ``$ARTIFACTS_MODE``, ``$WANDB_MODE``)
     writes nothing (artifacts.disabled); every other mode of W&B's logs to the store."""
+    check_options(options)
     mode = mode or getattr(settings, "mode", None) or setting("MODE") or "online"
     # What init is not given, the environment may give (artifacts.env), as W&B's does;
     # the entity and project, checked, as every run takes them (Run.start).
@@ -98,7 +101,9 @@ def init(
     config = {**config_defaults(), **given}
     if checked_mode(mode) == "disabled":
         project, entity = project or setting("PROJECT"), entity or setting("ENTITY")
-        return DisabledRun(project, entity, group, job_type, name, config, id, tags, notes)
+        off = DisabledRun(project, entity, group, job_type, name, config, id, tags, notes)
+        off.config.allow_changes(bool(allow_val_change))
+        return off
     run = Run.start(
         project,
         entity,
@@ -115,6 +120,7 @@ def init(
     )
     if dir is not None:
         run.root_dir = os.path.abspath(os.fspath(dir))
+    run.config.allow_changes(bool(allow_val_change))  # W&B's: for the whole run
     return run
 
 

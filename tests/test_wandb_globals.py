@@ -263,3 +263,16 @@ def test_without_pyyaml_a_yaml_config_says_what_to_do_and_json_still_loads(ws, m
         artifacts.init(config="c.yaml")
     with artifacts.init(config="c.json") as run:
         assert dict(run.config) == {"lr": 0.1}
+
+
+def test_inits_w_and_b_options_do_what_they_say_or_say_they_do_nothing(ws):
+    with artifacts.init(config={"lr": 0.1}, allow_val_change=True) as run:
+        run.config.lr = 0.2  # W&B's init(allow_val_change=True): no ConfigError
+    assert artifacts.Api().run(run.path).config == {"lr": 0.2}
+    with pytest.warns(UserWarning) as said:
+        artifacts.init(fork_from="abc?_step=10", save_code=True, reinit=True).finish()
+    messages = " ".join(str(w.message) for w in said)
+    assert "fork_from" in messages and "save_code" in messages and "log_code" in messages
+    assert "reinit" not in messages  # what W&B's process needs, no loss here
+    with pytest.raises(TypeError, match="projet"):
+        artifacts.init(projet="typo")  # W&B's init refuses it too
