@@ -90,7 +90,8 @@ def init(
     ``mode="disabled"`` (also from ``settings`` or ``$ARTIFACTS_MODE``, ``$WANDB_MODE``)
     writes nothing (artifacts.disabled); every other mode of W&B's logs to the store."""
     check_options(options)
-    mode = mode or getattr(settings, "mode", None) or setting("MODE") or "online"
+    chosen = settings.get("mode") if isinstance(settings, dict) else getattr(settings, "mode", None)
+    mode = mode or chosen or setting("MODE") or "online"  # settings: a Settings, or a dict
     # What init is not given, the environment may give (artifacts.env), as W&B's does;
     # the entity and project, checked, as every run takes them (Run.start).
     group, job_type = group or setting("RUN_GROUP"), job_type or setting("JOB_TYPE")

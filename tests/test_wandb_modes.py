@@ -74,5 +74,7 @@ def test_offline_is_online_here_and_a_mode_w_and_b_lacks_is_refused(ws):
     assert artifacts.Api().run(run.path).state == "finished"
     with artifacts.init(settings=artifacts.Settings(mode="disabled")) as run:
         assert run.disabled
+    with artifacts.init(settings={"mode": "disabled"}) as run:  # W&B takes a dict too
+        assert run.disabled
     with pytest.raises(artifacts.UsageError, match="mode must be"):
         artifacts.init(mode="off")
