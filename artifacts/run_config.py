@@ -10,6 +10,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from cas.errors import UsageError
+
 from .errors import ConfigError
 from .metadata import normalize_metadata
 
@@ -29,6 +31,17 @@ def config_items(config: Any) -> dict[str, Any]:
         config = vars(config)
     items = normalize_metadata(config, "config")
     return {key.strip("-"): value for key, value in items.items()}
+
+
+def chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
+    """W&B's config_include_keys and config_exclude_keys: the keys kept (a secret left
+    out is never recorded)."""
+    if include and exclude:
+        raise UsageError("give config_include_keys or config_exclude_keys, not both")
+    items = config_items(config)
+    if include:
+        items = {k: v for k, v in items.items() if k in include}
+    return {k: v for k, v in items.items() if k not in (exclude or ())}
 
 
 def config_defaults() -> dict[str, Any]:

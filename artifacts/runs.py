@@ -15,7 +15,6 @@ import os
 import warnings
 from typing import Any
 
-from cas.errors import UsageError
 from cas.ingest import OnStored
 from cas.storage.store_dirs import STORE_DIR
 
@@ -46,7 +45,7 @@ from .names import parse_spec, validate_alias, validate_namespace
 from .public_runs import no_url
 from .registries import is_registry_project
 from .registry import Registry
-from .run_config import config_defaults, config_items
+from .run_config import chosen_keys, config_defaults
 from .run_metrics import RunMetrics
 from .saver import Header, Saver
 
@@ -98,7 +97,7 @@ def init(
     name, id, notes = name or setting("NAME"), id or setting("RUN_ID"), notes or setting("NOTES")
     resume = setting("RESUME") if resume is None else resume
     tags = tags_setting() if tags is None else tags
-    given = _chosen_keys(config, config_include_keys, config_exclude_keys)
+    given = chosen_keys(config, config_include_keys, config_exclude_keys)
     config = {**config_defaults(), **given}
     if checked_mode(mode) == "disabled":
         project, entity = project or setting("PROJECT"), entity or setting("ENTITY")
@@ -123,17 +122,6 @@ def init(
         run.root_dir = os.path.abspath(os.fspath(dir))
     run.config.allow_changes(bool(allow_val_change))  # W&B's: for the whole run
     return run
-
-
-def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
-    """W&B's config_include_keys and config_exclude_keys: the keys kept (a secret left
-    out is never recorded)."""
-    if include and exclude:
-        raise UsageError("give config_include_keys or config_exclude_keys, not both")
-    items = config_items(config)
-    if include:
-        items = {k: v for k, v in items.items() if k in include}
-    return {k: v for k, v in items.items() if k not in (exclude or ())}
 
 
 class Run(RunLog, RunMetrics):
