@@ -46,6 +46,7 @@ class DisabledRun:
 
     disabled = True
     resumed = False
+    step = 0  # W&B's disabled run's, whatever is logged
     url = None
     get_url = staticmethod(lambda: None)
     # W&B's disabled run returns None from these: nothing logged, used or linked

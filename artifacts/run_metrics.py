@@ -115,6 +115,11 @@ class RunMetrics:
         step = self.summary.get("_step")
         return step + 1 if isinstance(step, int) else 0
 
+    @property
+    def step(self) -> int:
+        """W&B's step counter: the step the next ``log`` goes to."""
+        return self._next_step() if self._step is None else self._step
+
     def log(
         self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None
     ) -> None:

@@ -156,3 +156,16 @@ def test_init_dir_is_where_run_dir_goes_as_w_and_bs(ws, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "env"))
     with artifacts.init(dir=tmp_path / "given") as run:  # init's dir wins, as in W&B
         assert run.dir.startswith(str(tmp_path / "given")) and os.path.isdir(run.dir)
+
+
+def test_run_step_is_w_and_bs_step_counter(ws):
+    with artifacts.init() as run, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run.step == 0
+        run.log({"a": 1})
+        run.log({"a": 2})
+        assert run.step == 2  # the step the next log goes to, as W&B's
+        run.log({"a": 3}, step=7)
+        assert run.step == 7
+    with artifacts.init(mode="disabled") as off:
+        assert off.step == 0  # W&B's disabled run's
