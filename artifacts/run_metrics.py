@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from . import metric_summary
 from .errors import MetadataError
 from .metadata import normalize_metadata
 
@@ -100,6 +101,7 @@ class RunMetrics:
     start_time: float
     _said: frozenset[str] = frozenset()  # what this run has warned of
     _step: int | None = None  # the step the next log goes to; None: not known yet
+    _metrics: metric_summary.Metrics | None = None  # what define_metric defined
 
     def _check_open(self) -> None:
         raise NotImplementedError  # RunLog's
@@ -143,21 +145,35 @@ class RunMetrics:
                 return
             current = step
         now = time.time()
-        self.summary.update(data)
+        self.summary.update(self._metrics.kept(data, self.summary) if self._metrics else data)
         self.summary.update(_step=current, _timestamp=now, _runtime=now - self.start_time)
         if (step is None and commit is None) or commit:
             current += 1
         self._step = current
 
-    def define_metric(self, name: str, *args: Any, **kwargs: Any) -> None:
-        """W&B's: sets a metric's x-axis and summary (min, max…); nothing kept here."""
+    def define_metric(
+        self,
+        name: str,
+        step_metric: Any = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> None:
+        """W&B's: what the summary keeps of a metric (``summary="max"``, ``"min,last"``…:
+        artifacts.metric_summary); its x-axis and hiding are for plots, not kept here."""
         self._check_open()
-        self._once(
-            f"define_metric:{name}",
-            f"define_metric({name!r}) does nothing here: no history to plot against a "
-            "step metric, and the summary keeps each key's last value; set "
-            f"run.summary[{name!r}] yourself to keep another (its best, say)",
-        )
+        if summary is not None:
+            if self._metrics is None:
+                self._metrics = metric_summary.Metrics()
+            self._metrics.define(name, summary, goal)
+        if step_metric is not None or hidden:
+            self._once(
+                f"define_metric:{name}",
+                f"define_metric({name!r}): its step_metric and hidden are not kept, as "
+                "there is no history to plot; its summary= is",
+            )
 
     def watch(self, models: Any = None, *args: Any, **kwargs: Any) -> None:
         """W&B's: logs a model's gradients and parameters as history; none kept here."""

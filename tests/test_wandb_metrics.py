@@ -63,22 +63,32 @@ def test_a_step_lower_than_the_runs_is_ignored_with_a_warning_as_in_w_and_b(ws):
     assert artifacts.Api().run(run.path).summary["a"] == 1
 
 
-def test_define_metric_watch_alert_and_save_are_accepted_saying_once_they_do_nothing(ws):
-    with artifacts.init() as run:
-        with pytest.warns(UserWarning) as said:
-            artifacts.define_metric("acc", summary="max")
-            run.define_metric("acc", summary="max")
-            artifacts.watch(object(), log="all")
-            artifacts.alert(title="low acc", text="acc < 0.5")
-            artifacts.save("*.ckpt")
-            run.save("*.ckpt")
-            artifacts.unwatch()
-        messages = [str(w.message) for w in said]
-        assert len(messages) == 5, messages
-        for name in ("define_metric", "watch", "alert", "save", "unwatch"):
-            assert any(m.startswith(f"{name}(") for m in messages), name
-        assert any("low acc" in m and "acc < 0.5" in m for m in messages)
-        assert any("log_artifact" in m for m in messages if m.startswith("save("))
+def test_define_metric_summaries_are_w_and_bs_and_watch_alert_save_say_they_do_nothing(ws):
+    with artifacts.init() as run, warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        artifacts.define_metric("acc", summary="max")  # W&B's best-so-far recipe
+        run.define_metric("loss", summary="min,last")
+        run.define_metric("val/*", summary="mean")  # a glob: every key it starts
+        run.define_metric("skip", summary="none")  # none: not in the summary
+        run.define_metric("epoch_acc", step_metric="epoch")  # no history: said
+        for acc, loss, val in ((0.5, 3, 1), (0.9, 1, 2), (0.7, 2, 6)):
+            run.log({"acc": acc, "loss": loss, "val/a": val, "skip": 1, "x": acc})
+        artifacts.watch(object(), log="all")
+        artifacts.alert(title="low acc", text="acc < 0.5")
+        artifacts.save("*.ckpt")
+        run.save("*.ckpt")
+        artifacts.unwatch()
+        with pytest.raises(artifacts.UsageError, match="median"):
+            run.define_metric("acc", summary="median")
+    messages = [str(w.message) for w in said if "metric history" not in str(w.message)]
+    assert len(messages) == 5, messages
+    for name in ("define_metric('epoch_acc'", "watch(", "alert(", "save(", "unwatch("):
+        assert any(m.startswith(name) for m in messages), name
+    assert any("low acc" in m and "acc < 0.5" in m for m in messages)
+    assert any("log_artifact" in m for m in messages if m.startswith("save("))
+    summary = artifacts.Api().run(run.path).summary
+    assert (summary["acc"], summary["loss"]) == ({"max": 0.9}, {"min": 1, "last": 2})
+    assert (summary["val/a"], summary["x"], "skip" in summary) == ({"mean": 3.0}, 0.7, False)
     with pytest.raises(artifacts.UsageError, match="init"):
         artifacts.log({"a": 1})
     with pytest.raises(artifacts.UsageError, match="init"):
@@ -169,3 +179,12 @@ def test_run_step_is_w_and_bs_step_counter(ws):
         assert run.step == 7
     with artifacts.init(mode="disabled") as off:
         assert off.step == 0  # W&B's disabled run's
+
+
+def test_a_resumed_runs_max_goes_on_from_its_summary(ws):
+    for acc in (0.8, 0.6):
+        with artifacts.init(id="r2", resume="allow") as run, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run.define_metric("acc", summary="max")
+            run.log({"acc": acc, "acc_text": "n/a"})
+    assert artifacts.Api().run("r2").summary["acc"] == {"max": 0.8}
