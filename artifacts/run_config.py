@@ -1,6 +1,8 @@
 """W&B's ``run.config``: a run's hyperparameters, read as a dict or by attribute, and
 changed as W&B's are (``config.lr = 0.1``, ``config["lr"]``, ``update()``,
-``setdefaults()``), each change in the run's record at once, so that none is lost."""
+``setdefaults()``), each change in the run's record at once, so that none is lost. Also
+how ``init`` takes one: a dict, an object, or a config file in W&B's format, over
+``config-defaults.yaml``, its keys chosen by ``config_include_keys``/``_exclude_keys``."""
 
 from __future__ import annotations
 
