@@ -228,16 +228,17 @@ class Api:
         **_ignored: Any,
     ) -> list[RecordedRun]:
         """The runs of ``[entity/]project``, oldest first (``order="-created_at"``:
-        newest first), those matching every filter: ``group``, ``job_type``, ``name``
-        (the id), ``display_name``, ``state``, ``config.KEY`` or ``summary_metrics.KEY``,
-        each equal to a value, or ``tags`` holding one."""
+        newest first; also by ``summary_metrics.KEY`` or ``config.KEY``, as W&B's), those
+        matching every filter: ``group``, ``job_type``, ``name`` (the id),
+        ``display_name``, ``state``, ``config.KEY`` or ``summary_metrics.KEY``, each equal
+        to a value, or ``tags`` holding one."""
         entity, project = self._project_path(path)
-        if order not in ("+created_at", "created_at", "-created_at"):
-            raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
+        sort_key = _run_order(order)
         checks = [_run_filter(key, value) for key, value in (filters or {}).items()]
         recorded = map(self._recorded, self._store.runs(entity, project))
         found = [r for r in recorded if all(check(r) for check in checks)]
-        found.sort(key=lambda r: (r.started, r.id), reverse=order.startswith("-"))
+        found.sort(key=lambda r: (r.started, r.id))  # ties in the order below: oldest first
+        found.sort(key=sort_key, reverse=order.startswith("-"))
         return found
 
     def _recorded(self, record: RunRecord) -> RecordedRun:
@@ -294,6 +295,38 @@ def _run_filter(key: str, value: Any) -> Any:
     if key == "tags":  # as MongoDB matches a list: by any of its items
         return lambda r: any(holds(tag) for tag in get(r)) != negated
     return lambda r: holds(get(r)) != negated
+
+
+def _run_order(order: str) -> Any:
+    """How ``runs(order=...)`` sorts: by start, or by a summary or config value (a dotted
+    path into a dict: ``summary_metrics.acc.max``), compared as MongoDB compares them
+    for W&B: a run without it lowest, then numbers, then strings."""
+    field = order.lstrip("+-")
+    if field == "created_at":
+        return lambda r: (r.started, r.id)
+    for prefix, kept in (("summary_metrics.", "summary"), ("config.", "config")):
+        if field.startswith(prefix):
+            path = field[len(prefix) :]
+            return lambda r: _ranked(_dotted(getattr(r, kept), path))
+    raise UsageError(
+        f"runs can be ordered by [+-]created_at, summary_metrics.KEY or config.KEY, not {order!r}"
+    )
+
+
+def _dotted(items: Any, path: str) -> Any:
+    """``items[path]``, else down its dots (``acc.max``: ``items["acc"]["max"]``); None."""
+    if not isinstance(items, dict):
+        return None
+    if path in items:
+        return items[path]
+    head, dot, rest = path.partition(".")
+    return _dotted(items.get(head), rest) if dot else None
+
+
+def _ranked(value: Any) -> tuple[int, Any]:
+    if isinstance(value, int | float):
+        return (1, value)
+    return (2, value) if isinstance(value, str) else (0, 0)
 
 
 def _run_field(key: str) -> Any:

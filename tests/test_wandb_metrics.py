@@ -188,3 +188,23 @@ def test_a_resumed_runs_max_goes_on_from_its_summary(ws):
             run.define_metric("acc", summary="max")
             run.log({"acc": acc, "acc_text": "n/a"})
     assert artifacts.Api().run("r2").summary["acc"] == {"max": 0.8}
+
+
+def test_runs_ordered_by_a_summary_metric_give_the_best_run_first_as_w_and_bs(ws):
+    made = {}
+    for acc, lr in ((0.5, 0.1), (0.9, 0.01), (None, 0.5)):
+        with artifacts.init(config={"lr": lr}) as run, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run.define_metric("val_acc", summary="max")
+            if acc is not None:
+                run.log({"acc": acc, "val_acc": acc})
+        made[run.id] = acc
+    api = artifacts.Api()
+    best = api.runs(order="-summary_metrics.acc")  # W&B's "best run" recipe
+    assert [made[r.id] for r in best] == [0.9, 0.5, None]  # a run without it: last
+    assert [made[r.id] for r in api.runs(order="+summary_metrics.acc")] == [None, 0.5, 0.9]
+    by_max = api.runs(order="-summary_metrics.val_acc.max")  # into define_metric's dict
+    assert [made[r.id] for r in by_max] == [0.9, 0.5, None]
+    assert [r.config["lr"] for r in api.runs(order="config.lr")] == [0.01, 0.1, 0.5]
+    with pytest.raises(artifacts.UsageError, match="summary_metrics.KEY"):
+        api.runs(order="-heartbeat_at")
