@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 from . import annotations
-from .errors import NotALoggedVersionError, OtherProjectError
+from .errors import NotALoggedVersionError, OtherProjectError, UnsupportedError
 from .lineage import add_use, run_tags
 from .metadata import normalize_metadata
 from .names import validate_alias, validate_namespace
@@ -118,6 +118,15 @@ class RecordedRun(RunRecord):
         """W&B's deprecated name of ``entity``, warned of as W&B warns."""
         warnings.warn("Run.username is deprecated: use Run.entity", DeprecationWarning, 2)
         return self.entity
+
+    def history(self, *args: Any, **kwargs: Any) -> Any:
+        """W&B's: the run's logged rows; none are kept here."""
+        raise UnsupportedError(
+            f"run {self.id} has no metric history here (each key's last value is kept: "
+            "run.summary); read the history where the script also logged it"
+        )
+
+    scan_history = history
 
     @property
     def summary_metrics(self) -> dict[str, Any]:

@@ -208,3 +208,13 @@ def test_runs_ordered_by_a_summary_metric_give_the_best_run_first_as_w_and_bs(ws
     assert [r.config["lr"] for r in api.runs(order="config.lr")] == [0.01, 0.1, 0.5]
     with pytest.raises(artifacts.UsageError, match="summary_metrics.KEY"):
         api.runs(order="-heartbeat_at")
+
+
+def test_a_recorded_runs_history_is_refused_saying_where_its_last_values_are(ws):
+    with artifacts.init() as run, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run.log({"loss": 1.0})
+    recorded = artifacts.Api().run(run.path)
+    for read in (recorded.history, recorded.scan_history):
+        with pytest.raises(artifacts.UsageError, match=r"no metric history.*run.summary"):
+            read(keys=["loss"])
