@@ -89,9 +89,6 @@ class RunSummary(MutableMapping[str, Any]):
             self._keep(key, value)
         return None if self._items == self._as_read else dict(self._items)
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._items)
-
 
 class RunMetrics:
     """The metric calls of ``Run`` (artifacts.runs), over a ``RunLog``'s ``summary``."""
