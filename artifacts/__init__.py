@@ -44,22 +44,28 @@ _EXPORTS = {
     "Run": ".runs",
     "RunNotFoundError": ".errors",
     "RunRecord": ".registry",
-    "Settings": ".runs",
+    "Settings": ".run_globals",
     "TypeMismatchError": ".errors",
     "UsageError": "cas.errors",
     "VerificationError": ".files",
+    "alert": ".run_globals",
     "current_run": ".runs",
+    "define_metric": ".run_globals",
     "errors": ".errors",  # the module itself, as wandb.errors
-    "finish": ".runs",
+    "finish": ".run_globals",
     "init": ".runs",
-    "link_model": ".runs",
-    "log_artifact": ".runs",
-    "log_model": ".runs",
-    "login": ".runs",
+    "link_model": ".run_globals",
+    "log": ".run_globals",
+    "log_artifact": ".run_globals",
+    "log_model": ".run_globals",
+    "login": ".run_globals",
+    "save": ".run_globals",
+    "unwatch": ".run_globals",
     "upsert_part": ".distributed",
-    "use_artifact": ".runs",
-    "use_model": ".runs",
+    "use_artifact": ".run_globals",
+    "use_model": ".run_globals",
     "util": ".util",  # the module itself, as wandb.util
+    "watch": ".run_globals",
 }
 __all__ = [
     "Api",
@@ -90,26 +96,32 @@ __all__ = [
     "TypeMismatchError",
     "UsageError",
     "VerificationError",
+    "alert",
     "current_run",
+    "define_metric",
     "errors",
     "finish",
     "init",
     "link_model",
+    "log",
     "log_artifact",
     "log_model",
     "login",
+    "save",
+    "unwatch",
     "upsert_part",
     "use_artifact",
     "use_model",
     "util",
+    "watch",
 ]
 
 
 def __getattr__(name: str) -> object:
     if name == "run":  # W&B's wandb.run: the active run, None before init and after finish
         return importlib.import_module(".runs", __name__).current_run()
-    if name == "config":  # W&B's wandb.config: the active run's
-        return importlib.import_module(".runs", __name__).config()
+    if name in ("config", "summary"):  # W&B's wandb.config, wandb.summary: the active run's
+        return getattr(importlib.import_module(".run_globals", __name__), name)()
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'artifacts' has no attribute {name!r}")

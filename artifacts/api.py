@@ -20,12 +20,14 @@ from cas.errors import UsageError
 
 from . import registries
 from .artifact import Artifact
+from .env import default_entity, default_project
 from .errors import ArtifactNotFoundError, CollectionNotFoundError, RunNotFoundError
-from .lineage import default_entity, default_project, read_store
+from .lineage import read_store
 from .lineage_graph import LineageGraph, lineage_graph, run_key, version_key
 from .names import parse_spec, validate_namespace
 from .org_registry import OrgRegistry, Registries, registries_of
-from .public import ArtifactCollection, ArtifactType, Project, RecordedRun, collections
+from .public import ArtifactCollection, ArtifactType, Project, collections
+from .public_runs import RecordedRun
 from .ref_names import project_of
 from .registry import RunRecord
 
@@ -38,7 +40,7 @@ _RUN_FILTERS = {
     "id": "id",
     "display_name": "name",
     "displayName": "name",
-    "state": "state",  # W&B's running, finished, failed (artifacts.public.RecordedRun)
+    "state": "state",  # W&B's running, finished, failed (artifacts.public_runs.RecordedRun)
 }
 
 
@@ -226,16 +228,17 @@ class Api:
         **_ignored: Any,
     ) -> list[RecordedRun]:
         """The runs of ``[entity/]project``, oldest first (``order="-created_at"``:
-        newest first), those matching every filter: ``group``, ``job_type``, ``name``
-        (the id), ``display_name``, ``state`` or ``config.KEY``, each equal to a value,
-        or ``tags`` holding one."""
+        newest first; also by ``summary_metrics.KEY`` or ``config.KEY``, as W&B's), those
+        matching every filter: ``group``, ``job_type``, ``name`` (the id),
+        ``display_name``, ``state``, ``config.KEY`` or ``summary_metrics.KEY``, each equal
+        to a value, or ``tags`` holding one."""
         entity, project = self._project_path(path)
-        if order not in ("+created_at", "created_at", "-created_at"):
-            raise UsageError(f"runs can be ordered by +created_at or -created_at, not {order!r}")
+        sort_key = _run_order(order)
         checks = [_run_filter(key, value) for key, value in (filters or {}).items()]
         recorded = map(self._recorded, self._store.runs(entity, project))
         found = [r for r in recorded if all(check(r) for check in checks)]
-        found.sort(key=lambda r: (r.started, r.id), reverse=order.startswith("-"))
+        found.sort(key=lambda r: (r.started, r.id))  # ties in the order below: oldest first
+        found.sort(key=sort_key, reverse=order.startswith("-"))
         return found
 
     def _recorded(self, record: RunRecord) -> RecordedRun:
@@ -294,15 +297,47 @@ def _run_filter(key: str, value: Any) -> Any:
     return lambda r: holds(get(r)) != negated
 
 
+def _run_order(order: str) -> Any:
+    """How ``runs(order=...)`` sorts: by start, or by a summary or config value (a dotted
+    path into a dict: ``summary_metrics.acc.max``), compared as MongoDB compares them
+    for W&B: a run without it lowest, then numbers, then strings."""
+    field = order.lstrip("+-")
+    if field == "created_at":
+        return lambda r: (r.started, r.id)
+    for prefix, kept in (("summary_metrics.", "summary"), ("config.", "config")):
+        if field.startswith(prefix):
+            path = field[len(prefix) :]
+            return lambda r: _ranked(_dotted(getattr(r, kept), path))
+    raise UsageError(
+        f"runs can be ordered by [+-]created_at, summary_metrics.KEY or config.KEY, not {order!r}"
+    )
+
+
+def _dotted(items: Any, path: str) -> Any:
+    """``items[path]``, else down its dots (``acc.max``: ``items["acc"]["max"]``); None."""
+    if not isinstance(items, dict):
+        return None
+    if path in items:
+        return items[path]
+    head, dot, rest = path.partition(".")
+    return _dotted(items.get(head), rest) if dot else None
+
+
+def _ranked(value: Any) -> tuple[int, Any]:
+    if isinstance(value, int | float):
+        return (1, value)
+    return (2, value) if isinstance(value, str) else (0, 0)
+
+
 def _run_field(key: str) -> Any:
     """How to read the field ``key`` of a run record."""
     if key == "tags":
         return lambda r: r.tags
-    if key.startswith("config."):
-        wanted = key[len("config.") :]
-        return lambda r: r.config.get(wanted)
+    for prefix, field in (("config.", "config"), ("summary_metrics.", "summary")):
+        if key.startswith(prefix):
+            return lambda r, f=field, k=key[len(prefix) :]: getattr(r, f).get(k)
     field = _RUN_FILTERS.get(key)
     if field is None:
-        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY", "tags"}))
+        known = ", ".join(sorted({*_RUN_FILTERS, "config.KEY", "summary_metrics.KEY", "tags"}))
         raise UsageError(f"runs(filters=...) cannot match {key!r}; it can match {known}")
     return lambda r: getattr(r, field)

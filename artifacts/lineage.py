@@ -7,20 +7,21 @@ Also where a run's store is found, and the stack of active runs (W&B's module-le
 
 from __future__ import annotations
 
-import getpass
 import os
 import time
 import warnings
 from typing import Any, TypeVar
 
 from cas import Repository
-from cas.errors import CasError, InvalidNameError, UsageError
+from cas.errors import CasError, UsageError
 from cas.storage.store_dirs import STORE_DIR
 
+from .env import default_entity, default_project
 from .errors import ArtifactStateError, InvalidTagError
 from .names import validate_namespace
 from .registry import Registry, RunRecord
 from .run_config import RunConfig, config_items
+from .run_metrics import RunSummary
 
 _active: list[RunLog] = []
 # The store of the run started last in this process: what Api() reads once the run is
@@ -32,6 +33,16 @@ R = TypeVar("R", bound="RunLog")
 def current_run() -> Any:
     """The run started last and not finished yet (a ``Run``), or None."""
     return _active[-1] if _active else None
+
+
+def activate(run: Any) -> None:
+    """Make ``run`` (a ``RunLog``, or a disabled run) the active run."""
+    _active.append(run)
+
+
+def deactivate(run: Any) -> None:
+    if run in _active:
+        _active.remove(run)
 
 
 def find_store_url(store: str | os.PathLike[str] | None = None) -> str:
@@ -62,7 +73,7 @@ def runs_store() -> Registry | None:
     """The store of the active run, else of the run started last in this process (its
     connection, opened with its options); None if this process started none."""
     run = current_run()
-    return run.registry if run is not None else _last_store
+    return run.registry if run is not None and not run.disabled else _last_store
 
 
 def read_store(
@@ -92,37 +103,10 @@ def open_registry(store: str | None = None, **options: Any) -> Registry:
     return Registry(Repository.open(find_store_url(store), **options))
 
 
-def default_entity() -> str:
-    entity = _named_by("ARTIFACTS_ENTITY", "entity")
-    if entity:
-        return entity
-    try:
-        return validate_namespace(getpass.getuser(), "entity")
-    except Exception:
-        return "local"
-
-
-def default_project() -> str:
-    return _named_by("ARTIFACTS_PROJECT", "project") or "uncategorized"
-
-
-def _named_by(variable: str, what: str) -> str | None:
-    """The name ``$variable`` gives, checked: unchecked, `a/b` named another namespace
-    and `..` no key at all, in errors that never said where the name came from."""
-    value = os.environ.get(variable)
-    if not value:
-        return None
-    try:
-        return validate_namespace(value, what)
-    except InvalidNameError:
-        raise UsageError(
-            f"${variable} is {value!r}, no {what} name: {what} names are 1-128 of "
-            "A-Z a-z 0-9 _ . -; set it to one, or unset it"
-        ) from None
-
-
 class RunLog:
     """A run's record in ``registry``, kept from its start until ``finish()``."""
+
+    disabled = False  # W&B's run.disabled: True for a run of mode="disabled" alone
 
     def __init__(
         self,
@@ -163,7 +147,9 @@ class RunLog:
         self._finished = False
         self._exit_code = 0  # until told otherwise: a with-block's error sets it
         self.config = RunConfig(record.config, self._write_config)
-        _active.append(self)
+        # written at finish (artifacts.run_metrics)
+        self.summary = RunSummary(record.summary, self._check_open)
+        activate(self)
         global _last_store
         _last_store = registry
 
@@ -233,15 +219,13 @@ class RunLog:
         if self._finished:
             return
         # Finished once its end is recorded: a finish that failed can be called again.
+        code = self._exit_code if exit_code is None else exit_code
+        summary = self.summary.to_write()
         self.registry.update_run(
-            self.entity,
-            self.project,
-            self.id,
-            lambda r: _set_ended(r, self._exit_code if exit_code is None else exit_code),
+            self.entity, self.project, self.id, lambda r: _set_ended(r, code, summary)
         )
         self._finished = True
-        if self in _active:
-            _active.remove(self)
+        deactivate(self)
 
     @property
     def name(self) -> str | None:
@@ -393,8 +377,10 @@ def run_tags(tags: Any) -> list[str]:
     return found
 
 
-def _set_ended(record: RunRecord, exit_code: int) -> None:
+def _set_ended(record: RunRecord, exit_code: int, summary: dict[str, Any] | None) -> None:
     record.ended, record.exit_code = time.time_ns(), exit_code
+    if summary is not None:  # None: the run changed none of it
+        record.summary = summary
 
 
 def add_use(record: RunRecord, commit_id: str) -> None:

@@ -17,7 +17,7 @@ from cas.errors import CasError
 
 from . import links
 from .deletion_records import deleted_ids
-from .public import version_of
+from .public_runs import version_of
 from .registry import Registry, RunRecord, Version
 
 NODE_LIMIT = 5000  # a graph past this is cut (and says so): a page must stay readable

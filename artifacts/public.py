@@ -1,5 +1,6 @@
-"""What W&B's public API (``wandb.apis.public``) reads, over a registry: runs as their
-records tell, artifact collections (one artifact's versions) and artifact types.
+"""What W&B's public API (``wandb.apis.public``) reads, over a registry: artifact
+collections (one artifact's versions), artifact types and projects; runs as their
+records tell are artifacts.public_runs'.
 
 These objects only read. They make ``Artifact`` objects through the ``make`` function
 they are given (``Artifact.from_version``), so that this module, which
@@ -8,187 +9,29 @@ artifacts.artifact imports, does not import it back.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from . import annotations, collection_info
+from . import collection_info
 from .deletion import delete_collection
 from .errors import (
     ArtifactNotFoundError,
     CollectionNotFoundError,
-    NotALoggedVersionError,
-    OtherProjectError,
     UnsupportedError,
 )
-from .lineage import add_use, run_tags
-from .names import VERSION, validate_alias, validate_artifact_name, validate_namespace
-from .registry import Registry, RunRecord, Version
-from .run_config import config_items
+from .names import VERSION, validate_artifact_name
+from .registry import Registry, Version
 
 Make = Callable[[Registry, Version], Any]  # Artifact.from_version
 
 
 def iso_time(ns: int | None) -> str | None:
-    """ns since the epoch as ISO 8601 in UTC (``2024-05-01T12:00:00.123456Z``), as W&B
-    gives times."""
+    """ns since the epoch as W&B gives times: ISO 8601 in UTC to the second
+    (``2024-05-01T12:00:00Z``), which scripts parse with ``"%Y-%m-%dT%H:%M:%SZ"``."""
     if ns is None:
         return None
-    moment = datetime.fromtimestamp(ns / 1e9, timezone.utc)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def version_of(registry: Registry, commit_hex: str, entity: str, project: str) -> Version:
-    """The version a run record names by commit id; the commit says its own namespace
-    (a run may log into, or use from, another project)."""
-    commit_id = bytes.fromhex(commit_hex)
-    meta = registry.commit(commit_id).meta
-    return registry.version(meta.get("entity", entity), meta.get("project", project), commit_id)
-
-
-# What update() stores of a RecordedRun: these first four as they are, then tags and config.
-_EDITABLE = ("name", "notes", "group", "job_type", "tags", "config")
-
-
-class RecordedRun(RunRecord):
-    """A run as its record tells (W&B's ``wandb.apis.public.Run``): the record's fields,
-    its times as ISO strings, and the versions it logged and used as artifacts."""
-
-    def __init__(self, record: RunRecord, registry: Registry, make: Make) -> None:
-        super().__init__(**{k: getattr(record, k) for k in RunRecord.__dataclass_fields__})
-        self._registry, self._make = registry, make
-        self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
-
-    def update(self) -> None:
-        """Store what was edited on this object since it was read (W&B's ``update()``):
-        its name, notes, group and job type, the tags added or removed, the config keys
-        set or removed; applied over the record as it is now, so that what others edited
-        meanwhile stays."""
-        before, config, tags = self._as_read, config_items(self.config), run_tags(self.tags)
-        if self.group is not None and self.group != before["group"]:
-            validate_namespace(self.group, "group")
-        scalars = {k: getattr(self, k) for k in _EDITABLE[:4] if getattr(self, k) != before[k]}
-        set_keys = {k: v for k, v in config.items() if before["config"].get(k, ...) != v}
-        unset = [k for k in before["config"] if k not in config]
-        added = [t for t in tags if t not in before["tags"]]
-        removed = [t for t in before["tags"] if t not in tags]
-
-        def apply(record: RunRecord) -> None:
-            kept = {k: v for k, v in record.config.items() if k not in unset}
-            record.config = {**kept, **set_keys}
-            record.tags = [t for t in record.tags if t not in removed]
-            record.tags += [t for t in added if t not in record.tags]
-            for key, value in scalars.items():
-                setattr(record, key, value)
-
-        written = self._registry.update_run(self.entity, self.project, self.id, apply)
-        for key in RunRecord.__dataclass_fields__:
-            setattr(self, key, getattr(written, key))
-        self._as_read = copy.deepcopy({k: getattr(self, k) for k in _EDITABLE})
-
-    def __repr__(self) -> str:
-        return f"<Run {self.entity}/{self.project}/{self.id}>"
-
-    @property
-    def path(self) -> list[str]:
-        return [self.entity, self.project, self.id]
-
-    @property
-    def display_name(self) -> str | None:
-        """W&B's other name for ``name``, the run's display name."""
-        return self.name
-
-    @display_name.setter
-    def display_name(self, name: str | None) -> None:
-        self.name = name
-
-    @property
-    def created_at(self) -> str | None:
-        return iso_time(self.started)
-
-    @property
-    def state(self) -> str:
-        """W&B's: ``running`` until it finishes, then ``finished``, or ``failed`` if it
-        finished with an exit code other than 0 (a with-block left by an exception).
-        A process that died without finishing leaves its run ``running``."""
-        if self.ended is None:
-            return "running"
-        return "failed" if self.exit_code else "finished"
-
-    @property
-    def ended_at(self) -> str | None:
-        """When the run finished; None while it runs (or if it died without finishing)."""
-        return iso_time(self.ended)
-
-    def _artifacts(self, commits: list[str]) -> list[Any]:
-        return [
-            self._make(self._registry, version_of(self._registry, c, self.entity, self.project))
-            for c in commits
-        ]
-
-    def logged_artifacts(self, per_page: int = 100) -> list[Any]:
-        """The versions this run made, in the order it logged them."""
-        return self._artifacts(self.logged)
-
-    def used_artifacts(self, per_page: int = 100) -> list[Any]:
-        """The versions this run used (``use_artifact``), in the order it first used them."""
-        return self._artifacts(self.used)
-
-    def use_artifact(self, artifact: Any, use_as: str | None = None) -> Any:
-        """Record that this run used ``artifact``, a logged version of this store (W&B's
-        way to add an input to a run after the fact); gives it back. ``use_as`` names
-        the use in W&B's launch, which does not exist here."""
-        _check_logged(artifact, "use_artifact", "used")
-        version_of(self._registry, artifact.id, self.entity, self.project)  # in this store
-        written = self._registry.update_run(
-            self.entity, self.project, self.id, lambda record: add_use(record, artifact.id)
-        )
-        self.used = written.used
-        return artifact
-
-    def log_artifact(
-        self,
-        artifact: Any,
-        aliases: list[str] | str | None = None,
-        tags: list[str] | str | None = None,
-    ) -> Any:
-        """Record that this run made ``artifact``, a logged version of its project in
-        this store (W&B's way to declare an output after the fact), with ``aliases``
-        and ``tags`` added to it; gives it back. Its ``logged_by()`` stays its maker."""
-        _check_logged(artifact, "log_artifact", "logged")
-        aliases = [aliases] if isinstance(aliases, str) else list(aliases or [])
-        tags = annotations.validate_tags([tags] if isinstance(tags, str) else tags or [])
-        for alias in aliases:
-            validate_alias(alias)
-        if (artifact.source_entity, artifact.source_project) != (self.entity, self.project):
-            raise OtherProjectError(
-                f"{artifact.source_qualified_name} is not of {self.entity}/{self.project}: "
-                "a run can log only versions of its own project"
-            )
-        version = version_of(self._registry, artifact.id, self.entity, self.project)
-
-        def note(record: RunRecord) -> None:
-            if artifact.id not in record.logged:
-                record.logged.append(artifact.id)
-
-        self.logged = self._registry.update_run(self.entity, self.project, self.id, note).logged
-        annotations.move_aliases(self._registry, version, [], aliases)
-        if set(tags) - set(annotations.current(self._registry, version).tags):
-            annotations.update(self._registry, version, {"tags_add": tags}, self.id)
-        return artifact
-
-
-def _check_logged(artifact: Any, call: str, done: str) -> None:
-    """Refuse what is no logged version, as W&B's public Run refuses it (ValueError)."""
-    if not callable(getattr(artifact, "is_draft", None)):
-        raise NotALoggedVersionError(
-            f"{call} takes an Api().artifact(...), not {type(artifact).__name__}"
-        )
-    if artifact.is_draft():
-        raise NotALoggedVersionError(
-            f"{artifact.name} is a draft: only a logged version can be recorded as {done}"
-        )
+    return datetime.fromtimestamp(ns // 10**9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Project:

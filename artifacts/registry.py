@@ -91,9 +91,10 @@ class RunRecord:
     exit_code: int | None = None  # set when it ended: finish(exit_code=...)
     tags: list[str] = field(default_factory=list)  # init(tags=...), run.tags = ...
     notes: str | None = None  # init(notes=...), run.notes = ...
+    summary: dict[str, Any] = field(default_factory=dict)  # run.log, run.summary: at finish
 
     def to_blob(self) -> Blob:
-        # The record's fields only: a subclass (artifacts.public.RecordedRun) adds handles.
+        # The record's fields only: a subclass (artifacts.public_runs.RecordedRun) adds handles.
         return Blob(canonical_packb({k: getattr(self, k) for k in RunRecord.__dataclass_fields__}))
 
     @classmethod

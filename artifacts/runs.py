@@ -15,22 +15,23 @@ import os
 import warnings
 from typing import Any
 
-from cas.errors import UsageError
 from cas.ingest import OnStored
 from cas.storage.store_dirs import STORE_DIR
 
 from . import code
 from .annotations import validate_tags
 from .artifact import Artifact
+from .disabled import DisabledRun, checked_mode
+from .env import run_dir, setting, tags_setting
 from .errors import (
     ArtifactNotFoundError,
     LocalPathError,
-    NoActiveRunError,
     NoDistributedIdError,
     NotALoggedVersionError,
     NotAModelError,
     RegisteredModelNameError,
 )
+from .init_options import check_options
 from .lineage import (
     RunLog,
     current_run,
@@ -41,9 +42,11 @@ from .lineage import (
 )
 from .links import LEGACY_MODEL_REGISTRY
 from .names import parse_spec, validate_alias, validate_namespace
+from .public_runs import no_url
 from .registries import is_registry_project
 from .registry import Registry
-from .run_config import config_items
+from .run_config import chosen_keys, config_defaults
+from .run_metrics import RunMetrics
 from .saver import Header, Saver
 
 # Where a run's store is found is part of this module's interface (the CLI, the fsspec
@@ -75,11 +78,33 @@ def init(
     notes: str | None = None,
     config_exclude_keys: list[str] | None = None,
     config_include_keys: list[str] | None = None,
-    **_ignored: Any,  # W&B settings with no meaning here (reinit, mode…)
-) -> Run:
+    mode: str | None = None,
+    settings: Any = None,
+    dir: str | os.PathLike[str] | None = None,
+    allow_val_change: bool | None = None,
+    **options: Any,  # W&B's that configure its own process (artifacts.init_options)
+) -> Run | DisabledRun:
     """Start a run; use it as a context manager so it finishes cleanly. ``id`` names
-    it; ``resume="allow"`` (or ``"must"``) continues the run of that id, as in W&B."""
-    return Run.start(
+    it; ``resume="allow"`` (or ``"must"``) continues the run of that id, as in W&B.
+    ``mode="disabled"`` (also from ``settings`` or ``$ARTIFACTS_MODE``, ``$WANDB_MODE``)
+    writes nothing (artifacts.disabled); every other mode of W&B's logs to the store."""
+    check_options(options)
+    chosen = settings.get("mode") if isinstance(settings, dict) else getattr(settings, "mode", None)
+    mode = mode or chosen or setting("MODE") or "online"  # settings: a Settings, or a dict
+    # What init is not given, the environment may give (artifacts.env), as W&B's does;
+    # the entity and project, checked, as every run takes them (Run.start).
+    group, job_type = group or setting("RUN_GROUP"), job_type or setting("JOB_TYPE")
+    name, id, notes = name or setting("NAME"), id or setting("RUN_ID"), notes or setting("NOTES")
+    resume = setting("RESUME") if resume is None else resume
+    tags = tags_setting() if tags is None else tags
+    given = chosen_keys(config, config_include_keys, config_exclude_keys)
+    config = {**config_defaults(), **given}
+    if checked_mode(mode) == "disabled":
+        project, entity = project or setting("PROJECT"), entity or setting("ENTITY")
+        off = DisabledRun(project, entity, group, job_type, name, config, id, tags, notes)
+        off.config.allow_changes(bool(allow_val_change))
+        return off
+    run = Run.start(
         project,
         entity,
         group,
@@ -89,24 +114,19 @@ def init(
         store_options,
         run_id=id,
         resume=resume,
-        config=_chosen_keys(config, config_include_keys, config_exclude_keys),
+        config=config,
         tags=tags,
         notes=notes,
     )
+    if dir is not None:
+        run.root_dir = os.path.abspath(os.fspath(dir))
+    run.config.allow_changes(bool(allow_val_change))  # W&B's: for the whole run
+    return run
 
 
-def _chosen_keys(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
-    """W&B's config_include_keys and config_exclude_keys: the keys kept (a secret left
-    out is never recorded)."""
-    if include and exclude:
-        raise UsageError("give config_include_keys or config_exclude_keys, not both")
-    items = config_items(config)
-    if include:
-        items = {k: v for k, v in items.items() if k in include}
-    return {k: v for k, v in items.items() if k not in (exclude or ())}
+class Run(RunLog, RunMetrics):
+    root_dir: str | None = None  # W&B's init(dir=...): where run.dir goes
 
-
-class Run(RunLog):
     def __init__(
         self,
         registry: Registry,
@@ -119,6 +139,36 @@ class Run(RunLog):
     ) -> None:
         super().__init__(registry, entity, project, group, job_type, name, **run)
         self._saver = Saver(self)
+
+    # ---- W&B's web page and files directory ----------------------------
+
+    @property
+    def url(self) -> None:
+        """None, as W&B's offline run's: no server (a warning says where to look)."""
+        no_url(self.entity, self.project, self.id)
+
+    def get_url(self) -> None:
+        return self.url
+
+    @property
+    def dir(self) -> str:
+        """W&B's directory of the run's files (artifacts.env.run_dir): its files are not
+        kept with the run, as W&B uploads them; finish says so if it holds any."""
+        path = run_dir(self.entity, self.project, self.id, self.root_dir)
+        os.makedirs(path, exist_ok=True)  # made when asked for: most runs never ask
+        return path
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        made = run_dir(self.entity, self.project, self.id, self.root_dir)
+        left = not self._finished and _files_below(made)
+        super().finish(exit_code)
+        if left:
+            warnings.warn(
+                f"{', '.join(left[:3])}{'…' if len(left) > 3 else ''} in run.dir "
+                f"({made}) not kept with run {self.id}: they stay there; log them "
+                "before finish, run.log_artifact(path)",
+                stacklevel=2,
+            )
 
     # ---- logging -------------------------------------------------------
 
@@ -338,6 +388,12 @@ class Run(RunLog):
         return artifact.become(self.registry, version)
 
 
+def _files_below(root: str) -> list[str]:
+    """The files a script left in ``run.dir`` (none if it was never asked for)."""
+    found = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    return sorted(os.path.relpath(path, root) for path in found)
+
+
 def _checked_labels(
     aliases: list[str] | str | None, tags: list[str] | str | None
 ) -> tuple[list[str], list[str]]:
@@ -349,57 +405,3 @@ def _checked_labels(
         if alias != "latest":
             validate_alias(alias)
     return aliases, validate_tags(tags)  # W&B's rule, as at log time: deduplicated
-
-
-# ---- W&B's module-level calls: wandb.log_artifact(...) after wandb.init() ---------------
-
-
-def _on_active_run(name: str) -> Any:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if run is None:  # W&B's placeholders before init say the same
-            raise NoActiveRunError(f"call artifacts.init() before artifacts.{name}()")
-        return getattr(run, name)(*args, **kwargs)
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = f"``{name}`` of the active run, as W&B's ``wandb.{name}``."
-    return call
-
-
-log_artifact = _on_active_run("log_artifact")
-use_artifact = _on_active_run("use_artifact")
-log_model = _on_active_run("log_model")
-use_model = _on_active_run("use_model")
-link_model = _on_active_run("link_model")
-
-
-def config() -> Any:
-    """The active run's config (W&B's ``wandb.config``): ``artifacts.config``."""
-    run = current_run()
-    if run is None:
-        raise NoActiveRunError("call artifacts.init() before artifacts.config")
-    return run.config
-
-
-def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
-    """Finish the active run, if any (W&B's ``wandb.finish``; ``quiet`` changes nothing)."""
-    run = current_run()
-    if run is not None:
-        run.finish(exit_code)
-
-
-# ---- W&B's setup calls: there is no server to log in to or to configure --------------
-
-
-def login(key: str | None = None, relogin: bool | None = None, **_ignored: Any) -> bool:
-    """W&B's ``wandb.login``: nothing to log in to, as who may read and write a store is
-    the store's own to say (its file permissions, its bucket's credentials); True."""
-    return True
-
-
-class Settings:
-    """W&B's ``wandb.Settings``, given to ``init(settings=...)``: its fields are kept as
-    attributes, and mean nothing here (they configure W&B's own process)."""
-
-    def __init__(self, **settings: Any) -> None:
-        self.__dict__.update(settings)

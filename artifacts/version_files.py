@@ -21,6 +21,7 @@ from . import trees
 from .artifact_files import ArtifactFile, ArtifactFiles
 from .destinations import check_destinations
 from .entries import Entry, Manifest
+from .env import setting
 from .errors import EntryNotFoundError, NotOneFileError, UnsavedFilesError
 from .files import remove_others, verify_dir, write_files
 from .names import split_path
@@ -100,10 +101,10 @@ class VersionFiles:
         return found
 
     def default_root(self) -> str:
-        """``$ARTIFACTS_ARTIFACT_DIR/NAME:vN`` (W&B's ``WANDB_ARTIFACT_DIR``), else
+        """``$ARTIFACTS_ARTIFACT_DIR/NAME:vN`` (else W&B's ``$WANDB_ARTIFACT_DIR``), else
         ``./artifacts/NAME:vN``, made absolute, as W&B's: the path given back by
         ``download()`` still names it after a change of directory."""
-        base = os.environ.get("ARTIFACTS_ARTIFACT_DIR") or "artifacts"
+        base = setting("ARTIFACT_DIR") or "artifacts"
         return os.path.abspath(os.path.join(base, self.source_name))
 
     def download(

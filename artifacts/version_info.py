@@ -20,7 +20,8 @@ from . import annotations
 from . import ttl as ttl_rules
 from .deletion_records import read_deletion
 from .errors import ArtifactNotFoundError, ArtifactNotLoggedError, InvalidTTLError
-from .public import ArtifactCollection, RecordedRun, iso_time
+from .public import ArtifactCollection, iso_time
+from .public_runs import RecordedRun
 
 
 class VersionInfo:

@@ -8,6 +8,7 @@ bucket ones alone.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,26 @@ def download_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("ARTIFACTS_CACHE_MAX_SIZE", raising=False)
     monkeypatch.delenv("ARTIFACTS_ARTIFACT_DIR", raising=False)  # downloads: ./artifacts
     return tmp_path / "download-cache"
+
+
+@pytest.fixture(autouse=True)
+def no_run_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test's runs take settings from the environment it runs in (artifacts.env)."""
+    for name in list(os.environ):
+        if name.startswith("WANDB_"):
+            monkeypatch.delenv(name)
+    for name in (
+        "DIR",
+        "MODE",
+        "RUN_ID",
+        "RESUME",
+        "JOB_TYPE",
+        "RUN_GROUP",
+        "TAGS",
+        "NOTES",
+        "NAME",
+    ):
+        monkeypatch.delenv(f"ARTIFACTS_{name}", raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -418,7 +418,7 @@ def test_api_runs_filters_by_group_job_type_and_config(ws):
     with pytest.raises(artifacts.UsageError, match=r"\$regex"):
         api.runs(filters={"config.experiment_name": {"$regex": "b.*"}})
     with pytest.raises(artifacts.UsageError, match="cannot match"):
-        api.runs(filters={"summary_metrics.loss": 1})
+        api.runs(filters={"createdAt": 1})
 
 
 @pytest.mark.parametrize("backend", ["local", "s3-moto"])
@@ -864,3 +864,19 @@ def test_w_and_b_members_a_script_calls_on_a_draft_and_a_version(ws):
     assert version.get_entry("a.txt").local_path is None  # as W&B's entries of a logged version
     with pytest.raises(UsageError, match="get_entry"):
         version.get("table")
+
+
+def test_times_are_in_w_and_bs_format_which_scripts_parse_with_strptime(ws):
+    write(ws / "a.txt", "a")
+    with artifacts.init() as run:
+        data = artifacts.Artifact("data", "dataset")
+        data.add_file("a.txt")
+        run.log_artifact(data)
+    api = artifacts.Api()
+    version, recorded = api.artifact("data:v0"), api.run(run.path)
+    times = [version.created_at, version.updated_at, version.collection.created_at]
+    times += [version.collection.updated_at, recorded.created_at, recorded.ended_at]
+    for when in times:  # W&B's: "2023-01-01T12:00:00Z", UTC to the second
+        parsed = datetime.datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ")
+        age = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - parsed
+        assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=5)

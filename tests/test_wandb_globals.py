@@ -4,6 +4,7 @@ the scripts of its guides write them: ``wandb.init()``, then calls on the module
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -235,3 +236,43 @@ def test_log_code_logs_a_runs_code_as_w_and_bs(ws):
         with pytest.warns(UserWarning, match="no code"):  # W&B warns and logs nothing
             assert run.log_code(root="lib", name="none", include_fn=lambda p: False) is None
     assert [a.type for a in artifacts.Api().run(run.id).logged_artifacts()] == ["code"] * 3
+
+
+def test_a_config_file_given_to_init_is_loaded_as_w_and_bs(ws):
+    write(ws / "sweep.yaml", "wandb_version: 1\nlr:\n  desc: step size\n  value: 0.1\n")
+    write(ws / "sweep.json", '{"epochs": {"value": 3}, "layers": {"value": [64, 32]}}')
+    write(ws / "config-defaults.yaml", "lr:\n  value: 0.5\nseed:\n  value: 7\n")
+    with artifacts.init(config="sweep.yaml") as run:  # over config-defaults.yaml, as W&B
+        assert dict(run.config) == {"lr": 0.1, "seed": 7}
+    assert artifacts.Api().run(run.path).config == {"lr": 0.1, "seed": 7}
+    with artifacts.init(config=ws / "sweep.json") as run:
+        assert dict(run.config) == {"epochs": 3, "layers": [64, 32], "lr": 0.5, "seed": 7}
+    os.remove(ws / "config-defaults.yaml")
+    write(ws / "plain.yaml", "lr: 0.1\n")
+    for name, says in (("plain.yaml", "lr: {value: 0.1}"), ("missing.yaml", "no config file")):
+        with pytest.raises(artifacts.UsageError, match=says.replace("{", r"\{")):
+            artifacts.init(config=name)
+    assert artifacts.run is None  # refused before any run started
+
+
+def test_without_pyyaml_a_yaml_config_says_what_to_do_and_json_still_loads(ws, monkeypatch):
+    write(ws / "c.yaml", "lr:\n  value: 0.1\n")
+    write(ws / "c.json", '{"lr": {"value": 0.1}}')
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    with pytest.raises(artifacts.UsageError, match="pip install pyyaml.*JSON"):
+        artifacts.init(config="c.yaml")
+    with artifacts.init(config="c.json") as run:
+        assert dict(run.config) == {"lr": 0.1}
+
+
+def test_inits_w_and_b_options_do_what_they_say_or_say_they_do_nothing(ws):
+    with artifacts.init(config={"lr": 0.1}, allow_val_change=True) as run:
+        run.config.lr = 0.2  # W&B's init(allow_val_change=True): no ConfigError
+    assert artifacts.Api().run(run.path).config == {"lr": 0.2}
+    with pytest.warns(UserWarning) as said:
+        artifacts.init(fork_from="abc?_step=10", save_code=True, reinit=True).finish()
+    messages = " ".join(str(w.message) for w in said)
+    assert "fork_from" in messages and "save_code" in messages and "log_code" in messages
+    assert "reinit" not in messages  # what W&B's process needs, no loss here
+    with pytest.raises(TypeError, match="projet"):
+        artifacts.init(projet="typo")  # W&B's init refuses it too

@@ -78,12 +78,14 @@ def _global_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--entity",
         default=argparse.SUPPRESS,
-        help="entity of unqualified names (default: $ARTIFACTS_ENTITY, else your user name)",
+        help="entity of unqualified names (default: $ARTIFACTS_ENTITY, else $WANDB_ENTITY, "
+        "else your user name)",
     )
     group.add_argument(
         "--project",
         default=argparse.SUPPRESS,
-        help="project of unqualified names (default: $ARTIFACTS_PROJECT, else uncategorized)",
+        help="project of unqualified names (default: $ARTIFACTS_PROJECT, else "
+        "$WANDB_PROJECT, else uncategorized)",
     )
     group.add_argument(
         "--debug",

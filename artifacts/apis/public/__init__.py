@@ -5,7 +5,7 @@ from artifacts.api import Api
 from artifacts.artifact_files import ArtifactFiles
 from artifacts.org_registry import OrgRegistry as Registry
 from artifacts.public import ArtifactCollection, ArtifactType, Project
-from artifacts.public import RecordedRun as Run
+from artifacts.public_runs import RecordedRun as Run
 
 __all__ = [
     "Api",
