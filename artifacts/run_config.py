@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cas.errors import UsageError
 
 from .errors import ConfigError
+from .keyed import KeysAsAttributes
 from .metadata import normalize_metadata
 
 DEFAULTS_FILE = "config-defaults.yaml"  # W&B's: a run's config starts from it
@@ -98,37 +99,13 @@ def _parsed(name: str, text: str) -> Any:
         raise ConfigError(f"config file {name} is not YAML: {str(e).splitlines()[0]}") from None
 
 
-class RunConfig(Mapping[str, Any]):
+class RunConfig(KeysAsAttributes):
+    _what = "the run's config"
+
     def __init__(self, items: dict[str, Any], write: Write) -> None:
         object.__setattr__(self, "_items", items)
         object.__setattr__(self, "_write", write)
         object.__setattr__(self, "_allow", False)  # init(allow_val_change=True)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return repr(self._items)
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):  # not a key: copy and pickle ask before _items is set
-            raise AttributeError(key)
-        try:
-            return self._items[key]
-        except KeyError:
-            raise AttributeError(f"the run's config has no key {key!r}") from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self.update({key: value})
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.update({key: value})
 
     def update(self, config: Any, allow_val_change: bool | None = None) -> None:
         """Set these keys; one already set keeps its value unless ``allow_val_change``."""

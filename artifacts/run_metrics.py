@@ -9,22 +9,25 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from . import metric_summary
 from .errors import MetadataError
+from .keyed import KeysAsAttributes
 from .metadata import normalize_metadata
 
 # Where a script's metric history can go instead; said once per run.
 _TRACKERS = "TensorBoard, MLflow or W&B itself"
 
 
-class RunSummary(MutableMapping[str, Any]):
+class RunSummary(KeysAsAttributes, MutableMapping[str, Any]):
     """W&B's ``run.summary``: one value per key, read and set as a dict or by attribute,
     each value converted as config is (artifacts.metadata); one that cannot be stored is
     said once per key and not kept. ``check`` refuses a change the run could not keep
     (once it has finished)."""
+
+    _what = "the run's summary"
 
     def __init__(self, items: dict[str, Any], check: Callable[[], None] = lambda: None) -> None:
         object.__setattr__(self, "_items", dict(items))
@@ -32,35 +35,9 @@ class RunSummary(MutableMapping[str, Any]):
         object.__setattr__(self, "_refused", set())
         object.__setattr__(self, "_as_read", copy.deepcopy(items))  # what finish compares
 
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.update({key: value})
-
     def __delitem__(self, key: str) -> None:
         self._check()
         del self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return repr(self._items)
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):  # not a key: copy and pickle ask before _items is set
-            raise AttributeError(key)
-        try:
-            return self._items[key]
-        except KeyError:
-            raise AttributeError(f"the run's summary has no key {key!r}") from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self.update({key: value})
 
     def __delattr__(self, key: str) -> None:
         del self[key]
